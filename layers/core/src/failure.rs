@@ -1,0 +1,399 @@
+//! Typed WebSocket failures: the phase decides replay safety, the kind decides how much it counts.
+
+use std::{error::Error, fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// The phase of a WebSocket attempt in which a failure happened.
+///
+/// Every phase before [`Phase::MidStream`] is *replay-safe*: the upstream cannot have reported
+/// anything it executed, so the request may be sent again over HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Opening the TCP (and TLS) connection, DNS included.
+    Connect,
+    /// The HTTP upgrade to WebSocket.
+    Handshake,
+    /// Sending the request's messages.
+    Send,
+    /// Waiting for the upstream's first event.
+    BeforeFirstEvent,
+    /// After the first event was delivered to the caller.
+    MidStream,
+}
+
+impl Phase {
+    /// Whether the request may be replayed over HTTP after a failure in this phase.
+    pub fn is_replay_safe(self) -> bool {
+        !matches!(self, Phase::MidStream)
+    }
+
+    /// Whether the failure happened while establishing the connection (connect or handshake).
+    pub fn is_connection_setup(self) -> bool {
+        matches!(self, Phase::Connect | Phase::Handshake)
+    }
+
+    /// A short stable name, for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Handshake => "handshake",
+            Phase::Send => "send",
+            Phase::BeforeFirstEvent => "before_first_event",
+            Phase::MidStream => "mid_stream",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connect",
+            Phase::Handshake => "handshake",
+            Phase::Send => "send",
+            Phase::BeforeFirstEvent => "before the first event",
+            Phase::MidStream => "mid-stream",
+        })
+    }
+}
+
+/// What went wrong in a WebSocket attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The upstream's host name could not be resolved.
+    Dns(String),
+    /// An I/O error, such as a refused or reset connection.
+    Io {
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// The I/O error's message.
+        message: String,
+    },
+    /// The TLS handshake failed.
+    Tls(String),
+    /// A per-phase timeout elapsed (connect + handshake, first event, or idle between events).
+    Timeout(Duration),
+    /// The upgrade was answered with a non-101 status, such as the 500 of the incident.
+    UpgradeStatus {
+        /// The status the upstream answered the upgrade with.
+        status: StatusCode,
+        /// The first bytes of the answer's body.
+        body: Bytes,
+    },
+    /// The upstream closed the connection.
+    Closed {
+        /// The close code, if the upstream sent a close frame.
+        code: Option<u16>,
+        /// The close frame's reason text (may be empty).
+        reason: String,
+    },
+    /// The upstream broke the WebSocket protocol or sent something the codec cannot read.
+    Protocol(String),
+    /// The upstream sent an error event.
+    UpstreamError {
+        /// The error code, such as `websocket_connection_limit_reached`.
+        code: Option<String>,
+        /// The error message.
+        message: String,
+    },
+    /// A message exceeded the size limit.
+    TooLarge {
+        /// The message size in bytes (or the size known so far).
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+}
+
+impl FailureKind {
+    /// A short stable name, for metric labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureKind::Dns(_) => "dns",
+            FailureKind::Io { .. } => "io",
+            FailureKind::Tls(_) => "tls",
+            FailureKind::Timeout(_) => "timeout",
+            FailureKind::UpgradeStatus { .. } => "upgrade_status",
+            FailureKind::Closed { .. } => "closed",
+            FailureKind::Protocol(_) => "protocol",
+            FailureKind::UpstreamError { .. } => "upstream_error",
+            FailureKind::TooLarge { .. } => "too_large",
+        }
+    }
+
+    /// The upgrade's status, if the upgrade was answered with one.
+    pub fn upgrade_status(&self) -> Option<StatusCode> {
+        match self {
+            FailureKind::UpgradeStatus { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The upstream error event's code, if this is one.
+    pub fn upstream_code(&self) -> Option<&str> {
+        match self {
+            FailureKind::UpstreamError { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// How many bytes of an upgrade answer's body `Display` shows.
+const BODY_SNIPPET: usize = 200;
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Dns(message) => write!(f, "dns lookup failed: {message}"),
+            FailureKind::Io { message, .. } => write!(f, "i/o error: {message}"),
+            FailureKind::Tls(message) => write!(f, "tls error: {message}"),
+            FailureKind::Timeout(after) => write!(f, "timed out after {after:?}"),
+            FailureKind::UpgradeStatus { status, body } => {
+                write!(f, "upgrade answered with status {}", status.as_u16())?;
+                let snippet = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET)]);
+                let snippet = snippet.trim();
+                if !snippet.is_empty() {
+                    write!(f, ": {snippet}")?;
+                }
+                Ok(())
+            }
+            FailureKind::Closed {
+                code: Some(code),
+                reason,
+            } if !reason.is_empty() => {
+                write!(
+                    f,
+                    "connection closed by the upstream with code {code} ({reason})"
+                )
+            }
+            FailureKind::Closed {
+                code: Some(code), ..
+            } => {
+                write!(f, "connection closed by the upstream with code {code}")
+            }
+            FailureKind::Closed { code: None, .. } => {
+                f.write_str("connection closed by the upstream without a close frame")
+            }
+            FailureKind::Protocol(message) => write!(f, "protocol error: {message}"),
+            FailureKind::UpstreamError {
+                code: Some(code),
+                message,
+            } => {
+                write!(f, "upstream sent an error event ({code}): {message}")
+            }
+            FailureKind::UpstreamError {
+                code: None,
+                message,
+            } => {
+                write!(f, "upstream sent an error event: {message}")
+            }
+            FailureKind::TooLarge { size, limit } => {
+                write!(
+                    f,
+                    "message of {size} bytes exceeds the limit of {limit} bytes"
+                )
+            }
+        }
+    }
+}
+
+/// A failed WebSocket attempt: the [`Phase`] it failed in and the [`FailureKind`].
+///
+/// It is cheap to clone (the optional underlying error is shared), so it can travel in
+/// [`Intent`](crate::Intent), [`Served`](crate::Served) and breaker snapshots at once. Equality
+/// compares phase and kind only.
+///
+/// ```
+/// use http::StatusCode;
+/// use wsfirst_core::{FailureKind, Phase, WsFailure};
+///
+/// let failure = WsFailure::new(
+///     Phase::Handshake,
+///     FailureKind::UpgradeStatus { status: StatusCode::INTERNAL_SERVER_ERROR, body: "oops".into() },
+/// );
+/// assert!(failure.is_replay_safe());
+/// assert_eq!(failure.to_string(), "websocket handshake failed: upgrade answered with status 500: oops");
+/// ```
+#[derive(Clone)]
+pub struct WsFailure {
+    phase: Phase,
+    kind: FailureKind,
+    source: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+impl WsFailure {
+    /// A failure of `kind` in `phase`.
+    pub fn new(phase: Phase, kind: FailureKind) -> Self {
+        Self {
+            phase,
+            kind,
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error, returned by [`Error::source`].
+    pub fn with_source(mut self, source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        self.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// The same failure, moved to another phase (for example a handshake failure seen mid-stream).
+    pub fn in_phase(mut self, phase: Phase) -> Self {
+        self.phase = phase;
+        self
+    }
+
+    /// The phase the attempt failed in.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &FailureKind {
+        &self.kind
+    }
+
+    /// Whether the request may be replayed over HTTP: nothing the upstream executed was reported.
+    pub fn is_replay_safe(&self) -> bool {
+        self.phase.is_replay_safe()
+    }
+}
+
+impl PartialEq for WsFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.phase == other.phase && self.kind == other.kind
+    }
+}
+
+impl Eq for WsFailure {}
+
+impl fmt::Debug for WsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("WsFailure");
+        debug.field("phase", &self.phase).field("kind", &self.kind);
+        if let Some(source) = &self.source {
+            debug.field("source", &format_args!("{source}"));
+        }
+        debug.finish()
+    }
+}
+
+impl fmt::Display for WsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.phase {
+            Phase::Connect | Phase::Handshake | Phase::Send => {
+                write!(f, "websocket {} failed: {}", self.phase, self.kind)
+            }
+            Phase::BeforeFirstEvent | Phase::MidStream => {
+                write!(f, "websocket failed {}: {}", self.phase, self.kind)
+            }
+        }
+    }
+}
+
+impl Error for WsFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mid_stream_is_unsafe_to_replay() {
+        for phase in [
+            Phase::Connect,
+            Phase::Handshake,
+            Phase::Send,
+            Phase::BeforeFirstEvent,
+        ] {
+            assert!(phase.is_replay_safe(), "{phase:?}");
+        }
+        assert!(!Phase::MidStream.is_replay_safe());
+    }
+
+    #[test]
+    fn display_texts_read_as_sentences() {
+        let cases = [
+            (
+                WsFailure::new(Phase::Connect, FailureKind::Dns("no such host".into())),
+                "websocket connect failed: dns lookup failed: no such host",
+            ),
+            (
+                WsFailure::new(
+                    Phase::Handshake,
+                    FailureKind::Timeout(Duration::from_secs(5)),
+                ),
+                "websocket handshake failed: timed out after 5s",
+            ),
+            (
+                WsFailure::new(
+                    Phase::BeforeFirstEvent,
+                    FailureKind::Closed {
+                        code: Some(1011),
+                        reason: "boom".into(),
+                    },
+                ),
+                "websocket failed before the first event: connection closed by the upstream with code 1011 (boom)",
+            ),
+            (
+                WsFailure::new(
+                    Phase::MidStream,
+                    FailureKind::UpstreamError {
+                        code: Some("server_error".into()),
+                        message: "try again".into(),
+                    },
+                ),
+                "websocket failed mid-stream: upstream sent an error event (server_error): try again",
+            ),
+            (
+                WsFailure::new(
+                    Phase::Send,
+                    FailureKind::TooLarge {
+                        size: 20,
+                        limit: 10,
+                    },
+                ),
+                "websocket send failed: message of 20 bytes exceeds the limit of 10 bytes",
+            ),
+        ];
+        for (failure, text) in cases {
+            assert_eq!(failure.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn upgrade_body_snippet_is_bounded() {
+        let body = Bytes::from(vec![b'x'; 1000]);
+        let kind = FailureKind::UpgradeStatus {
+            status: StatusCode::BAD_GATEWAY,
+            body,
+        };
+        assert_eq!(
+            kind.to_string().len(),
+            "upgrade answered with status 502: ".len() + BODY_SNIPPET
+        );
+    }
+
+    #[test]
+    fn source_is_kept_and_shared_by_clones() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let failure = WsFailure::new(
+            Phase::Connect,
+            FailureKind::Io {
+                kind: io.kind(),
+                message: io.to_string(),
+            },
+        )
+        .with_source(io);
+        let clone = failure.clone();
+        assert_eq!(clone.source().unwrap().to_string(), "refused");
+        assert_eq!(clone, failure);
+    }
+}

@@ -1,0 +1,76 @@
+//! The shared vocabulary of wsfirst: typed `http` extensions that every layer reads and writes.
+//!
+//! No layer talks to another through globals. A request carries a [`Route`] (who it is for) and an
+//! [`Intent`] (the transport chosen so far and why); a response carries [`Served`] (which transport
+//! served it, and the fallback cause if any); a failed WebSocket attempt is a [`WsFailure`] with the
+//! [`Phase`] it happened in (which decides whether a replay is safe) and its [`FailureKind`] (which
+//! decides how much it counts against the provider).
+//!
+//! This crate does no I/O and has no async code.
+//!
+//! # Example
+//!
+//! ```
+//! use wsfirst_core::{HttpReason, Intent, Route, TransportMode};
+//!
+//! let route = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://api.openai.com/v1/responses")
+//!     .http_url("https://api.openai.com/v1/responses")
+//!     .mode(TransportMode::Auto)
+//!     .credential("Bearer sk-secret")
+//!     .build()?;
+//!
+//! let mut request = http::Request::new(());
+//! request.extensions_mut().insert(route.clone());
+//! request.extensions_mut().insert(Intent::Http(HttpReason::ModeHttp));
+//!
+//! assert_eq!(route.provider(), "openai");
+//! // The breaker key names the endpoint and a fingerprint, never the secret.
+//! assert!(!format!("{:?}", route).contains("sk-secret"));
+//! assert_eq!(
+//!     request.extensions().get::<Intent>().unwrap().to_string(),
+//!     "http because the route's mode is http",
+//! );
+//! # Ok::<(), wsfirst_core::RouteError>(())
+//! ```
+//!
+//! Minimum supported Rust version: 1.85.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod failure;
+mod intent;
+mod route;
+mod served;
+
+pub use error::MissingExtension;
+pub use failure::{FailureKind, Phase, WsFailure};
+pub use intent::{HttpReason, Ineligible, Intent};
+pub use route::{BreakerKey, Fingerprint, Route, RouteBuilder, RouteError, TransportMode};
+pub use served::{Served, Transport};
+
+/// The error type that crosses layers: every layer's error converts into it, and callers find
+/// typed causes (such as [`WsFailure`]) by walking [`std::error::Error::source`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Finds the first [`WsFailure`] in an error's source chain, the error itself included.
+///
+/// ```
+/// use wsfirst_core::{find_ws_failure, BoxError, FailureKind, Phase, WsFailure};
+///
+/// let failure = WsFailure::new(Phase::Connect, FailureKind::Dns("no such host".into()));
+/// let boxed: BoxError = Box::new(failure.clone());
+/// assert_eq!(find_ws_failure(&*boxed), Some(&failure));
+/// ```
+pub fn find_ws_failure<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a WsFailure> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(failure) = error.downcast_ref::<WsFailure>() {
+            return Some(failure);
+        }
+        current = error.source();
+    }
+    None
+}

@@ -1,0 +1,577 @@
+//! Who a request is for: provider, API, upstream URLs, transport mode and breaker key.
+
+use std::{
+    fmt,
+    hash::{Hash, Hasher},
+    str::FromStr,
+    sync::Arc,
+};
+
+use http::{HeaderMap, HeaderName, Uri, header::AUTHORIZATION};
+
+/// How a route may use the WebSocket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TransportMode {
+    /// Try the WebSocket when eligible and healthy; fall back to HTTP.
+    #[default]
+    Auto,
+    /// Strict: always the WebSocket, failures reach the caller, no fallback.
+    WebSocket,
+    /// Never try the WebSocket.
+    Http,
+}
+
+impl TransportMode {
+    /// `"auto"`, `"websocket"` or `"http"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportMode::Auto => "auto",
+            TransportMode::WebSocket => "websocket",
+            TransportMode::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for TransportMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TransportMode {
+    type Err = RouteError;
+
+    /// Parses `"auto"`, `"websocket"` (or `"ws"`) and `"http"`, ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(TransportMode::Auto),
+            "websocket" | "ws" => Ok(TransportMode::WebSocket),
+            "http" => Ok(TransportMode::Http),
+            _ => Err(RouteError::InvalidMode(s.to_owned())),
+        }
+    }
+}
+
+/// A fingerprint of a credential: a hash that tells credentials apart without holding them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(u64);
+
+impl Fingerprint {
+    /// The fingerprint of a secret (for example an `Authorization` header's value).
+    pub fn of(secret: impl AsRef<[u8]>) -> Self {
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(secret.as_ref());
+        Fingerprint(hasher.finish())
+    }
+
+    /// The hash value.
+    pub fn value(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// The key a circuit breaker tracks: provider + WebSocket endpoint + credential fingerprint.
+///
+/// Routes that reach the same upstream with the same credential share a key, and so a breaker.
+/// Cloning is cheap, hashing uses a precomputed value, and equality first compares pointers, so
+/// looking a key up costs little on the hot path.
+///
+/// ```
+/// use wsfirst_core::{BreakerKey, Fingerprint};
+///
+/// let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+/// let with_credential = key.with_credential(Some(Fingerprint::of("Bearer sk-1")));
+/// assert_ne!(key, with_credential);
+/// assert_eq!(key.to_string(), "openai wss://api.openai.com/v1/responses");
+/// ```
+#[derive(Clone)]
+pub struct BreakerKey(Arc<KeyInner>);
+
+#[derive(PartialEq, Eq)]
+struct KeyInner {
+    provider: Box<str>,
+    endpoint: Box<str>,
+    credential: Option<Fingerprint>,
+    hash: u64,
+}
+
+impl BreakerKey {
+    /// A key for `provider`'s WebSocket `endpoint`, optionally scoped to a credential.
+    pub fn new(
+        provider: impl Into<Box<str>>,
+        endpoint: impl Into<Box<str>>,
+        credential: Option<Fingerprint>,
+    ) -> Self {
+        let provider = provider.into();
+        let endpoint = endpoint.into();
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&*provider, &*endpoint, credential).hash(&mut hasher);
+        let hash = hasher.finish();
+        BreakerKey(Arc::new(KeyInner {
+            provider,
+            endpoint,
+            credential,
+            hash,
+        }))
+    }
+
+    /// The same provider and endpoint with another credential.
+    pub fn with_credential(&self, credential: Option<Fingerprint>) -> Self {
+        if credential == self.0.credential {
+            return self.clone();
+        }
+        Self::new(self.0.provider.clone(), self.0.endpoint.clone(), credential)
+    }
+
+    /// The provider id.
+    pub fn provider(&self) -> &str {
+        &self.0.provider
+    }
+
+    /// The WebSocket endpoint (empty when the route has none).
+    pub fn endpoint(&self) -> &str {
+        &self.0.endpoint
+    }
+
+    /// The credential's fingerprint, if the key is scoped to one.
+    pub fn credential(&self) -> Option<Fingerprint> {
+        self.0.credential
+    }
+}
+
+impl PartialEq for BreakerKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Eq for BreakerKey {}
+
+impl Hash for BreakerKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl fmt::Display for BreakerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0.provider, self.0.endpoint)?;
+        if let Some(credential) = self.0.credential {
+            write!(f, " credential:{credential}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for BreakerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BreakerKey({self})")
+    }
+}
+
+/// Where a route's credential comes from, for its breaker key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CredentialSource {
+    /// No credential: one key for the provider's endpoint.
+    None,
+    /// A credential fixed for the route; only its fingerprint is kept.
+    Fixed,
+    /// Read from a request header on each request.
+    Header(HeaderName),
+}
+
+/// Who a request is for: provider, API, upstream URLs, transport mode and breaker key.
+///
+/// Set once per route and inserted into each request's extensions. Cloning is cheap (one
+/// reference count).
+///
+/// ```
+/// use wsfirst_core::{Route, TransportMode};
+///
+/// let route = Route::builder("openai", "openai-responses")
+///     .ws_url("wss://api.openai.com/v1/responses")
+///     .http_url("https://api.openai.com/v1/responses")
+///     .build()?;
+/// assert_eq!(route.mode(), TransportMode::Auto);
+/// assert_eq!(route.ws_url().unwrap().host(), Some("api.openai.com"));
+///
+/// // A missing or broken URL names the field.
+/// let error = Route::builder("openai", "openai-responses").http_url("not a url").build().unwrap_err();
+/// assert_eq!(error.to_string(), r#"invalid http_url "not a url": expected an absolute http:// or https:// url"#);
+/// # Ok::<(), wsfirst_core::RouteError>(())
+/// ```
+#[derive(Clone)]
+pub struct Route(Arc<RouteInner>);
+
+struct RouteInner {
+    provider: Box<str>,
+    api: Box<str>,
+    ws_url: Option<Uri>,
+    http_url: Uri,
+    mode: TransportMode,
+    credential: CredentialSource,
+    key: BreakerKey,
+}
+
+impl Route {
+    /// Starts a route for `provider`'s `api`.
+    pub fn builder(provider: impl Into<String>, api: impl Into<String>) -> RouteBuilder {
+        RouteBuilder {
+            provider: provider.into(),
+            api: api.into(),
+            ws_url: None,
+            http_url: None,
+            mode: TransportMode::Auto,
+            credential: CredentialSource::Header(AUTHORIZATION),
+            fingerprint: None,
+        }
+    }
+
+    /// The provider id, such as `openai`.
+    pub fn provider(&self) -> &str {
+        &self.0.provider
+    }
+
+    /// The API id, such as `openai-responses`.
+    pub fn api(&self) -> &str {
+        &self.0.api
+    }
+
+    /// The upstream's WebSocket URL, if it has one.
+    pub fn ws_url(&self) -> Option<&Uri> {
+        self.0.ws_url.as_ref()
+    }
+
+    /// The upstream's HTTP URL.
+    pub fn http_url(&self) -> &Uri {
+        &self.0.http_url
+    }
+
+    /// The route's transport mode.
+    pub fn mode(&self) -> TransportMode {
+        self.0.mode
+    }
+
+    /// The route's breaker key, without a per-request credential.
+    ///
+    /// When the credential is read from a request header (the default, `Authorization`), use
+    /// [`Route::breaker_key_for`].
+    pub fn breaker_key(&self) -> &BreakerKey {
+        &self.0.key
+    }
+
+    /// The fingerprint of the request's credential, when the route reads it from a header.
+    pub fn request_credential(&self, headers: &HeaderMap) -> Option<Fingerprint> {
+        match &self.0.credential {
+            CredentialSource::Header(name) => headers
+                .get(name)
+                .map(|value| Fingerprint::of(value.as_bytes())),
+            CredentialSource::None | CredentialSource::Fixed => None,
+        }
+    }
+
+    /// The breaker key for a request with these headers: the route's key, scoped to the request's
+    /// credential when the route reads it from a header.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    /// use wsfirst_core::Route;
+    ///
+    /// let route = Route::builder("openai", "openai-responses")
+    ///     .ws_url("wss://api.openai.com/v1/responses")
+    ///     .http_url("https://api.openai.com/v1/responses")
+    ///     .build()?;
+    /// let mut alice = HeaderMap::new();
+    /// alice.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-alice"));
+    /// let mut bob = HeaderMap::new();
+    /// bob.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-bob"));
+    /// assert_ne!(route.breaker_key_for(&alice), route.breaker_key_for(&bob));
+    /// assert!(!route.breaker_key_for(&alice).to_string().contains("sk-alice"));
+    /// # Ok::<(), wsfirst_core::RouteError>(())
+    /// ```
+    pub fn breaker_key_for(&self, headers: &HeaderMap) -> BreakerKey {
+        match self.request_credential(headers) {
+            Some(fingerprint) => self.0.key.with_credential(Some(fingerprint)),
+            None => self.0.key.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("provider", &self.0.provider)
+            .field("api", &self.0.api)
+            .field("ws_url", &self.0.ws_url.as_ref().map(ToString::to_string))
+            .field("http_url", &self.0.http_url.to_string())
+            .field("mode", &self.0.mode)
+            .field("credential", &self.0.credential)
+            .field("key", &self.0.key)
+            .finish()
+    }
+}
+
+/// Builds a [`Route`]; see [`Route::builder`].
+#[derive(Clone)]
+pub struct RouteBuilder {
+    provider: String,
+    api: String,
+    ws_url: Option<String>,
+    http_url: Option<String>,
+    mode: TransportMode,
+    credential: CredentialSource,
+    fingerprint: Option<Fingerprint>,
+}
+
+impl RouteBuilder {
+    /// The upstream's WebSocket URL. Its scheme and host are checked by the eligibility policy,
+    /// not here, so that a wrong URL sends requests to HTTP with a reason instead of failing.
+    pub fn ws_url(mut self, url: impl Into<String>) -> Self {
+        self.ws_url = Some(url.into());
+        self
+    }
+
+    /// The upstream's HTTP URL (required; `http://` or `https://`).
+    pub fn http_url(mut self, url: impl Into<String>) -> Self {
+        self.http_url = Some(url.into());
+        self
+    }
+
+    /// The transport mode (default [`TransportMode::Auto`]).
+    pub fn mode(mut self, mode: TransportMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Scopes the breaker key to a credential fixed for this route. Only a fingerprint is kept.
+    pub fn credential(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.credential = CredentialSource::Fixed;
+        self.fingerprint = Some(Fingerprint::of(secret));
+        self
+    }
+
+    /// Scopes the breaker key to the credential in this request header (default:
+    /// `Authorization`).
+    pub fn credential_header(mut self, name: HeaderName) -> Self {
+        self.credential = CredentialSource::Header(name);
+        self.fingerprint = None;
+        self
+    }
+
+    /// One breaker key for all credentials.
+    pub fn no_credential(mut self) -> Self {
+        self.credential = CredentialSource::None;
+        self.fingerprint = None;
+        self
+    }
+
+    /// Builds the route, checking that the URLs parse.
+    pub fn build(self) -> Result<Route, RouteError> {
+        let http_url = self.http_url.ok_or(RouteError::MissingHttpUrl)?;
+        let http_url = match http_url.parse::<Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some() =>
+            {
+                uri
+            }
+            _ => {
+                return Err(RouteError::InvalidUrl {
+                    field: "http_url",
+                    value: http_url,
+                    expected: "an absolute http:// or https:// url",
+                });
+            }
+        };
+        let ws_url = match self.ws_url {
+            None => None,
+            Some(raw) => Some(raw.parse::<Uri>().map_err(|_| RouteError::InvalidUrl {
+                field: "ws_url",
+                value: raw,
+                expected: "a url such as wss://host/path",
+            })?),
+        };
+        let endpoint = ws_url.as_ref().map(ToString::to_string).unwrap_or_default();
+        let key = BreakerKey::new(self.provider.as_str(), endpoint, self.fingerprint);
+        Ok(Route(Arc::new(RouteInner {
+            provider: self.provider.into(),
+            api: self.api.into(),
+            ws_url,
+            http_url,
+            mode: self.mode,
+            credential: self.credential,
+            key,
+        })))
+    }
+}
+
+impl fmt::Debug for RouteBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteBuilder")
+            .field("provider", &self.provider)
+            .field("api", &self.api)
+            .field("ws_url", &self.ws_url)
+            .field("http_url", &self.http_url)
+            .field("mode", &self.mode)
+            .field("credential", &self.credential)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+/// A route could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// No HTTP URL was given.
+    MissingHttpUrl,
+    /// A URL does not parse or has the wrong shape.
+    InvalidUrl {
+        /// The builder field (`http_url` or `ws_url`).
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A transport mode name is not `auto`, `websocket` or `http`.
+    InvalidMode(String),
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::MissingHttpUrl => f.write_str("missing http_url: every route needs one"),
+            RouteError::InvalidUrl {
+                field,
+                value,
+                expected,
+            } => {
+                write!(f, "invalid {field} {value:?}: expected {expected}")
+            }
+            RouteError::InvalidMode(mode) => {
+                write!(
+                    f,
+                    "invalid mode {mode:?}: expected \"auto\", \"websocket\" or \"http\""
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn route() -> RouteBuilder {
+        Route::builder("openai", "openai-responses")
+            .ws_url("wss://api.openai.com/v1/responses")
+            .http_url("https://api.openai.com/v1/responses")
+    }
+
+    #[test]
+    fn debug_never_shows_the_credential() {
+        let route = route().credential("Bearer sk-very-secret").build().unwrap();
+        let debug = format!("{route:?} {:?}", route.breaker_key());
+        assert!(!debug.contains("sk-very-secret"), "{debug}");
+        assert!(route.breaker_key().credential().is_some());
+    }
+
+    #[test]
+    fn fixed_credential_ignores_request_headers() {
+        let route = route().credential("Bearer sk-1").build().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-2"));
+        assert_eq!(&route.breaker_key_for(&headers), route.breaker_key());
+    }
+
+    #[test]
+    fn routes_to_the_same_upstream_share_a_key() {
+        let a = route().build().unwrap();
+        let b = Route::builder("openai", "another-api")
+            .ws_url("wss://api.openai.com/v1/responses")
+            .http_url("https://api.openai.com/v1/other")
+            .build()
+            .unwrap();
+        assert_eq!(a.breaker_key(), b.breaker_key());
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-1"));
+        assert_eq!(a.breaker_key_for(&headers), b.breaker_key_for(&headers));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let missing = Route::builder("p", "a").build().unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "missing http_url: every route needs one"
+        );
+        let ftp = Route::builder("p", "a")
+            .http_url("ftp://x/y")
+            .build()
+            .unwrap_err();
+        assert!(
+            ftp.to_string()
+                .starts_with("invalid http_url \"ftp://x/y\""),
+            "{ftp}"
+        );
+        let ws = Route::builder("p", "a")
+            .http_url("http://x")
+            .ws_url("wss://bad host")
+            .build()
+            .unwrap_err();
+        assert!(
+            ws.to_string()
+                .starts_with("invalid ws_url \"wss://bad host\""),
+            "{ws}"
+        );
+    }
+
+    #[test]
+    fn ws_scheme_is_left_to_eligibility() {
+        let route = Route::builder("p", "a")
+            .http_url("http://x")
+            .ws_url("http://x/ws")
+            .build()
+            .unwrap();
+        assert_eq!(route.ws_url().unwrap().scheme_str(), Some("http"));
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!(
+            "AUTO".parse::<TransportMode>().unwrap(),
+            TransportMode::Auto
+        );
+        assert_eq!(
+            "websocket".parse::<TransportMode>().unwrap(),
+            TransportMode::WebSocket
+        );
+        assert_eq!(
+            "http".parse::<TransportMode>().unwrap(),
+            TransportMode::Http
+        );
+        assert_eq!(
+            "sometimes"
+                .parse::<TransportMode>()
+                .unwrap_err()
+                .to_string(),
+            r#"invalid mode "sometimes": expected "auto", "websocket" or "http""#
+        );
+    }
+}
