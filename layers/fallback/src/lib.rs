@@ -1,1 +1,3 @@
 //! placeholder
+
+#![warn(missing_docs)]

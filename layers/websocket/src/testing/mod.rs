@@ -1,0 +1,1 @@
+//! Scriptable loopback upstream for tests (placeholder: being written).

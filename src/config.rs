@@ -1,0 +1,1 @@
+//! Route configuration from TOML (placeholder: being written).

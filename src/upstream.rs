@@ -1,0 +1,1 @@
+//! The HTTP upstream service on hyper-util (placeholder: being written).
