@@ -1,3 +1,106 @@
-//! placeholder
+//! A tower layer that replays a request over HTTP when its WebSocket attempt fails before the
+//! upstream's first event.
+//!
+//! [`FallbackLayer`] sits between the circuit breaker and the WebSocket layer of a wsfirst stack
+//! (`Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP`). For a request whose
+//! [`Intent`](wsfirst_core::Intent) is `WebSocket` and whose route's mode is `auto`, it buffers
+//! the body (so that the request can be sent twice), lets the inner stack try the WebSocket, and
+//! when that fails with a replay-safe [`WsFailure`](wsfirst_core::WsFailure), calls the inner
+//! stack again with the identical request and `Intent::Http(HttpReason::Fallback(failure))`. The
+//! response then carries [`Served::fallback`](wsfirst_core::Served::fallback).
+//!
+//! - Replay-safe means the upstream cannot have reported anything it executed: a failure before
+//!   the first event ([`Replay::BeforeFirstEvent`], the default) or, stricter, while connecting
+//!   ([`Replay::ConnectOnly`]). A [`Phase::MidStream`](wsfirst_core::Phase::MidStream) failure is
+//!   never replayed, nor is anything after the inner future answered: the request is executed
+//!   upstream at most once.
+//! - Strict `websocket` mode and `Http` intents pass through, body untouched: failures reach the
+//!   caller.
+//! - A body is never truncated. A body declared larger than [`FallbackConfig::body_limit`] goes
+//!   over HTTP at once (it could not be replayed); a body of unknown size that turns out larger
+//!   fails with [`BodyTooLarge`] before anything is sent upstream.
+//! - If the replay fails too, the error is [`HttpAfterWebSocket`], with both causes in its
+//!   source chain.
+//!
+//! The inner service sees request bodies of type [`ReplayBody<B>`].
+//!
+//! # Observability
+//!
+//! Each fallback is logged at DEBUG (provider, api, phase, cause) and counted in
+//! `wsfirst_fallbacks_total{provider, cause, phase}` (`cause` is
+//! [`FailureKind::as_str`](wsfirst_core::FailureKind::as_str), `phase` is
+//! [`Phase::as_str`](wsfirst_core::Phase::as_str)). There is no WARN per fallback: with the
+//! default [`FallbackConfig::warn_interval`] there is at most one WARN per route breaker key per
+//! 60 s (saying how many fallbacks went unlogged since the last one). In a stack with a circuit
+//! breaker, which warns when it pins a key, set the interval to `None`.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use wsfirst_core::{BoxError, FailureKind, Intent, Phase, Route, Served, WsFailure};
+//! use wsfirst_fallback::{FallbackConfig, FallbackLayer, ReplayBody};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! // Stands in for the WebSocket layer and the HTTP upstream: the WebSocket upgrade is answered
+//! // with 500, HTTP echoes the body.
+//! let upstream = tower::service_fn(|request: Request<ReplayBody<Full<Bytes>>>| async move {
+//!     if request.extensions().get::<Intent>() == Some(&Intent::WebSocket) {
+//!         return Err::<Response<Bytes>, BoxError>(Box::new(WsFailure::new(
+//!             Phase::Handshake,
+//!             FailureKind::UpgradeStatus { status: StatusCode::INTERNAL_SERVER_ERROR, body: Bytes::new() },
+//!         )));
+//!     }
+//!     let body = request.into_body().collect().await?.to_bytes();
+//!     Ok(Response::new(body))
+//! });
+//!
+//! let mut service = ServiceBuilder::new()
+//!     .layer(FallbackLayer::new(FallbackConfig::new().warn_interval(None)))
+//!     .service(upstream);
+//!
+//! let route = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://api.openai.com/v1/responses")
+//!     .http_url("https://api.openai.com/v1/responses")
+//!     .build()?;
+//! let mut request = Request::new(Full::new(Bytes::from_static(br#"{"stream":true}"#)));
+//! request.extensions_mut().insert(route);
+//! request.extensions_mut().insert(Intent::WebSocket);
+//!
+//! let response = service.ready().await?.call(request).await?;
+//! let served = response.extensions().get::<Served>().unwrap();
+//! assert_eq!(served.fallback_cause().map(|failure| failure.phase()), Some(Phase::Handshake));
+//! assert_eq!(response.body(), &Bytes::from_static(br#"{"stream":true}"#));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! None.
+//!
+//! Minimum supported Rust version: 1.85.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod config;
+mod error;
+pub mod future;
+mod layer;
+mod service;
+mod warn;
+
+pub use body::ReplayBody;
+pub use config::{FallbackConfig, Replay};
+pub use error::{BodyTooLarge, HttpAfterWebSocket, ReadBodyError};
+pub use layer::FallbackLayer;
+pub use service::Fallback;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! The [`Fallback`] service.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header::CONTENT_LENGTH};
+use http_body::Body;
+use tower_service::Service;
+use wsfirst_core::{
+    BoxError, HttpReason, Ineligible, Intent, MissingExtension, Route, TransportMode,
+};
+
+use crate::{
+    FallbackConfig, FallbackLayer, ReplayBody,
+    future::{Candidate, ResponseFuture},
+    warn::Warnings,
+};
+
+/// Replays a request over HTTP when its WebSocket attempt fails before the first event.
+///
+/// A request is a *candidate* when its [`Intent`] is [`Intent::WebSocket`] and its [`Route`]'s
+/// mode is [`TransportMode::Auto`]. For a candidate, `Fallback`:
+///
+/// 1. buffers the body (up to [`FallbackConfig::body_limit`]); a body declared larger goes to
+///    the inner service at once with
+///    `Intent::Http(HttpReason::Ineligible(Ineligible::BodyTooLarge { .. }))`;
+/// 2. calls the inner service with the request as it came (intent `WebSocket`);
+/// 3. if that fails with a [`WsFailure`](wsfirst_core::WsFailure) that the
+///    [`Replay`](crate::Replay) setting allows, waits for the inner service to be ready again and
+///    calls it with the identical request (method, URI, version, headers, extensions, body bytes
+///    and trailers), its intent rewritten to `Intent::Http(HttpReason::Fallback(failure))`, and
+///    stamps [`Served::fallback`](wsfirst_core::Served::fallback) on the response.
+///
+/// Every other request (intent `Http`, strict `websocket` mode) goes to the inner service with
+/// its body streamed through untouched ([`ReplayBody::streaming`]), and so does every error: a
+/// failure that is not replay-safe (such as
+/// [`Phase::MidStream`](wsfirst_core::Phase::MidStream)) reaches the caller unchanged. Once the
+/// inner future has answered with a response nothing is replayed: an error in the response body
+/// flows through to the caller.
+///
+/// The inner service must be `Clone` (it is called twice for a replayed request); the request
+/// body it sees is [`ReplayBody<B>`].
+#[derive(Clone, Debug)]
+pub struct Fallback<S> {
+    inner: S,
+    config: FallbackConfig,
+    warnings: Arc<Warnings>,
+}
+
+impl<S> Fallback<S> {
+    /// Wraps `inner`. Services cloned from this one share its warning record.
+    pub fn new(inner: S, config: FallbackConfig) -> Self {
+        Self::from_parts(inner, config, Arc::default())
+    }
+
+    pub(crate) fn from_parts(inner: S, config: FallbackConfig, warnings: Arc<Warnings>) -> Self {
+        Self {
+            inner,
+            config,
+            warnings,
+        }
+    }
+
+    /// A layer that wraps services in `Fallback` with these settings.
+    pub fn layer(config: FallbackConfig) -> FallbackLayer {
+        FallbackLayer::new(config)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FallbackConfig {
+        &self.config
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Fallback<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let extensions = request.extensions();
+        match extensions.get::<Intent>() {
+            None => return ResponseFuture::error(MissingExtension::INTENT.into()),
+            Some(Intent::Http(_)) => return self.pass_through(request),
+            Some(Intent::WebSocket) => {}
+        }
+        let Some(route) = extensions.get::<Route>() else {
+            return ResponseFuture::error(MissingExtension::ROUTE.into());
+        };
+        if route.mode() != TransportMode::Auto {
+            // Strict mode: the failure is the caller's to see, so there is nothing to replay.
+            return self.pass_through(request);
+        }
+        let route = route.clone();
+
+        let limit = self.config.get_body_limit();
+        let declared = declared_size(request.headers(), request.body());
+        if declared > limit as u64 {
+            // It could not be replayed, so it must not risk a WebSocket attempt.
+            tracing::debug!(
+                provider = route.provider(),
+                api = route.api(),
+                declared,
+                limit,
+                "request body is larger than the fallback buffer; sending it over http",
+            );
+            request
+                .extensions_mut()
+                .insert(Intent::Http(HttpReason::Ineligible(
+                    Ineligible::BodyTooLarge {
+                        declared,
+                        limit: limit as u64,
+                    },
+                )));
+            return self.pass_through(request);
+        }
+
+        // The ready service goes into the future; a clone stays for the next request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (head, body) = request.into_parts();
+        ResponseFuture::candidate(
+            body,
+            Candidate::new(
+                inner,
+                head,
+                route,
+                self.config,
+                self.warnings.clone(),
+                declared,
+            ),
+        )
+    }
+}
+
+impl<S> Fallback<S> {
+    fn pass_through<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>>,
+    {
+        ResponseFuture::pass_through(self.inner.call(request.map(ReplayBody::streaming)))
+    }
+}
+
+/// The body's declared size: the larger of its size hint's lower bound and `Content-Length`.
+fn declared_size<B: Body>(headers: &HeaderMap, body: &B) -> u64 {
+    let content_length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    body.size_hint().lower().max(content_length)
+}
