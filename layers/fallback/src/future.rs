@@ -1,4 +1,29 @@
 //! Future types
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Empty;
+//! use tower::{Layer, Service, ServiceExt};
+//! use wsfirst_core::{BoxError, HttpReason, Intent};
+//! use wsfirst_fallback::{FallbackLayer, ReplayBody, future::ResponseFuture};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let inner = tower::service_fn(|_: Request<ReplayBody<Empty<Bytes>>>| async {
+//!     Ok::<_, BoxError>(Response::new("answer"))
+//! });
+//! let mut service = FallbackLayer::default().layer(inner);
+//!
+//! let mut request = Request::new(Empty::<Bytes>::new());
+//! request.extensions_mut().insert(Intent::Http(HttpReason::ModeHttp));
+//! let future: ResponseFuture<_, Empty<Bytes>> = service.ready().await?.call(request);
+//! assert_eq!(*future.await?.body(), "answer");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::{
     fmt,

@@ -187,6 +187,42 @@ async fn replays_each_replay_safe_phase_with_the_identical_request() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn served_fallback_replaces_the_inner_marker_and_times_the_attempt() {
+    let (mut service, mut handle) = spawn(FallbackConfig::new());
+    let response = send(
+        &mut service,
+        request(
+            TestBody::exact(b"{}"),
+            Intent::WebSocket,
+            TransportMode::Auto,
+        ),
+    );
+    let (_, reply) = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    reply.send_error(failure(Phase::Handshake));
+    let (http, reply) = handle.next_request().await.unwrap();
+    // What the WebSocket layer stamps on a response it passed to HTTP.
+    let reason = http
+        .extensions()
+        .get::<Intent>()
+        .unwrap()
+        .http_reason()
+        .unwrap();
+    let mut answer = Response::new("http");
+    answer.extensions_mut().insert(Served::http(reason.clone()));
+    reply.send_response(answer);
+
+    let response = response.await.unwrap().unwrap();
+    assert_eq!(
+        response.extensions().get::<Served>(),
+        Some(&Served::fallback(
+            failure(Phase::Handshake),
+            Duration::from_secs(5)
+        ))
+    );
+}
+
 #[tokio::test]
 async fn mid_stream_failure_is_not_replayed() {
     let (mut service, mut handle) = spawn(FallbackConfig::new());
