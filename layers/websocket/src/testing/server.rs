@@ -1,0 +1,352 @@
+//! The loopback server: one port, WebSocket upgrades and HTTP POSTs on any path.
+
+use std::{
+    collections::VecDeque,
+    fmt, io,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, response::Response, serve::ListenerExt};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri, header};
+use serde_json::Value;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use wsfirst_core::Transport;
+
+use super::{Answer, HttpScript, WsScript, http_side, ws_side};
+
+/// How long [`TestUpstream::shutdown`] waits for connections to close before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A request the [`TestUpstream`] received, as it received it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CapturedRequest {
+    /// The transport it came over.
+    pub transport: Transport,
+    /// The path and query: of the upgrade request for the WebSocket, of the POST for HTTP.
+    pub uri: Uri,
+    /// The headers: of the upgrade request for the WebSocket (the same for every request on a
+    /// connection), of the POST for HTTP.
+    pub headers: HeaderMap,
+    /// The body: the WebSocket message's text, or the HTTP request body.
+    pub body: Bytes,
+    /// The WebSocket connection that carried it (numbered from 1 in order of upgrade), `None`
+    /// for HTTP.
+    pub connection: Option<u64>,
+}
+
+impl CapturedRequest {
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The value of header `name` as text, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// A scriptable upstream on `127.0.0.1` that speaks the Responses API over a WebSocket and over
+/// HTTP (SSE or JSON) on one ephemeral port, any path; see the [module docs](super).
+///
+/// All methods take `&self`, so share it with `Arc` if tasks need it. Dropping it stops the
+/// server (without waiting); [`TestUpstream::shutdown`] stops it and waits.
+pub struct TestUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// The state the handlers share with the [`TestUpstream`] handle.
+pub(super) struct Shared {
+    answer: Mutex<Answer>,
+    answers: Mutex<VecDeque<Answer>>,
+    ws_default: Mutex<WsScript>,
+    ws_scripts: Mutex<VecDeque<WsScript>>,
+    http_default: Mutex<HttpScript>,
+    http_scripts: Mutex<VecDeque<HttpScript>>,
+    handshakes: AtomicUsize,
+    accepted: AtomicUsize,
+    ws_requests: AtomicUsize,
+    http_requests: AtomicUsize,
+    next_connection: AtomicU64,
+    captured: Mutex<Vec<CapturedRequest>>,
+    /// `true` once the upstream shuts down.
+    pub(super) shutdown: watch::Sender<bool>,
+    /// Bumped by [`TestUpstream::close_ws_connections`].
+    pub(super) close_ws: watch::Sender<u64>,
+    /// The number of open WebSocket connections.
+    pub(super) open_ws: watch::Sender<usize>,
+}
+
+/// Locks a mutex, ignoring poisoning (a panicking test thread must not hide the state).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    /// The answer for the next request: the next queued one, else the current one.
+    pub(super) fn next_answer(&self) -> Answer {
+        lock(&self.answers)
+            .pop_front()
+            .unwrap_or_else(|| lock(&self.answer).clone())
+    }
+
+    fn next_ws_script(&self) -> WsScript {
+        lock(&self.ws_scripts)
+            .pop_front()
+            .unwrap_or_else(|| lock(&self.ws_default).clone())
+    }
+
+    pub(super) fn next_http_script(&self) -> HttpScript {
+        lock(&self.http_scripts)
+            .pop_front()
+            .unwrap_or_else(|| lock(&self.http_default).clone())
+    }
+
+    /// Counts a handshake and picks the script of a new connection.
+    pub(super) fn handshake(&self) -> WsScript {
+        self.handshakes.fetch_add(1, Ordering::SeqCst);
+        self.next_ws_script()
+    }
+
+    /// Counts an accepted connection and numbers it.
+    pub(super) fn accepted(&self) -> u64 {
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        self.next_connection.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Counts and captures a request.
+    pub(super) fn executed(&self, request: CapturedRequest) {
+        let counter = match request.transport {
+            Transport::WebSocket => &self.ws_requests,
+            Transport::Http => &self.http_requests,
+        };
+        // Capture first, so a test that sees the counter move also sees the request.
+        lock(&self.captured).push(request);
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Resolves when the upstream shuts down.
+    pub(super) async fn stopped(&self) {
+        let mut shutdown = self.shutdown.subscribe();
+        // An error means the sender is gone, which only happens once the upstream is gone too.
+        let _ = shutdown.wait_for(|stopped| *stopped).await;
+    }
+}
+
+impl TestUpstream {
+    /// Starts an upstream on `127.0.0.1` with an ephemeral port, answering
+    /// [`Answer::default`] (`"hello world"`) with the default scripts ([`WsScript::Accept`],
+    /// [`HttpScript::Answer`]).
+    ///
+    /// # Panics
+    ///
+    /// If it cannot bind a loopback port (use [`TestUpstream::try_start`] to get the error).
+    pub async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(upstream) => upstream,
+            Err(error) => panic!("test upstream could not bind 127.0.0.1:0: {error}"),
+        }
+    }
+
+    /// Starts an upstream like [`TestUpstream::start`], returning the error if it cannot bind.
+    pub async fn try_start() -> io::Result<Self> {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            answer: Mutex::new(Answer::default()),
+            answers: Mutex::default(),
+            ws_default: Mutex::new(WsScript::Accept),
+            ws_scripts: Mutex::default(),
+            http_default: Mutex::new(HttpScript::Answer),
+            http_scripts: Mutex::default(),
+            handshakes: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
+            ws_requests: AtomicUsize::new(0),
+            http_requests: AtomicUsize::new(0),
+            next_connection: AtomicU64::new(0),
+            captured: Mutex::default(),
+            shutdown: watch::Sender::new(false),
+            close_ws: watch::Sender::new(0),
+            open_ws: watch::Sender::new(0),
+        });
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let signal = {
+            let shared = Arc::clone(&shared);
+            async move { shared.stopped().await }
+        };
+        let task = tokio::spawn(async move {
+            // No Nagle delay: with paused time, a small write held back by the kernel lets the
+            // clock run ahead of the bytes.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+        });
+        Ok(TestUpstream {
+            addr,
+            shared,
+            task: Some(task),
+        })
+    }
+
+    /// The address the upstream listens on (`127.0.0.1:<port>`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:<port>/v1/responses` (any path works).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/responses", self.addr)
+    }
+
+    /// `http://127.0.0.1:<port>/v1/responses` (any path works).
+    pub fn http_url(&self) -> String {
+        format!("http://{}/v1/responses", self.addr)
+    }
+
+    /// Sets the answer both transports serve from now on (default [`Answer::default`]).
+    pub fn set_answer(&self, answer: Answer) {
+        *lock(&self.shared.answer) = answer;
+    }
+
+    /// Queues an answer for the next request (over either transport) that gets an answer;
+    /// queued answers are used in order before the one set with [`TestUpstream::set_answer`].
+    pub fn push_answer(&self, answer: Answer) {
+        lock(&self.shared.answers).push_back(answer);
+    }
+
+    /// Sets the script of WebSocket connections for which no script is queued (default
+    /// [`WsScript::Accept`]).
+    pub fn set_default_ws_script(&self, script: WsScript) {
+        *lock(&self.shared.ws_default) = script;
+    }
+
+    /// Queues the script of the next WebSocket connection; queued scripts are used in order,
+    /// one per upgrade request, before the default.
+    pub fn push_ws_script(&self, script: WsScript) {
+        lock(&self.shared.ws_scripts).push_back(script);
+    }
+
+    /// Sets the script of HTTP requests for which no script is queued (default
+    /// [`HttpScript::Answer`]).
+    pub fn set_default_http_script(&self, script: HttpScript) {
+        *lock(&self.shared.http_default) = script;
+    }
+
+    /// Queues the script of the next HTTP request; queued scripts are used in order before the
+    /// default.
+    pub fn push_http_script(&self, script: HttpScript) {
+        lock(&self.shared.http_scripts).push_back(script);
+    }
+
+    /// Makes every HTTP request (for which no script is queued) fail with `status` and a small
+    /// JSON error body: shorthand for `set_default_http_script(HttpScript::status(status))`.
+    pub fn set_http_status(&self, status: StatusCode) {
+        self.set_default_http_script(HttpScript::status(status));
+    }
+
+    /// The number of WebSocket upgrade requests received, refused and hung ones included.
+    pub fn handshakes(&self) -> usize {
+        self.shared.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// The number of WebSocket upgrades accepted (connections opened).
+    pub fn ws_connections(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The number of WebSocket connections open right now.
+    pub fn open_ws_connections(&self) -> usize {
+        *self.shared.open_ws.borrow()
+    }
+
+    /// The number of `response.create` requests received over the WebSocket (each counts as
+    /// executed, whatever its connection's script then does).
+    pub fn ws_requests(&self) -> usize {
+        self.shared.ws_requests.load(Ordering::SeqCst)
+    }
+
+    /// The number of HTTP POST requests received (each counts as executed, whatever its script
+    /// then does).
+    pub fn http_requests(&self) -> usize {
+        self.shared.http_requests.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far over either transport, in order of arrival.
+    pub fn captured(&self) -> Vec<CapturedRequest> {
+        lock(&self.shared.captured).clone()
+    }
+
+    /// Closes every open WebSocket connection with close code `1001` (going away), as an
+    /// upstream does when it restarts; new connections are accepted as usual.
+    pub fn close_ws_connections(&self) {
+        self.shared
+            .close_ws
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// Stops accepting, closes every connection (WebSocket ones with close code `1001`, hung
+    /// upgrades with `503`) and waits (up to a few seconds) until they are closed.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.send_replace(true);
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+        let mut open = self.shared.open_ws.subscribe();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, open.wait_for(|open| *open == 0)).await;
+    }
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
+
+impl fmt::Debug for TestUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestUpstream")
+            .field("addr", &self.addr)
+            .field("handshakes", &self.handshakes())
+            .field("ws_connections", &self.ws_connections())
+            .field("ws_requests", &self.ws_requests())
+            .field("http_requests", &self.http_requests())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every request: a WebSocket upgrade (a `GET` with `Upgrade: websocket`), else HTTP.
+async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    let is_upgrade = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        ws_side::upgrade(shared, request).await
+    } else {
+        http_side::answer(shared, request).await
+    }
+}
