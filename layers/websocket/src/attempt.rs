@@ -1,0 +1,354 @@
+//! One WebSocket attempt: checkout, send, wait for the first event, build the response.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Request, Response, Uri, header::CONTENT_TYPE};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::time::{Instant, timeout_at};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::Instrument;
+use wsfirst_core::{BoxError, FailureKind, Phase, Route, Served, WsFailure};
+
+use crate::{
+    Codec, Decoded, Exchange, Pool, RequestBodyError, WebSocketConfig,
+    body::{Streaming, WsBody},
+    connector::{self, map_error},
+    pool::{PoolKey, Pooled},
+    responses::CONNECTION_SCOPED_CODES,
+};
+
+/// Counts a failure that reaches the caller (or the body's reader).
+pub(crate) fn record_failure(failure: &WsFailure) {
+    metrics::counter!(
+        "wsfirst_ws_failures_total",
+        "phase" => failure.phase().as_str(),
+        "kind" => failure.kind().as_str(),
+    )
+    .increment(1);
+    tracing::debug!(phase = failure.phase().as_str(), kind = failure.kind().as_str(), error = %failure, "websocket attempt failed");
+}
+
+/// How an exchange on one connection went before the response could be built.
+enum Exchanged {
+    /// The first event arrived (and for a non-streaming answer, the whole answer).
+    Done(Response<WsBody>),
+    /// Try again on a fresh connection, without counting a failure.
+    Retry(&'static str),
+    Failed(WsFailure),
+}
+
+/// What the attempt needs besides the connection.
+struct Job {
+    messages: Vec<Message>,
+    content_type: http::HeaderValue,
+    streaming: bool,
+    codec: Arc<dyn Codec>,
+    first_event_timeout: Duration,
+    idle_timeout: Duration,
+    started: Instant,
+}
+
+/// Serves `request` over the WebSocket of `route`.
+pub(crate) async fn attempt<B>(
+    config: WebSocketConfig,
+    pool: Pool,
+    route: Route,
+    request: Request<B>,
+) -> Result<Response<WsBody>, BoxError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let span = tracing::info_span!(
+        "websocket_attempt",
+        provider = route.provider(),
+        api = route.api(),
+        reused = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    async move {
+        let result = run(config, pool, route, request).await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(_) => span.record("outcome", "first_event"),
+            Err(error) => match wsfirst_core::find_ws_failure(&**error) {
+                Some(failure) => {
+                    record_failure(failure);
+                    span.record("outcome", failure.kind().as_str())
+                }
+                None => span.record("outcome", "error"),
+            },
+        };
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run<B>(
+    config: WebSocketConfig,
+    pool: Pool,
+    route: Route,
+    request: Request<B>,
+) -> Result<Response<WsBody>, BoxError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let started = Instant::now();
+    let url: Uri = match route.ws_url() {
+        Some(url) => url.clone(),
+        None => {
+            return Err(Box::new(WsFailure::new(
+                Phase::Connect,
+                FailureKind::Protocol("the route has no websocket url".into()),
+            )));
+        }
+    };
+    connector::target(&url)?;
+
+    let (parts, body) = request.into_parts();
+    let limit = config.max_message_size();
+    let declared = body.size_hint().lower();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => {
+            return Err(Box::new(WsFailure::new(
+                Phase::Send,
+                FailureKind::TooLarge {
+                    size: usize::try_from(declared)
+                        .unwrap_or(usize::MAX)
+                        .max(limit + 1),
+                    limit,
+                },
+            )));
+        }
+        Err(error) => return Err(Box::new(RequestBodyError(error))),
+    };
+    let encoded = config.codec().encode(&parts, body).map_err(|error| {
+        WsFailure::new(Phase::Send, FailureKind::Protocol(error.to_string())).with_source(error)
+    })?;
+    let (messages, content_type, streaming) = encoded.into_parts();
+    if let Some(size) = messages.iter().map(Message::len).find(|size| *size > limit) {
+        return Err(Box::new(WsFailure::new(
+            Phase::Send,
+            FailureKind::TooLarge { size, limit },
+        )));
+    }
+
+    let handshake: HeaderMap = connector::handshake_headers(&config, &parts.headers);
+    let key = PoolKey::new(
+        &url,
+        &route,
+        &handshake,
+        config.affinity_header(),
+        &parts.headers,
+    );
+    let job = Job {
+        messages,
+        content_type,
+        streaming,
+        codec: config.codec().clone(),
+        first_event_timeout: config.first_event_timeout(),
+        idle_timeout: config.idle_timeout(),
+        started,
+    };
+
+    let mut fresh = false;
+    let mut replaced_dead = false;
+    let mut retried_code = false;
+    loop {
+        let conn = pool
+            .checkout(&key, fresh, config.handshake_timeout(), || {
+                connector::connect(&url, &handshake, &config)
+            })
+            .await?;
+        let reused = conn.reused();
+        tracing::Span::current().record("reused", reused);
+        match exchange(&job, conn).await {
+            Exchanged::Done(response) => {
+                return Ok(response);
+            }
+            Exchanged::Retry(why) if !retried_code => {
+                tracing::debug!(code = why, "retrying once on a fresh websocket connection");
+                retried_code = true;
+                fresh = true;
+            }
+            Exchanged::Retry(why) => {
+                return Err(Box::new(WsFailure::new(
+                    Phase::BeforeFirstEvent,
+                    FailureKind::UpstreamError {
+                        code: Some(why.to_owned()),
+                        message: "the upstream refused the request on a fresh connection too"
+                            .into(),
+                    },
+                )));
+            }
+            Exchanged::Failed(failure)
+                if reused
+                    && !replaced_dead
+                    && matches!(failure.phase(), Phase::Send | Phase::BeforeFirstEvent)
+                    && matches!(
+                        failure.kind(),
+                        FailureKind::Closed { code: None, .. } | FailureKind::Io { .. }
+                    ) =>
+            {
+                // The pooled connection died under us (the upstream closed it while idle):
+                // replace it once without counting a failure.
+                tracing::debug!(error = %failure, "pooled websocket connection was dead, replacing it");
+                replaced_dead = true;
+                fresh = true;
+            }
+            Exchanged::Failed(failure) => return Err(Box::new(failure)),
+        }
+    }
+}
+
+/// Sends the request on `conn` and reads up to the first event (a streaming answer) or the end
+/// (a non-streaming answer).
+async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
+    let stream = conn.stream();
+    for message in &job.messages {
+        if let Err(error) = stream.feed(message.clone()).await {
+            return Exchanged::Failed(map_error(Phase::Send, error));
+        }
+    }
+    if let Err(error) = stream.flush().await {
+        return Exchanged::Failed(map_error(Phase::Send, error));
+    }
+    let sent = Instant::now();
+    let mut exchange = Exchange::new(job.streaming);
+    let mut deadline = sent + job.first_event_timeout;
+    let mut gathered: Vec<Bytes> = Vec::new();
+    loop {
+        let phase = if exchange.events() == 0 {
+            Phase::BeforeFirstEvent
+        } else {
+            Phase::MidStream
+        };
+        let limit = if exchange.events() == 0 {
+            job.first_event_timeout
+        } else {
+            job.idle_timeout
+        };
+        let message = match timeout_at(deadline, conn.stream().next()).await {
+            Err(_) => return Exchanged::Failed(WsFailure::new(phase, FailureKind::Timeout(limit))),
+            Ok(None) if job.codec.ends_on_close() => None,
+            Ok(None) => {
+                return Exchanged::Failed(WsFailure::new(
+                    phase,
+                    FailureKind::Closed {
+                        code: None,
+                        reason: String::new(),
+                    },
+                ));
+            }
+            Ok(Some(Err(error))) => return Exchanged::Failed(map_error(phase, error)),
+            Ok(Some(Ok(message))) => Some(message),
+        };
+        let decoded = match message {
+            None => Decoded::End { frame: None },
+            Some(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Some(Message::Close(frame)) => {
+                let code = frame.as_ref().map(|frame| u16::from(frame.code));
+                if job.codec.ends_on_close() && matches!(code, None | Some(1000)) {
+                    Decoded::End { frame: None }
+                } else {
+                    return Exchanged::Failed(WsFailure::new(
+                        phase,
+                        FailureKind::Closed {
+                            code,
+                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                        },
+                    ));
+                }
+            }
+            Some(message) => match job.codec.decode(message, &exchange) {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    return Exchanged::Failed(
+                        WsFailure::new(phase, FailureKind::Protocol(error.to_string()))
+                            .with_source(error),
+                    );
+                }
+            },
+        };
+        let end = match decoded {
+            Decoded::Ignore => continue,
+            Decoded::Error { code, message, .. } if exchange.events() == 0 => {
+                if let Some(code) = code
+                    .as_deref()
+                    .and_then(|code| CONNECTION_SCOPED_CODES.iter().find(|c| **c == code))
+                {
+                    return Exchanged::Retry(code);
+                }
+                return Exchanged::Failed(WsFailure::new(
+                    Phase::BeforeFirstEvent,
+                    FailureKind::UpstreamError { code, message },
+                ));
+            }
+            Decoded::Error { code, message, .. } => {
+                // Only a non-streaming answer reads past its first event here.
+                return Exchanged::Failed(WsFailure::new(
+                    Phase::MidStream,
+                    FailureKind::UpstreamError { code, message },
+                ));
+            }
+            Decoded::Event { frame } => {
+                gathered.extend(frame);
+                false
+            }
+            Decoded::End { frame } => {
+                gathered.extend(frame);
+                true
+            }
+        };
+        if exchange.events() == 0 {
+            metrics::histogram!("wsfirst_ws_first_event_seconds")
+                .record(sent.elapsed().as_secs_f64());
+        }
+        exchange.record_event();
+        deadline = Instant::now() + job.idle_timeout;
+        if job.streaming || end {
+            let attempt = job.started.elapsed();
+            let conn = if end {
+                if !job.codec.ends_on_close() {
+                    conn.release();
+                }
+                None
+            } else {
+                Some(conn)
+            };
+            let body = if job.streaming {
+                WsBody::Stream(Box::new(Streaming {
+                    conn,
+                    codec: job.codec.clone(),
+                    exchange,
+                    pending: concat(gathered),
+                    failure: None,
+                    done: end,
+                    idle_timeout: job.idle_timeout,
+                    idle: Box::pin(tokio::time::sleep_until(deadline)),
+                }))
+            } else {
+                WsBody::Full(Some(concat(gathered).unwrap_or_default()))
+            };
+            let mut response = Response::new(body);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, job.content_type.clone());
+            response.extensions_mut().insert(Served::websocket(attempt));
+            return Exchanged::Done(response);
+        }
+    }
+}
+
+fn concat(frames: Vec<Bytes>) -> Option<Bytes> {
+    match frames.len() {
+        0 => None,
+        1 => frames.into_iter().next(),
+        _ => Some(Bytes::from(frames.concat())),
+    }
+}

@@ -1,0 +1,318 @@
+//! The response [`Body`]: a WebSocket answer or the inner HTTP service's body.
+//!
+//! # Example
+//!
+//! ```
+//! use http_body_util::BodyExt;
+//! use wsfirst_websocket::Body;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wsfirst_core::BoxError> {
+//! let body = Body::http(http_body_util::Full::new(bytes::Bytes::from_static(b"hi")));
+//! assert!(!body.is_websocket());
+//! assert_eq!(body.collect().await?.to_bytes(), "hi");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    fmt,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::Message;
+use wsfirst_core::{BoxError, FailureKind, Phase, WsFailure};
+
+use crate::{
+    Codec, Decoded, Exchange, attempt::record_failure, connector::map_error, pool::Pooled,
+};
+
+pin_project! {
+    /// The response body of [`WebSocket`](crate::WebSocket): the frames of a WebSocket answer
+    /// as they arrive, or the inner HTTP service's body unchanged.
+    ///
+    /// A WebSocket answer that fails after its first event ends with an error whose source
+    /// chain holds a [`WsFailure`] in [`Phase::MidStream`].
+    pub struct Body<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        WebSocket { inner: WsBody },
+        Http { #[pin] inner: B },
+    }
+}
+
+impl<B> Body<B> {
+    /// Wraps an HTTP body.
+    pub fn http(inner: B) -> Self {
+        Self {
+            kind: Kind::Http { inner },
+        }
+    }
+
+    pub(crate) fn websocket(inner: WsBody) -> Self {
+        Self {
+            kind: Kind::WebSocket { inner },
+        }
+    }
+
+    /// Whether the body is a WebSocket answer.
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.kind, Kind::WebSocket { .. })
+    }
+
+    /// The HTTP body, if this is one.
+    pub fn into_http(self) -> Option<B> {
+        match self.kind {
+            Kind::Http { inner } => Some(inner),
+            Kind::WebSocket { .. } => None,
+        }
+    }
+}
+
+impl<B> fmt::Debug for Body<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::WebSocket { inner } => f.debug_tuple("Body::WebSocket").field(inner).finish(),
+            Kind::Http { .. } => f
+                .debug_tuple("Body::Http")
+                .field(&std::any::type_name::<B>())
+                .finish(),
+        }
+    }
+}
+
+impl<B> http_body::Body for Body<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().kind.project() {
+            KindProj::WebSocket { inner } => inner.poll_frame(cx),
+            KindProj::Http { inner } => inner.poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::WebSocket { inner } => inner.is_end_stream(),
+            Kind::Http { inner } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::WebSocket { inner } => inner.size_hint(),
+            Kind::Http { inner } => inner.size_hint(),
+        }
+    }
+}
+
+/// A WebSocket answer: complete (non-streaming) or read from the socket as the caller polls.
+pub(crate) enum WsBody {
+    Full(Option<Bytes>),
+    Stream(Box<Streaming>),
+}
+
+impl fmt::Debug for WsBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WsBody::Full(bytes) => f
+                .debug_struct("Full")
+                .field("len", &bytes.as_ref().map_or(0, Bytes::len))
+                .finish(),
+            WsBody::Stream(streaming) => f
+                .debug_struct("Stream")
+                .field("events", &streaming.exchange.events())
+                .field("done", &streaming.done)
+                .finish(),
+        }
+    }
+}
+
+/// The rest of a streaming answer after its first event. The socket is read only when the
+/// caller polls the body, so a slow reader slows the upstream down (TCP backpressure) instead of
+/// the answer piling up in memory.
+pub(crate) struct Streaming {
+    pub(crate) conn: Option<Pooled>,
+    pub(crate) codec: Arc<dyn Codec>,
+    pub(crate) exchange: Exchange,
+    /// A frame to hand out before reading on (the first event's).
+    pub(crate) pending: Option<Bytes>,
+    /// The error to return after `pending`.
+    pub(crate) failure: Option<WsFailure>,
+    pub(crate) done: bool,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) idle: Pin<Box<Sleep>>,
+}
+
+impl Streaming {
+    fn fail(&mut self, failure: WsFailure) -> WsFailure {
+        let failure = failure.in_phase(Phase::MidStream);
+        record_failure(&failure);
+        self.conn = None;
+        self.done = true;
+        failure
+    }
+
+    fn end(&mut self) {
+        self.done = true;
+        if let Some(conn) = self.conn.take() {
+            if !self.codec.ends_on_close() {
+                conn.release();
+            }
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.pending.take() {
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        if let Some(failure) = self.failure.take() {
+            return Poll::Ready(Some(Err(Box::new(failure))));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let message = match conn.stream().poll_next_unpin(cx) {
+                Poll::Pending => {
+                    ready!(self.idle.as_mut().poll(cx));
+                    let failure = self.fail(WsFailure::new(
+                        Phase::MidStream,
+                        FailureKind::Timeout(self.idle_timeout),
+                    ));
+                    return Poll::Ready(Some(Err(Box::new(failure))));
+                }
+                Poll::Ready(Some(Ok(message))) => message,
+                Poll::Ready(Some(Err(error))) => {
+                    let failure = self.fail(map_error(Phase::MidStream, error));
+                    return Poll::Ready(Some(Err(Box::new(failure))));
+                }
+                Poll::Ready(None) if self.codec.ends_on_close() => {
+                    self.end();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(None) => {
+                    let failure = self.fail(WsFailure::new(
+                        Phase::MidStream,
+                        FailureKind::Closed {
+                            code: None,
+                            reason: String::new(),
+                        },
+                    ));
+                    return Poll::Ready(Some(Err(Box::new(failure))));
+                }
+            };
+            match message {
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Close(frame) => {
+                    let code = frame.as_ref().map(|frame| u16::from(frame.code));
+                    if self.codec.ends_on_close() && matches!(code, None | Some(1000)) {
+                        self.end();
+                        return Poll::Ready(None);
+                    }
+                    let failure = self.fail(WsFailure::new(
+                        Phase::MidStream,
+                        FailureKind::Closed {
+                            code,
+                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                        },
+                    ));
+                    return Poll::Ready(Some(Err(Box::new(failure))));
+                }
+                message => match self.codec.decode(message, &self.exchange) {
+                    Ok(Decoded::Ignore) => continue,
+                    Ok(Decoded::Event { frame }) => {
+                        self.exchange.record_event();
+                        self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+                        if let Some(frame) = frame {
+                            return Poll::Ready(Some(Ok(Frame::data(frame))));
+                        }
+                    }
+                    Ok(Decoded::End { frame }) => {
+                        self.exchange.record_event();
+                        self.end();
+                        return Poll::Ready(frame.map(|frame| Ok(Frame::data(frame))));
+                    }
+                    Ok(Decoded::Error {
+                        frame,
+                        code,
+                        message,
+                    }) => {
+                        let failure = self.fail(WsFailure::new(
+                            Phase::MidStream,
+                            FailureKind::UpstreamError { code, message },
+                        ));
+                        return match frame {
+                            Some(frame) => {
+                                self.failure = Some(failure);
+                                Poll::Ready(Some(Ok(Frame::data(frame))))
+                            }
+                            None => Poll::Ready(Some(Err(Box::new(failure)))),
+                        };
+                    }
+                    Err(error) => {
+                        let failure = self.fail(
+                            WsFailure::new(
+                                Phase::MidStream,
+                                FailureKind::Protocol(error.to_string()),
+                            )
+                            .with_source(error),
+                        );
+                        return Poll::Ready(Some(Err(Box::new(failure))));
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl WsBody {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self {
+            WsBody::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+            WsBody::Stream(streaming) => streaming.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            WsBody::Full(bytes) => bytes.is_none(),
+            WsBody::Stream(streaming) => {
+                streaming.done && streaming.pending.is_none() && streaming.failure.is_none()
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            WsBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            WsBody::Full(None) => SizeHint::with_exact(0),
+            WsBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}

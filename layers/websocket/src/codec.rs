@@ -1,0 +1,176 @@
+//! The [`Codec`] trait: how an HTTP-shaped request becomes WebSocket messages and how the
+//! upstream's messages become the response body that the HTTP path would have returned.
+//!
+//! # Example
+//!
+//! A codec for an upstream that answers each request with one line of text per message and a
+//! final `"DONE"` message:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::HeaderValue;
+//! use wsfirst_websocket::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
+//!
+//! #[derive(Debug)]
+//! struct Lines;
+//!
+//! impl Codec for Lines {
+//!     fn encode(&self, _request: &http::request::Parts, body: Bytes) -> Result<Encoded, CodecError> {
+//!         let text = String::from_utf8(body.to_vec())
+//!             .map_err(|_| CodecError::new("the request body is not utf-8"))?;
+//!         Ok(Encoded::new(vec![Message::text(text)], HeaderValue::from_static("text/plain")))
+//!     }
+//!
+//!     fn decode(&self, message: Message, _exchange: &Exchange) -> Result<Decoded, CodecError> {
+//!         match message {
+//!             Message::Text(text) if text.as_str() == "DONE" => Ok(Decoded::End { frame: None }),
+//!             Message::Text(text) => Ok(Decoded::Event {
+//!                 frame: Some(Bytes::from(format!("{}\n", text.as_str()))),
+//!             }),
+//!             _ => Ok(Decoded::Ignore),
+//!         }
+//!     }
+//! }
+//!
+//! let (parts, ()) = http::Request::new(()).into_parts();
+//! let encoded = Lines.encode(&parts, Bytes::from_static(b"hello"))?;
+//! assert_eq!(encoded.messages(), &[Message::text("hello")]);
+//! let decoded = Lines.decode(Message::text("hi"), &Exchange::new(true))?;
+//! assert_eq!(decoded, Decoded::Event { frame: Some(Bytes::from_static(b"hi\n")) });
+//! # fn _object_safe(_: Box<dyn Codec>) {}
+//! # Ok::<(), CodecError>(())
+//! ```
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+pub(crate) use crate::error::CodecError;
+pub use tokio_tungstenite::tungstenite::Message;
+
+/// Maps a request to WebSocket messages and the upstream's messages to response body frames.
+///
+/// A codec is shared by every request of a layer (`Arc<dyn Codec>`), so it holds configuration
+/// only; what one exchange needs to know is in [`Exchange`].
+pub trait Codec: fmt::Debug + Send + Sync + 'static {
+    /// Turns the request (head and whole body) into the messages to send and says how the
+    /// answer is shaped. An error here becomes a replay-safe `Send` failure, so an upstream
+    /// reached over HTTP can answer the request with its own error.
+    fn encode(&self, request: &http::request::Parts, body: Bytes) -> Result<Encoded, CodecError>;
+
+    /// Reads one message of the answer. Pings, pongs and close frames are handled by the layer
+    /// and never reach the codec.
+    fn decode(&self, message: Message, exchange: &Exchange) -> Result<Decoded, CodecError>;
+
+    /// Whether a normal close of the connection (no close code or code 1000) ends the answer
+    /// successfully. When `false` (the default), a close before the end is a failure, and a
+    /// connection is returned to the pool after each answer.
+    fn ends_on_close(&self) -> bool {
+        false
+    }
+}
+
+/// What [`Codec::encode`] produced: the messages to send and the shape of the answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoded {
+    messages: Vec<Message>,
+    content_type: HeaderValue,
+    streaming: bool,
+}
+
+impl Encoded {
+    /// A streaming answer with this content type, produced by sending `messages`.
+    pub fn new(messages: Vec<Message>, content_type: HeaderValue) -> Self {
+        Self {
+            messages,
+            content_type,
+            streaming: true,
+        }
+    }
+
+    /// Whether the answer streams. A streaming answer's response is returned at the first event
+    /// and its body forwards frames as they arrive; a non-streaming answer's frames are gathered
+    /// and the response is returned at the end (default `true`).
+    pub fn streaming(mut self, streaming: bool) -> Self {
+        self.streaming = streaming;
+        self
+    }
+
+    /// The messages to send, in order.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// The response's content type.
+    pub fn content_type(&self) -> &HeaderValue {
+        &self.content_type
+    }
+
+    /// Whether the answer streams.
+    pub fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
+    pub(crate) fn into_parts(self) -> (Vec<Message>, HeaderValue, bool) {
+        (self.messages, self.content_type, self.streaming)
+    }
+}
+
+/// What one exchange (one request and its answer) looks like, passed to [`Codec::decode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    streaming: bool,
+    events: usize,
+}
+
+impl Exchange {
+    /// An exchange that streams or not, with no event seen yet.
+    pub fn new(streaming: bool) -> Self {
+        Self {
+            streaming,
+            events: 0,
+        }
+    }
+
+    /// Whether the request asked for a streaming answer.
+    pub fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// How many events of this answer were decoded before this one.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    pub(crate) fn record_event(&mut self) {
+        self.events += 1;
+    }
+}
+
+/// What one message of the answer means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// Not part of the answer (for example a keep-alive message); no timer is reset.
+    Ignore,
+    /// An event of the answer, with the body frame to forward, if any.
+    Event {
+        /// Bytes to append to the response body.
+        frame: Option<Bytes>,
+    },
+    /// The last event of the answer; the connection may serve another request.
+    End {
+        /// Bytes to append to the response body.
+        frame: Option<Bytes>,
+    },
+    /// The upstream reported an error. Before any event this fails the attempt (replay-safe);
+    /// after, the frame is forwarded and the body ends with a mid-stream failure.
+    Error {
+        /// Bytes to forward when the error comes after output (such as an SSE `error` frame).
+        frame: Option<Bytes>,
+        /// The error's code, such as `server_error`.
+        code: Option<String>,
+        /// The error's message.
+        message: String,
+    },
+}

@@ -1,0 +1,494 @@
+//! Per-route configuration of the WebSocket attempt: timeouts, headers, limits, codec, TLS roots.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use wsfirst_websocket::{ResponsesCodec, WebSocketConfig};
+//!
+//! let config = WebSocketConfig::builder()
+//!     .handshake_timeout(Duration::from_secs(3))
+//!     .static_header("openai-beta", "responses-websocket=v1")
+//!     .affinity_header("x-session-id")
+//!     .codec(ResponsesCodec::new())
+//!     .build()?;
+//! assert_eq!(config.handshake_timeout(), Duration::from_secs(3));
+//!
+//! // Invalid values name the field.
+//! let error = WebSocketConfig::builder().forward_header("connection").build().unwrap_err();
+//! assert_eq!(error.field(), "forward_headers");
+//! # Ok::<(), wsfirst_websocket::ConfigError>(())
+//! ```
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use http::{HeaderName, HeaderValue};
+use rustls_pki_types::CertificateDer;
+
+use crate::{Codec, ConfigError, ResponsesCodec};
+
+/// Request headers forwarded to the WebSocket handshake by default.
+pub const DEFAULT_FORWARD_HEADERS: [&str; 4] = [
+    "authorization",
+    "openai-beta",
+    "openai-organization",
+    "openai-project",
+];
+
+/// Headers that are never forwarded nor set by configuration: hop-by-hop headers and the headers
+/// of the WebSocket handshake itself.
+const FORBIDDEN_HEADERS: [&str; 16] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-accept",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+];
+
+/// Whether `name` is a hop-by-hop or handshake header that the layer never forwards.
+pub(crate) fn is_forbidden(name: &HeaderName) -> bool {
+    FORBIDDEN_HEADERS.contains(&name.as_str())
+}
+
+/// The configuration of one [`WebSocketLayer`](crate::WebSocketLayer) (one route in the facade).
+///
+/// Cheap to clone: everything is behind one `Arc`. Build it with [`WebSocketConfig::builder`].
+#[derive(Clone)]
+pub struct WebSocketConfig(Arc<ConfigInner>);
+
+struct ConfigInner {
+    handshake_timeout: Duration,
+    first_event_timeout: Duration,
+    idle_timeout: Duration,
+    max_message_size: usize,
+    forward_headers: Vec<HeaderName>,
+    static_headers: Vec<(HeaderName, HeaderValue)>,
+    affinity_header: Option<HeaderName>,
+    codec: Arc<dyn Codec>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl WebSocketConfig {
+    /// Starts a configuration with the defaults.
+    pub fn builder() -> WebSocketConfigBuilder {
+        WebSocketConfigBuilder::default()
+    }
+
+    /// Time allowed for DNS, TCP connect, TLS and the upgrade together (default 5 s).
+    pub fn handshake_timeout(&self) -> Duration {
+        self.0.handshake_timeout
+    }
+
+    /// Time allowed from sending the request to the upstream's first event (default 30 s).
+    pub fn first_event_timeout(&self) -> Duration {
+        self.0.first_event_timeout
+    }
+
+    /// Time allowed between two events of one response (default 120 s).
+    pub fn idle_timeout(&self) -> Duration {
+        self.0.idle_timeout
+    }
+
+    /// The largest message sent or received, in bytes (default 16 MiB).
+    pub fn max_message_size(&self) -> usize {
+        self.0.max_message_size
+    }
+
+    /// The request headers copied to the handshake.
+    pub fn forward_headers(&self) -> &[HeaderName] {
+        &self.0.forward_headers
+    }
+
+    /// Headers set on every handshake.
+    pub fn static_headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.0.static_headers
+    }
+
+    /// The request header whose value pins a request to its own pooled connections.
+    pub fn affinity_header(&self) -> Option<&HeaderName> {
+        self.0.affinity_header.as_ref()
+    }
+
+    /// The codec that maps requests to messages and messages to the response body.
+    pub fn codec(&self) -> &Arc<dyn Codec> {
+        &self.0.codec
+    }
+
+    /// The TLS configuration used for `wss://`.
+    pub(crate) fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.0.tls
+    }
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        // The defaults are valid by construction; `build` can only fail on user input.
+        WebSocketConfigBuilder::default()
+            .build()
+            .unwrap_or_else(|error| unreachable!("default configuration is valid: {error}"))
+    }
+}
+
+impl fmt::Debug for WebSocketConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketConfig")
+            .field("handshake_timeout", &self.0.handshake_timeout)
+            .field("first_event_timeout", &self.0.first_event_timeout)
+            .field("idle_timeout", &self.0.idle_timeout)
+            .field("max_message_size", &self.0.max_message_size)
+            .field("forward_headers", &self.0.forward_headers)
+            .field(
+                "static_headers",
+                &self
+                    .0
+                    .static_headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("affinity_header", &self.0.affinity_header)
+            .field("codec", &self.0.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`WebSocketConfig`]; invalid values are reported by [`build`](Self::build) with the
+/// field's name.
+pub struct WebSocketConfigBuilder {
+    handshake_timeout: Duration,
+    first_event_timeout: Duration,
+    idle_timeout: Duration,
+    max_message_size: usize,
+    forward_headers: Vec<String>,
+    static_headers: Vec<(String, String)>,
+    affinity_header: Option<String>,
+    codec: Arc<dyn Codec>,
+    webpki_roots: bool,
+    native_roots: bool,
+    extra_roots: Vec<CertificateDer<'static>>,
+}
+
+impl Default for WebSocketConfigBuilder {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(5),
+            first_event_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            max_message_size: 16 << 20,
+            forward_headers: DEFAULT_FORWARD_HEADERS.map(str::to_owned).to_vec(),
+            static_headers: Vec::new(),
+            affinity_header: None,
+            codec: Arc::new(ResponsesCodec::new()),
+            webpki_roots: true,
+            native_roots: true,
+            extra_roots: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for WebSocketConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketConfigBuilder")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("first_event_timeout", &self.first_event_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("forward_headers", &self.forward_headers)
+            .field("affinity_header", &self.affinity_header)
+            .field("codec", &self.codec)
+            .field("webpki_roots", &self.webpki_roots)
+            .field("native_roots", &self.native_roots)
+            .field("extra_roots", &self.extra_roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketConfigBuilder {
+    /// Time allowed for DNS, TCP connect, TLS and the upgrade together (default 5 s). A dead
+    /// endpoint costs at most this long.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Time allowed from sending the request to the first event (default 30 s).
+    pub fn first_event_timeout(mut self, timeout: Duration) -> Self {
+        self.first_event_timeout = timeout;
+        self
+    }
+
+    /// Time allowed between two events of one response (default 120 s).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The largest message sent or received, in bytes (default 16 MiB).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Replaces the list of request headers copied to the handshake (default
+    /// [`DEFAULT_FORWARD_HEADERS`]). Hop-by-hop headers are rejected.
+    pub fn forward_headers<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        self.forward_headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds one request header to copy to the handshake.
+    pub fn forward_header(mut self, name: impl Into<String>) -> Self {
+        self.forward_headers.push(name.into());
+        self
+    }
+
+    /// Sets a header on every handshake, such as `OpenAI-Beta: responses-websocket=v1`. It
+    /// replaces a forwarded request header of the same name.
+    pub fn static_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.static_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Reads a session's affinity key from this request header: requests with the same value
+    /// reuse the same pooled connections (default: none).
+    pub fn affinity_header(mut self, name: impl Into<String>) -> Self {
+        self.affinity_header = Some(name.into());
+        self
+    }
+
+    /// The codec (default [`ResponsesCodec`]).
+    pub fn codec(mut self, codec: impl Codec) -> Self {
+        self.codec = Arc::new(codec);
+        self
+    }
+
+    /// A shared codec.
+    pub fn shared_codec(mut self, codec: Arc<dyn Codec>) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Trust the Mozilla roots bundled by `webpki-roots` (default on).
+    pub fn webpki_roots(mut self, enabled: bool) -> Self {
+        self.webpki_roots = enabled;
+        self
+    }
+
+    /// Trust the platform's root certificates (default on; loaded once per process).
+    pub fn native_roots(mut self, enabled: bool) -> Self {
+        self.native_roots = enabled;
+        self
+    }
+
+    /// Also trust this root certificate (for example a private CA).
+    pub fn extra_root(mut self, certificate: CertificateDer<'static>) -> Self {
+        self.extra_roots.push(certificate);
+        self
+    }
+
+    /// Checks the values and builds the configuration.
+    pub fn build(self) -> Result<WebSocketConfig, ConfigError> {
+        for (field, value) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("first_event_timeout", self.first_event_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(field, "must be greater than zero"));
+            }
+        }
+        if self.max_message_size == 0 {
+            return Err(ConfigError::new(
+                "max_message_size",
+                "must be greater than zero",
+            ));
+        }
+        let mut forward_headers = Vec::with_capacity(self.forward_headers.len());
+        for raw in &self.forward_headers {
+            let name = header_name("forward_headers", raw)?;
+            if !forward_headers.contains(&name) {
+                forward_headers.push(name);
+            }
+        }
+        let mut static_headers = Vec::with_capacity(self.static_headers.len());
+        for (name, value) in &self.static_headers {
+            let name = header_name("static_headers", name)?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ConfigError::new(
+                    "static_headers",
+                    format!("the value of {name} is not a valid header value"),
+                )
+            })?;
+            static_headers.push((name, value));
+        }
+        let affinity_header = match &self.affinity_header {
+            Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
+                ConfigError::new("affinity_header", format!("{raw:?} is not a header name"))
+            })?),
+            None => None,
+        };
+        let tls = tls_config(self.webpki_roots, self.native_roots, &self.extra_roots)?;
+        Ok(WebSocketConfig(Arc::new(ConfigInner {
+            handshake_timeout: self.handshake_timeout,
+            first_event_timeout: self.first_event_timeout,
+            idle_timeout: self.idle_timeout,
+            max_message_size: self.max_message_size,
+            forward_headers,
+            static_headers,
+            affinity_header,
+            codec: self.codec,
+            tls,
+        })))
+    }
+}
+
+fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
+    let name = HeaderName::from_bytes(raw.as_bytes())
+        .map_err(|_| ConfigError::new(field, format!("{raw:?} is not a header name")))?;
+    if is_forbidden(&name) {
+        return Err(ConfigError::new(
+            field,
+            format!("{name} is a hop-by-hop or handshake header and is never forwarded"),
+        ));
+    }
+    Ok(name)
+}
+
+fn native_certs() -> &'static [CertificateDer<'static>] {
+    static NATIVE: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    NATIVE.get_or_init(|| {
+        let result = rustls_native_certs::load_native_certs();
+        if !result.errors.is_empty() {
+            tracing::debug!(
+                errors = result.errors.len(),
+                "some platform root certificates could not be loaded"
+            );
+        }
+        result.certs
+    })
+}
+
+fn tls_config(
+    webpki: bool,
+    native: bool,
+    extra: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if webpki {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if native {
+        roots.add_parsable_certificates(native_certs().iter().cloned());
+    }
+    for certificate in extra {
+        roots.add(certificate.clone()).map_err(|error| {
+            ConfigError::new("extra_root", format!("certificate rejected: {error}"))
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ConfigError::new("tls", error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = WebSocketConfig::default();
+        assert_eq!(config.handshake_timeout(), Duration::from_secs(5));
+        assert_eq!(config.first_event_timeout(), Duration::from_secs(30));
+        assert_eq!(config.idle_timeout(), Duration::from_secs(120));
+        assert_eq!(config.max_message_size(), 16 * 1024 * 1024);
+        let names: Vec<_> = config
+            .forward_headers()
+            .iter()
+            .map(HeaderName::as_str)
+            .collect();
+        assert_eq!(names, DEFAULT_FORWARD_HEADERS);
+        assert!(config.affinity_header().is_none());
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let cases = [
+            (
+                WebSocketConfig::builder().handshake_timeout(Duration::ZERO),
+                "handshake_timeout",
+            ),
+            (
+                WebSocketConfig::builder().idle_timeout(Duration::ZERO),
+                "idle_timeout",
+            ),
+            (
+                WebSocketConfig::builder().max_message_size(0),
+                "max_message_size",
+            ),
+            (
+                WebSocketConfig::builder().forward_header("Transfer-Encoding"),
+                "forward_headers",
+            ),
+            (
+                WebSocketConfig::builder().forward_header("bad header"),
+                "forward_headers",
+            ),
+            (
+                WebSocketConfig::builder().static_header("upgrade", "h2c"),
+                "static_headers",
+            ),
+            (
+                WebSocketConfig::builder().static_header("x-ok", "bad\nvalue"),
+                "static_headers",
+            ),
+            (
+                WebSocketConfig::builder().affinity_header("no spaces"),
+                "affinity_header",
+            ),
+            (
+                WebSocketConfig::builder().extra_root(CertificateDer::from(vec![1, 2, 3])),
+                "extra_root",
+            ),
+        ];
+        for (builder, field) in cases {
+            let error = builder.build().unwrap_err();
+            assert_eq!(error.field(), field, "{error}");
+            assert!(error.to_string().contains(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_static_header_values() {
+        let config = WebSocketConfig::builder()
+            .static_header("x-api-key", "secret-value")
+            .build()
+            .unwrap();
+        let debug = format!("{config:?}");
+        assert!(debug.contains("x-api-key"), "{debug}");
+        assert!(!debug.contains("secret-value"), "{debug}");
+    }
+}

@@ -1,0 +1,325 @@
+//! Opening a WebSocket: DNS, TCP, TLS (rustls) and the upgrade, each failure typed.
+
+use std::{net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, Uri};
+use rustls_pki_types::ServerName;
+use tokio::{
+    net::TcpStream,
+    time::{Instant, timeout_at},
+};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, client_async_with_config,
+    tungstenite::{self, client::IntoClientRequest, error::ProtocolError},
+};
+use wsfirst_core::{FailureKind, Phase, WsFailure};
+
+use crate::WebSocketConfig;
+
+/// An open WebSocket to the upstream.
+pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How many bytes of an upgrade answer's body are kept.
+const UPGRADE_BODY_LIMIT: usize = 1024;
+
+/// The handshake headers for a request: the allowlisted request headers, then the static ones.
+pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in config.forward_headers() {
+        for value in request.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    for (name, value) in config.static_headers() {
+        headers.insert(name.clone(), value.clone());
+    }
+    headers
+}
+
+/// The tungstenite configuration: the message size limit, both ways.
+pub(crate) fn protocol_config(config: &WebSocketConfig) -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size()))
+        .max_frame_size(Some(config.max_message_size()))
+}
+
+fn timeout(phase: Phase, after: Duration) -> WsFailure {
+    WsFailure::new(phase, FailureKind::Timeout(after))
+}
+
+fn io_failure(phase: Phase, error: std::io::Error) -> WsFailure {
+    WsFailure::new(
+        phase,
+        FailureKind::Io {
+            kind: error.kind(),
+            message: error.to_string(),
+        },
+    )
+    .with_source(error)
+}
+
+/// Checks that `url` is a `ws://` or `wss://` URL with a host; returns (tls, host, port).
+pub(crate) fn target(url: &Uri) -> Result<(bool, &str, u16), WsFailure> {
+    let tls = match url.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        _ => {
+            return Err(WsFailure::new(
+                Phase::Connect,
+                FailureKind::Protocol(format!("the websocket url {url} is not ws:// or wss://")),
+            ));
+        }
+    };
+    let host = url
+        .host()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .filter(|host| !host.is_empty())
+        .ok_or_else(|| {
+            WsFailure::new(
+                Phase::Connect,
+                FailureKind::Protocol(format!("the websocket url {url} has no host")),
+            )
+        })?;
+    let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok((tls, host, port))
+}
+
+/// Opens a WebSocket to `url` with `headers`, all steps within the handshake timeout.
+pub(crate) async fn connect(
+    url: &Uri,
+    headers: &HeaderMap,
+    config: &WebSocketConfig,
+) -> Result<WsStream, WsFailure> {
+    let started = Instant::now();
+    let limit = config.handshake_timeout();
+    let deadline = started + limit;
+    let (tls, host, port) = target(url)?;
+
+    let addrs: Vec<SocketAddr> =
+        match timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
+            Err(_) => return Err(timeout(Phase::Connect, limit)),
+            Ok(Err(error)) => {
+                return Err(WsFailure::new(
+                    Phase::Connect,
+                    FailureKind::Dns(format!("{host}: {error}")),
+                )
+                .with_source(error));
+            }
+            Ok(Ok(addrs)) => addrs.collect(),
+        };
+    if addrs.is_empty() {
+        return Err(WsFailure::new(
+            Phase::Connect,
+            FailureKind::Dns(format!("{host}: no addresses")),
+        ));
+    }
+
+    let mut last_error = None;
+    let mut tcp = None;
+    for addr in addrs {
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(timeout(Phase::Connect, limit)),
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(error)) => last_error = Some(error),
+        }
+    }
+    let tcp = match (tcp, last_error) {
+        (Some(tcp), _) => tcp,
+        (None, Some(error)) => return Err(io_failure(Phase::Connect, error)),
+        (None, None) => unreachable!("at least one address was tried"),
+    };
+    // Latency matters more than throughput for small event messages.
+    let _ = tcp.set_nodelay(true);
+
+    let stream = if tls {
+        let name = ServerName::try_from(host.to_owned()).map_err(|error| {
+            WsFailure::new(
+                Phase::Connect,
+                FailureKind::Tls(format!("invalid server name {host}: {error}")),
+            )
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(config.tls().clone());
+        match timeout_at(deadline, connector.connect(name, tcp)).await {
+            Err(_) => return Err(timeout(Phase::Connect, limit)),
+            Ok(Err(error)) => {
+                return Err(
+                    WsFailure::new(Phase::Connect, FailureKind::Tls(error.to_string()))
+                        .with_source(error),
+                );
+            }
+            Ok(Ok(stream)) => MaybeTlsStream::Rustls(stream),
+        }
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+
+    let mut request = url.into_client_request().map_err(|error| {
+        WsFailure::new(
+            Phase::Handshake,
+            FailureKind::Protocol(format!("cannot build the upgrade request: {error}")),
+        )
+    })?;
+    for (name, value) in headers {
+        request.headers_mut().append(name, value.clone());
+    }
+    let upgrade = client_async_with_config(request, stream, Some(protocol_config(config)));
+    match timeout_at(deadline, upgrade).await {
+        Err(_) => Err(timeout(Phase::Handshake, limit)),
+        Ok(Err(error)) => Err(map_error(Phase::Handshake, error)),
+        Ok(Ok((stream, _response))) => {
+            metrics::histogram!("wsfirst_ws_handshake_seconds")
+                .record(started.elapsed().as_secs_f64());
+            Ok(stream)
+        }
+    }
+}
+
+/// Maps a tungstenite error seen in `phase` to a typed failure.
+pub(crate) fn map_error(phase: Phase, error: tungstenite::Error) -> WsFailure {
+    use tungstenite::Error;
+    let kind = match &error {
+        Error::Http(response) => {
+            let body = response
+                .body()
+                .as_deref()
+                .map(|body| Bytes::copy_from_slice(&body[..body.len().min(UPGRADE_BODY_LIMIT)]))
+                .unwrap_or_default();
+            return WsFailure::new(
+                phase,
+                FailureKind::UpgradeStatus {
+                    status: response.status(),
+                    body,
+                },
+            );
+        }
+        Error::Io(io) => FailureKind::Io {
+            kind: io.kind(),
+            message: io.to_string(),
+        },
+        Error::Tls(tls) => FailureKind::Tls(tls.to_string()),
+        Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { size, max_size }) => {
+            FailureKind::TooLarge {
+                size: *size,
+                limit: *max_size,
+            }
+        }
+        Error::ConnectionClosed
+        | Error::AlreadyClosed
+        | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => FailureKind::Closed {
+            code: None,
+            reason: String::new(),
+        },
+        other => FailureKind::Protocol(other.to_string()),
+    };
+    WsFailure::new(phase, kind).with_source(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, StatusCode};
+
+    use super::*;
+
+    #[test]
+    fn handshake_headers_are_the_allowlist_plus_static_headers() {
+        let config = WebSocketConfig::builder()
+            .static_header("OpenAI-Beta", "responses-websocket=v1")
+            .build()
+            .unwrap();
+        let mut request = HeaderMap::new();
+        request.insert("authorization", HeaderValue::from_static("Bearer sk-1"));
+        request.insert("openai-beta", HeaderValue::from_static("other"));
+        request.insert("cookie", HeaderValue::from_static("c=1"));
+        request.insert("connection", HeaderValue::from_static("keep-alive"));
+        request.insert("host", HeaderValue::from_static("client.example"));
+        let headers = handshake_headers(&config, &request);
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert_eq!(headers["authorization"], "Bearer sk-1");
+        assert_eq!(headers["openai-beta"], "responses-websocket=v1");
+    }
+
+    #[test]
+    fn non_websocket_urls_are_rejected() {
+        for url in ["http://x/y", "/relative"] {
+            let failure = target(&url.parse().unwrap()).unwrap_err();
+            assert_eq!(failure.phase(), Phase::Connect);
+            assert!(matches!(failure.kind(), FailureKind::Protocol(_)), "{url}");
+        }
+        assert_eq!(
+            target(&"wss://h/p".parse().unwrap()).unwrap(),
+            (true, "h", 443)
+        );
+        assert_eq!(
+            target(&"ws://[::1]:81/p".parse().unwrap()).unwrap(),
+            (false, "::1", 81)
+        );
+    }
+
+    #[test]
+    fn upgrade_errors_keep_status_and_body() {
+        let response = http::Response::builder()
+            .status(500)
+            .body(Some(b"internal error".to_vec()))
+            .unwrap();
+        let failure = map_error(
+            Phase::Handshake,
+            tungstenite::Error::Http(Box::new(response)),
+        );
+        assert_eq!(
+            failure.kind(),
+            &FailureKind::UpgradeStatus {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: Bytes::from_static(b"internal error")
+            }
+        );
+    }
+
+    #[test]
+    fn too_long_messages_are_too_large() {
+        let failure = map_error(
+            Phase::MidStream,
+            tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+                size: 20,
+                max_size: 10,
+            }),
+        );
+        assert_eq!(
+            failure.kind(),
+            &FailureKind::TooLarge {
+                size: 20,
+                limit: 10
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_an_io_failure() {
+        // Bind then drop to get a port that nobody listens on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url: Uri = format!("ws://127.0.0.1:{port}/v1").parse().unwrap();
+        let failure = connect(&url, &HeaderMap::new(), &WebSocketConfig::default())
+            .await
+            .unwrap_err();
+        assert_eq!(failure.phase(), Phase::Connect);
+        assert!(
+            matches!(failure.kind(), FailureKind::Io { kind, .. } if *kind == std::io::ErrorKind::ConnectionRefused),
+            "{failure:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_host_is_a_dns_failure() {
+        let url: Uri = "ws://no-such-host.invalid/v1".parse().unwrap();
+        let failure = connect(&url, &HeaderMap::new(), &WebSocketConfig::default())
+            .await
+            .unwrap_err();
+        assert_eq!(failure.phase(), Phase::Connect);
+        assert!(matches!(failure.kind(), FailureKind::Dns(_)), "{failure:?}");
+    }
+}
