@@ -1,4 +1,27 @@
 //! Future types
+//!
+//! # Example
+//!
+//! [`ResponseFuture`] is what [`Eligibility`](crate::Eligibility) returns from `call`: the inner
+//! service's future, or an immediate error when the request had no `Route`.
+//!
+//! ```
+//! use tower::{Service, ServiceExt};
+//! use wsfirst_core::MissingExtension;
+//! use wsfirst_eligibility::{Eligibility, EligibilityTable, future::ResponseFuture};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wsfirst_core::BoxError> {
+//! let inner = tower::service_fn(|_: http::Request<String>| async {
+//!     Ok::<_, std::convert::Infallible>("served")
+//! });
+//! let mut service = Eligibility::new(inner, EligibilityTable::openai_default());
+//! let future: ResponseFuture<_> = service.ready().await?.call(http::Request::new(String::new()));
+//! let error = future.await.unwrap_err();
+//! assert_eq!(error.downcast_ref::<MissingExtension>(), Some(&MissingExtension::ROUTE));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::{
     future::Future,

@@ -369,6 +369,71 @@ mod tests {
     }
 
     #[test]
+    fn services_are_send_sync_and_take_shared_trait_objects() {
+        fn assert_send_sync<T: Send + Sync + 'static>(_: &T) {}
+        let shared: Arc<dyn Policy + Send + Sync> = Arc::new(table());
+        let layer = EligibilityLayer::new(shared);
+        let service = tower_layer::Layer::layer(
+            &layer,
+            tower::service_fn(|_: Req| async { Ok::<_, BoxError>(()) }),
+        );
+        assert_send_sync(&service);
+        let mut service = service;
+        let future = service.call(request_for(openai()));
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&future);
+    }
+
+    #[test]
+    fn every_decision_is_a_debug_event_without_credentials() {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let mut service = Eligibility::new(
+            tower::service_fn(|_: Req| async { Ok::<_, BoxError>(()) }),
+            table(),
+        );
+        let mut request = request_for(route(
+            "openai",
+            "openai-responses",
+            "wss://chatgpt.com/backend-api/codex/responses",
+            TransportMode::Auto,
+        ));
+        request.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            "Bearer sk-secret".parse().unwrap(),
+        );
+        tracing::subscriber::with_default(subscriber, || drop(service.call(request)));
+
+        let logged = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("DEBUG"), "{logged}");
+        for field in [
+            "provider=\"openai\"",
+            "api=\"openai-responses\"",
+            "verdict=\"http\"",
+            "reason=\"foreign_host\"",
+        ] {
+            assert!(logged.contains(field), "{field} missing: {logged}");
+        }
+        assert!(!logged.contains("sk-secret"), "{logged}");
+    }
+
+    #[test]
     fn every_decision_is_counted_with_its_labels() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
