@@ -1,3 +1,109 @@
-//! placeholder
+//! A per-key circuit breaker layer that pins a failing WebSocket path to HTTP and brings it back
+//! with probes.
+//!
+//! [`CircuitBreakerLayer`] sits between the eligibility layer (which sets the request's
+//! [`Intent`](wsfirst_core::Intent)) and the fallback layer. It keeps one small state machine per
+//! [`BreakerKey`](wsfirst_core::BreakerKey) (provider + WebSocket endpoint + credential
+//! fingerprint):
+//!
+//! - **closed**: WebSocket requests go through. It trips after
+//!   [`consecutive_failures`](BreakerConfigBuilder::consecutive_failures) counted failures in a
+//!   row (default 3) or when the failure rate over a sliding window of the last attempts reaches
+//!   [`failure_rate`](BreakerConfigBuilder::failure_rate) (default 50 % of the last 20, at least
+//!   10 attempts); an upgrade answered 404/405/426/501 trips at once (see [`DefaultClassifier`]).
+//! - **open**: WebSocket requests are rewritten to `Intent::Http(HttpReason::Pinned { until })`,
+//!   never rejected, for 30 s doubling with each consecutive trip up to 10 min, with jitter.
+//! - **half-open**: exactly [`half_open_probes`](BreakerConfigBuilder::half_open_probes) requests
+//!   (default 1) try the WebSocket, everyone else stays on HTTP. A probe that gets its first event
+//!   closes the key; one that fails reopens it with the next backoff; one that ends without a
+//!   verdict or is dropped gives its slot back.
+//!
+//! It learns from the response's [`Served`](wsfirst_core::Served) (served by WebSocket: success;
+//! a fallback cause: failure), from a [`WsFailure`](wsfirst_core::WsFailure) in an error's source
+//! chain, and from the response body (a WebSocket-served body that ends in an error is a
+//! mid-stream failure). A closed, healthy key costs a few atomic loads per request: no lock, no
+//! allocation, no clock read. [`BreakerHandle`] reads and steers the keys.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Empty;
+//! use tower::{Layer, Service, ServiceExt, service_fn};
+//! use wsfirst_breaker::{BreakerConfig, BreakerState, CircuitBreakerLayer};
+//! use wsfirst_core::{BoxError, FailureKind, HttpReason, Intent, Phase, Route, WsFailure};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! // An inner stack whose WebSocket upgrade always fails with a 500.
+//! let inner = service_fn(|request: Request<()>| async move {
+//!     match request.extensions().get::<Intent>() {
+//!         Some(Intent::WebSocket) => Err::<Response<Empty<bytes::Bytes>>, BoxError>(Box::new(
+//!             WsFailure::new(Phase::Handshake, FailureKind::UpgradeStatus {
+//!                 status: StatusCode::INTERNAL_SERVER_ERROR,
+//!                 body: Default::default(),
+//!             }),
+//!         )),
+//!         _ => Ok(Response::new(Empty::new())),
+//!     }
+//! });
+//! let layer = CircuitBreakerLayer::new(BreakerConfig::builder().consecutive_failures(2).build()?);
+//! let handle = layer.handle();
+//! let mut service = layer.layer(inner);
+//!
+//! let route = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://api.openai.com/v1/responses")
+//!     .http_url("https://api.openai.com/v1/responses")
+//!     .build()?;
+//! let request = || {
+//!     let mut request = Request::new(());
+//!     request.extensions_mut().insert(route.clone());
+//!     request.extensions_mut().insert(Intent::WebSocket);
+//!     request
+//! };
+//!
+//! // Two failed handshakes trip the key...
+//! for _ in 0..2 {
+//!     assert!(service.ready().await?.call(request()).await.is_err());
+//! }
+//! let snapshot = &handle.snapshot()[0];
+//! assert_eq!(snapshot.state, BreakerState::Open);
+//! assert!(snapshot.until_secs.unwrap() <= 30.0);
+//!
+//! // ...and the next request is pinned to HTTP instead of paying for another handshake.
+//! let response = service.ready().await?.call(request()).await?;
+//! # drop(response);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! None. [`KeySnapshot`] implements `serde::Serialize` so that it can be served as JSON.
+//!
+//! Minimum supported Rust version: 1.85.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod classify;
+mod config;
+mod error;
+mod future;
+mod handle;
+mod layer;
+mod registry;
+mod service;
+mod slot;
+
+pub use body::ResponseBody;
+pub use classify::{Classify, DefaultClassifier, Verdict};
+pub use config::{BreakerConfig, BreakerConfigBuilder, MAX_PROBES, MAX_WINDOW};
+pub use error::ConfigError;
+pub use future::ResponseFuture;
+pub use handle::{BreakerHandle, BreakerState, KeySnapshot, LastFailure, Transition};
+pub use layer::CircuitBreakerLayer;
+pub use registry::{BreakerRegistry, BreakerRegistryBuilder};
+pub use service::CircuitBreaker;

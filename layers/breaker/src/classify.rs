@@ -1,0 +1,243 @@
+//! How much a WebSocket failure counts against its breaker key.
+//!
+//! # Example
+//!
+//! ```
+//! use http::StatusCode;
+//! use wsfirst_breaker::{Classify, DefaultClassifier, Verdict};
+//! use wsfirst_core::{FailureKind, Phase, WsFailure};
+//!
+//! let not_a_websocket = WsFailure::new(
+//!     Phase::Handshake,
+//!     FailureKind::UpgradeStatus { status: StatusCode::NOT_FOUND, body: Default::default() },
+//! );
+//! assert_eq!(DefaultClassifier.classify(&not_a_websocket), Verdict::Trip);
+//! ```
+
+use std::fmt;
+
+use http::StatusCode;
+use wsfirst_core::{FailureKind, WsFailure};
+
+/// What a failure means for its breaker key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The endpoint cannot work (it does not speak WebSocket): pin the key at once.
+    Trip,
+    /// Counts as one failure towards the consecutive-failure and failure-rate thresholds.
+    Count,
+    /// Not the path's fault (rate limits, the upstream asking for a fresh connection): no verdict.
+    Ignore,
+}
+
+impl Verdict {
+    /// `"trip"`, `"count"` or `"ignore"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Trip => "trip",
+            Verdict::Count => "count",
+            Verdict::Ignore => "ignore",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Decides how much a [`WsFailure`] counts against its breaker key.
+///
+/// Install one with [`BreakerConfigBuilder::classifier`](crate::BreakerConfigBuilder::classifier).
+/// It is called on the failure path only, under the key's lock, so it should be quick.
+///
+/// # Example
+///
+/// A classifier that also ignores closes with code 1013 ("try again later") and defers to the
+/// defaults for everything else:
+///
+/// ```
+/// use wsfirst_breaker::{BreakerConfig, Classify, DefaultClassifier, Verdict};
+/// use wsfirst_core::{FailureKind, Phase, WsFailure};
+///
+/// #[derive(Debug)]
+/// struct TryAgainLater;
+///
+/// impl Classify for TryAgainLater {
+///     fn classify(&self, failure: &WsFailure) -> Verdict {
+///         match failure.kind() {
+///             FailureKind::Closed { code: Some(1013), .. } => Verdict::Ignore,
+///             _ => DefaultClassifier.classify(failure),
+///         }
+///     }
+/// }
+///
+/// let closed = WsFailure::new(
+///     Phase::BeforeFirstEvent,
+///     FailureKind::Closed { code: Some(1013), reason: String::new() },
+/// );
+/// assert_eq!(TryAgainLater.classify(&closed), Verdict::Ignore);
+/// let config = BreakerConfig::builder().classifier(TryAgainLater).build()?;
+/// # drop(config);
+/// # Ok::<(), wsfirst_breaker::ConfigError>(())
+/// ```
+pub trait Classify: fmt::Debug + Send + Sync + 'static {
+    /// The verdict for `failure`.
+    fn classify(&self, failure: &WsFailure) -> Verdict;
+}
+
+/// The default classification.
+///
+/// | Failure | Verdict |
+/// |---|---|
+/// | upgrade answered 404, 405, 426 or 501 (the endpoint does not speak WebSocket) | [`Verdict::Trip`] |
+/// | upgrade answered 429 | [`Verdict::Ignore`] |
+/// | upgrade answered any other status (5xx, 401, 403, 3xx, ...) | [`Verdict::Count`] |
+/// | DNS, I/O (connect refused, reset), TLS errors, timeouts | [`Verdict::Count`] |
+/// | the upstream closed the connection (before the first event or mid-stream) | [`Verdict::Count`] |
+/// | protocol errors | [`Verdict::Count`] |
+/// | upstream error event with code `websocket_connection_limit_reached`, `previous_response_not_found` or `rate_limit_exceeded` | [`Verdict::Ignore`] |
+/// | upstream error event whose message contains `connection too old` or `please reconnect` (ASCII case-insensitive) | [`Verdict::Ignore`] |
+/// | any other upstream error event | [`Verdict::Count`] |
+/// | a message over the size limit (the request's fault, not the path's) | [`Verdict::Ignore`] |
+///
+/// The phase does not change the verdict: a mid-stream failure counts like one before the first
+/// event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultClassifier;
+
+/// Upstream error codes that ask the client to reconnect or slow down, not a broken path.
+const IGNORED_CODES: &[&str] = &[
+    "websocket_connection_limit_reached",
+    "previous_response_not_found",
+    "rate_limit_exceeded",
+];
+
+/// Message fragments (lower case) of upstream errors that ask for a fresh connection.
+const IGNORED_MESSAGES: &[&str] = &["connection too old", "please reconnect"];
+
+impl Classify for DefaultClassifier {
+    fn classify(&self, failure: &WsFailure) -> Verdict {
+        match failure.kind() {
+            FailureKind::UpgradeStatus { status, .. } => match *status {
+                StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::UPGRADE_REQUIRED
+                | StatusCode::NOT_IMPLEMENTED => Verdict::Trip,
+                StatusCode::TOO_MANY_REQUESTS => Verdict::Ignore,
+                _ => Verdict::Count,
+            },
+            FailureKind::UpstreamError { code, message } => {
+                let ignored_code = code
+                    .as_deref()
+                    .is_some_and(|code| IGNORED_CODES.contains(&code));
+                let lower = message.to_ascii_lowercase();
+                let ignored_message = IGNORED_MESSAGES.iter().any(|m| lower.contains(m));
+                if ignored_code || ignored_message {
+                    Verdict::Ignore
+                } else {
+                    Verdict::Count
+                }
+            }
+            FailureKind::TooLarge { .. } => Verdict::Ignore,
+            _ => Verdict::Count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use wsfirst_core::Phase;
+
+    fn upgrade(status: u16) -> WsFailure {
+        WsFailure::new(
+            Phase::Handshake,
+            FailureKind::UpgradeStatus {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: Default::default(),
+            },
+        )
+    }
+
+    fn upstream(code: Option<&str>, message: &str) -> WsFailure {
+        WsFailure::new(
+            Phase::BeforeFirstEvent,
+            FailureKind::UpstreamError {
+                code: code.map(str::to_owned),
+                message: message.to_owned(),
+            },
+        )
+    }
+
+    #[test]
+    fn upgrade_statuses() {
+        for status in [404, 405, 426, 501] {
+            assert_eq!(
+                DefaultClassifier.classify(&upgrade(status)),
+                Verdict::Trip,
+                "{status}"
+            );
+        }
+        for status in [500, 502, 503, 401, 403, 400] {
+            assert_eq!(
+                DefaultClassifier.classify(&upgrade(status)),
+                Verdict::Count,
+                "{status}"
+            );
+        }
+        assert_eq!(DefaultClassifier.classify(&upgrade(429)), Verdict::Ignore);
+    }
+
+    #[test]
+    fn reconnect_requests_are_ignored() {
+        for code in IGNORED_CODES {
+            assert_eq!(
+                DefaultClassifier.classify(&upstream(Some(code), "x")),
+                Verdict::Ignore
+            );
+        }
+        assert_eq!(
+            DefaultClassifier.classify(&upstream(None, "Connection too old, please reconnect")),
+            Verdict::Ignore
+        );
+        assert_eq!(
+            DefaultClassifier.classify(&upstream(Some("server_error"), "boom")),
+            Verdict::Count
+        );
+    }
+
+    #[test]
+    fn transport_errors_count() {
+        let cases = [
+            FailureKind::Dns("no host".into()),
+            FailureKind::Tls("bad cert".into()),
+            FailureKind::Timeout(Duration::from_secs(1)),
+            FailureKind::Io {
+                kind: std::io::ErrorKind::ConnectionRefused,
+                message: "refused".into(),
+            },
+            FailureKind::Closed {
+                code: Some(1011),
+                reason: String::new(),
+            },
+            FailureKind::Protocol("bad frame".into()),
+        ];
+        for kind in cases {
+            let failure = WsFailure::new(Phase::Connect, kind);
+            assert_eq!(
+                DefaultClassifier.classify(&failure),
+                Verdict::Count,
+                "{failure}"
+            );
+        }
+        let big = WsFailure::new(Phase::Send, FailureKind::TooLarge { size: 2, limit: 1 });
+        assert_eq!(DefaultClassifier.classify(&big), Verdict::Ignore);
+    }
+
+    fn _obj_safe(_: Box<dyn Classify>) {}
+}

@@ -1,0 +1,380 @@
+//! Breaker configuration: thresholds, backoff, probes and the classifier.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use wsfirst_breaker::BreakerConfig;
+//!
+//! let config = BreakerConfig::builder()
+//!     .consecutive_failures(5)
+//!     .failure_rate(0.5, 50, 20)
+//!     .open_duration(Duration::from_secs(10))
+//!     .max_open_duration(Duration::from_secs(300))
+//!     .half_open_probes(2)
+//!     .build()?;
+//! assert_eq!(config.consecutive_failures(), Some(5));
+//!
+//! // A bad value names its field.
+//! let error = BreakerConfig::builder().failure_rate(1.5, 20, 10).build().unwrap_err();
+//! assert_eq!(error.field(), "failure_rate");
+//! # Ok::<(), wsfirst_breaker::ConfigError>(())
+//! ```
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{Classify, ConfigError, DefaultClassifier};
+
+/// The largest number of half-open probes (the probe counter has 16 bits).
+pub const MAX_PROBES: u32 = u16::MAX as u32;
+
+/// The largest sliding window, in calls.
+pub const MAX_WINDOW: u32 = 1 << 16;
+
+/// How a breaker key trips, how long it stays open and how it comes back.
+///
+/// Cheap to clone (one reference count). Defaults:
+///
+/// | Knob | Default |
+/// |---|---|
+/// | [`consecutive_failures`](BreakerConfigBuilder::consecutive_failures) | 3 |
+/// | [`failure_rate`](BreakerConfigBuilder::failure_rate) | 0.5 over the last 20 attempts, at least 10 attempts |
+/// | [`open_duration`](BreakerConfigBuilder::open_duration) | 30 s, doubling with each consecutive trip |
+/// | [`max_open_duration`](BreakerConfigBuilder::max_open_duration) | 10 min |
+/// | [`jitter`](BreakerConfigBuilder::jitter) | 0.2 (the open duration is shortened by up to 20 %) |
+/// | [`decay_after`](BreakerConfigBuilder::decay_after) | 10 min closed forgets earlier trips |
+/// | [`half_open_probes`](BreakerConfigBuilder::half_open_probes) | 1 |
+/// | [`classifier`](BreakerConfigBuilder::classifier) | [`DefaultClassifier`] |
+/// | [`seed`](BreakerConfigBuilder::seed) | random |
+#[derive(Clone, Debug)]
+pub struct BreakerConfig {
+    pub(crate) inner: Arc<ConfigInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConfigInner {
+    pub(crate) consecutive: Option<u32>,
+    pub(crate) rate: Option<RateRule>,
+    pub(crate) base: Duration,
+    pub(crate) cap: Duration,
+    pub(crate) jitter: f64,
+    pub(crate) decay_after: Duration,
+    pub(crate) probes: u32,
+    pub(crate) seed: Option<u64>,
+    pub(crate) classifier: Arc<dyn Classify>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RateRule {
+    pub(crate) rate: f64,
+    pub(crate) window: u32,
+    pub(crate) min_calls: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        // The builder's defaults are valid, so they are assembled without the checks.
+        BreakerConfigBuilder::default().assemble()
+    }
+}
+
+impl BreakerConfig {
+    /// Starts from the defaults (see the table above).
+    pub fn builder() -> BreakerConfigBuilder {
+        BreakerConfigBuilder::default()
+    }
+
+    /// The consecutive-failure threshold, if that rule is on.
+    pub fn consecutive_failures(&self) -> Option<u32> {
+        self.inner.consecutive
+    }
+
+    /// The failure-rate rule as `(rate, window, min_calls)`, if it is on.
+    pub fn failure_rate(&self) -> Option<(f64, u32, u32)> {
+        self.inner.rate.map(|r| (r.rate, r.window, r.min_calls))
+    }
+
+    /// The first open duration.
+    pub fn open_duration(&self) -> Duration {
+        self.inner.base
+    }
+
+    /// The longest open duration.
+    pub fn max_open_duration(&self) -> Duration {
+        self.inner.cap
+    }
+
+    /// The number of probes admitted in half-open.
+    pub fn half_open_probes(&self) -> u32 {
+        self.inner.probes
+    }
+
+    /// The open duration after `trips` consecutive trips, before jitter.
+    pub fn backoff(&self, trips: u32) -> Duration {
+        let doublings = trips.saturating_sub(1).min(31);
+        self.inner
+            .base
+            .checked_mul(1 << doublings)
+            .map_or(self.inner.cap, |d| d.min(self.inner.cap))
+    }
+}
+
+/// Builds a [`BreakerConfig`]; see [`BreakerConfig::builder`].
+#[derive(Clone, Debug)]
+pub struct BreakerConfigBuilder {
+    consecutive: Option<u32>,
+    rate: Option<(f64, u32, u32)>,
+    base: Duration,
+    cap: Duration,
+    jitter: f64,
+    decay_after: Duration,
+    probes: u32,
+    seed: Option<u64>,
+    classifier: Arc<dyn Classify>,
+}
+
+impl Default for BreakerConfigBuilder {
+    fn default() -> Self {
+        Self {
+            consecutive: Some(3),
+            rate: Some((0.5, 20, 10)),
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(600),
+            jitter: 0.2,
+            decay_after: Duration::from_secs(600),
+            probes: 1,
+            seed: None,
+            classifier: Arc::new(DefaultClassifier),
+        }
+    }
+}
+
+impl BreakerConfigBuilder {
+    /// Trips after `n` counted failures in a row (default 3; must not be zero).
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.consecutive = Some(n);
+        self
+    }
+
+    /// Turns the consecutive-failure rule off.
+    pub fn no_consecutive_failures(mut self) -> Self {
+        self.consecutive = None;
+        self
+    }
+
+    /// Trips when at least `rate` (`0.0..=1.0`) of the last `window` WebSocket attempts failed,
+    /// once the window holds at least `min_calls` attempts (default 0.5, 20, 10). The window
+    /// slides one attempt at a time.
+    pub fn failure_rate(mut self, rate: f64, window: u32, min_calls: u32) -> Self {
+        self.rate = Some((rate, window, min_calls));
+        self
+    }
+
+    /// Turns the failure-rate rule off.
+    pub fn no_failure_rate(mut self) -> Self {
+        self.rate = None;
+        self
+    }
+
+    /// How long the first trip pins the key (default 30 s); each consecutive trip doubles it.
+    pub fn open_duration(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// The longest a trip pins the key (default 10 min).
+    pub fn max_open_duration(mut self, cap: Duration) -> Self {
+        self.cap = cap;
+        self
+    }
+
+    /// Shortens each open duration by a random fraction up to `jitter` (`0.0..=1.0`, default
+    /// 0.2), so that keys tripped together do not probe together.
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// After this long closed, the next trip starts again from the base duration (default 10 min).
+    pub fn decay_after(mut self, period: Duration) -> Self {
+        self.decay_after = period;
+        self
+    }
+
+    /// How many requests may probe the WebSocket at once in half-open (default 1, at most
+    /// [`MAX_PROBES`]).
+    pub fn half_open_probes(mut self, probes: u32) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// Seeds the jitter, so that open durations are reproducible (tests).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// How failures count; see [`DefaultClassifier`] for the defaults.
+    pub fn classifier(mut self, classifier: impl Classify) -> Self {
+        self.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// Checks the values and builds the configuration.
+    pub fn build(self) -> Result<BreakerConfig, ConfigError> {
+        self.check()?;
+        Ok(self.assemble())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.consecutive == Some(0) {
+            return Err(ConfigError::Zero {
+                field: "consecutive_failures",
+            });
+        }
+        if let Some((rate, window, min_calls)) = self.rate {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ConfigError::OutOfRange {
+                    field: "failure_rate",
+                    value: rate,
+                });
+            }
+            if window == 0 {
+                return Err(ConfigError::Zero { field: "window" });
+            }
+            if window > MAX_WINDOW {
+                return Err(ConfigError::TooLarge {
+                    field: "window",
+                    value: window.into(),
+                    max: MAX_WINDOW.into(),
+                });
+            }
+            if min_calls == 0 {
+                return Err(ConfigError::Zero { field: "min_calls" });
+            }
+            if window < min_calls {
+                return Err(ConfigError::WindowBelowMinCalls { window, min_calls });
+            }
+        }
+        if self.base.is_zero() {
+            return Err(ConfigError::Zero {
+                field: "open_duration",
+            });
+        }
+        if self.cap < self.base {
+            return Err(ConfigError::CapBelowBase {
+                base: self.base,
+                cap: self.cap,
+            });
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(ConfigError::OutOfRange {
+                field: "jitter",
+                value: self.jitter,
+            });
+        }
+        if self.probes == 0 {
+            return Err(ConfigError::Zero {
+                field: "half_open_probes",
+            });
+        }
+        if self.probes > MAX_PROBES {
+            return Err(ConfigError::TooLarge {
+                field: "half_open_probes",
+                value: self.probes.into(),
+                max: MAX_PROBES.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn assemble(self) -> BreakerConfig {
+        BreakerConfig {
+            inner: Arc::new(ConfigInner {
+                consecutive: self.consecutive,
+                rate: self.rate.map(|(rate, window, min_calls)| RateRule {
+                    rate,
+                    window,
+                    min_calls,
+                }),
+                base: self.base,
+                cap: self.cap,
+                jitter: self.jitter,
+                decay_after: self.decay_after,
+                probes: self.probes,
+                seed: self.seed,
+                classifier: self.classifier,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(builder: BreakerConfigBuilder) -> &'static str {
+        builder.build().unwrap_err().field()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let b = BreakerConfig::builder;
+        assert_eq!(field(b().consecutive_failures(0)), "consecutive_failures");
+        assert_eq!(field(b().failure_rate(-0.1, 10, 5)), "failure_rate");
+        assert_eq!(field(b().failure_rate(1.01, 10, 5)), "failure_rate");
+        assert_eq!(field(b().failure_rate(f64::NAN, 10, 5)), "failure_rate");
+        assert_eq!(field(b().failure_rate(0.5, 0, 5)), "window");
+        assert_eq!(field(b().failure_rate(0.5, 10, 0)), "min_calls");
+        assert_eq!(field(b().failure_rate(0.5, 4, 5)), "window");
+        assert_eq!(field(b().failure_rate(0.5, MAX_WINDOW + 1, 5)), "window");
+        assert_eq!(field(b().open_duration(Duration::ZERO)), "open_duration");
+        assert_eq!(
+            field(
+                b().open_duration(Duration::from_secs(60))
+                    .max_open_duration(Duration::from_secs(59))
+            ),
+            "max_open_duration"
+        );
+        assert_eq!(field(b().jitter(1.5)), "jitter");
+        assert_eq!(field(b().half_open_probes(0)), "half_open_probes");
+        assert_eq!(
+            field(b().half_open_probes(MAX_PROBES + 1)),
+            "half_open_probes"
+        );
+        let message = b().failure_rate(0.5, 4, 5).build().unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "invalid breaker config: window (4 calls) must not be smaller than min_calls (5)"
+        );
+    }
+
+    #[test]
+    fn edges_are_accepted() {
+        let config = BreakerConfig::builder()
+            .failure_rate(1.0, 5, 5)
+            .jitter(0.0)
+            .open_duration(Duration::from_secs(1))
+            .max_open_duration(Duration::from_secs(1))
+            .no_consecutive_failures()
+            .build()
+            .unwrap();
+        assert_eq!(config.consecutive_failures(), None);
+        assert_eq!(config.failure_rate(), Some((1.0, 5, 5)));
+        assert!(
+            BreakerConfig::builder()
+                .failure_rate(0.0, 1, 1)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = BreakerConfig::default();
+        let secs: Vec<u64> = (1..=7).map(|t| config.backoff(t).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(config.backoff(u32::MAX), Duration::from_secs(600));
+        assert_eq!(config.backoff(0), Duration::from_secs(30));
+    }
+}

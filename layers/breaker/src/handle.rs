@@ -1,0 +1,319 @@
+//! Reading and steering breakers: snapshots, manual pins, resets, transition events.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use wsfirst_breaker::{BreakerRegistry, BreakerState};
+//! use wsfirst_core::BreakerKey;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let registry = BreakerRegistry::new();
+//! let handle = registry.handle();
+//! let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+//!
+//! handle.pin(&key, Some(Duration::from_secs(60)));
+//! let snapshot = handle.get(&key).unwrap();
+//! assert_eq!(snapshot.state, BreakerState::Open);
+//! assert!(snapshot.pinned_by_hand);
+//!
+//! assert!(handle.unpin(&key));
+//! assert_eq!(handle.get(&key).unwrap().state, BreakerState::Closed);
+//! # }
+//! ```
+
+use std::{fmt, time::Duration};
+
+use serde::{Serialize, Serializer};
+use tokio::time::Instant;
+use wsfirst_core::{BreakerKey, WsFailure};
+
+use crate::{BreakerRegistry, Verdict};
+
+/// The state of one key's breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Requests try the WebSocket.
+    Closed,
+    /// Pinned to HTTP until a deadline (or until unpinned).
+    Open,
+    /// A bounded number of probes try the WebSocket; everyone else stays on HTTP.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `"closed"`, `"open"` or `"half_open"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The value of the `wsfirst_breaker_state` gauge: 0 closed, 1 open, 2 half-open.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::Open => 1.0,
+            BreakerState::HalfOpen => 2.0,
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key changed state; passed to the callback of
+/// [`BreakerRegistryBuilder::on_transition`](crate::BreakerRegistryBuilder::on_transition).
+#[derive(Clone, Debug)]
+pub struct Transition {
+    /// The key.
+    pub key: BreakerKey,
+    /// The state before.
+    pub from: BreakerState,
+    /// The state after.
+    pub to: BreakerState,
+    /// The failure that tripped the key, if a failure did.
+    pub cause: Option<WsFailure>,
+    /// Until when the key is pinned (open: `None` when pinned by hand until unpinned;
+    /// half-open: the deadline that ended the pin).
+    pub until: Option<Instant>,
+    /// Whether the key was pinned by hand (through a [`BreakerHandle`]).
+    pub manual: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct FailureRecord {
+    pub(crate) failure: WsFailure,
+    pub(crate) verdict: Verdict,
+    pub(crate) at: Instant,
+}
+
+/// The last counted failure of a key.
+#[derive(Clone, Debug, Serialize)]
+pub struct LastFailure {
+    /// The failure.
+    #[serde(skip)]
+    pub failure: WsFailure,
+    /// The failure's phase ([`Phase::as_str`](wsfirst_core::Phase::as_str)).
+    pub phase: &'static str,
+    /// The failure's kind ([`FailureKind::as_str`](wsfirst_core::FailureKind::as_str)).
+    pub kind: &'static str,
+    /// The failure's message.
+    pub message: String,
+    /// How it was classified.
+    pub verdict: Verdict,
+    /// When it happened.
+    #[serde(skip)]
+    pub at: Instant,
+    /// Seconds between the failure and the snapshot.
+    pub secs_ago: f64,
+}
+
+/// The state of one key at one moment. Serializes to JSON as shown on
+/// [`BreakerHandle::snapshot`].
+#[derive(Clone, Debug, Serialize)]
+pub struct KeySnapshot {
+    /// The key (serialized as its display text: provider, endpoint, credential fingerprint).
+    #[serde(serialize_with = "display")]
+    pub key: BreakerKey,
+    /// The provider id.
+    pub provider: String,
+    /// The WebSocket endpoint.
+    pub endpoint: String,
+    /// The credential fingerprint in hex, if the key is scoped to one.
+    pub credential: Option<String>,
+    /// The state.
+    pub state: BreakerState,
+    /// When the key entered this state.
+    #[serde(skip)]
+    pub since: Instant,
+    /// Seconds in this state at the time of the snapshot.
+    pub since_secs: f64,
+    /// Open: until when the key is pinned (`None` when pinned by hand until unpinned).
+    /// Half-open: the deadline that ended the pin. Closed: `None`.
+    #[serde(skip)]
+    pub until: Option<Instant>,
+    /// Open: seconds left until a probe may try the WebSocket (`None` when pinned until
+    /// unpinned, or not open).
+    pub until_secs: Option<f64>,
+    /// Whether the key was pinned by hand.
+    pub pinned_by_hand: bool,
+    /// Counted failures in a row (closed).
+    pub consecutive_failures: u32,
+    /// Attempts in the sliding window (closed).
+    pub window_calls: u32,
+    /// Failed attempts in the sliding window (closed).
+    pub window_failures: u32,
+    /// Consecutive trips so far (drives the backoff; forgotten after a stable closed period).
+    pub trips: u32,
+    /// Probes in flight (half-open).
+    pub probes_in_flight: u32,
+    /// The last counted failure.
+    pub last_failure: Option<LastFailure>,
+}
+
+fn display<S: Serializer>(key: &BreakerKey, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(key)
+}
+
+impl KeySnapshot {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key: BreakerKey,
+        state: BreakerState,
+        since: Instant,
+        until: Option<Instant>,
+        pinned_by_hand: bool,
+        consecutive_failures: u32,
+        window_calls: u32,
+        window_failures: u32,
+        trips: u32,
+        probes_in_flight: u32,
+        last_failure: Option<FailureRecord>,
+        now: Instant,
+    ) -> Self {
+        let open = state == BreakerState::Open;
+        KeySnapshot {
+            provider: key.provider().to_owned(),
+            endpoint: key.endpoint().to_owned(),
+            credential: key.credential().map(|c| c.to_string()),
+            key,
+            state,
+            since,
+            since_secs: now.saturating_duration_since(since).as_secs_f64(),
+            until,
+            until_secs: until
+                .filter(|_| open)
+                .map(|u| u.saturating_duration_since(now).as_secs_f64()),
+            pinned_by_hand,
+            consecutive_failures,
+            window_calls,
+            window_failures,
+            trips,
+            probes_in_flight,
+            last_failure: last_failure.map(|r| LastFailure {
+                phase: r.failure.phase().as_str(),
+                kind: r.failure.kind().as_str(),
+                message: r.failure.to_string(),
+                verdict: r.verdict,
+                at: r.at,
+                secs_ago: now.saturating_duration_since(r.at).as_secs_f64(),
+                failure: r.failure,
+            }),
+        }
+    }
+}
+
+/// Reads and steers the breakers of one [`BreakerRegistry`]; get one with
+/// [`BreakerRegistry::handle`]. Cheap to clone, `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct BreakerHandle {
+    pub(crate) registry: BreakerRegistry,
+}
+
+impl BreakerHandle {
+    /// The state of every key, sorted by key text.
+    ///
+    /// As JSON (with `serde_json`), one element looks like:
+    ///
+    /// ```json
+    /// {
+    ///   "key": "openai wss://api.openai.com/v1/responses credential:1f2e3d4c5b6a7988",
+    ///   "provider": "openai",
+    ///   "endpoint": "wss://api.openai.com/v1/responses",
+    ///   "credential": "1f2e3d4c5b6a7988",
+    ///   "state": "open",
+    ///   "since_secs": 12.5,
+    ///   "until_secs": 17.5,
+    ///   "pinned_by_hand": false,
+    ///   "consecutive_failures": 0,
+    ///   "window_calls": 0,
+    ///   "window_failures": 0,
+    ///   "trips": 1,
+    ///   "probes_in_flight": 0,
+    ///   "last_failure": {
+    ///     "phase": "handshake",
+    ///     "kind": "upgrade_status",
+    ///     "message": "websocket handshake failed: upgrade answered with status 500",
+    ///     "verdict": "count",
+    ///     "secs_ago": 12.5
+    ///   }
+    /// }
+    /// ```
+    pub fn snapshot(&self) -> Vec<KeySnapshot> {
+        let now = Instant::now();
+        let mut all: Vec<KeySnapshot> = self
+            .registry
+            .slots()
+            .into_iter()
+            .filter_map(|slot| slot.snapshot(now))
+            .collect();
+        all.sort_by_cached_key(|s| s.key.to_string());
+        all
+    }
+
+    /// The state of one key, if the registry has it.
+    pub fn get(&self, key: &BreakerKey) -> Option<KeySnapshot> {
+        self.registry
+            .existing(key)
+            .and_then(|slot| slot.snapshot(Instant::now()))
+    }
+
+    /// The key whose display text (as in [`KeySnapshot::key`]) is `text`, for admin endpoints.
+    pub fn key_named(&self, text: &str) -> Option<BreakerKey> {
+        self.registry
+            .keys()
+            .into_iter()
+            .find(|key| key.to_string() == text)
+    }
+
+    /// Pins `key` to HTTP for `duration`, or until [`unpin`](Self::unpin)ned when `None`. The key
+    /// is created if the registry does not have it yet. When a timed pin ends the key goes
+    /// half-open and probes as after a trip.
+    pub fn pin(&self, key: &BreakerKey, duration: Option<Duration>) {
+        self.registry
+            .slot_for(key, None)
+            .0
+            .pin(Instant::now(), duration);
+    }
+
+    /// Closes `key` if it is open or half-open (its trip count is kept). Returns whether it was.
+    pub fn unpin(&self, key: &BreakerKey) -> bool {
+        self.registry
+            .existing(key)
+            .is_some_and(|slot| slot.unpin(Instant::now()))
+    }
+
+    /// Closes `key` and forgets its counts, trips and last failure. Returns whether the registry
+    /// has the key.
+    pub fn reset(&self, key: &BreakerKey) -> bool {
+        match self.registry.existing(key) {
+            Some(slot) => {
+                slot.reset(Instant::now());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Resets every key.
+    pub fn reset_all(&self) {
+        let now = Instant::now();
+        for slot in self.registry.slots() {
+            slot.reset(now);
+        }
+    }
+
+    /// Evicts keys idle for the registry's idle timeout now (this also happens on its own when
+    /// new keys are added). Returns how many were evicted.
+    pub fn evict_idle(&self) -> usize {
+        self.registry.sweep(Instant::now())
+    }
+}

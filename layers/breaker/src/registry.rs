@@ -1,0 +1,338 @@
+//! The shared set of breakers, one per key, and its eviction of idle keys.
+//!
+//! # Example
+//!
+//! One registry shared by two routes with their own configurations:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wsfirst_breaker::{BreakerConfig, BreakerRegistry, CircuitBreakerLayer};
+//!
+//! let registry = BreakerRegistry::builder()
+//!     .idle_timeout(Duration::from_secs(3600))
+//!     .on_transition(|t| println!("{} went {} -> {}", t.key, t.from, t.to))
+//!     .build();
+//! let chat = CircuitBreakerLayer::new(BreakerConfig::default()).with_registry(registry.clone());
+//! let batch = CircuitBreakerLayer::new(BreakerConfig::builder().consecutive_failures(10).build()?)
+//!     .with_registry(registry.clone());
+//! let handle = registry.handle();
+//! assert!(handle.snapshot().is_empty());
+//! # drop((chat, batch));
+//! # Ok::<(), wsfirst_breaker::ConfigError>(())
+//! ```
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+use wsfirst_core::BreakerKey;
+
+use crate::{BreakerConfig, BreakerHandle, BreakerState, Transition, slot::Slot};
+
+type Callback = Arc<dyn Fn(&Transition) + Send + Sync>;
+
+/// Registry-wide settings that slots need on their slow paths.
+pub(crate) struct Shared {
+    pub(crate) epoch: Instant,
+    idle_timeout: Duration,
+    on_transition: Option<Callback>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("epoch", &self.epoch)
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "on_transition",
+                &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
+            )
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Logs, counts and reports a transition.
+    pub(crate) fn emit(&self, t: &Transition) {
+        match (t.from, t.to) {
+            (_, BreakerState::Open) if t.manual => {
+                tracing::warn!(key = %t.key, until = ?t.until, "websocket path pinned to http by hand");
+            }
+            (BreakerState::Closed, BreakerState::Open) => {
+                let cause = t.cause.as_ref().map(ToString::to_string);
+                let secs = t
+                    .until
+                    .map(|u| u.saturating_duration_since(Instant::now()).as_secs());
+                tracing::warn!(
+                    key = %t.key,
+                    cause = cause.as_deref().unwrap_or("unknown"),
+                    pinned_for_secs = secs,
+                    "websocket path pinned to http"
+                );
+            }
+            (_, BreakerState::Closed) => {
+                tracing::info!(key = %t.key, "websocket path healthy again, unpinned");
+            }
+            _ => {
+                tracing::debug!(key = %t.key, from = %t.from, to = %t.to, cause = ?t.cause, "breaker transition");
+            }
+        }
+        metrics::gauge!("wsfirst_breaker_state", "key" => t.key.to_string())
+            .set(t.to.gauge_value());
+        metrics::counter!(
+            "wsfirst_breaker_transitions_total",
+            "from" => t.from.as_str(),
+            "to" => t.to.as_str()
+        )
+        .increment(1);
+        if let Some(callback) = &self.on_transition {
+            callback(t);
+        }
+    }
+}
+
+struct Entry {
+    slot: &'static Slot,
+    last_seen: Instant,
+}
+
+struct Map {
+    entries: HashMap<BreakerKey, Entry>,
+    last_sweep: Instant,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    map: RwLock<Map>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let map = self.map.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        for (_, entry) in map.entries.drain() {
+            entry.slot.retire(now);
+        }
+    }
+}
+
+/// The breakers of all keys, shared by every layer and handle made from it.
+///
+/// Cloning a registry (or a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer)) shares the
+/// breakers: all clones see and steer the same keys.
+///
+/// # Memory
+///
+/// A key costs about 400 bytes plus one bit per sliding-window attempt (3 bytes for the default
+/// window of 20) plus the key's text. Keys idle for the idle timeout (default 1 hour) are evicted
+/// when they are closed (or their automatic pin has expired); keys pinned by hand and keys
+/// half-open are kept. A sweep runs when a new key is added and the last sweep is at least half
+/// the idle timeout old, or on [`BreakerHandle::evict_idle`]. Evicted key slots are reused by
+/// later keys rather than freed, so memory is bounded by the largest number of keys alive at once.
+#[derive(Clone)]
+pub struct BreakerRegistry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for BreakerRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self.inner.map.read().map_or(0, |map| map.entries.len());
+        f.debug_struct("BreakerRegistry")
+            .field("shared", &self.inner.shared)
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+impl Default for BreakerRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BreakerRegistry {
+    /// An empty registry with the default idle timeout (1 hour) and no callback.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts a registry with settings.
+    pub fn builder() -> BreakerRegistryBuilder {
+        BreakerRegistryBuilder {
+            idle_timeout: Duration::from_secs(3600),
+            on_transition: None,
+        }
+    }
+
+    /// A handle to read and steer the breakers.
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            registry: self.clone(),
+        }
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+
+    /// Whether the registry has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn epoch(&self) -> Instant {
+        self.inner.shared.epoch
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
+        self.inner
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Map> {
+        self.inner
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn existing(&self, key: &BreakerKey) -> Option<&'static Slot> {
+        self.read().entries.get(key).map(|entry| entry.slot)
+    }
+
+    pub(crate) fn slots(&self) -> Vec<&'static Slot> {
+        self.read()
+            .entries
+            .values()
+            .map(|entry| entry.slot)
+            .collect()
+    }
+
+    pub(crate) fn keys(&self) -> Vec<BreakerKey> {
+        self.read().entries.keys().cloned().collect()
+    }
+
+    /// The slot of `key` and its incarnation, created if missing.
+    pub(crate) fn slot_for(
+        &self,
+        key: &BreakerKey,
+        config: Option<&BreakerConfig>,
+    ) -> (&'static Slot, u64) {
+        {
+            let map = self.read();
+            if let Some(entry) = map.entries.get(key) {
+                // Read under the lock: eviction takes the write lock, so this matches the entry.
+                let incarnation = entry.slot.incarnation();
+                if let Some(config) = config {
+                    entry.slot.adopt_config(config);
+                }
+                return (entry.slot, incarnation);
+            }
+        }
+        let now = Instant::now();
+        let mut map = self.write();
+        if let Some(entry) = map.entries.get(key) {
+            if let Some(config) = config {
+                entry.slot.adopt_config(config);
+            }
+            return (entry.slot, entry.slot.incarnation());
+        }
+        let half = self.inner.shared.idle_timeout / 2;
+        if now.saturating_duration_since(map.last_sweep) >= half {
+            self.sweep_locked(&mut map, now);
+        }
+        let slot = Slot::acquire(key.clone(), config, self.inner.shared.clone(), now);
+        map.entries.insert(
+            key.clone(),
+            Entry {
+                slot,
+                last_seen: now,
+            },
+        );
+        (slot, slot.incarnation())
+    }
+
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let mut map = self.write();
+        self.sweep_locked(&mut map, now)
+    }
+
+    fn sweep_locked(&self, map: &mut Map, now: Instant) -> usize {
+        map.last_sweep = now;
+        let idle = self.inner.shared.idle_timeout;
+        let mut evicted = Vec::new();
+        for (key, entry) in &mut map.entries {
+            if entry.slot.take_used() {
+                entry.last_seen = now;
+            } else if now.saturating_duration_since(entry.last_seen) >= idle
+                && entry.slot.evictable(now)
+            {
+                evicted.push(key.clone());
+            }
+        }
+        for key in &evicted {
+            if let Some(entry) = map.entries.remove(key) {
+                tracing::debug!(key = %key, "idle breaker key evicted");
+                entry.slot.retire(now);
+            }
+        }
+        evicted.len()
+    }
+}
+
+/// Builds a [`BreakerRegistry`]; see [`BreakerRegistry::builder`].
+pub struct BreakerRegistryBuilder {
+    idle_timeout: Duration,
+    on_transition: Option<Callback>,
+}
+
+impl fmt::Debug for BreakerRegistryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerRegistryBuilder")
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "on_transition",
+                &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
+            )
+            .finish()
+    }
+}
+
+impl BreakerRegistryBuilder {
+    /// Evicts keys not used for this long (default 1 hour); see [`BreakerRegistry`].
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Calls `callback` on every state change, after logging and metrics, outside the key's lock.
+    pub fn on_transition(mut self, callback: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
+        self.on_transition = Some(Arc::new(callback));
+        self
+    }
+
+    /// Builds the registry.
+    pub fn build(self) -> BreakerRegistry {
+        let epoch = Instant::now();
+        BreakerRegistry {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared {
+                    epoch,
+                    idle_timeout: self.idle_timeout,
+                    on_transition: self.on_transition,
+                }),
+                map: RwLock::new(Map {
+                    entries: HashMap::new(),
+                    last_sweep: epoch,
+                }),
+            }),
+        }
+    }
+}

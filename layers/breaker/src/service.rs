@@ -1,0 +1,1010 @@
+//! The circuit breaker service.
+
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use tower_service::Service;
+use wsfirst_core::{
+    BoxError, BreakerKey, Fingerprint, HttpReason, Intent, MissingExtension, Route, TransportMode,
+};
+
+use crate::{
+    BreakerConfig, BreakerRegistry, CircuitBreakerLayer, ResponseBody,
+    future::{ProbeGuard, ResponseFuture, Ticket},
+    slot::{Admission, Slot},
+};
+
+/// A per-key circuit breaker in front of the WebSocket path; see the [crate docs](crate).
+///
+/// Requests whose [`Intent`] is already HTTP pass through untouched and uncounted. For a
+/// WebSocket request it looks up the breaker of `route.breaker_key_for(request.headers())`:
+/// closed lets it through; open rewrites its intent to `Intent::Http(HttpReason::Pinned { until })`
+/// (it never rejects); half-open lets a bounded number of probes through. Strict routes
+/// ([`TransportMode::WebSocket`]) are never rerouted, but their outcomes are recorded.
+///
+/// The service remembers the last key it looked up, so that a service used for one route skips
+/// the registry on every request.
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker<S> {
+    inner: S,
+    config: BreakerConfig,
+    registry: BreakerRegistry,
+    cache: Option<Cached>,
+}
+
+/// The last key looked up: the route's base key and the request's credential name it.
+#[derive(Clone, Debug)]
+struct Cached {
+    base: BreakerKey,
+    credential: Option<Fingerprint>,
+    key: BreakerKey,
+    slot: &'static Slot,
+    incarnation: u64,
+}
+
+impl<S> CircuitBreaker<S> {
+    /// Wraps `inner`; keys it creates in `registry` use `config`.
+    pub fn new(inner: S, config: BreakerConfig, registry: BreakerRegistry) -> Self {
+        CircuitBreaker {
+            inner,
+            config,
+            registry,
+            cache: None,
+        }
+    }
+
+    /// A layer with its own new registry; see [`CircuitBreakerLayer`].
+    pub fn layer(config: BreakerConfig) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::new(config)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The registry of breakers.
+    pub fn registry(&self) -> &BreakerRegistry {
+        &self.registry
+    }
+
+    #[inline]
+    fn slot(&mut self, route: &Route, headers: &HeaderMap) -> Option<(&'static Slot, &BreakerKey)> {
+        let base = route.breaker_key();
+        // `breaker_key_for` without building a key: the request's credential, else the route's.
+        let credential = route.request_credential(headers).or(base.credential());
+        let hit = self.cache.as_ref().is_some_and(|c| {
+            c.base == *base && c.credential == credential && c.slot.incarnation() == c.incarnation
+        });
+        if !hit {
+            let key = route.breaker_key_for(headers);
+            let (slot, incarnation) = self.registry.slot_for(&key, Some(&self.config));
+            self.cache = Some(Cached {
+                base: base.clone(),
+                credential,
+                key,
+                slot,
+                incarnation,
+            });
+        }
+        let cached = self.cache.as_ref()?;
+        Some((cached.slot, &cached.key))
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for CircuitBreaker<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ResB: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
+        let Some(intent) = request.extensions().get::<Intent>() else {
+            return ResponseFuture::failed(MissingExtension::INTENT);
+        };
+        if !intent.is_websocket() {
+            return ResponseFuture::called(self.inner.call(request), Ticket::None);
+        }
+        let Some(route) = request.extensions().get::<Route>() else {
+            return ResponseFuture::failed(MissingExtension::ROUTE);
+        };
+        let strict = route.mode() == TransportMode::WebSocket;
+        let epoch = self.registry.epoch();
+        let Some((slot, key)) = self.slot(route, request.headers()) else {
+            // Not reachable: `slot` fills the cache before reading it.
+            return ResponseFuture::called(self.inner.call(request), Ticket::None);
+        };
+        slot.touch();
+        let ticket = match slot.admit(strict, epoch) {
+            Admission::Closed { generation } => Ticket::Closed { slot, generation },
+            Admission::Probe { generation } => {
+                tracing::debug!(key = %key, "probing the websocket path of a half-open breaker");
+                Ticket::Probe(ProbeGuard::new(slot, generation))
+            }
+            Admission::Observe { generation } => Ticket::Observe { slot, generation },
+            Admission::Pinned { until } => {
+                tracing::debug!(key = %key, "request routed around an open breaker to http");
+                metrics::counter!(
+                    "wsfirst_breaker_pinned_requests_total",
+                    "provider" => key.provider().to_owned()
+                )
+                .increment(1);
+                request
+                    .extensions_mut()
+                    .insert(Intent::Http(HttpReason::Pinned { until }));
+                Ticket::None
+            }
+        };
+        ResponseFuture::called(self.inner.call(request), ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use bytes::Bytes;
+    use http::{HeaderValue, StatusCode, header::AUTHORIZATION};
+    use http_body_util::{BodyExt, Full};
+    use tokio::time::{Instant, advance};
+    use tower::ServiceExt;
+    use tower_layer::Layer;
+    use tower_test::mock;
+    use wsfirst_core::{FailureKind, Phase, Served, WsFailure};
+
+    use super::*;
+    use crate::{BreakerHandle, BreakerRegistry, BreakerState, Transition};
+
+    type Body = Full<Bytes>;
+    type Mock = mock::Mock<Request<()>, Response<Body>>;
+    type MockHandle = mock::Handle<Request<()>, Response<Body>>;
+
+    fn route(mode: TransportMode) -> Route {
+        Route::builder("openai", "openai-responses")
+            .ws_url("wss://api.openai.com/v1/responses")
+            .http_url("https://api.openai.com/v1/responses")
+            .mode(mode)
+            .build()
+            .unwrap()
+    }
+
+    fn request(route: &Route, intent: Intent) -> Request<()> {
+        let mut request = Request::new(());
+        request.extensions_mut().insert(route.clone());
+        request.extensions_mut().insert(intent);
+        request
+    }
+
+    fn config() -> crate::BreakerConfigBuilder {
+        BreakerConfig::builder().jitter(0.0).seed(7)
+    }
+
+    fn upgrade(status: u16) -> WsFailure {
+        WsFailure::new(
+            Phase::Handshake,
+            FailureKind::UpgradeStatus {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: Bytes::new(),
+            },
+        )
+    }
+
+    /// What the mock upstream does with a request.
+    #[derive(Clone)]
+    enum Outcome {
+        /// The WebSocket served it (first event delivered); the body is complete.
+        Ws,
+        /// The WebSocket failed before the first event and HTTP served it.
+        Fallback(WsFailure),
+        /// HTTP served it (no WebSocket attempt).
+        Http,
+        /// The attempt failed with this error and nothing was replayed.
+        Fail(WsFailure),
+        /// An error that is not a WebSocket failure.
+        Other,
+    }
+
+    fn response(served: Option<Served>) -> Response<Body> {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+        if let Some(served) = served {
+            response.extensions_mut().insert(served);
+        }
+        response
+    }
+
+    struct Harness {
+        service: CircuitBreaker<Mock>,
+        upstream: MockHandle,
+        handle: BreakerHandle,
+    }
+
+    impl Harness {
+        fn new(config: BreakerConfig) -> Self {
+            Self::with_layer(CircuitBreakerLayer::new(config))
+        }
+
+        fn with_layer(layer: CircuitBreakerLayer) -> Self {
+            let (mock, upstream) = mock::pair();
+            Harness {
+                handle: layer.handle(),
+                service: layer.layer(mock),
+                upstream,
+            }
+        }
+
+        /// Sends `request`, answers it with `outcome`, and returns the intent the inner service
+        /// saw and the response (body fully read) or error.
+        async fn exchange(
+            &mut self,
+            request: Request<()>,
+            outcome: Outcome,
+        ) -> (Intent, Result<Bytes, BoxError>) {
+            std::future::poll_fn(|cx| self.service.poll_ready(cx))
+                .await
+                .unwrap();
+            let future = self.service.call(request);
+            let (seen, send) = self.upstream.next_request().await.unwrap();
+            let intent = seen.extensions().get::<Intent>().unwrap().clone();
+            match outcome {
+                Outcome::Ws => {
+                    send.send_response(response(Some(Served::websocket(Duration::from_millis(5)))))
+                }
+                Outcome::Fallback(failure) => send.send_response(response(Some(Served::fallback(
+                    failure,
+                    Duration::from_millis(5),
+                )))),
+                Outcome::Http => {
+                    send.send_response(response(Some(Served::http(HttpReason::ModeHttp))))
+                }
+                Outcome::Fail(failure) => send.send_error(failure),
+                Outcome::Other => send.send_error(std::io::Error::other("inner trouble")),
+            }
+            let result = match future.await {
+                Ok(response) => response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|collected| collected.to_bytes()),
+                Err(error) => Err(error),
+            };
+            (intent, result)
+        }
+
+        async fn ws(&mut self, route: &Route, outcome: Outcome) -> Intent {
+            self.exchange(request(route, Intent::WebSocket), outcome)
+                .await
+                .0
+        }
+
+        fn state(&self) -> BreakerState {
+            self.only().state
+        }
+
+        fn only(&self) -> crate::KeySnapshot {
+            let all = self.handle.snapshot();
+            assert_eq!(all.len(), 1, "{all:?}");
+            all.into_iter().next().unwrap()
+        }
+    }
+
+    fn pinned(intent: &Intent) -> bool {
+        matches!(intent, Intent::Http(HttpReason::Pinned { .. }))
+    }
+
+    fn refused() -> WsFailure {
+        WsFailure::new(
+            Phase::Connect,
+            FailureKind::Io {
+                kind: std::io::ErrorKind::ConnectionRefused,
+                message: "refused".into(),
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http_requests_pass_through_uncounted() {
+        let mut h = Harness::new(config().build().unwrap());
+        let route = route(TransportMode::Auto);
+        let intent = Intent::Http(HttpReason::ModeHttp);
+        for _ in 0..5 {
+            let (seen, result) = h
+                .exchange(
+                    request(&route, intent.clone()),
+                    Outcome::Fallback(refused()),
+                )
+                .await;
+            assert_eq!(seen, intent);
+            assert_eq!(&result.unwrap()[..], b"ok");
+        }
+        assert!(h.handle.snapshot().is_empty(), "no key was created");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn missing_extensions_are_errors() {
+        let mut h = Harness::new(config().build().unwrap());
+        let mut no_intent = Request::new(());
+        no_intent
+            .extensions_mut()
+            .insert(route(TransportMode::Auto));
+        let error = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(no_intent)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.downcast_ref::<MissingExtension>(),
+            Some(&MissingExtension::INTENT)
+        );
+        let mut no_route = Request::new(());
+        no_route.extensions_mut().insert(Intent::WebSocket);
+        let error = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(no_route)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.downcast_ref::<MissingExtension>(),
+            Some(&MissingExtension::ROUTE)
+        );
+        // A request already on HTTP does not need a route.
+        let mut http_only = Request::new(());
+        http_only
+            .extensions_mut()
+            .insert(Intent::Http(HttpReason::ModeHttp));
+        let future = h.service.ready().await.unwrap().call(http_only);
+        let (_, send) = h.upstream.next_request().await.unwrap();
+        send.send_response(response(None));
+        assert!(future.await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_failures_pin_the_key_for_the_base_duration() {
+        let mut h = Harness::new(config().no_failure_rate().build().unwrap());
+        let route = route(TransportMode::Auto);
+        for _ in 0..2 {
+            assert_eq!(
+                h.ws(&route, Outcome::Fail(refused())).await,
+                Intent::WebSocket
+            );
+        }
+        assert_eq!(h.state(), BreakerState::Closed);
+        assert_eq!(h.only().consecutive_failures, 2);
+        let tripped_at = Instant::now();
+        h.ws(&route, Outcome::Fallback(refused())).await;
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::Open);
+        assert_eq!(snapshot.until, Some(tripped_at + Duration::from_secs(30)));
+        assert_eq!(snapshot.last_failure.as_ref().unwrap().failure, refused());
+
+        let seen = h.ws(&route, Outcome::Http).await;
+        assert_eq!(
+            seen,
+            Intent::Http(HttpReason::Pinned {
+                until: Some(tripped_at + Duration::from_secs(30))
+            })
+        );
+        advance(Duration::from_secs(29)).await;
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_resets_the_streak() {
+        let mut h = Harness::new(config().no_failure_rate().build().unwrap());
+        let route = route(TransportMode::Auto);
+        for _ in 0..10 {
+            h.ws(&route, Outcome::Fail(refused())).await;
+            h.ws(&route, Outcome::Fail(refused())).await;
+            h.ws(&route, Outcome::Ws).await;
+        }
+        assert_eq!(h.state(), BreakerState::Closed);
+        assert_eq!(h.only().consecutive_failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failure_rate_over_a_sliding_window_trips() {
+        let config = config()
+            .no_consecutive_failures()
+            .failure_rate(0.5, 4, 4)
+            .build()
+            .unwrap();
+        let mut h = Harness::new(config);
+        let route = route(TransportMode::Auto);
+        // F S F S: 2 of 4 (= 0.5) would trip, but the window is not full until the 4th call,
+        // which is a success; failures are only judged on a failure.
+        h.ws(&route, Outcome::Fail(refused())).await;
+        h.ws(&route, Outcome::Ws).await;
+        h.ws(&route, Outcome::Ws).await;
+        h.ws(&route, Outcome::Ws).await;
+        // window: F S S S -> next failure makes S S S F = 1/4
+        h.ws(&route, Outcome::Fail(refused())).await;
+        assert_eq!(h.state(), BreakerState::Closed);
+        assert_eq!((h.only().window_calls, h.only().window_failures), (4, 1));
+        // S S F S -> the oldest successes slide out one at a time
+        h.ws(&route, Outcome::Ws).await;
+        // S F S F = 2/4 trips
+        h.ws(&route, Outcome::Fail(refused())).await;
+        assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_slide_out_of_the_window() {
+        let config = config()
+            .no_consecutive_failures()
+            .failure_rate(0.5, 4, 2)
+            .build()
+            .unwrap();
+        let mut h = Harness::new(config);
+        let route = route(TransportMode::Auto);
+        for _ in 0..4 {
+            h.ws(&route, Outcome::Ws).await;
+        }
+        h.ws(&route, Outcome::Fail(refused())).await; // S S S F
+        for _ in 0..4 {
+            h.ws(&route, Outcome::Ws).await; // the failure slides out
+        }
+        assert_eq!(h.only().window_failures, 0);
+        h.ws(&route, Outcome::Fail(refused())).await; // S S S F = 1/4
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_a_websocket_endpoint_trips_at_once() {
+        for status in [404, 405, 426, 501] {
+            let mut h = Harness::new(config().build().unwrap());
+            let route = route(TransportMode::Auto);
+            h.ws(&route, Outcome::Fallback(upgrade(status))).await;
+            assert_eq!(h.state(), BreakerState::Open, "{status}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ignored_failures_and_other_errors_do_not_count() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        let limit = WsFailure::new(
+            Phase::BeforeFirstEvent,
+            FailureKind::UpstreamError {
+                code: Some("websocket_connection_limit_reached".into()),
+                message: "reconnect".into(),
+            },
+        );
+        for _ in 0..5 {
+            h.ws(&route, Outcome::Fallback(upgrade(429))).await;
+            h.ws(&route, Outcome::Fail(limit.clone())).await;
+            h.ws(&route, Outcome::Other).await;
+            h.ws(&route, Outcome::Http).await;
+        }
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.consecutive_failures, 0);
+        assert!(snapshot.last_failure.is_none());
+        // ...while a counted one does.
+        h.ws(&route, Outcome::Fail(upgrade(502))).await;
+        assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_open_probe_success_closes() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        advance(Duration::from_secs(30)).await;
+        // The first request after the deadline is the probe; it succeeds.
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.trips, 1, "the trip count is kept until it decays");
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probe_failure_reopens_with_the_next_backoff_up_to_the_cap() {
+        let config = config()
+            .consecutive_failures(1)
+            .open_duration(Duration::from_secs(30))
+            .max_open_duration(Duration::from_secs(100))
+            .build()
+            .unwrap();
+        let mut h = Harness::new(config);
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        let mut expected = Vec::new();
+        for _ in 0..4 {
+            let snapshot = h.only();
+            assert_eq!(snapshot.state, BreakerState::Open);
+            let open_for = snapshot.until.unwrap() - snapshot.since;
+            expected.push(open_for.as_secs());
+            advance(open_for).await;
+            assert_eq!(
+                h.ws(&route, Outcome::Fail(refused())).await,
+                Intent::WebSocket
+            );
+        }
+        assert_eq!(expected, [30, 60, 100, 100]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trips_decay_after_a_stable_closed_period() {
+        let config = config()
+            .consecutive_failures(1)
+            .decay_after(Duration::from_secs(300))
+            .build()
+            .unwrap();
+        let mut h = Harness::new(config);
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await; // trip 1: 30 s
+        advance(Duration::from_secs(30)).await;
+        h.ws(&route, Outcome::Ws).await; // closed
+        advance(Duration::from_secs(299)).await;
+        h.ws(&route, Outcome::Fail(refused())).await; // trip 2: 60 s
+        let snapshot = h.only();
+        assert_eq!(snapshot.trips, 2);
+        assert_eq!(
+            snapshot.until.unwrap() - snapshot.since,
+            Duration::from_secs(60)
+        );
+        advance(Duration::from_secs(60)).await;
+        h.ws(&route, Outcome::Ws).await; // closed
+        advance(Duration::from_secs(300)).await;
+        assert_eq!(h.only().trips, 0, "decayed");
+        h.ws(&route, Outcome::Fail(refused())).await; // back to 30 s
+        let snapshot = h.only();
+        assert_eq!(snapshot.trips, 1);
+        assert_eq!(
+            snapshot.until.unwrap() - snapshot.since,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_shortens_the_open_duration_reproducibly() {
+        let durations = |seed| async move {
+            let config = BreakerConfig::builder()
+                .consecutive_failures(1)
+                .jitter(0.5)
+                .seed(seed)
+                .build()
+                .unwrap();
+            let mut h = Harness::new(config);
+            let route = route(TransportMode::Auto);
+            let mut out = Vec::new();
+            h.ws(&route, Outcome::Fail(refused())).await;
+            for _ in 0..5 {
+                let s = h.only();
+                let d = s.until.unwrap() - s.since;
+                out.push(d);
+                advance(d).await;
+                h.ws(&route, Outcome::Fail(refused())).await;
+            }
+            out
+        };
+        let a = durations(1).await;
+        assert_eq!(a, durations(1).await);
+        assert_ne!(a, durations(2).await);
+        let base = BreakerConfig::default();
+        for (trip, d) in a.iter().enumerate() {
+            let full = base.backoff(trip as u32 + 1);
+            assert!(*d <= full && *d >= full / 2, "{d:?} vs {full:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_open_admits_one_probe_and_pins_the_rest() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        advance(Duration::from_secs(30)).await;
+
+        let probe = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (seen, send) = h.upstream.next_request().await.unwrap();
+        assert_eq!(seen.extensions().get::<Intent>(), Some(&Intent::WebSocket));
+        assert_eq!(h.state(), BreakerState::HalfOpen);
+        assert_eq!(h.only().probes_in_flight, 1);
+        // While the probe is out, everyone else is pinned.
+        for _ in 0..3 {
+            assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        }
+        send.send_response(response(Some(Served::websocket(Duration::ZERO))));
+        probe.await.unwrap();
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_probe_gives_its_slot_back() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        advance(Duration::from_secs(30)).await;
+
+        let probe = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, _send) = h.upstream.next_request().await.unwrap();
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        drop(probe);
+        assert_eq!(h.only().probes_in_flight, 0);
+        // The next request probes, and its other error (no verdict) gives the slot back too.
+        assert_eq!(h.ws(&route, Outcome::Other).await, Intent::WebSocket);
+        assert_eq!(h.ws(&route, Outcome::Http).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::HalfOpen);
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ignored_probe_failure_gives_its_slot_back() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        advance(Duration::from_secs(30)).await;
+        assert_eq!(
+            h.ws(&route, Outcome::Fallback(upgrade(429))).await,
+            Intent::WebSocket
+        );
+        assert_eq!(h.state(), BreakerState::HalfOpen);
+        assert_eq!(
+            h.ws(&route, Outcome::Fail(refused())).await,
+            Intent::WebSocket
+        );
+        assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    /// A body that yields scripted frames and errors.
+    #[derive(Debug)]
+    struct Scripted(std::collections::VecDeque<Result<http_body::Frame<Bytes>, BoxError>>);
+
+    impl http_body::Body for Scripted {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front())
+        }
+    }
+
+    fn mid_stream(frames: Vec<Result<http_body::Frame<Bytes>, BoxError>>) -> Response<Scripted> {
+        let mut response = Response::new(Scripted(frames.into()));
+        response
+            .extensions_mut()
+            .insert(Served::websocket(Duration::ZERO));
+        response
+    }
+
+    fn data() -> Result<http_body::Frame<Bytes>, BoxError> {
+        Ok(http_body::Frame::data(Bytes::from_static(b"event: a\n\n")))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_mid_stream_body_error_counts() {
+        let route = route(TransportMode::Auto);
+        let (mock, mut upstream) = mock::pair::<Request<()>, Response<Scripted>>();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(3).build().unwrap());
+        let handle = layer.handle();
+        let mut service = layer.layer(mock);
+        let mut call = async |frames| {
+            let future = service
+                .ready()
+                .await
+                .unwrap()
+                .call(request(&route, Intent::WebSocket));
+            let (_, send) = upstream.next_request().await.unwrap();
+            send.send_response(mid_stream(frames));
+            future.await.unwrap().into_body().collect().await
+        };
+        let closed = WsFailure::new(
+            Phase::MidStream,
+            FailureKind::Closed {
+                code: None,
+                reason: String::new(),
+            },
+        );
+        // A WsFailure in the body error's chain.
+        let error = call(vec![data(), Err(Box::new(closed.clone()))])
+            .await
+            .unwrap_err();
+        assert_eq!(wsfirst_core::find_ws_failure(&*error), Some(&closed));
+        let snapshot = handle.snapshot().remove(0);
+        assert_eq!(snapshot.consecutive_failures, 1);
+        assert_eq!(snapshot.last_failure.unwrap().phase, "mid_stream");
+        // Any other body error is a generic mid-stream failure.
+        call(vec![data(), Err("reset".into())]).await.unwrap_err();
+        let snapshot = handle.snapshot().remove(0);
+        assert_eq!(snapshot.consecutive_failures, 2);
+        assert_eq!(snapshot.last_failure.unwrap().kind, "io");
+        // A body that ends is the success that resets the streak.
+        call(vec![data(), data()]).await.unwrap();
+        assert_eq!(handle.snapshot()[0].consecutive_failures, 0);
+        for _ in 0..3 {
+            call(vec![Err("reset".into())]).await.unwrap_err();
+        }
+        assert_eq!(handle.snapshot()[0].state, BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_dropped_unfinished_has_no_verdict() {
+        let route = route(TransportMode::Auto);
+        let (mock, mut upstream) = mock::pair::<Request<()>, Response<Scripted>>();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap());
+        let handle = layer.handle();
+        let mut service = layer.layer(mock);
+        // One failure, then a success whose body is dropped before its end.
+        let future = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, send) = upstream.next_request().await.unwrap();
+        send.send_error(upgrade(500));
+        future.await.unwrap_err();
+        assert_eq!(handle.snapshot()[0].state, BreakerState::Open);
+        advance(Duration::from_secs(30)).await;
+        // The probe succeeds at its first event, and its body is then dropped unfinished.
+        let future = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, send) = upstream.next_request().await.unwrap();
+        send.send_response(mid_stream(vec![data(), data()]));
+        let response = future.await.unwrap();
+        assert_eq!(handle.snapshot()[0].state, BreakerState::Closed);
+        drop(response);
+        let snapshot = handle.snapshot().remove(0);
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.window_calls, 0, "no verdict recorded");
+    }
+
+    fn with_credential(route: &Route, secret: &'static str) -> Request<()> {
+        let mut request = request(route, Intent::WebSocket);
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, HeaderValue::from_static(secret));
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_credential_has_its_own_breaker() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        let _ = h
+            .exchange(
+                with_credential(&route, "Bearer sk-alice"),
+                Outcome::Fail(refused()),
+            )
+            .await;
+        let (alice, _) = h
+            .exchange(with_credential(&route, "Bearer sk-alice"), Outcome::Http)
+            .await;
+        assert!(pinned(&alice));
+        let (bob, _) = h
+            .exchange(with_credential(&route, "Bearer sk-bob"), Outcome::Ws)
+            .await;
+        assert_eq!(bob, Intent::WebSocket);
+        let (alice, _) = h
+            .exchange(with_credential(&route, "Bearer sk-alice"), Outcome::Http)
+            .await;
+        assert!(pinned(&alice), "the cache switched back to alice's key");
+        let snapshots = h.handle.snapshot();
+        assert_eq!(snapshots.len(), 2);
+        let json = serde_json::to_string(&snapshots).unwrap();
+        assert!(!json.contains("sk-alice"), "{json}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn strict_routes_are_never_rerouted_but_are_recorded() {
+        let mut h = Harness::new(config().consecutive_failures(2).build().unwrap());
+        let strict = route(TransportMode::WebSocket);
+        h.ws(&strict, Outcome::Fail(refused())).await;
+        h.ws(&strict, Outcome::Fail(refused())).await;
+        assert_eq!(h.state(), BreakerState::Open, "strict failures count");
+        // An auto route to the same upstream shares the key and is pinned...
+        let auto = route(TransportMode::Auto);
+        assert!(pinned(&h.ws(&auto, Outcome::Http).await));
+        // ...but the strict route still goes to the WebSocket, and its failures do not extend
+        // the pin.
+        let until = h.only().until;
+        assert_eq!(
+            h.ws(&strict, Outcome::Fail(upgrade(500))).await,
+            Intent::WebSocket
+        );
+        assert_eq!(h.only().until, until);
+        assert_eq!(h.only().last_failure.unwrap().failure, upgrade(500));
+        // A strict success shows the path is healthy: the key closes.
+        assert_eq!(h.ws(&strict, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+        assert_eq!(h.ws(&auto, Outcome::Ws).await, Intent::WebSocket);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_handle_pins_unpins_and_resets() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        let key = route.breaker_key().clone();
+        // Pinned by hand before any traffic, until unpinned.
+        h.handle.pin(&key, None);
+        let seen = h.ws(&route, Outcome::Http).await;
+        assert_eq!(seen, Intent::Http(HttpReason::Pinned { until: None }));
+        advance(Duration::from_secs(24 * 3600)).await;
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        // A strict success does not undo a pin by hand.
+        h.ws(&self::route(TransportMode::WebSocket), Outcome::Ws)
+            .await;
+        assert_eq!(h.state(), BreakerState::Open);
+        assert!(h.only().pinned_by_hand);
+        assert!(h.handle.unpin(&key));
+        assert!(!h.handle.unpin(&key), "already closed");
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+
+        // Pinned for a while: then half-open as after a trip.
+        h.handle.pin(&key, Some(Duration::from_secs(10)));
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        advance(Duration::from_secs(10)).await;
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+
+        // Reset forgets trips and the last failure.
+        h.ws(&route, Outcome::Fail(refused())).await;
+        assert_eq!(h.only().trips, 1);
+        assert!(h.handle.reset(&key));
+        let snapshot = h.only();
+        assert_eq!((snapshot.state, snapshot.trips), (BreakerState::Closed, 0));
+        assert!(snapshot.last_failure.is_none());
+        assert_eq!(h.handle.key_named(&key.to_string()), Some(key.clone()));
+        let unknown = BreakerKey::new("other", "wss://x", None);
+        assert!(!h.handle.reset(&unknown));
+        assert!(h.handle.get(&unknown).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_outcomes_of_an_earlier_state_are_ignored() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        // A request admitted while closed...
+        let slow = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, slow_send) = h.upstream.next_request().await.unwrap();
+        // ...meanwhile the key trips and is pinned.
+        h.ws(&route, Outcome::Fail(refused())).await;
+        let until = h.only().until;
+        // The slow request's failure does not extend the pin, its success does not close it.
+        slow_send.send_error(refused());
+        slow.await.unwrap_err();
+        assert_eq!(h.only().until, until);
+        assert_eq!(h.only().trips, 1);
+        assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_evicted_but_pins_by_hand_are_kept() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
+            .with_registry(registry.clone());
+        let mut h = Harness::with_layer(layer);
+        let route = route(TransportMode::Auto);
+        for i in 0..50 {
+            let secret = format!("Bearer sk-{i}");
+            let mut request = request(&route, Intent::WebSocket);
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, HeaderValue::from_str(&secret).unwrap());
+            let _ = h.exchange(request, Outcome::Ws).await;
+        }
+        let pinned_key = BreakerKey::new("ops", "wss://ops", None);
+        h.handle.pin(&pinned_key, None);
+        assert_eq!(registry.len(), 51);
+        // Keep one key busy.
+        for _ in 0..4 {
+            advance(Duration::from_secs(30)).await;
+            let _ = h
+                .exchange(with_credential(&route, "Bearer sk-busy"), Outcome::Ws)
+                .await;
+            h.handle.evict_idle();
+        }
+        let left: Vec<_> = h.handle.snapshot().into_iter().map(|s| s.key).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(&pinned_key));
+        // Adding keys sweeps on its own, and slots are reused.
+        advance(Duration::from_secs(120)).await;
+        let _ = h
+            .exchange(with_credential(&route, "Bearer sk-new"), Outcome::Ws)
+            .await;
+        let left: Vec<_> = h.handle.snapshot().into_iter().map(|s| s.key).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(&pinned_key));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transitions_are_reported_once_each() {
+        let seen: Arc<Mutex<Vec<(BreakerState, BreakerState)>>> = Arc::default();
+        let sink = seen.clone();
+        let registry = BreakerRegistry::builder()
+            .on_transition(move |t: &Transition| sink.lock().unwrap().push((t.from, t.to)))
+            .build();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
+            .with_registry(registry);
+        let mut h = Harness::with_layer(layer);
+        let route = route(TransportMode::Auto);
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        for _ in 0..3 {
+            assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        }
+        advance(Duration::from_secs(30)).await;
+        h.ws(&route, Outcome::Ws).await;
+        use BreakerState::*;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed)]
+        );
+        let metrics = snapshotter.snapshot().into_vec();
+        let find = |name: &str| {
+            metrics
+                .iter()
+                .filter(|(key, ..)| key.key().name() == name)
+                .map(|(key, _, _, value)| {
+                    (
+                        key.key()
+                            .labels()
+                            .map(|l| format!("{}={}", l.key(), l.value()))
+                            .collect::<Vec<_>>(),
+                        format!("{value:?}"),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let pinned_requests = find("wsfirst_breaker_pinned_requests_total");
+        assert_eq!(pinned_requests.len(), 1, "{pinned_requests:?}");
+        assert_eq!(pinned_requests[0].0, ["provider=openai"]);
+        assert!(pinned_requests[0].1.contains('3'), "{pinned_requests:?}");
+        assert_eq!(find("wsfirst_breaker_transitions_total").len(), 3);
+        let gauge = find("wsfirst_breaker_state");
+        assert_eq!(gauge.len(), 1);
+        assert!(gauge[0].1.contains("0.0"), "closed again: {gauge:?}");
+    }
+}

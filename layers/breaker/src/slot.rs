@@ -1,0 +1,718 @@
+//! One key's breaker: a lock-free summary word for the hot path and a locked state machine.
+//!
+//! The word holds the state, a "dirty" bit (a closed key whose successes must be recorded, because
+//! it has recent failures or its window is not yet full), the free half-open probe slots and a
+//! generation that changes with every transition. A closed, clean key admits and records a
+//! success with one atomic load each; everything else takes the key's mutex.
+//!
+//! Slots are allocated once, leaked, and recycled through a global free list when their key is
+//! evicted or their registry dropped. Futures and bodies therefore hold a `&'static Slot` and a
+//! generation instead of a reference-counted pointer (no atomic read-modify-write per request);
+//! a recycled slot has a new generation, so late outcomes for its old key are ignored.
+
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+use wsfirst_core::{BreakerKey, WsFailure};
+
+use crate::{
+    BreakerConfig, BreakerState, Transition, Verdict,
+    handle::{FailureRecord, KeySnapshot},
+    registry::Shared,
+};
+
+const STATE_MASK: u64 = 0b11;
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const DIRTY: u64 = 0b100;
+const PROBE_SHIFT: u32 = 8;
+const PROBE_ONE: u64 = 1 << PROBE_SHIFT;
+const PROBE_MASK: u64 = 0xFFFF << PROBE_SHIFT;
+const GEN_SHIFT: u32 = 32;
+/// `until` value of a key pinned until unpinned.
+const FOREVER: u64 = u64::MAX;
+
+fn generation_of(word: u64) -> u32 {
+    (word >> GEN_SHIFT) as u32
+}
+
+fn free_probes(word: u64) -> u32 {
+    ((word & PROBE_MASK) >> PROBE_SHIFT) as u32
+}
+
+/// What a request may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Closed: try the WebSocket, report the outcome with this generation.
+    Closed { generation: u32 },
+    /// Half-open: this request holds a probe slot.
+    Probe { generation: u32 },
+    /// A strict request on an open or half-open key: try the WebSocket, report the outcome.
+    Observe { generation: u32 },
+    /// Go over HTTP.
+    Pinned { until: Option<Instant> },
+}
+
+/// A sliding window of the last `size` attempts, one bit per attempt (1 = failed).
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    bits: Vec<u64>,
+    size: u32,
+    cursor: u32,
+    filled: u32,
+    failures: u32,
+}
+
+impl Window {
+    fn new(size: u32) -> Self {
+        Window {
+            bits: vec![0; size.div_ceil(64) as usize],
+            size,
+            cursor: 0,
+            filled: 0,
+            failures: 0,
+        }
+    }
+
+    fn push(&mut self, failed: bool) {
+        let (word, bit) = ((self.cursor / 64) as usize, self.cursor % 64);
+        let mask = 1u64 << bit;
+        if self.filled == self.size {
+            if self.bits[word] & mask != 0 {
+                self.failures -= 1;
+            }
+        } else {
+            self.filled += 1;
+        }
+        if failed {
+            self.bits[word] |= mask;
+            self.failures += 1;
+        } else {
+            self.bits[word] &= !mask;
+        }
+        self.cursor = (self.cursor + 1) % self.size;
+    }
+
+    /// Whether a success changes the window: it is not full yet, or a failure is still in it.
+    /// (Pushing a success into a full window of successes changes nothing.)
+    fn needs_success(&self) -> bool {
+        self.filled < self.size || self.failures > 0
+    }
+
+    fn clear(&mut self) {
+        self.bits.iter_mut().for_each(|w| *w = 0);
+        self.cursor = 0;
+        self.filled = 0;
+        self.failures = 0;
+    }
+}
+
+/// The locked part of a key's breaker.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    pub(crate) key: Option<BreakerKey>,
+    pub(crate) shared: Option<Arc<Shared>>,
+    config: BreakerConfig,
+    config_set: bool,
+    state: BreakerState,
+    generation: u32,
+    since: Instant,
+    until: Option<Instant>,
+    manual: bool,
+    trips: u32,
+    consecutive: u32,
+    window: Option<Window>,
+    last_failure: Option<FailureRecord>,
+    rng: fastrand::Rng,
+}
+
+impl Machine {
+    fn blank(now: Instant) -> Self {
+        Machine {
+            key: None,
+            shared: None,
+            config: BreakerConfig::default(),
+            config_set: false,
+            state: BreakerState::Closed,
+            generation: 0,
+            since: now,
+            until: None,
+            manual: false,
+            trips: 0,
+            consecutive: 0,
+            window: None,
+            last_failure: None,
+            rng: fastrand::Rng::with_seed(0),
+        }
+    }
+
+    fn set_config(&mut self, config: &BreakerConfig) {
+        self.config = config.clone();
+        self.window = config.inner.rate.map(|rule| Window::new(rule.window));
+        self.rng = match config.inner.seed {
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
+        };
+        self.consecutive = 0;
+    }
+
+    fn dirty(&self) -> bool {
+        self.state == BreakerState::Closed
+            && (self.consecutive > 0 || self.window.as_ref().is_some_and(Window::needs_success))
+    }
+
+    fn clear_counts(&mut self) {
+        self.consecutive = 0;
+        if let Some(window) = &mut self.window {
+            window.clear();
+        }
+    }
+
+    fn transition(
+        &mut self,
+        to: BreakerState,
+        now: Instant,
+        cause: Option<WsFailure>,
+    ) -> Option<Transition> {
+        let from = self.state;
+        self.state = to;
+        self.generation = self.generation.wrapping_add(1);
+        self.since = now;
+        // Half-open keeps the deadline that ended the pin, for snapshots and pinned requests.
+        if to == BreakerState::Closed {
+            self.until = None;
+            self.manual = false;
+        }
+        self.clear_counts();
+        let key = self.key.clone()?;
+        Some(Transition {
+            key,
+            from,
+            to,
+            cause,
+            until: self.until,
+            manual: self.manual,
+        })
+    }
+
+    /// Opens the key with the next backoff.
+    fn trip(&mut self, now: Instant, cause: Option<WsFailure>) -> Option<Transition> {
+        let config = &self.config.inner;
+        if self.state == BreakerState::Closed
+            && now.saturating_duration_since(self.since) >= config.decay_after
+        {
+            self.trips = 0;
+        }
+        self.trips = self.trips.saturating_add(1);
+        let backoff = self.config.backoff(self.trips);
+        let cut = backoff.mul_f64(config.jitter * self.rng.f64());
+        self.until = Some(now + backoff.saturating_sub(cut));
+        self.manual = false;
+        self.transition(BreakerState::Open, now, cause)
+    }
+
+    fn record(&mut self, failure: &WsFailure, verdict: Verdict, now: Instant) {
+        self.last_failure = Some(FailureRecord {
+            failure: failure.clone(),
+            verdict,
+            at: now,
+        });
+    }
+
+    fn closed_success(&mut self, generation: u32) {
+        if generation != self.generation || self.state != BreakerState::Closed {
+            return;
+        }
+        self.consecutive = 0;
+        if let Some(window) = &mut self.window {
+            window.push(false);
+        }
+    }
+
+    fn closed_failure(
+        &mut self,
+        generation: u32,
+        failure: &WsFailure,
+        verdict: Verdict,
+        now: Instant,
+    ) -> Option<Transition> {
+        if generation != self.generation
+            || self.state != BreakerState::Closed
+            || verdict == Verdict::Ignore
+        {
+            return None;
+        }
+        self.record(failure, verdict, now);
+        if verdict == Verdict::Trip {
+            return self.trip(now, Some(failure.clone()));
+        }
+        self.consecutive = self.consecutive.saturating_add(1);
+        let config = self.config.inner.clone();
+        let by_streak = config.consecutive.is_some_and(|n| self.consecutive >= n);
+        let by_rate = match (&mut self.window, config.rate) {
+            (Some(window), Some(rule)) => {
+                window.push(true);
+                window.filled >= rule.min_calls
+                    && f64::from(window.failures) >= rule.rate * f64::from(window.filled)
+            }
+            _ => false,
+        };
+        if by_streak || by_rate {
+            self.trip(now, Some(failure.clone()))
+        } else {
+            None
+        }
+    }
+
+    fn begin_half_open(&mut self, generation: u32, now: Instant) -> Option<Transition> {
+        let due = self.until.is_some_and(|until| now >= until);
+        if generation != self.generation || self.state != BreakerState::Open || !due {
+            return None;
+        }
+        self.transition(BreakerState::HalfOpen, now, None)
+    }
+
+    /// A probe or a strict request saw the WebSocket deliver its first event.
+    fn healthy(&mut self, generation: u32, now: Instant, strict: bool) -> Option<Transition> {
+        if generation != self.generation
+            || self.state == BreakerState::Closed
+            || (strict && self.manual)
+        {
+            return None;
+        }
+        self.transition(BreakerState::Closed, now, None)
+    }
+
+    fn probe_failure(
+        &mut self,
+        generation: u32,
+        failure: &WsFailure,
+        verdict: Verdict,
+        now: Instant,
+    ) -> Option<Transition> {
+        if generation != self.generation || self.state != BreakerState::HalfOpen {
+            return None;
+        }
+        self.record(failure, verdict, now);
+        self.trip(now, Some(failure.clone()))
+    }
+
+    fn observe_failure(
+        &mut self,
+        generation: u32,
+        failure: &WsFailure,
+        verdict: Verdict,
+        now: Instant,
+    ) {
+        if generation == self.generation && verdict != Verdict::Ignore {
+            self.record(failure, verdict, now);
+        }
+    }
+
+    fn pin(&mut self, now: Instant, duration: Option<Duration>) -> Option<Transition> {
+        self.until = duration.map(|d| now + d);
+        self.manual = true;
+        self.transition(BreakerState::Open, now, None)
+    }
+
+    fn unpin(&mut self, now: Instant) -> Option<Transition> {
+        if self.state == BreakerState::Closed {
+            return None;
+        }
+        self.transition(BreakerState::Closed, now, None)
+    }
+
+    fn reset(&mut self, now: Instant) -> Option<Transition> {
+        self.trips = 0;
+        self.last_failure = None;
+        if self.state == BreakerState::Closed {
+            self.clear_counts();
+            self.since = now;
+            return None;
+        }
+        self.transition(BreakerState::Closed, now, None)
+    }
+
+    fn evictable(&self, now: Instant) -> bool {
+        match self.state {
+            BreakerState::Closed => true,
+            BreakerState::Open => !self.manual && self.until.is_some_and(|until| now >= until),
+            BreakerState::HalfOpen => false,
+        }
+    }
+}
+
+/// One key's breaker.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    word: AtomicU64,
+    /// The open deadline in nanoseconds after the registry's epoch, or [`FOREVER`].
+    until: AtomicU64,
+    used: AtomicBool,
+    incarnation: AtomicU64,
+    machine: Mutex<Machine>,
+}
+
+/// Slots whose key was evicted or whose registry was dropped, ready for reuse.
+static FREE: Mutex<Vec<&'static Slot>> = Mutex::new(Vec::new());
+
+impl Slot {
+    /// A slot for `key`, reused from the free list when possible.
+    pub(crate) fn acquire(
+        key: BreakerKey,
+        config: Option<&BreakerConfig>,
+        shared: Arc<Shared>,
+        now: Instant,
+    ) -> &'static Slot {
+        let reused = FREE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let slot = reused.unwrap_or_else(|| {
+            Box::leak(Box::new(Slot {
+                word: AtomicU64::new(0),
+                until: AtomicU64::new(FOREVER),
+                used: AtomicBool::new(false),
+                incarnation: AtomicU64::new(0),
+                machine: Mutex::new(Machine::blank(now)),
+            }))
+        });
+        {
+            let mut m = slot.lock();
+            let generation = m.generation.wrapping_add(1);
+            *m = Machine::blank(now);
+            m.generation = generation;
+            m.key = Some(key);
+            m.shared = Some(shared);
+            if let Some(config) = config {
+                m.set_config(config);
+                m.config_set = true;
+            }
+            slot.used.store(true, Ordering::Relaxed);
+            slot.publish(&m, true);
+        }
+        slot
+    }
+
+    /// Puts the slot back on the free list; outcomes still in flight for it are ignored.
+    pub(crate) fn retire(&'static self, now: Instant) {
+        {
+            let mut m = self.lock();
+            self.incarnation.fetch_add(1, Ordering::AcqRel);
+            let generation = m.generation.wrapping_add(1);
+            *m = Machine::blank(now);
+            m.generation = generation;
+            self.publish(&m, true);
+        }
+        FREE.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.incarnation.load(Ordering::Acquire)
+    }
+
+    /// Marks the key as used since the last sweep (a load, and a store only the first time).
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the key was used since the last call (clears the mark).
+    pub(crate) fn take_used(&self) -> bool {
+        self.used.swap(false, Ordering::Relaxed)
+    }
+
+    /// Installs `config` if the key was created without one (pinned by hand before any traffic).
+    pub(crate) fn adopt_config(&self, config: &BreakerConfig) {
+        let mut m = self.lock();
+        if !m.config_set {
+            m.set_config(config);
+            m.config_set = true;
+            self.publish(&m, false);
+        }
+    }
+
+    /// Stores the summary word (and deadline) for the machine's state. In half-open the probe
+    /// counter is owned by compare-and-swap outside the lock, so the word is only stored when the
+    /// state was just entered.
+    fn publish(&self, m: &Machine, transitioned: bool) {
+        if m.state == BreakerState::HalfOpen && !transitioned {
+            return;
+        }
+        let epoch = m.shared.as_ref().map(|s| s.epoch);
+        let until = match (m.until, epoch) {
+            (Some(until), Some(epoch)) => {
+                u64::try_from(until.saturating_duration_since(epoch).as_nanos())
+                    .unwrap_or(FOREVER - 1)
+            }
+            (Some(_), None) => 0,
+            (None, _) => FOREVER,
+        };
+        self.until.store(until, Ordering::Release);
+        let state = match m.state {
+            BreakerState::Closed => CLOSED,
+            BreakerState::Open => OPEN,
+            BreakerState::HalfOpen => HALF_OPEN,
+        };
+        let dirty = if m.dirty() { DIRTY } else { 0 };
+        let probes = if m.state == BreakerState::HalfOpen {
+            u64::from(m.config.inner.probes) << PROBE_SHIFT
+        } else {
+            0
+        };
+        let word = state | dirty | probes | (u64::from(m.generation) << GEN_SHIFT);
+        self.word.store(word, Ordering::Release);
+    }
+
+    /// Runs `f` under the lock, publishes, then emits the transition (outside the lock).
+    fn with<R>(&self, f: impl FnOnce(&mut Machine) -> (R, Option<Transition>)) -> R {
+        let (result, transition, shared) = {
+            let mut m = self.lock();
+            let (result, transition) = f(&mut m);
+            self.publish(&m, transition.is_some());
+            (result, transition, m.shared.clone())
+        };
+        if let (Some(transition), Some(shared)) = (transition, shared) {
+            shared.emit(&transition);
+        }
+        result
+    }
+
+    /// Decides what a request may do. `epoch` is the registry's epoch.
+    #[inline]
+    pub(crate) fn admit(&self, strict: bool, epoch: Instant) -> Admission {
+        let word = self.word.load(Ordering::Acquire);
+        if word & STATE_MASK == CLOSED {
+            return Admission::Closed {
+                generation: generation_of(word),
+            };
+        }
+        self.admit_slow(word, strict, epoch, Instant::now())
+    }
+
+    #[cold]
+    pub(crate) fn admit_slow(
+        &self,
+        mut word: u64,
+        strict: bool,
+        epoch: Instant,
+        now: Instant,
+    ) -> Admission {
+        loop {
+            let generation = generation_of(word);
+            match word & STATE_MASK {
+                OPEN => {
+                    let until = self.deadline(epoch);
+                    if until.is_none_or(|until| now < until) {
+                        return if strict {
+                            Admission::Observe { generation }
+                        } else {
+                            Admission::Pinned { until }
+                        };
+                    }
+                    self.with(|m| ((), m.begin_half_open(generation, now)));
+                    word = self.word.load(Ordering::Acquire);
+                }
+                HALF_OPEN => {
+                    if strict {
+                        return Admission::Observe { generation };
+                    }
+                    if free_probes(word) == 0 {
+                        return Admission::Pinned {
+                            until: self.deadline(epoch),
+                        };
+                    }
+                    match self.word.compare_exchange_weak(
+                        word,
+                        word - PROBE_ONE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Admission::Probe { generation },
+                        Err(current) => word = current,
+                    }
+                }
+                _ => return Admission::Closed { generation },
+            }
+        }
+    }
+
+    fn deadline(&self, epoch: Instant) -> Option<Instant> {
+        match self.until.load(Ordering::Acquire) {
+            FOREVER => None,
+            nanos => Some(epoch + Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// A closed-state attempt succeeded. One load when the key is closed and clean.
+    #[inline]
+    pub(crate) fn closed_success(&self, generation: u32) {
+        let word = self.word.load(Ordering::Acquire);
+        if word & (STATE_MASK | DIRTY) == CLOSED || generation_of(word) != generation {
+            return;
+        }
+        self.with(|m| {
+            m.closed_success(generation);
+            ((), None)
+        });
+    }
+
+    /// A closed-state attempt failed.
+    pub(crate) fn closed_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
+        self.with(|m| {
+            let verdict = m.config.inner.classifier.classify(failure);
+            ((), m.closed_failure(generation, failure, verdict, now))
+        });
+    }
+
+    /// A probe or strict request saw the first event. Returns the generation to report later
+    /// outcomes (of the same response's body) against, if the key is now closed.
+    pub(crate) fn healthy(&self, generation: u32, now: Instant, strict: bool) -> Option<u32> {
+        self.with(|m| {
+            let transition = m.healthy(generation, now, strict);
+            let generation = (m.state == BreakerState::Closed).then_some(m.generation);
+            (generation, transition)
+        })
+    }
+
+    /// A probe failed. Returns whether the verdict was [`Verdict::Ignore`] (the slot is given back).
+    pub(crate) fn probe_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
+        let ignored = self.with(|m| {
+            let verdict = m.config.inner.classifier.classify(failure);
+            if verdict == Verdict::Ignore {
+                (true, None)
+            } else {
+                (false, m.probe_failure(generation, failure, verdict, now))
+            }
+        });
+        if ignored {
+            self.release_probe(generation);
+        }
+    }
+
+    /// A strict request on an open key failed: remembered, not counted.
+    pub(crate) fn observe_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
+        self.with(|m| {
+            let verdict = m.config.inner.classifier.classify(failure);
+            m.observe_failure(generation, failure, verdict, now);
+            ((), None)
+        });
+    }
+
+    /// Gives a probe slot back (the probe had no verdict or was dropped).
+    pub(crate) fn release_probe(&self, generation: u32) {
+        let mut word = self.word.load(Ordering::Acquire);
+        while word & STATE_MASK == HALF_OPEN && generation_of(word) == generation {
+            match self.word.compare_exchange_weak(
+                word,
+                word + PROBE_ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    pub(crate) fn pin(&self, now: Instant, duration: Option<Duration>) {
+        self.with(|m| ((), m.pin(now, duration)));
+    }
+
+    pub(crate) fn unpin(&self, now: Instant) -> bool {
+        self.with(|m| {
+            let transition = m.unpin(now);
+            (transition.is_some(), transition)
+        })
+    }
+
+    pub(crate) fn reset(&self, now: Instant) {
+        self.with(|m| ((), m.reset(now)));
+    }
+
+    pub(crate) fn evictable(&self, now: Instant) -> bool {
+        self.lock().evictable(now)
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> Option<KeySnapshot> {
+        let m = self.lock();
+        let word = self.word.load(Ordering::Acquire);
+        let key = m.key.clone()?;
+        let probes = if m.state == BreakerState::HalfOpen && generation_of(word) == m.generation {
+            m.config.inner.probes.saturating_sub(free_probes(word))
+        } else {
+            0
+        };
+        let trips = if m.state == BreakerState::Closed
+            && now.saturating_duration_since(m.since) >= m.config.inner.decay_after
+        {
+            0
+        } else {
+            m.trips
+        };
+        let (window_calls, window_failures) =
+            m.window.as_ref().map_or((0, 0), |w| (w.filled, w.failures));
+        Some(KeySnapshot::new(
+            key,
+            m.state,
+            m.since,
+            m.until,
+            m.manual,
+            m.consecutive,
+            window_calls,
+            window_failures,
+            trips,
+            probes,
+            m.last_failure.clone(),
+            now,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_slides_one_attempt_at_a_time() {
+        let mut w = Window::new(3);
+        assert!(w.needs_success());
+        w.push(true);
+        w.push(false);
+        w.push(false);
+        assert_eq!((w.filled, w.failures), (3, 1));
+        assert!(w.needs_success());
+        w.push(false); // the failure slides out
+        assert_eq!((w.filled, w.failures), (3, 0));
+        assert!(!w.needs_success());
+        w.push(true);
+        w.push(true);
+        w.push(true);
+        w.push(true);
+        assert_eq!((w.filled, w.failures), (3, 3));
+        w.clear();
+        assert_eq!((w.filled, w.failures, w.cursor), (0, 0, 0));
+    }
+
+    #[test]
+    fn wide_window_uses_several_words() {
+        let mut w = Window::new(130);
+        for i in 0..300 {
+            w.push(i % 10 == 0);
+        }
+        // the last 130 attempts are 170..300: failures at 170, 180, ..., 290
+        assert_eq!((w.filled, w.failures), (130, 13));
+    }
+}
