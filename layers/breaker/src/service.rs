@@ -1007,4 +1007,82 @@ mod tests {
         assert_eq!(gauge.len(), 1);
         assert!(gauge[0].1.contains("0.0"), "closed again: {gauge:?}");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn half_open_admits_exactly_k_of_64_concurrent_requests() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::sync::{Barrier, Semaphore};
+
+        const TASKS: usize = 64;
+        for round in 0..100u32 {
+            let probes = 1 + round % 4;
+            let admitted = Arc::new(AtomicUsize::new(0));
+            let gate = Arc::new(Semaphore::new(0));
+            let inner = {
+                let admitted = admitted.clone();
+                let gate = gate.clone();
+                tower::service_fn(move |request: Request<()>| {
+                    let websocket =
+                        request.extensions().get::<Intent>() == Some(&Intent::WebSocket);
+                    if websocket {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let gate = gate.clone();
+                    async move {
+                        let served = if websocket {
+                            // Hold the probe until every request was admitted or pinned.
+                            let _permit = gate.acquire().await;
+                            Served::websocket(Duration::ZERO)
+                        } else {
+                            Served::http(HttpReason::ModeHttp)
+                        };
+                        Ok::<_, BoxError>(response(Some(served)))
+                    }
+                })
+            };
+            let layer =
+                CircuitBreakerLayer::new(config().half_open_probes(probes).build().unwrap());
+            let handle = layer.handle();
+            let service = layer.layer(inner);
+            let route = route(TransportMode::Auto);
+            // Pinned for no time at all: the next request finds the key due for half-open.
+            handle.pin(route.breaker_key(), Some(Duration::ZERO));
+            let start = Arc::new(Barrier::new(TASKS));
+            let called = Arc::new(Barrier::new(TASKS + 1));
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let mut service = service.clone();
+                    let (start, called, route) = (start.clone(), called.clone(), route.clone());
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        let future = service
+                            .ready()
+                            .await
+                            .unwrap()
+                            .call(request(&route, Intent::WebSocket));
+                        called.wait().await;
+                        future.await.unwrap();
+                    })
+                })
+                .collect();
+            called.wait().await;
+            assert_eq!(
+                admitted.load(Ordering::SeqCst),
+                probes as usize,
+                "round {round}"
+            );
+            assert_eq!(
+                handle.get(route.breaker_key()).unwrap().probes_in_flight,
+                probes
+            );
+            gate.add_permits(TASKS);
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert_eq!(
+                handle.get(route.breaker_key()).unwrap().state,
+                BreakerState::Closed
+            );
+        }
+    }
 }
