@@ -1,1 +1,0 @@
-//! The HTTP upstream service on hyper-util (placeholder: being written).

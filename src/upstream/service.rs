@@ -1,0 +1,402 @@
+//! The [`HttpUpstream`] service and its builder.
+
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
+};
+use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer};
+use tower_service::Service;
+use wsfirst_core::{BoxError, MissingExtension, Route};
+
+use super::{
+    HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, ResponseFuture,
+    headers::HeaderPolicy,
+};
+
+/// The request body type the client sends: any body, boxed once.
+pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// The HTTP upstream service: sends each request to its [`Route`]'s HTTP URL over a pooled
+/// hyper-util client (`http://` and `https://` via rustls) and streams the answer back.
+///
+/// - The request goes to `route.http_url()` (never to a URL taken from the client's request)
+///   with its method, body and allowed headers: all end-to-end headers by default, never `Host`
+///   (set from the URL), hop-by-hop headers or headers named by `Connection`; see
+///   [`HttpUpstreamBuilder::deny_header`] and [`HttpUpstreamBuilder::allow_headers`].
+/// - The response is the upstream's, unchanged: statuses pass through (a `500` from the upstream
+///   is an `Ok` response with status `500`), and the body streams as it arrives (SSE frame by
+///   frame, nothing buffered).
+/// - Errors are boxed: [`MissingExtension::ROUTE`] when the request has no `Route`, else an
+///   [`HttpUpstreamError`] (connect failure, response timeout, broken request).
+///
+/// Cloning shares the connection pool. See the [module docs](super) for an example.
+#[derive(Clone)]
+pub struct HttpUpstream {
+    client: HttpClient,
+    config: Arc<Config>,
+}
+
+#[derive(Debug)]
+struct Config {
+    headers: HeaderPolicy,
+    response_timeout: Option<Duration>,
+    connect_timeout: Duration,
+}
+
+impl HttpUpstream {
+    /// An upstream service with the default settings (see [`HttpUpstreamBuilder`]).
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .expect("the default configuration builds: webpki roots and ring's protocol versions")
+    }
+
+    /// Starts configuring an upstream service.
+    pub fn builder() -> HttpUpstreamBuilder {
+        HttpUpstreamBuilder::default()
+    }
+}
+
+impl Default for HttpUpstream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpUpstream")
+            .field("headers", &self.config.headers)
+            .field("connect_timeout", &self.config.connect_timeout)
+            .field("response_timeout", &self.config.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Service<Request<B>> for HttpUpstream
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<hyper::body::Incoming>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The legacy client is always ready; connections are made per request.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(route) = request.extensions().get::<Route>() else {
+            return ResponseFuture::failed(Box::new(MissingExtension::ROUTE));
+        };
+        let url = route.http_url().clone();
+        let host = host_of(&url);
+        let (parts, body) = request.into_parts();
+        let mut outgoing = Request::new(body.map_err(Into::into).boxed_unsync());
+        *outgoing.method_mut() = parts.method;
+        *outgoing.uri_mut() = url;
+        // The client picks HTTP/2 itself when the upstream negotiates it.
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.headers_mut() = self.config.headers.forward(&parts.headers);
+        tracing::trace!(upstream = %host, "sending request to the http upstream");
+        ResponseFuture::new(
+            self.client.request(outgoing),
+            self.config.response_timeout,
+            host,
+        )
+    }
+}
+
+/// `host:port` of a URL, for errors and logs (never the URL's user info).
+fn host_of(url: &Uri) -> Arc<str> {
+    let host = url.host().unwrap_or("unknown-host");
+    let port = url
+        .port_u16()
+        .unwrap_or(if url.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    format!("{host}:{port}").into()
+}
+
+/// Where the client's TLS trust comes from.
+#[derive(Clone)]
+enum Roots {
+    /// Mozilla's roots, as packaged by `webpki-roots`.
+    WebPki,
+    /// The platform's roots, as loaded by `rustls-native-certs`.
+    Native,
+    /// Only these roots.
+    Only(Vec<CertificateDer<'static>>),
+    /// A complete TLS configuration.
+    Config(Arc<ClientConfig>),
+}
+
+/// Configures an [`HttpUpstream`]; see [`HttpUpstream::builder`].
+///
+/// Defaults: connect timeout 10 s, no response timeout, idle pooled connections kept 90 s (at
+/// most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), Mozilla's webpki
+/// roots, every end-to-end header forwarded.
+#[derive(Clone)]
+pub struct HttpUpstreamBuilder {
+    connect_timeout: Duration,
+    response_timeout: Option<Duration>,
+    pool_idle_timeout: Option<Duration>,
+    pool_max_idle_per_host: usize,
+    http2: bool,
+    roots: Roots,
+    headers: HeaderPolicy,
+}
+
+impl Default for HttpUpstreamBuilder {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: None,
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle_per_host: 32,
+            http2: true,
+            roots: Roots::WebPki,
+            headers: HeaderPolicy::default(),
+        }
+    }
+}
+
+impl HttpUpstreamBuilder {
+    /// The limit on DNS + TCP connect (default 10 s). TLS is part of the request.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The limit on the time from sending the request to the response headers (default: none).
+    /// The body, such as a long SSE stream, is not limited.
+    pub fn response_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.response_timeout = timeout.into();
+        self
+    }
+
+    /// How long an idle pooled connection is kept (default 90 s; `None`: no limit).
+    pub fn pool_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.pool_idle_timeout = timeout.into();
+        self
+    }
+
+    /// The most idle connections kept per host (default 32).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// Whether HTTP/2 may be negotiated over TLS (default `true`).
+    pub fn http2(mut self, enabled: bool) -> Self {
+        self.http2 = enabled;
+        self
+    }
+
+    /// Trust the platform's root certificates instead of Mozilla's webpki roots. Building fails
+    /// when the platform has none.
+    pub fn native_roots(mut self) -> Self {
+        self.roots = Roots::Native;
+        self
+    }
+
+    /// Trust Mozilla's webpki roots (the default).
+    pub fn webpki_roots(mut self) -> Self {
+        self.roots = Roots::WebPki;
+        self
+    }
+
+    /// Trust this root certificate too: after the first call, only the roots given this way
+    /// are trusted (for private CAs and tests), not the webpki or platform roots.
+    pub fn extra_root(mut self, certificate: CertificateDer<'static>) -> Self {
+        match &mut self.roots {
+            Roots::Only(roots) => roots.push(certificate),
+            _ => self.roots = Roots::Only(vec![certificate]),
+        }
+        self
+    }
+
+    /// Use this TLS configuration as it is (roots, client certificates, ALPN). Its ALPN
+    /// protocols are replaced to match [`http2`](Self::http2).
+    pub fn tls_config(mut self, config: impl Into<Arc<ClientConfig>>) -> Self {
+        self.roots = Roots::Config(config.into());
+        self
+    }
+
+    /// Never forward this request header (in addition to `Host` and hop-by-hop headers).
+    pub fn deny_header(mut self, name: HeaderName) -> Self {
+        self.headers.deny.push(name);
+        self
+    }
+
+    /// Forward only these request headers (still never `Host` or hop-by-hop headers).
+    pub fn allow_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.headers.allow = Some(names.into_iter().collect());
+        self
+    }
+
+    /// Send this header with every request, replacing a request header of the same name.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.fixed.push((name, value));
+        self
+    }
+
+    /// Builds the service (and its connection pool).
+    pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
+        let tls = self.tls()?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.connect_timeout));
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let https = if self.http2 {
+            https.enable_all_versions().wrap_connector(http)
+        } else {
+            https.enable_http1().wrap_connector(http)
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Ok(HttpUpstream {
+            client,
+            config: Arc::new(Config {
+                headers: self.headers,
+                response_timeout: self.response_timeout,
+                connect_timeout: self.connect_timeout,
+            }),
+        })
+    }
+
+    fn tls(&self) -> Result<ClientConfig, HttpUpstreamBuildError> {
+        let builder =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|error| {
+                    HttpUpstreamBuildError::new(
+                        "tls protocol versions are not supported",
+                        Some(error.into()),
+                    )
+                })?;
+        let mut config = match &self.roots {
+            Roots::WebPki => builder.with_webpki_roots().with_no_client_auth(),
+            Roots::Native => builder
+                .with_native_roots()
+                .map_err(|error| {
+                    HttpUpstreamBuildError::new(
+                        "no usable platform root certificates",
+                        Some(error.into()),
+                    )
+                })?
+                .with_no_client_auth(),
+            Roots::Only(certificates) => {
+                let mut roots = RootCertStore::empty();
+                for (index, certificate) in certificates.iter().enumerate() {
+                    roots.add(certificate.clone()).map_err(|error| {
+                        HttpUpstreamBuildError::new(
+                            format!("invalid extra root certificate #{index}"),
+                            Some(error.into()),
+                        )
+                    })?;
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            Roots::Config(config) => ClientConfig::clone(config),
+        };
+        // The connector sets ALPN to match the enabled HTTP versions.
+        config.alpn_protocols.clear();
+        Ok(config)
+    }
+}
+
+impl fmt::Debug for HttpUpstreamBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let roots = match &self.roots {
+            Roots::WebPki => "webpki".to_owned(),
+            Roots::Native => "native".to_owned(),
+            Roots::Only(roots) => format!("{} extra roots", roots.len()),
+            Roots::Config(_) => "custom tls config".to_owned(),
+        };
+        f.debug_struct("HttpUpstreamBuilder")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("http2", &self.http2)
+            .field("roots", &roots)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// Maps a client error to an [`HttpUpstreamError`].
+pub(crate) fn client_error(
+    error: hyper_util::client::legacy::Error,
+    host: &str,
+) -> HttpUpstreamError {
+    let kind = if error.is_connect() {
+        HttpUpstreamErrorKind::Connect
+    } else {
+        HttpUpstreamErrorKind::Request
+    };
+    HttpUpstreamError::new(kind, host, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_the_port_and_never_user_info() {
+        let cases = [
+            ("https://api.openai.com/v1/responses", "api.openai.com:443"),
+            ("http://user:secret@127.0.0.1:8080/x", "127.0.0.1:8080"),
+            ("http://localhost/x", "localhost:80"),
+        ];
+        for (url, host) in cases {
+            assert_eq!(&*host_of(&url.parse().unwrap()), host);
+        }
+    }
+
+    #[test]
+    fn invalid_extra_root_names_its_position() {
+        let error = HttpUpstream::builder()
+            .extra_root(CertificateDer::from(vec![1, 2, 3]))
+            .build()
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid extra root certificate #0"),
+            "{error}"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn is_clone_send_sync() {
+        fn check<T: Clone + Send + Sync + 'static>() {}
+        check::<HttpUpstream>();
+        check::<HttpUpstreamBuilder>();
+    }
+}

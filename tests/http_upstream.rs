@@ -1,0 +1,283 @@
+//! `HttpUpstream` against the test kit's HTTP side on 127.0.0.1.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+use tokio::time::timeout;
+use tower::ServiceExt;
+use wsfirst::{
+    core::{MissingExtension, Route},
+    upstream::{HttpUpstream, HttpUpstreamError, HttpUpstreamErrorKind},
+};
+use wsfirst_websocket::testing::{Answer, HttpScript, TestUpstream, Transport};
+
+fn route(http_url: &str) -> Route {
+    Route::builder("kit", "responses")
+        .http_url(http_url)
+        .build()
+        .unwrap()
+}
+
+/// A POST to a gateway path, routed to `http_url`.
+fn request(http_url: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    let mut request = Request::post("http://gateway.local/openai/v1/responses")
+        .header(header::AUTHORIZATION, "Bearer sk-test")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body.into()))
+        .unwrap();
+    request.extensions_mut().insert(route(http_url));
+    request
+}
+
+fn streaming() -> String {
+    json!({"model": "gpt-kit", "input": "hi", "stream": true}).to_string()
+}
+
+#[tokio::test]
+async fn streams_the_sse_answer_unchanged() {
+    let kit = TestUpstream::start().await;
+    let answer = Answer::text("hello world");
+    kit.set_answer(answer.clone());
+    let response = HttpUpstream::new()
+        .oneshot(request(&kit.http_url(), streaming()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, answer.sse().as_bytes());
+    assert_eq!(kit.http_requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_frame_by_frame_without_buffering() {
+    let kit = TestUpstream::start().await;
+    kit.set_default_http_script(HttpScript::SlowEvents {
+        delay: Duration::from_secs(10),
+    });
+    let answer = Answer::default();
+    let response = HttpUpstream::new()
+        .oneshot(request(&kit.http_url(), streaming()))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    // Each frame arrives on its own, after its delay, while the later ones are not yet sent.
+    for index in 0..answer.len() {
+        let frame = timeout(Duration::from_secs(11), body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("frame {index} did not arrive"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            frame.data_ref().unwrap(),
+            answer.sse_frame(index).unwrap().as_bytes()
+        );
+    }
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn non_streaming_answer_is_the_final_json() {
+    let kit = TestUpstream::start().await;
+    let answer = Answer::text("hello world");
+    let response = HttpUpstream::new()
+        .oneshot(request(&kit.http_url(), r#"{"model":"gpt-kit"}"#))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, answer.final_json().unwrap().as_bytes());
+}
+
+#[tokio::test]
+async fn upstream_statuses_pass_through() {
+    let kit = TestUpstream::start().await;
+    let upstream = HttpUpstream::new();
+    for status in [
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::UNAUTHORIZED,
+    ] {
+        kit.set_http_status(status);
+        let response = upstream
+            .clone()
+            .oneshot(request(&kit.http_url(), streaming()))
+            .await
+            .expect("an upstream status is a response, not an error");
+        assert_eq!(response.status(), status);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            error["error"]["message"],
+            format!("scripted status {}", status.as_u16())
+        );
+    }
+    assert_eq!(kit.http_requests(), 3);
+}
+
+#[tokio::test]
+async fn sends_to_the_route_url_with_the_body_and_credentials() {
+    let kit = TestUpstream::start().await;
+    let body =
+        json!({"model": "gpt-kit", "input": "x".repeat(1 << 20), "stream": true}).to_string();
+    let mut request = request(&kit.http_url(), body.clone());
+    request
+        .headers_mut()
+        .insert("openai-beta", HeaderValue::from_static("responses=v1"));
+    let response = HttpUpstream::new().oneshot(request).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let captured = kit.captured();
+    assert_eq!(captured.len(), 1);
+    let sent = &captured[0];
+    assert_eq!(sent.transport, Transport::Http);
+    assert_eq!(sent.uri.path(), "/v1/responses");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-test"));
+    assert_eq!(sent.header("openai-beta"), Some("responses=v1"));
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+    assert_eq!(sent.body, body.as_bytes());
+}
+
+#[tokio::test]
+async fn strips_host_and_hop_by_hop_headers() {
+    let kit = TestUpstream::start().await;
+    let mut request = request(&kit.http_url(), streaming());
+    let headers = request.headers_mut();
+    headers.insert(header::HOST, HeaderValue::from_static("gateway.local"));
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("keep-alive, x-hop"),
+    );
+    headers.insert("x-hop", HeaderValue::from_static("1"));
+    headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    headers.insert(
+        header::PROXY_AUTHORIZATION,
+        HeaderValue::from_static("Basic abc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert("x-request-id", HeaderValue::from_static("42"));
+    let response = HttpUpstream::new().oneshot(request).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let sent = &kit.captured()[0];
+    assert_eq!(sent.header("host"), Some(&*kit.addr().to_string()));
+    for name in [
+        "x-hop",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "connection",
+    ] {
+        assert!(sent.headers.get(name).is_none(), "{name} was forwarded");
+    }
+    assert_eq!(sent.header("x-request-id"), Some("42"));
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-test"));
+}
+
+#[tokio::test]
+async fn header_allow_and_deny_lists() {
+    let kit = TestUpstream::start().await;
+    let denying = HttpUpstream::builder()
+        .deny_header(header::HeaderName::from_static("x-internal"))
+        .header(header::USER_AGENT, HeaderValue::from_static("wsfirst-test"))
+        .build()
+        .unwrap();
+    let mut first = request(&kit.http_url(), streaming());
+    first
+        .headers_mut()
+        .insert("x-internal", HeaderValue::from_static("secret"));
+    denying.oneshot(first).await.unwrap();
+    let allowing = HttpUpstream::builder()
+        .allow_headers([header::CONTENT_TYPE])
+        .build()
+        .unwrap();
+    allowing
+        .oneshot(request(&kit.http_url(), streaming()))
+        .await
+        .unwrap();
+    let captured = kit.captured();
+    assert!(captured[0].headers.get("x-internal").is_none());
+    assert_eq!(captured[0].header("authorization"), Some("Bearer sk-test"));
+    assert_eq!(captured[0].header("user-agent"), Some("wsfirst-test"));
+    assert!(captured[1].headers.get("authorization").is_none());
+    assert_eq!(captured[1].header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn missing_route_is_an_error_not_a_panic() {
+    let request = Request::post("/v1/responses")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let error = HttpUpstream::new().oneshot(request).await.unwrap_err();
+    assert_eq!(
+        error.downcast_ref::<MissingExtension>(),
+        Some(&MissingExtension::ROUTE)
+    );
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_typed_connect_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{addr}/v1/responses");
+    let error = HttpUpstream::new()
+        .oneshot(request(&url, streaming()))
+        .await
+        .unwrap_err();
+    let error = error
+        .downcast_ref::<HttpUpstreamError>()
+        .unwrap_or_else(|| panic!("not an HttpUpstreamError: {error}"));
+    assert_eq!(error.kind(), HttpUpstreamErrorKind::Connect);
+    assert!(error.is_connect());
+    assert_eq!(error.host(), addr.to_string());
+    assert_eq!(
+        error.to_string(),
+        format!("http upstream {addr}: connect failed")
+    );
+    assert!(std::error::Error::source(error).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn response_timeout_is_a_typed_error() {
+    let kit = TestUpstream::start().await;
+    // A non-streaming answer waits once, before the response headers.
+    kit.set_default_http_script(HttpScript::SlowEvents {
+        delay: Duration::from_secs(60),
+    });
+    let upstream = HttpUpstream::builder()
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let error = upstream
+        .oneshot(request(&kit.http_url(), "{}"))
+        .await
+        .unwrap_err();
+    let error = error.downcast_ref::<HttpUpstreamError>().unwrap();
+    assert_eq!(error.kind(), HttpUpstreamErrorKind::Timeout);
+    assert!(error.to_string().contains(&kit.addr().to_string()));
+}
+
+#[tokio::test]
+async fn clones_share_one_service_configuration() {
+    let kit = TestUpstream::start().await;
+    let upstream = HttpUpstream::builder().http2(false).build().unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let upstream = upstream.clone();
+            let url = kit.http_url();
+            tokio::spawn(async move {
+                let response = upstream.oneshot(request(&url, streaming())).await.unwrap();
+                response.into_body().collect().await.unwrap().to_bytes()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Answer::default().sse().as_bytes());
+    }
+    assert_eq!(kit.http_requests(), 4);
+}
