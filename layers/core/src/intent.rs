@@ -151,6 +151,14 @@ pub enum Ineligible {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The request's declared body size exceeds the fallback layer's buffer limit, so a failed
+    /// WebSocket attempt could not be replayed: HTTP is used directly.
+    BodyNotReplayable {
+        /// The declared size in bytes.
+        declared: u64,
+        /// The buffer limit in bytes.
+        limit: u64,
+    },
     /// A user-defined rule said no.
     Custom(Cow<'static, str>),
 }
@@ -168,6 +176,7 @@ impl Ineligible {
             Ineligible::ForeignHost { .. } => "foreign_host",
             Ineligible::RequestOverride => "request_override",
             Ineligible::BodyTooLarge { .. } => "body_too_large",
+            Ineligible::BodyNotReplayable { .. } => "body_not_replayable",
             Ineligible::Custom(_) => "custom",
         }
     }
@@ -199,6 +208,10 @@ impl fmt::Display for Ineligible {
             Ineligible::BodyTooLarge { declared, limit } => write!(
                 f,
                 "the request body of {declared} bytes exceeds the websocket message limit of {limit} bytes"
+            ),
+            Ineligible::BodyNotReplayable { declared, limit } => write!(
+                f,
+                "the request body of {declared} bytes exceeds the fallback buffer limit of {limit} bytes, so it could not be replayed"
             ),
             Ineligible::Custom(why) => f.write_str(why),
         }

@@ -99,7 +99,7 @@ impl FallbackConfig {
     /// The largest request body, in bytes, that is buffered so that it can be replayed.
     ///
     /// A body whose declared size (size hint or `Content-Length`) is larger goes over HTTP
-    /// directly, with [`Ineligible::BodyTooLarge`](wsfirst_core::Ineligible::BodyTooLarge) as the
+    /// directly, with [`Ineligible::BodyNotReplayable`](wsfirst_core::Ineligible::BodyNotReplayable) as the
     /// reason. A body of unknown size that turns out larger fails with
     /// [`BodyTooLarge`](crate::BodyTooLarge) before anything is sent upstream. A body is never
     /// truncated.

@@ -26,7 +26,7 @@ use crate::{
 ///
 /// 1. buffers the body (up to [`FallbackConfig::body_limit`]); a body declared larger goes to
 ///    the inner service at once with
-///    `Intent::Http(HttpReason::Ineligible(Ineligible::BodyTooLarge { .. }))`;
+///    `Intent::Http(HttpReason::Ineligible(Ineligible::BodyNotReplayable { .. }))`;
 /// 2. calls the inner service with the request as it came (intent `WebSocket`);
 /// 3. if that fails with a [`WsFailure`](wsfirst_core::WsFailure) that the
 ///    [`Replay`](crate::Replay) setting allows, waits for the inner service to be ready again and
@@ -135,7 +135,7 @@ where
             request
                 .extensions_mut()
                 .insert(Intent::Http(HttpReason::Ineligible(
-                    Ineligible::BodyTooLarge {
+                    Ineligible::BodyNotReplayable {
                         declared,
                         limit: limit as u64,
                     },

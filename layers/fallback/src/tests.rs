@@ -482,7 +482,7 @@ async fn declared_oversize_body_goes_straight_to_http() {
     assert_eq!(
         http.extensions().get::<Intent>(),
         Some(&Intent::Http(HttpReason::Ineligible(
-            Ineligible::BodyTooLarge {
+            Ineligible::BodyNotReplayable {
                 declared: 5,
                 limit: 4
             }
@@ -513,7 +513,7 @@ async fn content_length_over_the_limit_goes_straight_to_http() {
     let (http, reply) = handle.next_request().await.unwrap();
     assert_eq!(
         http.extensions().get::<Intent>().map(Intent::reason_label),
-        Some("body_too_large")
+        Some("body_not_replayable")
     );
     reply.send_response(Response::new("http"));
     assert!(response.await.unwrap().is_ok());
