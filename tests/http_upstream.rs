@@ -281,3 +281,20 @@ async fn clones_share_one_service_configuration() {
     }
     assert_eq!(kit.http_requests(), 4);
 }
+
+#[tokio::test]
+async fn tls_failure_is_a_typed_connect_error() {
+    // The kit speaks plain HTTP: the TLS handshake to it fails.
+    let kit = TestUpstream::start().await;
+    let url = format!("https://{}/v1/responses", kit.addr());
+    let error = HttpUpstream::new()
+        .oneshot(request(&url, streaming()))
+        .await
+        .unwrap_err();
+    let error = error
+        .downcast_ref::<HttpUpstreamError>()
+        .unwrap_or_else(|| panic!("not an HttpUpstreamError: {error}"));
+    assert!(error.is_connect(), "{error:?}");
+    assert_eq!(error.host(), kit.addr().to_string());
+    assert_eq!(kit.http_requests(), 0);
+}

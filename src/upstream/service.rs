@@ -178,7 +178,9 @@ impl Default for HttpUpstreamBuilder {
 }
 
 impl HttpUpstreamBuilder {
-    /// The limit on DNS + TCP connect (default 10 s). TLS is part of the request.
+    /// The limit on DNS resolution + TCP connect (default 10 s). The TLS handshake is not
+    /// covered: a [`response_timeout`](Self::response_timeout) bounds it with the rest of the
+    /// wait for the response headers. A failed TLS handshake is a connect error all the same.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -19,6 +19,12 @@
 //! [`TestUpstream::http_requests`]) and captures every request's headers and body
 //! ([`TestUpstream::captured`]). Timers are `tokio::time`, so paused time drives slow scripts.
 //!
+//! With paused time (`#[tokio::test(start_paused = true)]`), the clock jumps ahead whenever the
+//! runtime waits for nothing but I/O. The upstream disables Nagle's algorithm on its sockets so
+//! its small writes reach the client at once; a client that sends several small messages in a
+//! row under paused time should disable it too (`TCP_NODELAY`), or the clock can run ahead of
+//! its bytes.
+//!
 //! # Example
 //!
 //! ```
