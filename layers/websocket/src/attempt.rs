@@ -34,8 +34,8 @@ pub(crate) fn record_failure(failure: &WsFailure) {
 enum Exchanged {
     /// The first event arrived (and for a non-streaming answer, the whole answer).
     Done(Response<WsBody>),
-    /// Try again on a fresh connection, without counting a failure.
-    Retry(&'static str),
+    /// The upstream said "this connection, not the endpoint": try once more on a fresh one.
+    Retry(WsFailure),
     Failed(WsFailure),
 }
 
@@ -171,28 +171,22 @@ where
             Exchanged::Done(response) => {
                 return Ok(response);
             }
-            Exchanged::Retry(why) if !retried_code => {
-                tracing::debug!(code = why, "retrying once on a fresh websocket connection");
+            Exchanged::Retry(failure) if !retried_code => {
+                tracing::debug!(error = %failure, "retrying once on a fresh websocket connection");
                 retried_code = true;
                 fresh = true;
             }
-            Exchanged::Retry(why) => {
-                return Err(Box::new(WsFailure::new(
-                    Phase::BeforeFirstEvent,
-                    FailureKind::UpstreamError {
-                        code: Some(why.to_owned()),
-                        message: "the upstream refused the request on a fresh connection too"
-                            .into(),
-                    },
-                )));
-            }
+            Exchanged::Retry(failure) => return Err(Box::new(failure)),
             Exchanged::Failed(failure)
                 if reused
                     && !replaced_dead
                     && matches!(failure.phase(), Phase::Send | Phase::BeforeFirstEvent)
                     && matches!(
                         failure.kind(),
-                        FailureKind::Closed { code: None, .. } | FailureKind::Io { .. }
+                        FailureKind::Closed {
+                            code: None | Some(1001),
+                            ..
+                        } | FailureKind::Io { .. }
                     ) =>
             {
                 // The pooled connection died under us (the upstream closed it while idle):
@@ -222,6 +216,8 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
     let mut exchange = Exchange::new(job.streaming);
     let mut deadline = sent + job.first_event_timeout;
     let mut gathered: Vec<Bytes> = Vec::new();
+    // From the start of the attempt to the first event, for `Served`.
+    let mut attempt = Duration::ZERO;
     loop {
         let phase = if exchange.events() == 0 {
             Phase::BeforeFirstEvent
@@ -278,16 +274,18 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
         let end = match decoded {
             Decoded::Ignore => continue,
             Decoded::Error { code, message, .. } if exchange.events() == 0 => {
-                if let Some(code) = code
+                let scoped = code
                     .as_deref()
-                    .and_then(|code| CONNECTION_SCOPED_CODES.iter().find(|c| **c == code))
-                {
-                    return Exchanged::Retry(code);
-                }
-                return Exchanged::Failed(WsFailure::new(
+                    .is_some_and(|code| CONNECTION_SCOPED_CODES.contains(&code));
+                let failure = WsFailure::new(
                     Phase::BeforeFirstEvent,
                     FailureKind::UpstreamError { code, message },
-                ));
+                );
+                return if scoped {
+                    Exchanged::Retry(failure)
+                } else {
+                    Exchanged::Failed(failure)
+                };
             }
             Decoded::Error { code, message, .. } => {
                 // Only a non-streaming answer reads past its first event here.
@@ -308,11 +306,11 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
         if exchange.events() == 0 {
             metrics::histogram!("wsfirst_ws_first_event_seconds")
                 .record(sent.elapsed().as_secs_f64());
+            attempt = job.started.elapsed();
         }
         exchange.record_event();
         deadline = Instant::now() + job.idle_timeout;
         if job.streaming || end {
-            let attempt = job.started.elapsed();
             let conn = if end {
                 if !job.codec.ends_on_close() {
                     conn.release();

@@ -12,21 +12,42 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! A tiny upstream on loopback answers each `response.create` with two events; the layer turns
+//! them into the server-sent events the HTTP path would have returned.
+//!
+//! ```
 //! use std::convert::Infallible;
+//!
+//! use bytes::Bytes;
+//! use futures_util::{SinkExt, StreamExt};
 //! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
-//! use bytes::Bytes;
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-//! use wsfirst_core::{Intent, Route};
-//! use wsfirst_websocket::{Pool, WebSocketConfig, WebSocketLayer};
+//! use wsfirst_core::{Intent, Route, Served, Transport};
+//! use wsfirst_websocket::{Message, Pool, WebSocketConfig, WebSocketLayer};
 //!
-//! # #[tokio::main]
+//! const CREATED: &str = r#"{"type":"response.created","response":{"id":"r1"}}"#;
+//! const DONE: &str = r#"{"type":"response.completed","response":{"id":"r1","status":"completed"}}"#;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), wsfirst_core::BoxError> {
-//! let http_upstream = service_fn(|_req: Request<Full<Bytes>>| async {
+//! // The upstream: one WebSocket connection, two events per request.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let ws_url = format!("ws://{}/v1/responses", listener.local_addr()?);
+//! tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await.unwrap();
+//!     let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+//!     while let Some(Ok(Message::Text(_request))) = socket.next().await {
+//!         socket.send(Message::text(CREATED)).await.unwrap();
+//!         socket.send(Message::text(DONE)).await.unwrap();
+//!     }
+//! });
+//!
+//! // The stack: the WebSocket layer over an HTTP upstream service (a stand-in here).
+//! let http_upstream = service_fn(|_request: Request<Full<Bytes>>| async {
 //!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"over http"))))
 //! });
-//! let pool = Pool::new();
+//! let pool = Pool::new(); // share clones of it between the layers of all routes
 //! let config = WebSocketConfig::builder()
 //!     .static_header("openai-beta", "responses-websocket=v1")
 //!     .build()?;
@@ -34,19 +55,25 @@
 //!     .layer(WebSocketLayer::new(config).with_pool(pool.clone()))
 //!     .service(http_upstream);
 //!
-//! let route = Route::builder("openai", "openai-responses")
-//!     .ws_url("wss://api.openai.com/v1/responses")
-//!     .http_url("https://api.openai.com/v1/responses")
+//! // A request for the route, which the eligibility layer would have marked for the WebSocket.
+//! let route = Route::builder("local", "responses")
+//!     .ws_url(ws_url)
+//!     .http_url("http://127.0.0.1:9/v1/responses")
 //!     .build()?;
 //! let mut request = Request::post("/v1/responses")
-//!     .header("authorization", "Bearer sk-...")
-//!     .body(Full::new(Bytes::from_static(br#"{"model":"gpt-5","input":"hi","stream":true}"#)))?;
+//!     .header("authorization", "Bearer sk-local")
+//!     .body(Full::new(Bytes::from_static(br#"{"model":"m","input":"hi","stream":true}"#)))?;
 //! request.extensions_mut().insert(route);
 //! request.extensions_mut().insert(Intent::WebSocket);
 //!
 //! let response = service.ready().await?.call(request).await?;
+//! assert_eq!(response.extensions().get::<Served>().unwrap().transport(), Transport::WebSocket);
+//! assert_eq!(response.headers()["content-type"], "text/event-stream");
 //! let sse = response.into_body().collect().await?.to_bytes();
-//! println!("{}", String::from_utf8_lossy(&sse));
+//! assert_eq!(
+//!     sse,
+//!     format!("event: response.created\ndata: {CREATED}\n\nevent: response.completed\ndata: {DONE}\n\n"),
+//! );
 //! pool.close().await;
 //! # Ok(())
 //! # }

@@ -109,3 +109,122 @@ where
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, Full};
+    use tower_test::mock;
+    use wsfirst_core::{FailureKind, HttpReason, Phase, Served, WsFailure, find_ws_failure};
+
+    use super::*;
+
+    type Req = Request<Full<Bytes>>;
+    type Res = Response<Full<Bytes>>;
+
+    type Spawned = mock::Spawn<WebSocket<mock::Mock<Req, Res>>>;
+
+    fn setup() -> (Spawned, mock::Handle<Req, Res>) {
+        mock::spawn_layer(WebSocketLayer::new(WebSocketConfig::default()))
+    }
+
+    fn request(intent: Option<Intent>) -> Req {
+        let mut request = Request::post("/v1/responses")
+            .header("x-mine", "1")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        if let Some(intent) = intent {
+            request.extensions_mut().insert(intent);
+        }
+        request
+    }
+
+    #[tokio::test]
+    async fn http_intent_passes_through_and_is_stamped() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let future = service.call(request(Some(Intent::Http(HttpReason::ModeHttp))));
+        let (seen, send) = handle.next_request().await.unwrap();
+        assert_eq!(seen.headers()["x-mine"], "1");
+        assert_eq!(seen.into_body().collect().await.unwrap().to_bytes(), "{}");
+        send.send_response(Response::new(Full::new(Bytes::from_static(b"ok"))));
+        let response = future.await.unwrap();
+        assert_eq!(
+            response.extensions().get::<Served>(),
+            Some(&Served::http(HttpReason::ModeHttp))
+        );
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
+    }
+
+    #[tokio::test]
+    async fn served_set_by_the_inner_service_is_kept() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let failure = WsFailure::new(Phase::Connect, FailureKind::Timeout(Duration::from_secs(5)));
+        let intent = Intent::Http(HttpReason::Fallback(failure.clone()));
+        let future = service.call(request(Some(intent)));
+        let (_, send) = handle.next_request().await.unwrap();
+        let mut response = Response::new(Full::new(Bytes::new()));
+        let served = Served::fallback(failure, Duration::from_secs(5));
+        response.extensions_mut().insert(served.clone());
+        send.send_response(response);
+        let response = future.await.unwrap();
+        assert_eq!(response.extensions().get::<Served>(), Some(&served));
+    }
+
+    #[tokio::test]
+    async fn inner_errors_are_passed_on() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let future = service.call(request(Some(Intent::Http(HttpReason::ModeHttp))));
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_error("upstream down");
+        assert_eq!(future.await.unwrap_err().to_string(), "upstream down");
+    }
+
+    #[tokio::test]
+    async fn missing_intent_is_an_error_and_nothing_is_called() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let error = service.call(request(None)).await.unwrap_err();
+        assert_eq!(
+            error.downcast_ref::<MissingExtension>(),
+            Some(&MissingExtension::INTENT)
+        );
+        drop(service);
+        assert!(handle.next_request().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn websocket_intent_without_a_websocket_url_fails_replay_safe() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let mut request = request(Some(Intent::WebSocket));
+        request.extensions_mut().insert(
+            Route::builder("p", "a")
+                .http_url("http://127.0.0.1:9/x")
+                .build()
+                .unwrap(),
+        );
+        let error = service.call(request).await.unwrap_err();
+        let failure = find_ws_failure(&*error).unwrap();
+        assert_eq!(failure.phase(), Phase::Connect);
+        assert!(failure.is_replay_safe());
+        drop(service);
+        assert!(handle.next_request().await.is_none());
+    }
+
+    #[test]
+    fn futures_and_bodies_are_send() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<<WebSocket<mock::Mock<Req, Res>> as Service<Req>>::Future>();
+        send_sync::<Body<Full<Bytes>>>();
+        send_sync::<WebSocket<()>>();
+        send_sync::<WebSocketLayer>();
+    }
+}

@@ -1,0 +1,90 @@
+//! The layer's metrics: failures by phase and kind, handshake and first-event latency, pool
+//! sizes. (One test: it installs the process-wide recorder of this test binary.)
+#![cfg(feature = "testing")]
+
+mod ws_support;
+
+use http::StatusCode;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use ws_support::*;
+use wsfirst_websocket::{
+    Pool, WebSocketConfig,
+    testing::{TestUpstream, WsScript},
+};
+
+fn value<'a>(
+    snapshot: &'a [(
+        metrics_util::CompositeKey,
+        Option<metrics::Unit>,
+        Option<metrics::SharedString>,
+        DebugValue,
+    )],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a DebugValue> {
+    snapshot.iter().find_map(|(key, _, _, value)| {
+        let key = key.key();
+        let matches = key.name() == name
+            && labels.iter().all(|(label, expected)| {
+                key.labels()
+                    .any(|l| l.key() == *label && l.value() == *expected)
+            });
+        matches.then_some(value)
+    })
+}
+
+#[tokio::test]
+async fn failures_latencies_and_pool_sizes_are_recorded() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+
+    let upstream = TestUpstream::start().await;
+    upstream.push_ws_script(WsScript::refuse(StatusCode::NOT_FOUND, "no"));
+    let pool = Pool::new();
+    let config = WebSocketConfig::builder()
+        .native_roots(false)
+        .build()
+        .unwrap();
+    let (mut service, _) = service(config, &pool);
+    let route = route(&upstream);
+    failure_of(call(&mut service, request(&route, true)).await);
+    let response = call(&mut service, request(&route, true)).await.unwrap();
+    let (_, error) = read_body(response.into_body()).await;
+    assert!(error.is_none());
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    assert_eq!(
+        value(
+            &snapshot,
+            "wsfirst_ws_failures_total",
+            &[("phase", "handshake"), ("kind", "upgrade_status")]
+        ),
+        Some(&DebugValue::Counter(1))
+    );
+    for name in [
+        "wsfirst_ws_handshake_seconds",
+        "wsfirst_ws_first_event_seconds",
+    ] {
+        match value(&snapshot, name, &[]) {
+            Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 1, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    match value(
+        &snapshot,
+        "wsfirst_ws_pool_connections",
+        &[("state", "idle")],
+    ) {
+        Some(DebugValue::Gauge(idle)) => assert_eq!(idle.into_inner(), 1.0),
+        other => panic!("{other:?}"),
+    }
+    match value(
+        &snapshot,
+        "wsfirst_ws_pool_connections",
+        &[("state", "in_use")],
+    ) {
+        Some(DebugValue::Gauge(busy)) => assert_eq!(busy.into_inner(), 0.0),
+        other => panic!("{other:?}"),
+    }
+}
