@@ -115,7 +115,9 @@ impl fmt::Debug for PoolKey {
 /// that should share connections (the facade builds one layer per route with one pool).
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
-/// limit), 32 connections per key.
+/// limit), 32 connections per key. While the pool holds idle connections, a background task
+/// wakes every half idle timeout to close expired ones (under paused tokio time, that timer is
+/// one the clock can auto-advance to). [`Pool::close`] closes everything cleanly.
 ///
 /// **Coalesced handshakes.** When a key has no idle connection and a handshake to it is in
 /// flight, other requests for the key wait for that handshake's outcome (at most the handshake
@@ -526,7 +528,8 @@ impl Pool {
     }
 
     /// Closes expired idle connections in the background, so sockets do not linger for keys
-    /// that see no more requests. The task ends with the pool.
+    /// that see no more requests (such as finished sessions' affinity keys). The task runs only
+    /// while the pool holds idle connections, and ends with the pool.
     fn start_reaper(&self) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             self.lock().reaper = false;
@@ -540,10 +543,13 @@ impl Pool {
             loop {
                 ticker.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                let expired = inner.reap(Instant::now());
+                let (expired, more) = inner.reap(Instant::now());
                 drop(inner);
                 for conn in expired {
                     close_gracefully(conn).await;
+                }
+                if !more {
+                    return;
                 }
             }
         });
@@ -562,7 +568,9 @@ impl PoolInner {
         now >= idle.since + self.idle_timeout || now >= idle.conn.created + self.max_age
     }
 
-    fn reap(&self, now: Instant) -> Vec<Conn> {
+    /// Takes the expired idle connections out; also says whether idle ones remain (if not, the
+    /// reaper stops, and the next returned connection starts it again).
+    fn reap(&self, now: Instant) -> (Vec<Conn>, bool) {
         let mut state = self.lock();
         let mut expired = Vec::new();
         for slot in state.keys.values_mut() {
@@ -581,7 +589,11 @@ impl PoolInner {
         state
             .keys
             .retain(|_, slot| !(slot.is_empty() && slot.idle.is_empty()));
-        expired
+        let more = state.keys.values().any(|slot| !slot.idle.is_empty());
+        if !more {
+            state.reaper = false;
+        }
+        (expired, more)
     }
 }
 
@@ -907,6 +919,24 @@ mod tests {
         });
         assert!(waiter.reused());
         assert_eq!(connector.connects(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reaper_closes_expired_idle_connections_then_stops() {
+        let pool = Pool::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let connector = Connector::new(1).await;
+        let key = PoolKey::for_test("ws://a/v1", Some("finished-session"));
+        checkout(&pool, &key, &connector).await.release();
+        assert!(pool.lock().reaper);
+        tokio::time::sleep(Duration::from_secs(91)).await;
+        assert_eq!(pool.connections(), 0);
+        assert!(pool.lock().keys.is_empty());
+        assert!(!pool.lock().reaper);
+        let mut server = connector.servers.lock().unwrap().remove(0);
+        assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
     }
 
     #[tokio::test]
