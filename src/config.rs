@@ -537,7 +537,7 @@ impl BreakerConfig {
 }
 
 /// `[routes.pool]`: the WebSocket connection pool; `None`: the WebSocket layer's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// Close a pooled connection idle for this long (> 0).
@@ -608,7 +608,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             path: path.into(),
             message: message.into(),

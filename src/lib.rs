@@ -1,16 +1,92 @@
-//! wsfirst: tower layers that send requests over a WebSocket when allowed and healthy, fall back to
-//! HTTP, and pin failing providers to HTTP until probes show they are healthy again.
+//! wsfirst: tower layers that send requests to an upstream over a WebSocket when that is allowed
+//! and healthy, fall back to HTTP when the WebSocket attempt fails before anything was delivered,
+//! and pin a provider to HTTP (a per-key circuit breaker) when its WebSocket path keeps failing,
+//! then bring it back with probes.
 //!
-//! (Crate docs are written when the composed stack lands.)
+//! This facade composes the layers into one per-route service:
+//!
+//! ```text
+//! request -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream
+//! ```
+//!
+//! - [`eligibility`] decides who may try the WebSocket (a table of provider/API pairs, endpoint
+//!   checks, the route's mode, request shape) and sets the [`Intent`](core::Intent);
+//! - [`breaker`] pins a failing key to HTTP and brings it back with probes;
+//! - [`fallback`] replays a request over HTTP after a replay-safe WebSocket failure (never after
+//!   the first event);
+//! - [`websocket`] serves the request over a pooled WebSocket, with per-phase timeouts and typed
+//!   failures, and answers with the same bytes the HTTP path would;
+//! - [`upstream::HttpUpstream`] is the HTTP service on hyper-util's client.
+//!
+//! Each layer is its own crate, usable alone; [`core`] is the vocabulary they share.
+//!
+//! # Example
+//!
+//! A route whose upstream (a scriptable one on loopback, from the `testing` feature) refuses the
+//! WebSocket upgrade: the request is served over HTTP with the same bytes, and the response says
+//! why.
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wsfirst::core::BoxError> {
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//! use wsfirst::Wsfirst;
+//! use wsfirst::core::Route;
+//! use wsfirst::eligibility::EligibilityTable;
+//! use wsfirst::testing::{TestUpstream, WsScript};
+//!
+//! let upstream = TestUpstream::start().await;
+//! upstream.set_default_ws_script(WsScript::refuse(500, "wrong endpoint"));
+//!
+//! let table = EligibilityTable::builder().allow("local", "responses").build();
+//! let wsfirst = Wsfirst::builder().eligibility(table).build();
+//! let route = Route::builder("local", "responses")
+//!     .ws_url(upstream.ws_url())
+//!     .http_url(upstream.http_url())
+//!     .build()?;
+//! let service = wsfirst.route(route);
+//!
+//! let request = http::Request::post("/v1/responses")
+//!     .body(axum::body::Body::from(r#"{"model":"m","input":"hi","stream":true}"#))?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.headers()["x-wsfirst-transport"], "http");
+//! assert_eq!(response.headers()["x-wsfirst-reason"], "fallback");
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert!(body.starts_with(b"event: response.created"));
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `testing`: re-exports [`testing`], a scriptable loopback upstream (WebSocket and HTTP/SSE on
+//!   one port) to test your own stacks with.
+//!
+//! Minimum supported Rust version: 1.85.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
+pub mod configured;
+pub mod respond;
+pub mod stack;
 pub mod upstream;
+
+pub use configured::Configured;
+pub use respond::{REASON_HEADER, TRANSPORT_HEADER};
+pub use stack::{RouteOptions, RouteService, Stack, Wsfirst, WsfirstBuilder};
 
 pub use wsfirst_breaker as breaker;
 pub use wsfirst_core as core;
 pub use wsfirst_eligibility as eligibility;
 pub use wsfirst_fallback as fallback;
 pub use wsfirst_websocket as websocket;
+
+#[cfg(feature = "testing")]
+pub use wsfirst_websocket::testing;

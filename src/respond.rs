@@ -1,0 +1,238 @@
+//! Future types, and how a route's result becomes a response: transport headers on success, a
+//! small JSON error body on failure.
+
+use std::{
+    error::Error,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use pin_project_lite::pin_project;
+use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
+use wsfirst_fallback::{BodyTooLarge, ReadBodyError};
+
+/// The response header naming the transport that served the response: `websocket` or `http`.
+pub const TRANSPORT_HEADER: &str = "x-wsfirst-transport";
+
+/// The response header naming why HTTP served the response (`websocket` when the WebSocket did),
+/// such as `pinned`, `fallback` or `foreign_host`.
+pub const REASON_HEADER: &str = "x-wsfirst-reason";
+
+pin_project! {
+    /// The future of [`RouteService`](crate::RouteService): never fails, failures become responses.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Stack { #[pin] future: F },
+        Failed { error: Option<Arc<BoxError>> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(future: F) -> Self {
+        Self {
+            kind: Kind::Stack { future },
+        }
+    }
+
+    pub(crate) fn failed(error: Arc<BoxError>) -> Self {
+        Self {
+            kind: Kind::Failed { error: Some(error) },
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, BoxError>>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<axum::body::Body>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = match self.project().kind.project() {
+            KindProj::Stack { future } => match ready!(future.poll(cx)) {
+                Ok(response) => success(response),
+                Err(error) => error_response(&*error),
+            },
+            KindProj::Failed { error } => match error.take() {
+                Some(error) => error_response(&**error),
+                None => error_response(&PolledAfterCompletion),
+            },
+        };
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[derive(Debug)]
+struct PolledAfterCompletion;
+
+impl std::fmt::Display for PolledAfterCompletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("route future polled after completion")
+    }
+}
+
+impl Error for PolledAfterCompletion {}
+
+/// Adds the transport headers and erases the body type.
+fn success<B>(response: Response<B>) -> Response<axum::body::Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = response.into_parts();
+    if let Some(served) = parts.extensions.get::<Served>() {
+        let transport = HeaderValue::from_static(served.transport().as_str());
+        let reason = HeaderValue::from_static(served.reason_label());
+        parts.headers.insert(TRANSPORT_HEADER, transport);
+        parts.headers.insert(REASON_HEADER, reason);
+    }
+    Response::from_parts(parts, axum::body::Body::new(body))
+}
+
+/// Answers a failed request: `502` with `{"error": {"type", "code", "message"}}` for upstream
+/// failures, `413` for a body over the buffer limit, `400` for an unreadable request body, `500`
+/// for a mis-assembled stack.
+pub fn error_response(error: &(dyn Error + 'static)) -> Response<axum::body::Body> {
+    let (status, code) = classify(error);
+    let body = serde_json::json!({
+        "error": {
+            "type": "wsfirst_error",
+            "code": code,
+            "message": error_chain(error),
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(failure) = find_ws_failure(error) {
+        // A failure that reaches the caller either was strict (websocket) or came after HTTP.
+        response.headers_mut().insert(
+            REASON_HEADER,
+            HeaderValue::from_static(failure.kind().as_str()),
+        );
+    }
+    response
+}
+
+fn classify(error: &(dyn Error + 'static)) -> (StatusCode, &'static str) {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<BodyTooLarge>() {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request_body_too_large");
+        }
+        if error.is::<ReadBodyError>() {
+            return (StatusCode::BAD_REQUEST, "request_body_unreadable");
+        }
+        if error.is::<MissingExtension>() {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "stack_misconfigured");
+        }
+        current = error.source();
+    }
+    match find_ws_failure(error) {
+        Some(failure) if failure.is_replay_safe() => (StatusCode::BAD_GATEWAY, "websocket_failed"),
+        Some(_) => (StatusCode::BAD_GATEWAY, "websocket_failed_mid_stream"),
+        None => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+    }
+}
+
+/// The error and its causes as one line, skipping causes whose text the previous one already
+/// contains.
+pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        current = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use wsfirst_core::{FailureKind, Phase, WsFailure};
+
+    async fn json(response: Response<axum::body::Body>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn websocket_failures_become_502_naming_the_failure() {
+        let failure = WsFailure::new(
+            Phase::MidStream,
+            FailureKind::Closed {
+                code: Some(1011),
+                reason: String::new(),
+            },
+        );
+        let response = error_response(&failure);
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(response.headers()[REASON_HEADER], "closed");
+        let body = json(response).await;
+        assert_eq!(body["error"]["code"], "websocket_failed_mid_stream");
+        assert_eq!(
+            body["error"]["message"],
+            "websocket failed mid-stream: connection closed by the upstream with code 1011"
+        );
+    }
+
+    #[tokio::test]
+    async fn stack_errors_get_their_own_status() {
+        assert_eq!(
+            error_response(&MissingExtension::ROUTE).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            error_response(&BodyTooLarge::new(8)).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let io = std::io::Error::other("refused");
+        let body = json(error_response(&io)).await;
+        assert_eq!(body["error"]["code"], "upstream_failed");
+        assert_eq!(body["error"]["message"], "refused");
+    }
+
+    #[test]
+    fn chain_skips_repeated_causes() {
+        let io = std::io::Error::other("refused");
+        let failure = WsFailure::new(
+            Phase::Connect,
+            FailureKind::Io {
+                kind: io.kind(),
+                message: "refused".into(),
+            },
+        )
+        .with_source(io);
+        assert_eq!(
+            error_chain(&failure),
+            "websocket connect failed: i/o error: refused"
+        );
+    }
+}
