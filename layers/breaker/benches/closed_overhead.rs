@@ -1,2 +1,277 @@
-//! Placeholder.
-fn main() {}
+//! Closed-state overhead per call of the wsfirst breaker, `failsafe` and `tower-resilience`'s
+//! circuit breaker, against the bare service, at 1 and 2 threads.
+//!
+//! Every case sends the same kind of request (with `Route`, `Intent::WebSocket` and an
+//! `Authorization` header) to the same inner service, which answers at once with a response
+//! carrying `Served::websocket`; futures are polled with a no-op waker. Requests and responses are
+//! built before the clock starts and recycled after it stops (the inner service hands out
+//! pre-built responses and keeps the requests), so the timed loop allocates nothing of its own and
+//! the difference to `bare` is the breaker's cost: `poll_ready`, `call`, reading the extensions,
+//! the future, and the response body wrapper.
+//!
+//! At 2 threads each thread has its own service clone, all share one breaker (one key), and the
+//! threads start each chunk of calls together; the figure is the time per call seen by each
+//! thread (no cliff = about the same as at 1 thread).
+//!
+//! `cargo bench -p wsfirst-breaker --bench closed_overhead`
+
+use std::{
+    cell::RefCell,
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    sync::Barrier,
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
+use http_body_util::Empty;
+use tower::{Layer, Service};
+use wsfirst_breaker::{BreakerConfig, CircuitBreakerLayer, ResponseBody};
+use wsfirst_core::{BoxError, HttpReason, Intent, Route, Served};
+
+type Body = Empty<bytes::Bytes>;
+
+/// How many calls are timed between two untimed set-ups.
+const CHUNK: usize = 64;
+
+thread_local! {
+    /// Pre-built responses the upstream hands out.
+    static RESPONSES: RefCell<Vec<Response<Body>>> = const { RefCell::new(Vec::new()) };
+    /// Requests the upstream received, kept for reuse.
+    static RECEIVED: RefCell<Vec<Request<()>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The upstream stand-in: answers every request at once with a pre-built response.
+#[derive(Clone, Debug)]
+struct Upstream;
+
+impl Service<Request<()>> for Upstream {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<()>) -> Self::Future {
+        RECEIVED.with(|received| received.borrow_mut().push(request));
+        let response = RESPONSES.with(|responses| responses.borrow_mut().pop());
+        std::future::ready(response.ok_or_else(|| "no pre-built response left".into()))
+    }
+}
+
+fn fresh_response() -> Response<Body> {
+    let mut response = Response::new(Empty::new());
+    response
+        .extensions_mut()
+        .insert(Served::websocket(Duration::from_millis(1)));
+    response
+}
+
+fn route() -> Route {
+    Route::builder("openai", "openai-responses")
+        .ws_url("wss://api.openai.com/v1/responses")
+        .http_url("https://api.openai.com/v1/responses")
+        .build()
+        .unwrap_or_else(|error| panic!("bench route: {error}"))
+}
+
+fn fresh_request(route: &Route, intent: &Intent) -> Request<()> {
+    let mut request = Request::new(());
+    request.headers_mut().insert(
+        AUTHORIZATION,
+        HeaderValue::from_static("Bearer sk-bench-credential-0123456789abcdef"),
+    );
+    request.extensions_mut().insert(route.clone());
+    request.extensions_mut().insert(intent.clone());
+    request
+}
+
+/// Polls a future to completion with a no-op waker (spinning if it is pending, which only a
+/// contended lock inside a breaker causes).
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// A case: makes one call with a request; cloned once per thread.
+trait Case: Clone + Send {
+    type Output;
+
+    fn call(&mut self, request: Request<()>) -> Option<Self::Output>;
+
+    /// Turns an output back into a response the upstream can hand out again.
+    fn recycle(&self, output: Self::Output) -> Response<Body>;
+}
+
+/// Any tower service over [`Upstream`] whose response can be turned back.
+#[derive(Clone)]
+struct Tower<S, R>(S, R);
+
+impl<S, R, O> Case for Tower<S, R>
+where
+    S: Service<Request<()>, Response = O> + Clone + Send,
+    R: Fn(O) -> Response<Body> + Clone + Send,
+{
+    type Output = O;
+
+    fn call(&mut self, request: Request<()>) -> Option<O> {
+        run(std::future::poll_fn(|cx| self.0.poll_ready(cx))).ok()?;
+        run(self.0.call(request)).ok()
+    }
+
+    fn recycle(&self, output: O) -> Response<Body> {
+        (self.1)(output)
+    }
+}
+
+#[derive(Clone)]
+struct Failsafe<B>(B, Upstream);
+
+// `failsafe` is built without its `futures-support` feature here, so its synchronous `call`
+// wraps the whole call (as in failsafe's own benchmarks).
+impl<B: failsafe::CircuitBreaker + Clone + Send> Case for Failsafe<B> {
+    type Output = Response<Body>;
+
+    fn call(&mut self, request: Request<()>) -> Option<Response<Body>> {
+        let upstream = &mut self.1;
+        self.0
+            .call(|| {
+                let ready = run(std::future::poll_fn(|cx| upstream.poll_ready(cx)));
+                ready.and_then(|()| run(upstream.call(request)))
+            })
+            .ok()
+    }
+
+    fn recycle(&self, output: Response<Body>) -> Response<Body> {
+        output
+    }
+}
+
+/// Runs `iters` calls on each of `threads` threads and returns the slowest thread's timed total.
+fn measure<C: Case>(case: &C, intent: &Intent, threads: usize, iters: u64) -> Duration {
+    let route = route();
+    let start_chunk = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let mut case = case.clone();
+                let (route, start_chunk) = (&route, &start_chunk);
+                scope.spawn(move || {
+                    let mut requests: Vec<Request<()>> =
+                        (0..CHUNK).map(|_| fresh_request(route, intent)).collect();
+                    let mut outputs: Vec<C::Output> = Vec::with_capacity(CHUNK);
+                    RESPONSES.with(|r| r.borrow_mut().extend((0..CHUNK).map(|_| fresh_response())));
+                    RECEIVED.with(|r| r.borrow_mut().reserve(CHUNK));
+                    // Warm the case's per-clone state (the breaker's key cache) outside the clock.
+                    if let Some(output) = case.call(fresh_request(route, intent)) {
+                        drop(output);
+                    }
+                    RECEIVED.with(|r| r.borrow_mut().clear());
+                    RESPONSES.with(|r| r.borrow_mut().push(fresh_response()));
+                    let mut total = Duration::ZERO;
+                    let mut left = iters as usize;
+                    while left > 0 {
+                        let n = left.min(CHUNK);
+                        left -= n;
+                        start_chunk.wait();
+                        let start = Instant::now();
+                        for request in requests.drain(..n) {
+                            if let Some(output) = case.call(black_box(request)) {
+                                outputs.push(output);
+                            }
+                        }
+                        total += start.elapsed();
+                        // Untimed: put requests and responses back for the next chunk.
+                        RECEIVED.with(|r| requests.append(&mut r.borrow_mut()));
+                        RESPONSES.with(|r| {
+                            let mut responses = r.borrow_mut();
+                            responses.extend(outputs.drain(..).map(|o| case.recycle(o)));
+                        });
+                        while requests.len() < CHUNK {
+                            requests.push(fresh_request(route, intent));
+                        }
+                    }
+                    total
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+fn bench_case<C: Case>(c: &mut Criterion, name: &str, case: C) {
+    bench_intent(c, name, case, Intent::WebSocket);
+}
+
+fn bench_intent<C: Case>(c: &mut Criterion, name: &str, case: C, intent: Intent) {
+    let mut group = c.benchmark_group("closed_overhead");
+    for threads in [1, 2] {
+        group.bench_function(format!("{name}/{threads}_thread"), |b| {
+            b.iter_custom(|iters| measure(&case, &intent, threads, iters))
+        });
+    }
+    group.finish();
+}
+
+fn closed_overhead(c: &mut Criterion) {
+    bench_case(c, "bare", Tower(Upstream, |r: Response<Body>| r));
+
+    let wsfirst = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
+    bench_case(
+        c,
+        "wsfirst",
+        Tower(wsfirst, |r: Response<ResponseBody<Body>>| {
+            r.map(ResponseBody::into_inner)
+        }),
+    );
+
+    // The same layer with requests already on HTTP: only the layer's plumbing (the `Intent`
+    // lookup, the future and the body wrapper), no key lookup and no breaker state.
+    let passthrough = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
+    bench_intent(
+        c,
+        "wsfirst_http_passthrough",
+        Tower(passthrough, |r: Response<ResponseBody<Body>>| {
+            r.map(ResponseBody::into_inner)
+        }),
+        Intent::Http(HttpReason::ModeHttp),
+    );
+
+    let failsafe = failsafe::Config::new().build();
+    bench_case(c, "failsafe", Failsafe(failsafe, Upstream));
+
+    let resilience = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .build()
+        .unwrap_or_else(|error| panic!("tower-resilience config: {error:?}"))
+        .layer(Upstream);
+    bench_case(
+        c,
+        "tower_resilience",
+        Tower(resilience, |r: Response<Body>| r),
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = closed_overhead
+}
+criterion_main!(benches);

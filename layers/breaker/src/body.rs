@@ -50,6 +50,7 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
+    #[inline]
     pub(crate) fn new(inner: B, tracker: Option<BodyTracker>) -> Self
     where
         B: Body,

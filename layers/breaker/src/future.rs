@@ -69,6 +69,7 @@ impl Drop for ProbeGuard {
 }
 
 impl Ticket {
+    #[inline]
     fn on_response<B: http_body::Body>(self, response: Response<B>) -> Response<ResponseBody<B>> {
         let served = response.extensions().get::<Served>();
         let by_websocket = served.is_some_and(|s| s.transport() == Transport::WebSocket);
@@ -152,6 +153,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(crate) fn called(future: F, ticket: Ticket) -> Self {
         ResponseFuture {
             kind: Kind::Called { future, ticket },
@@ -173,6 +175,7 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Failed { error } => Poll::Ready(Err(match error.take() {

@@ -112,10 +112,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         let Some(intent) = request.extensions().get::<Intent>() else {
             return ResponseFuture::failed(MissingExtension::INTENT);

@@ -356,6 +356,8 @@ pub(crate) struct Slot {
     /// The open deadline in nanoseconds after the registry's epoch, or [`FOREVER`].
     until: AtomicU64,
     used: AtomicBool,
+    /// Whether a layer's configuration is installed (see [`Slot::adopt_config`]).
+    configured: AtomicBool,
     incarnation: AtomicU64,
     machine: Mutex<Machine>,
 }
@@ -377,6 +379,7 @@ impl Slot {
                 word: AtomicU64::new(0),
                 until: AtomicU64::new(FOREVER),
                 used: AtomicBool::new(false),
+                configured: AtomicBool::new(false),
                 incarnation: AtomicU64::new(0),
                 machine: Mutex::new(Machine::blank(now)),
             }))
@@ -392,6 +395,7 @@ impl Slot {
                 m.set_config(config);
                 m.config_set = true;
             }
+            slot.configured.store(m.config_set, Ordering::Release);
             slot.used.store(true, Ordering::Relaxed);
             slot.publish(&m, true);
         }
@@ -436,10 +440,14 @@ impl Slot {
 
     /// Installs `config` if the key was created without one (pinned by hand before any traffic).
     pub(crate) fn adopt_config(&self, config: &BreakerConfig) {
+        if self.configured.load(Ordering::Acquire) {
+            return;
+        }
         let mut m = self.lock();
         if !m.config_set {
             m.set_config(config);
             m.config_set = true;
+            self.configured.store(true, Ordering::Release);
             self.publish(&m, false);
         }
     }
