@@ -38,7 +38,7 @@
 //! use wsfirst::testing::{TestUpstream, WsScript};
 //!
 //! let upstream = TestUpstream::start().await;
-//! upstream.set_default_ws_script(WsScript::refuse(500, "wrong endpoint"));
+//! upstream.set_default_ws_script(WsScript::refuse(http::StatusCode::INTERNAL_SERVER_ERROR, "wrong endpoint"));
 //!
 //! let table = EligibilityTable::builder().allow("local", "responses").build();
 //! let wsfirst = Wsfirst::builder().eligibility(table).build();

@@ -1,0 +1,494 @@
+//! End-to-end tests of the composed stack (Eligibility -> CircuitBreaker -> Fallback ->
+//! WebSocket -> HTTP) against the scriptable upstream on 127.0.0.1, counting what the upstream
+//! executed on each transport.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use wsfirst::{
+    Configured, RouteOptions, RouteService, Wsfirst,
+    breaker::{BreakerConfig, BreakerState},
+    config::Config,
+    core::{FailureKind, Phase, Route, Served, Transport, TransportMode},
+    eligibility::EligibilityTable,
+    websocket::{
+        WebSocketConfig,
+        testing::{Answer, TestUpstream, Transport as UpstreamTransport, WsScript},
+    },
+};
+
+const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
+const NO_STREAM: &str = r#"{"model":"gpt-test","input":"hi"}"#;
+
+fn table() -> EligibilityTable {
+    EligibilityTable::builder()
+        .allow("local", "responses")
+        .build()
+}
+
+fn route(upstream: &TestUpstream, mode: TransportMode) -> Route {
+    Route::builder("local", "responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .mode(mode)
+        .build()
+        .unwrap()
+}
+
+/// A breaker without jitter, so the open period is exactly `open_for`.
+fn breaker(open_for: Duration) -> BreakerConfig {
+    BreakerConfig::builder()
+        .consecutive_failures(3)
+        .open_duration(open_for)
+        .jitter(0.0)
+        .build()
+        .unwrap()
+}
+
+fn service(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteService) {
+    let wsfirst = Wsfirst::builder().eligibility(table()).build();
+    let options = RouteOptions::new().breaker(breaker(Duration::from_secs(30)));
+    let service = wsfirst.route_with(route(upstream, mode), options);
+    (wsfirst, service)
+}
+
+fn request(body: impl Into<Bytes>) -> Request<Body> {
+    Request::post("/v1/responses")
+        .header("authorization", "Bearer sk-test")
+        .header("content-type", "application/json")
+        .body(Body::from(body.into()))
+        .unwrap()
+}
+
+async fn send(service: &RouteService, body: &str) -> Response<Body> {
+    service
+        .clone()
+        .oneshot(request(body.to_owned()))
+        .await
+        .unwrap()
+}
+
+/// Sends a request and reads the whole answer: (status, transport header, reason header, body).
+async fn exchange(service: &RouteService, body: &str) -> (StatusCode, String, String, Bytes) {
+    let response = send(service, body).await;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (transport, reason) = (header("x-wsfirst-transport"), header("x-wsfirst-reason"));
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, transport, reason, bytes)
+}
+
+/// An error and its causes as one string.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        current = cause.source();
+    }
+    text
+}
+
+fn state(wsfirst: &Wsfirst) -> Option<BreakerState> {
+    wsfirst.breakers().snapshot().first().map(|key| key.state)
+}
+
+#[tokio::test]
+async fn healthy_websocket_serves_sequential_requests_on_one_handshake() {
+    let upstream = TestUpstream::start().await;
+    let (_wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let answer = Answer::text("hello world");
+    for _ in 0..5 {
+        let (status, transport, reason, body) = exchange(&service, STREAM).await;
+        assert_eq!(
+            (status, transport.as_str(), reason.as_str()),
+            (StatusCode::OK, "websocket", "websocket")
+        );
+        assert_eq!(body, answer.sse());
+    }
+    assert_eq!(upstream.handshakes(), 1);
+    assert_eq!(upstream.ws_requests(), 5);
+    assert_eq!(upstream.http_requests(), 0);
+}
+
+#[tokio::test]
+async fn upgrade_500_falls_back_then_pins_after_the_threshold() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong endpoint",
+    ));
+    let (wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let mut reasons = Vec::new();
+    for _ in 0..10 {
+        let (status, transport, reason, body) = exchange(&service, STREAM).await;
+        assert_eq!((status, transport.as_str()), (StatusCode::OK, "http"));
+        assert_eq!(body, Answer::text("hello world").sse());
+        reasons.push(reason);
+    }
+    assert_eq!(reasons[..3], ["fallback", "fallback", "fallback"]);
+    assert!(
+        reasons[3..].iter().all(|reason| reason == "pinned"),
+        "{reasons:?}"
+    );
+    // Exactly the threshold's handshakes, then none while pinned; every request executed once.
+    assert_eq!(upstream.handshakes(), 3);
+    assert_eq!(upstream.ws_requests(), 0);
+    assert_eq!(upstream.http_requests(), 10);
+    let snapshot = wsfirst.breakers().snapshot();
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(snapshot[0].state, BreakerState::Open);
+    let last = snapshot[0].last_failure.as_ref().unwrap();
+    assert_eq!(
+        last.failure.kind().upgrade_status(),
+        Some(StatusCode::INTERNAL_SERVER_ERROR)
+    );
+}
+
+#[tokio::test]
+async fn upgrade_426_pins_after_one_handshake() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::UPGRADE_REQUIRED, ""));
+    let (wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let mut reasons = Vec::new();
+    for _ in 0..4 {
+        let (status, _, reason, _) = exchange(&service, STREAM).await;
+        assert_eq!(status, StatusCode::OK);
+        reasons.push(reason);
+    }
+    assert_eq!(reasons, ["fallback", "pinned", "pinned", "pinned"]);
+    assert_eq!(upstream.handshakes(), 1);
+    assert_eq!(upstream.http_requests(), 4);
+    assert_eq!(state(&wsfirst), Some(BreakerState::Open));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_upgrade_falls_back_after_the_handshake_timeout() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::Hang);
+    let wsfirst = Wsfirst::builder().eligibility(table()).build();
+    let websocket = WebSocketConfig::builder()
+        .handshake_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let service = wsfirst.route_with(
+        route(&upstream, TransportMode::Auto),
+        RouteOptions::new().websocket(websocket),
+    );
+    let response = send(&service, STREAM).await;
+    let served = response.extensions().get::<Served>().unwrap().clone();
+    assert_eq!(served.transport(), Transport::Http);
+    let cause = served.fallback_cause().unwrap();
+    assert_eq!(cause.phase(), Phase::Handshake);
+    assert_eq!(cause.kind(), &FailureKind::Timeout(Duration::from_secs(5)));
+    // A dead endpoint costs one handshake timeout, not more.
+    assert_eq!(served.ws_attempt(), Some(Duration::from_secs(5)));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Answer::text("hello world").sse());
+    assert_eq!(upstream.handshakes(), 1);
+    assert_eq!(upstream.http_requests(), 1);
+}
+
+#[tokio::test]
+async fn close_before_the_first_event_falls_back() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::CloseBeforeFirstEvent { code: 1011 });
+    let (_wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let response = send(&service, STREAM).await;
+    let served = response.extensions().get::<Served>().unwrap().clone();
+    assert_eq!(served.transport(), Transport::Http);
+    let cause = served.fallback_cause().unwrap();
+    assert_eq!(cause.phase(), Phase::BeforeFirstEvent);
+    assert!(
+        matches!(
+            cause.kind(),
+            FailureKind::Closed {
+                code: Some(1011),
+                ..
+            }
+        ),
+        "{cause}"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Answer::text("hello world").sse());
+    assert_eq!(upstream.http_requests(), 1);
+}
+
+#[tokio::test]
+async fn close_mid_stream_reaches_the_caller_and_http_executes_nothing() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::CloseAfterEvents {
+        events: 3,
+        code: 1011,
+    });
+    let (wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let response = send(&service, STREAM).await;
+    assert_eq!(response.headers()["x-wsfirst-transport"], "websocket");
+    let error = response.into_body().collect().await.unwrap_err();
+    let text = chain(&error);
+    assert!(text.contains("mid-stream"), "{text}");
+    // Executed upstream exactly once: over the WebSocket, never replayed over HTTP.
+    assert_eq!(upstream.ws_requests(), 1);
+    assert_eq!(upstream.http_requests(), 0);
+    // The breaker counted the mid-stream failure.
+    let snapshot = wsfirst.breakers().snapshot();
+    assert_eq!(snapshot[0].consecutive_failures, 1);
+}
+
+#[tokio::test]
+async fn non_streaming_close_mid_answer_is_a_502_and_never_replayed() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::CloseAfterEvents {
+        events: 2,
+        code: 1011,
+    });
+    let (_wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let (status, _, _, body) = exchange(&service, NO_STREAM).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "websocket_failed_mid_stream");
+    assert_eq!(upstream.ws_requests(), 1);
+    assert_eq!(upstream.http_requests(), 0);
+}
+
+#[tokio::test]
+async fn strict_mode_surfaces_failures_and_is_never_pinned() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, "boom"));
+    let (_wsfirst, service) = service(&upstream, TransportMode::WebSocket);
+    for _ in 0..5 {
+        let (status, _, reason, body) = exchange(&service, STREAM).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(reason, "upgrade_status");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "websocket_failed");
+        assert_eq!(
+            body["error"]["message"],
+            "websocket handshake failed: upgrade answered with status 500: boom"
+        );
+    }
+    // Strict: every request tried the WebSocket, none went to HTTP, none was rerouted.
+    assert_eq!(upstream.handshakes(), 5);
+    assert_eq!(upstream.http_requests(), 0);
+}
+
+#[tokio::test]
+async fn http_mode_never_handshakes() {
+    let upstream = TestUpstream::start().await;
+    let (_wsfirst, service) = service(&upstream, TransportMode::Http);
+    for _ in 0..3 {
+        let (status, transport, reason, body) = exchange(&service, STREAM).await;
+        assert_eq!(
+            (status, transport.as_str(), reason.as_str()),
+            (StatusCode::OK, "http", "mode_http")
+        );
+        assert_eq!(body, Answer::text("hello world").sse());
+    }
+    assert_eq!(upstream.handshakes(), 0);
+    assert_eq!(upstream.http_requests(), 3);
+}
+
+#[tokio::test]
+async fn recovery_a_probe_after_the_open_period_closes_the_key() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::BAD_GATEWAY, ""));
+    let (wsfirst, service) = service(&upstream, TransportMode::Auto);
+    for _ in 0..3 {
+        exchange(&service, STREAM).await;
+    }
+    assert_eq!(state(&wsfirst), Some(BreakerState::Open));
+    // The WebSocket heals, but the key stays pinned until the open period ends.
+    upstream.set_default_ws_script(WsScript::Accept);
+    let (_, _, reason, _) = exchange(&service, STREAM).await;
+    assert_eq!(reason, "pinned");
+    assert_eq!(upstream.handshakes(), 3);
+
+    // Jump the clock past the open period (sockets stay on real time around the jump).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    tokio::time::resume();
+
+    let (status, transport, _, body) = exchange(&service, STREAM).await;
+    assert_eq!((status, transport.as_str()), (StatusCode::OK, "websocket"));
+    assert_eq!(body, Answer::text("hello world").sse());
+    assert_eq!(upstream.handshakes(), 4);
+    assert_eq!(state(&wsfirst), Some(BreakerState::Closed));
+    // Closed again: the next request uses the WebSocket too.
+    let (_, transport, _, _) = exchange(&service, STREAM).await;
+    assert_eq!(transport, "websocket");
+}
+
+#[tokio::test]
+async fn bytes_are_identical_whichever_transport_served() {
+    let upstream = TestUpstream::start().await;
+    let (_wsfirst, websocket) = service(&upstream, TransportMode::Auto);
+    let (_wsfirst, http) = service(&upstream, TransportMode::Http);
+    for body in [STREAM, NO_STREAM] {
+        let (_, ws_transport, _, over_websocket) = exchange(&websocket, body).await;
+        let (_, http_transport, _, over_http) = exchange(&http, body).await;
+        assert_eq!(
+            (ws_transport.as_str(), http_transport.as_str()),
+            ("websocket", "http")
+        );
+        assert_eq!(over_websocket, over_http, "request {body}");
+    }
+    // And after a fallback.
+    upstream.set_default_ws_script(WsScript::CloseBeforeFirstEvent { code: 1011 });
+    let (_wsfirst, falling_back) = service(&upstream, TransportMode::Auto);
+    let (_, transport, reason, replayed) = exchange(&falling_back, STREAM).await;
+    assert_eq!((transport.as_str(), reason.as_str()), ("http", "fallback"));
+    assert_eq!(replayed, Answer::text("hello world").sse());
+}
+
+#[tokio::test]
+async fn one_mib_body_is_replayed_over_http_byte_identical() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::CloseBeforeFirstEvent { code: 1011 });
+    let (_wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let input: String = (0..1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let body =
+        serde_json::json!({ "model": "gpt-test", "input": input, "stream": true }).to_string();
+    assert!(body.len() > 1024 * 1024);
+    let (status, _, reason, _) = exchange(&service, &body).await;
+    assert_eq!((status, reason.as_str()), (StatusCode::OK, "fallback"));
+    let http: Vec<_> = upstream
+        .captured()
+        .into_iter()
+        .filter(|request| request.transport == UpstreamTransport::Http)
+        .collect();
+    assert_eq!(http.len(), 1);
+    assert_eq!(http[0].body, body.as_bytes());
+    // The WebSocket attempt carried the same request before it failed.
+    assert_eq!(upstream.ws_requests(), 1);
+}
+
+#[tokio::test]
+async fn routes_to_the_same_upstream_share_a_breaker() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, ""));
+    let wsfirst = Wsfirst::builder()
+        .eligibility(table().to_builder().allow("local", "other").build())
+        .build();
+    let options = RouteOptions::new().breaker(breaker(Duration::from_secs(30)));
+    let first = wsfirst.route_with(route(&upstream, TransportMode::Auto), options.clone());
+    let other_route = Route::builder("local", "other")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .build()
+        .unwrap();
+    let second = wsfirst.route_with(other_route, options);
+    for service in [&first, &second, &first] {
+        exchange(service, STREAM).await;
+    }
+    // Three failures across two routes tripped the one shared key.
+    let (_, _, reason, _) = exchange(&second, STREAM).await;
+    assert_eq!(reason, "pinned");
+    assert_eq!(upstream.handshakes(), 3);
+    assert_eq!(wsfirst.breakers().snapshot().len(), 1);
+}
+
+#[tokio::test]
+async fn configured_router_serves_routes_and_the_admin_endpoints() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::UPGRADE_REQUIRED, ""));
+    let config = Config::from_toml_str(&format!(
+        r#"
+        [eligibility]
+        websocket_pairs = [["local", "responses"]]
+
+        [[routes]]
+        path = "/v1/responses"
+        provider = "local"
+        api = "responses"
+        http_url = "{http}"
+        ws_url = "{ws}"
+
+        [routes.breaker]
+        consecutive_failures = 3
+        open_for = "30s"
+        "#,
+        http = upstream.http_url(),
+        ws = upstream.ws_url(),
+    ))
+    .unwrap();
+    let configured = Configured::from_config(&config).unwrap();
+    let app = configured
+        .router()
+        .nest("/admin", configured.wsfirst.admin_router());
+
+    let response = app.clone().oneshot(request(STREAM)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-wsfirst-reason"], "fallback");
+
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let post = |uri: &str, json: serde_json::Value| {
+        Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(json.to_string()))
+            .unwrap()
+    };
+    let json = |response: Response<Body>| async move {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+
+    let snapshot = json(app.clone().oneshot(get("/admin/transport")).await.unwrap()).await;
+    let key = snapshot["keys"][0]["key"].as_str().unwrap().to_owned();
+    assert_eq!(snapshot["keys"][0]["state"], "open");
+    assert!(!key.contains("sk-test"), "{key}");
+
+    let unpinned = app
+        .clone()
+        .oneshot(post(
+            "/admin/transport/unpin",
+            serde_json::json!({ "key": key }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(unpinned.status(), StatusCode::OK);
+    assert_eq!(json(unpinned).await["state"], "closed");
+
+    let pinned = app
+        .clone()
+        .oneshot(post(
+            "/admin/transport/pin",
+            serde_json::json!({ "key": key, "for": "10m" }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(json(pinned).await["state"], "open");
+    let response = app.clone().oneshot(request(STREAM)).await.unwrap();
+    assert_eq!(response.headers()["x-wsfirst-reason"], "pinned");
+    assert_eq!(upstream.handshakes(), 1);
+
+    let bad = app
+        .clone()
+        .oneshot(post(
+            "/admin/transport/pin",
+            serde_json::json!({ "key": key, "for": "3x" }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let unknown = app
+        .oneshot(post(
+            "/admin/transport/unpin",
+            serde_json::json!({ "key": "nope" }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
