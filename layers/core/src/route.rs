@@ -282,6 +282,29 @@ impl Route {
         }
     }
 
+    /// The fingerprint of the credential a request with these headers uses: the route's fixed
+    /// credential, or the configured header's value, or `None`.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    /// use wsfirst_core::{Fingerprint, Route};
+    ///
+    /// let fixed = Route::builder("p", "a").http_url("http://x").credential("k1").build()?;
+    /// assert_eq!(fixed.credential_for(&HeaderMap::new()), Some(Fingerprint::of("k1")));
+    ///
+    /// let from_header = Route::builder("p", "a").http_url("http://x").build()?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer k2"));
+    /// assert_eq!(from_header.credential_for(&headers), Some(Fingerprint::of("Bearer k2")));
+    /// # Ok::<(), wsfirst_core::RouteError>(())
+    /// ```
+    pub fn credential_for(&self, headers: &HeaderMap) -> Option<Fingerprint> {
+        match &self.0.credential {
+            CredentialSource::Fixed => self.0.key.credential(),
+            _ => self.request_credential(headers),
+        }
+    }
+
     /// The breaker key for a request with these headers: the route's key, scoped to the request's
     /// credential when the route reads it from a header.
     ///
