@@ -71,6 +71,9 @@ impl Drop for ProbeGuard {
 impl Ticket {
     #[inline]
     fn on_response<B: http_body::Body>(self, response: Response<B>) -> Response<ResponseBody<B>> {
+        if let Ticket::None = self {
+            return response.map(ResponseBody::untracked);
+        }
         let served = response.extensions().get::<Served>();
         let by_websocket = served.is_some_and(|s| s.transport() == Transport::WebSocket);
         let cause = served.and_then(Served::fallback_cause);

@@ -21,8 +21,16 @@
 //! It learns from the response's [`Served`](wsfirst_core::Served) (served by WebSocket: success;
 //! a fallback cause: failure), from a [`WsFailure`](wsfirst_core::WsFailure) in an error's source
 //! chain, and from the response body (a WebSocket-served body that ends in an error is a
-//! mid-stream failure). A closed, healthy key costs a few atomic loads per request: no lock, no
-//! allocation, no clock read. [`BreakerHandle`] reads and steers the keys.
+//! mid-stream failure). Each WebSocket attempt gets one verdict: a closed key records a
+//! WebSocket-served response when its body ends (a success, or a mid-stream failure if the body
+//! ends in an error; a body dropped unfinished records nothing), while a probe succeeds as soon as
+//! the first event arrives. Errors without a `WsFailure` and failures the [`Classify`] ignores
+//! record nothing. Outcomes of requests admitted before a state change are ignored, so a late
+//! success cannot close an open key and a late failure cannot extend a pin.
+//!
+//! A closed, healthy key costs a few atomic loads per request (no lock, no allocation, no clock
+//! read, no reference-count traffic); the figures are in `BENCHMARKS.md` at the repository root.
+//! [`BreakerHandle`] reads and steers the keys.
 //!
 //! # Example
 //!

@@ -127,8 +127,10 @@ impl Drop for Inner {
 ///
 /// # Memory
 ///
-/// A key costs about 400 bytes plus one bit per sliding-window attempt (3 bytes for the default
-/// window of 20) plus the key's text. Keys idle for the idle timeout (default 1 hour) are evicted
+/// A key costs about 400 bytes (a 256-byte slot, its map entry and the shared key), plus one bit
+/// per sliding-window attempt rounded up to 8 bytes (8 bytes for the default window of 20), plus
+/// the key's text and the last failure's message. Keys idle for the idle timeout (default 1 hour)
+/// are evicted
 /// when they are closed (or their automatic pin has expired); keys pinned by hand and keys
 /// half-open are kept. A sweep runs when a new key is added and the last sweep is at least half
 /// the idle timeout old, or on [`BreakerHandle::evict_idle`]. Evicted key slots are reused by

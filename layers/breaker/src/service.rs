@@ -20,7 +20,10 @@ use crate::{
 /// WebSocket request it looks up the breaker of `route.breaker_key_for(request.headers())`:
 /// closed lets it through; open rewrites its intent to `Intent::Http(HttpReason::Pinned { until })`
 /// (it never rejects); half-open lets a bounded number of probes through. Strict routes
-/// ([`TransportMode::WebSocket`]) are never rerouted, but their outcomes are recorded.
+/// ([`TransportMode::WebSocket`]) are never rerouted, but their outcomes are recorded: on a
+/// closed key like any other request; on an open or half-open key a success closes the key
+/// (unless it was pinned by hand) and a failure is kept as the last failure without extending the
+/// pin.
 ///
 /// The service remembers the last key it looked up, so that a service used for one route skips
 /// the registry on every request.
