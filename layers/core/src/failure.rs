@@ -98,6 +98,10 @@ pub enum FailureKind {
         /// The error message.
         message: String,
     },
+    /// A local condition, not the upstream's fault: the route has no usable WebSocket URL, the
+    /// pool is closed or every connection of the key is busy, the request cannot be encoded.
+    /// Replay-safe like any failure before the first event; the breaker ignores it by default.
+    Local(String),
     /// A message exceeded the size limit.
     TooLarge {
         /// The message size in bytes (or the size known so far).
@@ -119,6 +123,7 @@ impl FailureKind {
             FailureKind::Closed { .. } => "closed",
             FailureKind::Protocol(_) => "protocol",
             FailureKind::UpstreamError { .. } => "upstream_error",
+            FailureKind::Local(_) => "local",
             FailureKind::TooLarge { .. } => "too_large",
         }
     }
@@ -189,6 +194,7 @@ impl fmt::Display for FailureKind {
             } => {
                 write!(f, "upstream sent an error event: {message}")
             }
+            FailureKind::Local(message) => f.write_str(message),
             FailureKind::TooLarge { size, limit } => {
                 write!(
                     f,

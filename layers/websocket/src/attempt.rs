@@ -103,7 +103,7 @@ where
         None => {
             return Err(Box::new(WsFailure::new(
                 Phase::Connect,
-                FailureKind::Protocol("the route has no websocket url".into()),
+                FailureKind::Local("the route has no websocket url".into()),
             )));
         }
     };
@@ -128,7 +128,7 @@ where
         Err(error) => return Err(Box::new(RequestBodyError(error))),
     };
     let encoded = config.codec().encode(&parts, body).map_err(|error| {
-        WsFailure::new(Phase::Send, FailureKind::Protocol(error.to_string())).with_source(error)
+        WsFailure::new(Phase::Send, FailureKind::Local(error.to_string())).with_source(error)
     })?;
     let (messages, content_type, streaming) = encoded.into_parts();
     if let Some(size) = messages.iter().map(Message::len).find(|size| *size > limit) {

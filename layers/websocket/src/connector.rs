@@ -67,7 +67,7 @@ pub(crate) fn target(url: &Uri) -> Result<(bool, &str, u16), WsFailure> {
         _ => {
             return Err(WsFailure::new(
                 Phase::Connect,
-                FailureKind::Protocol(format!("the websocket url {url} is not ws:// or wss://")),
+                FailureKind::Local(format!("the websocket url {url} is not ws:// or wss://")),
             ));
         }
     };
@@ -78,7 +78,7 @@ pub(crate) fn target(url: &Uri) -> Result<(bool, &str, u16), WsFailure> {
         .ok_or_else(|| {
             WsFailure::new(
                 Phase::Connect,
-                FailureKind::Protocol(format!("the websocket url {url} has no host")),
+                FailureKind::Local(format!("the websocket url {url} has no host")),
             )
         })?;
     let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
@@ -160,7 +160,7 @@ pub(crate) async fn connect(
     let mut request = url.into_client_request().map_err(|error| {
         WsFailure::new(
             Phase::Handshake,
-            FailureKind::Protocol(format!("cannot build the upgrade request: {error}")),
+            FailureKind::Local(format!("cannot build the upgrade request: {error}")),
         )
     })?;
     for (name, value) in headers {
@@ -247,7 +247,7 @@ mod tests {
         for url in ["http://x/y", "/relative"] {
             let failure = target(&url.parse().unwrap()).unwrap_err();
             assert_eq!(failure.phase(), Phase::Connect);
-            assert!(matches!(failure.kind(), FailureKind::Protocol(_)), "{url}");
+            assert!(matches!(failure.kind(), FailureKind::Local(_)), "{url}");
         }
         assert_eq!(
             target(&"wss://h/p".parse().unwrap()).unwrap(),

@@ -374,7 +374,7 @@ impl Pool {
                 if state.closed {
                     return Err(WsFailure::new(
                         Phase::Connect,
-                        FailureKind::Protocol("the websocket pool is closed".into()),
+                        FailureKind::Local("the websocket pool is closed".into()),
                     ));
                 }
                 let now = Instant::now();
@@ -464,7 +464,9 @@ impl Pool {
                     if timeout_at(deadline, freed.notified()).await.is_err() {
                         return Err(WsFailure::new(
                             Phase::Connect,
-                            FailureKind::Timeout(handshake_timeout),
+                            FailureKind::Local(format!(
+                                "every websocket connection of this key stayed busy for {handshake_timeout:?}"
+                            )),
                         )
                         .with_source(PoolExhausted {
                             max: self.inner.max_per_key,
@@ -909,7 +911,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(failure.phase(), Phase::Connect);
-        assert_eq!(failure.kind(), &FailureKind::Timeout(TIMEOUT));
+        assert!(matches!(failure.kind(), FailureKind::Local(_)), "{failure}");
         assert!(
             std::error::Error::source(&failure).is_some_and(|source| source.is::<PoolExhausted>())
         );
