@@ -13,6 +13,11 @@
 //! threads start each chunk of calls together; the figure is the time per call seen by each
 //! thread (no cliff = about the same as at 1 thread).
 //!
+//! Cases: `bare` (the inner service alone), `wsfirst` (the breaker, closed, key scoped to each
+//! request's `Authorization` header as by default), `wsfirst_fixed_credential` (the same with a
+//! route whose credential is fixed, so no per-request fingerprint), `wsfirst_http_passthrough`
+//! (requests already on HTTP: only the layer's plumbing), `failsafe` and `tower_resilience`.
+//!
 //! `cargo bench -p wsfirst-breaker --bench closed_overhead`
 
 use std::{
@@ -72,10 +77,24 @@ fn fresh_response() -> Response<Body> {
     response
 }
 
-fn route() -> Route {
-    Route::builder("openai", "openai-responses")
+/// The route of a case: its breaker key is scoped to the `Authorization` header of each request
+/// (the default, which fingerprints the header on every request), or to a credential fixed for the
+/// route.
+#[derive(Clone, Copy, Debug)]
+enum Credential {
+    PerRequest,
+    Fixed,
+}
+
+fn route(credential: Credential) -> Route {
+    let builder = Route::builder("openai", "openai-responses")
         .ws_url("wss://api.openai.com/v1/responses")
-        .http_url("https://api.openai.com/v1/responses")
+        .http_url("https://api.openai.com/v1/responses");
+    let builder = match credential {
+        Credential::PerRequest => builder,
+        Credential::Fixed => builder.credential("Bearer sk-bench-credential-0123456789abcdef"),
+    };
+    builder
         .build()
         .unwrap_or_else(|error| panic!("bench route: {error}"))
 }
@@ -159,8 +178,14 @@ impl<B: failsafe::CircuitBreaker + Clone + Send> Case for Failsafe<B> {
 }
 
 /// Runs `iters` calls on each of `threads` threads and returns the slowest thread's timed total.
-fn measure<C: Case>(case: &C, intent: &Intent, threads: usize, iters: u64) -> Duration {
-    let route = route();
+fn measure<C: Case>(
+    case: &C,
+    intent: &Intent,
+    credential: Credential,
+    threads: usize,
+    iters: u64,
+) -> Duration {
+    let route = route(credential);
     let start_chunk = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -215,14 +240,20 @@ fn measure<C: Case>(case: &C, intent: &Intent, threads: usize, iters: u64) -> Du
 }
 
 fn bench_case<C: Case>(c: &mut Criterion, name: &str, case: C) {
-    bench_intent(c, name, case, Intent::WebSocket);
+    bench_with(c, name, case, Intent::WebSocket, Credential::PerRequest);
 }
 
-fn bench_intent<C: Case>(c: &mut Criterion, name: &str, case: C, intent: Intent) {
+fn bench_with<C: Case>(
+    c: &mut Criterion,
+    name: &str,
+    case: C,
+    intent: Intent,
+    credential: Credential,
+) {
     let mut group = c.benchmark_group("closed_overhead");
     for threads in [1, 2] {
         group.bench_function(format!("{name}/{threads}_thread"), |b| {
-            b.iter_custom(|iters| measure(&case, &intent, threads, iters))
+            b.iter_custom(|iters| measure(&case, &intent, credential, threads, iters))
         });
     }
     group.finish();
@@ -243,13 +274,27 @@ fn closed_overhead(c: &mut Criterion) {
     // The same layer with requests already on HTTP: only the layer's plumbing (the `Intent`
     // lookup, the future and the body wrapper), no key lookup and no breaker state.
     let passthrough = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
-    bench_intent(
+    bench_with(
         c,
         "wsfirst_http_passthrough",
         Tower(passthrough, |r: Response<ResponseBody<Body>>| {
             r.map(ResponseBody::into_inner)
         }),
         Intent::Http(HttpReason::ModeHttp),
+        Credential::PerRequest,
+    );
+
+    // The breaker with a route whose credential is fixed: no per-request fingerprint (a SipHash
+    // of the `Authorization` header, computed by `Route::request_credential`).
+    let fixed = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
+    bench_with(
+        c,
+        "wsfirst_fixed_credential",
+        Tower(fixed, |r: Response<ResponseBody<Body>>| {
+            r.map(ResponseBody::into_inner)
+        }),
+        Intent::WebSocket,
+        Credential::Fixed,
     );
 
     let failsafe = failsafe::Config::new().build();
