@@ -1,0 +1,340 @@
+//! An axum gateway in front of LLM providers, configured by a TOML file.
+//!
+//! ```text
+//! cargo run --release --example gateway -- examples/gateway.toml   # OpenAI's public endpoints
+//! cargo run --release --example gateway                            # offline, its own upstream
+//! ```
+//!
+//! With a file, the routes, eligibility table and breaker settings come from it (the reference is
+//! in the `wsfirst::config` docs; `examples/gateway.toml` is a starting point for OpenAI). With
+//! no argument it runs on an embedded configuration whose upstream is a fake Responses API on
+//! `127.0.0.1` started in-process (no network, no key needed), plus two extra endpoints to play
+//! with: `POST /demo/websocket/break` makes the upstream refuse WebSocket upgrades with `500`
+//! (and drops its open WebSockets), `POST /demo/websocket/heal` accepts them again.
+//!
+//! Endpoints:
+//!
+//! - `POST <route path>` (such as `/v1/responses`): a Responses API request. Server-sent events
+//!   back when the body has `"stream": true`, JSON otherwise, the same bytes whichever transport
+//!   served upstream; headers `x-wsfirst-transport` and `x-wsfirst-reason` say which and why. The
+//!   client's `Authorization` header is forwarded upstream on both transports and never logged.
+//! - `GET /admin/transport`: every breaker key as JSON; `POST /admin/transport/pin` with
+//!   `{"key": "...", "for": "10m"}` (`for` optional: until unpinned); `POST
+//!   /admin/transport/unpin` with `{"key": "..."}`.
+//! - `GET /metrics`: Prometheus text (`wsfirst_*` metrics).
+//!
+//! Point an OpenAI SDK at it with `base_url = "http://127.0.0.1:8080/v1"`. The log level comes
+//! from `RUST_LOG` (default `info`: one WARN when a provider is pinned, one INFO when it
+//! recovers); `RUST_LOG=info,gateway=debug` adds one line per request. On SIGINT or SIGTERM it
+//! stops accepting connections, lets requests in flight finish for up to 10 s, then closes its
+//! pooled WebSockets cleanly. A bad file or an unusable address exits with status 1 and a message
+//! naming what is wrong.
+
+use std::{
+    ffi::OsString,
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::Request,
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::{net::TcpListener, sync::oneshot};
+use tracing_subscriber::EnvFilter;
+use wsfirst::{
+    Configured, REASON_HEADER, TRANSPORT_HEADER,
+    config::{Config, ConfigError},
+    core::BoxError,
+};
+use wsfirst_websocket::testing::{TestUpstream, WsScript};
+
+/// Where the gateway listens when the configuration has no `listen` key.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// How long requests in flight may take to finish once a shutdown signal arrived.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the Prometheus recorder drains its histograms.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+const USAGE: &str = "usage: gateway [CONFIG.toml]
+
+With a file, serves the routes it describes (see examples/gateway.toml).
+Without one, serves an embedded configuration over a fake upstream on 127.0.0.1.";
+
+/// The embedded configuration: `{http}` and `{ws}` become the loopback upstream's URLs.
+const EMBEDDED: &str = r#"
+listen = "127.0.0.1:8080"
+
+[eligibility]
+websocket_pairs = [["openai", "openai-responses"]]
+
+# Tries the WebSocket first, falls back to HTTP, pins to HTTP after 3 failures in a row.
+[[routes]]
+path = "/v1/responses"
+provider = "openai"
+api = "openai-responses"
+http_url = "{http}"
+ws_url = "{ws}"
+mode = "auto"
+
+[routes.breaker]
+consecutive_failures = 3
+open_for = "30s"
+
+# Not in websocket_pairs: always HTTP (reason `unknown_provider`).
+[[routes]]
+path = "/codex/v1/responses"
+provider = "openai-codex"
+api = "openai-codex-responses"
+http_url = "{http}"
+"#;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gateway: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    let mut args = std::env::args_os().skip(1);
+    let path = args.next().map(PathBuf::from);
+    if let Some(extra) = args.next() {
+        return Err(format!("unexpected argument {extra:?}\n{USAGE}").into());
+    }
+    if path
+        .as_deref()
+        .is_some_and(|path| path.as_os_str() == "-h" || path.as_os_str() == "--help")
+    {
+        println!("{USAGE}");
+        return Ok(());
+    }
+
+    // The configuration: the file, or the embedded one over a loopback upstream.
+    let (config, local) = match &path {
+        Some(path) => (
+            Config::from_path(path).map_err(|error| in_file(path, error))?,
+            None,
+        ),
+        None => {
+            let upstream = Arc::new(TestUpstream::try_start().await?);
+            let text = EMBEDDED
+                .replace("{http}", &upstream.http_url())
+                .replace("{ws}", &upstream.ws_url());
+            tracing::info!(upstream = %upstream.addr(), "no config file: using the embedded configuration and a fake upstream on loopback");
+            (Config::from_toml_str(&text)?, Some(upstream))
+        }
+    };
+    let origin = path.map_or_else(|| OsString::from("embedded configuration"), PathBuf::into);
+
+    // Metrics first, so the stack's first metrics are recorded.
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    let upkeep = tokio::spawn(metrics_upkeep(metrics.clone()));
+
+    let configured = Configured::from_config(&config)
+        .map_err(|error| format!("{}: {error}", origin.to_string_lossy()))?;
+    let mut app = configured
+        .router()
+        .nest("/admin", configured.wsfirst.admin_router())
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
+    if let Some(upstream) = &local {
+        app = app.merge(demo_router(Arc::clone(upstream)));
+    }
+    let app = app.layer(middleware::from_fn(access_log));
+
+    let addr = config.listen.unwrap_or_else(|| {
+        DEFAULT_LISTEN
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))
+    });
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| format!("cannot listen on {addr}: {error} (set `listen` in the config file, such as listen = \"127.0.0.1:0\" for any free port)"))?;
+    let addr = listener.local_addr()?;
+    for (path, service) in &configured.routes {
+        let route = service.route();
+        tracing::info!(
+            path = %path,
+            provider = route.provider(),
+            api = route.api(),
+            mode = %route.mode(),
+            http_url = %route.http_url(),
+            ws_url = route.ws_url().map(ToString::to_string).unwrap_or_default(),
+            "route"
+        );
+    }
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+
+    // Serve until SIGINT / SIGTERM, then drain for a bounded time.
+    let (stop, stopped) = oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: no new connections, waiting up to {}s for requests in flight", SHUTDOWN_GRACE.as_secs());
+        }
+        result = &mut server => {
+            upkeep.abort();
+            return match result {
+                Ok(Ok(())) => Err("the server stopped unexpectedly".into()),
+                Ok(Err(error)) => Err(format!("the server failed: {error}").into()),
+                Err(error) => Err(format!("the server task failed: {error}").into()),
+            };
+        }
+    }
+    let _ = stop.send(());
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("requests in flight finished"),
+        Ok(Ok(Err(error))) => tracing::error!(%error, "the server failed while shutting down"),
+        Ok(Err(error)) => tracing::error!(%error, "the server task failed while shutting down"),
+        Err(_) => {
+            tracing::warn!(
+                "requests still in flight after {}s: closing them",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            server.abort();
+        }
+    }
+    upkeep.abort();
+    configured.wsfirst.shutdown().await;
+    if let Some(upstream) = local {
+        if let Ok(upstream) = Arc::try_unwrap(upstream) {
+            upstream.shutdown().await;
+        }
+    }
+    tracing::info!("pooled websockets closed, stopped");
+    Ok(())
+}
+
+/// A configuration error with the file name in front (a read error already names it).
+fn in_file(path: &std::path::Path, error: ConfigError) -> String {
+    match error {
+        ConfigError::Read { .. } => error.to_string(),
+        error => format!("{}: {error}", path.display()),
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM, naming it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// Drains the recorder's histograms now and then, as the exporter's docs ask.
+async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut interval = tokio::time::interval(METRICS_UPKEEP);
+    loop {
+        interval.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// One DEBUG line per request (target `gateway`): method, path, status, transport, reason and
+/// the time to the response head. Headers are not logged, so credentials never are.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        transport = header(TRANSPORT_HEADER),
+        reason = header(REASON_HEADER),
+        head_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// `POST /demo/websocket/break` and `/heal`: steer the embedded upstream's WebSocket endpoint.
+fn demo_router(upstream: Arc<TestUpstream>) -> Router {
+    let broken = Arc::clone(&upstream);
+    Router::new()
+        .route(
+            "/demo/websocket/break",
+            post(move || async move {
+                broken.set_default_ws_script(WsScript::refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "wrong websocket endpoint",
+                ));
+                broken.close_ws_connections();
+                tracing::info!("demo: the upstream now refuses websocket upgrades with 500");
+                (
+                    StatusCode::OK,
+                    "the upstream now refuses websocket upgrades with 500\n",
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/demo/websocket/heal",
+            post(move || async move {
+                upstream.set_default_ws_script(WsScript::Accept);
+                tracing::info!("demo: the upstream accepts websocket upgrades again");
+                (
+                    StatusCode::OK,
+                    "the upstream accepts websocket upgrades again\n",
+                )
+                    .into_response()
+            }),
+        )
+}
