@@ -127,7 +127,7 @@ impl Drop for Inner {
 ///
 /// # Memory
 ///
-/// A key costs about 400 bytes (a 256-byte slot, its map entry and the shared key), plus one bit
+/// A key costs about 550 bytes (a 384-byte slot, its map entry and the shared key), plus one bit
 /// per sliding-window attempt rounded up to 8 bytes (8 bytes for the default window of 20), plus
 /// the key's text and the last failure's message. Keys idle for the idle timeout (default 1 hour)
 /// are evicted
