@@ -1,0 +1,339 @@
+//! The official OpenAI Python SDK against the stack: the streaming Responses client gets the
+//! complete event stream and the non-streaming client the final response, whether the upstream
+//! served over the WebSocket, over HTTP after a refused upgrade (fallback), or over HTTP because
+//! the breaker pinned the provider.
+//!
+//! Each test starts, in this process, a scriptable upstream on `127.0.0.1` (the `testing` kit),
+//! the stack built from a TOML configuration (`Configured`) and an axum server on an ephemeral
+//! port, then runs `tests/sdk/responses_client.py` with the `openai` package pointed at it
+//! (`OpenAI(base_url="http://127.0.0.1:PORT/v1")`, retries off). The script prints what the SDK
+//! parsed; the test compares it with the answer the upstream served (event types, text, id) and
+//! checks the upstream's counters (handshakes, WebSocket requests, HTTP requests), that the
+//! client's `Authorization` header reached the upstream, and the breaker's state.
+//!
+//! Python is `$WSFIRST_PYTHON` if set, else `.venv/bin/python` at the repository root. Set it up
+//! with `python3 -m venv .venv && .venv/bin/pip install openai` (`.ci/run` does this). **If no
+//! such Python can `import openai`, these tests print how to set it up and pass without checking
+//! anything**, unless `WSFIRST_REQUIRE_SDK=1` is set (as `.ci/run` does), in which case they fail.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
+use serde_json::Value;
+use tokio::{net::TcpListener, task::JoinHandle};
+use wsfirst::{
+    Configured,
+    breaker::BreakerState,
+    config::Config,
+    core::{Route, Transport},
+};
+use wsfirst_websocket::testing::{Answer, TestUpstream, WsScript};
+
+/// The text the upstream answers with.
+const TEXT: &str = "Hello from the scripted upstream, through wsfirst.";
+
+/// A gateway (the stack on an axum server) in front of a scripted upstream.
+struct Gateway {
+    upstream: TestUpstream,
+    configured: Configured,
+    base_url: String,
+    server: JoinHandle<std::io::Result<()>>,
+    python: PathBuf,
+}
+
+/// What the upstream has counted so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Counts {
+    handshakes: usize,
+    ws_requests: usize,
+    http_requests: usize,
+    captured: usize,
+}
+
+impl Gateway {
+    /// Starts the upstream and the gateway, or returns `None` (after saying why) when no Python
+    /// with the `openai` package is available and `WSFIRST_REQUIRE_SDK` is not `1`.
+    async fn start() -> Option<Self> {
+        let python = python_with_openai()?;
+        let upstream = TestUpstream::start().await;
+        upstream.set_answer(Answer::text(TEXT));
+        let config = Config::from_toml_str(&format!(
+            r#"
+            [eligibility]
+            websocket_pairs = [["openai", "openai-responses"]]
+
+            [[routes]]
+            path = "/v1/responses"
+            provider = "openai"
+            api = "openai-responses"
+            http_url = "{http}"
+            ws_url = "{ws}"
+
+            [routes.headers]
+            "OpenAI-Beta" = "responses-websocket=v1"
+
+            # Two failures in a row pin the key, for long enough that no probe happens
+            # during a test.
+            [routes.breaker]
+            consecutive_failures = 2
+            open_for = "10m"
+            "#,
+            http = upstream.http_url(),
+            ws = upstream.ws_url(),
+        ))
+        .expect("the test configuration is valid");
+        let configured = Configured::from_config(&config).expect("the stack builds");
+        let app = configured
+            .router()
+            .nest("/admin", configured.wsfirst.admin_router());
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        Some(Gateway {
+            upstream,
+            configured,
+            base_url: format!("http://{addr}/v1"),
+            server,
+            python,
+        })
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            handshakes: self.upstream.handshakes(),
+            ws_requests: self.upstream.ws_requests(),
+            http_requests: self.upstream.http_requests(),
+            captured: self.upstream.captured().len(),
+        }
+    }
+
+    fn route(&self) -> &Route {
+        self.configured.routes[0].1.route()
+    }
+
+    /// The breaker state of the key of requests made with `api_key`.
+    fn breaker_state(&self, api_key: &str) -> Option<BreakerState> {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(&format!("Bearer {api_key}")).expect("a header value");
+        headers.insert(AUTHORIZATION, value);
+        let key = self.route().breaker_key_for(&headers);
+        self.configured
+            .wsfirst
+            .breakers()
+            .get(&key)
+            .map(|snapshot| snapshot.state)
+    }
+
+    /// Runs the SDK script (one streaming, then one non-streaming request) with `api_key`,
+    /// returning its report.
+    async fn run_client(&self, api_key: &str) -> Value {
+        let python = self.python.clone();
+        let base_url = self.base_url.clone();
+        let api_key = api_key.to_owned();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(&python)
+                .arg(script())
+                .arg(&base_url)
+                .arg(&api_key)
+                // Loopback must not go through a proxy set in the environment.
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .env("no_proxy", "127.0.0.1,localhost")
+                .env_remove("OPENAI_BASE_URL")
+                .output()
+        })
+        .await
+        .expect("the script's task")
+        .expect("run the python sdk script");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "the sdk script failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            output.status
+        );
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|error| panic!("the sdk script printed no report ({error}): {stdout}"))
+    }
+
+    /// Every request the upstream captured after `since`, with its transport and the
+    /// `Authorization` header it carried.
+    fn authorizations_since(&self, since: Counts) -> Vec<(Transport, Option<String>)> {
+        self.upstream.captured()[since.captured..]
+            .iter()
+            .map(|request| {
+                (
+                    request.transport,
+                    request.header("authorization").map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.server.abort();
+        self.configured.wsfirst.shutdown().await;
+        self.upstream.shutdown().await;
+    }
+}
+
+/// The SDK script's path.
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/responses_client.py")
+}
+
+/// A Python interpreter that can `import openai`: `$WSFIRST_PYTHON`, else the repository's
+/// `.venv`. `None` (with a note on stderr) when there is none, unless `WSFIRST_REQUIRE_SDK=1`,
+/// which turns that into a failure.
+fn python_with_openai() -> Option<PathBuf> {
+    let venv = if cfg!(windows) {
+        ".venv/Scripts/python.exe"
+    } else {
+        ".venv/bin/python"
+    };
+    let python = std::env::var_os("WSFIRST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(venv));
+    let problem = match Command::new(&python).args(["-c", "import openai"]).output() {
+        Ok(output) if output.status.success() => return Some(python),
+        Ok(output) => format!(
+            "{} cannot import openai: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        ),
+        Err(error) => format!("cannot run {}: {error}", python.display()),
+    };
+    let setup = "set up the SDK with `python3 -m venv .venv && .venv/bin/pip install openai` at \
+                 the repository root, or point WSFIRST_PYTHON at a Python that has it";
+    if std::env::var("WSFIRST_REQUIRE_SDK").is_ok_and(|value| value == "1") {
+        panic!("WSFIRST_REQUIRE_SDK=1 but the OpenAI SDK is not available: {problem}; {setup}");
+    }
+    eprintln!("skipping the OpenAI SDK test, nothing was checked: {problem}; {setup}");
+    None
+}
+
+/// Checks that the SDK parsed the full answer from both calls, served by `transport` for
+/// `reason`.
+fn assert_full_answers(report: &Value, transport: &str, reason: &str) {
+    let answer = Answer::text(TEXT);
+    let expected_types: Vec<&str> = (0..answer.len())
+        .map(|index| answer.event_type(index).expect("every event has a type"))
+        .collect();
+    let stream = &report["stream"];
+    let event_types: Vec<&str> = stream["event_types"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no event types in {report}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(event_types, expected_types, "streamed events: {report}");
+    assert_eq!(stream["delta_text"], TEXT, "{report}");
+    assert_eq!(stream["final_output_text"], TEXT, "{report}");
+    assert_eq!(stream["final_id"], Answer::RESPONSE_ID, "{report}");
+    assert_eq!(stream["final_status"], "completed", "{report}");
+    assert_eq!(stream["content_type"], "text/event-stream", "{report}");
+
+    let non_stream = &report["non_stream"];
+    assert_eq!(non_stream["output_text"], TEXT, "{report}");
+    assert_eq!(non_stream["id"], Answer::RESPONSE_ID, "{report}");
+    assert_eq!(non_stream["status"], "completed", "{report}");
+    assert_eq!(non_stream["content_type"], "application/json", "{report}");
+
+    for call in [stream, non_stream] {
+        assert_eq!(call["transport"], transport, "{report}");
+        assert_eq!(call["reason"], reason, "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_gets_full_answers_served_by_websocket() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    let before = gateway.counts();
+
+    let report = gateway.run_client("sk-test").await;
+
+    assert_full_answers(&report, "websocket", "websocket");
+    let after = gateway.counts();
+    assert_eq!(after.ws_requests - before.ws_requests, 2, "{after:?}");
+    assert_eq!(after.http_requests, before.http_requests, "{after:?}");
+    // One handshake; the second call may reuse the pooled connection.
+    assert!(
+        (1..=2).contains(&(after.handshakes - before.handshakes)),
+        "{after:?}"
+    );
+    assert_eq!(
+        gateway.authorizations_since(before),
+        vec![(Transport::WebSocket, Some("Bearer sk-test".to_owned())); 2],
+    );
+    assert!(
+        gateway.upstream.captured()[before.captured..]
+            .iter()
+            .all(|request| request.header("openai-beta") == Some("responses-websocket=v1"))
+    );
+    assert_eq!(gateway.breaker_state("sk-test"), Some(BreakerState::Closed));
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_gets_full_answers_after_a_fallback_to_http() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    gateway.upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong websocket endpoint",
+    ));
+    let before = gateway.counts();
+
+    let report = gateway.run_client("sk-test").await;
+
+    assert_full_answers(&report, "http", "fallback");
+    let after = gateway.counts();
+    // Each call paid one refused handshake, then was executed once, over HTTP.
+    assert_eq!(after.handshakes - before.handshakes, 2, "{after:?}");
+    assert_eq!(after.ws_requests, before.ws_requests, "{after:?}");
+    assert_eq!(after.http_requests - before.http_requests, 2, "{after:?}");
+    assert_eq!(
+        gateway.authorizations_since(before),
+        vec![(Transport::Http, Some("Bearer sk-test".to_owned())); 2],
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_gets_full_answers_while_the_breaker_pins_to_http() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    gateway.upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong websocket endpoint",
+    ));
+    // Two refused upgrades in a row trip the key.
+    gateway.run_client("sk-test").await;
+    assert_eq!(gateway.breaker_state("sk-test"), Some(BreakerState::Open));
+    let before = gateway.counts();
+
+    let report = gateway.run_client("sk-test").await;
+
+    assert_full_answers(&report, "http", "pinned");
+    let after = gateway.counts();
+    // Pinned: no handshake at all, each call executed once over HTTP.
+    assert_eq!(after.handshakes, before.handshakes, "{after:?}");
+    assert_eq!(after.ws_requests, before.ws_requests, "{after:?}");
+    assert_eq!(after.http_requests - before.http_requests, 2, "{after:?}");
+    assert_eq!(
+        gateway.authorizations_since(before),
+        vec![(Transport::Http, Some("Bearer sk-test".to_owned())); 2],
+    );
+    gateway.stop().await;
+}
