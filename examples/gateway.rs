@@ -1,12 +1,14 @@
 //! An axum gateway in front of LLM providers, configured by a TOML file.
 //!
 //! ```text
-//! cargo run --release --example gateway -- examples/gateway.toml   # OpenAI's public endpoints
-//! cargo run --release --example gateway                            # offline, its own upstream
+//! cargo run --release --example gateway -- gateway.toml   # OpenAI's public endpoints
+//! cargo run --release --example gateway                   # offline, its own upstream
 //! ```
 //!
 //! With a file, the routes, eligibility table and breaker settings come from it (the reference is
-//! in the `wsfirst::config` docs; `examples/gateway.toml` is a starting point for OpenAI). With
+//! in the `wsfirst::config` docs; `examples/gateway.toml` is a starting point for OpenAI, and a
+//! relative name that does not exist is also looked for in `examples/`, so `gateway.toml` finds
+//! it). With
 //! no argument it runs on an embedded configuration whose upstream is a fake Responses API on
 //! `127.0.0.1` started in-process (no network, no key needed), plus two extra endpoints to play
 //! with: `POST /demo/websocket/break` makes the upstream refuse WebSocket upgrades with `500`
@@ -131,6 +133,7 @@ async fn run() -> Result<(), BoxError> {
     }
 
     // The configuration: the file, or the embedded one over a loopback upstream.
+    let path = path.map(shipped_example);
     let (config, local) = match &path {
         Some(path) => (
             Config::from_path(path).map_err(|error| in_file(path, error))?,
@@ -235,6 +238,21 @@ async fn run() -> Result<(), BoxError> {
     }
     tracing::info!("pooled websockets closed, stopped");
     Ok(())
+}
+
+/// `gateway.toml` given from the repository root means the shipped `examples/gateway.toml`
+/// (when no such file exists where it was looked for).
+fn shipped_example(path: PathBuf) -> PathBuf {
+    if path.is_relative() && !path.exists() {
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(&path);
+        if shipped.is_file() {
+            tracing::info!(file = %shipped.display(), "using the shipped example configuration");
+            return shipped;
+        }
+    }
+    path
 }
 
 /// A configuration error with the file name in front (a read error already names it).
