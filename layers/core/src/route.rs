@@ -282,6 +282,18 @@ impl Route {
         }
     }
 
+    /// The request header the route reads its credential from (`Authorization` by default),
+    /// `None` when the credential is fixed or not part of the key.
+    ///
+    /// Layers on the hot path can remember the last header value they fingerprinted and skip
+    /// hashing when the next request carries the same bytes.
+    pub fn credential_header(&self) -> Option<&HeaderName> {
+        match &self.0.credential {
+            CredentialSource::Header(name) => Some(name),
+            CredentialSource::None | CredentialSource::Fixed => None,
+        }
+    }
+
     /// The fingerprint of the credential a request with these headers uses: the route's fixed
     /// credential, or the configured header's value, or `None`.
     ///
