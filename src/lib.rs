@@ -90,3 +90,8 @@ pub use wsfirst_websocket as websocket;
 
 #[cfg(feature = "testing")]
 pub use wsfirst_websocket::testing;
+
+/// The README's Rust snippets, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
