@@ -18,6 +18,7 @@
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -31,7 +32,7 @@ use crate::slot::Slot;
 /// Which key a WebSocket-served body reports to when it ends.
 #[derive(Debug)]
 pub(crate) struct BodyTracker {
-    pub(crate) slot: &'static Slot,
+    pub(crate) slot: Arc<Slot>,
     pub(crate) generation: u32,
 }
 

@@ -5,6 +5,7 @@ use std::{
     future::Future,
     mem,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -24,15 +25,9 @@ pub(crate) enum Ticket {
     /// Not a WebSocket attempt (already HTTP, or pinned): nothing to learn.
     None,
     /// A closed-state attempt.
-    Closed {
-        slot: &'static Slot,
-        generation: u32,
-    },
+    Closed { slot: Arc<Slot>, generation: u32 },
     /// A strict request on an open or half-open key.
-    Observe {
-        slot: &'static Slot,
-        generation: u32,
-    },
+    Observe { slot: Arc<Slot>, generation: u32 },
     /// A half-open probe; its slot goes back if it ends without a verdict.
     Probe(ProbeGuard),
 }
@@ -40,30 +35,29 @@ pub(crate) enum Ticket {
 /// Holds a half-open probe slot; dropping it unreported gives the slot back.
 #[derive(Debug)]
 pub(crate) struct ProbeGuard {
-    slot: &'static Slot,
+    /// `None` once disarmed.
+    slot: Option<Arc<Slot>>,
     generation: u32,
-    armed: bool,
 }
 
 impl ProbeGuard {
-    pub(crate) fn new(slot: &'static Slot, generation: u32) -> Self {
+    pub(crate) fn new(slot: Arc<Slot>, generation: u32) -> Self {
         ProbeGuard {
-            slot,
+            slot: Some(slot),
             generation,
-            armed: true,
         }
     }
 
-    fn disarm(&mut self) -> (&'static Slot, u32) {
-        self.armed = false;
-        (self.slot, self.generation)
+    /// Takes the slot out: the caller reports the probe's verdict.
+    fn disarm(mut self) -> Option<(Arc<Slot>, u32)> {
+        self.slot.take().map(|slot| (slot, self.generation))
     }
 }
 
 impl Drop for ProbeGuard {
     fn drop(&mut self) {
-        if self.armed {
-            self.slot.release_probe(self.generation);
+        if let Some(slot) = self.slot.take() {
+            slot.release_probe(self.generation);
         }
     }
 }
@@ -101,15 +95,17 @@ impl Ticket {
                     None
                 }
             }
-            Ticket::Probe(mut guard) => {
+            Ticket::Probe(guard) => {
                 if by_websocket {
-                    let (slot, generation) = guard.disarm();
-                    slot.healthy(generation, Instant::now(), false)
-                        .map(|generation| BodyTracker { slot, generation })
+                    guard.disarm().and_then(|(slot, generation)| {
+                        slot.healthy(generation, Instant::now(), false)
+                            .map(|generation| BodyTracker { slot, generation })
+                    })
                 } else {
                     if let Some(failure) = cause {
-                        let (slot, generation) = guard.disarm();
-                        slot.probe_failure(generation, failure, Instant::now());
+                        if let Some((slot, generation)) = guard.disarm() {
+                            slot.probe_failure(generation, failure, Instant::now());
+                        }
                     }
                     // Otherwise no verdict: the guard gives the slot back.
                     None
@@ -129,9 +125,10 @@ impl Ticket {
             Ticket::None => {}
             Ticket::Closed { slot, generation } => slot.closed_failure(generation, failure, now),
             Ticket::Observe { slot, generation } => slot.observe_failure(generation, failure, now),
-            Ticket::Probe(mut guard) => {
-                let (slot, generation) = guard.disarm();
-                slot.probe_failure(generation, failure, now);
+            Ticket::Probe(guard) => {
+                if let Some((slot, generation)) = guard.disarm() {
+                    slot.probe_failure(generation, failure, now);
+                }
             }
         }
     }

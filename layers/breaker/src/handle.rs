@@ -253,7 +253,7 @@ impl BreakerHandle {
             .registry
             .slots()
             .into_iter()
-            .filter_map(|slot| slot.snapshot(now))
+            .map(|slot| slot.snapshot(now))
             .collect();
         all.sort_by_cached_key(|s| s.key.to_string());
         all
@@ -263,7 +263,7 @@ impl BreakerHandle {
     pub fn get(&self, key: &BreakerKey) -> Option<KeySnapshot> {
         self.registry
             .existing(key)
-            .and_then(|slot| slot.snapshot(Instant::now()))
+            .map(|slot| slot.snapshot(Instant::now()))
     }
 
     /// The key whose display text (as in [`KeySnapshot::key`]) is `text`, for admin endpoints.
@@ -280,7 +280,6 @@ impl BreakerHandle {
     pub fn pin(&self, key: &BreakerKey, duration: Option<Duration>) {
         self.registry
             .slot_for(key, None)
-            .0
             .pin(Instant::now(), duration);
     }
 

@@ -28,8 +28,10 @@
 //! record nothing. Outcomes of requests admitted before a state change are ignored, so a late
 //! success cannot close an open key and a late failure cannot extend a pin.
 //!
-//! A closed, healthy key costs a few atomic loads per request (no lock, no allocation, no clock
-//! read, no reference-count traffic); the figures are in `BENCHMARKS.md` at the repository root.
+//! A closed, healthy key costs a few atomic loads and one reference-count increment and decrement
+//! per request (no lock, no allocation, no clock read); the figures are in `BENCHMARKS.md` at the
+//! repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
+//! in flight hold a clone); there is no global state, and evicted keys are freed.
 //! [`BreakerHandle`] reads and steers the keys.
 //!
 //! # Example

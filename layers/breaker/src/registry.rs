@@ -96,7 +96,7 @@ impl Shared {
 }
 
 struct Entry {
-    slot: &'static Slot,
+    slot: Arc<Slot>,
     last_seen: Instant,
 }
 
@@ -112,10 +112,10 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Requests still in flight may hold slots: nothing more is reported for them.
         let map = self.map.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
         for (_, entry) in map.entries.drain() {
-            entry.slot.retire(now);
+            entry.slot.retire();
         }
     }
 }
@@ -127,14 +127,15 @@ impl Drop for Inner {
 ///
 /// # Memory
 ///
-/// A key costs about 550 bytes (a 384-byte slot, its map entry and the shared key), plus one bit
-/// per sliding-window attempt rounded up to 8 bytes (8 bytes for the default window of 20), plus
-/// the key's text and the last failure's message. Keys idle for the idle timeout (default 1 hour)
-/// are evicted
-/// when they are closed (or their automatic pin has expired); keys pinned by hand and keys
-/// half-open are kept. A sweep runs when a new key is added and the last sweep is at least half
-/// the idle timeout old, or on [`BreakerHandle::evict_idle`]. Evicted key slots are reused by
-/// later keys rather than freed, so memory is bounded by the largest number of keys alive at once.
+/// A key costs about 550 bytes (its 384-byte state behind an `Arc`, its map entry and the shared
+/// key), plus one bit per sliding-window attempt rounded up to 8 bytes (8 bytes for the default
+/// window of 20), plus the key's text and the last failure's message. Keys idle for the idle
+/// timeout (default 1 hour) are evicted when they are closed (or their automatic pin has
+/// expired); keys pinned by hand and keys half-open are kept. A sweep runs when a new key is added
+/// and the last sweep is at least half the idle timeout old, or on
+/// [`BreakerHandle::evict_idle`]. Eviction drops the registry's reference to the key's state,
+/// which is freed as soon as the last request in flight for that key ends (outcomes of those
+/// requests are ignored); dropping the last clone of the registry frees every key the same way.
 #[derive(Clone)]
 pub struct BreakerRegistry {
     inner: Arc<Inner>,
@@ -205,15 +206,15 @@ impl BreakerRegistry {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn existing(&self, key: &BreakerKey) -> Option<&'static Slot> {
-        self.read().entries.get(key).map(|entry| entry.slot)
+    pub(crate) fn existing(&self, key: &BreakerKey) -> Option<Arc<Slot>> {
+        self.read().entries.get(key).map(|entry| entry.slot.clone())
     }
 
-    pub(crate) fn slots(&self) -> Vec<&'static Slot> {
+    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
         self.read()
             .entries
             .values()
-            .map(|entry| entry.slot)
+            .map(|entry| entry.slot.clone())
             .collect()
     }
 
@@ -221,21 +222,15 @@ impl BreakerRegistry {
         self.read().entries.keys().cloned().collect()
     }
 
-    /// The slot of `key` and its incarnation, created if missing.
-    pub(crate) fn slot_for(
-        &self,
-        key: &BreakerKey,
-        config: Option<&BreakerConfig>,
-    ) -> (&'static Slot, u64) {
+    /// The slot of `key`, created if missing.
+    pub(crate) fn slot_for(&self, key: &BreakerKey, config: Option<&BreakerConfig>) -> Arc<Slot> {
         {
             let map = self.read();
             if let Some(entry) = map.entries.get(key) {
-                // Read under the lock: eviction takes the write lock, so this matches the entry.
-                let incarnation = entry.slot.incarnation();
                 if let Some(config) = config {
                     entry.slot.adopt_config(config);
                 }
-                return (entry.slot, incarnation);
+                return entry.slot.clone();
             }
         }
         let now = Instant::now();
@@ -244,21 +239,21 @@ impl BreakerRegistry {
             if let Some(config) = config {
                 entry.slot.adopt_config(config);
             }
-            return (entry.slot, entry.slot.incarnation());
+            return entry.slot.clone();
         }
         let half = self.inner.shared.idle_timeout / 2;
         if now.saturating_duration_since(map.last_sweep) >= half {
             self.sweep_locked(&mut map, now);
         }
-        let slot = Slot::acquire(key.clone(), config, self.inner.shared.clone(), now);
+        let slot = Slot::new(key.clone(), config, self.inner.shared.clone(), now);
         map.entries.insert(
             key.clone(),
             Entry {
-                slot,
+                slot: slot.clone(),
                 last_seen: now,
             },
         );
-        (slot, slot.incarnation())
+        slot
     }
 
     pub(crate) fn sweep(&self, now: Instant) -> usize {
@@ -282,7 +277,7 @@ impl BreakerRegistry {
         for key in &evicted {
             if let Some(entry) = map.entries.remove(key) {
                 tracing::debug!(key = %key, "idle breaker key evicted");
-                entry.slot.retire(now);
+                entry.slot.retire();
             }
         }
         evicted.len()

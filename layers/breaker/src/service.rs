@@ -1,6 +1,9 @@
 //! The circuit breaker service.
 
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use http::{HeaderMap, Request, Response};
 use tower_service::Service;
@@ -41,8 +44,7 @@ struct Cached {
     base: BreakerKey,
     credential: Option<Fingerprint>,
     key: BreakerKey,
-    slot: &'static Slot,
-    incarnation: u64,
+    slot: Arc<Slot>,
 }
 
 impl<S> CircuitBreaker<S> {
@@ -82,26 +84,26 @@ impl<S> CircuitBreaker<S> {
     }
 
     #[inline]
-    fn slot(&mut self, route: &Route, headers: &HeaderMap) -> Option<(&'static Slot, &BreakerKey)> {
+    fn slot(&mut self, route: &Route, headers: &HeaderMap) -> Option<(&Arc<Slot>, &BreakerKey)> {
         let base = route.breaker_key();
         // `breaker_key_for` without building a key: the request's credential, else the route's.
         let credential = route.request_credential(headers).or(base.credential());
-        let hit = self.cache.as_ref().is_some_and(|c| {
-            c.base == *base && c.credential == credential && c.slot.incarnation() == c.incarnation
-        });
+        let hit = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.base == *base && c.credential == credential && !c.slot.is_retired());
         if !hit {
             let key = route.breaker_key_for(headers);
-            let (slot, incarnation) = self.registry.slot_for(&key, Some(&self.config));
+            let slot = self.registry.slot_for(&key, Some(&self.config));
             self.cache = Some(Cached {
                 base: base.clone(),
                 credential,
                 key,
                 slot,
-                incarnation,
             });
         }
         let cached = self.cache.as_ref()?;
-        Some((cached.slot, &cached.key))
+        Some((&cached.slot, &cached.key))
     }
 }
 
@@ -139,12 +141,18 @@ where
         };
         slot.touch();
         let ticket = match slot.admit(strict, epoch) {
-            Admission::Closed { generation } => Ticket::Closed { slot, generation },
+            Admission::Closed { generation } => Ticket::Closed {
+                slot: slot.clone(),
+                generation,
+            },
             Admission::Probe { generation } => {
                 tracing::debug!(key = %key, "probing the websocket path of a half-open breaker");
-                Ticket::Probe(ProbeGuard::new(slot, generation))
+                Ticket::Probe(ProbeGuard::new(slot.clone(), generation))
             }
-            Admission::Observe { generation } => Ticket::Observe { slot, generation },
+            Admission::Observe { generation } => Ticket::Observe {
+                slot: slot.clone(),
+                generation,
+            },
             Admission::Pinned { until } => {
                 tracing::debug!(key = %key, "request routed around an open breaker to http");
                 metrics::counter!(
@@ -952,7 +960,7 @@ mod tests {
         let left: Vec<_> = h.handle.snapshot().into_iter().map(|s| s.key).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.contains(&pinned_key));
-        // Adding keys sweeps on its own, and slots are reused.
+        // Adding keys sweeps on its own.
         advance(Duration::from_secs(120)).await;
         let _ = h
             .exchange(with_credential(&route, "Bearer sk-new"), Outcome::Ws)
@@ -960,6 +968,49 @@ mod tests {
         let left: Vec<_> = h.handle.snapshot().into_iter().map(|s| s.key).collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.contains(&pinned_key));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evicted_keys_are_freed_and_their_late_outcomes_ignored() {
+        let reported = Arc::new(Mutex::new(0usize));
+        let sink = reported.clone();
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .on_transition(move |_: &Transition| *sink.lock().unwrap() += 1)
+            .build();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
+            .with_registry(registry.clone());
+        let mut h = Harness::with_layer(layer);
+        let route = route(TransportMode::Auto);
+        // A request admitted on a closed key stays in flight while the key is evicted.
+        let slow = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, slow_send) = h.upstream.next_request().await.unwrap();
+        let state = Arc::downgrade(&registry.existing(route.breaker_key()).unwrap());
+        assert_eq!(h.handle.evict_idle(), 0, "used since the last sweep");
+        advance(Duration::from_secs(60)).await;
+        assert_eq!(h.handle.evict_idle(), 1);
+        assert!(registry.is_empty());
+        assert!(
+            state.upgrade().is_some(),
+            "the request in flight still holds it"
+        );
+        // Its failure (enough to trip a live key) reaches no key and reports nothing.
+        slow_send.send_error(refused());
+        slow.await.unwrap_err();
+        assert!(h.handle.snapshot().is_empty());
+        assert_eq!(*reported.lock().unwrap(), 0);
+        // The next request gets a fresh key; the evicted state is freed.
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert!(state.upgrade().is_none(), "evicted state freed");
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.window_calls, 1);
+        assert_eq!(*reported.lock().unwrap(), 0);
     }
 
     #[tokio::test(start_paused = true)]

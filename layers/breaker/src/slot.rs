@@ -1,14 +1,15 @@
 //! One key's breaker: a lock-free summary word for the hot path and a locked state machine.
 //!
 //! The word holds the state, a "dirty" bit (a closed key whose successes must be recorded, because
-//! it has recent failures or its window is not yet full), the free half-open probe slots and a
-//! generation that changes with every transition. A closed, clean key admits and records a
-//! success with one atomic load each; everything else takes the key's mutex.
+//! it has recent failures or its window is not yet full), a "retired" bit (the key was evicted or
+//! its registry dropped), the free half-open probe slots and a generation that changes with every
+//! transition. A closed, clean key admits and records a success with one atomic load each;
+//! everything else takes the key's mutex.
 //!
-//! Slots are allocated once, leaked, and recycled through a global free list when their key is
-//! evicted or their registry dropped. Futures and bodies therefore hold a `&'static Slot` and a
-//! generation instead of a reference-counted pointer (no atomic read-modify-write per request);
-//! a recycled slot has a new generation, so late outcomes for its old key are ignored.
+//! A slot is owned by its registry's map behind an `Arc`; futures and bodies of requests in flight
+//! hold a clone and the generation they were admitted under. Evicting a key retires its slot (a
+//! new generation, so late outcomes are ignored, and no more transitions are reported) and drops
+//! the registry's reference: the slot is freed when the last request in flight for it ends.
 
 use std::{
     sync::{
@@ -32,6 +33,8 @@ const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
 const HALF_OPEN: u64 = 2;
 const DIRTY: u64 = 0b100;
+/// The key was evicted (or its registry dropped): services must look the key up again.
+const RETIRED: u64 = 0b1000;
 const PROBE_SHIFT: u32 = 8;
 const PROBE_ONE: u64 = 1 << PROBE_SHIFT;
 const PROBE_MASK: u64 = 0xFFFF << PROBE_SHIFT;
@@ -117,8 +120,9 @@ impl Window {
 /// The locked part of a key's breaker.
 #[derive(Debug)]
 pub(crate) struct Machine {
-    pub(crate) key: Option<BreakerKey>,
-    pub(crate) shared: Option<Arc<Shared>>,
+    key: BreakerKey,
+    shared: Arc<Shared>,
+    retired: bool,
     config: BreakerConfig,
     config_set: bool,
     state: BreakerState,
@@ -134,10 +138,11 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    fn blank(now: Instant) -> Self {
+    fn new(key: BreakerKey, shared: Arc<Shared>, now: Instant) -> Self {
         Machine {
-            key: None,
-            shared: None,
+            key,
+            shared,
+            retired: false,
             config: BreakerConfig::default(),
             config_set: false,
             state: BreakerState::Closed,
@@ -191,9 +196,8 @@ impl Machine {
             self.manual = false;
         }
         self.clear_counts();
-        let key = self.key.clone()?;
         Some(Transition {
-            key,
+            key: self.key.clone(),
             from,
             to,
             cause,
@@ -368,72 +372,54 @@ struct Hot {
     used: AtomicBool,
     /// Whether a layer's configuration is installed (see [`Slot::adopt_config`]).
     configured: AtomicBool,
-    incarnation: AtomicU64,
 }
 
-/// Slots whose key was evicted or whose registry was dropped, ready for reuse.
-static FREE: Mutex<Vec<&'static Slot>> = Mutex::new(Vec::new());
-
 impl Slot {
-    /// A slot for `key`, reused from the free list when possible.
-    pub(crate) fn acquire(
+    /// A new slot for `key`, owned by the caller (the registry's map).
+    pub(crate) fn new(
         key: BreakerKey,
         config: Option<&BreakerConfig>,
         shared: Arc<Shared>,
         now: Instant,
-    ) -> &'static Slot {
-        let reused = FREE.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let slot = reused.unwrap_or_else(|| {
-            Box::leak(Box::new(Slot {
-                hot: Hot {
-                    word: AtomicU64::new(0),
-                    until: AtomicU64::new(FOREVER),
-                    used: AtomicBool::new(false),
-                    configured: AtomicBool::new(false),
-                    incarnation: AtomicU64::new(0),
-                },
-                machine: Mutex::new(Machine::blank(now)),
-            }))
-        });
+    ) -> Arc<Slot> {
+        let mut machine = Machine::new(key, shared, now);
+        if let Some(config) = config {
+            machine.set_config(config);
+            machine.config_set = true;
+        }
+        let slot = Slot {
+            hot: Hot {
+                word: AtomicU64::new(0),
+                until: AtomicU64::new(FOREVER),
+                used: AtomicBool::new(true),
+                configured: AtomicBool::new(machine.config_set),
+            },
+            machine: Mutex::new(machine),
+        };
         {
-            let mut m = slot.lock();
-            let generation = m.generation.wrapping_add(1);
-            *m = Machine::blank(now);
-            m.generation = generation;
-            m.key = Some(key);
-            m.shared = Some(shared);
-            if let Some(config) = config {
-                m.set_config(config);
-                m.config_set = true;
-            }
-            slot.hot.configured.store(m.config_set, Ordering::Release);
-            slot.hot.used.store(true, Ordering::Relaxed);
+            let m = slot.lock();
             slot.publish(&m, true);
         }
-        slot
+        Arc::new(slot)
     }
 
-    /// Puts the slot back on the free list; outcomes still in flight for it are ignored.
-    pub(crate) fn retire(&'static self, now: Instant) {
-        {
-            let mut m = self.lock();
-            self.hot.incarnation.fetch_add(1, Ordering::AcqRel);
-            let generation = m.generation.wrapping_add(1);
-            *m = Machine::blank(now);
-            m.generation = generation;
-            self.publish(&m, true);
-        }
-        FREE.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self);
+    /// Marks the slot as no longer in its registry: services look the key up again, outcomes
+    /// still in flight are ignored and nothing more is reported for it.
+    pub(crate) fn retire(&self) {
+        let mut m = self.lock();
+        m.retired = true;
+        m.generation = m.generation.wrapping_add(1);
+        self.publish(&m, true);
+    }
+
+    /// Whether the slot was retired (its key evicted or its registry dropped).
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.hot.word.load(Ordering::Relaxed) & RETIRED != 0
     }
 
     fn lock(&self) -> MutexGuard<'_, Machine> {
         self.machine.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn incarnation(&self) -> u64 {
-        self.hot.incarnation.load(Ordering::Acquire)
     }
 
     /// Marks the key as used since the last sweep (a load, and a store only the first time).
@@ -470,14 +456,12 @@ impl Slot {
         if m.state == BreakerState::HalfOpen && !transitioned {
             return;
         }
-        let epoch = m.shared.as_ref().map(|s| s.epoch);
-        let until = match (m.until, epoch) {
-            (Some(until), Some(epoch)) => {
-                u64::try_from(until.saturating_duration_since(epoch).as_nanos())
+        let until = match m.until {
+            Some(until) => {
+                u64::try_from(until.saturating_duration_since(m.shared.epoch).as_nanos())
                     .unwrap_or(FOREVER - 1)
             }
-            (Some(_), None) => 0,
-            (None, _) => FOREVER,
+            None => FOREVER,
         };
         self.hot.until.store(until, Ordering::Release);
         let state = match m.state {
@@ -486,24 +470,27 @@ impl Slot {
             BreakerState::HalfOpen => HALF_OPEN,
         };
         let dirty = if m.dirty() { DIRTY } else { 0 };
+        let retired = if m.retired { RETIRED } else { 0 };
         let probes = if m.state == BreakerState::HalfOpen {
             u64::from(m.config.inner.probes) << PROBE_SHIFT
         } else {
             0
         };
-        let word = state | dirty | probes | (u64::from(m.generation) << GEN_SHIFT);
+        let word = state | dirty | retired | probes | (u64::from(m.generation) << GEN_SHIFT);
         self.hot.word.store(word, Ordering::Release);
     }
 
-    /// Runs `f` under the lock, publishes, then emits the transition (outside the lock).
+    /// Runs `f` under the lock, publishes, then emits the transition (outside the lock), unless
+    /// the slot is retired.
     fn with<R>(&self, f: impl FnOnce(&mut Machine) -> (R, Option<Transition>)) -> R {
-        let (result, transition, shared) = {
+        let (result, report) = {
             let mut m = self.lock();
             let (result, transition) = f(&mut m);
             self.publish(&m, transition.is_some());
-            (result, transition, m.shared.clone())
+            let report = transition.filter(|_| !m.retired);
+            (result, report.map(|t| (t, m.shared.clone())))
         };
-        if let (Some(transition), Some(shared)) = (transition, shared) {
+        if let Some((transition, shared)) = report {
             shared.emit(&transition);
         }
         result
@@ -665,10 +652,10 @@ impl Slot {
         self.lock().evictable(now)
     }
 
-    pub(crate) fn snapshot(&self, now: Instant) -> Option<KeySnapshot> {
+    pub(crate) fn snapshot(&self, now: Instant) -> KeySnapshot {
         let m = self.lock();
         let word = self.hot.word.load(Ordering::Acquire);
-        let key = m.key.clone()?;
+        let key = m.key.clone();
         let probes = if m.state == BreakerState::HalfOpen && generation_of(word) == m.generation {
             m.config.inner.probes.saturating_sub(free_probes(word))
         } else {
@@ -683,7 +670,7 @@ impl Slot {
         };
         let (window_calls, window_failures) =
             m.window.as_ref().map_or((0, 0), |w| (w.filled, w.failures));
-        Some(KeySnapshot::new(
+        KeySnapshot::new(
             key,
             m.state,
             m.since,
@@ -696,7 +683,7 @@ impl Slot {
             probes,
             m.last_failure.clone(),
             now,
-        ))
+        )
     }
 }
 
@@ -939,7 +926,7 @@ mod tests {
                 let registry = BreakerRegistry::new();
                 let epoch = registry.epoch();
                 let key = BreakerKey::new("p", "wss://p", None);
-                let (slot, _) = registry.slot_for(&key, Some(&config));
+                let slot = registry.slot_for(&key, Some(&config));
                 let start = Instant::now();
                 let mut model = Model {
                     state: ModelState::Closed,
@@ -999,7 +986,7 @@ mod tests {
                                     slot.healthy(generation, at, false);
                                 }
                                 (Admission::Probe { generation }, Outcome::NoVerdict) => {
-                                    drop(crate::future::ProbeGuard::new(slot, generation))
+                                    drop(crate::future::ProbeGuard::new(slot.clone(), generation))
                                 }
                                 (Admission::Probe { generation }, _) => {
                                     slot.probe_failure(generation, &fail, at)
@@ -1016,7 +1003,7 @@ mod tests {
                         }
                     }
                     let at = start + Duration::from_secs(now);
-                    let snapshot = slot.snapshot(at).unwrap();
+                    let snapshot = slot.snapshot(at);
                     let (state, until, in_flight) = match model.state {
                         ModelState::Closed => (BreakerState::Closed, None, 0),
                         ModelState::Open { until } => (BreakerState::Open, Some(until), 0),
