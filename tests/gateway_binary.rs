@@ -1,0 +1,726 @@
+//! The gateway program (`examples/gateway.rs`) run as a child process, as people run it.
+//!
+//! Each test starts a scriptable upstream on `127.0.0.1` (the `testing` kit) in this process,
+//! writes a TOML configuration whose routes point at it (`listen = "127.0.0.1:0"`) to a
+//! temporary file, starts the built `gateway` example on it, reads the `listening on
+//! http://ADDR` line from its stdout and talks HTTP/1.1 to it over loopback. The child's stdout
+//! and stderr are captured; a guard kills the child (and removes the file) if a test fails.
+//!
+//! `cargo test` builds the examples before it runs integration tests; a run filtered to this
+//! test alone (`cargo test --test gateway_binary`) does not, so build it first with
+//! `cargo build --example gateway` (same profile).
+//!
+//! Real time appears only as generous deadlines (a child process cannot run on paused time) and
+//! in the graceful-shutdown test's slow upstream; no test asserts on a duration.
+
+use std::{
+    io::{BufRead, BufReader, ErrorKind, Read},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use wsfirst::{Configured, REASON_HEADER, TRANSPORT_HEADER, config::Config};
+use wsfirst_websocket::testing::{Answer, TestUpstream, WsScript};
+
+/// The text the upstream answers with.
+const TEXT: &str = "Hello from the scripted upstream, through the gateway binary.";
+
+/// A bound on any one wait (for the child to start, answer or exit), so that a broken gateway
+/// fails the test instead of hanging it. Never asserted on.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A streaming Responses API request body.
+const STREAM_BODY: &str = r#"{"model":"gpt-test","input":"Say hello.","stream":true}"#;
+
+/// The built `gateway` example, next to this test's executable:
+/// `target/<profile>/deps/gateway_binary-<hash>` -> `target/<profile>/examples/gateway`.
+fn gateway_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("gateway{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "the gateway example is not built: {} does not exist. `cargo test` builds examples \
+         before integration tests, but a run filtered with `--test gateway_binary` does not: \
+         run `cargo build --example gateway` (same profile and target dir) first",
+        binary.display()
+    );
+    // A filtered run does not rebuild it either: refuse to test an old build.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway.rs");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|meta| meta.modified());
+    if let (Ok(built), Ok(edited)) = (modified(&binary), modified(&source)) {
+        assert!(
+            built >= edited,
+            "{} is older than {}: rebuild it with `cargo build --example gateway`",
+            binary.display(),
+            source.display()
+        );
+    }
+    binary
+}
+
+/// A configuration file in the temporary directory, removed on drop.
+struct TempConfig(PathBuf);
+
+impl TempConfig {
+    fn new(text: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default();
+        let path = std::env::temp_dir().join(format!(
+            "wsfirst-gateway-test-{}-{}-{nanos}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, text)
+            .unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+        TempConfig(path)
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The configuration of the tests: one auto route to `upstream`, pinned after two failures in
+/// a row for long enough that no probe happens during a test, and the override header on.
+fn config_text(upstream: &TestUpstream) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+
+[eligibility]
+websocket_pairs = [["openai", "openai-responses"]]
+override_header = "x-wsfirst-transport"
+
+[[routes]]
+path = "/v1/responses"
+provider = "openai"
+api = "openai-responses"
+http_url = "{http}"
+ws_url = "{ws}"
+mode = "auto"
+
+[routes.breaker]
+consecutive_failures = 2
+open_for = "10m"
+"#,
+        http = upstream.http_url(),
+        ws = upstream.ws_url(),
+    )
+}
+
+/// Output captured from one of the child's pipes.
+type Captured = Arc<Mutex<Vec<u8>>>;
+
+fn text_of(captured: &Captured) -> String {
+    let bytes = captured.lock().unwrap_or_else(|poison| poison.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Copies a pipe into `captured` until it closes.
+fn capture(mut pipe: impl Read + Send + 'static, captured: Captured) {
+    std::thread::spawn(move || {
+        let mut buffer = [0_u8; 4096];
+        while let Ok(read @ 1..) = pipe.read(&mut buffer) {
+            captured
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .extend_from_slice(&buffer[..read]);
+        }
+    });
+}
+
+/// Copies stdout into `captured` line by line, sending the address of the first `listening on
+/// http://ADDR` line.
+fn capture_stdout(stdout: ChildStdout, captured: Captured, listening: mpsc::Sender<SocketAddr>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while let Ok(1..) = reader.read_line(&mut line) {
+            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                if let Ok(addr) = addr.parse() {
+                    let _ = listening.send(addr);
+                }
+            }
+            captured
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .extend_from_slice(line.as_bytes());
+            line.clear();
+        }
+    });
+}
+
+/// The gateway as a child process. Dropping it kills the child if it is still running.
+struct Gateway {
+    child: Child,
+    stdout: Captured,
+    stderr: Captured,
+    _config: Option<TempConfig>,
+}
+
+impl Gateway {
+    /// Starts the gateway with `arg` as its one argument and `RUST_LOG=<log>`, capturing its
+    /// output.
+    fn spawn(
+        arg: &Path,
+        config: Option<TempConfig>,
+        log: &str,
+    ) -> (Self, mpsc::Receiver<SocketAddr>) {
+        let mut child = Command::new(gateway_binary())
+            .arg(arg)
+            .env("RUST_LOG", log)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the gateway example");
+        let stdout = Captured::default();
+        let stderr = Captured::default();
+        let (listening, addr) = mpsc::channel();
+        capture_stdout(
+            child.stdout.take().expect("piped stdout"),
+            Arc::clone(&stdout),
+            listening,
+        );
+        capture(
+            child.stderr.take().expect("piped stderr"),
+            Arc::clone(&stderr),
+        );
+        let gateway = Gateway {
+            child,
+            stdout,
+            stderr,
+            _config: config,
+        };
+        (gateway, addr)
+    }
+
+    /// Starts the gateway on `config` and waits for its `listening on` line.
+    async fn start(config: &str, log: &str) -> (Self, SocketAddr) {
+        let config = TempConfig::new(config);
+        let path = config.0.clone();
+        let (gateway, addr) = Gateway::spawn(&path, Some(config), log);
+        let addr = tokio::task::spawn_blocking(move || addr.recv_timeout(DEADLINE))
+            .await
+            .expect("the waiting task");
+        match addr {
+            Ok(addr) => (gateway, addr),
+            Err(error) => panic!(
+                "the gateway printed no `listening on http://ADDR` line ({error})\n{}",
+                gateway.output()
+            ),
+        }
+    }
+
+    /// Everything the child printed so far.
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            text_of(&self.stdout),
+            text_of(&self.stderr)
+        )
+    }
+
+    /// Sends SIGTERM to the child.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the child to exit, failing (after killing it) if it does not within the
+    /// deadline.
+    async fn wait(&mut self) -> ExitStatus {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                // The capture threads finish once the pipes close.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the gateway did not exit within {DEADLINE:?}\n{}",
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Opens a new connection to `addr` and sends one HTTP/1.1 request on it.
+async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response<Incoming> {
+    let exchange = async {
+        let stream = TcpStream::connect(addr).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, addr.to_string());
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body.to_owned())))?;
+        Ok::<_, wsfirst::core::BoxError>(sender.send_request(request).await?)
+    };
+    match tokio::time::timeout(DEADLINE, exchange).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => panic!("{path}: the request failed: {error}"),
+        Err(_) => panic!("{path}: no response head within {DEADLINE:?}"),
+    }
+}
+
+/// The whole body of `response` as text.
+async fn body_text(response: Response<Incoming>) -> String {
+    let body = tokio::time::timeout(DEADLINE, response.into_body().collect())
+        .await
+        .expect("the body ends within the deadline")
+        .expect("the body arrives without error")
+        .to_bytes();
+    String::from_utf8(body.to_vec()).expect("the body is UTF-8")
+}
+
+/// A streaming request with `Authorization: Bearer <key>` (and `extra` headers): the status,
+/// the transport and reason headers, and the body.
+async fn stream_request(
+    addr: SocketAddr,
+    key: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, String, String, String) {
+    let bearer = format!("Bearer {key}");
+    let mut headers = vec![("authorization", bearer.as_str())];
+    headers.extend_from_slice(extra);
+    let response = send(addr, Method::POST, "/v1/responses", &headers, STREAM_BODY).await;
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("<missing>")
+            .to_owned()
+    };
+    let transport = header(TRANSPORT_HEADER);
+    let reason = header(REASON_HEADER);
+    (status, transport, reason, body_text(response).await)
+}
+
+/// The breaker key name (as the admin endpoint shows it) of requests with `Authorization:
+/// Bearer <key>` on the configuration's first route.
+fn breaker_key_name(config: &str, key: &str) -> String {
+    let config = Config::from_toml_str(config).expect("the test configuration is valid");
+    let configured = Configured::from_config(&config).expect("the stack builds");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("a header value"),
+    );
+    configured.routes[0]
+        .1
+        .route()
+        .breaker_key_for(&headers)
+        .to_string()
+}
+
+/// The state of breaker key `name` in `GET /admin/transport`, `None` if it is not listed.
+async fn admin_state(addr: SocketAddr, name: &str) -> Option<String> {
+    let response = send(addr, Method::GET, "/admin/transport", &[], "").await;
+    assert_eq!(response.status(), StatusCode::OK, "GET /admin/transport");
+    let body = body_text(response).await;
+    let snapshot: Value = serde_json::from_str(&body).expect("the snapshot is JSON");
+    snapshot["keys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no keys in {snapshot}"))
+        .iter()
+        .find(|entry| entry["key"] == name)
+        .map(|entry| entry["state"].as_str().unwrap_or("<no state>").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_over_websocket_falls_back_pins_and_unpins() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_answer(Answer::text(TEXT));
+    let expected = Answer::text(TEXT).sse();
+    let config = config_text(&upstream);
+    let (gateway, addr) = Gateway::start(&config, "info").await;
+
+    // The WebSocket serves the first key.
+    let (status, transport, reason, body) = stream_request(addr, "sk-ws", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", gateway.output());
+    assert_eq!(
+        (transport.as_str(), reason.as_str()),
+        ("websocket", "websocket")
+    );
+    assert_eq!(body, expected);
+    assert_eq!(upstream.ws_requests(), 1);
+    assert_eq!(upstream.http_requests(), 0);
+
+    // Upgrades are refused from now on; a second key (no pooled connection) falls back to HTTP
+    // with the same bytes, twice, then is pinned: HTTP without a handshake.
+    upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong websocket endpoint",
+    ));
+    for attempt in 1..=2 {
+        let handshakes = upstream.handshakes();
+        let (status, transport, reason, body) = stream_request(addr, "sk-refused", &[]).await;
+        assert_eq!(status, StatusCode::OK, "attempt {attempt}: {body}");
+        assert_eq!(
+            (transport.as_str(), reason.as_str()),
+            ("http", "fallback"),
+            "attempt {attempt}"
+        );
+        assert_eq!(body, expected, "attempt {attempt}");
+        assert_eq!(upstream.handshakes(), handshakes + 1, "attempt {attempt}");
+    }
+    assert_eq!(upstream.http_requests(), 2);
+    let handshakes = upstream.handshakes();
+    let (status, transport, reason, body) = stream_request(addr, "sk-refused", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((transport.as_str(), reason.as_str()), ("http", "pinned"));
+    assert_eq!(body, expected);
+    assert_eq!(
+        upstream.handshakes(),
+        handshakes,
+        "a pinned key does not try the WebSocket"
+    );
+    assert_eq!(upstream.http_requests(), 3);
+    assert_eq!(upstream.ws_requests(), 1, "nothing was executed twice");
+
+    // The admin endpoint lists the pinned key as open, the other one as closed.
+    let refused = breaker_key_name(&config, "sk-refused");
+    let healthy = breaker_key_name(&config, "sk-ws");
+    assert_ne!(refused, healthy, "keys are scoped to the credential");
+    assert_eq!(admin_state(addr, &refused).await.as_deref(), Some("open"));
+    assert_eq!(admin_state(addr, &healthy).await.as_deref(), Some("closed"));
+
+    // Unpinning closes it, and with the upgrade healed the key is served by the WebSocket again.
+    let unpin = serde_json::json!({ "key": refused }).to_string();
+    let response = send(addr, Method::POST, "/admin/transport/unpin", &[], &unpin).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let snapshot: Value =
+        serde_json::from_str(&body_text(response).await).expect("the unpin answer is JSON");
+    assert_eq!(snapshot["key"], refused.as_str(), "{snapshot}");
+    assert_eq!(snapshot["state"], "closed", "{snapshot}");
+    assert_eq!(admin_state(addr, &refused).await.as_deref(), Some("closed"));
+    upstream.set_default_ws_script(WsScript::Accept);
+    let (_, transport, reason, body) = stream_request(addr, "sk-refused", &[]).await;
+    assert_eq!(
+        (transport.as_str(), reason.as_str()),
+        ("websocket", "websocket")
+    );
+    assert_eq!(body, expected);
+
+    // An unknown key is a 404 that names it, not a panic.
+    let unknown = serde_json::json!({ "key": "no such key" }).to_string();
+    let response = send(addr, Method::POST, "/admin/transport/unpin", &[], &unknown).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(body_text(response).await.contains("no such key"));
+
+    // The metrics saw it all.
+    let response = send(addr, Method::GET, "/metrics", &[], "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let metrics = body_text(response).await;
+    for name in [
+        "wsfirst_eligibility_decisions_total",
+        "wsfirst_breaker_transitions_total",
+        "wsfirst_fallbacks_total",
+    ] {
+        assert!(metrics.contains(name), "no {name} in /metrics:\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("wsfirst_breaker_transitions_total")
+                && line.contains(r#"to="open""#)),
+        "no transition to open in /metrics:\n{metrics}"
+    );
+    drop(gateway);
+    upstream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_authorization_and_never_logs_it() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_answer(Answer::text(TEXT));
+    let expected = Answer::text(TEXT).sse();
+    let config = config_text(&upstream);
+    let (mut gateway, addr) = Gateway::start(&config, "debug").await;
+
+    // Over the WebSocket, over HTTP by request, and over HTTP after a refused upgrade.
+    let websocket_secret = "sk-live-SECRET-websocket-5f2a9c";
+    let fallback_secret = "sk-live-SECRET-fallback-81d3e7";
+    let (status, transport, _, body) = stream_request(addr, websocket_secret, &[]).await;
+    assert_eq!((status, transport.as_str()), (StatusCode::OK, "websocket"));
+    assert_eq!(body, expected);
+    let (status, transport, reason, body) =
+        stream_request(addr, websocket_secret, &[("x-wsfirst-transport", "http")]).await;
+    assert_eq!(
+        (status, transport.as_str(), reason.as_str()),
+        (StatusCode::OK, "http", "request_override")
+    );
+    assert_eq!(body, expected);
+    upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong websocket endpoint",
+    ));
+    let (status, transport, reason, body) = stream_request(addr, fallback_secret, &[]).await;
+    assert_eq!(
+        (status, transport.as_str(), reason.as_str()),
+        (StatusCode::OK, "http", "fallback")
+    );
+    assert_eq!(body, expected);
+
+    // Each request reached the upstream with its client's header, over the transport that
+    // served it.
+    let seen: Vec<(String, Option<String>)> = upstream
+        .captured()
+        .iter()
+        .map(|request| {
+            (
+                request.transport.as_str().to_owned(),
+                request.header("authorization").map(str::to_owned),
+            )
+        })
+        .collect();
+    let bearer = |secret: &str| Some(format!("Bearer {secret}"));
+    assert_eq!(
+        seen,
+        vec![
+            ("websocket".to_owned(), bearer(websocket_secret)),
+            ("http".to_owned(), bearer(websocket_secret)),
+            ("http".to_owned(), bearer(fallback_secret)),
+        ]
+    );
+
+    // Stop it so that everything it would log is in the captured output.
+    gateway.terminate();
+    let status = gateway.wait().await;
+    assert!(status.success(), "exit {status}\n{}", gateway.output());
+    let output = gateway.output();
+    assert!(
+        output.contains("DEBUG") && output.contains("/v1/responses"),
+        "RUST_LOG=debug logged no request line, so the check below would prove nothing:\n{output}"
+    );
+    for secret in [websocket_secret, fallback_secret] {
+        assert!(
+            !output.contains(secret),
+            "the gateway's output contains the credential {secret:?}:\n{output}"
+        );
+    }
+    assert!(
+        !output.contains("SECRET"),
+        "the gateway's output contains part of a credential:\n{output}"
+    );
+    upstream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_stream_in_flight_finish_then_exits_cleanly() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_answer(Answer::text(TEXT));
+    let answer = Answer::text(TEXT);
+    let config = config_text(&upstream);
+    let (mut gateway, addr) = Gateway::start(&config, "info").await;
+    upstream.set_default_ws_script(WsScript::SlowEvents {
+        delay: Duration::from_millis(100),
+    });
+
+    let response = send(addr, Method::POST, "/v1/responses", &[], STREAM_BODY).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", gateway.output());
+    assert_eq!(response.headers()[TRANSPORT_HEADER], "websocket");
+    let mut body = response.into_body();
+    // Read up to the first whole event, so the stream is known to be in flight.
+    let mut received = Vec::new();
+    while !received.windows(2).any(|window| window == b"\n\n") {
+        let frame = tokio::time::timeout(DEADLINE, body.frame())
+            .await
+            .expect("the first event arrives within the deadline")
+            .expect("the stream has a first event")
+            .expect("the stream has no error");
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+        }
+    }
+    let first = answer.sse_frame(0).expect("the answer has a first event");
+    assert!(
+        received.starts_with(first.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        received.len() < answer.sse().len(),
+        "the whole stream arrived before the signal: the test would not test draining"
+    );
+
+    gateway.terminate();
+
+    // The gateway stops accepting connections (while the stream is still being drained): a
+    // connection attempt is refused, or reset when it raced with the listener closing.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match TcpStream::connect(addr).await {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+                ) =>
+            {
+                break;
+            }
+            Err(error) => panic!("connecting after SIGTERM: unexpected error {error:?}"),
+            Ok(stream) => drop(stream),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway still accepts connections {DEADLINE:?} after SIGTERM\n{}",
+            gateway.output()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The stream in flight still completes with every event.
+    let rest = tokio::time::timeout(DEADLINE, body.collect())
+        .await
+        .expect("the stream ends within the deadline")
+        .expect("the stream in flight ends without error")
+        .to_bytes();
+    received.extend_from_slice(&rest);
+    assert_eq!(String::from_utf8_lossy(&received), answer.sse());
+
+    let status = gateway.wait().await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit {status}\n{}",
+        gateway.output()
+    );
+    assert_eq!(upstream.ws_requests(), 1);
+    assert_eq!(upstream.http_requests(), 0);
+    upstream.shutdown().await;
+}
+
+/// Runs the gateway on `arg`, expecting it to fail at start-up: its exit status and output.
+async fn failed_start(arg: &Path, config: Option<TempConfig>) -> (ExitStatus, String, String) {
+    let (mut gateway, _addr) = Gateway::spawn(arg, config, "info");
+    let status = gateway.wait().await;
+    let stdout = text_of(&gateway.stdout);
+    let stderr = text_of(&gateway.stderr);
+    (status, stdout, stderr)
+}
+
+fn assert_clean_failure(status: ExitStatus, stdout: &str, stderr: &str, expected: &[&str]) {
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "exit {status}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(!stdout.contains("listening on"), "it started: {stdout}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic instead of an error message:\n{stderr}"
+    );
+    for part in expected {
+        assert!(
+            stderr.contains(part),
+            "the error does not name {part:?}:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_config_file_is_an_error_naming_it() {
+    let missing = std::env::temp_dir().join(format!(
+        "wsfirst-gateway-test-{}-missing.toml",
+        std::process::id()
+    ));
+    let (status, stdout, stderr) = failed_start(&missing, None).await;
+    let name = missing.display().to_string();
+    assert_clean_failure(status, &stdout, &stderr, &[name.as_str()]);
+}
+
+#[tokio::test]
+async fn an_invalid_config_is_an_error_naming_the_field() {
+    let config = TempConfig::new(
+        r#"
+listen = "127.0.0.1:0"
+
+[[routes]]
+path = "/v1/responses"
+provider = "openai"
+api = "openai-responses"
+http_url = "http://127.0.0.1:9/v1/responses"
+
+[routes.breaker]
+open_for = "3x"
+"#,
+    );
+    let path = config.0.clone();
+    let (status, stdout, stderr) = failed_start(&path, Some(config)).await;
+    let name = path.display().to_string();
+    assert_clean_failure(
+        status,
+        &stdout,
+        &stderr,
+        &[name.as_str(), "routes[0].breaker.open_for", "\"3x\""],
+    );
+}
+
+#[tokio::test]
+async fn a_config_that_is_not_toml_is_an_error_naming_the_line() {
+    let config = TempConfig::new("listen = \"127.0.0.1:0\"\n[[routes]\npath = \"/v1\"\n");
+    let path = config.0.clone();
+    let (status, stdout, stderr) = failed_start(&path, Some(config)).await;
+    let name = path.display().to_string();
+    assert_clean_failure(status, &stdout, &stderr, &[name.as_str(), "line 2"]);
+}
