@@ -645,8 +645,48 @@ async fn sigterm_lets_the_stream_in_flight_finish_then_exits_cleanly() {
         "exit {status}\n{}",
         gateway.output()
     );
+    let output = gateway.output();
+    assert!(
+        output.contains("requests in flight finished") && output.contains("stopped"),
+        "the gateway did not drain and stop as planned:\n{output}"
+    );
     assert_eq!(upstream.ws_requests(), 1);
     assert_eq!(upstream.http_requests(), 0);
+    upstream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_streaming_requests_get_the_same_json_over_both_transports() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_answer(Answer::text(TEXT));
+    let answer = Answer::text(TEXT);
+    let expected = answer
+        .final_json()
+        .expect("the answer has a final response");
+    let (gateway, addr) = Gateway::start(&config_text(&upstream), "info").await;
+    let body = r#"{"model":"gpt-test","input":"Say hello."}"#;
+
+    for (key, expected_transport) in [("sk-ws", "websocket"), ("sk-refused", "http")] {
+        if expected_transport == "http" {
+            upstream.set_default_ws_script(WsScript::refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "wrong websocket endpoint",
+            ));
+        }
+        let bearer = format!("Bearer {key}");
+        let headers = [("authorization", bearer.as_str())];
+        let response = send(addr, Method::POST, "/v1/responses", &headers, body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", gateway.output());
+        assert_eq!(response.headers()[TRANSPORT_HEADER], expected_transport);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/json",
+            "{expected_transport}"
+        );
+        assert_eq!(body_text(response).await, expected, "{expected_transport}");
+    }
+    assert_eq!((upstream.ws_requests(), upstream.http_requests()), (1, 1));
+    drop(gateway);
     upstream.shutdown().await;
 }
 
