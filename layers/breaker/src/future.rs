@@ -22,8 +22,10 @@ use crate::{
 /// What the response future must report, and to which key.
 #[derive(Debug)]
 pub(crate) enum Ticket {
-    /// Not a WebSocket attempt (already HTTP, or pinned): nothing to learn.
-    None,
+    /// Not a WebSocket attempt (already HTTP, or pinned), or reported already: nothing to learn.
+    Spent,
+    /// The request lacked an extension and never reached the inner service.
+    Missing(MissingExtension),
     /// A closed-state attempt.
     Closed { slot: Arc<Slot>, generation: u32 },
     /// A strict request on an open or half-open key.
@@ -65,14 +67,11 @@ impl Drop for ProbeGuard {
 impl Ticket {
     #[inline]
     fn on_response<B: http_body::Body>(self, response: Response<B>) -> Response<ResponseBody<B>> {
-        if let Ticket::None = self {
-            return response.map(ResponseBody::untracked);
-        }
         let served = response.extensions().get::<Served>();
         let by_websocket = served.is_some_and(|s| s.transport() == Transport::WebSocket);
         let cause = served.and_then(Served::fallback_cause);
         let tracker = match self {
-            Ticket::None => None,
+            Ticket::Spent | Ticket::Missing(_) => None,
             Ticket::Closed { slot, generation } => {
                 if by_websocket {
                     // The verdict waits for the end of the body: a mid-stream error is a failure.
@@ -122,7 +121,7 @@ impl Ticket {
         };
         let now = Instant::now();
         match self {
-            Ticket::None => {}
+            Ticket::Spent | Ticket::Missing(_) => {}
             Ticket::Closed { slot, generation } => slot.closed_failure(generation, failure, now),
             Ticket::Observe { slot, generation } => slot.observe_failure(generation, failure, now),
             Ticket::Probe(guard) => {
@@ -138,31 +137,36 @@ pin_project! {
     /// Response future of [`CircuitBreaker`](crate::CircuitBreaker).
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
+        // `None` when the request was refused before reaching the inner service.
         #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    #[derive(Debug)]
-    enum Kind<F> {
-        Failed { error: Option<MissingExtension> },
-        Called { #[pin] future: F, ticket: Ticket },
+        future: Option<F>,
+        ticket: Ticket,
     }
 }
 
 impl<F> ResponseFuture<F> {
+    /// A request that is not a WebSocket attempt: its response body is not tracked.
     #[inline]
-    pub(crate) fn called(future: F, ticket: Ticket) -> Self {
+    pub(crate) fn passthrough(future: F) -> Self {
         ResponseFuture {
-            kind: Kind::Called { future, ticket },
+            future: Some(future),
+            ticket: Ticket::Spent,
+        }
+    }
+
+    /// A WebSocket attempt whose outcome goes to `ticket`.
+    #[inline]
+    pub(crate) fn tracked(future: F, ticket: Ticket) -> Self {
+        ResponseFuture {
+            future: Some(future),
+            ticket,
         }
     }
 
     pub(crate) fn failed(error: MissingExtension) -> Self {
         ResponseFuture {
-            kind: Kind::Failed { error: Some(error) },
+            future: None,
+            ticket: Ticket::Missing(error),
         }
     }
 }
@@ -177,23 +181,29 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Failed { error } => Poll::Ready(Err(match error.take() {
-                Some(error) => error.into(),
-                None => "circuit breaker response future polled after completion".into(),
-            })),
-            KindProj::Called { future, ticket } => {
-                let result = ready!(future.poll(cx));
-                let ticket = mem::replace(ticket, Ticket::None);
-                Poll::Ready(match result {
-                    Ok(response) => Ok(ticket.on_response(response)),
-                    Err(error) => {
-                        let error = error.into();
-                        ticket.on_error(&*error);
-                        Err(error)
-                    }
-                })
-            }
+        let this = self.project();
+        let Some(future) = this.future.as_pin_mut() else {
+            return Poll::Ready(Err(match mem::replace(this.ticket, Ticket::Spent) {
+                Ticket::Missing(error) => error.into(),
+                _ => "circuit breaker response future polled after completion".into(),
+            }));
+        };
+        let result = ready!(future.poll(cx));
+        if let Ticket::Spent = this.ticket {
+            // Not a WebSocket attempt: nothing to learn.
+            return Poll::Ready(match result {
+                Ok(response) => Ok(response.map(ResponseBody::untracked)),
+                Err(error) => Err(error.into()),
+            });
         }
+        let ticket = mem::replace(this.ticket, Ticket::Spent);
+        Poll::Ready(match result {
+            Ok(response) => Ok(ticket.on_response(response)),
+            Err(error) => {
+                let error = error.into();
+                ticket.on_error(&*error);
+                Err(error)
+            }
+        })
     }
 }

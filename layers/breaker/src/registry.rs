@@ -188,10 +188,6 @@ impl BreakerRegistry {
         self.len() == 0
     }
 
-    pub(crate) fn epoch(&self) -> Instant {
-        self.inner.shared.epoch
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
         self.inner
             .map

@@ -5,10 +5,13 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderMap, Request, Response};
+use std::fmt;
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+use tokio::time::Instant;
 use tower_service::Service;
 use wsfirst_core::{
-    BoxError, BreakerKey, Fingerprint, HttpReason, Intent, MissingExtension, Route, TransportMode,
+    BoxError, BreakerKey, HttpReason, Intent, MissingExtension, Route, TransportMode,
 };
 
 use crate::{
@@ -28,8 +31,10 @@ use crate::{
 /// (unless it was pinned by hand) and a failure is kept as the last failure without extending the
 /// pin.
 ///
-/// The service remembers the last key it looked up, so that a service used for one route skips
-/// the registry on every request.
+/// The service remembers the last key it looked up together with the credential header's value
+/// it came from, so that a service clone used for one route and one credential neither hashes the
+/// credential nor looks up the registry on each request: it compares the header's bytes with the
+/// remembered ones. The remembered value is never shown by `Debug`.
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker<S> {
     inner: S,
@@ -38,13 +43,37 @@ pub struct CircuitBreaker<S> {
     cache: Option<Cached>,
 }
 
-/// The last key looked up: the route's base key and the request's credential name it.
-#[derive(Clone, Debug)]
+/// The last key looked up, and what it was looked up for.
+#[derive(Clone)]
 struct Cached {
+    /// The route's own key (compared by pointer first).
     base: BreakerKey,
-    credential: Option<Fingerprint>,
+    /// The value of the route's credential header the key was derived from (`None`: the route
+    /// reads no header, or the request had none). A clone of the request's value (a reference
+    /// count), kept to compare bytes with the next request's; never logged.
+    credential: Option<HeaderValue>,
     key: BreakerKey,
     slot: Arc<Slot>,
+}
+
+impl fmt::Debug for Cached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key shows the credential's fingerprint only; the header value stays out.
+        f.debug_struct("Cached")
+            .field("key", &self.key)
+            .field("from_credential_header", &self.credential.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cached {
+    #[inline]
+    fn matches(&self, base: &BreakerKey, credential: Option<&HeaderValue>) -> bool {
+        self.base == *base
+            && self.credential.as_ref().map(HeaderValue::as_bytes)
+                == credential.map(HeaderValue::as_bytes)
+            && !self.slot.is_retired()
+    }
 }
 
 impl<S> CircuitBreaker<S> {
@@ -83,27 +112,78 @@ impl<S> CircuitBreaker<S> {
         &self.registry
     }
 
+    /// The key of a request on `route` with these headers, and its breaker.
     #[inline]
-    fn slot(&mut self, route: &Route, headers: &HeaderMap) -> Option<(&Arc<Slot>, &BreakerKey)> {
+    fn cached(&mut self, route: &Route, headers: &HeaderMap) -> &Cached {
         let base = route.breaker_key();
-        // `breaker_key_for` without building a key: the request's credential, else the route's.
-        let credential = route.request_credential(headers).or(base.credential());
-        let hit = self
+        let credential = route.credential_header().and_then(|name| headers.get(name));
+        if !self
             .cache
             .as_ref()
-            .is_some_and(|c| c.base == *base && c.credential == credential && !c.slot.is_retired());
-        if !hit {
-            let key = route.breaker_key_for(headers);
-            let slot = self.registry.slot_for(&key, Some(&self.config));
-            self.cache = Some(Cached {
-                base: base.clone(),
-                credential,
-                key,
-                slot,
-            });
+            .is_some_and(|cached| cached.matches(base, credential))
+        {
+            self.cache = None;
         }
-        let cached = self.cache.as_ref()?;
-        Some((&cached.slot, &cached.key))
+        let (registry, config) = (&self.registry, &self.config);
+        self.cache
+            .get_or_insert_with(|| lookup(registry, config, route, credential))
+    }
+}
+
+/// Builds the key of a request on `route` whose credential header holds `credential` (what
+/// [`Route::breaker_key_for`] does) and finds its breaker in the registry.
+#[cold]
+#[inline(never)]
+fn lookup(
+    registry: &BreakerRegistry,
+    config: &BreakerConfig,
+    route: &Route,
+    credential: Option<&HeaderValue>,
+) -> Cached {
+    let base = route.breaker_key();
+    let key = match credential {
+        Some(value) => base.with_credential(Some(wsfirst_core::Fingerprint::of(value.as_bytes()))),
+        None => base.clone(),
+    };
+    let slot = registry.slot_for(&key, Some(config));
+    Cached {
+        base: base.clone(),
+        credential: credential.cloned(),
+        key,
+        slot,
+    }
+}
+
+/// The ticket of a request on a key that is not closed, or the deadline of its pin.
+#[cold]
+#[inline(never)]
+fn not_closed(cached: &Cached, admission: Admission) -> Result<Ticket, Option<Instant>> {
+    let key = &cached.key;
+    match admission {
+        Admission::Closed { generation } => Ok(Ticket::Closed {
+            slot: cached.slot.clone(),
+            generation,
+        }),
+        Admission::Probe { generation } => {
+            tracing::debug!(key = %key, "probing the websocket path of a half-open breaker");
+            Ok(Ticket::Probe(ProbeGuard::new(
+                cached.slot.clone(),
+                generation,
+            )))
+        }
+        Admission::Observe { generation } => Ok(Ticket::Observe {
+            slot: cached.slot.clone(),
+            generation,
+        }),
+        Admission::Pinned { until } => {
+            tracing::debug!(key = %key, "request routed around an open breaker to http");
+            metrics::counter!(
+                "wsfirst_breaker_pinned_requests_total",
+                "provider" => key.provider().to_owned()
+            )
+            .increment(1);
+            Err(until)
+        }
     }
 }
 
@@ -128,45 +208,30 @@ where
             return ResponseFuture::failed(MissingExtension::INTENT);
         };
         if !intent.is_websocket() {
-            return ResponseFuture::called(self.inner.call(request), Ticket::None);
+            return ResponseFuture::passthrough(self.inner.call(request));
         }
         let Some(route) = request.extensions().get::<Route>() else {
             return ResponseFuture::failed(MissingExtension::ROUTE);
         };
         let strict = route.mode() == TransportMode::WebSocket;
-        let epoch = self.registry.epoch();
-        let Some((slot, key)) = self.slot(route, request.headers()) else {
-            // Not reachable: `slot` fills the cache before reading it.
-            return ResponseFuture::called(self.inner.call(request), Ticket::None);
-        };
-        slot.touch();
-        let ticket = match slot.admit(strict, epoch) {
+        let cached = self.cached(route, request.headers());
+        cached.slot.touch();
+        let ticket = match cached.slot.admit(strict) {
             Admission::Closed { generation } => Ticket::Closed {
-                slot: slot.clone(),
+                slot: cached.slot.clone(),
                 generation,
             },
-            Admission::Probe { generation } => {
-                tracing::debug!(key = %key, "probing the websocket path of a half-open breaker");
-                Ticket::Probe(ProbeGuard::new(slot.clone(), generation))
-            }
-            Admission::Observe { generation } => Ticket::Observe {
-                slot: slot.clone(),
-                generation,
+            admission => match not_closed(cached, admission) {
+                Ok(ticket) => ticket,
+                Err(until) => {
+                    request
+                        .extensions_mut()
+                        .insert(Intent::Http(HttpReason::Pinned { until }));
+                    return ResponseFuture::passthrough(self.inner.call(request));
+                }
             },
-            Admission::Pinned { until } => {
-                tracing::debug!(key = %key, "request routed around an open breaker to http");
-                metrics::counter!(
-                    "wsfirst_breaker_pinned_requests_total",
-                    "provider" => key.provider().to_owned()
-                )
-                .increment(1);
-                request
-                    .extensions_mut()
-                    .insert(Intent::Http(HttpReason::Pinned { until }));
-                Ticket::None
-            }
         };
-        ResponseFuture::called(self.inner.call(request), ticket)
+        ResponseFuture::tracked(self.inner.call(request), ticket)
     }
 }
 
@@ -839,6 +904,57 @@ mod tests {
         assert_eq!(snapshots.len(), 2);
         let json = serde_json::to_string(&snapshots).unwrap();
         assert!(!json.contains("sk-alice"), "{json}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_key_cache_follows_the_credential_header_bytes() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        // Each request carries its own copy of the value, as a server would parse it.
+        let alice = || {
+            let mut request = request(&route, Intent::WebSocket);
+            let value = HeaderValue::from_str(&format!("Bearer sk-{}", "alice")).unwrap();
+            request.headers_mut().insert(AUTHORIZATION, value);
+            request
+        };
+        let alice_key = route.breaker_key_for(alice().headers());
+        let _ = h.exchange(alice(), Outcome::Fail(refused())).await;
+        assert_eq!(h.handle.get(&alice_key).unwrap().state, BreakerState::Open);
+        assert!(pinned(&h.exchange(alice(), Outcome::Http).await.0));
+        // No credential header: the route's own key, not the remembered one.
+        assert_eq!(
+            h.ws(&route, Outcome::Ws).await,
+            Intent::WebSocket,
+            "a request without a credential is not alice's"
+        );
+        assert!(pinned(&h.exchange(alice(), Outcome::Http).await.0));
+        // A route reading another header keys on that header's value.
+        let api_key = Route::builder("openai", "openai-responses")
+            .ws_url("wss://api.openai.com/v1/responses")
+            .http_url("https://api.openai.com/v1/responses")
+            .credential_header(http::HeaderName::from_static("x-api-key"))
+            .build()
+            .unwrap();
+        let mut by_api_key = alice();
+        by_api_key.extensions_mut().insert(api_key.clone());
+        by_api_key
+            .headers_mut()
+            .insert("x-api-key", HeaderValue::from_static("k2"));
+        let expected = api_key.breaker_key_for(by_api_key.headers());
+        assert_ne!(expected, alice_key);
+        assert_eq!(
+            h.exchange(by_api_key, Outcome::Ws).await.0,
+            Intent::WebSocket
+        );
+        let mut keys: Vec<_> = h.handle.snapshot().into_iter().map(|s| s.key).collect();
+        keys.sort_by_key(ToString::to_string);
+        let mut wanted = vec![alice_key, route.breaker_key().clone(), expected];
+        wanted.sort_by_key(ToString::to_string);
+        assert_eq!(keys, wanted);
+        // The remembered header value never shows in debug output.
+        let debug = format!("{:?}", h.service);
+        assert!(!debug.contains("alice") && !debug.contains("k2"), "{debug}");
+        assert!(debug.contains("from_credential_header"), "{debug}");
     }
 
     #[tokio::test(start_paused = true)]

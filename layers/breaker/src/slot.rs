@@ -357,6 +357,8 @@ impl Machine {
 #[derive(Debug)]
 pub(crate) struct Slot {
     hot: Hot,
+    /// The registry's epoch, which [`Hot::until`] counts from.
+    epoch: Instant,
     machine: Mutex<Machine>,
 }
 
@@ -382,6 +384,7 @@ impl Slot {
         shared: Arc<Shared>,
         now: Instant,
     ) -> Arc<Slot> {
+        let epoch = shared.epoch;
         let mut machine = Machine::new(key, shared, now);
         if let Some(config) = config {
             machine.set_config(config);
@@ -394,6 +397,7 @@ impl Slot {
                 used: AtomicBool::new(true),
                 configured: AtomicBool::new(machine.config_set),
             },
+            epoch,
             machine: Mutex::new(machine),
         };
         {
@@ -496,31 +500,25 @@ impl Slot {
         result
     }
 
-    /// Decides what a request may do. `epoch` is the registry's epoch.
+    /// Decides what a request may do.
     #[inline]
-    pub(crate) fn admit(&self, strict: bool, epoch: Instant) -> Admission {
+    pub(crate) fn admit(&self, strict: bool) -> Admission {
         let word = self.hot.word.load(Ordering::Acquire);
         if word & STATE_MASK == CLOSED {
             return Admission::Closed {
                 generation: generation_of(word),
             };
         }
-        self.admit_slow(word, strict, epoch, Instant::now())
+        self.admit_slow(word, strict, Instant::now())
     }
 
     #[cold]
-    pub(crate) fn admit_slow(
-        &self,
-        mut word: u64,
-        strict: bool,
-        epoch: Instant,
-        now: Instant,
-    ) -> Admission {
+    pub(crate) fn admit_slow(&self, mut word: u64, strict: bool, now: Instant) -> Admission {
         loop {
             let generation = generation_of(word);
             match word & STATE_MASK {
                 OPEN => {
-                    let until = self.deadline(epoch);
+                    let until = self.deadline();
                     if until.is_none_or(|until| now < until) {
                         return if strict {
                             Admission::Observe { generation }
@@ -537,7 +535,7 @@ impl Slot {
                     }
                     if free_probes(word) == 0 {
                         return Admission::Pinned {
-                            until: self.deadline(epoch),
+                            until: self.deadline(),
                         };
                     }
                     match self.hot.word.compare_exchange_weak(
@@ -555,10 +553,10 @@ impl Slot {
         }
     }
 
-    fn deadline(&self, epoch: Instant) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         match self.hot.until.load(Ordering::Acquire) {
             FOREVER => None,
-            nanos => Some(epoch + Duration::from_nanos(nanos)),
+            nanos => Some(self.epoch + Duration::from_nanos(nanos)),
         }
     }
 
@@ -924,7 +922,6 @@ mod tests {
                     .build()
                     .unwrap();
                 let registry = BreakerRegistry::new();
-                let epoch = registry.epoch();
                 let key = BreakerKey::new("p", "wss://p", None);
                 let slot = registry.slot_for(&key, Some(&config));
                 let start = Instant::now();
@@ -949,7 +946,7 @@ mod tests {
                         Op::Advance { secs } => now += secs,
                         Op::Admit { strict } => {
                             let word = slot.hot.word.load(Ordering::Acquire);
-                            let real = slot.admit_slow(word, strict, epoch, at);
+                            let real = slot.admit_slow(word, strict, at);
                             let kind = model.admit(strict, now);
                             let real_kind = match real {
                                 Admission::Closed { .. } => Kind::Closed,
