@@ -111,23 +111,27 @@ impl<S> CircuitBreaker<S> {
     pub fn registry(&self) -> &BreakerRegistry {
         &self.registry
     }
+}
 
-    /// The key of a request on `route` with these headers, and its breaker.
-    #[inline]
-    fn cached(&mut self, route: &Route, headers: &HeaderMap) -> &Cached {
-        let base = route.breaker_key();
-        let credential = route.credential_header().and_then(|name| headers.get(name));
-        if !self
-            .cache
-            .as_ref()
-            .is_some_and(|cached| cached.matches(base, credential))
-        {
-            self.cache = None;
-        }
-        let (registry, config) = (&self.registry, &self.config);
-        self.cache
-            .get_or_insert_with(|| lookup(registry, config, route, credential))
+/// The key of a request on `route` with these headers, and its breaker: the remembered one when
+/// it matches, else looked up (and remembered).
+#[inline]
+fn cached<'a>(
+    cache: &'a mut Option<Cached>,
+    registry: &BreakerRegistry,
+    config: &BreakerConfig,
+    route: &Route,
+    headers: &HeaderMap,
+) -> &'a Cached {
+    let base = route.breaker_key();
+    let credential = route.credential_header().and_then(|name| headers.get(name));
+    if !cache
+        .as_ref()
+        .is_some_and(|cached| cached.matches(base, credential))
+    {
+        *cache = None;
     }
+    cache.get_or_insert_with(|| lookup(registry, config, route, credential))
 }
 
 /// Builds the key of a request on `route` whose credential header holds `credential` (what
@@ -214,13 +218,20 @@ where
             return ResponseFuture::failed(MissingExtension::ROUTE);
         };
         let strict = route.mode() == TransportMode::WebSocket;
-        let cached = self.cached(route, request.headers());
+        let cached = cached(
+            &mut self.cache,
+            &self.registry,
+            &self.config,
+            route,
+            request.headers(),
+        );
         cached.slot.touch();
         let ticket = match cached.slot.admit(strict) {
-            Admission::Closed { generation } => Ticket::Closed {
-                slot: cached.slot.clone(),
-                generation,
-            },
+            Admission::Closed { generation } => {
+                let future = self.inner.call(request);
+                let slot = cached.slot.clone();
+                return ResponseFuture::tracked(future, Ticket::Closed { slot, generation });
+            }
             admission => match not_closed(cached, admission) {
                 Ok(ticket) => ticket,
                 Err(until) => {
