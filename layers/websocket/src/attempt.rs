@@ -203,18 +203,28 @@ where
 /// Sends the request on `conn` and reads up to the first event (a streaming answer) or the end
 /// (a non-streaming answer).
 async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
+    // The first-event deadline covers the send too: an upstream that stops reading (or a
+    // silently dead pooled connection) would otherwise hold a large write until TCP gives up.
+    let mut deadline = Instant::now() + job.first_event_timeout;
     let stream = conn.stream();
-    for message in &job.messages {
-        if let Err(error) = stream.feed(message.clone()).await {
-            return Exchanged::Failed(map_error(Phase::Send, error));
+    let send = async {
+        for message in &job.messages {
+            stream.feed(message.clone()).await?;
         }
-    }
-    if let Err(error) = stream.flush().await {
-        return Exchanged::Failed(map_error(Phase::Send, error));
+        stream.flush().await
+    };
+    match timeout_at(deadline, send).await {
+        Err(_) => {
+            return Exchanged::Failed(WsFailure::new(
+                Phase::Send,
+                FailureKind::Timeout(job.first_event_timeout),
+            ));
+        }
+        Ok(Err(error)) => return Exchanged::Failed(map_error(Phase::Send, error)),
+        Ok(Ok(())) => {}
     }
     let sent = Instant::now();
     let mut exchange = Exchange::new(job.streaming);
-    let mut deadline = sent + job.first_event_timeout;
     let mut gathered: Vec<Bytes> = Vec::new();
     // From the start of the attempt to the first event, for `Served`.
     let mut attempt = Duration::ZERO;

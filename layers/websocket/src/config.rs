@@ -94,7 +94,8 @@ impl WebSocketConfig {
         self.0.handshake_timeout
     }
 
-    /// Time allowed from sending the request to the upstream's first event (default 30 s).
+    /// Time allowed from starting to send the request to the upstream's first event, the send
+    /// included (default 30 s).
     pub fn first_event_timeout(&self) -> Duration {
         self.0.first_event_timeout
     }
@@ -226,7 +227,8 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Time allowed from sending the request to the first event (default 30 s).
+    /// Time allowed from starting to send the request to the first event, the send included
+    /// (default 30 s).
     pub fn first_event_timeout(mut self, timeout: Duration) -> Self {
         self.first_event_timeout = timeout;
         self

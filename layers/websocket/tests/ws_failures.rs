@@ -375,3 +375,48 @@ async fn missing_extensions_are_errors_naming_them() {
     );
     assert_eq!(http_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn upstream_that_stops_reading_is_a_send_timeout() {
+    // An upstream that completes the upgrade and then never reads: a message larger than the
+    // socket buffers can never be written out, so only a timeout ends the send.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/responses", listener.local_addr().unwrap());
+    let (upgraded, is_upgraded) = tokio::sync::oneshot::channel();
+    let _server = spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _ = upgraded.send(());
+        std::future::pending::<()>().await;
+        drop(socket);
+    });
+    let config = WebSocketConfig::builder()
+        .native_roots(false)
+        .max_message_size(64 << 20)
+        .build()
+        .unwrap();
+    let (mut service, http_calls) = service(config, &Pool::new());
+    let input = "x".repeat(40 << 20);
+    let body = format!(r#"{{"model":"gpt-kit","input":"{input}","stream":true}}"#);
+    let route = route_to(&url);
+    let task = spawn(async move {
+        call(&mut service, request_with(&route, body, &[]))
+            .await
+            .map(|_| ())
+    });
+    is_upgraded.await.unwrap();
+    // From here the client can only wait for the socket; let virtual time run.
+    tokio::time::pause();
+    let result = tokio::time::timeout(Duration::from_secs(3600), task)
+        .await
+        .expect("the send was never bounded by a timeout")
+        .unwrap();
+    let failure = failure_of(result);
+    assert_eq!(failure.phase(), Phase::Send);
+    assert_eq!(
+        failure.kind(),
+        &FailureKind::Timeout(Duration::from_secs(30))
+    );
+    assert!(failure.is_replay_safe());
+    assert_eq!(http_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
