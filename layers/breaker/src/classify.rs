@@ -102,6 +102,7 @@ pub trait Classify: fmt::Debug + Send + Sync + 'static {
 /// | upstream error event whose message contains `connection too old` or `please reconnect` (ASCII case-insensitive) | [`Verdict::Ignore`] |
 /// | any other upstream error event | [`Verdict::Count`] |
 /// | a message over the size limit (the request's fault, not the path's) | [`Verdict::Ignore`] |
+/// | a local condition ([`FailureKind::Local`]: no usable WebSocket URL, connection pool closed or exhausted, a request that cannot be encoded; not the upstream's fault) | [`Verdict::Ignore`] |
 ///
 /// The phase does not change the verdict: a mid-stream failure counts like one before the first
 /// event.
@@ -141,7 +142,7 @@ impl Classify for DefaultClassifier {
                     Verdict::Count
                 }
             }
-            FailureKind::TooLarge { .. } => Verdict::Ignore,
+            FailureKind::TooLarge { .. } | FailureKind::Local(_) => Verdict::Ignore,
             _ => Verdict::Count,
         }
     }
@@ -237,6 +238,24 @@ mod tests {
         }
         let big = WsFailure::new(Phase::Send, FailureKind::TooLarge { size: 2, limit: 1 });
         assert_eq!(DefaultClassifier.classify(&big), Verdict::Ignore);
+    }
+
+    #[test]
+    fn local_conditions_are_not_the_upstreams_fault() {
+        for message in [
+            "no usable websocket url",
+            "pool exhausted",
+            "unencodable request",
+        ] {
+            for phase in [Phase::Connect, Phase::Send] {
+                let failure = WsFailure::new(phase, FailureKind::Local(message.into()));
+                assert_eq!(
+                    DefaultClassifier.classify(&failure),
+                    Verdict::Ignore,
+                    "{failure}"
+                );
+            }
+        }
     }
 
     fn _obj_safe(_: Box<dyn Classify>) {}

@@ -35,6 +35,26 @@
 //! in flight hold a clone); there is no global state, and evicted keys are freed.
 //! [`BreakerHandle`] reads and steers the keys.
 //!
+//! # Observability
+//!
+//! Logs (`tracing`, target `wsfirst_breaker::registry`; credentials never appear, keys show only
+//! a fingerprint; durations read like `30s` or `1m 30s 250ms`):
+//!
+//! | Event | Level | Fields |
+//! |---|---|---|
+//! | closed -> open (tripped by failures): the one WARN of an incident | WARN | `key`, `cause`, `pinned_for` |
+//! | pinned by hand with [`BreakerHandle::pin`] | WARN | `key`, `pinned_for` (a duration, or `until unpinned`) |
+//! | half-open -> open (a probe failed, the pin gets longer) | INFO | `key`, `cause`, `pinned_for` |
+//! | open or half-open -> closed (a probe succeeded, or unpinned) | INFO | `key` |
+//! | open -> half-open, other transitions | DEBUG | `key`, `from`, `to`, `cause` |
+//! | a request routed around an open key, a probe admitted | DEBUG | `key` |
+//! | an idle key evicted | DEBUG | `key` |
+//!
+//! Metrics (`metrics`): `wsfirst_breaker_state{key}` (0 closed, 1 open, 2 half-open),
+//! `wsfirst_breaker_transitions_total{from,to}` and
+//! `wsfirst_breaker_pinned_requests_total{provider}`. An optional callback sees every
+//! transition: [`BreakerRegistryBuilder::on_transition`].
+//!
 //! # Example
 //!
 //! ```

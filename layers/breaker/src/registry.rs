@@ -56,22 +56,30 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Logs, counts and reports a transition.
+    /// Logs, counts and reports a transition (see "Observability" in the crate docs).
     pub(crate) fn emit(&self, t: &Transition) {
         match (t.from, t.to) {
             (_, BreakerState::Open) if t.manual => {
-                tracing::warn!(key = %t.key, until = ?t.until, "websocket path pinned to http by hand");
-            }
-            (BreakerState::Closed, BreakerState::Open) => {
-                let cause = t.cause.as_ref().map(ToString::to_string);
-                let secs = t
-                    .until
-                    .map(|u| u.saturating_duration_since(Instant::now()).as_secs());
                 tracing::warn!(
                     key = %t.key,
-                    cause = cause.as_deref().unwrap_or("unknown"),
-                    pinned_for_secs = secs,
+                    pinned_for = %PinnedFor(t.until),
+                    "websocket path pinned to http by hand"
+                );
+            }
+            (BreakerState::Closed, BreakerState::Open) => {
+                tracing::warn!(
+                    key = %t.key,
+                    cause = %Cause(t.cause.as_ref()),
+                    pinned_for = %PinnedFor(t.until),
                     "websocket path pinned to http"
+                );
+            }
+            (BreakerState::HalfOpen, BreakerState::Open) => {
+                tracing::info!(
+                    key = %t.key,
+                    cause = %Cause(t.cause.as_ref()),
+                    pinned_for = %PinnedFor(t.until),
+                    "websocket probe failed, pinned to http for longer"
                 );
             }
             (_, BreakerState::Closed) => {
@@ -91,6 +99,40 @@ impl Shared {
         .increment(1);
         if let Some(callback) = &self.on_transition {
             callback(t);
+        }
+    }
+}
+
+/// How long a key stays pinned from now, for logs: `2s`, `1m 30s 250ms` (rounded to the
+/// millisecond), or `until unpinned`.
+struct PinnedFor(Option<Instant>);
+
+impl fmt::Display for PinnedFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                write!(f, "{}", humantime::format_duration(round_to_millis(left)))
+            }
+            None => f.write_str("until unpinned"),
+        }
+    }
+}
+
+/// The nearest whole millisecond: the deadline was set a moment before it is logged.
+fn round_to_millis(duration: Duration) -> Duration {
+    let millis = duration.as_nanos().saturating_add(500_000) / 1_000_000;
+    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
+/// The failure that caused a transition, for logs.
+struct Cause<'a>(Option<&'a wsfirst_core::WsFailure>);
+
+impl fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(failure) => fmt::Display::fmt(failure, f),
+            None => f.write_str("unknown"),
         }
     }
 }
@@ -327,5 +369,25 @@ impl BreakerRegistryBuilder {
                 }),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_durations_are_rounded_for_logs() {
+        let almost_two = Duration::from_secs(2) - Duration::from_nanos(1);
+        assert_eq!(round_to_millis(almost_two), Duration::from_secs(2));
+        assert_eq!(
+            round_to_millis(Duration::from_micros(1_499)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            humantime::format_duration(round_to_millis(almost_two)).to_string(),
+            "2s"
+        );
+        assert_eq!(PinnedFor(None).to_string(), "until unpinned");
     }
 }

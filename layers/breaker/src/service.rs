@@ -584,9 +584,15 @@ mod tests {
                 message: "reconnect".into(),
             },
         );
+        let local = WsFailure::new(
+            Phase::Connect,
+            FailureKind::Local("connection pool exhausted".into()),
+        );
         for _ in 0..5 {
             h.ws(&route, Outcome::Fallback(upgrade(429))).await;
             h.ws(&route, Outcome::Fail(limit.clone())).await;
+            h.ws(&route, Outcome::Fail(local.clone())).await;
+            h.ws(&route, Outcome::Fallback(local.clone())).await;
             h.ws(&route, Outcome::Other).await;
             h.ws(&route, Outcome::Http).await;
         }
