@@ -33,7 +33,7 @@ use axum::{
 use serde::Deserialize;
 use wsfirst_breaker::BreakerHandle;
 
-use crate::Wsfirst;
+use crate::{Wsfirst, config::MAX_DURATION};
 
 impl Wsfirst {
     /// The admin router over this stack's breakers; see the [module docs](crate::admin).
@@ -93,9 +93,10 @@ async fn unpin(State(handle): State<BreakerHandle>, Json(request): Json<UnpinReq
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
-        Ok(duration) if !duration.is_zero() => Ok(duration),
+        // The breaker computes `now + duration`, which panics past the clock's range.
+        Ok(duration) if !duration.is_zero() && duration <= MAX_DURATION => Ok(duration),
         _ => Err(format!(
-            "for: invalid duration {text:?} (expected e.g. \"30s\" or \"10m\")"
+            "for: invalid duration {text:?} (expected e.g. \"30s\" or \"10m\", at most 100 years)"
         )),
     }
 }
@@ -113,4 +114,32 @@ fn unknown_key(key: &str) -> Response {
         }
     });
     (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+    use wsfirst_breaker::BreakerRegistry;
+    use wsfirst_core::BreakerKey;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn pin_rejects_durations_past_the_clock_range() {
+        let registry = BreakerRegistry::default();
+        let handle = registry.handle();
+        let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+        handle.pin(&key, Some(Duration::from_secs(60)));
+        let body = serde_json::json!({ "key": key.to_string(), "for": "500000000000y" });
+        let request = Request::post("/transport/pin")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = admin_router(handle.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        // The key is still usable: nothing panicked while holding its state.
+        assert!(handle.unpin(&key));
+    }
 }

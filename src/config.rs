@@ -758,6 +758,9 @@ fn key_segment(key: &str) -> String {
 
 // ----- field deserializers -----
 
+/// The longest duration accepted anywhere in the file (and by the admin endpoints).
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     struct V;
     impl Visitor<'_> for V {
@@ -766,8 +769,15 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::E
             f.write_str("a duration such as \"30s\" or \"10m\"")
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-            humantime::parse_duration(s.trim())
-                .map_err(|_| E::custom(format!("invalid duration {s:?}")))
+            let duration = humantime::parse_duration(s.trim())
+                .map_err(|_| E::custom(format!("invalid duration {s:?}")))?;
+            // Deadlines are `Instant::now() + duration`, which panics past the clock's range.
+            if duration > MAX_DURATION {
+                return Err(E::custom(format!(
+                    "invalid duration {s:?}: longer than 100 years"
+                )));
+            }
+            Ok(duration)
         }
     }
     d.deserialize_str(V).map(Some)
@@ -1155,6 +1165,10 @@ ws_url = "wss://api.openai.com/v1/responses"
             (
                 second_route("[routes.breaker]\nopen_for = \"3x\""),
                 r#"routes[1].breaker.open_for: invalid duration "3x""#,
+            ),
+            (
+                route_with("[routes.timeouts]\nconnect = \"500000000000y\""),
+                r#"routes[0].timeouts.connect: invalid duration "500000000000y": longer than 100 years"#,
             ),
             (
                 route_with("[routes.timeouts]\nconnect = 5"),
