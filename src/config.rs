@@ -908,9 +908,14 @@ fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderMap, D::Error> {
                 "header {name:?} is set by the websocket handshake and cannot be configured"
             )));
         }
-        let mut value = HeaderValue::try_from(value).map_err(|_| {
-            de::Error::custom(format!("invalid value for header {:?}", name.as_str()))
-        })?;
+        // `HeaderValue` also takes non-ASCII bytes, which the WebSocket builder (it takes `&str`)
+        // could only receive as an empty value.
+        let mut value = HeaderValue::try_from(value)
+            .ok()
+            .filter(|value| value.to_str().is_ok())
+            .ok_or_else(|| {
+                de::Error::custom(format!("invalid value for header {:?}", name.as_str()))
+            })?;
         value.set_sensitive(is_credential_like(&name));
         headers.append(name, value);
     }
@@ -1241,6 +1246,10 @@ ws_url = "wss://api.openai.com/v1/responses"
             (
                 route_with("body_limit = -5"),
                 "routes[0].body_limit: invalid byte size -5: negative",
+            ),
+            (
+                route_with("[routes.headers]\nX-Team = \"caf\u{e9}\""),
+                r#"routes[0].headers: invalid value for header "x-team""#,
             ),
             (
                 route_with("[routes.headers]\nUpgrade = \"h2c\""),
