@@ -243,6 +243,10 @@ mod tests {
                 declared: 2,
                 limit: 1,
             },
+            Ineligible::BodyNotReplayable {
+                declared: 2,
+                limit: 1,
+            },
             Ineligible::Custom("mine".into()),
         ];
         let mut labels: Vec<_> = all.iter().map(Ineligible::label).collect();
