@@ -759,7 +759,7 @@ fn key_segment(key: &str) -> String {
 // ----- field deserializers -----
 
 /// The longest duration accepted anywhere in the file (and by the admin endpoints).
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+pub(crate) use wsfirst_core::MAX_DURATION;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     struct V;

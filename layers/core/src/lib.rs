@@ -51,6 +51,11 @@ pub use intent::{HttpReason, Ineligible, Intent};
 pub use route::{BreakerKey, Fingerprint, Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
 
+/// The longest duration any wsfirst setting accepts (100 years): every timeout and pin is
+/// added to an `Instant`, and far larger values would overflow it. Builders reject longer ones.
+pub const MAX_DURATION: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// The error type that crosses layers: every layer's error converts into it, and callers find
 /// typed causes (such as [`WsFailure`]) by walking [`std::error::Error::source`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -317,6 +317,9 @@ impl WebSocketConfigBuilder {
             if value.is_zero() {
                 return Err(ConfigError::new(field, "must be greater than zero"));
             }
+            if value > wsfirst_core::MAX_DURATION {
+                return Err(ConfigError::new(field, "must be at most 100 years"));
+            }
         }
         if self.max_message_size == 0 {
             return Err(ConfigError::new(
@@ -446,6 +449,10 @@ mod tests {
             (
                 WebSocketConfig::builder().idle_timeout(Duration::ZERO),
                 "idle_timeout",
+            ),
+            (
+                WebSocketConfig::builder().first_event_timeout(Duration::MAX),
+                "first_event_timeout",
             ),
             (
                 WebSocketConfig::builder().max_message_size(0),

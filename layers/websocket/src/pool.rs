@@ -246,6 +246,14 @@ impl PoolBuilder {
         if self.max_age.is_zero() {
             return Err(ConfigError::new("max_age", "must be greater than zero"));
         }
+        for (field, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("max_age", self.max_age),
+        ] {
+            if value > wsfirst_core::MAX_DURATION {
+                return Err(ConfigError::new(field, "must be at most 100 years"));
+            }
+        }
         if self.max_per_key == 0 {
             return Err(ConfigError::new(
                 "max_connections_per_key",
@@ -755,6 +763,24 @@ mod tests {
         pool.checkout(key, false, TIMEOUT, || connector.connect())
             .await
             .unwrap()
+    }
+
+    #[test]
+    fn invalid_settings_name_the_field() {
+        let cases = [
+            (Pool::builder().idle_timeout(Duration::ZERO), "idle_timeout"),
+            (Pool::builder().max_age(Duration::ZERO), "max_age"),
+            (Pool::builder().max_age(Duration::MAX), "max_age"),
+            (Pool::builder().idle_timeout(Duration::MAX), "idle_timeout"),
+            (
+                Pool::builder().max_connections_per_key(0),
+                "max_connections_per_key",
+            ),
+        ];
+        for (builder, field) in cases {
+            let error = builder.build().unwrap_err();
+            assert_eq!(error.field(), field, "{error}");
+        }
     }
 
     #[tokio::test]

@@ -170,6 +170,13 @@ impl Codec for ResponsesCodec {
             CodecError::new(format!("the upstream sent an unreadable event: {error}"))
         })?;
         let kind = &*event.kind;
+        // The type becomes the SSE `event:` line: a line break in it would let the upstream
+        // write lines of its own into the caller's stream.
+        if kind.contains(['\r', '\n']) {
+            return Err(CodecError::new(
+                "the upstream sent an event type with a line break",
+            ));
+        }
         match kind {
             "error" => {
                 let (code, message) = match event.error {
@@ -224,6 +231,23 @@ mod tests {
         match &encoded.messages()[0] {
             Message::Text(text) => text.as_str(),
             other => panic!("not text: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn event_types_with_line_breaks_are_codec_errors() {
+        let exchange = Exchange::new(true);
+        for text in [
+            r#"{"type":"x\ndata: injected"}"#,
+            r#"{"type":"x\r\nevent: y"}"#,
+        ] {
+            let error = ResponsesCodec::new()
+                .decode(Message::text(text), &exchange)
+                .unwrap_err();
+            assert_eq!(
+                error.message(),
+                "the upstream sent an event type with a line break"
+            );
         }
     }
 
