@@ -15,8 +15,10 @@
 //!
 //! Cases: `bare` (the inner service alone), `wsfirst` (the breaker, closed, key scoped to each
 //! request's `Authorization` header as by default), `wsfirst_fixed_credential` (the same with a
-//! route whose credential is fixed, so no per-request fingerprint), `wsfirst_http_passthrough`
-//! (requests already on HTTP: only the layer's plumbing), `failsafe` and `tower_resilience`.
+//! route whose credential is fixed), `wsfirst_http_passthrough` (requests already on HTTP: only
+//! the layer's plumbing), `wsfirst_clone_per_call` (the service cloned from a never-called
+//! prototype for every call, as axum's `Router` does, so its key cache never hits), `failsafe` and
+//! `tower_resilience`.
 //!
 //! `cargo bench -p wsfirst-breaker --bench closed_overhead`
 
@@ -154,6 +156,29 @@ where
     }
 }
 
+/// A tower service cloned from a never-called prototype for every call, the way axum's `Router`
+/// calls a route's service: per-clone state (the breaker's key cache) is always cold.
+#[derive(Clone)]
+struct ClonePerCall<S, R>(S, R);
+
+impl<S, R, O> Case for ClonePerCall<S, R>
+where
+    S: Service<Request<()>, Response = O> + Clone + Send,
+    R: Fn(O) -> Response<Body> + Clone + Send,
+{
+    type Output = O;
+
+    fn call(&mut self, request: Request<()>) -> Option<O> {
+        let mut service = self.0.clone();
+        run(std::future::poll_fn(|cx| service.poll_ready(cx))).ok()?;
+        run(service.call(request)).ok()
+    }
+
+    fn recycle(&self, output: O) -> Response<Body> {
+        (self.1)(output)
+    }
+}
+
 #[derive(Clone)]
 struct Failsafe<B>(B, Upstream);
 
@@ -284,8 +309,8 @@ fn closed_overhead(c: &mut Criterion) {
         Credential::PerRequest,
     );
 
-    // The breaker with a route whose credential is fixed: no per-request fingerprint (a SipHash
-    // of the `Authorization` header, computed by `Route::request_credential`).
+    // The breaker with a route whose credential is fixed: no credential header to compare with
+    // the one the key cache remembers.
     let fixed = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
     bench_with(
         c,
@@ -295,6 +320,18 @@ fn closed_overhead(c: &mut Criterion) {
         }),
         Intent::WebSocket,
         Credential::Fixed,
+    );
+
+    // The breaker's service cloned for every call from a prototype that is never called, as
+    // axum's `Router` does: the key cache never hits, so every call fingerprints the credential,
+    // builds the key and looks it up in the registry.
+    let prototype = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
+    bench_case(
+        c,
+        "wsfirst_clone_per_call",
+        ClonePerCall(prototype, |r: Response<ResponseBody<Body>>| {
+            r.map(ResponseBody::into_inner)
+        }),
     );
 
     let failsafe = failsafe::Config::new().build();

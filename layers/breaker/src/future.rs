@@ -25,7 +25,7 @@ pub(crate) enum Ticket {
     /// Not a WebSocket attempt (already HTTP, or pinned), or reported already: nothing to learn.
     Spent,
     /// The request lacked an extension and never reached the inner service.
-    Missing(MissingExtension),
+    Missing(&'static MissingExtension),
     /// A closed-state attempt.
     Closed { slot: Arc<Slot>, generation: u32 },
     /// A strict request on an open or half-open key.
@@ -163,7 +163,7 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn failed(error: MissingExtension) -> Self {
+    pub(crate) fn failed(error: &'static MissingExtension) -> Self {
         ResponseFuture {
             future: None,
             ticket: Ticket::Missing(error),
@@ -184,7 +184,7 @@ where
         let this = self.project();
         let Some(future) = this.future.as_pin_mut() else {
             return Poll::Ready(Err(match mem::replace(this.ticket, Ticket::Spent) {
-                Ticket::Missing(error) => error.into(),
+                Ticket::Missing(error) => (*error).into(),
                 _ => "circuit breaker response future polled after completion".into(),
             }));
         };

@@ -29,9 +29,10 @@
 //! success cannot close an open key and a late failure cannot extend a pin.
 //!
 //! A closed, healthy key costs a few atomic loads and one reference-count increment and decrement
-//! per request (no lock, no allocation, no clock read), and a service clone that sees the same
-//! credential header as on its previous request compares its bytes instead of hashing it and
-//! looking the key up; the figures are in `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
+//! per request (no lock, no allocation, no clock read), and a request with the same route and
+//! credential header as the service's previous one compares the header's bytes instead of hashing
+//! it and looking the key up (see [`CircuitBreaker`]); the figures are in `BENCHMARKS.md` at the
+//! repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
 //! in flight hold a clone); there is no global state, and evicted keys are freed.
 //! [`BreakerHandle`] reads and steers the keys.
 //!

@@ -177,7 +177,8 @@ impl Drop for Inner {
 /// and the last sweep is at least half the idle timeout old, or on
 /// [`BreakerHandle::evict_idle`]. Eviction drops the registry's reference to the key's state,
 /// which is freed as soon as the last request in flight for that key ends (outcomes of those
-/// requests are ignored); dropping the last clone of the registry frees every key the same way.
+/// requests are ignored) and the services that remembered the key as their last one have moved
+/// on to another; dropping the last clone of the registry frees every key the same way.
 #[derive(Clone)]
 pub struct BreakerRegistry {
     inner: Arc<Inner>,

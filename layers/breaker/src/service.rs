@@ -1,7 +1,7 @@
 //! The circuit breaker service.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, PoisonError, RwLock},
     task::{Context, Poll},
 };
 
@@ -32,19 +32,22 @@ use crate::{
 /// pin.
 ///
 /// The service remembers the last key it looked up together with the credential header's value
-/// it came from, so that a service clone used for one route and one credential neither hashes the
-/// credential nor looks up the registry on each request: it compares the header's bytes with the
-/// remembered ones. The remembered value is never shown by `Debug`.
+/// it came from, so that a request with the same route and credential neither hashes the
+/// credential nor looks up the registry: it compares the header's bytes with the remembered ones.
+/// Each clone remembers its own last key (no shared writes when it hits), and all clones made
+/// from one service also share the last key any of them looked up, so that clones made for a
+/// single request (as axum's `Router` does) skip the registry too. The remembered value is never
+/// shown by `Debug`.
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker<S> {
     inner: S,
     config: BreakerConfig,
     registry: BreakerRegistry,
-    cache: Option<Cached>,
+    cache: Option<Arc<Cached>>,
+    shared: Arc<RwLock<Option<Arc<Cached>>>>,
 }
 
 /// The last key looked up, and what it was looked up for.
-#[derive(Clone)]
 struct Cached {
     /// The route's own key (compared by pointer first).
     base: BreakerKey,
@@ -84,6 +87,7 @@ impl<S> CircuitBreaker<S> {
             config,
             registry,
             cache: None,
+            shared: Arc::default(),
         }
     }
 
@@ -117,7 +121,8 @@ impl<S> CircuitBreaker<S> {
 /// it matches, else looked up (and remembered).
 #[inline]
 fn cached<'a>(
-    cache: &'a mut Option<Cached>,
+    cache: &'a mut Option<Arc<Cached>>,
+    shared: &RwLock<Option<Arc<Cached>>>,
     registry: &BreakerRegistry,
     config: &BreakerConfig,
     route: &Route,
@@ -131,7 +136,29 @@ fn cached<'a>(
     {
         *cache = None;
     }
-    cache.get_or_insert_with(|| lookup(registry, config, route, credential))
+    cache.get_or_insert_with(|| shared_or_lookup(shared, registry, config, route, credential))
+}
+
+/// The key the clones of this service share if it matches, else a new lookup (then shared).
+#[cold]
+#[inline(never)]
+fn shared_or_lookup(
+    shared: &RwLock<Option<Arc<Cached>>>,
+    registry: &BreakerRegistry,
+    config: &BreakerConfig,
+    route: &Route,
+    credential: Option<&HeaderValue>,
+) -> Arc<Cached> {
+    let base = route.breaker_key();
+    {
+        let last = shared.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = last.as_ref().filter(|c| c.matches(base, credential)) {
+            return cached.clone();
+        }
+    }
+    let fresh = Arc::new(lookup(registry, config, route, credential));
+    *shared.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+    fresh
 }
 
 /// Builds the key of a request on `route` whose credential header holds `credential` (what
@@ -209,17 +236,18 @@ where
     #[inline]
     fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         let Some(intent) = request.extensions().get::<Intent>() else {
-            return ResponseFuture::failed(MissingExtension::INTENT);
+            return ResponseFuture::failed(&MissingExtension::INTENT);
         };
         if !intent.is_websocket() {
             return ResponseFuture::passthrough(self.inner.call(request));
         }
         let Some(route) = request.extensions().get::<Route>() else {
-            return ResponseFuture::failed(MissingExtension::ROUTE);
+            return ResponseFuture::failed(&MissingExtension::ROUTE);
         };
         let strict = route.mode() == TransportMode::WebSocket;
         let cached = cached(
             &mut self.cache,
+            &self.shared,
             &self.registry,
             &self.config,
             route,
@@ -972,6 +1000,56 @@ mod tests {
         let debug = format!("{:?}", h.service);
         assert!(!debug.contains("alice") && !debug.contains("k2"), "{debug}");
         assert!(debug.contains("from_credential_header"), "{debug}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clones_made_for_one_request_share_the_last_key() {
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        // Like axum's router: a never-called prototype, cloned for every request.
+        let prototype = h.service.clone();
+        let send = async |h: &mut Harness, request, outcome| {
+            h.service = prototype.clone();
+            h.exchange(request, outcome).await.0
+        };
+        send(
+            &mut h,
+            with_credential(&route, "Bearer sk-alice"),
+            Outcome::Fail(refused()),
+        )
+        .await;
+        let alice = send(
+            &mut h,
+            with_credential(&route, "Bearer sk-alice"),
+            Outcome::Http,
+        )
+        .await;
+        assert!(pinned(&alice));
+        let bob = send(
+            &mut h,
+            with_credential(&route, "Bearer sk-bob"),
+            Outcome::Ws,
+        )
+        .await;
+        assert_eq!(bob, Intent::WebSocket);
+        let nobody = send(&mut h, request(&route, Intent::WebSocket), Outcome::Ws).await;
+        assert_eq!(nobody, Intent::WebSocket);
+        let alice = send(
+            &mut h,
+            with_credential(&route, "Bearer sk-alice"),
+            Outcome::Http,
+        )
+        .await;
+        assert!(pinned(&alice), "back to alice's key");
+        assert_eq!(h.handle.snapshot().len(), 3);
+        // The prototype was never called, yet it holds the last key its clones used.
+        assert!(prototype.cache.is_none());
+        let shared = prototype.shared.read().unwrap();
+        let last = shared.as_ref().unwrap();
+        assert_eq!(
+            last.key,
+            route.breaker_key_for(with_credential(&route, "Bearer sk-alice").headers())
+        );
     }
 
     #[tokio::test(start_paused = true)]
