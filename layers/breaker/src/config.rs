@@ -261,6 +261,14 @@ impl BreakerConfigBuilder {
                 field: "open_duration",
             });
         }
+        for (field, value) in [
+            ("open_duration", self.base),
+            ("max_open_duration", self.cap),
+        ] {
+            if value > wsfirst_core::MAX_DURATION {
+                return Err(ConfigError::TooLong { field, value });
+            }
+        }
         if self.cap < self.base {
             return Err(ConfigError::CapBelowBase {
                 base: self.base,
@@ -335,6 +343,17 @@ mod tests {
                     .max_open_duration(Duration::from_secs(59))
             ),
             "max_open_duration"
+        );
+        assert_eq!(
+            field(b().max_open_duration(Duration::MAX)),
+            "max_open_duration"
+        );
+        assert_eq!(
+            field(
+                b().open_duration(Duration::MAX)
+                    .max_open_duration(Duration::MAX)
+            ),
+            "open_duration"
         );
         assert_eq!(field(b().jitter(1.5)), "jitter");
         assert_eq!(field(b().half_open_probes(0)), "half_open_probes");

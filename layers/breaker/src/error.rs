@@ -35,6 +35,14 @@ pub enum ConfigError {
         /// The largest value supported.
         max: u64,
     },
+    /// A duration is longer than any wsfirst setting accepts
+    /// ([`wsfirst_core::MAX_DURATION`], 100 years): it would overflow the clock.
+    TooLong {
+        /// The builder field.
+        field: &'static str,
+        /// The value given.
+        value: std::time::Duration,
+    },
     /// The maximum open duration is shorter than the base open duration.
     CapBelowBase {
         /// The base open duration.
@@ -57,7 +65,8 @@ impl ConfigError {
         match self {
             ConfigError::Zero { field }
             | ConfigError::OutOfRange { field, .. }
-            | ConfigError::TooLarge { field, .. } => field,
+            | ConfigError::TooLarge { field, .. }
+            | ConfigError::TooLong { field, .. } => field,
             ConfigError::CapBelowBase { .. } => "max_open_duration",
             ConfigError::WindowBelowMinCalls { .. } => "window",
         }
@@ -75,6 +84,11 @@ impl fmt::Display for ConfigError {
             ConfigError::TooLarge { field, value, max } => {
                 write!(f, "{field} must be at most {max}, got {value}")
             }
+            ConfigError::TooLong { field, value } => write!(
+                f,
+                "{field} must be at most {:?} (100 years), got {value:?}",
+                wsfirst_core::MAX_DURATION
+            ),
             ConfigError::CapBelowBase { base, cap } => write!(
                 f,
                 "max_open_duration ({cap:?}) must not be shorter than open_duration ({base:?})"

@@ -276,7 +276,8 @@ impl BreakerHandle {
 
     /// Pins `key` to HTTP for `duration`, or until [`unpin`](Self::unpin)ned when `None`. The key
     /// is created if the registry does not have it yet. When a timed pin ends the key goes
-    /// half-open and probes as after a trip.
+    /// half-open and probes as after a trip. Durations over [`wsfirst_core::MAX_DURATION`]
+    /// (100 years) are cut to it.
     pub fn pin(&self, key: &BreakerKey, duration: Option<Duration>) {
         self.registry
             .slot_for(key, None)

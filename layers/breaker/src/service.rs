@@ -1097,6 +1097,16 @@ mod tests {
         assert!(!h.handle.unpin(&key), "already closed");
         assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
 
+        // An absurd duration does not overflow the clock: it is cut to 100 years.
+        h.handle.pin(&key, Some(Duration::MAX));
+        let snapshot = h.only();
+        assert_eq!(
+            snapshot.until,
+            Some(Instant::now() + wsfirst_core::MAX_DURATION)
+        );
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        assert!(h.handle.unpin(&key));
+
         // Pinned for a while: then half-open as after a trip.
         h.handle.pin(&key, Some(Duration::from_secs(10)));
         assert!(pinned(&h.ws(&route, Outcome::Http).await));

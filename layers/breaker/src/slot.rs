@@ -321,7 +321,8 @@ impl Machine {
     }
 
     fn pin(&mut self, now: Instant, duration: Option<Duration>) -> Option<Transition> {
-        self.until = duration.map(|d| now + d);
+        // Clamped so that no duration can overflow the clock.
+        self.until = duration.map(|d| now + d.min(wsfirst_core::MAX_DURATION));
         self.manual = true;
         self.transition(BreakerState::Open, now, None)
     }
