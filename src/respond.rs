@@ -5,7 +5,6 @@ use std::{
     error::Error,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -34,7 +33,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Stack { #[pin] future: F },
-        Failed { error: Option<Arc<BoxError>> },
+        Failed { error: Option<BoxError> },
     }
 }
 
@@ -45,7 +44,7 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn failed(error: Arc<BoxError>) -> Self {
+    pub(crate) fn failed(error: BoxError) -> Self {
         Self {
             kind: Kind::Failed { error: Some(error) },
         }
@@ -73,7 +72,7 @@ where
                 Err(error) => error_response(&*error),
             },
             KindProj::Failed { error } => match error.take() {
-                Some(error) => error_response(&**error),
+                Some(error) => error_response(&*error),
                 None => error_response(&PolledAfterCompletion),
             },
         };

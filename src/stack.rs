@@ -256,11 +256,23 @@ impl RouteOptions {
 ///
 /// Responses carry `x-wsfirst-transport` (`websocket` / `http`) and `x-wsfirst-reason` headers
 /// and the [`Served`](wsfirst_core::Served) extension. `Clone + Send + Sync + 'static`.
-#[derive(Clone)]
 pub struct RouteService {
     route: Route,
     inner: Stack,
-    not_ready: Option<Arc<BoxError>>,
+    /// A readiness error of the stack, answered by the next `call` (the router needs an
+    /// infallible service).
+    not_ready: Option<BoxError>,
+}
+
+impl Clone for RouteService {
+    fn clone(&self) -> Self {
+        // A clone must be polled ready on its own, so it starts without the pending error.
+        Self {
+            route: self.route.clone(),
+            inner: self.inner.clone(),
+            not_ready: None,
+        }
+    }
 }
 
 impl RouteService {
@@ -306,7 +318,7 @@ where
         match Service::<Request<B>>::poll_ready(&mut self.inner, cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(error)) => {
-                self.not_ready = Some(Arc::new(error));
+                self.not_ready = Some(error);
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => Poll::Pending,
