@@ -172,8 +172,9 @@ impl Drop for Inner {
 /// A key costs about 550 bytes (its 384-byte state behind an `Arc`, its map entry and the shared
 /// key), plus one bit per sliding-window attempt rounded up to 8 bytes (8 bytes for the default
 /// window of 20), plus the key's text and the last failure's message. Keys idle for the idle
-/// timeout (default 1 hour) are evicted when they are closed (or their automatic pin has
-/// expired); keys pinned by hand and keys half-open are kept. A sweep runs when a new key is added
+/// timeout (default 1 hour) are evicted when they are closed, their automatic pin has expired,
+/// or they are half-open with no probe in flight; keys pinned by hand and keys with a probe in
+/// flight are kept. A sweep runs when a new key is added
 /// and the last sweep is at least half the idle timeout old, or on
 /// [`BreakerHandle::evict_idle`]. Eviction drops the registry's reference to the key's state,
 /// which is freed as soon as the last request in flight for that key ends (outcomes of those
@@ -303,23 +304,20 @@ impl BreakerRegistry {
     fn sweep_locked(&self, map: &mut Map, now: Instant) -> usize {
         map.last_sweep = now;
         let idle = self.inner.shared.idle_timeout;
-        let mut evicted = Vec::new();
-        for (key, entry) in &mut map.entries {
+        let before = map.entries.len();
+        map.entries.retain(|key, entry| {
             if entry.slot.take_used() {
                 entry.last_seen = now;
-            } else if now.saturating_duration_since(entry.last_seen) >= idle
-                && entry.slot.evictable(now)
-            {
-                evicted.push(key.clone());
+                return true;
             }
-        }
-        for key in &evicted {
-            if let Some(entry) = map.entries.remove(key) {
+            let evicted = now.saturating_duration_since(entry.last_seen) >= idle
+                && entry.slot.retire_if_evictable(now);
+            if evicted {
                 tracing::debug!(key = %key, "idle breaker key evicted");
-                entry.slot.retire();
             }
-        }
-        evicted.len()
+            !evicted
+        });
+        before - map.entries.len()
     }
 }
 

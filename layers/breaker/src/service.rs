@@ -1285,6 +1285,41 @@ mod tests {
         assert!(gauge[0].1.contains("0.0"), "closed again: {gauge:?}");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_half_open_key_without_probes_is_evicted() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
+            .with_registry(registry.clone());
+        let mut h = Harness::with_layer(layer);
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        advance(Duration::from_secs(30)).await;
+        // A probe still in flight keeps the key...
+        let probe = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, send) = h.upstream.next_request().await.unwrap();
+        assert_eq!(h.handle.evict_idle(), 0, "used since the last sweep");
+        advance(Duration::from_secs(60)).await;
+        assert_eq!(h.handle.evict_idle(), 0, "a probe is in flight");
+        // ...but once its caller gave up, nothing holds the half-open key: a stream of distinct
+        // credentials doing this must not grow the registry without bound.
+        drop((probe, send));
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::HalfOpen);
+        assert_eq!(snapshot.probes_in_flight, 0);
+        assert_eq!(h.handle.evict_idle(), 1);
+        assert!(registry.is_empty());
+        // The service recovers with a fresh key.
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn half_open_admits_exactly_k_of_64_concurrent_requests() {
         use std::sync::atomic::{AtomicUsize, Ordering};

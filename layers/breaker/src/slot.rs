@@ -344,14 +344,6 @@ impl Machine {
         }
         self.transition(BreakerState::Closed, now, None)
     }
-
-    fn evictable(&self, now: Instant) -> bool {
-        match self.state {
-            BreakerState::Closed => true,
-            BreakerState::Open => !self.manual && self.until.is_some_and(|until| now >= until),
-            BreakerState::HalfOpen => false,
-        }
-    }
 }
 
 /// One key's breaker.
@@ -647,8 +639,40 @@ impl Slot {
         self.with(|m| ((), m.reset(now)));
     }
 
-    pub(crate) fn evictable(&self, now: Instant) -> bool {
-        self.lock().evictable(now)
+    /// Retires the slot if nothing needs it kept: closed, open with an automatic pin that has
+    /// ended, or half-open with no probe in flight (a pin by hand, an automatic pin still running
+    /// and probes in flight keep it). Returns whether it did.
+    ///
+    /// The check and the retirement happen under the key's lock, so no transition lands between
+    /// them; a half-open key first takes every free probe slot by compare-and-swap, so no probe
+    /// is admitted on a key as it is evicted.
+    pub(crate) fn retire_if_evictable(&self, now: Instant) -> bool {
+        let mut m = self.lock();
+        let evictable = match m.state {
+            BreakerState::Closed => true,
+            BreakerState::Open => !m.manual && m.until.is_some_and(|until| now >= until),
+            BreakerState::HalfOpen => {
+                let word = self.hot.word.load(Ordering::Acquire);
+                generation_of(word) == m.generation
+                    && free_probes(word) == m.config.inner.probes
+                    && self
+                        .hot
+                        .word
+                        .compare_exchange(
+                            word,
+                            word & !PROBE_MASK,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+            }
+        };
+        if evictable {
+            m.retired = true;
+            m.generation = m.generation.wrapping_add(1);
+            self.publish(&m, true);
+        }
+        evictable
     }
 
     pub(crate) fn snapshot(&self, now: Instant) -> KeySnapshot {
