@@ -1320,6 +1320,55 @@ mod tests {
         assert_eq!(h.state(), BreakerState::Closed);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_late_probe_does_not_report_its_body_to_the_next_closed_state() {
+        let route = route(TransportMode::Auto);
+        let (mock, mut upstream) = mock::pair::<Request<()>, Response<Scripted>>();
+        let config = config()
+            .consecutive_failures(1)
+            .no_failure_rate()
+            .half_open_probes(2)
+            .build()
+            .unwrap();
+        let layer = CircuitBreakerLayer::new(config);
+        let handle = layer.handle();
+        let mut service = layer.layer(mock);
+        let future = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, send) = upstream.next_request().await.unwrap();
+        send.send_error(refused());
+        future.await.unwrap_err();
+        advance(Duration::from_secs(30)).await;
+        // Two probes go out; the first to get its first event closes the key.
+        let first = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, send_first) = upstream.next_request().await.unwrap();
+        let second = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (seen, send_second) = upstream.next_request().await.unwrap();
+        assert_eq!(seen.extensions().get::<Intent>(), Some(&Intent::WebSocket));
+        send_first.send_response(mid_stream(vec![data()]));
+        first.await.unwrap().into_body().collect().await.unwrap();
+        assert_eq!(handle.snapshot()[0].state, BreakerState::Closed);
+        // The other probe was admitted in the half-open state: its stream failing later is not
+        // an outcome of the new closed state.
+        send_second.send_response(mid_stream(vec![data(), Err("reset".into())]));
+        let body = second.await.unwrap().into_body();
+        body.collect().await.unwrap_err();
+        let snapshot = handle.snapshot().remove(0);
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.consecutive_failures, 0);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn half_open_admits_exactly_k_of_64_concurrent_requests() {
         use std::sync::atomic::{AtomicUsize, Ordering};

@@ -575,11 +575,13 @@ impl Slot {
     }
 
     /// A probe or strict request saw the first event. Returns the generation to report later
-    /// outcomes (of the same response's body) against, if the key is now closed.
+    /// outcomes (of the same response's body) against, if this closed the key. A request
+    /// admitted before another one closed it gets none: its body's end is not an outcome of the
+    /// new closed state.
     pub(crate) fn healthy(&self, generation: u32, now: Instant, strict: bool) -> Option<u32> {
         self.with(|m| {
             let transition = m.healthy(generation, now, strict);
-            let generation = (m.state == BreakerState::Closed).then_some(m.generation);
+            let generation = transition.as_ref().map(|_| m.generation);
             (generation, transition)
         })
     }
