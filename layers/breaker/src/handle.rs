@@ -291,8 +291,8 @@ impl BreakerHandle {
             .is_some_and(|slot| slot.unpin(Instant::now()))
     }
 
-    /// Closes `key` and forgets its counts, trips and last failure. Returns whether the registry
-    /// has the key.
+    /// Closes `key` and forgets its counts, trips and last failure; outcomes of requests admitted
+    /// before the reset are ignored. Returns whether the registry has the key.
     pub fn reset(&self, key: &BreakerKey) -> bool {
         match self.registry.existing(key) {
             Some(slot) => {

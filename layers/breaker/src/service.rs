@@ -1369,6 +1369,28 @@ mod tests {
         assert_eq!(snapshot.consecutive_failures, 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_admitted_before_a_reset_are_ignored() {
+        let mut h = Harness::new(config().consecutive_failures(2).build().unwrap());
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        let slow = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let (_, slow_send) = h.upstream.next_request().await.unwrap();
+        assert!(h.handle.reset(route.breaker_key()));
+        slow_send.send_error(refused());
+        slow.await.unwrap_err();
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.consecutive_failures, 0);
+        assert_eq!(snapshot.window_calls, 0);
+        assert!(snapshot.last_failure.is_none());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn half_open_admits_exactly_k_of_64_concurrent_requests() {
         use std::sync::atomic::{AtomicUsize, Ordering};

@@ -340,6 +340,8 @@ impl Machine {
         if self.state == BreakerState::Closed {
             self.clear_counts();
             self.since = now;
+            // Outcomes of requests admitted before the reset are not counted after it.
+            self.generation = self.generation.wrapping_add(1);
             return None;
         }
         self.transition(BreakerState::Closed, now, None)
