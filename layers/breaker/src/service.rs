@@ -1391,6 +1391,26 @@ mod tests {
         assert!(snapshot.last_failure.is_none());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn pins_set_centuries_after_the_registry_started_keep_their_deadline() {
+        const YEAR: u64 = 365 * 24 * 3600;
+        let mut h = Harness::new(config().build().unwrap());
+        let route = route(TransportMode::Auto);
+        let key = route.breaker_key().clone();
+        h.ws(&route, Outcome::Ws).await;
+        advance(Duration::from_secs(490 * YEAR)).await;
+        h.handle.pin(&key, Some(wsfirst_core::MAX_DURATION));
+        let until = h.only().until;
+        assert!(until.is_some());
+        let seen = h.ws(&route, Outcome::Http).await;
+        assert_eq!(seen, Intent::Http(HttpReason::Pinned { until }));
+        advance(Duration::from_secs(99 * YEAR)).await;
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        advance(wsfirst_core::MAX_DURATION).await;
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn half_open_admits_exactly_k_of_64_concurrent_requests() {
         use std::sync::atomic::{AtomicUsize, Ordering};

@@ -41,6 +41,9 @@ const PROBE_MASK: u64 = 0xFFFF << PROBE_SHIFT;
 const GEN_SHIFT: u32 = 32;
 /// `until` value of a key pinned until unpinned.
 const FOREVER: u64 = u64::MAX;
+/// `until` value of a deadline too far from the registry's epoch to count in nanoseconds (over
+/// 584 years): the machine holds the real one.
+const FAR: u64 = FOREVER - 1;
 
 fn generation_of(word: u64) -> u32 {
     (word >> GEN_SHIFT) as u32
@@ -458,7 +461,7 @@ impl Slot {
         let until = match m.until {
             Some(until) => {
                 u64::try_from(until.saturating_duration_since(m.shared.epoch).as_nanos())
-                    .unwrap_or(FOREVER - 1)
+                    .map_or(FAR, |nanos| nanos.min(FAR))
             }
             None => FOREVER,
         };
@@ -521,7 +524,22 @@ impl Slot {
                             Admission::Pinned { until }
                         };
                     }
-                    self.with(|m| ((), m.begin_half_open(generation, now)));
+                    // Due: go half-open, unless the key's own deadline says it is not (then it
+                    // stays pinned rather than looking again forever).
+                    let not_due = self.with(|m| {
+                        let transition = m.begin_half_open(generation, now);
+                        let not_due = transition.is_none()
+                            && m.generation == generation
+                            && m.state == BreakerState::Open;
+                        (not_due.then_some(m.until), transition)
+                    });
+                    if let Some(until) = not_due {
+                        return if strict {
+                            Admission::Observe { generation }
+                        } else {
+                            Admission::Pinned { until }
+                        };
+                    }
                     word = self.hot.word.load(Ordering::Acquire);
                 }
                 HALF_OPEN => {
@@ -551,6 +569,7 @@ impl Slot {
     fn deadline(&self) -> Option<Instant> {
         match self.hot.until.load(Ordering::Acquire) {
             FOREVER => None,
+            FAR => self.lock().until,
             nanos => Some(self.epoch + Duration::from_nanos(nanos)),
         }
     }
