@@ -51,7 +51,8 @@
 //! | a request routed around an open key, a probe admitted | DEBUG | `key` |
 //! | an idle key evicted | DEBUG | `key` |
 //!
-//! Metrics (`metrics`): `wsfirst_breaker_state{key}` (0 closed, 1 open, 2 half-open),
+//! Metrics (`metrics`): `wsfirst_breaker_state{key}` (0 closed, 1 open, 2 half-open; set on
+//! each transition, and back to 0 when an open or half-open key is evicted),
 //! `wsfirst_breaker_transitions_total{from,to}` and
 //! `wsfirst_breaker_pinned_requests_total{provider}`. An optional callback sees every
 //! transition: [`BreakerRegistryBuilder::on_transition`].

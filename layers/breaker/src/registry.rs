@@ -310,12 +310,19 @@ impl BreakerRegistry {
                 entry.last_seen = now;
                 return true;
             }
-            let evicted = now.saturating_duration_since(entry.last_seen) >= idle
-                && entry.slot.retire_if_evictable(now);
-            if evicted {
-                tracing::debug!(key = %key, "idle breaker key evicted");
+            if now.saturating_duration_since(entry.last_seen) < idle {
+                return true;
             }
-            !evicted
+            let Some(state) = entry.slot.retire_if_evictable(now) else {
+                return true;
+            };
+            tracing::debug!(key = %key, "idle breaker key evicted");
+            if state != BreakerState::Closed {
+                // The key starts closed if it comes back; its gauge must not say open forever.
+                metrics::gauge!("wsfirst_breaker_state", "key" => key.to_string())
+                    .set(BreakerState::Closed.gauge_value());
+            }
+            false
         });
         before - map.entries.len()
     }

@@ -1411,6 +1411,40 @@ mod tests {
         assert_eq!(h.state(), BreakerState::Closed);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn evicting_an_open_key_sets_its_state_gauge_back_to_closed() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
+            .with_registry(registry.clone());
+        let mut h = Harness::with_layer(layer);
+        let route = route(TransportMode::Auto);
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let gauge = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .find(|(key, ..)| key.key().name() == "wsfirst_breaker_state")
+                .map(|(.., value)| format!("{value:?}"))
+        };
+        // The trip sets the gauge to 1 (read only once, at the end: a snapshot zeroes gauges).
+        h.ws(&route, Outcome::Fail(refused())).await;
+        assert_eq!(h.state(), BreakerState::Open);
+        // Nobody comes back: the expired pin is evicted with its key.
+        h.handle.evict_idle();
+        advance(Duration::from_secs(60)).await;
+        assert_eq!(h.handle.evict_idle(), 1);
+        assert_eq!(
+            gauge().as_deref(),
+            Some("Gauge(0.0)"),
+            "an evicted key is not shown open forever"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn half_open_admits_exactly_k_of_64_concurrent_requests() {
         use std::sync::atomic::{AtomicUsize, Ordering};

@@ -664,12 +664,12 @@ impl Slot {
 
     /// Retires the slot if nothing needs it kept: closed, open with an automatic pin that has
     /// ended, or half-open with no probe in flight (a pin by hand, an automatic pin still running
-    /// and probes in flight keep it). Returns whether it did.
+    /// and probes in flight keep it). Returns the state it was retired in, if it was.
     ///
     /// The check and the retirement happen under the key's lock, so no transition lands between
     /// them; a half-open key first takes every free probe slot by compare-and-swap, so no probe
     /// is admitted on a key as it is evicted.
-    pub(crate) fn retire_if_evictable(&self, now: Instant) -> bool {
+    pub(crate) fn retire_if_evictable(&self, now: Instant) -> Option<BreakerState> {
         let mut m = self.lock();
         let evictable = match m.state {
             BreakerState::Closed => true,
@@ -695,7 +695,7 @@ impl Slot {
             m.generation = m.generation.wrapping_add(1);
             self.publish(&m, true);
         }
-        evictable
+        evictable.then_some(m.state)
     }
 
     pub(crate) fn snapshot(&self, now: Instant) -> KeySnapshot {
