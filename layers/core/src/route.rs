@@ -216,8 +216,8 @@ enum CredentialSource {
 pub struct Route(Arc<RouteInner>);
 
 struct RouteInner {
-    provider: Box<str>,
-    api: Box<str>,
+    provider: Arc<str>,
+    api: Arc<str>,
     ws_url: Option<Uri>,
     http_url: Uri,
     mode: TransportMode,
@@ -247,6 +247,17 @@ impl Route {
     /// The API id, such as `openai-responses`.
     pub fn api(&self) -> &str {
         &self.0.api
+    }
+
+    /// The provider id, shared: a label value for `metrics` (`Arc<str>` converts into a
+    /// `SharedString` without copying), so recording a metric per request does not allocate it.
+    pub fn provider_shared(&self) -> Arc<str> {
+        Arc::clone(&self.0.provider)
+    }
+
+    /// The API id, shared; see [`Route::provider_shared`].
+    pub fn api_shared(&self) -> Arc<str> {
+        Arc::clone(&self.0.api)
     }
 
     /// The upstream's WebSocket URL, if it has one.

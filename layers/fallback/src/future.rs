@@ -366,7 +366,7 @@ impl<S> Candidate<S> {
         );
         metrics::counter!(
             "wsfirst_fallbacks_total",
-            "provider" => route.provider().to_owned(),
+            "provider" => route.provider_shared(),
             "cause" => cause,
             "phase" => phase,
         )
