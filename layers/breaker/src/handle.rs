@@ -279,27 +279,58 @@ impl BreakerHandle {
     /// half-open and probes as after a trip. Durations over [`wsfirst_core::MAX_DURATION`]
     /// (100 years) are cut to it.
     pub fn pin(&self, key: &BreakerKey, duration: Option<Duration>) {
-        self.registry
-            .slot_for(key, None)
-            .pin(Instant::now(), duration);
+        self.pin_with(key, duration, || {});
+    }
+
+    /// [`pin`](Self::pin), calling `between` after each look-up of the key (tests sweep there).
+    fn pin_with(&self, key: &BreakerKey, duration: Option<Duration>, mut between: impl FnMut()) {
+        // A sweep may evict the key between the look-up and the pin: the evicted copy refuses
+        // the pin and the key is looked up (created) again.
+        loop {
+            let slot = self.registry.slot_for(key, None);
+            between();
+            if slot.pin(Instant::now(), duration) {
+                return;
+            }
+        }
     }
 
     /// Closes `key` if it is open or half-open (its trip count is kept). Returns whether it was.
     pub fn unpin(&self, key: &BreakerKey) -> bool {
-        self.registry
-            .existing(key)
-            .is_some_and(|slot| slot.unpin(Instant::now()))
+        self.unpin_with(key, || {})
+    }
+
+    /// [`unpin`](Self::unpin), calling `between` after each look-up of the key.
+    fn unpin_with(&self, key: &BreakerKey, mut between: impl FnMut()) -> bool {
+        loop {
+            let Some(slot) = self.registry.existing(key) else {
+                return false;
+            };
+            between();
+            // `None`: evicted after the look-up, look again.
+            if let Some(was_open) = slot.unpin(Instant::now()) {
+                return was_open;
+            }
+        }
     }
 
     /// Closes `key` and forgets its counts, trips and last failure; outcomes of requests admitted
     /// before the reset are ignored. Returns whether the registry has the key.
     pub fn reset(&self, key: &BreakerKey) -> bool {
-        match self.registry.existing(key) {
-            Some(slot) => {
-                slot.reset(Instant::now());
-                true
+        self.reset_with(key, || {})
+    }
+
+    /// [`reset`](Self::reset), calling `between` after each look-up of the key.
+    fn reset_with(&self, key: &BreakerKey, mut between: impl FnMut()) -> bool {
+        loop {
+            let Some(slot) = self.registry.existing(key) else {
+                return false;
+            };
+            between();
+            // `false`: evicted after the look-up, look again.
+            if slot.reset(Instant::now()) {
+                return true;
             }
-            None => false,
         }
     }
 
@@ -315,5 +346,86 @@ impl BreakerHandle {
     /// new keys are added). Returns how many were evicted.
     pub fn evict_idle(&self) -> usize {
         self.registry.sweep(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::advance;
+    use wsfirst_core::{FailureKind, Phase};
+
+    use super::*;
+    use crate::slot::Admission;
+
+    const IDLE: Duration = Duration::from_secs(60);
+
+    /// A registry with one idle key that the next sweep evicts, put in `state` first.
+    async fn idle_key(state: BreakerState) -> (BreakerRegistry, BreakerKey) {
+        let registry = BreakerRegistry::builder().idle_timeout(IDLE).build();
+        let key = BreakerKey::new("p", "wss://p", None);
+        let slot = registry.slot_for(&key, None);
+        if state == BreakerState::HalfOpen {
+            // Tripped at once (not a WebSocket endpoint), the pin ended, then a probe gave its
+            // slot back.
+            let Admission::Closed { generation } = slot.admit(false) else {
+                panic!("expected a closed key");
+            };
+            let not_ws = WsFailure::new(
+                Phase::Handshake,
+                FailureKind::UpgradeStatus {
+                    status: http::StatusCode::NOT_FOUND,
+                    body: Default::default(),
+                },
+            );
+            slot.closed_failure(generation, &not_ws, Instant::now());
+            advance(Duration::from_secs(3600)).await;
+            let Admission::Probe { generation } = slot.admit(false) else {
+                panic!("expected a probe");
+            };
+            slot.release_probe(generation);
+        }
+        assert_eq!(registry.handle().get(&key).unwrap().state, state);
+        // The first sweep clears the key's "used" mark, the next one after the idle timeout
+        // evicts it.
+        registry.sweep(Instant::now());
+        advance(IDLE).await;
+        (registry, key)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pin_is_not_lost_to_a_sweep_between_look_up_and_pin() {
+        let (registry, key) = idle_key(BreakerState::Closed).await;
+        let handle = registry.handle();
+        let mut evicted = 0;
+        handle.pin_with(&key, Some(Duration::from_secs(600)), || {
+            if evicted == 0 {
+                evicted = registry.sweep(Instant::now());
+            }
+        });
+        assert_eq!(evicted, 1, "the sweep evicted the key after the look-up");
+        let snapshot = handle.get(&key).expect("the pinned key is in the registry");
+        assert_eq!(snapshot.state, BreakerState::Open);
+        assert!(snapshot.pinned_by_hand);
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unpin_and_reset_act_on_the_key_the_registry_has_now() {
+        // The sweep evicts the half-open key after the look-up: there is nothing left to unpin.
+        let (registry, key) = idle_key(BreakerState::HalfOpen).await;
+        let handle = registry.handle();
+        let mut evicted = 0;
+        let unpinned = handle.unpin_with(&key, || evicted += registry.sweep(Instant::now()));
+        assert_eq!(evicted, 1);
+        assert!(!unpinned, "an evicted key was not unpinned");
+
+        // Same for a reset: it says whether the registry has the key, and it no longer has it.
+        let (registry, key) = idle_key(BreakerState::Closed).await;
+        let handle = registry.handle();
+        let mut evicted = 0;
+        let reset = handle.reset_with(&key, || evicted += registry.sweep(Instant::now()));
+        assert_eq!(evicted, 1);
+        assert!(!reset, "an evicted key was not reset");
+        assert!(registry.is_empty());
     }
 }

@@ -647,19 +647,37 @@ impl Slot {
         }
     }
 
-    pub(crate) fn pin(&self, now: Instant, duration: Option<Duration>) {
-        self.with(|m| ((), m.pin(now, duration)));
-    }
-
-    pub(crate) fn unpin(&self, now: Instant) -> bool {
+    /// Pins the key by hand. Returns `false`, changing nothing, if the slot was retired (the
+    /// caller looks the key up again: a pin on an evicted copy would be lost).
+    pub(crate) fn pin(&self, now: Instant, duration: Option<Duration>) -> bool {
         self.with(|m| {
-            let transition = m.unpin(now);
-            (transition.is_some(), transition)
+            if m.retired {
+                return (false, None);
+            }
+            (true, m.pin(now, duration))
         })
     }
 
-    pub(crate) fn reset(&self, now: Instant) {
-        self.with(|m| ((), m.reset(now)));
+    /// Closes the key; returns whether it was open or half-open, or `None`, changing nothing, if
+    /// the slot was retired.
+    pub(crate) fn unpin(&self, now: Instant) -> Option<bool> {
+        self.with(|m| {
+            if m.retired {
+                return (None, None);
+            }
+            let transition = m.unpin(now);
+            (Some(transition.is_some()), transition)
+        })
+    }
+
+    /// Resets the key. Returns `false`, changing nothing, if the slot was retired.
+    pub(crate) fn reset(&self, now: Instant) -> bool {
+        self.with(|m| {
+            if m.retired {
+                return (false, None);
+            }
+            (true, m.reset(now))
+        })
     }
 
     /// Retires the slot if nothing needs it kept: closed, open with an automatic pin that has
