@@ -84,7 +84,9 @@ pub struct Transition {
     /// Until when the key is pinned (open: `None` when pinned by hand until unpinned;
     /// half-open: the deadline that ended the pin).
     pub until: Option<Instant>,
-    /// Whether the key was pinned by hand (through a [`BreakerHandle`]).
+    /// Whether the key is pinned by hand (through a [`BreakerHandle`]) after the transition;
+    /// only ever `true` when `to` is open (a pin by hand ends with its period: the key goes
+    /// half-open and probes as after a trip).
     pub manual: bool,
 }
 
@@ -143,7 +145,9 @@ pub struct KeySnapshot {
     /// Open: seconds left until a probe may try the WebSocket (`None` when pinned until
     /// unpinned, or not open).
     pub until_secs: Option<f64>,
-    /// Whether the key was pinned by hand.
+    /// Whether the key is pinned by hand now: open through [`BreakerHandle::pin`] and the pin's
+    /// period (if any) not over. A half-open key is never pinned by hand, and a strict request's
+    /// success closes it like a probe's.
     pub pinned_by_hand: bool,
     /// Counted failures in a row (closed).
     pub consecutive_failures: u32,
@@ -275,8 +279,9 @@ impl BreakerHandle {
     }
 
     /// Pins `key` to HTTP for `duration`, or until [`unpin`](Self::unpin)ned when `None`. The key
-    /// is created if the registry does not have it yet. When a timed pin ends the key goes
-    /// half-open and probes as after a trip. Durations over [`wsfirst_core::MAX_DURATION`]
+    /// is created if the registry does not have it yet. When a timed pin ends it is no longer
+    /// pinned by hand: the key goes half-open and probes as after a trip (a strict request's
+    /// success closes it too), and an idle key can be evicted. Durations over [`wsfirst_core::MAX_DURATION`]
     /// (100 years) are cut to it.
     pub fn pin(&self, key: &BreakerKey, duration: Option<Duration>) {
         self.pin_with(key, duration, || {});

@@ -172,9 +172,10 @@ impl Drop for Inner {
 /// A key costs about 550 bytes (its 384-byte state behind an `Arc`, its map entry and the shared
 /// key), plus one bit per sliding-window attempt rounded up to 8 bytes (8 bytes for the default
 /// window of 20), plus the key's text and the last failure's message. Keys idle for the idle
-/// timeout (default 1 hour) are evicted when they are closed, their automatic pin has expired,
-/// or they are half-open with no probe in flight; keys pinned by hand and keys with a probe in
-/// flight are kept. A sweep runs when a new key is added
+/// timeout (default 1 hour) are evicted when they are closed, their pin (automatic or by hand
+/// for a period) has expired, or they are half-open with no probe in flight; keys whose pin is
+/// still running (including pins by hand until unpinned) and keys with a probe in flight are
+/// kept. A sweep runs when a new key is added
 /// and the last sweep is at least half the idle timeout old, or on
 /// [`BreakerHandle::evict_idle`]. Eviction drops the registry's reference to the key's state,
 /// which is freed as soon as the last request in flight for that key ends (outcomes of those

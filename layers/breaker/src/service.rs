@@ -1128,6 +1128,49 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_timed_pin_by_hand_ends_with_its_period() {
+        let mut h = Harness::new(config().build().unwrap());
+        let auto = route(TransportMode::Auto);
+        let strict = route(TransportMode::WebSocket);
+        h.handle
+            .pin(auto.breaker_key(), Some(Duration::from_secs(10)));
+        assert!(h.only().pinned_by_hand);
+        advance(Duration::from_secs(10)).await;
+        // Over, even before a request moves the key to half-open.
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::Open);
+        assert!(!snapshot.pinned_by_hand);
+        // Half-open probes as after a trip (an ignored probe failure keeps it half-open).
+        assert_eq!(
+            h.ws(&auto, Outcome::Fallback(upgrade(429))).await,
+            Intent::WebSocket
+        );
+        let snapshot = h.only();
+        assert_eq!(snapshot.state, BreakerState::HalfOpen);
+        assert!(!snapshot.pinned_by_hand);
+        // A strict success closes it, as it would close any half-open key.
+        assert_eq!(h.ws(&strict, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_key_whose_timed_pin_by_hand_ended_is_evicted() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let handle = registry.handle();
+        let timed = BreakerKey::new("timed", "wss://timed", None);
+        let forever = BreakerKey::new("forever", "wss://forever", None);
+        handle.pin(&timed, Some(Duration::from_secs(10)));
+        handle.pin(&forever, None);
+        handle.evict_idle(); // clears the "used" marks
+        advance(Duration::from_secs(60)).await;
+        assert_eq!(handle.evict_idle(), 1);
+        assert!(handle.get(&timed).is_none());
+        assert!(handle.get(&forever).unwrap().pinned_by_hand);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn late_outcomes_of_an_earlier_state_are_ignored() {
         let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);

@@ -171,6 +171,15 @@ impl Machine {
         self.consecutive = 0;
     }
 
+    /// Whether the key is pinned by hand now: open by hand, and the pin's period (if it has one)
+    /// not over. An ended pin by hand is no longer one even before a request moves the key to
+    /// half-open.
+    fn pinned_by_hand(&self, now: Instant) -> bool {
+        self.manual
+            && self.state == BreakerState::Open
+            && self.until.is_none_or(|until| now < until)
+    }
+
     fn dirty(&self) -> bool {
         self.state == BreakerState::Closed
             && (self.consecutive > 0 || self.window.as_ref().is_some_and(Window::needs_success))
@@ -196,6 +205,9 @@ impl Machine {
         // Half-open keeps the deadline that ended the pin, for snapshots and pinned requests.
         if to == BreakerState::Closed {
             self.until = None;
+        }
+        // A pin by hand lasts while the key is open: half-open probes as after a trip.
+        if to != BreakerState::Open {
             self.manual = false;
         }
         self.clear_counts();
@@ -290,7 +302,7 @@ impl Machine {
     fn healthy(&mut self, generation: u32, now: Instant, strict: bool) -> Option<Transition> {
         if generation != self.generation
             || self.state == BreakerState::Closed
-            || (strict && self.manual)
+            || (strict && self.pinned_by_hand(now))
         {
             return None;
         }
@@ -680,9 +692,9 @@ impl Slot {
         })
     }
 
-    /// Retires the slot if nothing needs it kept: closed, open with an automatic pin that has
-    /// ended, or half-open with no probe in flight (a pin by hand, an automatic pin still running
-    /// and probes in flight keep it). Returns the state it was retired in, if it was.
+    /// Retires the slot if nothing needs it kept: closed, open with a pin (automatic or by hand)
+    /// that has ended, or half-open with no probe in flight (a pin still running, including one by
+    /// hand until unpinned, and probes in flight keep it). Returns the state it was retired in, if it was.
     ///
     /// The check and the retirement happen under the key's lock, so no transition lands between
     /// them; a half-open key first takes every free probe slot by compare-and-swap, so no probe
@@ -691,7 +703,8 @@ impl Slot {
         let mut m = self.lock();
         let evictable = match m.state {
             BreakerState::Closed => true,
-            BreakerState::Open => !m.manual && m.until.is_some_and(|until| now >= until),
+            // A pin by hand until unpinned has no deadline; one for a period ends like any pin.
+            BreakerState::Open => m.until.is_some_and(|until| now >= until),
             BreakerState::HalfOpen => {
                 let word = self.hot.word.load(Ordering::Acquire);
                 generation_of(word) == m.generation
@@ -739,7 +752,7 @@ impl Slot {
             m.state,
             m.since,
             m.until,
-            m.manual,
+            m.pinned_by_hand(now),
             m.consecutive,
             window_calls,
             window_failures,
