@@ -14,7 +14,11 @@
 //! - **open**: WebSocket requests are rewritten to `Intent::Http(HttpReason::Pinned { until })`,
 //!   never rejected, for 30 s doubling with each consecutive trip up to 10 min, with jitter.
 //! - **half-open**: exactly [`half_open_probes`](BreakerConfigBuilder::half_open_probes) requests
-//!   (default 1) try the WebSocket, everyone else stays on HTTP. A probe that gets its first event
+//!   (default 1) try the WebSocket, everyone else stays on HTTP. Their reason is
+//!   `HttpReason::Pinned { until: Some(deadline) }` with the deadline that ended the pin, which
+//!   is already past (when the key reopens is unknown until the probes answer; `None` would mean
+//!   pinned by hand until unpinned): `until <= now` tells a probe is deciding, and the reason
+//!   displays as pinned "for another 0s". A probe that gets its first event
 //!   closes the key; one that fails reopens it with the next backoff; one that ends without a
 //!   verdict or is dropped gives its slot back.
 //!

@@ -25,7 +25,8 @@ use crate::{
 /// Requests whose [`Intent`] is already HTTP pass through untouched and uncounted. For a
 /// WebSocket request it looks up the breaker of `route.breaker_key_for(request.headers())`:
 /// closed lets it through; open rewrites its intent to `Intent::Http(HttpReason::Pinned { until })`
-/// (it never rejects); half-open lets a bounded number of probes through. Strict routes
+/// (it never rejects); half-open lets a bounded number of probes through and pins the others with
+/// the deadline that ended the pin (see the [crate docs](crate)). Strict routes
 /// ([`TransportMode::WebSocket`]) are never rerouted, but their outcomes are recorded: on a
 /// closed key like any other request; on an open or half-open key a success closes the key
 /// (unless it was pinned by hand) and a failure is kept as the last failure without extending the
@@ -743,7 +744,8 @@ mod tests {
         let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
         h.ws(&route, Outcome::Fail(refused())).await;
-        advance(Duration::from_secs(30)).await;
+        let pin_ended = Instant::now() + Duration::from_secs(30);
+        advance(Duration::from_secs(35)).await;
 
         let probe = h
             .service
@@ -755,9 +757,19 @@ mod tests {
         assert_eq!(seen.extensions().get::<Intent>(), Some(&Intent::WebSocket));
         assert_eq!(h.state(), BreakerState::HalfOpen);
         assert_eq!(h.only().probes_in_flight, 1);
-        // While the probe is out, everyone else is pinned.
+        // While the probe is out, everyone else is pinned. The re-open deadline is unknown: the
+        // reason carries the deadline that ended the pin, in the past, and reads as a pin about
+        // to end.
         for _ in 0..3 {
-            assert!(pinned(&h.ws(&route, Outcome::Http).await));
+            let seen = h.ws(&route, Outcome::Http).await;
+            let reason = Intent::Http(HttpReason::Pinned {
+                until: Some(pin_ended),
+            });
+            assert_eq!(seen, reason);
+            assert_eq!(
+                seen.to_string(),
+                "http because the websocket path is pinned to http for another 0s"
+            );
         }
         send.send_response(response(Some(Served::websocket(Duration::ZERO))));
         probe.await.unwrap();
