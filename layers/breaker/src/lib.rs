@@ -55,11 +55,25 @@
 //! | a request routed around an open key, a probe admitted | DEBUG | `key` |
 //! | an idle key evicted | DEBUG | `key` |
 //!
-//! Metrics (`metrics`): `wsfirst_breaker_state{key}` (0 closed, 1 open, 2 half-open; set on
-//! each transition, and back to 0 when an open or half-open key is evicted),
-//! `wsfirst_breaker_transitions_total{from,to}` and
-//! `wsfirst_breaker_pinned_requests_total{provider}`. An optional callback sees every
-//! transition: [`BreakerRegistryBuilder::on_transition`].
+//! Metrics (`metrics`):
+//!
+//! | Name | Kind | Labels | Meaning |
+//! |---|---|---|---|
+//! | `wsfirst_breaker_state` | gauge | `key` | 0 closed, 1 open, 2 half-open; set on each transition, back to 0 when an open or half-open key is evicted |
+//! | `wsfirst_breaker_transitions_total` | counter | `from`, `to` | state changes |
+//! | `wsfirst_breaker_pinned_requests_total` | counter | `provider` | WebSocket requests routed to HTTP by an open or half-open key |
+//!
+//! `wsfirst_breaker_state` has one series per key that ever changed state, and keys include a
+//! fingerprint of the request's credential by default, so every distinct credential whose
+//! WebSocket path failed enough to trip adds a series. Evicting a key frees its memory and sets
+//! its gauge back to 0, but the `metrics` facade cannot delete a series: the series stay until
+//! the recorder drops them (some recorders expire idle series). To bound them, give routes a
+//! fixed credential ([`RouteBuilder::credential`](wsfirst_core::RouteBuilder::credential)) or
+//! one key for all credentials
+//! ([`RouteBuilder::no_credential`](wsfirst_core::RouteBuilder::no_credential)). The other two
+//! metrics have bounded labels (states, providers).
+//!
+//! An optional callback sees every transition: [`BreakerRegistryBuilder::on_transition`].
 //!
 //! # Example
 //!
