@@ -18,7 +18,7 @@
 //!   `HttpReason::Pinned { until: Some(deadline) }` with the deadline that ended the pin, which
 //!   is already past (when the key reopens is unknown until the probes answer; `None` would mean
 //!   pinned by hand until unpinned): `until <= now` tells a probe is deciding, and the reason
-//!   displays as pinned "for another 0s". A probe that gets its first event
+//!   displays as "pinned to http while a probe tries it". A probe that gets its first event
 //!   closes the key; one that fails reopens it with the next backoff; one that ends without a
 //!   verdict or is dropped gives its slot back.
 //!

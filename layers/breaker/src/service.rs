@@ -758,8 +758,7 @@ mod tests {
         assert_eq!(h.state(), BreakerState::HalfOpen);
         assert_eq!(h.only().probes_in_flight, 1);
         // While the probe is out, everyone else is pinned. The re-open deadline is unknown: the
-        // reason carries the deadline that ended the pin, in the past, and reads as a pin about
-        // to end.
+        // reason carries the deadline that ended the pin, in the past, and says a probe decides.
         for _ in 0..3 {
             let seen = h.ws(&route, Outcome::Http).await;
             let reason = Intent::Http(HttpReason::Pinned {
@@ -768,7 +767,7 @@ mod tests {
             assert_eq!(seen, reason);
             assert_eq!(
                 seen.to_string(),
-                "http because the websocket path is pinned to http for another 0s"
+                "http because the websocket path is pinned to http while a probe tries it"
             );
         }
         send.send_response(response(Some(Served::websocket(Duration::ZERO))));

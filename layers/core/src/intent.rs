@@ -101,11 +101,16 @@ impl fmt::Display for HttpReason {
             HttpReason::Ineligible(why) => fmt::Display::fmt(why, f),
             HttpReason::Pinned { until: Some(until) } => {
                 let left = until.saturating_duration_since(Instant::now());
-                write!(
-                    f,
-                    "the websocket path is pinned to http for another {}s",
-                    left.as_secs()
-                )
+                if left.is_zero() {
+                    // Half-open: the pin has ended and probes decide whether the key closes.
+                    f.write_str("the websocket path is pinned to http while a probe tries it")
+                } else {
+                    let secs = left.as_secs_f64().ceil();
+                    write!(
+                        f,
+                        "the websocket path is pinned to http for another {secs}s"
+                    )
+                }
             }
             HttpReason::Pinned { until: None } => {
                 f.write_str("the websocket path is pinned to http until unpinned")
@@ -268,6 +273,28 @@ mod tests {
         );
         assert_eq!(intent.reason_label(), "fallback");
         assert_eq!(intent.verdict(), "http");
+    }
+
+    #[test]
+    fn pinned_reads_as_time_left_or_a_probe_deciding() {
+        let now = Instant::now();
+        let pinned = HttpReason::Pinned {
+            until: Some(now + std::time::Duration::from_secs(30)),
+        };
+        assert_eq!(
+            pinned.to_string(),
+            "the websocket path is pinned to http for another 30s"
+        );
+        let half_open = HttpReason::Pinned { until: Some(now) };
+        assert_eq!(
+            half_open.to_string(),
+            "the websocket path is pinned to http while a probe tries it"
+        );
+        let by_hand = HttpReason::Pinned { until: None };
+        assert_eq!(
+            by_hand.to_string(),
+            "the websocket path is pinned to http until unpinned"
+        );
     }
 
     #[test]
