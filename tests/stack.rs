@@ -492,3 +492,57 @@ async fn configured_router_serves_routes_and_the_admin_endpoints() {
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn concurrent_requests_to_a_refusing_endpoint_cost_one_handshake() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong endpoint",
+    ));
+    let (wsfirst, service) = service(&upstream, TransportMode::Auto);
+    let requests = (0..64).map(|_| exchange(&service, STREAM));
+    let answers = futures_util::future::join_all(requests).await;
+    for (status, transport, reason, body) in answers {
+        assert_eq!(
+            (status, transport.as_str(), reason.as_str()),
+            (StatusCode::OK, "http", "fallback")
+        );
+        assert_eq!(body, Answer::text("hello world").sse());
+    }
+    // The handshakes were coalesced, every request executed exactly once over HTTP, and the
+    // shared failure tripped the key.
+    assert_eq!(upstream.handshakes(), 1);
+    assert_eq!(upstream.http_requests(), 64);
+    assert_eq!(state(&wsfirst), Some(BreakerState::Open));
+    let (_, _, reason, _) = exchange(&service, STREAM).await;
+    assert_eq!(reason, "pinned");
+    assert_eq!(upstream.handshakes(), 1);
+}
+
+#[tokio::test]
+async fn the_incident_a_websocket_url_on_another_providers_host_never_handshakes() {
+    let upstream = TestUpstream::start().await;
+    // `openai` is eligible and registered on api.openai.com, but the route's WebSocket URL points
+    // at another host (here the loopback upstream): eligibility keeps it on HTTP.
+    let wsfirst = Wsfirst::builder()
+        .eligibility(EligibilityTable::openai_default())
+        .build();
+    let route = Route::builder("openai", "openai-responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .build()
+        .unwrap();
+    let service = wsfirst.route(route);
+    for _ in 0..3 {
+        let (status, transport, reason, body) = exchange(&service, STREAM).await;
+        assert_eq!(
+            (status, transport.as_str(), reason.as_str()),
+            (StatusCode::OK, "http", "foreign_host")
+        );
+        assert_eq!(body, Answer::text("hello world").sse());
+    }
+    assert_eq!(upstream.handshakes(), 0);
+    assert_eq!(upstream.http_requests(), 3);
+    assert!(wsfirst.breakers().snapshot().is_empty());
+}
