@@ -1,5 +1,23 @@
 //! Future types, and how a route's result becomes a response: transport headers on success, a
 //! small JSON error body on failure.
+//!
+//! # Example
+//!
+//! ```
+//! use http::StatusCode;
+//! use wsfirst::core::{FailureKind, Phase, WsFailure};
+//! use wsfirst::respond::{REASON_HEADER, error_response};
+//!
+//! // A strict route's WebSocket failure reaches the caller as a 502 naming it.
+//! let failure = WsFailure::new(
+//!     Phase::Handshake,
+//!     FailureKind::UpgradeStatus { status: StatusCode::INTERNAL_SERVER_ERROR, body: "oops".into() },
+//! );
+//! let response = error_response(&failure);
+//! assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+//! assert_eq!(response.headers()[REASON_HEADER], "upgrade_status");
+//! assert_eq!(response.headers()["content-type"], "application/json");
+//! ```
 
 use std::{
     error::Error,
