@@ -23,6 +23,7 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         mpsc,
     },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -142,7 +143,7 @@ fn text_of(captured: &Captured) -> String {
 }
 
 /// Copies a pipe into `captured` until it closes.
-fn capture(mut pipe: impl Read + Send + 'static, captured: Captured) {
+fn capture(mut pipe: impl Read + Send + 'static, captured: Captured) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buffer = [0_u8; 4096];
         while let Ok(read @ 1..) = pipe.read(&mut buffer) {
@@ -151,12 +152,16 @@ fn capture(mut pipe: impl Read + Send + 'static, captured: Captured) {
                 .unwrap_or_else(|poison| poison.into_inner())
                 .extend_from_slice(&buffer[..read]);
         }
-    });
+    })
 }
 
 /// Copies stdout into `captured` line by line, sending the address of the first `listening on
 /// http://ADDR` line.
-fn capture_stdout(stdout: ChildStdout, captured: Captured, listening: mpsc::Sender<SocketAddr>) {
+fn capture_stdout(
+    stdout: ChildStdout,
+    captured: Captured,
+    listening: mpsc::Sender<SocketAddr>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
@@ -172,7 +177,7 @@ fn capture_stdout(stdout: ChildStdout, captured: Captured, listening: mpsc::Send
                 .extend_from_slice(line.as_bytes());
             line.clear();
         }
-    });
+    })
 }
 
 /// The gateway as a child process. Dropping it kills the child if it is still running.
@@ -180,6 +185,8 @@ struct Gateway {
     child: Child,
     stdout: Captured,
     stderr: Captured,
+    /// The threads copying the pipes; they end when the child's pipes close.
+    readers: Vec<JoinHandle<()>>,
     _config: Option<TempConfig>,
 }
 
@@ -203,19 +210,22 @@ impl Gateway {
         let stdout = Captured::default();
         let stderr = Captured::default();
         let (listening, addr) = mpsc::channel();
-        capture_stdout(
-            child.stdout.take().expect("piped stdout"),
-            Arc::clone(&stdout),
-            listening,
-        );
-        capture(
-            child.stderr.take().expect("piped stderr"),
-            Arc::clone(&stderr),
-        );
+        let readers = vec![
+            capture_stdout(
+                child.stdout.take().expect("piped stdout"),
+                Arc::clone(&stdout),
+                listening,
+            ),
+            capture(
+                child.stderr.take().expect("piped stderr"),
+                Arc::clone(&stderr),
+            ),
+        ];
         let gateway = Gateway {
             child,
             stdout,
             stderr,
+            readers,
             _config: config,
         };
         (gateway, addr)
@@ -262,8 +272,15 @@ impl Gateway {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll the child") {
-                // The capture threads finish once the pipes close.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Everything the child wrote is captured once its pipes are drained.
+                let readers = std::mem::take(&mut self.readers);
+                tokio::task::spawn_blocking(move || {
+                    for reader in readers {
+                        let _ = reader.join();
+                    }
+                })
+                .await
+                .expect("join the output readers");
                 return status;
             }
             if tokio::time::Instant::now() > deadline {
