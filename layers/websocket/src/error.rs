@@ -61,7 +61,8 @@ impl fmt::Display for CodecError {
 impl std::error::Error for CodecError {}
 
 /// The pool has reached its maximum number of connections for a key and none came free within
-/// the handshake timeout. It is the source of a replay-safe `Connect` timeout failure.
+/// the handshake timeout. It is the source of a replay-safe `Connect` failure of kind
+/// [`FailureKind::Local`](wsfirst_core::FailureKind::Local).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolExhausted {
     pub(crate) max: usize,

@@ -126,6 +126,13 @@ impl fmt::Debug for PoolKey {
 /// the request that opened it, and the waiters then open their own connections in parallel (up
 /// to the per-key maximum): the endpoint is known to be alive, so there is nothing left to
 /// coalesce, and queueing them behind one connection would serialise their responses.
+///
+/// **A full key.** When a key has its maximum number of connections and none is idle, a request
+/// waits for one to come free, at most the handshake timeout, then fails with a
+/// [`FailureKind::Local`](wsfirst_core::FailureKind::Local) failure whose source is
+/// [`PoolExhausted`](crate::PoolExhausted): the fallback layer replays it over HTTP and the
+/// breaker does not count it. (Waiting rather than failing at once lets a strict route queue
+/// briefly under a burst; raise the maximum if requests often wait.)
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<PoolInner>,
