@@ -33,7 +33,7 @@ use axum::{
 use serde::Deserialize;
 use wsfirst_breaker::BreakerHandle;
 
-use crate::{Wsfirst, config::MAX_DURATION};
+use crate::{Wsfirst, config};
 
 impl Wsfirst {
     /// The admin router over this stack's breakers; see the [module docs](crate::admin).
@@ -92,12 +92,12 @@ async fn unpin(State(handle): State<BreakerHandle>, Json(request): Json<UnpinReq
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        // The breaker computes `now + duration`, which panics past the clock's range.
-        Ok(duration) if !duration.is_zero() && duration <= MAX_DURATION => Ok(duration),
-        _ => Err(format!(
-            "for: invalid duration {text:?} (expected e.g. \"30s\" or \"10m\", at most 100 years)"
+    match config::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!(
+            "for: invalid duration {text:?}: must be greater than zero"
         )),
+        Err(message) => Err(format!("for: {message}")),
     }
 }
 

@@ -769,18 +769,21 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::E
             f.write_str("a duration such as \"30s\" or \"10m\"")
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-            let duration = humantime::parse_duration(s.trim())
-                .map_err(|_| E::custom(format!("invalid duration {s:?}")))?;
-            // Deadlines are `Instant::now() + duration`, which panics past the clock's range.
-            if duration > MAX_DURATION {
-                return Err(E::custom(format!(
-                    "invalid duration {s:?}: longer than 100 years"
-                )));
-            }
-            Ok(duration)
+            parse_duration(s).map_err(E::custom)
         }
     }
     d.deserialize_str(V).map(Some)
+}
+
+/// Parses a duration in human form (`"30s"`, `"10m"`), at most [`MAX_DURATION`]: deadlines are
+/// `Instant::now() + duration`, which would overflow past the clock's range.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration =
+        humantime::parse_duration(text.trim()).map_err(|_| format!("invalid duration {text:?}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("invalid duration {text:?}: longer than 100 years"));
+    }
+    Ok(duration)
 }
 
 /// Parses a byte size: digits, then an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`,
