@@ -13,7 +13,10 @@
 //! threads start each chunk of calls together; the figure is the time per call seen by each
 //! thread (no cliff = about the same as at 1 thread).
 //!
-//! Cases: `bare` (the inner service alone), `wsfirst` (the breaker, closed, key scoped to each
+//! Cases: `bare` (the inner service alone), `floor` (a layer without state that does only what
+//! wsfirst's contract makes every breaker do: read the request's `Intent`, `Route` and credential
+//! header and the response's `Served`, and wrap the future and the body; the breaker's own cost is
+//! `wsfirst` minus `floor`), `wsfirst` (the breaker, closed, key scoped to each
 //! request's `Authorization` header as by default), `wsfirst_fixed_credential` (the same with a
 //! route whose credential is fixed), `wsfirst_http_passthrough` (requests already on HTTP: only
 //! the layer's plumbing), `wsfirst_clone_per_call` (the service cloned from a never-called
@@ -37,7 +40,7 @@ use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use http_body_util::Empty;
 use tower::{Layer, Service};
 use wsfirst_breaker::{BreakerConfig, CircuitBreakerLayer, ResponseBody};
-use wsfirst_core::{BoxError, HttpReason, Intent, Route, Served};
+use wsfirst_core::{BoxError, HttpReason, Intent, Route, Served, Transport};
 
 type Body = Empty<bytes::Bytes>;
 
@@ -179,6 +182,60 @@ where
     }
 }
 
+/// The floor under any breaker that keeps wsfirst's contract: a layer without state that does
+/// only the reads the contract requires (the request's `Intent`, its `Route` and the credential
+/// header the key is scoped to, the response's `Served`) and wraps the future and the body the
+/// same way. The breaker's own cost is `wsfirst` minus `floor`.
+#[derive(Clone)]
+struct Floor<S>(S);
+
+pin_project_lite::pin_project! {
+    struct FloorFuture<F> {
+        #[pin]
+        future: F,
+        websocket: bool,
+    }
+}
+
+impl<F: Future<Output = Result<Response<Body>, BoxError>>> Future for FloorFuture<F> {
+    type Output = Result<Response<ResponseBody<Body>>, BoxError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.future.poll(cx))?;
+        let served = response.extensions().get::<Served>();
+        black_box(*this.websocket && served.is_some_and(|s| s.transport() == Transport::WebSocket));
+        Poll::Ready(Ok(response.map(ResponseBody::untracked)))
+    }
+}
+
+impl<S> Service<Request<()>> for Floor<S>
+where
+    S: Service<Request<()>, Response = Response<Body>, Error = BoxError>,
+{
+    type Response = Response<ResponseBody<Body>>;
+    type Error = BoxError;
+    type Future = FloorFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<()>) -> Self::Future {
+        let extensions = request.extensions();
+        let websocket = extensions.get::<Intent>().is_some_and(Intent::is_websocket);
+        let credential = extensions
+            .get::<Route>()
+            .and_then(Route::credential_header)
+            .and_then(|name| request.headers().get(name));
+        black_box(credential.map(HeaderValue::as_bytes));
+        FloorFuture {
+            future: self.0.call(request),
+            websocket,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Failsafe<B>(B, Upstream);
 
@@ -286,6 +343,13 @@ fn bench_with<C: Case>(
 
 fn closed_overhead(c: &mut Criterion) {
     bench_case(c, "bare", Tower(Upstream, |r: Response<Body>| r));
+    bench_case(
+        c,
+        "floor",
+        Tower(Floor(Upstream), |r: Response<ResponseBody<Body>>| {
+            r.map(ResponseBody::into_inner)
+        }),
+    );
 
     let wsfirst = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
     bench_case(

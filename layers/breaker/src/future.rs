@@ -20,6 +20,9 @@ use crate::{
 };
 
 /// What the response future must report, and to which key.
+///
+/// Kept to 16 bytes (a pointer, a generation and the tag in its padding) so that the response
+/// future stays within what the compiler moves without calling `memcpy`.
 #[derive(Debug)]
 pub(crate) enum Ticket {
     /// Not a WebSocket attempt (already HTTP, or pinned), or reported already: nothing to learn.
@@ -30,58 +33,51 @@ pub(crate) enum Ticket {
     Closed { slot: Arc<Slot>, generation: u32 },
     /// A strict request on an open or half-open key.
     Observe { slot: Arc<Slot>, generation: u32 },
-    /// A half-open probe; its slot goes back if it ends without a verdict.
-    Probe(ProbeGuard),
-}
-
-/// Holds a half-open probe slot; dropping it unreported gives the slot back.
-#[derive(Debug)]
-pub(crate) struct ProbeGuard {
-    /// `None` once disarmed.
-    slot: Option<Arc<Slot>>,
-    generation: u32,
-}
-
-impl ProbeGuard {
-    pub(crate) fn new(slot: Arc<Slot>, generation: u32) -> Self {
-        ProbeGuard {
-            slot: Some(slot),
-            generation,
-        }
-    }
-
-    /// Takes the slot out: the caller reports the probe's verdict.
-    fn disarm(mut self) -> Option<(Arc<Slot>, u32)> {
-        self.slot.take().map(|slot| (slot, self.generation))
-    }
-}
-
-impl Drop for ProbeGuard {
-    fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.release_probe(self.generation);
-        }
-    }
+    /// A half-open probe. It must end in a verdict or give its slot back: the response future
+    /// gives it back when it is dropped holding it.
+    Probe { slot: Arc<Slot>, generation: u32 },
 }
 
 impl Ticket {
+    /// The error of a response future that has no inner future.
+    #[cold]
+    #[inline(never)]
+    fn refusal(self) -> BoxError {
+        match self {
+            Ticket::Missing(error) => (*error).into(),
+            _ => "circuit breaker response future polled after completion".into(),
+        }
+    }
+
+    /// Learns from a response's extensions; returns what its body reports to, if anything.
     #[inline]
-    fn on_response<B: http_body::Body>(self, response: Response<B>) -> Response<ResponseBody<B>> {
-        let served = response.extensions().get::<Served>();
+    fn on_response(self, extensions: &http::Extensions) -> Option<BodyTracker> {
+        if let Ticket::Spent | Ticket::Missing(_) = self {
+            return None;
+        }
+        let served = extensions.get::<Served>();
         let by_websocket = served.is_some_and(|s| s.transport() == Transport::WebSocket);
+        match self {
+            // The verdict waits for the end of the body: a mid-stream error is a failure.
+            Ticket::Closed { slot, generation } if by_websocket => {
+                Some(BodyTracker { slot, generation })
+            }
+            ticket => ticket.on_other_response(served, by_websocket),
+        }
+    }
+
+    /// [`Ticket::on_response`] for everything but a closed-state WebSocket success.
+    #[cold]
+    #[inline(never)]
+    fn on_other_response(self, served: Option<&Served>, by_websocket: bool) -> Option<BodyTracker> {
         let cause = served.and_then(Served::fallback_cause);
-        let tracker = match self {
+        match self {
             Ticket::Spent | Ticket::Missing(_) => None,
             Ticket::Closed { slot, generation } => {
-                if by_websocket {
-                    // The verdict waits for the end of the body: a mid-stream error is a failure.
-                    Some(BodyTracker { slot, generation })
-                } else {
-                    if let Some(failure) = cause {
-                        slot.closed_failure(generation, failure, Instant::now());
-                    }
-                    None
+                if let Some(failure) = cause {
+                    slot.closed_failure(generation, failure, Instant::now());
                 }
+                None
             }
             Ticket::Observe { slot, generation } => {
                 if by_websocket {
@@ -94,40 +90,39 @@ impl Ticket {
                     None
                 }
             }
-            Ticket::Probe(guard) => {
+            Ticket::Probe { slot, generation } => {
                 if by_websocket {
-                    guard.disarm().and_then(|(slot, generation)| {
-                        slot.healthy(generation, Instant::now(), false)
-                            .map(|generation| BodyTracker { slot, generation })
-                    })
+                    slot.healthy(generation, Instant::now(), false)
+                        .map(|generation| BodyTracker { slot, generation })
                 } else {
-                    if let Some(failure) = cause {
-                        if let Some((slot, generation)) = guard.disarm() {
-                            slot.probe_failure(generation, failure, Instant::now());
-                        }
+                    match cause {
+                        Some(failure) => slot.probe_failure(generation, failure, Instant::now()),
+                        // No verdict: the slot goes back.
+                        None => slot.release_probe(generation),
                     }
-                    // Otherwise no verdict: the guard gives the slot back.
                     None
                 }
             }
-        };
-        response.map(|body| ResponseBody::new(body, tracker))
+        }
     }
 
+    #[cold]
+    #[inline(never)]
     fn on_error(self, error: &(dyn Error + 'static)) {
-        let Some(failure) = find_ws_failure(error) else {
-            // Not a WebSocket failure: no verdict (a probe's guard gives its slot back).
-            return;
-        };
-        let now = Instant::now();
-        match self {
-            Ticket::Spent | Ticket::Missing(_) => {}
-            Ticket::Closed { slot, generation } => slot.closed_failure(generation, failure, now),
-            Ticket::Observe { slot, generation } => slot.observe_failure(generation, failure, now),
-            Ticket::Probe(guard) => {
-                if let Some((slot, generation)) = guard.disarm() {
-                    slot.probe_failure(generation, failure, now);
-                }
+        let failure = find_ws_failure(error);
+        match (self, failure) {
+            (Ticket::Spent | Ticket::Missing(_), _) => {}
+            // Not a WebSocket failure: no verdict, and a probe's slot goes back.
+            (Ticket::Probe { slot, generation }, None) => slot.release_probe(generation),
+            (_, None) => {}
+            (Ticket::Closed { slot, generation }, Some(failure)) => {
+                slot.closed_failure(generation, failure, Instant::now())
+            }
+            (Ticket::Observe { slot, generation }, Some(failure)) => {
+                slot.observe_failure(generation, failure, Instant::now())
+            }
+            (Ticket::Probe { slot, generation }, Some(failure)) => {
+                slot.probe_failure(generation, failure, Instant::now())
             }
         }
     }
@@ -141,6 +136,16 @@ pin_project! {
         #[pin]
         future: Option<F>,
         ticket: Ticket,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A probe dropped before its verdict (cancelled, or its inner future panicked)
+            // gives its slot back, so the key can never stick in half-open.
+            if let Ticket::Probe { slot, generation } = mem::replace(this.project().ticket, Ticket::Spent) {
+                slot.release_probe(generation);
+            }
+        }
     }
 }
 
@@ -179,26 +184,20 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, BoxError>;
 
-    #[inline]
+    // `always`: see `CircuitBreaker::call`.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(future) = this.future.as_pin_mut() else {
-            return Poll::Ready(Err(match mem::replace(this.ticket, Ticket::Spent) {
-                Ticket::Missing(error) => (*error).into(),
-                _ => "circuit breaker response future polled after completion".into(),
-            }));
+            return Poll::Ready(Err(mem::replace(this.ticket, Ticket::Spent).refusal()));
         };
         let result = ready!(future.poll(cx));
-        if let Ticket::Spent = this.ticket {
-            // Not a WebSocket attempt: nothing to learn.
-            return Poll::Ready(match result {
-                Ok(response) => Ok(response.map(ResponseBody::untracked)),
-                Err(error) => Err(error.into()),
-            });
-        }
         let ticket = mem::replace(this.ticket, Ticket::Spent);
         Poll::Ready(match result {
-            Ok(response) => Ok(ticket.on_response(response)),
+            Ok(response) => {
+                let tracker = ticket.on_response(response.extensions());
+                Ok(response.map(|body| ResponseBody::new(body, tracker)))
+            }
             Err(error) => {
                 let error = error.into();
                 ticket.on_error(&*error);

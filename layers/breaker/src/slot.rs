@@ -510,6 +510,13 @@ impl Slot {
         result
     }
 
+    /// The generation of a closed, live key: a single load, the whole closed-state admission.
+    #[inline]
+    pub(crate) fn closed_generation(&self) -> Option<u32> {
+        let word = self.hot.word.load(Ordering::Acquire);
+        (word & (STATE_MASK | RETIRED) == CLOSED).then(|| generation_of(word))
+    }
+
     /// Decides what a request may do.
     #[inline]
     pub(crate) fn admit(&self, strict: bool) -> Admission {
@@ -1062,7 +1069,7 @@ mod tests {
                                     slot.healthy(generation, at, false);
                                 }
                                 (Admission::Probe { generation }, Outcome::NoVerdict) => {
-                                    drop(crate::future::ProbeGuard::new(slot.clone(), generation))
+                                    slot.release_probe(generation)
                                 }
                                 (Admission::Probe { generation }, _) => {
                                     slot.probe_failure(generation, &fail, at)

@@ -152,6 +152,7 @@ impl BreakerKey {
 }
 
 impl PartialEq for BreakerKey {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
     }
