@@ -1,6 +1,6 @@
 //! What the pieces of a closed-state call cost on their own, to read `closed_overhead` against:
 //! the `http` extension and header lookups every breaker with wsfirst's contract must make, the
-//! reference count and the atomic load wsfirst's breaker adds, and `failsafe`'s own call and
+//! credential comparison, the reference count and the atomic load wsfirst's breaker adds, and `failsafe`'s own call and
 //! `Instant::now()` for the comparison with the figures quoted for other breakers.
 //!
 //! `cargo bench -p wsfirst-breaker --bench components`
@@ -50,6 +50,14 @@ fn components(c: &mut Criterion) {
     });
     group.bench_function("response_served_lookup", |b| {
         b.iter(|| black_box(black_box(&response).extensions().get::<Served>().is_some()))
+    });
+    // Two header values with the same bytes in different buffers, as two requests carry them.
+    let remembered = HeaderValue::from_bytes(b"Bearer sk-bench-credential-0123456789abcdef")
+        .unwrap_or_else(|error| panic!("bench header: {error}"));
+    let incoming = HeaderValue::from_bytes(remembered.as_bytes())
+        .unwrap_or_else(|error| panic!("bench header: {error}"));
+    group.bench_function("credential_comparison", |b| {
+        b.iter(|| black_box(black_box(&remembered).as_bytes() == black_box(&incoming).as_bytes()))
     });
     let shared = Arc::new(AtomicU64::new(0));
     group.bench_function("arc_clone_and_drop", |b| {
