@@ -71,11 +71,33 @@ impl fmt::Debug for Cached {
 }
 
 impl Cached {
+    /// Whether this is the key of a request on the route whose key is `base` (the same key
+    /// object: a pointer comparison) with this credential header value.
     #[inline]
     fn matches(&self, base: &BreakerKey, credential: Option<&HeaderValue>) -> bool {
-        self.base == *base
-            && self.credential.as_ref().map(HeaderValue::as_bytes)
-                == credential.map(HeaderValue::as_bytes)
+        self.base.ptr_eq(base) && self.same_credential(credential)
+    }
+
+    /// [`Cached::matches`] for a route whose key is equal but another object (another route
+    /// with the same provider and endpoint, or the same route built again).
+    fn matches_equal(&self, base: &BreakerKey, credential: Option<&HeaderValue>) -> bool {
+        self.base == *base && self.same_credential(credential)
+    }
+
+    #[inline]
+    fn same_credential(&self, credential: Option<&HeaderValue>) -> bool {
+        self.credential.as_ref().map(HeaderValue::as_bytes) == credential.map(HeaderValue::as_bytes)
+    }
+
+    /// The same key and breaker, remembered for `base` (so that the next request on that route
+    /// matches by pointer).
+    fn rebased(&self, base: &BreakerKey) -> Cached {
+        Cached {
+            base: base.clone(),
+            credential: self.credential.clone(),
+            key: self.key.clone(),
+            slot: self.slot.clone(),
+        }
     }
 }
 
@@ -130,13 +152,14 @@ fn cached<'a>(
 ) -> &'a Cached {
     let base = route.breaker_key();
     let credential = route.credential_header().and_then(|name| headers.get(name));
-    if !cache
-        .as_ref()
-        .is_some_and(|cached| cached.matches(base, credential) && !cached.slot.is_retired())
-    {
-        *cache = None;
-    }
-    cache.get_or_insert_with(|| shared_or_lookup(shared, registry, config, route, credential))
+    let remembered = cache.take().filter(|cached| !cached.slot.is_retired());
+    let fresh = match remembered {
+        Some(cached) if cached.matches(base, credential) => cached,
+        // Re-based once, so that the next request on this route object matches by pointer.
+        Some(cached) if cached.matches_equal(base, credential) => Arc::new(cached.rebased(base)),
+        _ => shared_or_lookup(shared, registry, config, route, credential),
+    };
+    cache.insert(fresh)
 }
 
 /// The key the clones of this service share if it matches, else a new lookup (then shared).
@@ -152,11 +175,13 @@ fn shared_or_lookup(
     let base = route.breaker_key();
     {
         let last = shared.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = last
-            .as_ref()
-            .filter(|c| c.matches(base, credential) && !c.slot.is_retired())
-        {
-            return cached.clone();
+        if let Some(cached) = last.as_ref().filter(|c| !c.slot.is_retired()) {
+            if cached.matches(base, credential) {
+                return cached.clone();
+            }
+            if cached.matches_equal(base, credential) {
+                return Arc::new(cached.rebased(base));
+            }
         }
     }
     let fresh = Arc::new(lookup(registry, config, route, credential));
@@ -995,6 +1020,25 @@ mod tests {
         assert_eq!(snapshots.len(), 2);
         let json = serde_json::to_string(&snapshots).unwrap();
         assert!(!json.contains("sk-alice"), "{json}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn routes_built_apart_with_equal_keys_share_one_breaker() {
+        let mut h = Harness::new(config().no_failure_rate().build().unwrap());
+        // Two route objects with the same provider and endpoint (the same route built twice, or
+        // two routes to one endpoint), alternating on one service: whichever one the service
+        // remembers, both reach the same breaker.
+        let (first, second) = (route(TransportMode::Auto), route(TransportMode::Auto));
+        assert!(first.breaker_key() == second.breaker_key());
+        assert!(!first.breaker_key().ptr_eq(second.breaker_key()));
+        h.ws(&first, Outcome::Fail(refused())).await;
+        h.ws(&second, Outcome::Fail(refused())).await;
+        assert_eq!(h.only().consecutive_failures, 2);
+        h.ws(&first, Outcome::Fail(refused())).await;
+        assert_eq!(h.state(), BreakerState::Open);
+        assert!(pinned(&h.ws(&second, Outcome::Http).await));
+        assert!(pinned(&h.ws(&first, Outcome::Http).await));
+        assert_eq!(h.handle.snapshot().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

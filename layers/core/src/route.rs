@@ -149,6 +149,22 @@ impl BreakerKey {
     pub fn credential(&self) -> Option<Fingerprint> {
         self.0.credential
     }
+
+    /// Whether both are the same key object (clones of one another), a single pointer
+    /// comparison. Keys built separately from equal parts are equal (`==`) but not the same.
+    ///
+    /// ```
+    /// use wsfirst_core::BreakerKey;
+    ///
+    /// let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+    /// let twin = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+    /// assert!(key.ptr_eq(&key.clone()));
+    /// assert!(key == twin && !key.ptr_eq(&twin));
+    /// ```
+    #[inline]
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl PartialEq for BreakerKey {
