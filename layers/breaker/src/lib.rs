@@ -32,11 +32,13 @@
 //! record nothing. Outcomes of requests admitted before a state change are ignored, so a late
 //! success cannot close an open key and a late failure cannot extend a pin.
 //!
-//! A closed, healthy key costs a few atomic loads and one reference-count increment and decrement
-//! per request (no lock, no allocation, no clock read), and a request with the same route and
-//! credential header as the service's previous one compares the header's bytes instead of hashing
-//! it and looking the key up (see [`CircuitBreaker`]); the figures are in `BENCHMARKS.md` at the
-//! repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
+//! A closed, healthy key costs three atomic loads (admission, the key's "used" mark, the verdict
+//! when the body ends) and one reference-count increment and decrement per request: no lock, no
+//! allocation, no clock read. A request on the same route and with the same credential header
+//! value as the service's previous one compares a pointer and the header's bytes instead of
+//! hashing the credential and looking the key up (see [`CircuitBreaker`]). The figures, and what
+//! the `http` extension lookups that any breaker of this shape needs cost by themselves, are in
+//! `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
 //! in flight hold a clone); there is no global state, and evicted keys are freed.
 //! [`BreakerHandle`] reads and steers the keys.
 //!

@@ -34,7 +34,8 @@ use crate::{
 ///
 /// The service remembers the last key it looked up together with the credential header's value
 /// it came from, so that a request with the same route and credential neither hashes the
-/// credential nor looks up the registry: it compares the header's bytes with the remembered ones.
+/// credential nor looks up the registry: it compares the route's key by pointer and the header's
+/// bytes with the remembered ones.
 /// Each clone remembers its own last key (no shared writes when it hits), and all clones made
 /// from one service also share the last key any of them looked up, so that clones made for a
 /// single request (as axum's `Router` does) skip the registry too. The remembered value is never
