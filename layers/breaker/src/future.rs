@@ -39,6 +39,15 @@ pub(crate) enum Ticket {
 }
 
 impl Ticket {
+    /// A probe's slot goes back (no verdict).
+    #[cold]
+    #[inline(never)]
+    fn give_back(self) {
+        if let Ticket::Probe { slot, generation } = self {
+            slot.release_probe(generation);
+        }
+    }
+
     /// The error of a response future that has no inner future.
     #[cold]
     #[inline(never)]
@@ -139,11 +148,13 @@ pin_project! {
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
+        #[inline]
         fn drop(this: Pin<&mut Self>) {
             // A probe dropped before its verdict (cancelled, or its inner future panicked)
             // gives its slot back, so the key can never stick in half-open.
-            if let Ticket::Probe { slot, generation } = mem::replace(this.project().ticket, Ticket::Spent) {
-                slot.release_probe(generation);
+            let ticket = this.project().ticket;
+            if let Ticket::Probe { .. } = ticket {
+                mem::replace(ticket, Ticket::Spent).give_back();
             }
         }
     }
@@ -193,16 +204,15 @@ where
         };
         let result = ready!(future.poll(cx));
         let ticket = mem::replace(this.ticket, Ticket::Spent);
-        Poll::Ready(match result {
-            Ok(response) => {
-                let tracker = ticket.on_response(response.extensions());
-                Ok(response.map(|body| ResponseBody::new(body, tracker)))
-            }
+        let response = match result {
+            Ok(response) => response,
             Err(error) => {
                 let error = error.into();
                 ticket.on_error(&*error);
-                Err(error)
+                return Poll::Ready(Err(error));
             }
-        })
+        };
+        let tracker = ticket.on_response(response.extensions());
+        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, tracker))))
     }
 }
