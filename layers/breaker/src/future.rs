@@ -1,7 +1,6 @@
 //! Future types
 
 use std::{
-    error::Error,
     future::Future,
     mem,
     pin::Pin,
@@ -12,7 +11,7 @@ use std::{
 use http::Response;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
-use wsfirst_core::{BoxError, MissingExtension, Served, Transport, find_ws_failure};
+use wsfirst_core::{BoxError, MissingExtension, Served, Transport, WsFailure, find_ws_failure};
 
 use crate::{
     body::{BodyTracker, ResponseBody},
@@ -117,8 +116,8 @@ impl Ticket {
 
     #[cold]
     #[inline(never)]
-    fn on_error(self, error: &(dyn Error + 'static)) {
-        let failure = find_ws_failure(error);
+    /// Learns from an error, given the [`WsFailure`] found in its source chain, if any.
+    fn on_error(self, failure: Option<&WsFailure>) {
         match (self, failure) {
             (Ticket::Spent | Ticket::Missing(_), _) => {}
             // Not a WebSocket failure: no verdict, and a probe's slot goes back.
@@ -202,16 +201,19 @@ where
         let Some(future) = this.future.as_pin_mut() else {
             return Poll::Ready(Err(mem::replace(this.ticket, Ticket::Spent).refusal()));
         };
-        let result = ready!(future.poll(cx));
-        let ticket = mem::replace(this.ticket, Ticket::Spent);
-        let response = match result {
+        let response = match ready!(future.poll(cx)) {
             Ok(response) => response,
             Err(error) => {
+                // The conversion and the search run the error's own code (`source()`): the
+                // ticket stays in the future until they are done, so that a panic there still
+                // gives a probe's slot back.
                 let error = error.into();
-                ticket.on_error(&*error);
+                let failure = find_ws_failure(&*error);
+                mem::replace(this.ticket, Ticket::Spent).on_error(failure);
                 return Poll::Ready(Err(error));
             }
         };
+        let ticket = mem::replace(this.ticket, Ticket::Spent);
         let tracker = ticket.on_response(response.extensions());
         Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, tracker))))
     }

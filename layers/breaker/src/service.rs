@@ -837,6 +837,68 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_probe_whose_error_panics_gives_its_slot_back() {
+        /// An error whose `source()` panics: the breaker runs it while looking for a `WsFailure`.
+        #[derive(Debug)]
+        struct Panicky;
+        impl fmt::Display for Panicky {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("panicky")
+            }
+        }
+        impl std::error::Error for Panicky {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                panic!("source() of a broken error type")
+            }
+        }
+
+        let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        advance(Duration::from_secs(30)).await;
+        let probe = h
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(&route, Intent::WebSocket));
+        let polled = tokio::spawn(probe);
+        let (_, send) = h.upstream.next_request().await.unwrap();
+        assert_eq!(h.only().probes_in_flight, 1);
+        send.send_error(Panicky);
+        assert!(polled.await.unwrap_err().is_panic());
+        assert_eq!(h.only().probes_in_flight, 0);
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_in_use_on_the_closed_path_are_not_evicted() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let layer = CircuitBreakerLayer::new(
+            config()
+                .consecutive_failures(2)
+                .no_failure_rate()
+                .build()
+                .unwrap(),
+        )
+        .with_registry(registry);
+        let mut h = Harness::with_layer(layer);
+        let route = route(TransportMode::Auto);
+        h.ws(&route, Outcome::Fail(refused())).await;
+        // Used every 30 s (served over HTTP: no verdict) through the remembered key, so swept
+        // every 30 s and never idle for 60 s.
+        for _ in 0..4 {
+            advance(Duration::from_secs(30)).await;
+            h.ws(&route, Outcome::Http).await;
+            assert_eq!(h.handle.evict_idle(), 0);
+        }
+        assert_eq!(h.only().consecutive_failures, 1, "the key kept its count");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_probe_gives_its_slot_back() {
         let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
