@@ -174,18 +174,16 @@ fn shared_or_lookup(
     credential: Option<&HeaderValue>,
 ) -> Arc<Cached> {
     let base = route.breaker_key();
-    {
+    let rebased = {
         let last = shared.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = last.as_ref().filter(|c| !c.slot.is_retired()) {
-            if cached.matches(base, credential) {
-                return cached.clone();
-            }
-            if cached.matches_equal(base, credential) {
-                return Arc::new(cached.rebased(base));
-            }
+        match last.as_ref().filter(|c| !c.slot.is_retired()) {
+            Some(cached) if cached.matches(base, credential) => return cached.clone(),
+            // Shared again below, so that the next clones match it by pointer.
+            Some(cached) if cached.matches_equal(base, credential) => Some(cached.rebased(base)),
+            _ => None,
         }
-    }
-    let fresh = Arc::new(lookup(registry, config, route, credential));
+    };
+    let fresh = Arc::new(rebased.unwrap_or_else(|| lookup(registry, config, route, credential)));
     *shared.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
     fresh
 }
