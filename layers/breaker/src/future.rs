@@ -201,8 +201,13 @@ where
         let Some(future) = this.future.as_pin_mut() else {
             return Poll::Ready(Err(mem::replace(this.ticket, Ticket::Spent).refusal()));
         };
-        let response = match ready!(future.poll(cx)) {
-            Ok(response) => response,
+        let result = ready!(future.poll(cx));
+        Poll::Ready(match result {
+            Ok(response) => {
+                let ticket = mem::replace(this.ticket, Ticket::Spent);
+                let tracker = ticket.on_response(response.extensions());
+                Ok(response.map(|body| ResponseBody::new(body, tracker)))
+            }
             Err(error) => {
                 // The conversion and the search run the error's own code (`source()`): the
                 // ticket stays in the future until they are done, so that a panic there still
@@ -210,11 +215,8 @@ where
                 let error = error.into();
                 let failure = find_ws_failure(&*error);
                 mem::replace(this.ticket, Ticket::Spent).on_error(failure);
-                return Poll::Ready(Err(error));
+                Err(error)
             }
-        };
-        let ticket = mem::replace(this.ticket, Ticket::Spent);
-        let tracker = ticket.on_response(response.extensions());
-        Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, tracker))))
+        })
     }
 }
