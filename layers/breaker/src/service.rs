@@ -260,8 +260,8 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    // `always`: inlining the closed-state path into the caller saved ~10 ns per call in the
-    // `closed_overhead` benchmark (the future is then built in place rather than moved).
+    // `always`: with the closed-state path inlined into the caller, the `closed_overhead`
+    // benchmark measured about 10 ns less per call than with `#[inline]` (which LLVM declined).
     #[inline(always)]
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         // The closed-state path: a WebSocket request whose key is the remembered one and closed
