@@ -474,6 +474,29 @@ mod tests {
                 .0
         }
 
+        /// Trips the key of `route` with one refused handshake (the harness's breaker must trip
+        /// on one failure and be open for 30 s), waits for half-open and sends a probe; returns
+        /// its response future and the upstream's side of the probe.
+        async fn start_probe(
+            &mut self,
+            route: &Route,
+        ) -> (
+            ResponseFuture<<Mock as Service<Request<()>>>::Future>,
+            mock::SendResponse<Response<Body>>,
+        ) {
+            self.ws(route, Outcome::Fail(refused())).await;
+            advance(Duration::from_secs(30)).await;
+            let probe = self
+                .service
+                .ready()
+                .await
+                .unwrap()
+                .call(request(route, Intent::WebSocket));
+            let (_, send) = self.upstream.next_request().await.unwrap();
+            assert_eq!(self.only().probes_in_flight, 1);
+            (probe, send)
+        }
+
         fn state(&self) -> BreakerState {
             self.only().state
         }
@@ -852,17 +875,8 @@ mod tests {
 
         let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
-        h.ws(&route, Outcome::Fail(refused())).await;
-        advance(Duration::from_secs(30)).await;
-        let probe = h
-            .service
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&route, Intent::WebSocket));
+        let (probe, send) = h.start_probe(&route).await;
         let polled = tokio::spawn(probe);
-        let (_, send) = h.upstream.next_request().await.unwrap();
-        assert_eq!(h.only().probes_in_flight, 1);
         send.send_error(Panicky);
         assert!(polled.await.unwrap_err().is_panic());
         assert_eq!(h.only().probes_in_flight, 0);
@@ -900,16 +914,7 @@ mod tests {
     async fn a_dropped_probe_gives_its_slot_back() {
         let mut h = Harness::new(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
-        h.ws(&route, Outcome::Fail(refused())).await;
-        advance(Duration::from_secs(30)).await;
-
-        let probe = h
-            .service
-            .ready()
-            .await
-            .unwrap()
-            .call(request(&route, Intent::WebSocket));
-        let (_, _send) = h.upstream.next_request().await.unwrap();
+        let (probe, _send) = h.start_probe(&route).await;
         assert!(pinned(&h.ws(&route, Outcome::Http).await));
         drop(probe);
         assert_eq!(h.only().probes_in_flight, 0);
