@@ -421,6 +421,14 @@ mod tests {
             Self::with_layer(CircuitBreakerLayer::new(config))
         }
 
+        /// A harness whose registry evicts keys idle for 60 s.
+        fn evicting_after_60s(config: BreakerConfig) -> Self {
+            let registry = BreakerRegistry::builder()
+                .idle_timeout(Duration::from_secs(60))
+                .build();
+            Self::with_layer(CircuitBreakerLayer::new(config).with_registry(registry))
+        }
+
         fn with_layer(layer: CircuitBreakerLayer) -> Self {
             let (mock, upstream) = mock::pair();
             Harness {
@@ -886,18 +894,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keys_in_use_on_the_closed_path_are_not_evicted() {
-        let registry = BreakerRegistry::builder()
-            .idle_timeout(Duration::from_secs(60))
-            .build();
-        let layer = CircuitBreakerLayer::new(
+        let mut h = Harness::evicting_after_60s(
             config()
                 .consecutive_failures(2)
                 .no_failure_rate()
                 .build()
                 .unwrap(),
-        )
-        .with_registry(registry);
-        let mut h = Harness::with_layer(layer);
+        );
         let route = route(TransportMode::Auto);
         h.ws(&route, Outcome::Fail(refused())).await;
         // Used every 30 s (served over HTTP: no verdict) through the remembered key, so swept
@@ -1351,12 +1354,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_keys_are_evicted_but_pins_by_hand_are_kept() {
-        let registry = BreakerRegistry::builder()
-            .idle_timeout(Duration::from_secs(60))
-            .build();
-        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
-            .with_registry(registry.clone());
-        let mut h = Harness::with_layer(layer);
+        let mut h = Harness::evicting_after_60s(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
         for i in 0..50 {
             let secret = format!("Bearer sk-{i}");
@@ -1368,7 +1366,7 @@ mod tests {
         }
         let pinned_key = BreakerKey::new("ops", "wss://ops", None);
         h.handle.pin(&pinned_key, None);
-        assert_eq!(registry.len(), 51);
+        assert_eq!(h.handle.snapshot().len(), 51);
         // Keep one key busy.
         for _ in 0..4 {
             advance(Duration::from_secs(30)).await;
@@ -1486,12 +1484,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_half_open_key_without_probes_is_evicted() {
-        let registry = BreakerRegistry::builder()
-            .idle_timeout(Duration::from_secs(60))
-            .build();
-        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
-            .with_registry(registry.clone());
-        let mut h = Harness::with_layer(layer);
+        let mut h = Harness::evicting_after_60s(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
         h.ws(&route, Outcome::Fail(refused())).await;
         advance(Duration::from_secs(30)).await;
@@ -1513,7 +1506,7 @@ mod tests {
         assert_eq!(snapshot.state, BreakerState::HalfOpen);
         assert_eq!(snapshot.probes_in_flight, 0);
         assert_eq!(h.handle.evict_idle(), 1);
-        assert!(registry.is_empty());
+        assert!(h.handle.snapshot().is_empty());
         // The service recovers with a fresh key.
         assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
         assert_eq!(h.state(), BreakerState::Closed);
@@ -1612,12 +1605,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn evicting_an_open_key_sets_its_state_gauge_back_to_closed() {
-        let registry = BreakerRegistry::builder()
-            .idle_timeout(Duration::from_secs(60))
-            .build();
-        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
-            .with_registry(registry.clone());
-        let mut h = Harness::with_layer(layer);
+        let mut h = Harness::evicting_after_60s(config().consecutive_failures(1).build().unwrap());
         let route = route(TransportMode::Auto);
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
