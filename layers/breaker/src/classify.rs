@@ -98,9 +98,8 @@ pub trait Classify: fmt::Debug + Send + Sync + 'static {
 /// | DNS, I/O (connect refused, reset), TLS errors, timeouts | [`Verdict::Count`] |
 /// | the upstream closed the connection (before the first event or mid-stream) | [`Verdict::Count`] |
 /// | protocol errors | [`Verdict::Count`] |
-/// | upstream error event with code `websocket_connection_limit_reached`, `previous_response_not_found` or `rate_limit_exceeded` | [`Verdict::Ignore`] |
-/// | upstream error event whose message contains `connection too old` or `please reconnect` (ASCII case-insensitive) | [`Verdict::Ignore`] |
-/// | any other upstream error event | [`Verdict::Count`] |
+/// | upstream error event whose codec put it in [`ErrorScope::Connection`] or [`ErrorScope::Request`] (for the Responses API: reconnect requests, rate limits; see the codec) | [`Verdict::Ignore`] |
+/// | any other upstream error event ([`ErrorScope::Provider`]) | [`Verdict::Count`] |
 /// | a message over the size limit (the request's fault, not the path's) | [`Verdict::Ignore`] |
 /// | a local condition ([`FailureKind::Local`]: no usable WebSocket URL, connection pool closed or exhausted, a request that cannot be encoded; not the upstream's fault) | [`Verdict::Ignore`] |
 ///
@@ -108,16 +107,6 @@ pub trait Classify: fmt::Debug + Send + Sync + 'static {
 /// event.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultClassifier;
-
-/// Upstream error codes that ask the client to reconnect or slow down, not a broken path.
-const IGNORED_CODES: &[&str] = &[
-    "websocket_connection_limit_reached",
-    "previous_response_not_found",
-    "rate_limit_exceeded",
-];
-
-/// Message fragments (lower case) of upstream errors that ask for a fresh connection.
-const IGNORED_MESSAGES: &[&str] = &["connection too old", "please reconnect"];
 
 impl Classify for DefaultClassifier {
     fn classify(&self, failure: &WsFailure) -> Verdict {
@@ -130,16 +119,11 @@ impl Classify for DefaultClassifier {
                 StatusCode::TOO_MANY_REQUESTS => Verdict::Ignore,
                 _ => Verdict::Count,
             },
-            FailureKind::UpstreamError { code, message } => {
-                let ignored_code = code
-                    .as_deref()
-                    .is_some_and(|code| IGNORED_CODES.contains(&code));
-                let lower = message.to_ascii_lowercase();
-                let ignored_message = IGNORED_MESSAGES.iter().any(|m| lower.contains(m));
-                if ignored_code || ignored_message {
-                    Verdict::Ignore
-                } else {
+            FailureKind::UpstreamError { scope, .. } => {
+                if scope.counts_against_path() {
                     Verdict::Count
+                } else {
+                    Verdict::Ignore
                 }
             }
             FailureKind::TooLarge { .. } | FailureKind::Local(_) => Verdict::Ignore,
@@ -153,7 +137,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use wsfirst_core::Phase;
+    use wsfirst_core::{ErrorScope, Phase};
 
     fn upgrade(status: u16) -> WsFailure {
         WsFailure::new(
@@ -165,12 +149,13 @@ mod tests {
         )
     }
 
-    fn upstream(code: Option<&str>, message: &str) -> WsFailure {
+    fn upstream(scope: ErrorScope) -> WsFailure {
         WsFailure::new(
             Phase::BeforeFirstEvent,
             FailureKind::UpstreamError {
-                code: code.map(str::to_owned),
-                message: message.to_owned(),
+                code: Some("some_code".into()),
+                message: "some message".into(),
+                scope,
             },
         )
     }
@@ -195,19 +180,15 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_requests_are_ignored() {
-        for code in IGNORED_CODES {
+    fn only_provider_scoped_error_events_count() {
+        for scope in [ErrorScope::Connection, ErrorScope::Request] {
             assert_eq!(
-                DefaultClassifier.classify(&upstream(Some(code), "x")),
+                DefaultClassifier.classify(&upstream(scope)),
                 Verdict::Ignore
             );
         }
         assert_eq!(
-            DefaultClassifier.classify(&upstream(None, "Connection too old, please reconnect")),
-            Verdict::Ignore
-        );
-        assert_eq!(
-            DefaultClassifier.classify(&upstream(Some("server_error"), "boom")),
+            DefaultClassifier.classify(&upstream(ErrorScope::Provider)),
             Verdict::Count
         );
     }

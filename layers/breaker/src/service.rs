@@ -701,6 +701,7 @@ mod tests {
             FailureKind::UpstreamError {
                 code: Some("websocket_connection_limit_reached".into()),
                 message: "reconnect".into(),
+                scope: wsfirst_core::ErrorScope::Connection,
             },
         );
         let local = WsFailure::new(

@@ -97,6 +97,9 @@ pub enum FailureKind {
         code: Option<String>,
         /// The error message.
         message: String,
+        /// What the error is about, as the API's codec reads it: the connection, the request,
+        /// or the provider's WebSocket path.
+        scope: ErrorScope,
     },
     /// A local condition, not the upstream's fault: the route has no usable WebSocket URL, the
     /// pool is closed or every connection of the key is busy, the request cannot be encoded.
@@ -136,11 +139,68 @@ impl FailureKind {
         }
     }
 
+    /// The upstream error event's scope, if this is one.
+    pub fn error_scope(&self) -> Option<ErrorScope> {
+        match self {
+            FailureKind::UpstreamError { scope, .. } => Some(*scope),
+            _ => None,
+        }
+    }
+
     /// The upstream error event's code, if this is one.
     pub fn upstream_code(&self) -> Option<&str> {
         match self {
             FailureKind::UpstreamError { code, .. } => code.as_deref(),
             _ => None,
+        }
+    }
+}
+
+/// What an upstream error event is about, as the API's codec classifies it.
+///
+/// Generic layers never read error codes: the codec that knows the API decides the scope, the
+/// WebSocket layer retries a [`Connection`](ErrorScope::Connection) error once on a fresh
+/// connection, and the breaker's default classifier counts only
+/// [`Provider`](ErrorScope::Provider) errors against the path.
+///
+/// ```
+/// use wsfirst_core::{ErrorScope, FailureKind};
+///
+/// let kind = FailureKind::UpstreamError {
+///     code: Some("rate_limit_exceeded".into()),
+///     message: "slow down".into(),
+///     scope: ErrorScope::Request,
+/// };
+/// assert_eq!(kind.error_scope(), Some(ErrorScope::Request));
+/// assert!(!ErrorScope::Request.counts_against_path());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorScope {
+    /// This connection is finished (too old, over the upstream's connection limit, or unable to
+    /// continue a conversation): another connection may succeed.
+    Connection,
+    /// About this request or this client (a rate limit, an invalid request), not the path's
+    /// health.
+    Request,
+    /// The provider failed: counts against its WebSocket path. The default for an error the
+    /// codec does not know.
+    #[default]
+    Provider,
+}
+
+impl ErrorScope {
+    /// Whether an error of this scope says something about the provider's WebSocket path.
+    pub fn counts_against_path(self) -> bool {
+        matches!(self, ErrorScope::Provider)
+    }
+
+    /// A short stable name, for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorScope::Connection => "connection",
+            ErrorScope::Request => "request",
+            ErrorScope::Provider => "provider",
         }
     }
 }
@@ -185,12 +245,14 @@ impl fmt::Display for FailureKind {
             FailureKind::UpstreamError {
                 code: Some(code),
                 message,
+                ..
             } => {
                 write!(f, "upstream sent an error event ({code}): {message}")
             }
             FailureKind::UpstreamError {
                 code: None,
                 message,
+                ..
             } => {
                 write!(f, "upstream sent an error event: {message}")
             }
@@ -354,6 +416,7 @@ mod tests {
                     FailureKind::UpstreamError {
                         code: Some("server_error".into()),
                         message: "try again".into(),
+                        scope: ErrorScope::Provider,
                     },
                 ),
                 "websocket failed mid-stream: upstream sent an error event (server_error): try again",

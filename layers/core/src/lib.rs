@@ -41,12 +41,14 @@
 
 mod error;
 mod failure;
+pub mod headers;
 mod intent;
+pub mod limits;
 mod route;
 mod served;
 
 pub use error::MissingExtension;
-pub use failure::{FailureKind, Phase, WsFailure};
+pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use intent::{HttpReason, Ineligible, Intent};
 pub use route::{BreakerKey, Fingerprint, Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};

@@ -9,14 +9,13 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
-use wsfirst_core::{BoxError, FailureKind, Phase, Route, Served, WsFailure};
+use wsfirst_core::{BoxError, ErrorScope, FailureKind, Phase, Route, Served, WsFailure};
 
 use crate::{
     Codec, Decoded, Exchange, Pool, RequestBodyError, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
     pool::{PoolKey, Pooled},
-    responses::CONNECTION_SCOPED_CODES,
 };
 
 /// Counts a failure that reaches the caller (or the body's reader).
@@ -283,25 +282,40 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
         };
         let end = match decoded {
             Decoded::Ignore => continue,
-            Decoded::Error { code, message, .. } if exchange.events() == 0 => {
-                let scoped = code
-                    .as_deref()
-                    .is_some_and(|code| CONNECTION_SCOPED_CODES.contains(&code));
+            Decoded::Error {
+                code,
+                message,
+                scope,
+                ..
+            } if exchange.events() == 0 => {
                 let failure = WsFailure::new(
                     Phase::BeforeFirstEvent,
-                    FailureKind::UpstreamError { code, message },
+                    FailureKind::UpstreamError {
+                        code,
+                        message,
+                        scope,
+                    },
                 );
-                return if scoped {
+                return if scope == ErrorScope::Connection {
                     Exchanged::Retry(failure)
                 } else {
                     Exchanged::Failed(failure)
                 };
             }
-            Decoded::Error { code, message, .. } => {
+            Decoded::Error {
+                code,
+                message,
+                scope,
+                ..
+            } => {
                 // Only a non-streaming answer reads past its first event here.
                 return Exchanged::Failed(WsFailure::new(
                     Phase::MidStream,
-                    FailureKind::UpstreamError { code, message },
+                    FailureKind::UpstreamError {
+                        code,
+                        message,
+                        scope,
+                    },
                 ));
             }
             Decoded::Event { frame } => {

@@ -262,10 +262,15 @@ impl Streaming {
                         frame,
                         code,
                         message,
+                        scope,
                     }) => {
                         let failure = self.fail(WsFailure::new(
                             Phase::MidStream,
-                            FailureKind::UpstreamError { code, message },
+                            FailureKind::UpstreamError {
+                                code,
+                                message,
+                                scope,
+                            },
                         ));
                         return match frame {
                             Some(frame) => {

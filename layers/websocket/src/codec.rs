@@ -45,6 +45,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::HeaderValue;
+use wsfirst_core::ErrorScope;
 
 pub(crate) use crate::error::CodecError;
 pub use tokio_tungstenite::tungstenite::Message;
@@ -172,5 +173,9 @@ pub enum Decoded {
         code: Option<String>,
         /// The error's message.
         message: String,
+        /// What the error is about: a [`Connection`](ErrorScope::Connection) error before any
+        /// event is retried once on a fresh connection; the breaker counts only
+        /// [`Provider`](ErrorScope::Provider) errors.
+        scope: ErrorScope,
     },
 }

@@ -31,15 +31,39 @@ use serde::{
     de::{MapAccess, Visitor},
 };
 use serde_json::value::RawValue;
+use wsfirst_core::ErrorScope;
 
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// Error codes that mean "this connection", not "this endpoint": the attempt is retried once on
 /// a fresh connection before anything else happens.
-pub(crate) const CONNECTION_SCOPED_CODES: [&str; 2] = [
+const CONNECTION_SCOPED_CODES: [&str; 2] = [
     "previous_response_not_found",
     "websocket_connection_limit_reached",
 ];
+
+/// Error codes about the client, not the path (the breaker ignores them).
+const REQUEST_SCOPED_CODES: [&str; 1] = ["rate_limit_exceeded"];
+
+/// Message fragments (lower case) of errors that ask the client to reconnect; the breaker
+/// ignores them.
+const RECONNECT_MESSAGES: [&str; 2] = ["connection too old", "please reconnect"];
+
+/// What an error event of the Responses API is about.
+fn error_scope(code: Option<&str>, message: &str) -> ErrorScope {
+    match code {
+        Some(code) if CONNECTION_SCOPED_CODES.contains(&code) => ErrorScope::Connection,
+        Some(code) if REQUEST_SCOPED_CODES.contains(&code) => ErrorScope::Request,
+        _ => {
+            let lower = message.to_ascii_lowercase();
+            if RECONNECT_MESSAGES.iter().any(|m| lower.contains(m)) {
+                ErrorScope::Request
+            } else {
+                ErrorScope::Provider
+            }
+        }
+    }
+}
 
 /// The OpenAI Responses API over its WebSocket mode.
 ///
@@ -183,10 +207,12 @@ impl Codec for ResponsesCodec {
                     Some(body) => (body.code.or(event.code), body.message.or(event.message)),
                     None => (event.code, event.message),
                 };
+                let message = message.unwrap_or_default();
                 Ok(Decoded::Error {
                     frame: exchange.is_streaming().then(|| sse_frame(kind, text)),
+                    scope: error_scope(code.as_deref(), &message),
                     code,
-                    message: message.unwrap_or_default(),
+                    message,
                 })
             }
             "response.completed" | "response.failed" | "response.incomplete" => {
@@ -373,7 +399,8 @@ mod tests {
             Decoded::Error {
                 frame: None,
                 code: Some("previous_response_not_found".into()),
-                message: "gone".into()
+                message: "gone".into(),
+                scope: ErrorScope::Connection,
             }
         );
         let flat = r#"{"type":"error","code":"server_error","message":"boom"}"#;
@@ -384,7 +411,8 @@ mod tests {
             Decoded::Error {
                 frame: Some(Bytes::from(format!("event: error\ndata: {flat}\n\n"))),
                 code: Some("server_error".into()),
-                message: "boom".into()
+                message: "boom".into(),
+                scope: ErrorScope::Provider,
             }
         );
     }

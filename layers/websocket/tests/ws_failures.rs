@@ -130,7 +130,8 @@ async fn error_event_before_output_keeps_its_code() {
         failure.kind(),
         &FailureKind::UpstreamError {
             code: Some("server_error".into()),
-            message: "overloaded".into()
+            message: "overloaded".into(),
+            scope: wsfirst_core::ErrorScope::Provider,
         }
     );
 }
