@@ -546,3 +546,33 @@ async fn the_incident_a_websocket_url_on_another_providers_host_never_handshakes
     assert_eq!(upstream.http_requests(), 3);
     assert!(wsfirst.breakers().snapshot().is_empty());
 }
+
+/// A route without a breaker and a route with one reach the same key: the one without never
+/// decides the other's settings (it has no breaker layer at all), so the key still pins after the
+/// breaker route's own threshold (3 failures by default), whichever route came first.
+#[tokio::test]
+async fn a_route_without_breaker_does_not_disable_the_breaker_of_a_route_sharing_its_key() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, "wrong"));
+    let wsfirst = Wsfirst::builder().eligibility(table()).build();
+    let unguarded = wsfirst.route_with(
+        route(&upstream, TransportMode::Auto),
+        RouteOptions::new().no_breaker(),
+    );
+    let guarded = wsfirst.route_with(route(&upstream, TransportMode::Auto), RouteOptions::new());
+    let (_, transport, reason, _) = exchange(&unguarded, STREAM).await;
+    assert_eq!((transport.as_str(), reason.as_str()), ("http", "fallback"));
+    for _ in 0..3 {
+        let (_, transport, _, _) = exchange(&guarded, STREAM).await;
+        assert_eq!(transport, "http");
+    }
+    assert_eq!(state(&wsfirst), Some(BreakerState::Open));
+    let handshakes = upstream.handshakes();
+    let (_, _, reason, _) = exchange(&guarded, STREAM).await;
+    assert_eq!(reason, "pinned");
+    assert_eq!(
+        upstream.handshakes(),
+        handshakes,
+        "a pinned key pays no handshake"
+    );
+}
