@@ -15,7 +15,8 @@
 //! let inner = tower::service_fn(|_: http::Request<String>| async {
 //!     Ok::<_, std::convert::Infallible>("served")
 //! });
-//! let mut service = Eligibility::new(inner, EligibilityTable::openai_default());
+//! let table = EligibilityTable::builder().allow("openai", "openai-responses").build()?;
+//! let mut service = Eligibility::new(inner, table);
 //! let future: ResponseFuture<_> = service.ready().await?.call(http::Request::new(String::new()));
 //! let error = future.await.unwrap_err();
 //! assert_eq!(error.downcast_ref::<MissingExtension>(), Some(&MissingExtension::ROUTE));
@@ -26,15 +27,23 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use pin_project_lite::pin_project;
 use wsfirst_core::BoxError;
 
+/// What a [`ResponseFuture`] polled after it completed panics with.
+const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion";
+
 pin_project! {
     /// The response future of [`Eligibility`](crate::Eligibility): the inner service's future,
     /// or an error when the request could not be decided (it had no `Route`).
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it completed panics with "`ResponseFuture` polled after
+    /// completion".
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
@@ -46,6 +55,7 @@ pin_project! {
     enum State<F> {
         Failed { error: Option<BoxError> },
         Inner { #[pin] future: F },
+        Done,
     }
 }
 
@@ -71,12 +81,14 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
-            StateProj::Failed { error } => Poll::Ready(Err(error
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-        }
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
+            StateProj::Inner { future } => ready!(future.poll(cx)).map_err(Into::into),
+            StateProj::Failed { error } => Err(error.take().expect(POLLED_AFTER_COMPLETION)),
+            StateProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
+        };
+        state.set(State::Done);
+        Poll::Ready(output)
     }
 }
 

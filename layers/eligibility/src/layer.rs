@@ -1,3 +1,5 @@
+//! The layer that wraps a service in [`Eligibility`].
+
 use tower_layer::Layer;
 
 use crate::Eligibility;
@@ -12,12 +14,14 @@ use crate::Eligibility;
 /// use tower::ServiceBuilder;
 /// use wsfirst_eligibility::{EligibilityLayer, EligibilityTable};
 ///
+/// let table = EligibilityTable::builder().allow("openai", "openai-responses").build()?;
 /// let service = ServiceBuilder::new()
-///     .layer(EligibilityLayer::new(EligibilityTable::openai_default()))
+///     .layer(EligibilityLayer::new(table))
 ///     .service_fn(|_: http::Request<String>| async {
 ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 ///     });
 /// # let _ = service;
+/// # Ok::<(), wsfirst_eligibility::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct EligibilityLayer<P> {

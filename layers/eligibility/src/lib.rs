@@ -4,7 +4,8 @@
 //! [`EligibilityLayer`] sets the request's [`Intent`](wsfirst_core::Intent) extension from a
 //! [`Policy`]. The default policy is an [`EligibilityTable`]: (provider, API) pairs allowed on
 //! the WebSocket, a deny list that wins, the WebSocket hosts registered per provider, a message
-//! size limit, the route's [`TransportMode`](wsfirst_core::TransportMode) and an opt-in
+//! size limit (one of the stack's size limits: see the table in [`wsfirst_core::limits`]), the
+//! route's [`TransportMode`](wsfirst_core::TransportMode) and an opt-in
 //! per-request override header that can only force HTTP. Add rules of your own with
 //! [`policy_fn`] and [`Policy::and`]. Every "no" carries an
 //! [`Ineligible`](wsfirst_core::Ineligible) reason that ends up in logs, metrics and the
@@ -19,8 +20,14 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), wsfirst_core::BoxError> {
+//! // OpenAI's Responses API on its own host. (The pairs and hosts of an API are data: the
+//! // facade feeds the ones of the Responses API to this same builder.)
+//! let table = EligibilityTable::builder()
+//!     .allow("openai", "openai-responses")
+//!     .provider_host("openai", "api.openai.com")
+//!     .build()?;
 //! let mut service = ServiceBuilder::new()
-//!     .layer(EligibilityLayer::new(EligibilityTable::openai_default()))
+//!     .layer(EligibilityLayer::new(table))
 //!     .service_fn(|request: http::Request<String>| async move {
 //!         // The next layers read the decision from the request.
 //!         let intent = request.extensions().get::<Intent>().cloned().unwrap();
@@ -62,13 +69,18 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod error;
 pub mod future;
 mod layer;
 pub mod policy;
 mod service;
 pub mod table;
 
+pub use error::ConfigError;
 pub use layer::EligibilityLayer;
 pub use policy::{And, Policy, PolicyFn, RequestHead, policy_fn};
 pub use service::{DECISIONS_METRIC, Eligibility};
-pub use table::{DEFAULT_MAX_MESSAGE_SIZE, EligibilityTable, EligibilityTableBuilder};
+pub use table::{EligibilityTable, EligibilityTableBuilder};
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,11 @@
 //!         Intent::Http(HttpReason::Ineligible(Ineligible::Custom("not streaming".into())))
 //!     }
 //! });
-//! let policy = EligibilityTable::openai_default().and(streaming_only);
+//! let table = EligibilityTable::builder()
+//!     .allow("openai", "openai-responses")
+//!     .provider_host("openai", "api.openai.com")
+//!     .build()?;
+//! let policy = table.and(streaming_only);
 //!
 //! let route = Route::builder("openai", "openai-responses")
 //!     .ws_url("wss://api.openai.com/v1/responses")

@@ -12,7 +12,7 @@
 //!     .deny("openai-codex", "openai-codex-responses")
 //!     .provider_host("openai", "api.openai.com")
 //!     .override_header(http::HeaderName::from_static("x-wsfirst-transport"))
-//!     .build();
+//!     .build()?;
 //!
 //! let route = |provider: &str, api: &str, ws_url: &str| {
 //!     Route::builder(provider, api)
@@ -45,12 +45,12 @@ use std::{
 };
 
 use http::HeaderName;
-use wsfirst_core::{HttpReason, Ineligible, Intent, Route, TransportMode};
+use wsfirst_core::{HttpReason, Ineligible, Intent, Route, TransportMode, limits};
 
-use crate::{Policy, RequestHead};
+use crate::{ConfigError, Policy, RequestHead};
 
-/// The default WebSocket message size limit: 16 MiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 16 * 1024 * 1024;
+/// The default message size limit: [`limits::DEFAULT_MAX_MESSAGE_SIZE`] (16 MiB).
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = limits::DEFAULT_MAX_MESSAGE_SIZE as u64;
 
 /// The default policy: which (provider, API) pairs may try the WebSocket, and on which hosts.
 ///
@@ -93,34 +93,22 @@ struct Table {
 }
 
 impl EligibilityTable {
-    /// An empty builder: nothing allowed, no deny list, no hosts, no override header, a 16 MiB
-    /// message limit.
+    /// An empty builder: nothing allowed, no deny list, no hosts, no override header, a
+    /// [`limits::DEFAULT_MAX_MESSAGE_SIZE`] (16 MiB) message limit.
+    ///
+    /// The table holds no provider's defaults: the pairs and hosts of an API (such as OpenAI's
+    /// Responses API) are data that the API's module hands to
+    /// [`allow_pairs`](EligibilityTableBuilder::allow_pairs),
+    /// [`deny_pairs`](EligibilityTableBuilder::deny_pairs) and
+    /// [`provider_hosts`](EligibilityTableBuilder::provider_hosts).
     pub fn builder() -> EligibilityTableBuilder {
         EligibilityTableBuilder {
             table: Table {
                 max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
                 ..Table::default()
             },
+            error: None,
         }
-    }
-
-    /// The table for OpenAI's public endpoints: `openai` / `openai-responses` allowed on host
-    /// `api.openai.com`; `openai-codex` / `openai-codex-responses` denied (the incident: its
-    /// WebSocket endpoint answered 500 on every upgrade). No override header.
-    ///
-    /// ```
-    /// use wsfirst_eligibility::EligibilityTable;
-    ///
-    /// let table = EligibilityTable::openai_default();
-    /// assert!(table.is_allowed("openai", "openai-responses"));
-    /// assert!(!table.is_allowed("openai-codex", "openai-codex-responses"));
-    /// ```
-    pub fn openai_default() -> Self {
-        Self::builder()
-            .allow("openai", "openai-responses")
-            .deny("openai-codex", "openai-codex-responses")
-            .provider_host("openai", "api.openai.com")
-            .build()
     }
 
     /// A builder holding this table's settings, to extend it.
@@ -128,13 +116,16 @@ impl EligibilityTable {
     /// ```
     /// use wsfirst_eligibility::EligibilityTable;
     ///
-    /// let table = EligibilityTable::openai_default().to_builder().allow("openai", "openai-chat").build();
+    /// let table = EligibilityTable::builder().allow("openai", "openai-responses").build()?;
+    /// let table = table.to_builder().allow("openai", "openai-chat").build()?;
     /// assert!(table.is_allowed("openai", "openai-chat"));
     /// assert!(table.is_allowed("openai", "openai-responses"));
+    /// # Ok::<(), wsfirst_eligibility::ConfigError>(())
     /// ```
     pub fn to_builder(&self) -> EligibilityTableBuilder {
         EligibilityTableBuilder {
             table: (*self.inner).clone(),
+            error: None,
         }
     }
 
@@ -158,7 +149,7 @@ impl EligibilityTable {
         self.inner.override_header.as_ref()
     }
 
-    /// The WebSocket message size limit in bytes.
+    /// The message size limit in bytes.
     pub fn max_message_size(&self) -> u64 {
         self.inner.max_message_size
     }
@@ -243,38 +234,121 @@ impl Policy for EligibilityTable {
 }
 
 /// Builds an [`EligibilityTable`]; see [`EligibilityTable::builder`].
+///
+/// Every knob checks its values; [`build`](Self::build) reports the first bad one as a
+/// [`ConfigError`] naming the field (`allow_pairs`, `deny_pairs`, `provider_hosts` or
+/// `max_message_size`).
+///
+/// ```
+/// use wsfirst_eligibility::EligibilityTable;
+///
+/// // The data of an API's module, in plain constants.
+/// const ALLOW: [(&str, &str); 1] = [("openai", "openai-responses")];
+/// const DENY: &[(&str, &str)] = &[("openai-codex", "openai-codex-responses")];
+/// const HOSTS: &[(&str, &str)] = &[("openai", "api.openai.com")];
+///
+/// let table = EligibilityTable::builder()
+///     .allow_pairs(ALLOW)
+///     .deny_pairs(DENY.iter().copied())
+///     .provider_hosts(HOSTS.iter().copied())
+///     .build()?;
+/// assert!(table.is_allowed("openai", "openai-responses"));
+/// assert!(!table.is_allowed("openai-codex", "openai-codex-responses"));
+/// assert_eq!(table.provider_hosts("openai").collect::<Vec<_>>(), ["api.openai.com"]);
+///
+/// let error = EligibilityTable::builder().allow("openai", "").build().unwrap_err();
+/// assert_eq!(error.field(), "allow_pairs");
+/// # Ok::<(), wsfirst_eligibility::ConfigError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct EligibilityTableBuilder {
     table: Table,
+    /// The first bad value given, reported by `build`.
+    error: Option<ConfigError>,
 }
 
 impl EligibilityTableBuilder {
-    /// Allows `provider`'s `api` on the WebSocket (unless also denied).
+    /// Allows `provider`'s `api` on the WebSocket (unless also denied). Neither may be empty.
     pub fn allow(mut self, provider: impl Into<String>, api: impl Into<String>) -> Self {
-        insert(&mut self.table.allowed, provider.into(), api.into());
+        let (provider, api) = (provider.into(), api.into());
+        if self.check_pair("allow_pairs", &provider, &api) {
+            insert(&mut self.table.allowed, provider, api);
+        }
         self
     }
 
-    /// Denies `provider`'s `api` the WebSocket; the deny list wins over the allow list.
+    /// Allows each (provider, API) pair, as [`allow`](Self::allow) does.
+    pub fn allow_pairs<P, A>(self, pairs: impl IntoIterator<Item = (P, A)>) -> Self
+    where
+        P: Into<String>,
+        A: Into<String>,
+    {
+        pairs.into_iter().fold(self, |builder, (provider, api)| {
+            builder.allow(provider, api)
+        })
+    }
+
+    /// Denies `provider`'s `api` the WebSocket; the deny list wins over the allow list. Neither
+    /// may be empty.
     pub fn deny(mut self, provider: impl Into<String>, api: impl Into<String>) -> Self {
-        insert(&mut self.table.denied, provider.into(), api.into());
+        let (provider, api) = (provider.into(), api.into());
+        if self.check_pair("deny_pairs", &provider, &api) {
+            insert(&mut self.table.denied, provider, api);
+        }
         self
     }
 
-    /// Registers a WebSocket host for `provider` (a host name or IP address, without port).
-    /// Once a provider has a registered host, a WebSocket URL on any other host is
-    /// [`Ineligible::ForeignHost`]. Call again to register more hosts.
+    /// Denies each (provider, API) pair, as [`deny`](Self::deny) does.
+    pub fn deny_pairs<P, A>(self, pairs: impl IntoIterator<Item = (P, A)>) -> Self
+    where
+        P: Into<String>,
+        A: Into<String>,
+    {
+        pairs
+            .into_iter()
+            .fold(self, |builder, (provider, api)| builder.deny(provider, api))
+    }
+
+    /// Registers a WebSocket host for `provider`: a host name or IP address (IPv6 in brackets)
+    /// without scheme, port or path. Once a provider has a registered host, a WebSocket URL on
+    /// any other host is [`Ineligible::ForeignHost`]. Call again to register more hosts.
     pub fn provider_host(mut self, provider: impl Into<String>, host: impl Into<String>) -> Self {
+        let (provider, host) = (provider.into(), host.into());
+        if provider.is_empty() {
+            self.fail(ConfigError::EmptyProvider {
+                field: "provider_hosts",
+            });
+            return self;
+        }
+        if !is_bare_host(&host) {
+            self.fail(ConfigError::InvalidHost {
+                field: "provider_hosts",
+                provider,
+                host,
+            });
+            return self;
+        }
         let hosts = self
             .table
             .hosts
-            .entry(provider.into().into_boxed_str())
+            .entry(provider.into_boxed_str())
             .or_default();
-        let host = host.into().into_boxed_str();
+        let host = host.into_boxed_str();
         if !hosts.contains(&host) {
             hosts.push(host);
         }
         self
+    }
+
+    /// Registers each (provider, host) pair, as [`provider_host`](Self::provider_host) does.
+    pub fn provider_hosts<P, H>(self, hosts: impl IntoIterator<Item = (P, H)>) -> Self
+    where
+        P: Into<String>,
+        H: Into<String>,
+    {
+        hosts.into_iter().fold(self, |builder, (provider, host)| {
+            builder.provider_host(provider, host)
+        })
     }
 
     /// Enables the per-request override header (for example `x-wsfirst-transport`). A request
@@ -286,18 +360,52 @@ impl EligibilityTableBuilder {
         self
     }
 
-    /// The WebSocket message size limit in bytes (default 16 MiB): a request that declares a
-    /// larger body goes to HTTP with [`Ineligible::BodyTooLarge`].
+    /// The message size limit in bytes (default [`limits::DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB;
+    /// must not be zero): a request that declares a larger body goes to HTTP with
+    /// [`Ineligible::BodyTooLarge`].
+    ///
+    /// It saves a WebSocket attempt that could not succeed, so keep it equal to the WebSocket
+    /// layer's message size; the table in [`wsfirst_core::limits`] says what each of the stack's
+    /// size limits protects.
     pub fn max_message_size(mut self, bytes: u64) -> Self {
         self.table.max_message_size = bytes;
         self
     }
 
-    /// Builds the table.
-    pub fn build(self) -> EligibilityTable {
-        EligibilityTable {
-            inner: Arc::new(self.table),
+    /// Checks the values and builds the table.
+    pub fn build(self) -> Result<EligibilityTable, ConfigError> {
+        if let Some(error) = self.error {
+            return Err(error);
         }
+        if self.table.max_message_size == 0 {
+            return Err(ConfigError::Zero {
+                field: "max_message_size",
+            });
+        }
+        Ok(EligibilityTable {
+            inner: Arc::new(self.table),
+        })
+    }
+
+    /// Whether the pair is valid; records the first bad one.
+    fn check_pair(&mut self, field: &'static str, provider: &str, api: &str) -> bool {
+        let error = if provider.is_empty() {
+            ConfigError::EmptyProvider { field }
+        } else if api.is_empty() {
+            ConfigError::EmptyApi {
+                field,
+                provider: provider.to_owned(),
+            }
+        } else {
+            return true;
+        };
+        self.fail(error);
+        false
+    }
+
+    /// Records `error` unless an earlier one is recorded.
+    fn fail(&mut self, error: ConfigError) {
+        self.error.get_or_insert(error);
     }
 }
 
@@ -307,266 +415,11 @@ fn insert(map: &mut HashMap<Box<str>, HashSet<Box<str>>>, provider: String, api:
         .insert(api.into_boxed_str());
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(provider: &str, api: &str, ws_url: Option<&str>, mode: TransportMode) -> Route {
-        let mut builder = Route::builder(provider, api)
-            .http_url("https://api.openai.com/v1/responses")
-            .mode(mode);
-        if let Some(url) = ws_url {
-            builder = builder.ws_url(url);
-        }
-        builder.build().unwrap()
-    }
-
-    fn ineligible(why: Ineligible) -> Intent {
-        Intent::Http(HttpReason::Ineligible(why))
-    }
-
-    const OPENAI_WS: &str = "wss://api.openai.com/v1/responses";
-    const CODEX_WS: &str = "wss://chatgpt.com/backend-api/codex/responses";
-
-    /// The incident, as a regression table: each route goes where it should, for its own reason.
-    #[test]
-    fn incident_regression_table() {
-        let table = EligibilityTable::openai_default();
-        let auto = TransportMode::Auto;
-        let cases: Vec<(&str, Route, Intent)> = vec![
-            (
-                "openai responses over its own endpoint",
-                route("openai", "openai-responses", Some(OPENAI_WS), auto),
-                Intent::WebSocket,
-            ),
-            (
-                "host case does not matter",
-                route(
-                    "openai",
-                    "openai-responses",
-                    Some("wss://API.OpenAI.com/v1/responses"),
-                    auto,
-                ),
-                Intent::WebSocket,
-            ),
-            (
-                "the incident pair is not eligible by default",
-                route(
-                    "openai-codex",
-                    "openai-codex-responses",
-                    Some(CODEX_WS),
-                    auto,
-                ),
-                ineligible(Ineligible::Denied),
-            ),
-            (
-                "mismatched pair: known provider, other provider's api",
-                route("openai", "openai-codex-responses", Some(OPENAI_WS), auto),
-                ineligible(Ineligible::PairNotAllowed),
-            ),
-            (
-                "mismatched pair: codex provider, openai api",
-                route("openai-codex", "openai-responses", Some(CODEX_WS), auto),
-                ineligible(Ineligible::UnknownProvider),
-            ),
-            (
-                "unknown provider",
-                route(
-                    "anthropic",
-                    "messages",
-                    Some("wss://api.anthropic.com/v1"),
-                    auto,
-                ),
-                ineligible(Ineligible::UnknownProvider),
-            ),
-            (
-                "empty provider",
-                route("", "openai-responses", Some(OPENAI_WS), auto),
-                ineligible(Ineligible::EmptyProvider),
-            ),
-            (
-                "missing websocket url",
-                route("openai", "openai-responses", None, auto),
-                ineligible(Ineligible::MissingWebSocketUrl),
-            ),
-            (
-                "http:// websocket url",
-                route(
-                    "openai",
-                    "openai-responses",
-                    Some("http://api.openai.com/v1/responses"),
-                    auto,
-                ),
-                ineligible(Ineligible::NotWebSocketScheme {
-                    scheme: "http".into(),
-                }),
-            ),
-            (
-                "websocket url on another provider's host",
-                route("openai", "openai-responses", Some(CODEX_WS), auto),
-                ineligible(Ineligible::ForeignHost {
-                    host: "chatgpt.com".into(),
-                    expected: "api.openai.com".into(),
-                }),
-            ),
-            (
-                "mode http",
-                route(
-                    "openai",
-                    "openai-responses",
-                    Some(OPENAI_WS),
-                    TransportMode::Http,
-                ),
-                Intent::Http(HttpReason::ModeHttp),
-            ),
-            (
-                "strict websocket skips the table",
-                route(
-                    "openai-codex",
-                    "openai-codex-responses",
-                    Some(CODEX_WS),
-                    TransportMode::WebSocket,
-                ),
-                Intent::WebSocket,
-            ),
-        ];
-        let request = http::Request::new(());
-        let head = RequestHead::new(&request);
-        for (name, route, expected) in cases {
-            assert_eq!(table.decide(&route, &head), expected, "case: {name}");
-        }
-    }
-
-    #[test]
-    fn deny_wins_over_allow() {
-        let table = EligibilityTable::builder()
-            .allow("p", "a")
-            .deny("p", "a")
-            .build();
-        let r = route("p", "a", Some("wss://h/x"), TransportMode::Auto);
-        let request = http::Request::new(());
-        assert_eq!(
-            table.decide(&r, &RequestHead::new(&request)),
-            ineligible(Ineligible::Denied)
-        );
-        assert!(!table.is_allowed("p", "a"));
-    }
-
-    #[test]
-    fn any_host_when_none_registered_and_several_hosts_when_registered() {
-        let open = EligibilityTable::builder().allow("p", "a").build();
-        let r = route("p", "a", Some("ws://127.0.0.1:9000/x"), TransportMode::Auto);
-        let request = http::Request::new(());
-        let head = RequestHead::new(&request);
-        assert_eq!(open.decide(&r, &head), Intent::WebSocket);
-
-        let two = open
-            .to_builder()
-            .provider_host("p", "a.example")
-            .provider_host("p", "b.example")
-            .build();
-        assert_eq!(
-            two.decide(&r, &head),
-            ineligible(Ineligible::ForeignHost {
-                host: "127.0.0.1".into(),
-                expected: "a.example or b.example".into(),
-            })
-        );
-        let b = route("p", "a", Some("wss://b.example/x"), TransportMode::Auto);
-        assert_eq!(two.decide(&b, &head), Intent::WebSocket);
-    }
-
-    #[test]
-    fn body_size_limit_is_inclusive() {
-        let table = EligibilityTable::builder()
-            .allow("p", "a")
-            .max_message_size(10)
-            .build();
-        let r = route("p", "a", Some("wss://h/x"), TransportMode::Auto);
-        let request = http::Request::new(());
-        let head = RequestHead::new(&request);
-        assert_eq!(
-            table.decide(&r, &head.with_declared_body_size(Some(10))),
-            Intent::WebSocket
-        );
-        assert_eq!(
-            table.decide(&r, &head.with_declared_body_size(Some(11))),
-            ineligible(Ineligible::BodyTooLarge {
-                declared: 11,
-                limit: 10
-            })
-        );
-        // strict mode skips the size rule
-        let strict = route("p", "a", Some("wss://h/x"), TransportMode::WebSocket);
-        assert_eq!(
-            table.decide(&strict, &head.with_declared_body_size(Some(11))),
-            Intent::WebSocket
-        );
-        assert_eq!(
-            EligibilityTable::builder().build().max_message_size(),
-            16 << 20
-        );
-    }
-
-    #[test]
-    fn override_header_only_narrows() {
-        let table = EligibilityTable::openai_default()
-            .to_builder()
-            .override_header(HeaderName::from_static("x-wsfirst-transport"))
-            .build();
-        let ok = route(
-            "openai",
-            "openai-responses",
-            Some(OPENAI_WS),
-            TransportMode::Auto,
-        );
-        let strict = route(
-            "openai",
-            "openai-responses",
-            Some(OPENAI_WS),
-            TransportMode::WebSocket,
-        );
-        let codex = route(
-            "openai-codex",
-            "openai-codex-responses",
-            Some(CODEX_WS),
-            TransportMode::Auto,
-        );
-        let with = |value: &str| {
-            http::Request::builder()
-                .header("x-wsfirst-transport", value)
-                .body(())
-                .unwrap()
-        };
-        for value in ["http", " HTTP "] {
-            let request = with(value);
-            let head = RequestHead::new(&request);
-            assert_eq!(
-                table.decide(&ok, &head),
-                ineligible(Ineligible::RequestOverride),
-                "{value:?}"
-            );
-            assert_eq!(
-                table.decide(&strict, &head),
-                ineligible(Ineligible::RequestOverride),
-                "{value:?}"
-            );
-        }
-        for value in ["websocket", "ws", "garbage", ""] {
-            let request = with(value);
-            let head = RequestHead::new(&request);
-            assert_eq!(table.decide(&ok, &head), Intent::WebSocket, "{value:?}");
-            assert_eq!(
-                table.decide(&codex, &head),
-                ineligible(Ineligible::Denied),
-                "{value:?}"
-            );
-        }
-        // Not enabled: the header means nothing.
-        let request = with("http");
-        assert_eq!(
-            EligibilityTable::openai_default().decide(&ok, &RequestHead::new(&request)),
-            Intent::WebSocket
-        );
-    }
+/// A host name or IP address without scheme, port, path or user information.
+fn is_bare_host(host: &str) -> bool {
+    let ipv6 = host.starts_with('[') && host.ends_with(']');
+    !host.is_empty()
+        && host.parse::<http::uri::Authority>().is_ok()
+        && (ipv6 || !host.contains(':'))
+        && !host.contains(['/', '@'])
 }

@@ -33,7 +33,11 @@ fn every_decision_is_a_debug_event_without_credentials() {
         .finish();
     let mut service = Eligibility::new(
         service_fn(|_: Request<String>| async { Ok::<_, BoxError>(()) }),
-        EligibilityTable::openai_default(),
+        EligibilityTable::builder()
+            .allow("openai", "openai-responses")
+            .provider_host("openai", "api.openai.com")
+            .build()
+            .unwrap(),
     );
     // The incident's shape: an eligible pair whose WebSocket URL is on another provider's host.
     let route = Route::builder("openai", "openai-responses")

@@ -1,8 +1,31 @@
 //! What the fallback layer may replay, how much it buffers, and how often it warns.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use wsfirst_fallback::{FallbackConfig, Replay};
+//!
+//! let config = FallbackConfig::builder()
+//!     .body_limit(1024 * 1024)
+//!     .replay(Replay::ConnectOnly)
+//!     // The circuit breaker is in the stack and warns once per trip.
+//!     .warn_interval(None)
+//!     .build()?;
+//! assert_eq!(config.body_limit(), 1024 * 1024);
+//! assert_eq!(FallbackConfig::default().warn_interval(), Some(Duration::from_secs(60)));
+//!
+//! // A bad value names its field.
+//! let error = FallbackConfig::builder().body_limit(0).build().unwrap_err();
+//! assert_eq!(error.field(), "body_limit");
+//! # Ok::<(), wsfirst_fallback::ConfigError>(())
+//! ```
 
 use std::time::Duration;
 
-use wsfirst_core::WsFailure;
+use wsfirst_core::{MAX_DURATION, WsFailure, limits::DEFAULT_MAX_MESSAGE_SIZE};
+
+use crate::ConfigError;
 
 /// Which WebSocket failures the fallback layer replays over HTTP.
 ///
@@ -53,26 +76,17 @@ impl Replay {
     }
 }
 
-/// The fallback layer's settings.
+/// The fallback layer's settings, built with [`FallbackConfig::builder`].
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
-/// | [`body_limit`](Self::body_limit) | 8 MiB | the largest request body buffered for a replay |
-/// | [`replay`](Self::replay) | [`Replay::BeforeFirstEvent`] | which failures are replayed |
-/// | [`warn_interval`](Self::warn_interval) | 60 s | at most one WARN per breaker key per interval; `None` never warns |
+/// | [`body_limit`](FallbackConfigBuilder::body_limit) | [`DEFAULT_MAX_MESSAGE_SIZE`] (16 MiB) | the largest request body buffered for a replay |
+/// | [`replay`](FallbackConfigBuilder::replay) | [`Replay::BeforeFirstEvent`] | which failures are replayed |
+/// | [`warn_interval`](FallbackConfigBuilder::warn_interval) | 60 s | at most one WARN per breaker key per interval; `None` never warns |
 ///
-/// ```
-/// use std::time::Duration;
-/// use wsfirst_fallback::{FallbackConfig, Replay};
-///
-/// let config = FallbackConfig::new()
-///     .body_limit(1024 * 1024)
-///     .replay(Replay::ConnectOnly)
-///     // The circuit breaker is in the stack and warns once per trip.
-///     .warn_interval(None);
-/// assert_eq!(config.get_body_limit(), 1024 * 1024);
-/// assert_eq!(FallbackConfig::default().get_warn_interval(), Some(Duration::from_secs(60)));
-/// ```
+/// The body limit is one of the stack's three size limits; [`wsfirst_core::limits`] says what
+/// each protects and why their defaults agree (a body that fits a WebSocket message can always
+/// be replayed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FallbackConfig {
     body_limit: usize,
@@ -81,67 +95,172 @@ pub struct FallbackConfig {
 }
 
 impl FallbackConfig {
-    /// The default body limit: 8 MiB.
-    pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+    /// The default body limit: [`DEFAULT_MAX_MESSAGE_SIZE`] (16 MiB), the default of every size
+    /// limit in [`wsfirst_core::limits`].
+    pub const DEFAULT_BODY_LIMIT: usize = DEFAULT_MAX_MESSAGE_SIZE;
 
     /// The default interval between two WARN logs for one key: 60 s.
     pub const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(60);
 
-    /// The default settings.
-    pub const fn new() -> Self {
-        Self {
-            body_limit: Self::DEFAULT_BODY_LIMIT,
-            replay: Replay::BeforeFirstEvent,
-            warn_interval: Some(Self::DEFAULT_WARN_INTERVAL),
+    const DEFAULT: Self = Self {
+        body_limit: Self::DEFAULT_BODY_LIMIT,
+        replay: Replay::BeforeFirstEvent,
+        warn_interval: Some(Self::DEFAULT_WARN_INTERVAL),
+    };
+
+    /// A builder holding the default settings.
+    pub const fn builder() -> FallbackConfigBuilder {
+        FallbackConfigBuilder {
+            config: Self::DEFAULT,
         }
     }
 
     /// The largest request body, in bytes, that is buffered so that it can be replayed.
-    ///
-    /// A body whose declared size (size hint or `Content-Length`) is larger goes over HTTP
-    /// directly, with [`Ineligible::BodyNotReplayable`](wsfirst_core::Ineligible::BodyNotReplayable) as the
-    /// reason. A body of unknown size that turns out larger fails with
-    /// [`BodyTooLarge`](crate::BodyTooLarge) before anything is sent upstream. A body is never
-    /// truncated.
-    pub const fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-
-    /// Which failures are replayed (default [`Replay::BeforeFirstEvent`]).
-    pub const fn replay(mut self, replay: Replay) -> Self {
-        self.replay = replay;
-        self
-    }
-
-    /// At most one WARN log per breaker key per `interval` about falling back (default 60 s);
-    /// `None` never warns.
-    ///
-    /// Set `None` when a circuit breaker is in the stack: it warns once when it pins a key, and
-    /// each fallback is logged at DEBUG and counted in `wsfirst_fallbacks_total` either way.
-    pub const fn warn_interval(mut self, interval: Option<Duration>) -> Self {
-        self.warn_interval = interval;
-        self
-    }
-
-    /// The body limit in bytes.
-    pub const fn get_body_limit(&self) -> usize {
+    pub const fn body_limit(&self) -> usize {
         self.body_limit
     }
 
-    /// The replay setting.
-    pub const fn get_replay(&self) -> Replay {
+    /// Which failures are replayed.
+    pub const fn replay(&self) -> Replay {
         self.replay
     }
 
-    /// The WARN interval, `None` when the layer never warns.
-    pub const fn get_warn_interval(&self) -> Option<Duration> {
+    /// The interval between two WARN logs for one key, `None` when the layer never warns.
+    pub const fn warn_interval(&self) -> Option<Duration> {
         self.warn_interval
     }
 }
 
 impl Default for FallbackConfig {
     fn default() -> Self {
-        Self::new()
+        Self::DEFAULT
+    }
+}
+
+/// Builds a [`FallbackConfig`]; see [`FallbackConfig::builder`].
+#[derive(Clone, Copy, Debug)]
+pub struct FallbackConfigBuilder {
+    config: FallbackConfig,
+}
+
+impl FallbackConfigBuilder {
+    /// The largest request body, in bytes, that is buffered so that it can be replayed (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB; must not be zero).
+    ///
+    /// A body whose declared size (size hint or `Content-Length`) is larger goes over HTTP
+    /// directly, with [`Ineligible::BodyNotReplayable`](wsfirst_core::Ineligible::BodyNotReplayable)
+    /// as the reason. A body of unknown size that turns out larger fails with
+    /// [`BodyTooLarge`](crate::BodyTooLarge) before anything is sent upstream. A body is never
+    /// truncated.
+    pub const fn body_limit(mut self, bytes: usize) -> Self {
+        self.config.body_limit = bytes;
+        self
+    }
+
+    /// Which failures are replayed (default [`Replay::BeforeFirstEvent`]).
+    pub const fn replay(mut self, replay: Replay) -> Self {
+        self.config.replay = replay;
+        self
+    }
+
+    /// At most one WARN log per breaker key per `interval` about falling back (default 60 s, at
+    /// most [`MAX_DURATION`]); `None` never warns.
+    ///
+    /// Set `None` when a circuit breaker is in the stack: it warns once when it pins a key, and
+    /// each fallback is logged at DEBUG and counted in `wsfirst_fallbacks_total` either way.
+    pub const fn warn_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.warn_interval = interval;
+        self
+    }
+
+    /// Checks the values and builds the settings.
+    pub fn build(self) -> Result<FallbackConfig, ConfigError> {
+        let config = self.config;
+        if config.body_limit == 0 {
+            return Err(ConfigError::Zero {
+                field: "body_limit",
+            });
+        }
+        if let Some(interval) = config.warn_interval {
+            if interval > MAX_DURATION {
+                return Err(ConfigError::TooLong {
+                    field: "warn_interval",
+                    value: interval,
+                });
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_agree_with_the_core_size_table() {
+        let config = FallbackConfig::default();
+        assert_eq!(config.body_limit(), 16 * 1024 * 1024);
+        assert_eq!(config.body_limit(), DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(config.replay(), Replay::BeforeFirstEvent);
+        assert_eq!(config.warn_interval(), Some(Duration::from_secs(60)));
+        assert_eq!(FallbackConfig::builder().build(), Ok(config));
+    }
+
+    #[test]
+    fn builder_sets_every_knob() {
+        let config = FallbackConfig::builder()
+            .body_limit(1)
+            .replay(Replay::ConnectOnly)
+            .warn_interval(Some(Duration::ZERO))
+            .build()
+            .unwrap();
+        assert_eq!(config.body_limit(), 1);
+        assert_eq!(config.replay(), Replay::ConnectOnly);
+        assert_eq!(config.warn_interval(), Some(Duration::ZERO));
+        let quiet = FallbackConfig::builder().warn_interval(None).build();
+        assert_eq!(quiet.map(|config| config.warn_interval()), Ok(None));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let error = FallbackConfig::builder().body_limit(0).build().unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::Zero {
+                field: "body_limit"
+            }
+        );
+        assert_eq!(error.field(), "body_limit");
+        assert_eq!(
+            error.to_string(),
+            "invalid fallback config: body_limit must not be zero"
+        );
+
+        let long = MAX_DURATION + Duration::from_secs(1);
+        let error = FallbackConfig::builder()
+            .warn_interval(Some(long))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::TooLong {
+                field: "warn_interval",
+                value: long
+            }
+        );
+        assert_eq!(error.field(), "warn_interval");
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid fallback config: warn_interval must be at most "),
+            "{error}"
+        );
+        assert!(
+            FallbackConfig::builder()
+                .warn_interval(Some(MAX_DURATION))
+                .build()
+                .is_ok()
+        );
     }
 }

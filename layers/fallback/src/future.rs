@@ -34,9 +34,13 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response, request::Parts};
-use http_body::{Body, Frame};
+use http_body::Body;
+use http_body_util::{
+    BodyExt, LengthLimitError, Limited,
+    combinators::{Collect, MapErr},
+};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_service::Service;
@@ -46,11 +50,27 @@ use crate::{
     BodyTooLarge, FallbackConfig, HttpAfterWebSocket, ReadBodyError, ReplayBody, warn::Warnings,
 };
 
+/// What a [`ResponseFuture`] polled after it completed panics with.
+const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion";
+
+/// What a candidate's state without its candidate (a bug) panics with.
+const NO_CANDIDATE: &str = "a fallback candidate's state without its candidate";
+
+/// Reading the caller's body into memory: at most the body limit, and the body's own errors
+/// marked as [`ReadBodyError`] so that they cannot be mistaken for the limit's.
+type Buffering<B> = Collect<Limited<MapErr<B, fn(<B as Body>::Error) -> ReadBodyError>>>;
+
 pin_project! {
     /// Response future of [`Fallback`](crate::Fallback).
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it completed panics with "`ResponseFuture` polled after
+    /// completion".
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<ReplayBody<B>>>,
+        B: Body,
     {
         #[pin]
         state: State<S::Future, B>,
@@ -61,20 +81,23 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, B> {
+    enum State<F, B>
+    where
+        B: Body,
+    {
         // Not a candidate: the inner future's answer is the answer.
         PassThrough {
             #[pin]
             future: F,
         },
-        // Failed before calling the inner service, or finished (`None`).
+        // Failed before calling the inner service.
         Failed {
             error: Option<BoxError>,
         },
         // Reading the caller's body into memory.
         Buffering {
             #[pin]
-            body: B,
+            collect: Buffering<B>,
         },
         // The WebSocket attempt.
         WebSocket {
@@ -88,12 +111,15 @@ pin_project! {
             #[pin]
             future: F,
         },
+        // The answer was returned.
+        Done,
     }
 }
 
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
+    B: Body,
 {
     pub(crate) fn pass_through(future: S::Future) -> Self {
         Self {
@@ -109,9 +135,16 @@ where
         }
     }
 
-    pub(crate) fn candidate(body: B, candidate: Candidate<S>) -> Self {
+    pub(crate) fn candidate(body: B, candidate: Candidate<S>) -> Self
+    where
+        B::Error: Into<BoxError>,
+    {
+        let read_error: fn(B::Error) -> ReadBodyError = |error| ReadBodyError::new(error.into());
+        let limit = candidate.config.body_limit();
         Self {
-            state: State::Buffering { body },
+            state: State::Buffering {
+                collect: Limited::new(body.map_err(read_error), limit).collect(),
+            },
             candidate: Some(candidate),
         }
     }
@@ -130,39 +163,45 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::PassThrough { future } => return future.poll(cx).map_err(Into::into),
-                StateProj::Failed { error } => {
-                    return Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)));
+                StateProj::PassThrough { future } => {
+                    let result = ready!(future.poll(cx));
+                    this.state.set(State::Done);
+                    return Poll::Ready(result.map_err(Into::into));
                 }
-                StateProj::Buffering { body } => {
-                    let Some(candidate) = this.candidate.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let error: BoxError = match ready!(body.poll_frame(cx)) {
-                        Some(Ok(frame)) => match candidate.push(frame) {
-                            Ok(()) => continue,
-                            Err(too_large) => Box::new(too_large),
-                        },
-                        Some(Err(error)) => Box::new(ReadBodyError::new(error.into())),
-                        None => {
+                StateProj::Failed { error } => {
+                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(error));
+                }
+                StateProj::Buffering { collect } => {
+                    let collected = ready!(collect.poll(cx));
+                    let candidate = this.candidate.as_mut().expect(NO_CANDIDATE);
+                    match collected {
+                        Ok(collected) => {
+                            candidate.trailers = collected.trailers().cloned();
+                            candidate.data = collected.to_bytes();
                             let request = candidate.websocket_request();
                             candidate.started = Instant::now();
                             let future = candidate.service.call(request);
                             this.state.set(State::WebSocket { future });
-                            continue;
                         }
-                    };
-                    // Nothing was sent upstream.
-                    *this.candidate = None;
-                    this.state.set(State::Failed { error: None });
-                    return Poll::Ready(Err(error));
+                        Err(error) => {
+                            // Nothing was sent upstream.
+                            let limit = candidate.config.body_limit();
+                            *this.candidate = None;
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(if error.is::<LengthLimitError>() {
+                                Box::new(BodyTooLarge::new(limit))
+                            } else {
+                                // The body's own error, already a `ReadBodyError`.
+                                error
+                            }));
+                        }
+                    }
                 }
                 StateProj::WebSocket { future } => {
                     let result = ready!(future.poll(cx));
-                    this.state.set(State::Failed { error: None });
-                    let Some(candidate) = this.candidate.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
+                    this.state.set(State::Done);
                     let error: BoxError = match result {
                         Ok(response) => {
                             *this.candidate = None;
@@ -170,9 +209,9 @@ where
                         }
                         Err(error) => error.into(),
                     };
-                    let replay = candidate.config.get_replay();
+                    let candidate = this.candidate.as_mut().expect(NO_CANDIDATE);
                     match find_ws_failure(&*error) {
-                        Some(failure) if replay.allows(failure) => {
+                        Some(failure) if candidate.config.replay().allows(failure) => {
                             candidate.record_fallback(failure.clone());
                             this.state.set(State::WaitingReady);
                         }
@@ -183,33 +222,25 @@ where
                     }
                 }
                 StateProj::WaitingReady => {
-                    let Some(candidate) = this.candidate.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let ready = ready!(candidate.service.poll_ready(cx));
-                    let request = match ready {
-                        Ok(()) => candidate.http_request(),
-                        Err(error) => Err(error.into()),
-                    };
-                    match request {
-                        Ok(request) => {
+                    let candidate = this.candidate.as_mut().expect(NO_CANDIDATE);
+                    match ready!(candidate.service.poll_ready(cx)) {
+                        Ok(()) => {
+                            let request = candidate.http_request();
                             let future = candidate.service.call(request);
                             this.state.set(State::Http { future });
                         }
                         Err(error) => {
                             let failure = candidate.failure.take();
                             *this.candidate = None;
-                            this.state.set(State::Failed { error: None });
-                            return Poll::Ready(Err(http_failed(failure, error)));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(http_failed(failure, error.into())));
                         }
                     }
                 }
                 StateProj::Http { future } => {
                     let result = ready!(future.poll(cx));
-                    this.state.set(State::Failed { error: None });
-                    let Some(candidate) = this.candidate.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
+                    this.state.set(State::Done);
+                    let candidate = this.candidate.take().expect(NO_CANDIDATE);
                     return Poll::Ready(match (result, candidate.failure) {
                         (Ok(mut response), Some(failure)) => {
                             response
@@ -221,6 +252,7 @@ where
                         (Err(error), failure) => Err(http_failed(failure, error.into())),
                     });
                 }
+                StateProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
             }
         }
     }
@@ -229,6 +261,7 @@ where
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
+    B: Body,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
@@ -238,15 +271,12 @@ where
             State::WebSocket { .. } => "websocket",
             State::WaitingReady => "waiting_ready",
             State::Http { .. } => "http",
+            State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish_non_exhaustive()
     }
-}
-
-fn polled_after_completion() -> BoxError {
-    "the fallback response future was polled after it completed".into()
 }
 
 fn http_failed(failure: Option<WsFailure>, error: BoxError) -> BoxError {
@@ -265,9 +295,8 @@ pub(crate) struct Candidate<S> {
     route: Route,
     config: FallbackConfig,
     warnings: Arc<Warnings>,
-    /// The declared size, as a capacity hint.
-    declared: u64,
-    buffer: Buffer,
+    /// The buffered body, once read.
+    data: Bytes,
     trailers: Option<HeaderMap>,
     /// When the WebSocket attempt started.
     started: Instant,
@@ -284,7 +313,6 @@ impl<S> Candidate<S> {
         route: Route,
         config: FallbackConfig,
         warnings: Arc<Warnings>,
-        declared: u64,
     ) -> Self {
         Self {
             service,
@@ -292,8 +320,7 @@ impl<S> Candidate<S> {
             route,
             config,
             warnings,
-            declared,
-            buffer: Buffer::Empty,
+            data: Bytes::new(),
             trailers: None,
             started: Instant::now(),
             failure: None,
@@ -301,52 +328,30 @@ impl<S> Candidate<S> {
         }
     }
 
-    fn push(&mut self, frame: Frame<Bytes>) -> Result<(), BodyTooLarge> {
-        match frame.into_data() {
-            Ok(data) => {
-                let limit = self.config.get_body_limit();
-                if self.buffer.len().saturating_add(data.len()) > limit {
-                    return Err(BodyTooLarge::new(limit));
-                }
-                let hint = usize::try_from(self.declared).unwrap_or(limit).min(limit);
-                self.buffer.push(data, hint);
-            }
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    match &mut self.trailers {
-                        Some(existing) => existing.extend(trailers),
-                        None => self.trailers = Some(trailers),
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The request for the WebSocket attempt: a copy of the caller's, as it came.
-    fn websocket_request<B>(&mut self) -> Request<ReplayBody<B>> {
-        let data = self.buffer.freeze();
-        let body = ReplayBody::buffered_with_trailers(data, self.trailers.clone());
+    fn websocket_request<B>(&self) -> Request<ReplayBody<B>> {
+        let body = ReplayBody::buffered_with_trailers(self.data.clone(), self.trailers.clone());
         let mut parts = Request::new(()).into_parts().0;
-        if let Some(head) = &self.head {
-            parts.method = head.method.clone();
-            parts.uri = head.uri.clone();
-            parts.version = head.version;
-            parts.headers = head.headers.clone();
-            parts.extensions = head.extensions.clone();
-        }
+        let head = self.head.as_ref().expect(NO_CANDIDATE);
+        parts.method = head.method.clone();
+        parts.uri = head.uri.clone();
+        parts.version = head.version;
+        parts.headers = head.headers.clone();
+        parts.extensions = head.extensions.clone();
         Request::from_parts(parts, body)
     }
 
     /// The replay: the caller's request, intent rewritten to a fallback.
-    fn http_request<B>(&mut self) -> Result<Request<ReplayBody<B>>, BoxError> {
-        let (Some(mut head), Some(failure)) = (self.head.take(), self.failure.clone()) else {
-            return Err(polled_after_completion());
-        };
+    fn http_request<B>(&mut self) -> Request<ReplayBody<B>> {
+        let mut head = self.head.take().expect(NO_CANDIDATE);
+        let failure = self.failure.clone().expect(NO_CANDIDATE);
         head.extensions
             .insert(Intent::Http(HttpReason::Fallback(failure)));
-        let body = ReplayBody::buffered_with_trailers(self.buffer.freeze(), self.trailers.take());
-        Ok(Request::from_parts(head, body))
+        let body = ReplayBody::buffered_with_trailers(
+            std::mem::take(&mut self.data),
+            self.trailers.take(),
+        );
+        Request::from_parts(head, body)
     }
 
     /// Logs and counts a fallback, and keeps the failure for the replay.
@@ -371,7 +376,7 @@ impl<S> Candidate<S> {
             "phase" => phase,
         )
         .increment(1);
-        if let Some(interval) = self.config.get_warn_interval() {
+        if let Some(interval) = self.config.warn_interval() {
             let key = route.breaker_key();
             if let Some(quiet) = self.warnings.check(key, interval, now) {
                 tracing::warn!(
@@ -389,54 +394,5 @@ impl<S> Candidate<S> {
             }
         }
         self.failure = Some(failure);
-    }
-}
-
-/// The buffered body: no copy for a body of one chunk.
-enum Buffer {
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Buffer {
-    fn len(&self) -> usize {
-        match self {
-            Buffer::Empty => 0,
-            Buffer::One(bytes) => bytes.len(),
-            Buffer::Many(bytes) => bytes.len(),
-        }
-    }
-
-    fn push(&mut self, data: Bytes, capacity: usize) {
-        if data.is_empty() {
-            return;
-        }
-        match self {
-            Buffer::Empty => *self = Buffer::One(data),
-            Buffer::One(first) => {
-                let mut many = BytesMut::with_capacity(capacity.max(first.len() + data.len()));
-                many.extend_from_slice(first);
-                many.extend_from_slice(&data);
-                *self = Buffer::Many(many);
-            }
-            Buffer::Many(many) => many.extend_from_slice(&data),
-        }
-    }
-
-    /// The bytes so far, as one cheaply clonable `Bytes`.
-    fn freeze(&mut self) -> Bytes {
-        match std::mem::replace(self, Buffer::Empty) {
-            Buffer::Empty => Bytes::new(),
-            Buffer::One(bytes) => {
-                *self = Buffer::One(bytes.clone());
-                bytes
-            }
-            Buffer::Many(many) => {
-                let bytes = many.freeze();
-                *self = Buffer::One(bytes.clone());
-                bytes
-            }
-        }
     }
 }

@@ -19,10 +19,12 @@ use crate::{Fallback, FallbackConfig, warn::Warnings};
 /// #     Ok::<_, wsfirst_core::BoxError>(http::Response::new(()))
 /// # });
 ///
+/// let config = FallbackConfig::builder().replay(Replay::ConnectOnly).build()?;
 /// let service = ServiceBuilder::new()
-///     .layer(FallbackLayer::new(FallbackConfig::new().replay(Replay::ConnectOnly)))
+///     .layer(FallbackLayer::new(config))
 ///     .service(http_and_websocket);
 /// # let _ = service;
+/// # Ok::<(), wsfirst_fallback::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct FallbackLayer {

@@ -16,9 +16,11 @@
 //!   upstream at most once.
 //! - Strict `websocket` mode and `Http` intents pass through, body untouched: failures reach the
 //!   caller.
-//! - A body is never truncated. A body declared larger than [`FallbackConfig::body_limit`] goes
-//!   over HTTP at once (it could not be replayed); a body of unknown size that turns out larger
-//!   fails with [`BodyTooLarge`] before anything is sent upstream.
+//! - A body is never truncated. It is read with [`http_body_util::Limited`] and
+//!   [`BodyExt::collect`](http_body_util::BodyExt::collect). A body declared larger than
+//!   [`FallbackConfig::body_limit`] (16 MiB by default, like every size limit: see the table in
+//!   [`wsfirst_core::limits`]) goes over HTTP at once (it could not be replayed); a body of unknown
+//!   size that turns out larger fails with [`BodyTooLarge`] before anything is sent upstream.
 //! - If the replay fails too, the error is [`HttpAfterWebSocket`], with both causes in its
 //!   source chain.
 //!
@@ -30,9 +32,9 @@
 //! `wsfirst_fallbacks_total{provider, cause, phase}` (`cause` is
 //! [`FailureKind::as_str`](wsfirst_core::FailureKind::as_str), `phase` is
 //! [`Phase::as_str`](wsfirst_core::Phase::as_str)). There is no WARN per fallback: with the
-//! default [`FallbackConfig::warn_interval`] there is at most one WARN per route breaker key per
-//! 60 s (saying how many fallbacks went unlogged since the last one). In a stack with a circuit
-//! breaker, which warns when it pins a key, set the interval to `None`.
+//! default [`warn_interval`](FallbackConfigBuilder::warn_interval) there is at most one WARN per
+//! route breaker key per 60 s (saying how many fallbacks went unlogged since the last one). In a
+//! stack with a circuit breaker, which warns when it pins a key, set the interval to `None`.
 //!
 //! # Example
 //!
@@ -60,7 +62,7 @@
 //! });
 //!
 //! let mut service = ServiceBuilder::new()
-//!     .layer(FallbackLayer::new(FallbackConfig::new().warn_interval(None)))
+//!     .layer(FallbackLayer::new(FallbackConfig::builder().warn_interval(None).build()?))
 //!     .service(upstream);
 //!
 //! let route = Route::builder("openai", "openai-responses")
@@ -97,8 +99,8 @@ mod service;
 mod warn;
 
 pub use body::ReplayBody;
-pub use config::{FallbackConfig, Replay};
-pub use error::{BodyTooLarge, HttpAfterWebSocket, ReadBodyError};
+pub use config::{FallbackConfig, FallbackConfigBuilder, Replay};
+pub use error::{BodyTooLarge, ConfigError, HttpAfterWebSocket, ReadBodyError};
 pub use layer::FallbackLayer;
 pub use service::Fallback;
 

@@ -1,4 +1,5 @@
-//! The [`Fallback`] service.
+//! The [`Fallback`] service: which requests are candidates for a replay, and how a candidate
+//! starts.
 
 use std::{
     sync::Arc,
@@ -121,7 +122,7 @@ where
         }
         let route = route.clone();
 
-        let limit = self.config.get_body_limit();
+        let limit = self.config.body_limit();
         let declared = declared_size(request.headers(), request.body());
         if declared > limit as u64 {
             // It could not be replayed, so it must not risk a WebSocket attempt.
@@ -149,14 +150,7 @@ where
         let (head, body) = request.into_parts();
         ResponseFuture::candidate(
             body,
-            Candidate::new(
-                inner,
-                head,
-                route,
-                self.config,
-                self.warnings.clone(),
-                declared,
-            ),
+            Candidate::new(inner, head, route, self.config, self.warnings.clone()),
         )
     }
 }
@@ -165,6 +159,7 @@ impl<S> Fallback<S> {
     fn pass_through<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
     where
         S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>>,
+        B: Body,
     {
         ResponseFuture::pass_through(self.inner.call(request.map(ReplayBody::streaming)))
     }

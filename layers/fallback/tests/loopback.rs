@@ -127,7 +127,7 @@ async fn one_mib_body_is_replayed_over_http_byte_identical() {
         ws: refused_port().await,
         mid_stream: false,
     };
-    let mut service = FallbackLayer::new(FallbackConfig::new()).layer(upstream);
+    let mut service = FallbackLayer::new(FallbackConfig::default()).layer(upstream);
 
     let data: Bytes = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
@@ -161,7 +161,7 @@ async fn mid_stream_failure_executes_nothing_over_http() {
         ws: refused_port().await,
         mid_stream: true,
     };
-    let mut service = FallbackLayer::new(FallbackConfig::new()).layer(upstream);
+    let mut service = FallbackLayer::new(FallbackConfig::default()).layer(upstream);
 
     let error = service
         .ready()
