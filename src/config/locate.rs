@@ -1,7 +1,9 @@
 //! Reading a document: TOML syntax first, then the schema, naming the path of the value that
 //! does not fit it.
 
-use std::{ops::Range, path::Path};
+use std::path::Path;
+
+use serde_path_to_error::Segment;
 
 use super::{
     error::{ConfigError, key_segment},
@@ -21,15 +23,11 @@ impl Config {
     /// );
     /// ```
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        let document = toml::de::DeTable::parse(text).map_err(|error| ConfigError::Syntax {
+        let document = toml::Deserializer::parse(text).map_err(|error| ConfigError::Syntax {
             message: error.to_string().trim_end().to_owned(),
         })?;
-        let config: Config = toml::from_str(text).map_err(|error| {
-            let path = error
-                .span()
-                .map(|span| path_at(document.get_ref(), &span))
-                .unwrap_or_default();
-            ConfigError::invalid(path, error.message())
+        let config: Config = serde_path_to_error::deserialize(document).map_err(|error| {
+            ConfigError::invalid(path_text(error.path()), error.inner().message())
         })?;
         config.validate()?;
         Ok(config)
@@ -46,53 +44,22 @@ impl Config {
     }
 }
 
-// ----- locating an error's path from its span -----
-
-/// The path (`routes[1].breaker.open_for`) of the smallest key or value whose span contains
-/// `error`; empty when none does.
-fn path_at(root: &toml::de::DeTable<'_>, error: &Range<usize>) -> String {
-    let mut best: Option<(usize, String)> = None;
-    let mut consider = |span: Range<usize>, path: &str| {
-        if span.start <= error.start && error.end <= span.end && span.start < span.end {
-            let len = span.end - span.start;
-            if best.as_ref().is_none_or(|(best_len, _)| len <= *best_len) {
-                best = Some((len, path.to_owned()));
+/// A path as the errors write it: `routes[1].breaker.open_for`, keys quoted when not bare.
+fn path_text(path: &serde_path_to_error::Path) -> String {
+    let mut text = String::new();
+    for segment in path {
+        let key = match segment {
+            Segment::Seq { index } => {
+                text.push_str(&format!("[{index}]"));
+                continue;
             }
-        }
-    };
-    walk_table(root, "", &mut consider);
-    best.map(|(_, path)| path).unwrap_or_default()
-}
-
-fn walk_table(
-    table: &toml::de::DeTable<'_>,
-    prefix: &str,
-    consider: &mut dyn FnMut(Range<usize>, &str),
-) {
-    for (key, value) in table {
-        let segment = key_segment(key.get_ref());
-        let path = match prefix {
-            "" => segment,
-            _ => format!("{prefix}.{segment}"),
+            Segment::Map { key } | Segment::Enum { variant: key } => key_segment(key),
+            Segment::Unknown => "?".to_owned(),
         };
-        consider(key.span(), &path);
-        walk_value(value, &path, consider);
-    }
-}
-
-fn walk_value(
-    value: &toml::Spanned<toml::de::DeValue<'_>>,
-    path: &str,
-    consider: &mut dyn FnMut(Range<usize>, &str),
-) {
-    consider(value.span(), path);
-    match value.get_ref() {
-        toml::de::DeValue::Table(table) => walk_table(table, path, consider),
-        toml::de::DeValue::Array(array) => {
-            for (index, item) in array.iter().enumerate() {
-                walk_value(item, &format!("{path}[{index}]"), consider);
-            }
+        if !text.is_empty() {
+            text.push('.');
         }
-        _ => {}
+        text.push_str(&key);
     }
+    text
 }

@@ -83,6 +83,22 @@ fn values_that_do_not_parse_name_their_path() {
             "lissen = \"127.0.0.1:1\"".to_owned(),
             "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `routes`",
         ),
+        (
+            "[eligibility]\nprovider_hosts = { \"my.provider\" = [\"a.example\", 5] }".to_owned(),
+            r#"eligibility.provider_hosts."my.provider"[1]: invalid type: integer `5`, expected a string"#,
+        ),
+        (
+            "routes = [{ path = \"/x\", provider = \"p\", api = \"a\", http_url = \"https://x/\", breaker = { open_for = \"3x\" } }]".to_owned(),
+            r#"routes[0].breaker.open_for: invalid duration "3x""#,
+        ),
+        (
+            second_route("breaker.open_for = \"3x\""),
+            r#"routes[1].breaker.open_for: invalid duration "3x""#,
+        ),
+        (
+            second_route("[routes.headers]\n\"X Team\" = \"a\""),
+            r#"routes[1].headers: invalid header name "X Team""#,
+        ),
     ];
     assert_errors(&cases);
 }
