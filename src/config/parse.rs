@@ -122,17 +122,6 @@ pub(super) fn de_header_name<'de, D: Deserializer<'de>>(
     de_str(d, "a header name such as \"x-session-id\"", header_name).map(Some)
 }
 
-/// Handshake headers that the WebSocket client sets itself.
-const RESERVED_HEADERS: [&str; 7] = [
-    "host",
-    "connection",
-    "upgrade",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-extensions",
-    "content-length",
-];
-
 fn is_credential_like(name: &HeaderName) -> bool {
     let name = name.as_str();
     name == "authorization"
@@ -147,7 +136,8 @@ pub(super) fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderMap, D
     let mut headers = HeaderMap::with_capacity(raw.len());
     for (name, value) in raw {
         let name = header_name(&name).map_err(de::Error::custom)?;
-        if RESERVED_HEADERS.contains(&name.as_str()) {
+        // The one list every layer asks: hop-by-hop headers and the handshake's own.
+        if wsfirst_core::headers::is_reserved_for_websocket(&name) {
             return Err(de::Error::custom(format!(
                 "header {name:?} is set by the websocket handshake and cannot be configured"
             )));

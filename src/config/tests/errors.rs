@@ -55,6 +55,14 @@ fn values_that_do_not_parse_name_their_path() {
             r#"routes[0].headers: header "upgrade" is set by the websocket handshake and cannot be configured"#,
         ),
         (
+            route_with("[routes.headers]\nSec-WebSocket-Protocol = \"v1\""),
+            r#"routes[0].headers: header "sec-websocket-protocol" is set by the websocket handshake and cannot be configured"#,
+        ),
+        (
+            route_with("[routes.headers]\nTransfer-Encoding = \"chunked\""),
+            r#"routes[0].headers: header "transfer-encoding" is set by the websocket handshake and cannot be configured"#,
+        ),
+        (
             second_route("").replace("api = \"openai-responses\"\nhttp_url = \"https://api.openai.com/v1/responses\"\n\n", ""),
             "routes[1]: missing field `api`",
         ),
