@@ -35,7 +35,9 @@ impl ConfigError {
         }
     }
 
-    pub(super) fn prefixed(self, prefix: &str) -> Self {
+    /// The same error with `prefix` in front of its path (`breaker.open_for` under `routes[1]`
+    /// becomes `routes[1].breaker.open_for`); other errors unchanged.
+    pub(crate) fn prefixed(self, prefix: &str) -> Self {
         match self {
             ConfigError::Invalid { path, message } => ConfigError::Invalid {
                 path: match path.as_str() {

@@ -89,7 +89,7 @@
 //! | `routes[].pool.max_connections` | integer, > 0 | layer default | most pooled WebSockets per key |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are replayed over HTTP; never after the first event |
-//! | `routes[].headers` | table: header name = value | `{}` | static headers added to the WebSocket handshake, such as `"OpenAI-Beta" = "responses-websocket=v1"`; hop-by-hop headers and the handshake's own (`wsfirst_core::headers::is_reserved_for_websocket`) are rejected |
+//! | `routes[].headers` | table: header name = value | `{}` | static headers added to the WebSocket handshake, such as `"OpenAI-Beta" = "responses-websocket=v1"`; hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |
 
 mod build;
 mod error;
