@@ -27,7 +27,10 @@
 //!
 //! Point an OpenAI SDK at it with `base_url = "http://127.0.0.1:8080/v1"`. The log level comes
 //! from `RUST_LOG` (default `info`: one WARN when a provider is pinned, one INFO when it
-//! recovers); `RUST_LOG=info,gateway=debug` adds one line per request. On SIGINT or SIGTERM it
+//! recovers); `RUST_LOG=info,gateway=debug` adds one line per request and a `request` span
+//! (method, path) around what the layers log while serving it; `gateway=trace` also logs each
+//! request's headers, with credentials (`authorization`, `cookie`, `x-api-key`...) shown as
+//! `Sensitive`. Both come from tower-http's `TraceLayer`. On SIGINT or SIGTERM it
 //! stops accepting connections, lets requests in flight finish for up to 10 s, then closes its
 //! pooled WebSockets cleanly. A bad file or an unusable address exits with status 1 and a message
 //! naming what is wrong.
@@ -39,19 +42,20 @@ use std::{
     path::PathBuf,
     process::ExitCode,
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{
     Router,
     extract::Request,
-    http::StatusCode,
-    middleware::{self, Next},
+    http::{HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::oneshot};
+use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
+use tracing::Span;
 use tracing_subscriber::EnvFilter;
 use wsfirst::{
     Configured, REASON_HEADER, TRANSPORT_HEADER,
@@ -168,7 +172,7 @@ async fn run() -> Result<(), BoxError> {
     if let Some(upstream) = &local {
         app = app.merge(demo_router(Arc::clone(upstream)));
     }
-    let app = app.layer(middleware::from_fn(access_log));
+    let app = access_log(app);
 
     let addr = config.listen.unwrap_or_else(|| {
         DEFAULT_LISTEN
@@ -296,31 +300,41 @@ async fn metrics_upkeep(handle: PrometheusHandle) {
     }
 }
 
-/// One DEBUG line per request (target `gateway`): method, path, status, transport, reason and
-/// the time to the response head. Headers are not logged, so credentials never are.
-async fn access_log(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("-")
-            .to_owned()
-    };
-    tracing::debug!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        transport = header(TRANSPORT_HEADER),
-        reason = header(REASON_HEADER),
-        head_ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    response
+/// Request headers whose values are credentials: never shown in a log line.
+const CREDENTIAL_HEADERS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    HeaderName::from_static("x-api-key"),
+];
+
+/// A `request` span per request (method, path) and one DEBUG line when its response head is
+/// ready (status, transport, reason, time to the head), target `gateway`; the headers at TRACE.
+/// Credentials are marked sensitive first, so the headers' `Debug` shows `Sensitive` instead.
+fn access_log(app: Router) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            tracing::debug_span!("request", method = %request.method(), path = request.uri().path())
+        })
+        .on_request(|request: &Request, _: &Span| {
+            tracing::trace!(headers = ?request.headers(), "request headers");
+        })
+        .on_response(|response: &Response, latency: Duration, _: &Span| {
+            // A header the response does not have leaves its field out.
+            let header = |name: &str| response.headers().get(name)?.to_str().ok();
+            tracing::debug!(
+                status = response.status().as_u16(),
+                transport = header(TRANSPORT_HEADER),
+                reason = header(REASON_HEADER),
+                head_ms = latency.as_millis() as u64,
+                "request"
+            );
+        })
+        // A 5xx answer is already in the line above; the layers log why.
+        .on_failure(())
+        .on_eos(());
+    app.layer(trace)
+        .layer(SetSensitiveRequestHeadersLayer::new(CREDENTIAL_HEADERS))
 }
 
 /// `POST /demo/websocket/break` and `/heal`: steer the embedded upstream's WebSocket endpoint.

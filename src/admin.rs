@@ -33,7 +33,7 @@ use axum::{
 use serde::Deserialize;
 use wsfirst_breaker::BreakerHandle;
 
-use crate::{Wsfirst, config};
+use crate::{Wsfirst, duration};
 
 impl Wsfirst {
     /// The admin router over this stack's breakers; see the [module docs](crate::admin).
@@ -92,7 +92,7 @@ async fn unpin(State(handle): State<BreakerHandle>, Json(request): Json<UnpinReq
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    match config::parse_duration(text) {
+    match duration::parse(text) {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         Ok(_) => Err(format!(
             "for: invalid duration {text:?}: must be greater than zero"

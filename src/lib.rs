@@ -78,6 +78,8 @@ pub mod respond;
 pub mod stack;
 pub mod upstream;
 
+mod duration;
+
 pub use configured::Configured;
 pub use respond::{REASON_HEADER, TRANSPORT_HEADER};
 pub use stack::{RouteOptions, RouteService, Stack, Wsfirst, WsfirstBuilder};

@@ -1,0 +1,108 @@
+//! Route and eligibility configuration from TOML, validated, with errors that name the field.
+//!
+//! [`Config::from_toml_str`] (or [`Config::from_path`]) parses and validates a whole file; every
+//! invalid value is reported with its path, such as
+//! `routes[1].breaker.open_for: invalid duration "3x"`. Unknown fields are errors. The types are
+//! plain data: fields left out are `None`, and the layers' own defaults apply to them.
+//! [`RouteConfig::to_route`] builds the [`Route`](crate::core::Route) extension of a route and
+//! [`EligibilityConfig::to_table`] the [`EligibilityTable`](crate::eligibility::EligibilityTable).
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use wsfirst::config::{Config, ReplayConfig};
+//!
+//! let config = Config::from_toml_str(r#"
+//!     listen = "127.0.0.1:8080"
+//!
+//!     [eligibility]
+//!     websocket_pairs = [["openai", "openai-responses"]]
+//!     provider_hosts = { openai = "api.openai.com" }
+//!
+//!     [[routes]]
+//!     path = "/v1/responses"
+//!     provider = "openai"
+//!     api = "openai-responses"
+//!     http_url = "https://api.openai.com/v1/responses"
+//!     ws_url = "wss://api.openai.com/v1/responses"
+//!
+//!     [routes.breaker]
+//!     consecutive_failures = 3
+//!     open_for = "30s"
+//! "#)?;
+//! let route = &config.routes[0];
+//! assert_eq!(route.breaker.open_for, Some(Duration::from_secs(30)));
+//! assert_eq!(route.fallback.replay, None); // the fallback layer's default applies
+//! assert!(config.eligibility.to_table().is_allowed("openai", "openai-responses"));
+//! assert_eq!(route.to_route()?.provider(), "openai");
+//!
+//! let error = Config::from_toml_str(r#"
+//!     [[routes]]
+//!     path = "/v1/responses"
+//!     provider = "openai"
+//!     api = "openai-responses"
+//!     http_url = "https://api.openai.com/v1/responses"
+//!     [routes.breaker]
+//!     open_for = "3x"
+//! "#).unwrap_err();
+//! assert_eq!(error.to_string(), r#"routes[0].breaker.open_for: invalid duration "3x""#);
+//! # Ok::<(), wsfirst::config::ConfigError>(())
+//! ```
+//!
+//! # Reference
+//!
+//! Durations are strings in human form (`"500ms"`, `"30s"`, `"10m"`, `"1h 30m"`). Byte sizes are
+//! an integer number of bytes or a string with a unit: `B`, `KB`/`MB`/`GB` (powers of 1000) or
+//! `KiB`/`MiB`/`GiB` (powers of 1024), such as `"16MiB"`, `"512KiB"`, `"1MB"`. "Layer default"
+//! means the field may be left out and the layer's own default applies.
+//!
+//! | field | type | default | meaning |
+//! |---|---|---|---|
+//! | `listen` | socket address | none | address a gateway listens on, such as `"127.0.0.1:8080"` |
+//! | `eligibility.websocket_pairs` | list of `[provider, api]` | `[]` | pairs allowed to try the WebSocket; a provider in no pair is `unknown_provider`, so with none nothing uses the WebSocket in `auto` mode |
+//! | `eligibility.deny_pairs` | list of `[provider, api]` | `[]` | pairs never allowed on the WebSocket; wins over `websocket_pairs` |
+//! | `eligibility.provider_hosts` | table: provider = host or list of hosts | `{}` | WebSocket hosts registered per provider (host only: no scheme, port or path); a WebSocket URL on another host goes to HTTP (`foreign_host`) |
+//! | `eligibility.override_header` | header name | off | per-request header whose value `http` forces HTTP (`request_override`); any other value is ignored; it can never widen a request onto the WebSocket |
+//! | `eligibility.max_message_size` | byte size, > 0 | 16 MiB | a request declaring a larger body goes to HTTP (`body_too_large`) |
+//! | `routes[].path` | string starting with `/`, unique | required | the path the route is mounted on |
+//! | `routes[].provider` | non-empty string | required | provider id, as in the eligibility pairs |
+//! | `routes[].api` | non-empty string | required | API id, as in the eligibility pairs |
+//! | `routes[].http_url` | `http://` or `https://` URL | required | the upstream's HTTP endpoint |
+//! | `routes[].ws_url` | `ws://` or `wss://` URL | none | the upstream's WebSocket endpoint; required when `mode = "websocket"` |
+//! | `routes[].mode` | `"auto"`, `"websocket"`, `"http"` | `"auto"` | `auto`: the WebSocket when eligible and healthy, else HTTP; `websocket`: strict, always the WebSocket, failures reach the caller; `http`: never the WebSocket |
+//! | `routes[].body_limit` | byte size, > 0 | layer default (8 MiB) | largest request body buffered so it can be replayed over HTTP |
+//! | `routes[].timeouts.connect` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
+//! | `routes[].timeouts.first_event` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
+//! | `routes[].timeouts.idle` | duration, > 0 | layer default (120s) | between two events of an answer |
+//! | `routes[].breaker.enabled` | bool | `true` | `false`: no circuit breaker for this route |
+//! | `routes[].breaker.consecutive_failures` | integer | layer default | trip after this many WebSocket failures in a row; `0` turns this rule off |
+//! | `routes[].breaker.failure_rate` | number, > 0 and <= 1 | layer default | trip when this fraction of the last `window` calls failed |
+//! | `routes[].breaker.window` | integer, > 0 | layer default | number of recent calls the failure rate is computed over |
+//! | `routes[].breaker.min_calls` | integer, <= `window` | layer default | calls needed in the window before the failure rate counts |
+//! | `routes[].breaker.open_for` | duration, > 0 | layer default | how long a tripped key stays pinned to HTTP the first time (grows with each trip) |
+//! | `routes[].breaker.max_open_for` | duration, >= `open_for` | layer default | cap of the growing pinned period |
+//! | `routes[].breaker.probes` | integer, > 0 | layer default | requests allowed to probe the WebSocket when half-open |
+//! | `routes[].breaker.idle_evict` | duration, > 0 | layer default | forget a closed key unused for this long |
+//! | `routes[].pool.idle_timeout` | duration, > 0 | layer default | close a pooled WebSocket idle for this long |
+//! | `routes[].pool.max_age` | duration, > 0 | layer default | retire a pooled WebSocket older than this (before the upstream's own limit) |
+//! | `routes[].pool.max_connections` | integer, > 0 | layer default | most pooled WebSockets per key |
+//! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
+//! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are replayed over HTTP; never after the first event |
+//! | `routes[].headers` | table: header name = value | `{}` | static headers added to the WebSocket handshake, such as `"OpenAI-Beta" = "responses-websocket=v1"`; hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |
+
+mod build;
+mod error;
+mod locate;
+mod parse;
+mod schema;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ConfigError;
+pub use schema::{
+    BreakerConfig, Config, EligibilityConfig, FallbackConfig, Pair, PoolConfig, ReplayConfig,
+    RouteConfig, TimeoutsConfig,
+};

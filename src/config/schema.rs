@@ -1,0 +1,197 @@
+//! The configuration file's schema: plain serde types, one per table.
+
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+
+use http::{HeaderMap, HeaderName};
+use serde::Deserialize;
+use wsfirst_core::TransportMode;
+
+use super::parse::{
+    de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode, de_socket_addr,
+};
+
+/// A whole configuration file: the listen address, the eligibility table and the routes.
+///
+/// See the [module documentation](crate::config) for the field reference.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The address a gateway listens on.
+    #[serde(deserialize_with = "de_socket_addr")]
+    pub listen: Option<SocketAddr>,
+    /// Which (provider, API) pairs may try the WebSocket.
+    pub eligibility: EligibilityConfig,
+    /// The routes, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The `[eligibility]` table: which (provider, API) pairs may try the WebSocket.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EligibilityConfig {
+    /// Pairs allowed on the WebSocket.
+    pub websocket_pairs: Vec<Pair>,
+    /// Pairs never allowed on the WebSocket; wins over [`websocket_pairs`](Self::websocket_pairs).
+    pub deny_pairs: Vec<Pair>,
+    /// The WebSocket hosts registered per provider.
+    #[serde(deserialize_with = "de_hosts")]
+    pub provider_hosts: BTreeMap<String, Vec<String>>,
+    /// The per-request override header (value `http` forces HTTP), off when `None`.
+    #[serde(deserialize_with = "de_header_name")]
+    pub override_header: Option<HeaderName>,
+    /// The WebSocket message size limit in bytes; `None`: 16 MiB.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_message_size: Option<u64>,
+}
+
+/// A (provider, API) pair, written `["provider", "api"]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(from = "(String, String)")]
+pub struct Pair {
+    /// The provider id.
+    pub provider: String,
+    /// The API id.
+    pub api: String,
+}
+
+impl Pair {
+    /// The pair (`provider`, `api`).
+    pub fn new(provider: impl Into<String>, api: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            api: api.into(),
+        }
+    }
+}
+
+impl From<(String, String)> for Pair {
+    fn from((provider, api): (String, String)) -> Self {
+        Self { provider, api }
+    }
+}
+
+/// One `[[routes]]` entry: where a path's requests go and how.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The path the route is mounted on; starts with `/`, unique among routes.
+    pub path: String,
+    /// The provider id.
+    pub provider: String,
+    /// The API id.
+    pub api: String,
+    /// The upstream's HTTP endpoint (`http://` or `https://`).
+    pub http_url: String,
+    /// The upstream's WebSocket endpoint (`ws://` or `wss://`).
+    #[serde(default)]
+    pub ws_url: Option<String>,
+    /// The transport mode (default `auto`).
+    #[serde(default, deserialize_with = "de_mode")]
+    pub mode: TransportMode,
+    /// The largest request body buffered for a replay, in bytes; `None`: the fallback layer's
+    /// default.
+    #[serde(default, deserialize_with = "de_bytes")]
+    pub body_limit: Option<u64>,
+    /// The WebSocket timeouts.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// The circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// The WebSocket connection pool.
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// The HTTP fallback.
+    #[serde(default)]
+    pub fallback: FallbackConfig,
+    /// Static headers added to the WebSocket handshake. Values of credential-like headers
+    /// (`authorization`, names containing `key`, `token`, `secret`, `cookie`) are marked
+    /// sensitive, so `Debug` does not show them.
+    #[serde(default, deserialize_with = "de_headers")]
+    pub headers: HeaderMap,
+}
+
+/// `[routes.timeouts]`: the WebSocket attempt's timeouts; `None`: the WebSocket layer's defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// Connect + TLS + WebSocket handshake.
+    #[serde(deserialize_with = "de_duration")]
+    pub connect: Option<Duration>,
+    /// From the request sent to the upstream's first event.
+    #[serde(deserialize_with = "de_duration")]
+    pub first_event: Option<Duration>,
+    /// Between two events of an answer.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle: Option<Duration>,
+}
+
+/// `[routes.breaker]`: the circuit breaker of the route's key; `None`: the breaker's defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// `Some(false)`: no circuit breaker for this route. `None` means enabled.
+    pub enabled: Option<bool>,
+    /// Trip after this many WebSocket failures in a row; `0` turns the rule off.
+    pub consecutive_failures: Option<u32>,
+    /// Trip when this fraction (> 0, <= 1) of the last [`window`](Self::window) calls failed.
+    pub failure_rate: Option<f64>,
+    /// The number of recent calls the failure rate is computed over (> 0).
+    pub window: Option<u32>,
+    /// The calls needed in the window before the failure rate counts (<= `window`).
+    pub min_calls: Option<u32>,
+    /// How long a tripped key stays pinned to HTTP the first time (> 0).
+    #[serde(deserialize_with = "de_duration")]
+    pub open_for: Option<Duration>,
+    /// The cap of the pinned period, which grows with each trip (>= `open_for`).
+    #[serde(deserialize_with = "de_duration")]
+    pub max_open_for: Option<Duration>,
+    /// Requests allowed to probe the WebSocket when half-open (> 0).
+    pub probes: Option<u32>,
+    /// Forget a closed key unused for this long (> 0).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_evict: Option<Duration>,
+}
+
+impl BreakerConfig {
+    /// Whether the route has a circuit breaker (`enabled` left out means yes).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+}
+
+/// `[routes.pool]`: the WebSocket connection pool; `None`: the WebSocket layer's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Close a pooled connection idle for this long (> 0).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// Retire a pooled connection older than this (> 0).
+    #[serde(deserialize_with = "de_duration")]
+    pub max_age: Option<Duration>,
+    /// The most pooled connections per key (> 0).
+    pub max_connections: Option<u32>,
+    /// A request header whose value keeps a session on its own connection.
+    #[serde(deserialize_with = "de_header_name")]
+    pub affinity_header: Option<HeaderName>,
+}
+
+/// `[routes.fallback]`: the HTTP fallback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// Which failures are replayed over HTTP; `None`: [`ReplayConfig::BeforeFirstEvent`].
+    pub replay: Option<ReplayConfig>,
+}
+
+/// Which WebSocket failures are replayed over HTTP. Never after the first event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayConfig {
+    /// Any failure before the upstream's first event (`"before_first_event"`, the default).
+    #[default]
+    BeforeFirstEvent,
+    /// Only connect and handshake failures (`"connect_only"`).
+    ConnectOnly,
+}

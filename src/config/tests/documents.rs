@@ -1,0 +1,158 @@
+//! Valid documents: every field parsed, defaults left to the layers, every form of a size or host,
+//! secrets kept out of `Debug`.
+
+use std::time::Duration;
+
+use http::HeaderName;
+use wsfirst_core::{Intent, TransportMode};
+use wsfirst_eligibility::{Policy, RequestHead};
+
+use super::{FULL, ROUTE};
+use crate::config::{BreakerConfig, Config, Pair, PoolConfig, ReplayConfig, TimeoutsConfig};
+
+#[test]
+fn the_documented_example_parses() {
+    let config = Config::from_toml_str(FULL).unwrap();
+    assert_eq!(config.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    let eligibility = &config.eligibility;
+    assert_eq!(
+        eligibility.websocket_pairs,
+        [Pair::new("openai", "openai-responses")]
+    );
+    assert_eq!(
+        eligibility.deny_pairs,
+        [Pair::new("openai-codex", "openai-codex-responses")]
+    );
+    assert_eq!(
+        eligibility.provider_hosts["openai"],
+        ["api.openai.com".to_owned()]
+    );
+    assert_eq!(
+        eligibility.override_header.as_ref().map(HeaderName::as_str),
+        Some("x-wsfirst-transport")
+    );
+    assert_eq!(eligibility.max_message_size, Some(16 << 20));
+
+    let [route] = &config.routes[..] else {
+        panic!("one route expected: {:?}", config.routes);
+    };
+    assert_eq!(route.path, "/v1/responses");
+    assert_eq!(route.mode, TransportMode::Auto);
+    assert_eq!(route.body_limit, Some(8 << 20));
+    assert_eq!(
+        route.timeouts,
+        TimeoutsConfig {
+            connect: Some(Duration::from_secs(5)),
+            first_event: Some(Duration::from_secs(30)),
+            idle: Some(Duration::from_secs(120)),
+        }
+    );
+    assert_eq!(
+        route.breaker,
+        BreakerConfig {
+            enabled: Some(true),
+            consecutive_failures: Some(3),
+            failure_rate: Some(0.5),
+            window: Some(20),
+            min_calls: Some(10),
+            open_for: Some(Duration::from_secs(30)),
+            max_open_for: Some(Duration::from_secs(600)),
+            probes: Some(1),
+            idle_evict: Some(Duration::from_secs(600)),
+        }
+    );
+    assert_eq!(route.pool.idle_timeout, Some(Duration::from_secs(60)));
+    assert_eq!(route.pool.max_age, Some(Duration::from_secs(55 * 60)));
+    assert_eq!(route.pool.max_connections, Some(8));
+    assert_eq!(
+        route.pool.affinity_header.as_ref().map(HeaderName::as_str),
+        Some("x-session-id")
+    );
+    assert_eq!(route.fallback.replay, Some(ReplayConfig::ConnectOnly));
+    assert_eq!(route.headers["openai-beta"], "responses-websocket=v1");
+
+    let built = route.to_route().unwrap();
+    assert_eq!(built.provider(), "openai");
+    assert_eq!(built.api(), "openai-responses");
+    assert_eq!(
+        built.ws_url().map(ToString::to_string).as_deref(),
+        Some("wss://api.openai.com/v1/responses")
+    );
+
+    let table = eligibility.to_table();
+    let request = http::Request::builder()
+        .header("x-wsfirst-transport", "http")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        table
+            .decide(&built, &RequestHead::new(&request))
+            .reason_label(),
+        "request_override"
+    );
+    let request = http::Request::new(());
+    assert_eq!(
+        table.decide(&built, &RequestHead::new(&request)),
+        Intent::WebSocket
+    );
+}
+
+#[test]
+fn the_gateway_example_parses_with_defaults_left_to_the_layers() {
+    let config = Config::from_toml_str(&format!(
+        "{}\n[eligibility]\nwebsocket_pairs = [[\"openai\", \"openai-responses\"]]\n{ROUTE}mode = \"auto\"\n[routes.breaker]\nconsecutive_failures = 3\nopen_for = \"30s\"\n",
+        "listen = \"127.0.0.1:8080\""
+    ))
+    .unwrap();
+    let route = &config.routes[0];
+    assert_eq!(route.timeouts, TimeoutsConfig::default());
+    assert_eq!(route.pool, PoolConfig::default());
+    assert_eq!(route.body_limit, None);
+    assert!(route.breaker.is_enabled());
+    assert_eq!(config.eligibility.max_message_size, None);
+    assert_eq!(
+        config.eligibility.to_table().max_message_size(),
+        wsfirst_eligibility::DEFAULT_MAX_MESSAGE_SIZE
+    );
+}
+
+#[test]
+fn sizes_and_hosts_in_every_form() {
+    for (text, bytes) in [
+        ("1024", 1024),
+        ("\"512KiB\"", 512 * 1024),
+        ("\"1MB\"", 1_000_000),
+        ("\"2 gib\"", 2 << 30),
+        ("\"7\"", 7),
+        ("\"7B\"", 7),
+    ] {
+        let config =
+            Config::from_toml_str(&format!("[eligibility]\nmax_message_size = {text}")).unwrap();
+        assert_eq!(config.eligibility.max_message_size, Some(bytes), "{text}");
+    }
+    let config = Config::from_toml_str(
+        "[eligibility]\nprovider_hosts = { openai = [\"api.openai.com\", \"eu.api.openai.com\"], local = \"[::1]\" }",
+    )
+    .unwrap();
+    let table = config.eligibility.to_table();
+    assert_eq!(
+        table.provider_hosts("openai").collect::<Vec<_>>(),
+        ["api.openai.com", "eu.api.openai.com"]
+    );
+    assert_eq!(table.provider_hosts("local").collect::<Vec<_>>(), ["[::1]"]);
+}
+
+#[test]
+fn credential_headers_are_not_in_debug_output() {
+    let config = Config::from_toml_str(&format!(
+        "{ROUTE}[routes.headers]\nAuthorization = \"Bearer sk-secret\"\nOpenAI-Beta = \"responses-websocket=v1\"\n"
+    ))
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("sk-secret"), "{debug}");
+    assert!(debug.contains("responses-websocket=v1"), "{debug}");
+    assert_eq!(
+        config.routes[0].headers["authorization"],
+        "Bearer sk-secret"
+    );
+}

@@ -1,0 +1,245 @@
+//! Invalid documents: each error names the path of the value in the file.
+
+use super::{FULL, ROUTE, assert_errors, route_with, second_route};
+use crate::config::{Config, ConfigError};
+
+#[test]
+fn values_that_do_not_parse_name_their_path() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            second_route("[routes.breaker]\nopen_for = \"3x\""),
+            r#"routes[1].breaker.open_for: invalid duration "3x""#,
+        ),
+        (
+            route_with("[routes.timeouts]\nconnect = \"500000000000y\""),
+            r#"routes[0].timeouts.connect: invalid duration "500000000000y": longer than 100 years"#,
+        ),
+        (
+            route_with("[routes.timeouts]\nconnect = 5"),
+            r#"routes[0].timeouts.connect: invalid type: integer `5`, expected a duration such as "30s" or "10m""#,
+        ),
+        (
+            route_with("mode = \"sometimes\""),
+            r#"routes[0].mode: invalid mode "sometimes": expected "auto", "websocket" or "http""#,
+        ),
+        (
+            route_with("[routes.fallback]\nreplay = \"always\""),
+            "routes[0].fallback.replay: unknown variant `always`, expected `before_first_event` or `connect_only`",
+        ),
+        (
+            route_with("[routes.breaker]\nconsecutive_failures = -1"),
+            "routes[0].breaker.consecutive_failures: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            route_with("[routes.breaker]\nopen_fro = \"30s\""),
+            "routes[0].breaker.open_fro: unknown field `open_fro`, expected one of `enabled`, `consecutive_failures`, `failure_rate`, `window`, `min_calls`, `open_for`, `max_open_for`, `probes`, `idle_evict`",
+        ),
+        (
+            route_with("[routes.pool]\naffinity_header = \"x session\""),
+            r#"routes[0].pool.affinity_header: invalid header name "x session""#,
+        ),
+        (
+            route_with("body_limit = \"8XB\""),
+            r#"routes[0].body_limit: invalid byte size "8XB": expected a number of bytes with an optional unit B, KB, MB, GB, KiB, MiB or GiB"#,
+        ),
+        (
+            route_with("body_limit = -5"),
+            "routes[0].body_limit: invalid byte size -5: negative",
+        ),
+        (
+            route_with("[routes.headers]\nX-Team = \"caf\u{e9}\""),
+            r#"routes[0].headers: invalid value for header "x-team""#,
+        ),
+        (
+            route_with("[routes.headers]\nUpgrade = \"h2c\""),
+            r#"routes[0].headers: header "upgrade" is set by the websocket handshake and cannot be configured"#,
+        ),
+        (
+            route_with("[routes.headers]\nSec-WebSocket-Protocol = \"v1\""),
+            r#"routes[0].headers: header "sec-websocket-protocol" is set by the websocket handshake and cannot be configured"#,
+        ),
+        (
+            route_with("[routes.headers]\nTransfer-Encoding = \"chunked\""),
+            r#"routes[0].headers: header "transfer-encoding" is set by the websocket handshake and cannot be configured"#,
+        ),
+        (
+            second_route("").replace("api = \"openai-responses\"\nhttp_url = \"https://api.openai.com/v1/responses\"\n\n", ""),
+            "routes[1]: missing field `api`",
+        ),
+        (
+            route_with("colour = \"blue\""),
+            "routes[0].colour: unknown field `colour`, expected one of `path`, `provider`, `api`, `http_url`, `ws_url`, `mode`, `body_limit`, `timeouts`, `breaker`, `pool`, `fallback`, `headers`",
+        ),
+        (
+            "listen = \"localhost\"".to_owned(),
+            r#"listen: invalid socket address "localhost": expected ip:port such as "127.0.0.1:8080""#,
+        ),
+        (
+            "[eligibility]\nwebsocket_pairs = [[\"openai\", \"openai-responses\"], [\"openai\"]]"
+                .to_owned(),
+            "eligibility.websocket_pairs[1]: invalid length 1, expected a tuple of size 2",
+        ),
+        (
+            "[eligibility]\noverride_header = \"\"".to_owned(),
+            r#"eligibility.override_header: invalid header name """#,
+        ),
+        (
+            "[eligibility]\nallow = []".to_owned(),
+            "eligibility.allow: unknown field `allow`, expected one of `websocket_pairs`, `deny_pairs`, `provider_hosts`, `override_header`, `max_message_size`",
+        ),
+        (
+            "lissen = \"127.0.0.1:1\"".to_owned(),
+            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `routes`",
+        ),
+        (
+            "[eligibility]\nprovider_hosts = { \"my.provider\" = [\"a.example\", 5] }".to_owned(),
+            r#"eligibility.provider_hosts."my.provider"[1]: invalid type: integer `5`, expected a string"#,
+        ),
+        (
+            "routes = [{ path = \"/x\", provider = \"p\", api = \"a\", http_url = \"https://x/\", breaker = { open_for = \"3x\" } }]".to_owned(),
+            r#"routes[0].breaker.open_for: invalid duration "3x""#,
+        ),
+        (
+            second_route("breaker.open_for = \"3x\""),
+            r#"routes[1].breaker.open_for: invalid duration "3x""#,
+        ),
+        (
+            second_route("[routes.headers]\n\"X Team\" = \"a\""),
+            r#"routes[1].headers: invalid header name "X Team""#,
+        ),
+    ];
+    assert_errors(&cases);
+}
+
+#[test]
+fn values_that_break_a_rule_name_their_path() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            route_with("[routes.breaker]\nfailure_rate = 1.5"),
+            "routes[0].breaker.failure_rate: 1.5 is out of range: expected more than 0 and at most 1",
+        ),
+        (
+            route_with("[routes.breaker]\nfailure_rate = 0.0"),
+            "routes[0].breaker.failure_rate: 0 is out of range: expected more than 0 and at most 1",
+        ),
+        (
+            route_with("[routes.breaker]\nfailure_rate = -0.1"),
+            "routes[0].breaker.failure_rate: -0.1 is out of range: expected more than 0 and at most 1",
+        ),
+        (
+            route_with("[routes.breaker]\nwindow = 0"),
+            "routes[0].breaker.window: must be greater than 0",
+        ),
+        (
+            route_with("[routes.breaker]\nprobes = 0"),
+            "routes[0].breaker.probes: must be greater than 0",
+        ),
+        (
+            route_with("[routes.breaker]\nwindow = 5\nmin_calls = 6"),
+            "routes[0].breaker.min_calls: 6 is more than window (5): the rate would never count",
+        ),
+        (
+            route_with("[routes.breaker]\nopen_for = \"0s\""),
+            "routes[0].breaker.open_for: must be longer than 0s",
+        ),
+        (
+            route_with("[routes.breaker]\nopen_for = \"1m\"\nmax_open_for = \"30s\""),
+            "routes[0].breaker.max_open_for: 30s is less than open_for (1m)",
+        ),
+        (
+            route_with("[routes.pool]\nmax_connections = 0"),
+            "routes[0].pool.max_connections: must be greater than 0",
+        ),
+        (
+            route_with("body_limit = 0"),
+            "routes[0].body_limit: must be greater than 0 bytes",
+        ),
+        (
+            second_route("").replace(
+                "http_url = \"https://api.openai.com/v1/responses\"\n\n",
+                "http_url = \"ftp://example.com/x\"\n",
+            ),
+            r#"routes[1].http_url: invalid url "ftp://example.com/x": expected an absolute http:// or https:// url"#,
+        ),
+        (
+            second_route("ws_url = \"https://api.openai.com/v1/responses\""),
+            r#"routes[1].ws_url: invalid url "https://api.openai.com/v1/responses": expected an absolute ws:// or wss:// url"#,
+        ),
+        (
+            second_route("ws_url = \"wss://bad host/x\""),
+            r#"routes[1].ws_url: invalid url "wss://bad host/x": expected an absolute ws:// or wss:// url"#,
+        ),
+        (
+            second_route("mode = \"websocket\""),
+            r#"routes[1].ws_url: required when mode is "websocket""#,
+        ),
+        (
+            second_route("").replace("path = \"/v1/other\"", "path = \"/v1/responses\""),
+            r#"routes[1].path: duplicate path "/v1/responses" (already used by routes[0])"#,
+        ),
+        (
+            second_route("").replace("path = \"/v1/other\"", "path = \"v1/other\""),
+            r#"routes[1].path: invalid path "v1/other": must start with '/'"#,
+        ),
+        (
+            second_route("").replace("provider = \"openai\"\napi = \"openai-responses\"\nhttp_url = \"https://api.openai.com/v1/responses\"\n\n", "provider = \"\"\napi = \"a\"\nhttp_url = \"https://x/\"\n"),
+            "routes[1].provider: must not be empty",
+        ),
+        (
+            "[eligibility]\nmax_message_size = \"0MiB\"".to_owned(),
+            "eligibility.max_message_size: must be greater than 0 bytes",
+        ),
+        (
+            "[eligibility]\ndeny_pairs = [[\"\", \"x\"]]".to_owned(),
+            "eligibility.deny_pairs[0]: provider and api must not be empty",
+        ),
+        (
+            "[eligibility]\nprovider_hosts = { openai = \"https://api.openai.com\" }".to_owned(),
+            r#"eligibility.provider_hosts.openai: invalid host "https://api.openai.com": expected a host name without scheme, port or path, such as "api.openai.com""#,
+        ),
+        (
+            "[eligibility]\nprovider_hosts = { openai = \"api.openai.com:443\" }".to_owned(),
+            r#"eligibility.provider_hosts.openai: invalid host "api.openai.com:443": expected a host name without scheme, port or path, such as "api.openai.com""#,
+        ),
+    ];
+    assert_errors(&cases);
+}
+
+#[test]
+fn syntax_errors_keep_toml_line_and_column() {
+    let error = Config::from_toml_str("listen = ").unwrap_err();
+    assert!(matches!(error, ConfigError::Syntax { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid toml: TOML parse error at line 1"),
+        "{error}"
+    );
+    assert_eq!(error.path(), None);
+}
+
+#[test]
+fn from_path_reads_files_and_names_unreadable_ones() {
+    let dir = std::env::temp_dir().join(format!("wsfirst-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, FULL).unwrap();
+    assert_eq!(Config::from_path(&file).unwrap().routes.len(), 1);
+    let missing = dir.join("missing.toml");
+    let error = Config::from_path(&missing).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot read config file {}: ", missing.display())),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn to_route_names_fields_relative_to_the_route() {
+    let mut route = Config::from_toml_str(ROUTE).unwrap().routes.remove(0);
+    route.ws_url = Some("ws:/nohost".to_owned());
+    let error = route.to_route().unwrap_err();
+    assert_eq!(error.path(), Some("ws_url"));
+}
