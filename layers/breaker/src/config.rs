@@ -21,7 +21,11 @@
 //! # Ok::<(), wsfirst_breaker::ConfigError>(())
 //! ```
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    any::TypeId,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use crate::{Classify, ConfigError, DefaultClassifier};
 
@@ -64,7 +68,7 @@ pub(crate) struct ConfigInner {
     pub(crate) classifier: Arc<dyn Classify>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct RateRule {
     pub(crate) rate: f64,
     pub(crate) window: u32,
@@ -109,6 +113,46 @@ impl BreakerConfig {
         self.inner.probes
     }
 
+    /// The first setting in which `self` and `other` differ, named as the builder method that
+    /// sets it, or `None` when they are the same. Classifiers are the same when they are the
+    /// same object (every configuration left at, or given, the [`DefaultClassifier`] shares one).
+    ///
+    /// Routes that share a breaker key share its settings (see
+    /// [`BreakerRegistryBuilder::config_for`](crate::BreakerRegistryBuilder::config_for)): a
+    /// caller building several routes can reject two that reach one key with different settings,
+    /// naming this field.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsfirst_breaker::BreakerConfig;
+    ///
+    /// let chat = BreakerConfig::builder().open_duration(Duration::from_secs(10)).build()?;
+    /// let batch = BreakerConfig::builder()
+    ///     .open_duration(Duration::from_secs(10))
+    ///     .half_open_probes(2)
+    ///     .build()?;
+    /// assert_eq!(chat.differing_field(&batch), Some("half_open_probes"));
+    /// assert_eq!(chat.differing_field(&chat.clone()), None);
+    /// assert_eq!(BreakerConfig::default().differing_field(&BreakerConfig::default()), None);
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
+    pub fn differing_field(&self, other: &BreakerConfig) -> Option<&'static str> {
+        let (a, b) = (&*self.inner, &*other.inner);
+        [
+            ("consecutive_failures", a.consecutive == b.consecutive),
+            ("failure_rate", a.rate == b.rate),
+            ("open_duration", a.base == b.base),
+            ("max_open_duration", a.cap == b.cap),
+            ("jitter", a.jitter == b.jitter),
+            ("decay_after", a.decay_after == b.decay_after),
+            ("half_open_probes", a.probes == b.probes),
+            ("seed", a.seed == b.seed),
+            ("classifier", Arc::ptr_eq(&a.classifier, &b.classifier)),
+        ]
+        .into_iter()
+        .find_map(|(field, same)| (!same).then_some(field))
+    }
+
     /// The open duration after `trips` consecutive trips, before jitter.
     pub fn backoff(&self, trips: u32) -> Duration {
         let doublings = trips.saturating_sub(1).min(31);
@@ -144,9 +188,16 @@ impl Default for BreakerConfigBuilder {
             decay_after: Duration::from_secs(600),
             probes: 1,
             seed: None,
-            classifier: Arc::new(DefaultClassifier),
+            classifier: default_classifier(),
         }
     }
+}
+
+/// The [`DefaultClassifier`] every configuration shares, so that configurations left at the
+/// default classifier are the same (classifiers compare by pointer).
+fn default_classifier() -> Arc<dyn Classify> {
+    static DEFAULT: LazyLock<Arc<dyn Classify>> = LazyLock::new(|| Arc::new(DefaultClassifier));
+    DEFAULT.clone()
 }
 
 impl BreakerConfigBuilder {
@@ -215,8 +266,16 @@ impl BreakerConfigBuilder {
     }
 
     /// How failures count; see [`DefaultClassifier`] for the defaults.
-    pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.classifier = Arc::new(classifier);
+    ///
+    /// Classifiers compare by pointer ([`BreakerConfig::differing_field`]): configurations built
+    /// apart with classifiers of their own differ, while every [`DefaultClassifier`] is the same
+    /// one.
+    pub fn classifier<C: Classify>(mut self, classifier: C) -> Self {
+        self.classifier = if TypeId::of::<C>() == TypeId::of::<DefaultClassifier>() {
+            default_classifier()
+        } else {
+            Arc::new(classifier)
+        };
         self
     }
 

@@ -292,7 +292,7 @@ impl BreakerHandle {
         // A sweep may evict the key between the look-up and the pin: the evicted copy refuses
         // the pin and the key is looked up (created) again.
         loop {
-            let slot = self.registry.slot_for(key, None);
+            let slot = self.registry.slot_for(key);
             between();
             if slot.pin(Instant::now(), duration) {
                 return;
@@ -368,7 +368,7 @@ mod tests {
     async fn idle_key(state: BreakerState) -> (BreakerRegistry, BreakerKey) {
         let registry = BreakerRegistry::builder().idle_timeout(IDLE).build();
         let key = BreakerKey::new("p", "wss://p", None);
-        let slot = registry.slot_for(&key, None);
+        let slot = registry.slot_for(&key);
         if state == BreakerState::HalfOpen {
             // Tripped at once (not a WebSocket endpoint), the pin ended, then a probe gave its
             // slot back.

@@ -38,9 +38,22 @@
 //! value as the service's previous one compares a pointer and the header's bytes instead of
 //! hashing the credential and looking the key up (see [`CircuitBreaker`]). The figures, and what
 //! the `http` extension lookups that any breaker of this shape needs cost by themselves, are in
-//! `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
-//! in flight hold a clone); there is no global state, and evicted keys are freed.
-//! [`BreakerHandle`] reads and steers the keys.
+//! `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`]
+//! behind an `Arc` (requests in flight hold a clone); there is no global state, and evicted keys
+//! are freed. [`BreakerHandle`] reads and steers the keys.
+//!
+//! # Settings
+//!
+//! Settings belong to the registry, per key: a default for every key
+//! ([`BreakerRegistryBuilder::config`]) and overrides for the keys of one provider and WebSocket
+//! endpoint, whatever their credential ([`BreakerRegistryBuilder::config_for`]). A key gets its
+//! settings when it is created, from the registry alone, so they never depend on which route
+//! reaches it first. The layer carries none: **cloning a [`CircuitBreakerLayer`] shares the
+//! breakers**, and layers made [`from_registry`](CircuitBreakerLayer::from_registry) with one
+//! registry share them too; [`CircuitBreakerLayer::new`] is a layer with its own registry whose
+//! keys all use one configuration. Callers that build routes from their own per-route settings
+//! can use [`BreakerConfig::differing_field`] to refuse two routes that share a key with
+//! different settings.
 //!
 //! # Observability
 //!

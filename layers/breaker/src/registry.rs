@@ -1,24 +1,38 @@
-//! The shared set of breakers, one per key, and its eviction of idle keys.
+//! The shared set of breakers, one per key, with the settings of each key and the eviction of
+//! idle keys.
 //!
 //! # Example
 //!
-//! One registry shared by two routes with their own configurations:
+//! One registry for two routes: the chat endpoint's keys use the default settings, the batch
+//! endpoint's keys (whatever the credential) an override; both layers share the breakers.
 //!
 //! ```
 //! use std::time::Duration;
 //! use wsfirst_breaker::{BreakerConfig, BreakerRegistry, CircuitBreakerLayer};
+//! use wsfirst_core::Route;
 //!
+//! let chat = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://chat.example/v1/responses")
+//!     .http_url("https://chat.example/v1/responses")
+//!     .build()?;
+//! let batch = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://batch.example/v1/responses")
+//!     .http_url("https://batch.example/v1/responses")
+//!     .build()?;
 //! let registry = BreakerRegistry::builder()
+//!     .config(BreakerConfig::default())
+//!     .config_for(batch.breaker_key(), BreakerConfig::builder().consecutive_failures(10).build()?)
 //!     .idle_timeout(Duration::from_secs(3600))
 //!     .on_transition(|t| println!("{} went {} -> {}", t.key, t.from, t.to))
 //!     .build();
-//! let chat = CircuitBreakerLayer::new(BreakerConfig::default()).with_registry(registry.clone());
-//! let batch = CircuitBreakerLayer::new(BreakerConfig::builder().consecutive_failures(10).build()?)
-//!     .with_registry(registry.clone());
-//! let handle = registry.handle();
-//! assert!(handle.snapshot().is_empty());
-//! # drop((chat, batch));
-//! # Ok::<(), wsfirst_breaker::ConfigError>(())
+//! assert_eq!(registry.config_for(chat.breaker_key()).consecutive_failures(), Some(3));
+//! assert_eq!(registry.config_for(batch.breaker_key()).consecutive_failures(), Some(10));
+//!
+//! let chat_layer = CircuitBreakerLayer::from_registry(registry.clone());
+//! let batch_layer = CircuitBreakerLayer::from_registry(registry.clone());
+//! assert!(registry.handle().snapshot().is_empty());
+//! # drop((chat_layer, batch_layer));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::{
@@ -149,6 +163,10 @@ struct Map {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// The settings of every key without an override.
+    config: BreakerConfig,
+    /// Overrides by provider and endpoint: the keys have no credential.
+    overrides: HashMap<BreakerKey, BreakerConfig>,
     map: RwLock<Map>,
 }
 
@@ -162,10 +180,17 @@ impl Drop for Inner {
     }
 }
 
-/// The breakers of all keys, shared by every layer and handle made from it.
+/// The breakers of all keys and their settings, shared by every layer and handle made from it.
 ///
 /// Cloning a registry (or a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer)) shares the
 /// breakers: all clones see and steer the same keys.
+///
+/// # Settings
+///
+/// The registry owns the settings of its keys: a default ([`BreakerRegistryBuilder::config`])
+/// and overrides by provider and WebSocket endpoint ([`BreakerRegistryBuilder::config_for`]).
+/// A key's settings are fixed when it is created, from the registry alone, so they do not depend
+/// on which service or handle reaches the key first.
 ///
 /// # Memory
 ///
@@ -191,6 +216,8 @@ impl fmt::Debug for BreakerRegistry {
         let keys = self.inner.map.read().map_or(0, |map| map.entries.len());
         f.debug_struct("BreakerRegistry")
             .field("shared", &self.inner.shared)
+            .field("config", &self.inner.config)
+            .field("overrides", &self.inner.overrides)
             .field("keys", &keys)
             .finish()
     }
@@ -203,7 +230,8 @@ impl Default for BreakerRegistry {
 }
 
 impl BreakerRegistry {
-    /// An empty registry with the default idle timeout (1 hour) and no callback.
+    /// An empty registry with the default settings for every key
+    /// ([`BreakerConfig::default`]), the default idle timeout (1 hour) and no callback.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -213,7 +241,42 @@ impl BreakerRegistry {
         BreakerRegistryBuilder {
             idle_timeout: Duration::from_secs(3600),
             on_transition: None,
+            config: BreakerConfig::default(),
+            overrides: HashMap::new(),
         }
+    }
+
+    /// The settings of keys without an override
+    /// ([`BreakerRegistryBuilder::config`]).
+    pub fn config(&self) -> &BreakerConfig {
+        &self.inner.config
+    }
+
+    /// The settings `key` gets: the override for its provider and endpoint
+    /// ([`BreakerRegistryBuilder::config_for`]), whatever its credential, or else the default.
+    ///
+    /// ```
+    /// use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
+    /// use wsfirst_core::{BreakerKey, Fingerprint};
+    ///
+    /// let batch = BreakerKey::new("openai", "wss://batch.example/v1/responses", None);
+    /// let registry = BreakerRegistry::builder()
+    ///     .config_for(&batch, BreakerConfig::builder().consecutive_failures(10).build()?)
+    ///     .build();
+    /// let alice = batch.with_credential(Some(Fingerprint::of("Bearer sk-alice")));
+    /// assert_eq!(registry.config_for(&alice).consecutive_failures(), Some(10));
+    /// let chat = BreakerKey::new("openai", "wss://chat.example/v1/responses", None);
+    /// assert_eq!(registry.config_for(&chat).consecutive_failures(), Some(3));
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
+    pub fn config_for(&self, key: &BreakerKey) -> &BreakerConfig {
+        if self.inner.overrides.is_empty() {
+            return &self.inner.config;
+        }
+        self.inner
+            .overrides
+            .get(&key.with_credential(None))
+            .unwrap_or(&self.inner.config)
     }
 
     /// A handle to read and steer the breakers.
@@ -263,29 +326,21 @@ impl BreakerRegistry {
         self.read().entries.keys().cloned().collect()
     }
 
-    /// The slot of `key`, created if missing.
-    pub(crate) fn slot_for(&self, key: &BreakerKey, config: Option<&BreakerConfig>) -> Arc<Slot> {
-        {
-            let map = self.read();
-            if let Some(entry) = map.entries.get(key) {
-                if let Some(config) = config {
-                    entry.slot.adopt_config(config);
-                }
-                return entry.slot.clone();
-            }
+    /// The slot of `key`, created with the key's settings ([`Self::config_for`]) if missing.
+    pub(crate) fn slot_for(&self, key: &BreakerKey) -> Arc<Slot> {
+        if let Some(entry) = self.read().entries.get(key) {
+            return entry.slot.clone();
         }
         let now = Instant::now();
         let mut map = self.write();
         if let Some(entry) = map.entries.get(key) {
-            if let Some(config) = config {
-                entry.slot.adopt_config(config);
-            }
             return entry.slot.clone();
         }
         let half = self.inner.shared.idle_timeout / 2;
         if now.saturating_duration_since(map.last_sweep) >= half {
             self.sweep_locked(&mut map, now);
         }
+        let config = self.config_for(key);
         let slot = Slot::new(key.clone(), config, self.inner.shared.clone(), now);
         map.entries.insert(
             key.clone(),
@@ -333,6 +388,8 @@ impl BreakerRegistry {
 pub struct BreakerRegistryBuilder {
     idle_timeout: Duration,
     on_transition: Option<Callback>,
+    config: BreakerConfig,
+    overrides: HashMap<BreakerKey, BreakerConfig>,
 }
 
 impl fmt::Debug for BreakerRegistryBuilder {
@@ -343,11 +400,31 @@ impl fmt::Debug for BreakerRegistryBuilder {
                 "on_transition",
                 &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
             )
+            .field("config", &self.config)
+            .field("overrides", &self.overrides)
             .finish()
     }
 }
 
 impl BreakerRegistryBuilder {
+    /// The settings of every key without an override (default [`BreakerConfig::default`]).
+    pub fn config(mut self, config: BreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings of every key with the same provider and WebSocket endpoint as `key`, whatever
+    /// its credential fingerprint (`key`'s own is not looked at). A later call for the same
+    /// provider and endpoint replaces the earlier one.
+    ///
+    /// Settings are fixed when a key is created (by its first request, or by a
+    /// [`BreakerHandle::pin`] before any traffic), so they are the same whichever service or
+    /// handle reaches the key first.
+    pub fn config_for(mut self, key: &BreakerKey, config: BreakerConfig) -> Self {
+        self.overrides.insert(key.with_credential(None), config);
+        self
+    }
+
     /// Evicts keys not used for this long (default 1 hour); see [`BreakerRegistry`].
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
@@ -370,6 +447,8 @@ impl BreakerRegistryBuilder {
                     idle_timeout: self.idle_timeout,
                     on_transition: self.on_transition,
                 }),
+                config: self.config,
+                overrides: self.overrides,
                 map: RwLock::new(Map {
                     entries: HashMap::new(),
                     last_sweep: epoch,

@@ -43,7 +43,6 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker<S> {
     inner: S,
-    config: BreakerConfig,
     registry: BreakerRegistry,
     cache: Option<Arc<Cached>>,
     shared: Arc<RwLock<Option<Arc<Cached>>>>,
@@ -103,18 +102,18 @@ impl Cached {
 }
 
 impl<S> CircuitBreaker<S> {
-    /// Wraps `inner`; keys it creates in `registry` use `config`.
-    pub fn new(inner: S, config: BreakerConfig, registry: BreakerRegistry) -> Self {
+    /// Wraps `inner`, with the breakers (and their settings) of `registry`.
+    pub fn new(inner: S, registry: BreakerRegistry) -> Self {
         CircuitBreaker {
             inner,
-            config,
             registry,
             cache: None,
             shared: Arc::default(),
         }
     }
 
-    /// A layer with its own new registry; see [`CircuitBreakerLayer`].
+    /// A layer with its own new registry, whose keys all use `config`; see
+    /// [`CircuitBreakerLayer`].
     pub fn layer(config: BreakerConfig) -> CircuitBreakerLayer {
         CircuitBreakerLayer::new(config)
     }
@@ -147,7 +146,6 @@ fn cached<'a>(
     cache: &'a mut Option<Arc<Cached>>,
     shared: &RwLock<Option<Arc<Cached>>>,
     registry: &BreakerRegistry,
-    config: &BreakerConfig,
     route: &Route,
     headers: &HeaderMap,
 ) -> &'a Cached {
@@ -158,7 +156,7 @@ fn cached<'a>(
         Some(cached) if cached.matches(base, credential) => cached,
         // Re-based once, so that the next request on this route object matches by pointer.
         Some(cached) if cached.matches_equal(base, credential) => Arc::new(cached.rebased(base)),
-        _ => shared_or_lookup(shared, registry, config, route, credential),
+        _ => shared_or_lookup(shared, registry, route, credential),
     };
     cache.insert(fresh)
 }
@@ -169,7 +167,6 @@ fn cached<'a>(
 fn shared_or_lookup(
     shared: &RwLock<Option<Arc<Cached>>>,
     registry: &BreakerRegistry,
-    config: &BreakerConfig,
     route: &Route,
     credential: Option<&HeaderValue>,
 ) -> Arc<Cached> {
@@ -183,7 +180,7 @@ fn shared_or_lookup(
             _ => None,
         }
     };
-    let fresh = Arc::new(rebased.unwrap_or_else(|| lookup(registry, config, route, credential)));
+    let fresh = Arc::new(rebased.unwrap_or_else(|| lookup(registry, route, credential)));
     *shared.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
     fresh
 }
@@ -192,18 +189,13 @@ fn shared_or_lookup(
 /// [`Route::breaker_key_for`] does) and finds its breaker in the registry.
 #[cold]
 #[inline(never)]
-fn lookup(
-    registry: &BreakerRegistry,
-    config: &BreakerConfig,
-    route: &Route,
-    credential: Option<&HeaderValue>,
-) -> Cached {
+fn lookup(registry: &BreakerRegistry, route: &Route, credential: Option<&HeaderValue>) -> Cached {
     let base = route.breaker_key();
     let key = match credential {
         Some(value) => base.with_credential(Some(wsfirst_core::Fingerprint::of(value.as_bytes()))),
         None => base.clone(),
     };
-    let slot = registry.slot_for(&key, Some(config));
+    let slot = registry.slot_for(&key);
     Cached {
         base: base.clone(),
         credential: credential.cloned(),
@@ -310,7 +302,6 @@ impl<S> CircuitBreaker<S> {
             &mut self.cache,
             &self.shared,
             &self.registry,
-            &self.config,
             route,
             request.headers(),
         );
@@ -424,9 +415,10 @@ mod tests {
         /// A harness whose registry evicts keys idle for 60 s.
         fn evicting_after_60s(config: BreakerConfig) -> Self {
             let registry = BreakerRegistry::builder()
+                .config(config)
                 .idle_timeout(Duration::from_secs(60))
                 .build();
-            Self::with_layer(CircuitBreakerLayer::new(config).with_registry(registry))
+            Self::with_layer(CircuitBreakerLayer::from_registry(registry))
         }
 
         fn with_layer(layer: CircuitBreakerLayer) -> Self {
@@ -1394,11 +1386,11 @@ mod tests {
         let reported = Arc::new(Mutex::new(0usize));
         let sink = reported.clone();
         let registry = BreakerRegistry::builder()
+            .config(config().consecutive_failures(1).build().unwrap())
             .idle_timeout(Duration::from_secs(60))
             .on_transition(move |_: &Transition| *sink.lock().unwrap() += 1)
             .build();
-        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
-            .with_registry(registry.clone());
+        let layer = CircuitBreakerLayer::from_registry(registry.clone());
         let mut h = Harness::with_layer(layer);
         let route = route(TransportMode::Auto);
         // A request admitted on a closed key stays in flight while the key is evicted.
@@ -1437,10 +1429,10 @@ mod tests {
         let seen: Arc<Mutex<Vec<(BreakerState, BreakerState)>>> = Arc::default();
         let sink = seen.clone();
         let registry = BreakerRegistry::builder()
+            .config(config().consecutive_failures(1).build().unwrap())
             .on_transition(move |t: &Transition| sink.lock().unwrap().push((t.from, t.to)))
             .build();
-        let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).build().unwrap())
-            .with_registry(registry);
+        let layer = CircuitBreakerLayer::from_registry(registry);
         let mut h = Harness::with_layer(layer);
         let route = route(TransportMode::Auto);
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
@@ -1709,5 +1701,183 @@ mod tests {
                 BreakerState::Closed
             );
         }
+    }
+
+    /// A route to another endpoint of the same provider.
+    fn batch_route() -> Route {
+        Route::builder("openai", "openai-responses")
+            .ws_url("wss://batch.example/v1/responses")
+            .http_url("https://batch.example/v1/responses")
+            .build()
+            .unwrap()
+    }
+
+    /// How long the key of `route` is pinned for, as the snapshot says.
+    fn open_for(h: &Harness, route: &Route) -> Duration {
+        let snapshot = h.handle.get(route.breaker_key()).unwrap();
+        assert_eq!(snapshot.state, BreakerState::Open);
+        snapshot.until.unwrap() - snapshot.since
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_key_trips_at_its_own_settings() {
+        let chat = route(TransportMode::Auto);
+        let batch = batch_route();
+        let registry = BreakerRegistry::builder()
+            .config(
+                config()
+                    .consecutive_failures(3)
+                    .no_failure_rate()
+                    .build()
+                    .unwrap(),
+            )
+            .config_for(
+                batch.breaker_key(),
+                config()
+                    .consecutive_failures(1)
+                    .open_duration(Duration::from_secs(5))
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        assert_eq!(registry.config().consecutive_failures(), Some(3));
+        assert_eq!(
+            registry
+                .config_for(batch.breaker_key())
+                .consecutive_failures(),
+            Some(1)
+        );
+        let mut h = Harness::with_layer(CircuitBreakerLayer::from_registry(registry));
+        // One service, two keys: the override trips at one failure and pins for 5 s...
+        h.ws(&batch, Outcome::Fail(refused())).await;
+        assert_eq!(open_for(&h, &batch), Duration::from_secs(5));
+        // ...the default at three, for 30 s.
+        for _ in 0..2 {
+            h.ws(&chat, Outcome::Fail(refused())).await;
+        }
+        let snapshot = h.handle.get(chat.breaker_key()).unwrap();
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.consecutive_failures, 2);
+        h.ws(&chat, Outcome::Fail(refused())).await;
+        assert_eq!(open_for(&h, &chat), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settings_do_not_depend_on_which_service_reaches_a_key_first() {
+        // Before, each layer carried a configuration and the first layer to reach a shared key
+        // installed its own: a lenient route reaching the key first left a strict route sharing
+        // it with the lenient threshold. Now the key's settings are the registry's, whichever
+        // service (or handle) creates it.
+        let strict = config().consecutive_failures(1).build().unwrap();
+        let route = route(TransportMode::Auto);
+        let registry = BreakerRegistry::builder()
+            .config(config().consecutive_failures(10).build().unwrap())
+            .config_for(route.breaker_key(), strict.clone())
+            .build();
+        let mut first = Harness::with_layer(CircuitBreakerLayer::from_registry(registry.clone()));
+        let mut second = Harness::with_layer(CircuitBreakerLayer::from_registry(registry.clone()));
+        assert_eq!(first.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(
+            second.ws(&route, Outcome::Fail(refused())).await,
+            Intent::WebSocket
+        );
+        assert_eq!(second.state(), BreakerState::Open, "tripped at one failure");
+        assert!(pinned(&first.ws(&route, Outcome::Http).await));
+        assert_eq!(
+            registry
+                .config_for(route.breaker_key())
+                .differing_field(&strict),
+            None
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_pinned_by_hand_before_traffic_has_its_settings_from_the_start() {
+        let route = route(TransportMode::Auto);
+        let registry = BreakerRegistry::builder()
+            .config_for(
+                route.breaker_key(),
+                config()
+                    .consecutive_failures(1)
+                    .open_duration(Duration::from_secs(7))
+                    .half_open_probes(2)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let handle = registry.handle();
+        handle.pin(route.breaker_key(), Some(Duration::from_secs(10)));
+        let mut h = Harness::with_layer(CircuitBreakerLayer::from_registry(registry));
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        advance(Duration::from_secs(10)).await;
+        // Two probes, as configured for the key: the third request stays on HTTP.
+        let (mut probes, mut sends) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let service = h.service.ready().await.unwrap();
+            probes.push(service.call(request(&route, Intent::WebSocket)));
+            let (seen, send) = h.upstream.next_request().await.unwrap();
+            assert_eq!(seen.extensions().get::<Intent>(), Some(&Intent::WebSocket));
+            sends.push(send);
+        }
+        assert_eq!(h.only().probes_in_flight, 2);
+        assert!(pinned(&h.ws(&route, Outcome::Http).await));
+        // A failed probe pins the key for the configured 7 s.
+        sends.remove(0).send_error(refused());
+        drop(sends);
+        for probe in probes {
+            probe.await.unwrap_err();
+        }
+        assert_eq!(open_for(&h, &route), Duration::from_secs(7));
+        advance(Duration::from_secs(7)).await;
+        assert_eq!(h.ws(&route, Outcome::Ws).await, Intent::WebSocket);
+        assert_eq!(h.state(), BreakerState::Closed);
+        // One failure trips it, as configured.
+        h.ws(&route, Outcome::Fail(refused())).await;
+        assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_override_applies_whatever_the_credential() {
+        let route = route(TransportMode::Auto);
+        // The override is given with a key scoped to some credential: only its provider and
+        // endpoint matter.
+        let scoped = route
+            .breaker_key()
+            .with_credential(Some(wsfirst_core::Fingerprint::of("Bearer sk-ops")));
+        let registry = BreakerRegistry::builder()
+            .config_for(&scoped, config().consecutive_failures(1).build().unwrap())
+            .build();
+        let mut h = Harness::with_layer(CircuitBreakerLayer::from_registry(registry.clone()));
+        for secret in ["Bearer sk-alice", "Bearer sk-bob"] {
+            let key = route.breaker_key_for(with_credential(&route, secret).headers());
+            assert_eq!(registry.config_for(&key).consecutive_failures(), Some(1));
+            let _ = h
+                .exchange(with_credential(&route, secret), Outcome::Fail(refused()))
+                .await;
+            assert_eq!(h.handle.get(&key).unwrap().state, BreakerState::Open);
+        }
+        h.ws(&route, Outcome::Fail(refused())).await;
+        let key = route.breaker_key();
+        assert_eq!(h.handle.get(key).unwrap().state, BreakerState::Open);
+        // Another endpoint keeps the default.
+        let other = batch_route();
+        assert_eq!(
+            registry
+                .config_for(other.breaker_key())
+                .consecutive_failures(),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_later_override_for_an_endpoint_replaces_the_earlier_one() {
+        let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+        let alice = key.with_credential(Some(wsfirst_core::Fingerprint::of("Bearer sk-alice")));
+        let registry = BreakerRegistry::builder()
+            .config_for(&alice, config().consecutive_failures(1).build().unwrap())
+            .config_for(&key, config().consecutive_failures(2).build().unwrap())
+            .build();
+        assert_eq!(registry.config_for(&alice).consecutive_failures(), Some(2));
+        assert_eq!(registry.config_for(&key).consecutive_failures(), Some(2));
     }
 }

@@ -127,7 +127,6 @@ pub(crate) struct Machine {
     shared: Arc<Shared>,
     retired: bool,
     config: BreakerConfig,
-    config_set: bool,
     state: BreakerState,
     generation: u32,
     since: Instant,
@@ -141,13 +140,12 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    fn new(key: BreakerKey, shared: Arc<Shared>, now: Instant) -> Self {
+    fn new(key: BreakerKey, config: &BreakerConfig, shared: Arc<Shared>, now: Instant) -> Self {
         Machine {
             key,
             shared,
             retired: false,
-            config: BreakerConfig::default(),
-            config_set: false,
+            config: config.clone(),
             state: BreakerState::Closed,
             generation: 0,
             since: now,
@@ -155,20 +153,13 @@ impl Machine {
             manual: false,
             trips: 0,
             consecutive: 0,
-            window: None,
+            window: config.inner.rate.map(|rule| Window::new(rule.window)),
             last_failure: None,
-            rng: fastrand::Rng::with_seed(0),
+            rng: match config.inner.seed {
+                Some(seed) => fastrand::Rng::with_seed(seed),
+                None => fastrand::Rng::new(),
+            },
         }
-    }
-
-    fn set_config(&mut self, config: &BreakerConfig) {
-        self.config = config.clone();
-        self.window = config.inner.rate.map(|rule| Window::new(rule.window));
-        self.rng = match config.inner.seed {
-            Some(seed) => fastrand::Rng::with_seed(seed),
-            None => fastrand::Rng::new(),
-        };
-        self.consecutive = 0;
     }
 
     /// Whether the key is pinned by hand now: open by hand, and the pin's period (if it has one)
@@ -382,30 +373,24 @@ struct Hot {
     /// The open deadline in nanoseconds after the registry's epoch, or [`FOREVER`].
     until: AtomicU64,
     used: AtomicBool,
-    /// Whether a layer's configuration is installed (see [`Slot::adopt_config`]).
-    configured: AtomicBool,
 }
 
 impl Slot {
-    /// A new slot for `key`, owned by the caller (the registry's map).
+    /// A new slot for `key` with the settings it keeps for life, owned by the caller (the
+    /// registry's map).
     pub(crate) fn new(
         key: BreakerKey,
-        config: Option<&BreakerConfig>,
+        config: &BreakerConfig,
         shared: Arc<Shared>,
         now: Instant,
     ) -> Arc<Slot> {
         let epoch = shared.epoch;
-        let mut machine = Machine::new(key, shared, now);
-        if let Some(config) = config {
-            machine.set_config(config);
-            machine.config_set = true;
-        }
+        let machine = Machine::new(key, config, shared, now);
         let slot = Slot {
             hot: Hot {
                 word: AtomicU64::new(0),
                 until: AtomicU64::new(FOREVER),
                 used: AtomicBool::new(true),
-                configured: AtomicBool::new(machine.config_set),
             },
             epoch,
             machine: Mutex::new(machine),
@@ -447,20 +432,6 @@ impl Slot {
     /// Whether the key was used since the last call (clears the mark).
     pub(crate) fn take_used(&self) -> bool {
         self.hot.used.swap(false, Ordering::Relaxed)
-    }
-
-    /// Installs `config` if the key was created without one (pinned by hand before any traffic).
-    pub(crate) fn adopt_config(&self, config: &BreakerConfig) {
-        if self.hot.configured.load(Ordering::Acquire) {
-            return;
-        }
-        let mut m = self.lock();
-        if !m.config_set {
-            m.set_config(config);
-            m.config_set = true;
-            self.hot.configured.store(true, Ordering::Release);
-            self.publish(&m, false);
-        }
     }
 
     /// Stores the summary word (and deadline) for the machine's state. In half-open the probe
@@ -1007,9 +978,9 @@ mod tests {
                     .jitter(0.0)
                     .build()
                     .unwrap();
-                let registry = BreakerRegistry::new();
+                let registry = BreakerRegistry::builder().config(config).build();
                 let key = BreakerKey::new("p", "wss://p", None);
-                let slot = registry.slot_for(&key, Some(&config));
+                let slot = registry.slot_for(&key);
                 let start = Instant::now();
                 let mut model = Model {
                     state: ModelState::Closed,
