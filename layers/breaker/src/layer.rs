@@ -56,6 +56,15 @@ impl CircuitBreakerLayer {
     }
 }
 
+// Here rather than in `service.rs`, so that the service does not depend on its layer.
+impl<S> CircuitBreaker<S> {
+    /// A layer with its own new registry, whose keys all use `config`; see
+    /// [`CircuitBreakerLayer::new`].
+    pub fn layer(config: BreakerConfig) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::new(config)
+    }
+}
+
 impl<S> Layer<S> for CircuitBreakerLayer {
     type Service = CircuitBreaker<S>;
 

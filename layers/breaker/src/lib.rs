@@ -57,8 +57,9 @@
 //!
 //! # Observability
 //!
-//! Logs (`tracing`, target `wsfirst_breaker::registry`; credentials never appear, keys show only
-//! a fingerprint; durations read like `30s` or `1m 30s 250ms`):
+//! Logs (`tracing`: transitions and evictions under the target `wsfirst_breaker::registry`, the
+//! routing of single requests under `wsfirst_breaker::service`; credentials never appear, keys
+//! show only a fingerprint; durations read like `30s` or `1m 30s 250ms`):
 //!
 //! | Event | Level | Fields |
 //! |---|---|---|
@@ -154,6 +155,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod cache;
 mod classify;
 mod config;
 mod error;
@@ -163,13 +165,20 @@ mod layer;
 mod registry;
 mod service;
 mod slot;
+mod snapshot;
+mod transition;
+
+#[cfg(test)]
+mod tests;
 
 pub use body::ResponseBody;
 pub use classify::{Classify, DefaultClassifier, Verdict};
 pub use config::{BreakerConfig, BreakerConfigBuilder, MAX_PROBES, MAX_WINDOW};
 pub use error::ConfigError;
 pub use future::ResponseFuture;
-pub use handle::{BreakerHandle, BreakerState, KeySnapshot, LastFailure, Transition};
+pub use handle::BreakerHandle;
 pub use layer::CircuitBreakerLayer;
 pub use registry::{BreakerRegistry, BreakerRegistryBuilder};
 pub use service::CircuitBreaker;
+pub use snapshot::{BreakerState, KeySnapshot, LastFailure};
+pub use transition::Transition;

@@ -45,111 +45,11 @@ use std::{
 use tokio::time::Instant;
 use wsfirst_core::BreakerKey;
 
-use crate::{BreakerConfig, BreakerHandle, BreakerState, Transition, slot::Slot};
-
-type Callback = Arc<dyn Fn(&Transition) + Send + Sync>;
-
-/// Registry-wide settings that slots need on their slow paths.
-pub(crate) struct Shared {
-    pub(crate) epoch: Instant,
-    idle_timeout: Duration,
-    on_transition: Option<Callback>,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("epoch", &self.epoch)
-            .field("idle_timeout", &self.idle_timeout)
-            .field(
-                "on_transition",
-                &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
-            )
-            .finish()
-    }
-}
-
-impl Shared {
-    /// Logs, counts and reports a transition (see "Observability" in the crate docs).
-    pub(crate) fn emit(&self, t: &Transition) {
-        match (t.from, t.to) {
-            (_, BreakerState::Open) if t.manual => {
-                tracing::warn!(
-                    key = %t.key,
-                    pinned_for = %PinnedFor(t.until),
-                    "websocket path pinned to http by hand"
-                );
-            }
-            (BreakerState::Closed, BreakerState::Open) => {
-                tracing::warn!(
-                    key = %t.key,
-                    cause = %Cause(t.cause.as_ref()),
-                    pinned_for = %PinnedFor(t.until),
-                    "websocket path pinned to http"
-                );
-            }
-            (BreakerState::HalfOpen, BreakerState::Open) => {
-                tracing::info!(
-                    key = %t.key,
-                    cause = %Cause(t.cause.as_ref()),
-                    pinned_for = %PinnedFor(t.until),
-                    "websocket probe failed, pinned to http for longer"
-                );
-            }
-            (_, BreakerState::Closed) => {
-                tracing::info!(key = %t.key, "websocket path healthy again, unpinned");
-            }
-            _ => {
-                tracing::debug!(key = %t.key, from = %t.from, to = %t.to, cause = ?t.cause, "breaker transition");
-            }
-        }
-        metrics::gauge!("wsfirst_breaker_state", "key" => t.key.to_string())
-            .set(t.to.gauge_value());
-        metrics::counter!(
-            "wsfirst_breaker_transitions_total",
-            "from" => t.from.as_str(),
-            "to" => t.to.as_str()
-        )
-        .increment(1);
-        if let Some(callback) = &self.on_transition {
-            callback(t);
-        }
-    }
-}
-
-/// How long a key stays pinned from now, for logs: `2s`, `1m 30s 250ms` (rounded to the
-/// millisecond), or `until unpinned`.
-struct PinnedFor(Option<Instant>);
-
-impl fmt::Display for PinnedFor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(until) => {
-                let left = until.saturating_duration_since(Instant::now());
-                write!(f, "{}", humantime::format_duration(round_to_millis(left)))
-            }
-            None => f.write_str("until unpinned"),
-        }
-    }
-}
-
-/// The nearest whole millisecond: the deadline was set a moment before it is logged.
-fn round_to_millis(duration: Duration) -> Duration {
-    let millis = duration.as_nanos().saturating_add(500_000) / 1_000_000;
-    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
-}
-
-/// The failure that caused a transition, for logs.
-struct Cause<'a>(Option<&'a wsfirst_core::WsFailure>);
-
-impl fmt::Display for Cause<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(failure) => fmt::Display::fmt(failure, f),
-            None => f.write_str("unknown"),
-        }
-    }
-}
+use crate::{
+    BreakerConfig, BreakerState, Transition,
+    slot::Slot,
+    transition::{Callback, Events},
+};
 
 struct Entry {
     slot: Arc<Slot>,
@@ -162,7 +62,10 @@ struct Map {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    /// The instant slots count their deadlines from.
+    epoch: Instant,
+    idle_timeout: Duration,
+    events: Arc<Events>,
     /// The settings of every key without an override.
     config: BreakerConfig,
     /// Overrides by provider and endpoint: the keys have no credential.
@@ -200,10 +103,9 @@ impl Drop for Inner {
 /// timeout (default 1 hour) are evicted when they are closed, their pin (automatic or by hand
 /// for a period) has expired, or they are half-open with no probe in flight; keys whose pin is
 /// still running (including pins by hand until unpinned) and keys with a probe in flight are
-/// kept. A sweep runs when a new key is added
-/// and the last sweep is at least half the idle timeout old, or on
-/// [`BreakerHandle::evict_idle`]. Eviction drops the registry's reference to the key's state,
-/// which is freed as soon as the last request in flight for that key ends (outcomes of those
+/// kept. A sweep runs when a new key is added and the last sweep is at least half the idle
+/// timeout old, or on [`BreakerHandle::evict_idle`](crate::BreakerHandle::evict_idle). Eviction
+/// drops the registry's reference to the key's state, which is freed as soon as the last request in flight for that key ends (outcomes of those
 /// requests are ignored) and the services that remembered the key as their last one have moved
 /// on to another; dropping the last clone of the registry frees every key the same way.
 #[derive(Clone)]
@@ -215,7 +117,9 @@ impl fmt::Debug for BreakerRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys = self.inner.map.read().map_or(0, |map| map.entries.len());
         f.debug_struct("BreakerRegistry")
-            .field("shared", &self.inner.shared)
+            .field("epoch", &self.inner.epoch)
+            .field("idle_timeout", &self.inner.idle_timeout)
+            .field("events", &self.inner.events)
             .field("config", &self.inner.config)
             .field("overrides", &self.inner.overrides)
             .field("keys", &keys)
@@ -279,13 +183,6 @@ impl BreakerRegistry {
             .unwrap_or(&self.inner.config)
     }
 
-    /// A handle to read and steer the breakers.
-    pub fn handle(&self) -> BreakerHandle {
-        BreakerHandle {
-            registry: self.clone(),
-        }
-    }
-
     /// The number of keys.
     pub fn len(&self) -> usize {
         self.read().entries.len()
@@ -336,12 +233,18 @@ impl BreakerRegistry {
         if let Some(entry) = map.entries.get(key) {
             return entry.slot.clone();
         }
-        let half = self.inner.shared.idle_timeout / 2;
+        let half = self.inner.idle_timeout / 2;
         if now.saturating_duration_since(map.last_sweep) >= half {
             self.sweep_locked(&mut map, now);
         }
         let config = self.config_for(key);
-        let slot = Slot::new(key.clone(), config, self.inner.shared.clone(), now);
+        let slot = Slot::new(
+            key.clone(),
+            config,
+            self.inner.events.clone(),
+            self.inner.epoch,
+            now,
+        );
         map.entries.insert(
             key.clone(),
             Entry {
@@ -359,7 +262,7 @@ impl BreakerRegistry {
 
     fn sweep_locked(&self, map: &mut Map, now: Instant) -> usize {
         map.last_sweep = now;
-        let idle = self.inner.shared.idle_timeout;
+        let idle = self.inner.idle_timeout;
         let before = map.entries.len();
         map.entries.retain(|key, entry| {
             if entry.slot.take_used() {
@@ -418,8 +321,8 @@ impl BreakerRegistryBuilder {
     /// provider and endpoint replaces the earlier one.
     ///
     /// Settings are fixed when a key is created (by its first request, or by a
-    /// [`BreakerHandle::pin`] before any traffic), so they are the same whichever service or
-    /// handle reaches the key first.
+    /// [`BreakerHandle::pin`](crate::BreakerHandle::pin) before any traffic), so they are the
+    /// same whichever service or handle reaches the key first.
     pub fn config_for(mut self, key: &BreakerKey, config: BreakerConfig) -> Self {
         self.overrides.insert(key.with_credential(None), config);
         self
@@ -442,11 +345,9 @@ impl BreakerRegistryBuilder {
         let epoch = Instant::now();
         BreakerRegistry {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared {
-                    epoch,
-                    idle_timeout: self.idle_timeout,
-                    on_transition: self.on_transition,
-                }),
+                epoch,
+                idle_timeout: self.idle_timeout,
+                events: Arc::new(Events::new(self.on_transition)),
                 config: self.config,
                 overrides: self.overrides,
                 map: RwLock::new(Map {
@@ -455,25 +356,5 @@ impl BreakerRegistryBuilder {
                 }),
             }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pin_durations_are_rounded_for_logs() {
-        let almost_two = Duration::from_secs(2) - Duration::from_nanos(1);
-        assert_eq!(round_to_millis(almost_two), Duration::from_secs(2));
-        assert_eq!(
-            round_to_millis(Duration::from_micros(1_499)),
-            Duration::from_millis(1)
-        );
-        assert_eq!(
-            humantime::format_duration(round_to_millis(almost_two)).to_string(),
-            "2s"
-        );
-        assert_eq!(PinnedFor(None).to_string(), "until unpinned");
     }
 }
