@@ -108,9 +108,29 @@ impl BreakerConfig {
         self.inner.cap
     }
 
+    /// The largest fraction by which an open duration is shortened.
+    pub fn jitter(&self) -> f64 {
+        self.inner.jitter
+    }
+
+    /// How long a key stays closed before its next trip starts again from the base duration.
+    pub fn decay_after(&self) -> Duration {
+        self.inner.decay_after
+    }
+
     /// The number of probes admitted in half-open.
     pub fn half_open_probes(&self) -> u32 {
         self.inner.probes
+    }
+
+    /// The seed of the jitter, if one was given.
+    pub fn seed(&self) -> Option<u64> {
+        self.inner.seed
+    }
+
+    /// How failures count.
+    pub fn classifier(&self) -> &dyn Classify {
+        &*self.inner.classifier
     }
 
     /// The first setting in which `self` and `other` differ, named as the builder method that
@@ -445,6 +465,75 @@ mod tests {
                 .build()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn accessors_read_back_every_knob() {
+        let config = BreakerConfig::builder()
+            .consecutive_failures(4)
+            .failure_rate(0.25, 8, 4)
+            .open_duration(Duration::from_secs(2))
+            .max_open_duration(Duration::from_secs(20))
+            .jitter(0.1)
+            .decay_after(Duration::from_secs(90))
+            .half_open_probes(3)
+            .seed(11)
+            .build()
+            .unwrap();
+        assert_eq!(config.consecutive_failures(), Some(4));
+        assert_eq!(config.failure_rate(), Some((0.25, 8, 4)));
+        assert_eq!(config.open_duration(), Duration::from_secs(2));
+        assert_eq!(config.max_open_duration(), Duration::from_secs(20));
+        assert_eq!(config.jitter(), 0.1);
+        assert_eq!(config.decay_after(), Duration::from_secs(90));
+        assert_eq!(config.half_open_probes(), 3);
+        assert_eq!(config.seed(), Some(11));
+        assert_eq!(format!("{:?}", config.classifier()), "DefaultClassifier");
+    }
+
+    #[test]
+    fn differing_field_names_the_builder_method() {
+        #[derive(Debug)]
+        struct Never;
+        impl Classify for Never {
+            fn classify(&self, _: &wsfirst_core::WsFailure) -> crate::Verdict {
+                crate::Verdict::Ignore
+            }
+        }
+        let base = BreakerConfig::default();
+        let b = BreakerConfig::builder;
+        let cases: [(BreakerConfigBuilder, &str); 10] = [
+            (b().consecutive_failures(4), "consecutive_failures"),
+            (b().no_consecutive_failures(), "consecutive_failures"),
+            (b().failure_rate(0.5, 20, 11), "failure_rate"),
+            (b().open_duration(Duration::from_secs(31)), "open_duration"),
+            (
+                b().max_open_duration(Duration::from_secs(601)),
+                "max_open_duration",
+            ),
+            (b().jitter(0.3), "jitter"),
+            (b().decay_after(Duration::from_secs(1)), "decay_after"),
+            (b().half_open_probes(2), "half_open_probes"),
+            (b().seed(1), "seed"),
+            (b().classifier(Never), "classifier"),
+        ];
+        for (builder, field) in cases {
+            let other = builder.build().unwrap();
+            assert_eq!(base.differing_field(&other), Some(field));
+            assert_eq!(other.differing_field(&base), Some(field));
+        }
+        // The first difference, in the order of the table above.
+        let two = b().jitter(0.3).half_open_probes(2).build().unwrap();
+        assert_eq!(base.differing_field(&two), Some("jitter"));
+        // Every DefaultClassifier is the same one; other classifiers differ from each other.
+        let explicit = b().classifier(DefaultClassifier).build().unwrap();
+        assert_eq!(base.differing_field(&explicit), None);
+        let (never, again) = (
+            b().classifier(Never).build().unwrap(),
+            b().classifier(Never).build().unwrap(),
+        );
+        assert_eq!(never.differing_field(&again), Some("classifier"));
+        assert_eq!(never.differing_field(&never.clone()), None);
     }
 
     #[test]

@@ -150,6 +150,11 @@ impl BreakerRegistry {
         }
     }
 
+    /// How long a key may stay unused before it is evicted.
+    pub fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
+    }
+
     /// The settings of keys without an override
     /// ([`BreakerRegistryBuilder::config`]).
     pub fn config(&self) -> &BreakerConfig {

@@ -5,6 +5,7 @@ mod body;
 mod closed;
 mod credential;
 mod eviction;
+mod future;
 mod half_open;
 mod observability;
 mod open;
