@@ -98,8 +98,8 @@ pub trait Classify: fmt::Debug + Send + Sync + 'static {
 /// | DNS, I/O (connect refused, reset), TLS errors, timeouts | [`Verdict::Count`] |
 /// | the upstream closed the connection (before the first event or mid-stream) | [`Verdict::Count`] |
 /// | protocol errors | [`Verdict::Count`] |
-/// | upstream error event whose codec put it in [`ErrorScope::Connection`] or [`ErrorScope::Request`] (for the Responses API: reconnect requests, rate limits; see the codec) | [`Verdict::Ignore`] |
-/// | any other upstream error event ([`ErrorScope::Provider`]) | [`Verdict::Count`] |
+/// | upstream error event whose codec put it in [`ErrorScope::Connection`](wsfirst_core::ErrorScope::Connection) or [`ErrorScope::Request`](wsfirst_core::ErrorScope::Request) (for the Responses API: reconnect requests, rate limits; see the codec) | [`Verdict::Ignore`] |
+/// | any other upstream error event ([`ErrorScope::Provider`](wsfirst_core::ErrorScope::Provider)) | [`Verdict::Count`] |
 /// | a message over the size limit (the request's fault, not the path's) | [`Verdict::Ignore`] |
 /// | a local condition ([`FailureKind::Local`]: no usable WebSocket URL, connection pool closed or exhausted, a request that cannot be encoded; not the upstream's fault) | [`Verdict::Ignore`] |
 ///

@@ -21,7 +21,11 @@
 //! # Ok::<(), wsfirst_breaker::ConfigError>(())
 //! ```
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    any::TypeId,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use crate::{Classify, ConfigError, DefaultClassifier};
 
@@ -64,7 +68,7 @@ pub(crate) struct ConfigInner {
     pub(crate) classifier: Arc<dyn Classify>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct RateRule {
     pub(crate) rate: f64,
     pub(crate) window: u32,
@@ -104,9 +108,69 @@ impl BreakerConfig {
         self.inner.cap
     }
 
+    /// The largest fraction by which an open duration is shortened.
+    pub fn jitter(&self) -> f64 {
+        self.inner.jitter
+    }
+
+    /// How long a key stays closed before its next trip starts again from the base duration.
+    pub fn decay_after(&self) -> Duration {
+        self.inner.decay_after
+    }
+
     /// The number of probes admitted in half-open.
     pub fn half_open_probes(&self) -> u32 {
         self.inner.probes
+    }
+
+    /// The seed of the jitter, if one was given.
+    pub fn seed(&self) -> Option<u64> {
+        self.inner.seed
+    }
+
+    /// How failures count.
+    pub fn classifier(&self) -> &dyn Classify {
+        &*self.inner.classifier
+    }
+
+    /// The first setting in which `self` and `other` differ, named as the builder method that
+    /// sets it, or `None` when they are the same. Classifiers are the same when they are the
+    /// same object (every configuration left at, or given, the [`DefaultClassifier`] shares one).
+    ///
+    /// Routes that share a breaker key share its settings (see
+    /// [`BreakerRegistryBuilder::config_for`](crate::BreakerRegistryBuilder::config_for)): a
+    /// caller building several routes can reject two that reach one key with different settings,
+    /// naming this field.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsfirst_breaker::BreakerConfig;
+    ///
+    /// let chat = BreakerConfig::builder().open_duration(Duration::from_secs(10)).build()?;
+    /// let batch = BreakerConfig::builder()
+    ///     .open_duration(Duration::from_secs(10))
+    ///     .half_open_probes(2)
+    ///     .build()?;
+    /// assert_eq!(chat.differing_field(&batch), Some("half_open_probes"));
+    /// assert_eq!(chat.differing_field(&chat.clone()), None);
+    /// assert_eq!(BreakerConfig::default().differing_field(&BreakerConfig::default()), None);
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
+    pub fn differing_field(&self, other: &BreakerConfig) -> Option<&'static str> {
+        let (a, b) = (&*self.inner, &*other.inner);
+        [
+            ("consecutive_failures", a.consecutive == b.consecutive),
+            ("failure_rate", a.rate == b.rate),
+            ("open_duration", a.base == b.base),
+            ("max_open_duration", a.cap == b.cap),
+            ("jitter", a.jitter == b.jitter),
+            ("decay_after", a.decay_after == b.decay_after),
+            ("half_open_probes", a.probes == b.probes),
+            ("seed", a.seed == b.seed),
+            ("classifier", Arc::ptr_eq(&a.classifier, &b.classifier)),
+        ]
+        .into_iter()
+        .find_map(|(field, same)| (!same).then_some(field))
     }
 
     /// The open duration after `trips` consecutive trips, before jitter.
@@ -144,9 +208,16 @@ impl Default for BreakerConfigBuilder {
             decay_after: Duration::from_secs(600),
             probes: 1,
             seed: None,
-            classifier: Arc::new(DefaultClassifier),
+            classifier: default_classifier(),
         }
     }
+}
+
+/// The [`DefaultClassifier`] every configuration shares, so that configurations left at the
+/// default classifier are the same (classifiers compare by pointer).
+fn default_classifier() -> Arc<dyn Classify> {
+    static DEFAULT: LazyLock<Arc<dyn Classify>> = LazyLock::new(|| Arc::new(DefaultClassifier));
+    DEFAULT.clone()
 }
 
 impl BreakerConfigBuilder {
@@ -215,8 +286,16 @@ impl BreakerConfigBuilder {
     }
 
     /// How failures count; see [`DefaultClassifier`] for the defaults.
-    pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.classifier = Arc::new(classifier);
+    ///
+    /// Classifiers compare by pointer ([`BreakerConfig::differing_field`]): configurations built
+    /// apart with classifiers of their own differ, while every [`DefaultClassifier`] is the same
+    /// one.
+    pub fn classifier<C: Classify>(mut self, classifier: C) -> Self {
+        self.classifier = if TypeId::of::<C>() == TypeId::of::<DefaultClassifier>() {
+            default_classifier()
+        } else {
+            Arc::new(classifier)
+        };
         self
     }
 
@@ -386,6 +465,75 @@ mod tests {
                 .build()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn accessors_read_back_every_knob() {
+        let config = BreakerConfig::builder()
+            .consecutive_failures(4)
+            .failure_rate(0.25, 8, 4)
+            .open_duration(Duration::from_secs(2))
+            .max_open_duration(Duration::from_secs(20))
+            .jitter(0.1)
+            .decay_after(Duration::from_secs(90))
+            .half_open_probes(3)
+            .seed(11)
+            .build()
+            .unwrap();
+        assert_eq!(config.consecutive_failures(), Some(4));
+        assert_eq!(config.failure_rate(), Some((0.25, 8, 4)));
+        assert_eq!(config.open_duration(), Duration::from_secs(2));
+        assert_eq!(config.max_open_duration(), Duration::from_secs(20));
+        assert_eq!(config.jitter(), 0.1);
+        assert_eq!(config.decay_after(), Duration::from_secs(90));
+        assert_eq!(config.half_open_probes(), 3);
+        assert_eq!(config.seed(), Some(11));
+        assert_eq!(format!("{:?}", config.classifier()), "DefaultClassifier");
+    }
+
+    #[test]
+    fn differing_field_names_the_builder_method() {
+        #[derive(Debug)]
+        struct Never;
+        impl Classify for Never {
+            fn classify(&self, _: &wsfirst_core::WsFailure) -> crate::Verdict {
+                crate::Verdict::Ignore
+            }
+        }
+        let base = BreakerConfig::default();
+        let b = BreakerConfig::builder;
+        let cases: [(BreakerConfigBuilder, &str); 10] = [
+            (b().consecutive_failures(4), "consecutive_failures"),
+            (b().no_consecutive_failures(), "consecutive_failures"),
+            (b().failure_rate(0.5, 20, 11), "failure_rate"),
+            (b().open_duration(Duration::from_secs(31)), "open_duration"),
+            (
+                b().max_open_duration(Duration::from_secs(601)),
+                "max_open_duration",
+            ),
+            (b().jitter(0.3), "jitter"),
+            (b().decay_after(Duration::from_secs(1)), "decay_after"),
+            (b().half_open_probes(2), "half_open_probes"),
+            (b().seed(1), "seed"),
+            (b().classifier(Never), "classifier"),
+        ];
+        for (builder, field) in cases {
+            let other = builder.build().unwrap();
+            assert_eq!(base.differing_field(&other), Some(field));
+            assert_eq!(other.differing_field(&base), Some(field));
+        }
+        // The first difference, in the order of the table above.
+        let two = b().jitter(0.3).half_open_probes(2).build().unwrap();
+        assert_eq!(base.differing_field(&two), Some("jitter"));
+        // Every DefaultClassifier is the same one; other classifiers differ from each other.
+        let explicit = b().classifier(DefaultClassifier).build().unwrap();
+        assert_eq!(base.differing_field(&explicit), None);
+        let (never, again) = (
+            b().classifier(Never).build().unwrap(),
+            b().classifier(Never).build().unwrap(),
+        );
+        assert_eq!(never.differing_field(&again), Some("classifier"));
+        assert_eq!(never.differing_field(&never.clone()), None);
     }
 
     #[test]

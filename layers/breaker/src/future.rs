@@ -1,4 +1,7 @@
 //! Future types
+//!
+//! [`ResponseFuture`] is the response future of [`CircuitBreaker`](crate::CircuitBreaker): the
+//! inner future's, plus the outcome it reports to the request's key.
 
 use std::{
     future::Future,
@@ -47,13 +50,14 @@ impl Ticket {
         }
     }
 
-    /// The error of a response future that has no inner future.
+    /// The error of a response future that has no inner future: the request was refused, or the
+    /// future already completed (a bug in the caller, as with any future).
     #[cold]
     #[inline(never)]
     fn refusal(self) -> BoxError {
         match self {
             Ticket::Missing(error) => (*error).into(),
-            _ => "circuit breaker response future polled after completion".into(),
+            _ => panic!("`ResponseFuture` polled after completion"),
         }
     }
 
@@ -138,9 +142,15 @@ impl Ticket {
 
 pin_project! {
     /// Response future of [`CircuitBreaker`](crate::CircuitBreaker).
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it completed panics with "`ResponseFuture` polled after
+    /// completion".
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
-        // `None` when the request was refused before reaching the inner service.
+        // `None` when the request was refused before reaching the inner service, or once the
+        // inner future completed.
         #[pin]
         future: Option<F>,
         ticket: Ticket,
@@ -197,11 +207,13 @@ where
     // `always`: see `CircuitBreaker::call`.
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(future) = this.future.as_pin_mut() else {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(mem::replace(this.ticket, Ticket::Spent).refusal()));
         };
         let result = ready!(future.poll(cx));
+        // Done: the inner future goes now rather than with this one, and polling again panics.
+        this.future.set(None);
         Poll::Ready(match result {
             Ok(response) => {
                 let ticket = mem::replace(this.ticket, Ticket::Spent);

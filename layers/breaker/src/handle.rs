@@ -23,194 +23,19 @@
 //! # }
 //! ```
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
-use serde::{Serialize, Serializer};
 use tokio::time::Instant;
-use wsfirst_core::{BreakerKey, WsFailure};
+use wsfirst_core::BreakerKey;
 
-use crate::{BreakerRegistry, Verdict};
+use crate::{BreakerRegistry, KeySnapshot};
 
-/// The state of one key's breaker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Requests try the WebSocket.
-    Closed,
-    /// Pinned to HTTP until a deadline (or until unpinned).
-    Open,
-    /// A bounded number of probes try the WebSocket; everyone else stays on HTTP.
-    HalfOpen,
-}
-
-impl BreakerState {
-    /// `"closed"`, `"open"` or `"half_open"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-
-    /// The value of the `wsfirst_breaker_state` gauge: 0 closed, 1 open, 2 half-open.
-    pub fn gauge_value(self) -> f64 {
-        match self {
-            BreakerState::Closed => 0.0,
-            BreakerState::Open => 1.0,
-            BreakerState::HalfOpen => 2.0,
-        }
-    }
-}
-
-impl fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A key changed state; passed to the callback of
-/// [`BreakerRegistryBuilder::on_transition`](crate::BreakerRegistryBuilder::on_transition).
-#[derive(Clone, Debug)]
-pub struct Transition {
-    /// The key.
-    pub key: BreakerKey,
-    /// The state before.
-    pub from: BreakerState,
-    /// The state after.
-    pub to: BreakerState,
-    /// The failure that tripped the key, if a failure did.
-    pub cause: Option<WsFailure>,
-    /// Until when the key is pinned (open: `None` when pinned by hand until unpinned;
-    /// half-open: the deadline that ended the pin).
-    pub until: Option<Instant>,
-    /// Whether the key is pinned by hand (through a [`BreakerHandle`]) after the transition;
-    /// only ever `true` when `to` is open (a pin by hand ends with its period: the key goes
-    /// half-open and probes as after a trip).
-    pub manual: bool,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct FailureRecord {
-    pub(crate) failure: WsFailure,
-    pub(crate) verdict: Verdict,
-    pub(crate) at: Instant,
-}
-
-/// The last counted failure of a key.
-#[derive(Clone, Debug, Serialize)]
-pub struct LastFailure {
-    /// The failure.
-    #[serde(skip)]
-    pub failure: WsFailure,
-    /// The failure's phase ([`Phase::as_str`](wsfirst_core::Phase::as_str)).
-    pub phase: &'static str,
-    /// The failure's kind ([`FailureKind::as_str`](wsfirst_core::FailureKind::as_str)).
-    pub kind: &'static str,
-    /// The failure's message.
-    pub message: String,
-    /// How it was classified.
-    pub verdict: Verdict,
-    /// When it happened.
-    #[serde(skip)]
-    pub at: Instant,
-    /// Seconds between the failure and the snapshot.
-    pub secs_ago: f64,
-}
-
-/// The state of one key at one moment. Serializes to JSON as shown on
-/// [`BreakerHandle::snapshot`].
-#[derive(Clone, Debug, Serialize)]
-pub struct KeySnapshot {
-    /// The key (serialized as its display text: provider, endpoint, credential fingerprint).
-    #[serde(serialize_with = "display")]
-    pub key: BreakerKey,
-    /// The provider id.
-    pub provider: String,
-    /// The WebSocket endpoint.
-    pub endpoint: String,
-    /// The credential fingerprint in hex, if the key is scoped to one.
-    pub credential: Option<String>,
-    /// The state.
-    pub state: BreakerState,
-    /// When the key entered this state.
-    #[serde(skip)]
-    pub since: Instant,
-    /// Seconds in this state at the time of the snapshot.
-    pub since_secs: f64,
-    /// Open: until when the key is pinned (`None` when pinned by hand until unpinned).
-    /// Half-open: the deadline that ended the pin. Closed: `None`.
-    #[serde(skip)]
-    pub until: Option<Instant>,
-    /// Open: seconds left until a probe may try the WebSocket (`None` when pinned until
-    /// unpinned, or not open).
-    pub until_secs: Option<f64>,
-    /// Whether the key is pinned by hand now: open through [`BreakerHandle::pin`] and the pin's
-    /// period (if any) not over. A half-open key is never pinned by hand, and a strict request's
-    /// success closes it like a probe's.
-    pub pinned_by_hand: bool,
-    /// Counted failures in a row (closed).
-    pub consecutive_failures: u32,
-    /// Attempts in the sliding window (closed).
-    pub window_calls: u32,
-    /// Failed attempts in the sliding window (closed).
-    pub window_failures: u32,
-    /// Consecutive trips so far (drives the backoff; forgotten after a stable closed period).
-    pub trips: u32,
-    /// Probes in flight (half-open).
-    pub probes_in_flight: u32,
-    /// The last counted failure.
-    pub last_failure: Option<LastFailure>,
-}
-
-fn display<S: Serializer>(key: &BreakerKey, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(key)
-}
-
-impl KeySnapshot {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        key: BreakerKey,
-        state: BreakerState,
-        since: Instant,
-        until: Option<Instant>,
-        pinned_by_hand: bool,
-        consecutive_failures: u32,
-        window_calls: u32,
-        window_failures: u32,
-        trips: u32,
-        probes_in_flight: u32,
-        last_failure: Option<FailureRecord>,
-        now: Instant,
-    ) -> Self {
-        let open = state == BreakerState::Open;
-        KeySnapshot {
-            provider: key.provider().to_owned(),
-            endpoint: key.endpoint().to_owned(),
-            credential: key.credential().map(|c| c.to_string()),
-            key,
-            state,
-            since,
-            since_secs: now.saturating_duration_since(since).as_secs_f64(),
-            until,
-            until_secs: until
-                .filter(|_| open)
-                .map(|u| u.saturating_duration_since(now).as_secs_f64()),
-            pinned_by_hand,
-            consecutive_failures,
-            window_calls,
-            window_failures,
-            trips,
-            probes_in_flight,
-            last_failure: last_failure.map(|r| LastFailure {
-                phase: r.failure.phase().as_str(),
-                kind: r.failure.kind().as_str(),
-                message: r.failure.to_string(),
-                verdict: r.verdict,
-                at: r.at,
-                secs_ago: now.saturating_duration_since(r.at).as_secs_f64(),
-                failure: r.failure,
-            }),
+// Here rather than in `registry.rs`, so that the registry does not depend on its handle.
+impl BreakerRegistry {
+    /// A handle to read and steer the breakers.
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            registry: self.clone(),
         }
     }
 }
@@ -219,7 +44,7 @@ impl KeySnapshot {
 /// [`BreakerRegistry::handle`]. Cheap to clone, `Send + Sync`.
 #[derive(Clone, Debug)]
 pub struct BreakerHandle {
-    pub(crate) registry: BreakerRegistry,
+    registry: BreakerRegistry,
 }
 
 impl BreakerHandle {
@@ -281,8 +106,8 @@ impl BreakerHandle {
     /// Pins `key` to HTTP for `duration`, or until [`unpin`](Self::unpin)ned when `None`. The key
     /// is created if the registry does not have it yet. When a timed pin ends it is no longer
     /// pinned by hand: the key goes half-open and probes as after a trip (a strict request's
-    /// success closes it too), and an idle key can be evicted. Durations over [`wsfirst_core::MAX_DURATION`]
-    /// (100 years) are cut to it.
+    /// success closes it too), and an idle key can be evicted. Durations over
+    /// [`wsfirst_core::MAX_DURATION`] (100 years) are cut to it.
     pub fn pin(&self, key: &BreakerKey, duration: Option<Duration>) {
         self.pin_with(key, duration, || {});
     }
@@ -292,7 +117,7 @@ impl BreakerHandle {
         // A sweep may evict the key between the look-up and the pin: the evicted copy refuses
         // the pin and the key is looked up (created) again.
         loop {
-            let slot = self.registry.slot_for(key, None);
+            let slot = self.registry.slot_for(key);
             between();
             if slot.pin(Instant::now(), duration) {
                 return;
@@ -357,10 +182,10 @@ impl BreakerHandle {
 #[cfg(test)]
 mod tests {
     use tokio::time::advance;
-    use wsfirst_core::{FailureKind, Phase};
+    use wsfirst_core::{FailureKind, Phase, WsFailure};
 
     use super::*;
-    use crate::slot::Admission;
+    use crate::{BreakerState, slot::Admission};
 
     const IDLE: Duration = Duration::from_secs(60);
 
@@ -368,7 +193,7 @@ mod tests {
     async fn idle_key(state: BreakerState) -> (BreakerRegistry, BreakerKey) {
         let registry = BreakerRegistry::builder().idle_timeout(IDLE).build();
         let key = BreakerKey::new("p", "wss://p", None);
-        let slot = registry.slot_for(&key, None);
+        let slot = registry.slot_for(&key);
         if state == BreakerState::HalfOpen {
             // Tripped at once (not a WebSocket endpoint), the pin ended, then a probe gave its
             // slot back.

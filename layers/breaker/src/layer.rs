@@ -7,37 +7,42 @@ use crate::{BreakerConfig, BreakerHandle, BreakerRegistry, CircuitBreaker};
 /// Wraps services in a [`CircuitBreaker`] that keeps one breaker per breaker key.
 ///
 /// The breakers live in a [`BreakerRegistry`]: **cloning this layer shares the breakers**, and so
-/// does giving several layers (with different configurations, one per route) the same registry
-/// with [`with_registry`](Self::with_registry).
+/// does making several layers (one per route) [`from_registry`](Self::from_registry) with one
+/// registry. The layer carries no settings: **settings belong to the registry, per key** (a
+/// default and overrides by provider and endpoint, see
+/// [`BreakerRegistryBuilder::config_for`](crate::BreakerRegistryBuilder::config_for)).
 ///
 /// ```
-/// use wsfirst_breaker::{BreakerConfig, CircuitBreakerLayer};
+/// use wsfirst_breaker::{BreakerConfig, BreakerRegistry, CircuitBreakerLayer};
 ///
+/// // A layer with its own registry, whose keys all use one configuration...
 /// let layer = CircuitBreakerLayer::new(BreakerConfig::default());
 /// let handle = layer.handle();
 /// let same_breakers = layer.clone();
 /// assert!(handle.snapshot().is_empty());
-/// # drop(same_breakers);
+///
+/// // ...or a layer over a registry shared with other routes.
+/// let registry = BreakerRegistry::new();
+/// let shared = CircuitBreakerLayer::from_registry(registry.clone());
+/// # drop((same_breakers, shared));
 /// ```
 #[derive(Clone, Debug)]
 pub struct CircuitBreakerLayer {
-    config: BreakerConfig,
     registry: BreakerRegistry,
 }
 
 impl CircuitBreakerLayer {
-    /// A layer with its own new registry.
+    /// A layer with its own new registry, whose keys all use `config` (a shorthand for
+    /// [`from_registry`](Self::from_registry) with
+    /// `BreakerRegistry::builder().config(config).build()`).
     pub fn new(config: BreakerConfig) -> Self {
-        CircuitBreakerLayer {
-            config,
-            registry: BreakerRegistry::new(),
-        }
+        Self::from_registry(BreakerRegistry::builder().config(config).build())
     }
 
-    /// Uses `registry` instead, to share breakers (and one handle) with other layers.
-    pub fn with_registry(mut self, registry: BreakerRegistry) -> Self {
-        self.registry = registry;
-        self
+    /// A layer over `registry`, sharing its breakers, settings and handle with every other layer
+    /// made from it.
+    pub fn from_registry(registry: BreakerRegistry) -> Self {
+        CircuitBreakerLayer { registry }
     }
 
     /// The registry of breakers.
@@ -49,10 +54,14 @@ impl CircuitBreakerLayer {
     pub fn handle(&self) -> BreakerHandle {
         self.registry.handle()
     }
+}
 
-    /// The configuration for keys this layer creates.
-    pub fn config(&self) -> &BreakerConfig {
-        &self.config
+// Here rather than in `service.rs`, so that the service does not depend on its layer.
+impl<S> CircuitBreaker<S> {
+    /// A layer with its own new registry, whose keys all use `config`; see
+    /// [`CircuitBreakerLayer::new`].
+    pub fn layer(config: BreakerConfig) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::new(config)
     }
 }
 
@@ -60,6 +69,6 @@ impl<S> Layer<S> for CircuitBreakerLayer {
     type Service = CircuitBreaker<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, self.config.clone(), self.registry.clone())
+        CircuitBreaker::new(inner, self.registry.clone())
     }
 }

@@ -38,14 +38,28 @@
 //! value as the service's previous one compares a pointer and the header's bytes instead of
 //! hashing the credential and looking the key up (see [`CircuitBreaker`]). The figures, and what
 //! the `http` extension lookups that any breaker of this shape needs cost by themselves, are in
-//! `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`] behind an `Arc` (requests
-//! in flight hold a clone); there is no global state, and evicted keys are freed.
-//! [`BreakerHandle`] reads and steers the keys.
+//! `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`]
+//! behind an `Arc` (requests in flight hold a clone); there is no global state, and evicted keys
+//! are freed. [`BreakerHandle`] reads and steers the keys.
+//!
+//! # Settings
+//!
+//! Settings belong to the registry, per key: a default for every key
+//! ([`BreakerRegistryBuilder::config`]) and overrides for the keys of one provider and WebSocket
+//! endpoint, whatever their credential ([`BreakerRegistryBuilder::config_for`]). A key gets its
+//! settings when it is created, from the registry alone, so they never depend on which route
+//! reaches it first. The layer carries none: **cloning a [`CircuitBreakerLayer`] shares the
+//! breakers**, and layers made [`from_registry`](CircuitBreakerLayer::from_registry) with one
+//! registry share them too; [`CircuitBreakerLayer::new`] is a layer with its own registry whose
+//! keys all use one configuration. Callers that build routes from their own per-route settings
+//! can use [`BreakerConfig::differing_field`] to refuse two routes that share a key with
+//! different settings.
 //!
 //! # Observability
 //!
-//! Logs (`tracing`, target `wsfirst_breaker::registry`; credentials never appear, keys show only
-//! a fingerprint; durations read like `30s` or `1m 30s 250ms`):
+//! Logs (`tracing`: transitions and evictions under the target `wsfirst_breaker::registry`, the
+//! routing of single requests under `wsfirst_breaker::service`; credentials never appear, keys
+//! show only a fingerprint; durations read like `30s` or `1m 30s 250ms`):
 //!
 //! | Event | Level | Fields |
 //! |---|---|---|
@@ -141,22 +155,29 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod cache;
 mod classify;
 mod config;
 mod error;
-mod future;
+pub mod future;
 mod handle;
 mod layer;
 mod registry;
 mod service;
 mod slot;
+mod snapshot;
+mod transition;
+
+#[cfg(test)]
+mod tests;
 
 pub use body::ResponseBody;
 pub use classify::{Classify, DefaultClassifier, Verdict};
 pub use config::{BreakerConfig, BreakerConfigBuilder, MAX_PROBES, MAX_WINDOW};
 pub use error::ConfigError;
-pub use future::ResponseFuture;
-pub use handle::{BreakerHandle, BreakerState, KeySnapshot, LastFailure, Transition};
+pub use handle::BreakerHandle;
 pub use layer::CircuitBreakerLayer;
 pub use registry::{BreakerRegistry, BreakerRegistryBuilder};
 pub use service::CircuitBreaker;
+pub use snapshot::{BreakerState, KeySnapshot, LastFailure};
+pub use transition::Transition;

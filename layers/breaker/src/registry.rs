@@ -1,24 +1,38 @@
-//! The shared set of breakers, one per key, and its eviction of idle keys.
+//! The shared set of breakers, one per key, with the settings of each key and the eviction of
+//! idle keys.
 //!
 //! # Example
 //!
-//! One registry shared by two routes with their own configurations:
+//! One registry for two routes: the chat endpoint's keys use the default settings, the batch
+//! endpoint's keys (whatever the credential) an override; both layers share the breakers.
 //!
 //! ```
 //! use std::time::Duration;
 //! use wsfirst_breaker::{BreakerConfig, BreakerRegistry, CircuitBreakerLayer};
+//! use wsfirst_core::Route;
 //!
+//! let chat = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://chat.example/v1/responses")
+//!     .http_url("https://chat.example/v1/responses")
+//!     .build()?;
+//! let batch = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://batch.example/v1/responses")
+//!     .http_url("https://batch.example/v1/responses")
+//!     .build()?;
 //! let registry = BreakerRegistry::builder()
+//!     .config(BreakerConfig::default())
+//!     .config_for(batch.breaker_key(), BreakerConfig::builder().consecutive_failures(10).build()?)
 //!     .idle_timeout(Duration::from_secs(3600))
 //!     .on_transition(|t| println!("{} went {} -> {}", t.key, t.from, t.to))
 //!     .build();
-//! let chat = CircuitBreakerLayer::new(BreakerConfig::default()).with_registry(registry.clone());
-//! let batch = CircuitBreakerLayer::new(BreakerConfig::builder().consecutive_failures(10).build()?)
-//!     .with_registry(registry.clone());
-//! let handle = registry.handle();
-//! assert!(handle.snapshot().is_empty());
-//! # drop((chat, batch));
-//! # Ok::<(), wsfirst_breaker::ConfigError>(())
+//! assert_eq!(registry.config_for(chat.breaker_key()).consecutive_failures(), Some(3));
+//! assert_eq!(registry.config_for(batch.breaker_key()).consecutive_failures(), Some(10));
+//!
+//! let chat_layer = CircuitBreakerLayer::from_registry(registry.clone());
+//! let batch_layer = CircuitBreakerLayer::from_registry(registry.clone());
+//! assert!(registry.handle().snapshot().is_empty());
+//! # drop((chat_layer, batch_layer));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::{
@@ -31,111 +45,11 @@ use std::{
 use tokio::time::Instant;
 use wsfirst_core::BreakerKey;
 
-use crate::{BreakerConfig, BreakerHandle, BreakerState, Transition, slot::Slot};
-
-type Callback = Arc<dyn Fn(&Transition) + Send + Sync>;
-
-/// Registry-wide settings that slots need on their slow paths.
-pub(crate) struct Shared {
-    pub(crate) epoch: Instant,
-    idle_timeout: Duration,
-    on_transition: Option<Callback>,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("epoch", &self.epoch)
-            .field("idle_timeout", &self.idle_timeout)
-            .field(
-                "on_transition",
-                &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
-            )
-            .finish()
-    }
-}
-
-impl Shared {
-    /// Logs, counts and reports a transition (see "Observability" in the crate docs).
-    pub(crate) fn emit(&self, t: &Transition) {
-        match (t.from, t.to) {
-            (_, BreakerState::Open) if t.manual => {
-                tracing::warn!(
-                    key = %t.key,
-                    pinned_for = %PinnedFor(t.until),
-                    "websocket path pinned to http by hand"
-                );
-            }
-            (BreakerState::Closed, BreakerState::Open) => {
-                tracing::warn!(
-                    key = %t.key,
-                    cause = %Cause(t.cause.as_ref()),
-                    pinned_for = %PinnedFor(t.until),
-                    "websocket path pinned to http"
-                );
-            }
-            (BreakerState::HalfOpen, BreakerState::Open) => {
-                tracing::info!(
-                    key = %t.key,
-                    cause = %Cause(t.cause.as_ref()),
-                    pinned_for = %PinnedFor(t.until),
-                    "websocket probe failed, pinned to http for longer"
-                );
-            }
-            (_, BreakerState::Closed) => {
-                tracing::info!(key = %t.key, "websocket path healthy again, unpinned");
-            }
-            _ => {
-                tracing::debug!(key = %t.key, from = %t.from, to = %t.to, cause = ?t.cause, "breaker transition");
-            }
-        }
-        metrics::gauge!("wsfirst_breaker_state", "key" => t.key.to_string())
-            .set(t.to.gauge_value());
-        metrics::counter!(
-            "wsfirst_breaker_transitions_total",
-            "from" => t.from.as_str(),
-            "to" => t.to.as_str()
-        )
-        .increment(1);
-        if let Some(callback) = &self.on_transition {
-            callback(t);
-        }
-    }
-}
-
-/// How long a key stays pinned from now, for logs: `2s`, `1m 30s 250ms` (rounded to the
-/// millisecond), or `until unpinned`.
-struct PinnedFor(Option<Instant>);
-
-impl fmt::Display for PinnedFor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(until) => {
-                let left = until.saturating_duration_since(Instant::now());
-                write!(f, "{}", humantime::format_duration(round_to_millis(left)))
-            }
-            None => f.write_str("until unpinned"),
-        }
-    }
-}
-
-/// The nearest whole millisecond: the deadline was set a moment before it is logged.
-fn round_to_millis(duration: Duration) -> Duration {
-    let millis = duration.as_nanos().saturating_add(500_000) / 1_000_000;
-    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
-}
-
-/// The failure that caused a transition, for logs.
-struct Cause<'a>(Option<&'a wsfirst_core::WsFailure>);
-
-impl fmt::Display for Cause<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(failure) => fmt::Display::fmt(failure, f),
-            None => f.write_str("unknown"),
-        }
-    }
-}
+use crate::{
+    BreakerConfig, BreakerState, Transition,
+    slot::Slot,
+    transition::{Callback, Events},
+};
 
 struct Entry {
     slot: Arc<Slot>,
@@ -148,7 +62,14 @@ struct Map {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    /// The instant slots count their deadlines from.
+    epoch: Instant,
+    idle_timeout: Duration,
+    events: Arc<Events>,
+    /// The settings of every key without an override.
+    config: BreakerConfig,
+    /// Overrides by provider and endpoint: the keys have no credential.
+    overrides: HashMap<BreakerKey, BreakerConfig>,
     map: RwLock<Map>,
 }
 
@@ -162,10 +83,17 @@ impl Drop for Inner {
     }
 }
 
-/// The breakers of all keys, shared by every layer and handle made from it.
+/// The breakers of all keys and their settings, shared by every layer and handle made from it.
 ///
 /// Cloning a registry (or a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer)) shares the
 /// breakers: all clones see and steer the same keys.
+///
+/// # Settings
+///
+/// The registry owns the settings of its keys: a default ([`BreakerRegistryBuilder::config`])
+/// and overrides by provider and WebSocket endpoint ([`BreakerRegistryBuilder::config_for`]).
+/// A key's settings are fixed when it is created, from the registry alone, so they do not depend
+/// on which service or handle reaches the key first.
 ///
 /// # Memory
 ///
@@ -175,10 +103,9 @@ impl Drop for Inner {
 /// timeout (default 1 hour) are evicted when they are closed, their pin (automatic or by hand
 /// for a period) has expired, or they are half-open with no probe in flight; keys whose pin is
 /// still running (including pins by hand until unpinned) and keys with a probe in flight are
-/// kept. A sweep runs when a new key is added
-/// and the last sweep is at least half the idle timeout old, or on
-/// [`BreakerHandle::evict_idle`]. Eviction drops the registry's reference to the key's state,
-/// which is freed as soon as the last request in flight for that key ends (outcomes of those
+/// kept. A sweep runs when a new key is added and the last sweep is at least half the idle
+/// timeout old, or on [`BreakerHandle::evict_idle`](crate::BreakerHandle::evict_idle). Eviction
+/// drops the registry's reference to the key's state, which is freed as soon as the last request in flight for that key ends (outcomes of those
 /// requests are ignored) and the services that remembered the key as their last one have moved
 /// on to another; dropping the last clone of the registry frees every key the same way.
 #[derive(Clone)]
@@ -190,7 +117,11 @@ impl fmt::Debug for BreakerRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys = self.inner.map.read().map_or(0, |map| map.entries.len());
         f.debug_struct("BreakerRegistry")
-            .field("shared", &self.inner.shared)
+            .field("epoch", &self.inner.epoch)
+            .field("idle_timeout", &self.inner.idle_timeout)
+            .field("events", &self.inner.events)
+            .field("config", &self.inner.config)
+            .field("overrides", &self.inner.overrides)
             .field("keys", &keys)
             .finish()
     }
@@ -203,7 +134,8 @@ impl Default for BreakerRegistry {
 }
 
 impl BreakerRegistry {
-    /// An empty registry with the default idle timeout (1 hour) and no callback.
+    /// An empty registry with the default settings for every key
+    /// ([`BreakerConfig::default`]), the default idle timeout (1 hour) and no callback.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -213,14 +145,47 @@ impl BreakerRegistry {
         BreakerRegistryBuilder {
             idle_timeout: Duration::from_secs(3600),
             on_transition: None,
+            config: BreakerConfig::default(),
+            overrides: HashMap::new(),
         }
     }
 
-    /// A handle to read and steer the breakers.
-    pub fn handle(&self) -> BreakerHandle {
-        BreakerHandle {
-            registry: self.clone(),
+    /// How long a key may stay unused before it is evicted.
+    pub fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
+    }
+
+    /// The settings of keys without an override
+    /// ([`BreakerRegistryBuilder::config`]).
+    pub fn config(&self) -> &BreakerConfig {
+        &self.inner.config
+    }
+
+    /// The settings `key` gets: the override for its provider and endpoint
+    /// ([`BreakerRegistryBuilder::config_for`]), whatever its credential, or else the default.
+    ///
+    /// ```
+    /// use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
+    /// use wsfirst_core::{BreakerKey, Fingerprint};
+    ///
+    /// let batch = BreakerKey::new("openai", "wss://batch.example/v1/responses", None);
+    /// let registry = BreakerRegistry::builder()
+    ///     .config_for(&batch, BreakerConfig::builder().consecutive_failures(10).build()?)
+    ///     .build();
+    /// let alice = batch.with_credential(Some(Fingerprint::of("Bearer sk-alice")));
+    /// assert_eq!(registry.config_for(&alice).consecutive_failures(), Some(10));
+    /// let chat = BreakerKey::new("openai", "wss://chat.example/v1/responses", None);
+    /// assert_eq!(registry.config_for(&chat).consecutive_failures(), Some(3));
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
+    pub fn config_for(&self, key: &BreakerKey) -> &BreakerConfig {
+        if self.inner.overrides.is_empty() {
+            return &self.inner.config;
         }
+        self.inner
+            .overrides
+            .get(&key.with_credential(None))
+            .unwrap_or(&self.inner.config)
     }
 
     /// The number of keys.
@@ -263,30 +228,28 @@ impl BreakerRegistry {
         self.read().entries.keys().cloned().collect()
     }
 
-    /// The slot of `key`, created if missing.
-    pub(crate) fn slot_for(&self, key: &BreakerKey, config: Option<&BreakerConfig>) -> Arc<Slot> {
-        {
-            let map = self.read();
-            if let Some(entry) = map.entries.get(key) {
-                if let Some(config) = config {
-                    entry.slot.adopt_config(config);
-                }
-                return entry.slot.clone();
-            }
+    /// The slot of `key`, created with the key's settings ([`Self::config_for`]) if missing.
+    pub(crate) fn slot_for(&self, key: &BreakerKey) -> Arc<Slot> {
+        if let Some(entry) = self.read().entries.get(key) {
+            return entry.slot.clone();
         }
         let now = Instant::now();
         let mut map = self.write();
         if let Some(entry) = map.entries.get(key) {
-            if let Some(config) = config {
-                entry.slot.adopt_config(config);
-            }
             return entry.slot.clone();
         }
-        let half = self.inner.shared.idle_timeout / 2;
+        let half = self.inner.idle_timeout / 2;
         if now.saturating_duration_since(map.last_sweep) >= half {
             self.sweep_locked(&mut map, now);
         }
-        let slot = Slot::new(key.clone(), config, self.inner.shared.clone(), now);
+        let config = self.config_for(key);
+        let slot = Slot::new(
+            key.clone(),
+            config,
+            self.inner.events.clone(),
+            self.inner.epoch,
+            now,
+        );
         map.entries.insert(
             key.clone(),
             Entry {
@@ -304,7 +267,7 @@ impl BreakerRegistry {
 
     fn sweep_locked(&self, map: &mut Map, now: Instant) -> usize {
         map.last_sweep = now;
-        let idle = self.inner.shared.idle_timeout;
+        let idle = self.inner.idle_timeout;
         let before = map.entries.len();
         map.entries.retain(|key, entry| {
             if entry.slot.take_used() {
@@ -333,6 +296,8 @@ impl BreakerRegistry {
 pub struct BreakerRegistryBuilder {
     idle_timeout: Duration,
     on_transition: Option<Callback>,
+    config: BreakerConfig,
+    overrides: HashMap<BreakerKey, BreakerConfig>,
 }
 
 impl fmt::Debug for BreakerRegistryBuilder {
@@ -343,11 +308,31 @@ impl fmt::Debug for BreakerRegistryBuilder {
                 "on_transition",
                 &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
             )
+            .field("config", &self.config)
+            .field("overrides", &self.overrides)
             .finish()
     }
 }
 
 impl BreakerRegistryBuilder {
+    /// The settings of every key without an override (default [`BreakerConfig::default`]).
+    pub fn config(mut self, config: BreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings of every key with the same provider and WebSocket endpoint as `key`, whatever
+    /// its credential fingerprint (`key`'s own is not looked at). A later call for the same
+    /// provider and endpoint replaces the earlier one.
+    ///
+    /// Settings are fixed when a key is created (by its first request, or by a
+    /// [`BreakerHandle::pin`](crate::BreakerHandle::pin) before any traffic), so they are the
+    /// same whichever service or handle reaches the key first.
+    pub fn config_for(mut self, key: &BreakerKey, config: BreakerConfig) -> Self {
+        self.overrides.insert(key.with_credential(None), config);
+        self
+    }
+
     /// Evicts keys not used for this long (default 1 hour); see [`BreakerRegistry`].
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
@@ -365,36 +350,16 @@ impl BreakerRegistryBuilder {
         let epoch = Instant::now();
         BreakerRegistry {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared {
-                    epoch,
-                    idle_timeout: self.idle_timeout,
-                    on_transition: self.on_transition,
-                }),
+                epoch,
+                idle_timeout: self.idle_timeout,
+                events: Arc::new(Events::new(self.on_transition)),
+                config: self.config,
+                overrides: self.overrides,
                 map: RwLock::new(Map {
                     entries: HashMap::new(),
                     last_sweep: epoch,
                 }),
             }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pin_durations_are_rounded_for_logs() {
-        let almost_two = Duration::from_secs(2) - Duration::from_nanos(1);
-        assert_eq!(round_to_millis(almost_two), Duration::from_secs(2));
-        assert_eq!(
-            round_to_millis(Duration::from_micros(1_499)),
-            Duration::from_millis(1)
-        );
-        assert_eq!(
-            humantime::format_duration(round_to_millis(almost_two)).to_string(),
-            "2s"
-        );
-        assert_eq!(PinnedFor(None).to_string(), "until unpinned");
     }
 }

@@ -1,0 +1,402 @@
+//! One key's breaker: a lock-free summary word for the hot path and a locked state machine.
+//!
+//! The word ([`word`]) holds the state, a "dirty" bit, a "retired" bit, the free half-open probe
+//! slots and a generation that changes with every transition. A closed, clean key admits and
+//! records a success with one atomic load each; everything else takes the key's mutex and runs
+//! the state machine ([`machine`]), then publishes the word again and reports the transition.
+//!
+//! A slot is owned by its registry's map behind an `Arc`; futures and bodies of requests in flight
+//! hold a clone and the generation they were admitted under. Evicting a key retires its slot (a
+//! new generation, so late outcomes are ignored, and no more transitions are reported) and drops
+//! the registry's reference: the slot is freed when the last request in flight for it ends.
+
+mod machine;
+mod window;
+mod word;
+
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+use wsfirst_core::{BreakerKey, WsFailure};
+
+use self::{
+    machine::Machine,
+    word::{
+        CLOSED, DIRTY, FAR, FOREVER, HALF_OPEN, OPEN, PROBE_MASK, PROBE_ONE, RETIRED, STATE_MASK,
+        free_probes, generation_of,
+    },
+};
+use crate::{
+    BreakerConfig, BreakerState, Transition, Verdict, snapshot::KeySnapshot, transition::Events,
+};
+
+/// What a request may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Closed: try the WebSocket, report the outcome with this generation.
+    Closed { generation: u32 },
+    /// Half-open: this request holds a probe slot.
+    Probe { generation: u32 },
+    /// A strict request on an open or half-open key: try the WebSocket, report the outcome.
+    Observe { generation: u32 },
+    /// Go over HTTP.
+    Pinned { until: Option<Instant> },
+}
+
+/// One key's breaker.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    hot: Hot,
+    /// The registry's epoch, which [`Hot::until`] counts from.
+    epoch: Instant,
+    /// Where the registry's transitions go.
+    events: Arc<Events>,
+    machine: Mutex<Machine>,
+}
+
+/// The fields read on every request, on a cache line of their own (128 bytes covers adjacent-line
+/// prefetching), so that taking the key's lock or writing a neighbouring allocation does not
+/// invalidate them.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Hot {
+    word: AtomicU64,
+    /// The open deadline in nanoseconds after the registry's epoch, or [`FOREVER`].
+    until: AtomicU64,
+    used: AtomicBool,
+}
+
+impl Slot {
+    /// A new slot for `key` with the settings it keeps for life, owned by the caller (the
+    /// registry's map).
+    pub(crate) fn new(
+        key: BreakerKey,
+        config: &BreakerConfig,
+        events: Arc<Events>,
+        epoch: Instant,
+        now: Instant,
+    ) -> Arc<Slot> {
+        let machine = Machine::new(key, config, now);
+        let slot = Slot {
+            hot: Hot {
+                word: AtomicU64::new(0),
+                until: AtomicU64::new(FOREVER),
+                used: AtomicBool::new(true),
+            },
+            epoch,
+            events,
+            machine: Mutex::new(machine),
+        };
+        {
+            let m = slot.lock();
+            slot.publish(&m, true);
+        }
+        Arc::new(slot)
+    }
+
+    /// Marks the slot as no longer in its registry: services look the key up again, outcomes
+    /// still in flight are ignored and nothing more is reported for it.
+    pub(crate) fn retire(&self) {
+        let mut m = self.lock();
+        m.retire();
+        self.publish(&m, true);
+    }
+
+    /// Whether the slot was retired (its key evicted or its registry dropped).
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.hot.word.load(Ordering::Relaxed) & RETIRED != 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the key as used since the last sweep (a load, and a store only the first time).
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if !self.hot.used.load(Ordering::Relaxed) {
+            self.hot.used.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the key was used since the last call (clears the mark).
+    pub(crate) fn take_used(&self) -> bool {
+        self.hot.used.swap(false, Ordering::Relaxed)
+    }
+
+    /// Stores the summary word (and deadline) for the machine's state. In half-open the probe
+    /// counter is owned by compare-and-swap outside the lock, so the word is only stored when the
+    /// state was just entered.
+    fn publish(&self, m: &Machine, transitioned: bool) {
+        if m.state == BreakerState::HalfOpen && !transitioned {
+            return;
+        }
+        let until = word::encode_until(m.until, self.epoch);
+        self.hot.until.store(until, Ordering::Release);
+        let probes = if m.state == BreakerState::HalfOpen {
+            m.config.inner.probes
+        } else {
+            0
+        };
+        let word = word::encode(m.state, m.dirty(), m.retired, probes, m.generation);
+        self.hot.word.store(word, Ordering::Release);
+    }
+
+    /// Runs `f` under the lock, publishes, then emits the transition (outside the lock), unless
+    /// the slot is retired.
+    fn with<R>(&self, f: impl FnOnce(&mut Machine) -> (R, Option<Transition>)) -> R {
+        let (result, report) = {
+            let mut m = self.lock();
+            let (result, transition) = f(&mut m);
+            self.publish(&m, transition.is_some());
+            (result, transition.filter(|_| !m.retired))
+        };
+        if let Some(transition) = report {
+            self.events.emit(&transition);
+        }
+        result
+    }
+
+    /// The generation of a closed, live key: a single load, the whole closed-state admission.
+    #[inline]
+    pub(crate) fn closed_generation(&self) -> Option<u32> {
+        let word = self.hot.word.load(Ordering::Acquire);
+        (word & (STATE_MASK | RETIRED) == CLOSED).then(|| generation_of(word))
+    }
+
+    /// Decides what a request may do.
+    #[inline]
+    pub(crate) fn admit(&self, strict: bool) -> Admission {
+        let word = self.hot.word.load(Ordering::Acquire);
+        if word & STATE_MASK == CLOSED {
+            return Admission::Closed {
+                generation: generation_of(word),
+            };
+        }
+        self.admit_slow(word, strict, Instant::now())
+    }
+
+    #[cold]
+    pub(crate) fn admit_slow(&self, mut word: u64, strict: bool, now: Instant) -> Admission {
+        loop {
+            let generation = generation_of(word);
+            match word & STATE_MASK {
+                OPEN => {
+                    let until = self.deadline();
+                    if until.is_none_or(|until| now < until) {
+                        return if strict {
+                            Admission::Observe { generation }
+                        } else {
+                            Admission::Pinned { until }
+                        };
+                    }
+                    // Due: go half-open, unless the key's own deadline says it is not (then it
+                    // stays pinned rather than looking again forever).
+                    let not_due = self.with(|m| {
+                        let transition = m.begin_half_open(generation, now);
+                        let not_due = transition.is_none()
+                            && m.generation == generation
+                            && m.state == BreakerState::Open;
+                        (not_due.then_some(m.until), transition)
+                    });
+                    if let Some(until) = not_due {
+                        return if strict {
+                            Admission::Observe { generation }
+                        } else {
+                            Admission::Pinned { until }
+                        };
+                    }
+                    word = self.hot.word.load(Ordering::Acquire);
+                }
+                HALF_OPEN => {
+                    if strict {
+                        return Admission::Observe { generation };
+                    }
+                    if free_probes(word) == 0 {
+                        return Admission::Pinned {
+                            until: self.deadline(),
+                        };
+                    }
+                    match self.hot.word.compare_exchange_weak(
+                        word,
+                        word - PROBE_ONE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Admission::Probe { generation },
+                        Err(current) => word = current,
+                    }
+                }
+                _ => return Admission::Closed { generation },
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.hot.until.load(Ordering::Acquire) {
+            FOREVER => None,
+            FAR => self.lock().until,
+            nanos => Some(word::decode_until(nanos, self.epoch)),
+        }
+    }
+
+    /// A closed-state attempt succeeded. One load when the key is closed and clean.
+    #[inline]
+    pub(crate) fn closed_success(&self, generation: u32) {
+        let word = self.hot.word.load(Ordering::Acquire);
+        if word & (STATE_MASK | DIRTY) == CLOSED || generation_of(word) != generation {
+            return;
+        }
+        self.with(|m| {
+            m.closed_success(generation);
+            ((), None)
+        });
+    }
+
+    /// A closed-state attempt failed.
+    pub(crate) fn closed_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
+        self.with(|m| {
+            let verdict = m.config.inner.classifier.classify(failure);
+            ((), m.closed_failure(generation, failure, verdict, now))
+        });
+    }
+
+    /// A probe or strict request saw the first event. Returns the generation to report later
+    /// outcomes (of the same response's body) against, if this closed the key. A request
+    /// admitted before another one closed it gets none: its body's end is not an outcome of the
+    /// new closed state.
+    pub(crate) fn healthy(&self, generation: u32, now: Instant, strict: bool) -> Option<u32> {
+        self.with(|m| {
+            let transition = m.healthy(generation, now, strict);
+            let generation = transition.as_ref().map(|_| m.generation);
+            (generation, transition)
+        })
+    }
+
+    /// A probe failed; on a [`Verdict::Ignore`] the probe's slot is given back.
+    pub(crate) fn probe_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
+        let ignored = self.with(|m| {
+            let verdict = m.config.inner.classifier.classify(failure);
+            if verdict == Verdict::Ignore {
+                (true, None)
+            } else {
+                (false, m.probe_failure(generation, failure, verdict, now))
+            }
+        });
+        if ignored {
+            self.release_probe(generation);
+        }
+    }
+
+    /// A strict request on an open key failed: remembered, not counted.
+    pub(crate) fn observe_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
+        self.with(|m| {
+            let verdict = m.config.inner.classifier.classify(failure);
+            m.observe_failure(generation, failure, verdict, now);
+            ((), None)
+        });
+    }
+
+    /// Gives a probe slot back (the probe had no verdict or was dropped).
+    pub(crate) fn release_probe(&self, generation: u32) {
+        let mut word = self.hot.word.load(Ordering::Acquire);
+        while word & STATE_MASK == HALF_OPEN && generation_of(word) == generation {
+            match self.hot.word.compare_exchange_weak(
+                word,
+                word + PROBE_ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Pins the key by hand. Returns `false`, changing nothing, if the slot was retired (the
+    /// caller looks the key up again: a pin on an evicted copy would be lost).
+    pub(crate) fn pin(&self, now: Instant, duration: Option<Duration>) -> bool {
+        self.with(|m| {
+            if m.retired {
+                return (false, None);
+            }
+            (true, m.pin(now, duration))
+        })
+    }
+
+    /// Closes the key; returns whether it was open or half-open, or `None`, changing nothing, if
+    /// the slot was retired.
+    pub(crate) fn unpin(&self, now: Instant) -> Option<bool> {
+        self.with(|m| {
+            if m.retired {
+                return (None, None);
+            }
+            let transition = m.unpin(now);
+            (Some(transition.is_some()), transition)
+        })
+    }
+
+    /// Resets the key. Returns `false`, changing nothing, if the slot was retired.
+    pub(crate) fn reset(&self, now: Instant) -> bool {
+        self.with(|m| {
+            if m.retired {
+                return (false, None);
+            }
+            (true, m.reset(now))
+        })
+    }
+
+    /// Retires the slot if nothing needs it kept: closed, open with a pin (automatic or by hand)
+    /// that has ended, or half-open with no probe in flight (a pin still running, including one by
+    /// hand until unpinned, and probes in flight keep it). Returns the state it was retired in, if
+    /// it was.
+    ///
+    /// The check and the retirement happen under the key's lock, so no transition lands between
+    /// them; a half-open key first takes every free probe slot by compare-and-swap, so no probe
+    /// is admitted on a key as it is evicted.
+    pub(crate) fn retire_if_evictable(&self, now: Instant) -> Option<BreakerState> {
+        let mut m = self.lock();
+        let evictable = match m.state {
+            BreakerState::Closed => true,
+            // A pin by hand until unpinned has no deadline; one for a period ends like any pin.
+            BreakerState::Open => m.until.is_some_and(|until| now >= until),
+            BreakerState::HalfOpen => {
+                let word = self.hot.word.load(Ordering::Acquire);
+                generation_of(word) == m.generation
+                    && free_probes(word) == m.config.inner.probes
+                    && self
+                        .hot
+                        .word
+                        .compare_exchange(
+                            word,
+                            word & !PROBE_MASK,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+            }
+        };
+        if evictable {
+            m.retire();
+            self.publish(&m, true);
+        }
+        evictable.then_some(m.state)
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> KeySnapshot {
+        let m = self.lock();
+        let word = self.hot.word.load(Ordering::Acquire);
+        let free = (generation_of(word) == m.generation).then(|| free_probes(word));
+        m.snapshot(free, now)
+    }
+}
+
+#[cfg(test)]
+mod tests;
