@@ -29,41 +29,9 @@ use std::{
 use http::{HeaderName, HeaderValue};
 use rustls_pki_types::CertificateDer;
 
+use wsfirst_core::headers::is_reserved_for_websocket;
+
 use crate::{Codec, ConfigError, ResponsesCodec};
-
-/// Request headers forwarded to the WebSocket handshake by default.
-pub const DEFAULT_FORWARD_HEADERS: [&str; 4] = [
-    "authorization",
-    "openai-beta",
-    "openai-organization",
-    "openai-project",
-];
-
-/// Headers that are never forwarded nor set by configuration: hop-by-hop headers and the headers
-/// of the WebSocket handshake itself.
-const FORBIDDEN_HEADERS: [&str; 16] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-accept",
-    "sec-websocket-extensions",
-    "sec-websocket-protocol",
-];
-
-/// Whether `name` is a hop-by-hop or handshake header that the layer never forwards.
-pub(crate) fn is_forbidden(name: &HeaderName) -> bool {
-    FORBIDDEN_HEADERS.contains(&name.as_str())
-}
 
 /// The configuration of one [`WebSocketLayer`](crate::WebSocketLayer) (one route in the facade).
 ///
@@ -175,7 +143,10 @@ pub struct WebSocketConfigBuilder {
     first_event_timeout: Duration,
     idle_timeout: Duration,
     max_message_size: usize,
-    forward_headers: Vec<String>,
+    /// The list that replaces the codec's, if any.
+    forward_headers: Option<Vec<String>>,
+    /// Headers added to the list (the codec's or the replacement).
+    more_forward_headers: Vec<String>,
     static_headers: Vec<(String, String)>,
     affinity_header: Option<String>,
     codec: Arc<dyn Codec>,
@@ -191,7 +162,8 @@ impl Default for WebSocketConfigBuilder {
             first_event_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             max_message_size: 16 << 20,
-            forward_headers: DEFAULT_FORWARD_HEADERS.map(str::to_owned).to_vec(),
+            forward_headers: None,
+            more_forward_headers: Vec::new(),
             static_headers: Vec::new(),
             affinity_header: None,
             codec: Arc::new(ResponsesCodec::new()),
@@ -210,6 +182,7 @@ impl fmt::Debug for WebSocketConfigBuilder {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("forward_headers", &self.forward_headers)
+            .field("more_forward_headers", &self.more_forward_headers)
             .field("affinity_header", &self.affinity_header)
             .field("codec", &self.codec)
             .field("webpki_roots", &self.webpki_roots)
@@ -246,20 +219,23 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Replaces the list of request headers copied to the handshake (default
-    /// [`DEFAULT_FORWARD_HEADERS`]). Hop-by-hop headers are rejected.
+    /// Replaces the list of request headers copied to the handshake (default: the codec's
+    /// [`forward_headers`](Codec::forward_headers)) and forgets the headers added before.
+    /// Headers reserved for the handshake are rejected.
     pub fn forward_headers<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
         N: Into<String>,
     {
-        self.forward_headers = names.into_iter().map(Into::into).collect();
+        self.forward_headers = Some(names.into_iter().map(Into::into).collect());
+        self.more_forward_headers.clear();
         self
     }
 
-    /// Adds one request header to copy to the handshake.
+    /// Adds one request header to copy to the handshake, after the codec's (or the list given
+    /// to [`forward_headers`](Self::forward_headers)).
     pub fn forward_header(mut self, name: impl Into<String>) -> Self {
-        self.forward_headers.push(name.into());
+        self.more_forward_headers.push(name.into());
         self
     }
 
@@ -277,13 +253,15 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// The codec (default [`ResponsesCodec`]).
+    /// The codec (default [`ResponsesCodec`]). Unless the list is set with
+    /// [`forward_headers`](Self::forward_headers), the headers forwarded to the handshake are
+    /// the codec's [`forward_headers`](Codec::forward_headers).
     pub fn codec(mut self, codec: impl Codec) -> Self {
         self.codec = Arc::new(codec);
         self
     }
 
-    /// A shared codec.
+    /// A shared codec (see [`codec`](Self::codec)).
     pub fn shared_codec(mut self, codec: Arc<dyn Codec>) -> Self {
         self.codec = codec;
         self
@@ -327,9 +305,26 @@ impl WebSocketConfigBuilder {
                 "must be greater than zero",
             ));
         }
-        let mut forward_headers = Vec::with_capacity(self.forward_headers.len());
-        for raw in &self.forward_headers {
-            let name = header_name("forward_headers", raw)?;
+        let mut forward_headers: Vec<HeaderName> = Vec::new();
+        let listed = match &self.forward_headers {
+            Some(names) => names
+                .iter()
+                .map(|raw| header_name("forward_headers", raw))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => {
+                let names = self.codec.forward_headers().to_vec();
+                names
+                    .iter()
+                    .try_for_each(|name| forwardable("forward_headers", name))?;
+                names
+            }
+        };
+        let added = self
+            .more_forward_headers
+            .iter()
+            .map(|raw| header_name("forward_headers", raw));
+        for name in listed.into_iter().map(Ok).chain(added) {
+            let name = name?;
             if !forward_headers.contains(&name) {
                 forward_headers.push(name);
             }
@@ -366,16 +361,23 @@ impl WebSocketConfigBuilder {
     }
 }
 
+/// Parses a header name that may be forwarded to or set on the handshake.
 fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
     let name = HeaderName::from_bytes(raw.as_bytes())
         .map_err(|_| ConfigError::new(field, format!("{raw:?} is not a header name")))?;
-    if is_forbidden(&name) {
+    forwardable(field, &name)?;
+    Ok(name)
+}
+
+/// Rejects the headers that only the WebSocket client itself may write.
+fn forwardable(field: &'static str, name: &HeaderName) -> Result<(), ConfigError> {
+    if is_reserved_for_websocket(name) {
         return Err(ConfigError::new(
             field,
             format!("{name} is a hop-by-hop or handshake header and is never forwarded"),
         ));
     }
-    Ok(name)
+    Ok(())
 }
 
 fn native_certs() -> &'static [CertificateDer<'static>] {
@@ -435,7 +437,15 @@ mod tests {
             .iter()
             .map(HeaderName::as_str)
             .collect();
-        assert_eq!(names, DEFAULT_FORWARD_HEADERS);
+        assert_eq!(
+            names,
+            [
+                "authorization",
+                "openai-beta",
+                "openai-organization",
+                "openai-project"
+            ]
+        );
         assert!(config.affinity_header().is_none());
     }
 
@@ -488,6 +498,92 @@ mod tests {
             assert_eq!(error.field(), field, "{error}");
             assert!(error.to_string().contains(field), "{error}");
         }
+    }
+
+    #[test]
+    fn forwarded_headers_come_from_the_codec_unless_listed() {
+        fn names(builder: WebSocketConfigBuilder) -> Vec<String> {
+            let config = builder.build().unwrap();
+            config
+                .forward_headers()
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect()
+        }
+        let responses: Vec<String> = crate::responses::FORWARD_HEADERS
+            .iter()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        assert_eq!(names(WebSocketConfig::builder()), responses);
+        assert!(names(WebSocketConfig::builder().codec(crate::RawCodec::new())).is_empty());
+        // Added headers come after the codec's, whichever is set first.
+        assert_eq!(
+            names(
+                WebSocketConfig::builder()
+                    .forward_header("X-Session")
+                    .codec(crate::RawCodec::new())
+            ),
+            ["x-session"]
+        );
+        let mut more = responses.clone();
+        more.push("x-session".into());
+        assert_eq!(
+            names(
+                WebSocketConfig::builder()
+                    .forward_header("x-session")
+                    .forward_header("authorization")
+            ),
+            more
+        );
+        // A list replaces the codec's and what was added before it.
+        assert_eq!(
+            names(
+                WebSocketConfig::builder()
+                    .forward_header("x-before")
+                    .forward_headers(["authorization"])
+                    .forward_header("x-after")
+            ),
+            ["authorization", "x-after"]
+        );
+    }
+
+    #[test]
+    fn a_codec_asking_for_a_reserved_header_fails_the_build() {
+        #[derive(Debug)]
+        struct Upgrade;
+        static NAMES: [HeaderName; 1] = [http::header::UPGRADE];
+        impl Codec for Upgrade {
+            fn encode(
+                &self,
+                _: &http::request::Parts,
+                _: bytes::Bytes,
+            ) -> Result<crate::Encoded, crate::CodecError> {
+                unreachable!()
+            }
+            fn decode(
+                &self,
+                _: crate::Message,
+                _: &crate::Exchange,
+            ) -> Result<crate::Decoded, crate::CodecError> {
+                unreachable!()
+            }
+            fn forward_headers(&self) -> &[HeaderName] {
+                &NAMES
+            }
+        }
+        let error = WebSocketConfig::builder()
+            .codec(Upgrade)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "forward_headers");
+        // A list of its own replaces the codec's.
+        assert!(
+            WebSocketConfig::builder()
+                .codec(Upgrade)
+                .forward_headers(["authorization"])
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -106,7 +106,7 @@ mod future;
 mod layer;
 mod pool;
 mod raw;
-mod responses;
+pub mod responses;
 mod service;
 
 #[cfg(feature = "testing")]
@@ -114,7 +114,7 @@ pub mod testing;
 
 pub use body::Body;
 pub use codec::{Codec, Decoded, Encoded, Exchange, Message};
-pub use config::{DEFAULT_FORWARD_HEADERS, WebSocketConfig, WebSocketConfigBuilder};
+pub use config::{WebSocketConfig, WebSocketConfigBuilder};
 pub use error::{CodecError, ConfigError, PoolExhausted, RequestBodyError};
 pub use future::ResponseFuture;
 pub use layer::WebSocketLayer;
