@@ -1,4 +1,4 @@
-//! Per-route configuration of the WebSocket attempt: timeouts, headers, limits, codec, TLS roots.
+//! Per-route configuration of the WebSocket attempt: timeouts, headers, limits, codec, TLS.
 //!
 //! # Example
 //!
@@ -20,18 +20,12 @@
 //! # Ok::<(), wsfirst_websocket::ConfigError>(())
 //! ```
 
-use std::{
-    fmt,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue};
-use rustls_pki_types::CertificateDer;
+use wsfirst_core::{headers::is_reserved_for_websocket, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
-use wsfirst_core::headers::is_reserved_for_websocket;
-
-use crate::{Codec, ConfigError, ResponsesCodec};
+use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
 
 /// The configuration of one [`WebSocketLayer`](crate::WebSocketLayer) (one route in the facade).
 ///
@@ -48,7 +42,7 @@ struct ConfigInner {
     static_headers: Vec<(HeaderName, HeaderValue)>,
     affinity_header: Option<HeaderName>,
     codec: Arc<dyn Codec>,
-    tls: Arc<rustls::ClientConfig>,
+    tls: Option<ClientTls>,
 }
 
 impl WebSocketConfig {
@@ -73,7 +67,8 @@ impl WebSocketConfig {
         self.0.idle_timeout
     }
 
-    /// The largest message sent or received, in bytes (default 16 MiB).
+    /// The largest message sent or received, in bytes (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB; see the [table of limits](wsfirst_core::limits)).
     pub fn max_message_size(&self) -> usize {
         self.0.max_message_size
     }
@@ -98,9 +93,10 @@ impl WebSocketConfig {
         &self.0.codec
     }
 
-    /// The TLS configuration used for `wss://`.
-    pub(crate) fn tls(&self) -> &Arc<rustls::ClientConfig> {
-        &self.0.tls
+    /// The TLS configuration used for `wss://`; `None`: the process-wide default (webpki and
+    /// platform roots), built at the first `wss://` connection (see [`crate::tls`]).
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.0.tls.as_ref()
     }
 }
 
@@ -132,7 +128,8 @@ impl fmt::Debug for WebSocketConfig {
             )
             .field("affinity_header", &self.0.affinity_header)
             .field("codec", &self.0.codec)
-            .finish_non_exhaustive()
+            .field("tls", &self.0.tls)
+            .finish()
     }
 }
 
@@ -150,9 +147,7 @@ pub struct WebSocketConfigBuilder {
     static_headers: Vec<(String, String)>,
     affinity_header: Option<String>,
     codec: Arc<dyn Codec>,
-    webpki_roots: bool,
-    native_roots: bool,
-    extra_roots: Vec<CertificateDer<'static>>,
+    tls: Option<ClientTls>,
 }
 
 impl Default for WebSocketConfigBuilder {
@@ -161,15 +156,13 @@ impl Default for WebSocketConfigBuilder {
             handshake_timeout: Duration::from_secs(5),
             first_event_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
-            max_message_size: 16 << 20,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             forward_headers: None,
             more_forward_headers: Vec::new(),
             static_headers: Vec::new(),
             affinity_header: None,
             codec: Arc::new(ResponsesCodec::new()),
-            webpki_roots: true,
-            native_roots: true,
-            extra_roots: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -185,9 +178,7 @@ impl fmt::Debug for WebSocketConfigBuilder {
             .field("more_forward_headers", &self.more_forward_headers)
             .field("affinity_header", &self.affinity_header)
             .field("codec", &self.codec)
-            .field("webpki_roots", &self.webpki_roots)
-            .field("native_roots", &self.native_roots)
-            .field("extra_roots", &self.extra_roots.len())
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -213,7 +204,9 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// The largest message sent or received, in bytes (default 16 MiB).
+    /// The largest message sent or received, in bytes (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB). The [table of limits](wsfirst_core::limits) says
+    /// how it relates to the eligibility and fallback limits.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
@@ -267,21 +260,11 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Trust the Mozilla roots bundled by `webpki-roots` (default on).
-    pub fn webpki_roots(mut self, enabled: bool) -> Self {
-        self.webpki_roots = enabled;
-        self
-    }
-
-    /// Trust the platform's root certificates (default on; loaded once per process).
-    pub fn native_roots(mut self, enabled: bool) -> Self {
-        self.native_roots = enabled;
-        self
-    }
-
-    /// Also trust this root certificate (for example a private CA).
-    pub fn extra_root(mut self, certificate: CertificateDer<'static>) -> Self {
-        self.extra_roots.push(certificate);
+    /// The TLS configuration for `wss://`, built once and shared by every route (default: the
+    /// process-wide default of webpki and platform roots, built at the first `wss://`
+    /// connection; see [`crate::tls`]).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -346,7 +329,6 @@ impl WebSocketConfigBuilder {
             })?),
             None => None,
         };
-        let tls = tls_config(self.webpki_roots, self.native_roots, &self.extra_roots)?;
         Ok(WebSocketConfig(Arc::new(ConfigInner {
             handshake_timeout: self.handshake_timeout,
             first_event_timeout: self.first_event_timeout,
@@ -356,7 +338,7 @@ impl WebSocketConfigBuilder {
             static_headers,
             affinity_header,
             codec: self.codec,
-            tls,
+            tls: self.tls,
         })))
     }
 }
@@ -380,47 +362,6 @@ fn forwardable(field: &'static str, name: &HeaderName) -> Result<(), ConfigError
     Ok(())
 }
 
-fn native_certs() -> &'static [CertificateDer<'static>] {
-    static NATIVE: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    NATIVE.get_or_init(|| {
-        let result = rustls_native_certs::load_native_certs();
-        if !result.errors.is_empty() {
-            tracing::debug!(
-                errors = result.errors.len(),
-                "some platform root certificates could not be loaded"
-            );
-        }
-        result.certs
-    })
-}
-
-fn tls_config(
-    webpki: bool,
-    native: bool,
-    extra: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if webpki {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    if native {
-        roots.add_parsable_certificates(native_certs().iter().cloned());
-    }
-    for certificate in extra {
-        roots.add(certificate.clone()).map_err(|error| {
-            ConfigError::new("extra_root", format!("certificate rejected: {error}"))
-        })?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ConfigError::new("tls", error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +373,7 @@ mod tests {
         assert_eq!(config.first_event_timeout(), Duration::from_secs(30));
         assert_eq!(config.idle_timeout(), Duration::from_secs(120));
         assert_eq!(config.max_message_size(), 16 * 1024 * 1024);
+        assert!(config.tls().is_none());
         let names: Vec<_> = config
             .forward_headers()
             .iter()
@@ -487,10 +429,6 @@ mod tests {
             (
                 WebSocketConfig::builder().affinity_header("no spaces"),
                 "affinity_header",
-            ),
-            (
-                WebSocketConfig::builder().extra_root(CertificateDer::from(vec![1, 2, 3])),
-                "extra_root",
             ),
         ];
         for (builder, field) in cases {

@@ -79,6 +79,18 @@
 //! # }
 //! ```
 //!
+//! # Settings that are shared
+//!
+//! - [`tls::ClientTls`]: one rustls configuration (webpki, platform and extra roots) built once
+//!   and given to every route's [`WebSocketConfig`]; the HTTP client can take the same roots.
+//! - [`Pool`]: one pool shared by the layers of all routes.
+//! - The message size limit defaults to
+//!   [`DEFAULT_MAX_MESSAGE_SIZE`](wsfirst_core::limits::DEFAULT_MAX_MESSAGE_SIZE), and headers
+//!   are checked against [`wsfirst_core::headers`], the lists every layer uses.
+//!
+//! Everything specific to the OpenAI Responses API is in [`responses`]; the rest of the crate
+//! asks the [`Codec`].
+//!
 //! # Feature flags
 //!
 //! - `testing`: exports [`testing`], a scriptable loopback upstream (WebSocket and HTTP/SSE on
@@ -108,6 +120,7 @@ mod pool;
 mod raw;
 pub mod responses;
 mod service;
+pub mod tls;
 
 #[cfg(feature = "testing")]
 pub mod testing;
