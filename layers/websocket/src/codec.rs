@@ -4,15 +4,18 @@
 //! # Example
 //!
 //! A codec for an upstream that answers each request with one line of text per message and a
-//! final `"DONE"` message:
+//! final `"DONE"` message, and that authenticates the handshake with the request's API key:
 //!
 //! ```
 //! use bytes::Bytes;
-//! use http::HeaderValue;
-//! use wsfirst_websocket::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
+//! use http::{HeaderName, HeaderValue};
+//! use wsfirst_websocket::{Codec, CodecError, Decoded, Encoded, Exchange, Message, WebSocketConfig};
 //!
 //! #[derive(Debug)]
 //! struct Lines;
+//!
+//! /// The request headers this API's handshake needs.
+//! static FORWARD: [HeaderName; 1] = [HeaderName::from_static("x-api-key")];
 //!
 //! impl Codec for Lines {
 //!     fn encode(&self, _request: &http::request::Parts, body: Bytes) -> Result<Encoded, CodecError> {
@@ -30,6 +33,10 @@
 //!             _ => Ok(Decoded::Ignore),
 //!         }
 //!     }
+//!
+//!     fn forward_headers(&self) -> &[HeaderName] {
+//!         &FORWARD
+//!     }
 //! }
 //!
 //! let (parts, ()) = http::Request::new(()).into_parts();
@@ -37,14 +44,18 @@
 //! assert_eq!(encoded.messages(), &[Message::text("hello")]);
 //! let decoded = Lines.decode(Message::text("hi"), &Exchange::new(true))?;
 //! assert_eq!(decoded, Decoded::Event { frame: Some(Bytes::from_static(b"hi\n")) });
+//!
+//! // A configuration forwards the codec's headers unless it lists its own.
+//! let config = WebSocketConfig::builder().codec(Lines).build()?;
+//! assert_eq!(config.forward_headers(), &FORWARD);
 //! # fn _object_safe(_: Box<dyn Codec>) {}
-//! # Ok::<(), CodecError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fmt;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use wsfirst_core::ErrorScope;
 
 pub(crate) use crate::error::CodecError;
@@ -69,6 +80,15 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     /// connection is returned to the pool after each answer.
     fn ends_on_close(&self) -> bool {
         false
+    }
+
+    /// The request headers this API's handshake needs, such as its credentials: a
+    /// [`WebSocketConfig`](crate::WebSocketConfig) forwards them unless it is given its own list
+    /// (default: none). Headers reserved for the handshake
+    /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)) make
+    /// the configuration fail to build.
+    fn forward_headers(&self) -> &[HeaderName] {
+        &[]
     }
 }
 

@@ -1,4 +1,4 @@
-//! Per-route configuration of the WebSocket attempt: timeouts, headers, limits, codec, TLS roots.
+//! Per-route configuration of the WebSocket attempt: timeouts, headers, limits, codec, TLS.
 //!
 //! # Example
 //!
@@ -20,50 +20,12 @@
 //! # Ok::<(), wsfirst_websocket::ConfigError>(())
 //! ```
 
-use std::{
-    fmt,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue};
-use rustls_pki_types::CertificateDer;
+use wsfirst_core::{headers::is_reserved_for_websocket, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
-use crate::{Codec, ConfigError, ResponsesCodec};
-
-/// Request headers forwarded to the WebSocket handshake by default.
-pub const DEFAULT_FORWARD_HEADERS: [&str; 4] = [
-    "authorization",
-    "openai-beta",
-    "openai-organization",
-    "openai-project",
-];
-
-/// Headers that are never forwarded nor set by configuration: hop-by-hop headers and the headers
-/// of the WebSocket handshake itself.
-const FORBIDDEN_HEADERS: [&str; 16] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-accept",
-    "sec-websocket-extensions",
-    "sec-websocket-protocol",
-];
-
-/// Whether `name` is a hop-by-hop or handshake header that the layer never forwards.
-pub(crate) fn is_forbidden(name: &HeaderName) -> bool {
-    FORBIDDEN_HEADERS.contains(&name.as_str())
-}
+use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
 
 /// The configuration of one [`WebSocketLayer`](crate::WebSocketLayer) (one route in the facade).
 ///
@@ -80,7 +42,7 @@ struct ConfigInner {
     static_headers: Vec<(HeaderName, HeaderValue)>,
     affinity_header: Option<HeaderName>,
     codec: Arc<dyn Codec>,
-    tls: Arc<rustls::ClientConfig>,
+    tls: Option<ClientTls>,
 }
 
 impl WebSocketConfig {
@@ -105,7 +67,8 @@ impl WebSocketConfig {
         self.0.idle_timeout
     }
 
-    /// The largest message sent or received, in bytes (default 16 MiB).
+    /// The largest message sent or received, in bytes (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB; see the [table of limits](wsfirst_core::limits)).
     pub fn max_message_size(&self) -> usize {
         self.0.max_message_size
     }
@@ -130,9 +93,10 @@ impl WebSocketConfig {
         &self.0.codec
     }
 
-    /// The TLS configuration used for `wss://`.
-    pub(crate) fn tls(&self) -> &Arc<rustls::ClientConfig> {
-        &self.0.tls
+    /// The TLS configuration used for `wss://`; `None`: the process-wide default (webpki and
+    /// platform roots), built at the first `wss://` connection (see [`crate::tls`]).
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.0.tls.as_ref()
     }
 }
 
@@ -164,7 +128,8 @@ impl fmt::Debug for WebSocketConfig {
             )
             .field("affinity_header", &self.0.affinity_header)
             .field("codec", &self.0.codec)
-            .finish_non_exhaustive()
+            .field("tls", &self.0.tls)
+            .finish()
     }
 }
 
@@ -175,13 +140,14 @@ pub struct WebSocketConfigBuilder {
     first_event_timeout: Duration,
     idle_timeout: Duration,
     max_message_size: usize,
-    forward_headers: Vec<String>,
+    /// The list that replaces the codec's, if any.
+    forward_headers: Option<Vec<String>>,
+    /// Headers added to the list (the codec's or the replacement).
+    more_forward_headers: Vec<String>,
     static_headers: Vec<(String, String)>,
     affinity_header: Option<String>,
     codec: Arc<dyn Codec>,
-    webpki_roots: bool,
-    native_roots: bool,
-    extra_roots: Vec<CertificateDer<'static>>,
+    tls: Option<ClientTls>,
 }
 
 impl Default for WebSocketConfigBuilder {
@@ -190,14 +156,13 @@ impl Default for WebSocketConfigBuilder {
             handshake_timeout: Duration::from_secs(5),
             first_event_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
-            max_message_size: 16 << 20,
-            forward_headers: DEFAULT_FORWARD_HEADERS.map(str::to_owned).to_vec(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            forward_headers: None,
+            more_forward_headers: Vec::new(),
             static_headers: Vec::new(),
             affinity_header: None,
             codec: Arc::new(ResponsesCodec::new()),
-            webpki_roots: true,
-            native_roots: true,
-            extra_roots: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -210,11 +175,10 @@ impl fmt::Debug for WebSocketConfigBuilder {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("forward_headers", &self.forward_headers)
+            .field("more_forward_headers", &self.more_forward_headers)
             .field("affinity_header", &self.affinity_header)
             .field("codec", &self.codec)
-            .field("webpki_roots", &self.webpki_roots)
-            .field("native_roots", &self.native_roots)
-            .field("extra_roots", &self.extra_roots.len())
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -240,26 +204,31 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// The largest message sent or received, in bytes (default 16 MiB).
+    /// The largest message sent or received, in bytes (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB). The [table of limits](wsfirst_core::limits) says
+    /// how it relates to the eligibility and fallback limits.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
     }
 
-    /// Replaces the list of request headers copied to the handshake (default
-    /// [`DEFAULT_FORWARD_HEADERS`]). Hop-by-hop headers are rejected.
+    /// Replaces the list of request headers copied to the handshake (default: the codec's
+    /// [`forward_headers`](Codec::forward_headers)) and forgets the headers added before.
+    /// Headers reserved for the handshake are rejected.
     pub fn forward_headers<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
         N: Into<String>,
     {
-        self.forward_headers = names.into_iter().map(Into::into).collect();
+        self.forward_headers = Some(names.into_iter().map(Into::into).collect());
+        self.more_forward_headers.clear();
         self
     }
 
-    /// Adds one request header to copy to the handshake.
+    /// Adds one request header to copy to the handshake, after the codec's (or the list given
+    /// to [`forward_headers`](Self::forward_headers)).
     pub fn forward_header(mut self, name: impl Into<String>) -> Self {
-        self.forward_headers.push(name.into());
+        self.more_forward_headers.push(name.into());
         self
     }
 
@@ -277,33 +246,25 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// The codec (default [`ResponsesCodec`]).
+    /// The codec (default [`ResponsesCodec`]). Unless the list is set with
+    /// [`forward_headers`](Self::forward_headers), the headers forwarded to the handshake are
+    /// the codec's [`forward_headers`](Codec::forward_headers).
     pub fn codec(mut self, codec: impl Codec) -> Self {
         self.codec = Arc::new(codec);
         self
     }
 
-    /// A shared codec.
+    /// A shared codec (see [`codec`](Self::codec)).
     pub fn shared_codec(mut self, codec: Arc<dyn Codec>) -> Self {
         self.codec = codec;
         self
     }
 
-    /// Trust the Mozilla roots bundled by `webpki-roots` (default on).
-    pub fn webpki_roots(mut self, enabled: bool) -> Self {
-        self.webpki_roots = enabled;
-        self
-    }
-
-    /// Trust the platform's root certificates (default on; loaded once per process).
-    pub fn native_roots(mut self, enabled: bool) -> Self {
-        self.native_roots = enabled;
-        self
-    }
-
-    /// Also trust this root certificate (for example a private CA).
-    pub fn extra_root(mut self, certificate: CertificateDer<'static>) -> Self {
-        self.extra_roots.push(certificate);
+    /// The TLS configuration for `wss://`, built once and shared by every route (default: the
+    /// process-wide default of webpki and platform roots, built at the first `wss://`
+    /// connection; see [`crate::tls`]).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -327,9 +288,26 @@ impl WebSocketConfigBuilder {
                 "must be greater than zero",
             ));
         }
-        let mut forward_headers = Vec::with_capacity(self.forward_headers.len());
-        for raw in &self.forward_headers {
-            let name = header_name("forward_headers", raw)?;
+        let mut forward_headers: Vec<HeaderName> = Vec::new();
+        let listed = match &self.forward_headers {
+            Some(names) => names
+                .iter()
+                .map(|raw| header_name("forward_headers", raw))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => {
+                let names = self.codec.forward_headers().to_vec();
+                names
+                    .iter()
+                    .try_for_each(|name| forwardable("forward_headers", name))?;
+                names
+            }
+        };
+        let added = self
+            .more_forward_headers
+            .iter()
+            .map(|raw| header_name("forward_headers", raw));
+        for name in listed.into_iter().map(Ok).chain(added) {
+            let name = name?;
             if !forward_headers.contains(&name) {
                 forward_headers.push(name);
             }
@@ -351,7 +329,6 @@ impl WebSocketConfigBuilder {
             })?),
             None => None,
         };
-        let tls = tls_config(self.webpki_roots, self.native_roots, &self.extra_roots)?;
         Ok(WebSocketConfig(Arc::new(ConfigInner {
             handshake_timeout: self.handshake_timeout,
             first_event_timeout: self.first_event_timeout,
@@ -361,62 +338,28 @@ impl WebSocketConfigBuilder {
             static_headers,
             affinity_header,
             codec: self.codec,
-            tls,
+            tls: self.tls,
         })))
     }
 }
 
+/// Parses a header name that may be forwarded to or set on the handshake.
 fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
     let name = HeaderName::from_bytes(raw.as_bytes())
         .map_err(|_| ConfigError::new(field, format!("{raw:?} is not a header name")))?;
-    if is_forbidden(&name) {
+    forwardable(field, &name)?;
+    Ok(name)
+}
+
+/// Rejects the headers that only the WebSocket client itself may write.
+fn forwardable(field: &'static str, name: &HeaderName) -> Result<(), ConfigError> {
+    if is_reserved_for_websocket(name) {
         return Err(ConfigError::new(
             field,
             format!("{name} is a hop-by-hop or handshake header and is never forwarded"),
         ));
     }
-    Ok(name)
-}
-
-fn native_certs() -> &'static [CertificateDer<'static>] {
-    static NATIVE: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    NATIVE.get_or_init(|| {
-        let result = rustls_native_certs::load_native_certs();
-        if !result.errors.is_empty() {
-            tracing::debug!(
-                errors = result.errors.len(),
-                "some platform root certificates could not be loaded"
-            );
-        }
-        result.certs
-    })
-}
-
-fn tls_config(
-    webpki: bool,
-    native: bool,
-    extra: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if webpki {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    if native {
-        roots.add_parsable_certificates(native_certs().iter().cloned());
-    }
-    for certificate in extra {
-        roots.add(certificate.clone()).map_err(|error| {
-            ConfigError::new("extra_root", format!("certificate rejected: {error}"))
-        })?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ConfigError::new("tls", error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -430,12 +373,21 @@ mod tests {
         assert_eq!(config.first_event_timeout(), Duration::from_secs(30));
         assert_eq!(config.idle_timeout(), Duration::from_secs(120));
         assert_eq!(config.max_message_size(), 16 * 1024 * 1024);
+        assert!(config.tls().is_none());
         let names: Vec<_> = config
             .forward_headers()
             .iter()
             .map(HeaderName::as_str)
             .collect();
-        assert_eq!(names, DEFAULT_FORWARD_HEADERS);
+        assert_eq!(
+            names,
+            [
+                "authorization",
+                "openai-beta",
+                "openai-organization",
+                "openai-project"
+            ]
+        );
         assert!(config.affinity_header().is_none());
     }
 
@@ -478,16 +430,98 @@ mod tests {
                 WebSocketConfig::builder().affinity_header("no spaces"),
                 "affinity_header",
             ),
-            (
-                WebSocketConfig::builder().extra_root(CertificateDer::from(vec![1, 2, 3])),
-                "extra_root",
-            ),
         ];
         for (builder, field) in cases {
             let error = builder.build().unwrap_err();
             assert_eq!(error.field(), field, "{error}");
             assert!(error.to_string().contains(field), "{error}");
         }
+    }
+
+    #[test]
+    fn forwarded_headers_come_from_the_codec_unless_listed() {
+        fn names(builder: WebSocketConfigBuilder) -> Vec<String> {
+            let config = builder.build().unwrap();
+            config
+                .forward_headers()
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect()
+        }
+        let responses: Vec<String> = crate::responses::FORWARD_HEADERS
+            .iter()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        assert_eq!(names(WebSocketConfig::builder()), responses);
+        assert!(names(WebSocketConfig::builder().codec(crate::RawCodec::new())).is_empty());
+        // Added headers come after the codec's, whichever is set first.
+        assert_eq!(
+            names(
+                WebSocketConfig::builder()
+                    .forward_header("X-Session")
+                    .codec(crate::RawCodec::new())
+            ),
+            ["x-session"]
+        );
+        let mut more = responses.clone();
+        more.push("x-session".into());
+        assert_eq!(
+            names(
+                WebSocketConfig::builder()
+                    .forward_header("x-session")
+                    .forward_header("authorization")
+            ),
+            more
+        );
+        // A list replaces the codec's and what was added before it.
+        assert_eq!(
+            names(
+                WebSocketConfig::builder()
+                    .forward_header("x-before")
+                    .forward_headers(["authorization"])
+                    .forward_header("x-after")
+            ),
+            ["authorization", "x-after"]
+        );
+    }
+
+    #[test]
+    fn a_codec_asking_for_a_reserved_header_fails_the_build() {
+        #[derive(Debug)]
+        struct Upgrade;
+        static NAMES: [HeaderName; 1] = [http::header::UPGRADE];
+        impl Codec for Upgrade {
+            fn encode(
+                &self,
+                _: &http::request::Parts,
+                _: bytes::Bytes,
+            ) -> Result<crate::Encoded, crate::CodecError> {
+                unreachable!()
+            }
+            fn decode(
+                &self,
+                _: crate::Message,
+                _: &crate::Exchange,
+            ) -> Result<crate::Decoded, crate::CodecError> {
+                unreachable!()
+            }
+            fn forward_headers(&self) -> &[HeaderName] {
+                &NAMES
+            }
+        }
+        let error = WebSocketConfig::builder()
+            .codec(Upgrade)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "forward_headers");
+        // A list of its own replaces the codec's.
+        assert!(
+            WebSocketConfig::builder()
+                .codec(Upgrade)
+                .forward_headers(["authorization"])
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

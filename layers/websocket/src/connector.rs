@@ -15,7 +15,7 @@ use tokio_tungstenite::{
 };
 use wsfirst_core::{FailureKind, Phase, WsFailure};
 
-use crate::WebSocketConfig;
+use crate::{WebSocketConfig, tls};
 
 /// An open WebSocket to the upstream.
 pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -142,7 +142,21 @@ pub(crate) async fn connect(
                 FailureKind::Tls(format!("invalid server name {host}: {error}")),
             )
         })?;
-        let connector = tokio_rustls::TlsConnector::from(config.tls().clone());
+        let tls = match config.tls() {
+            Some(tls) => tls.client_config(),
+            None => match timeout_at(deadline, tls::default_tls()).await {
+                Err(_) => return Err(timeout(Phase::Connect, limit)),
+                Ok(Err(error)) => {
+                    return Err(WsFailure::new(
+                        Phase::Connect,
+                        FailureKind::Tls(error.to_string()),
+                    )
+                    .with_source(error));
+                }
+                Ok(Ok(tls)) => tls.client_config(),
+            },
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls);
         match timeout_at(deadline, connector.connect(name, tcp)).await {
             Err(_) => return Err(timeout(Phase::Connect, limit)),
             Ok(Err(error)) => {

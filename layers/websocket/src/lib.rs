@@ -79,6 +79,18 @@
 //! # }
 //! ```
 //!
+//! # Settings that are shared
+//!
+//! - [`tls::ClientTls`]: one rustls configuration (webpki, platform and extra roots) built once
+//!   and given to every route's [`WebSocketConfig`]; the HTTP client can take the same roots.
+//! - [`Pool`]: one pool shared by the layers of all routes.
+//! - The message size limit defaults to
+//!   [`DEFAULT_MAX_MESSAGE_SIZE`](wsfirst_core::limits::DEFAULT_MAX_MESSAGE_SIZE), and headers
+//!   are checked against [`wsfirst_core::headers`], the lists every layer uses.
+//!
+//! Everything specific to the OpenAI Responses API is in [`responses`]; the rest of the crate
+//! asks the [`Codec`].
+//!
 //! # Feature flags
 //!
 //! - `testing`: exports [`testing`], a scriptable loopback upstream (WebSocket and HTTP/SSE on
@@ -106,15 +118,16 @@ mod future;
 mod layer;
 mod pool;
 mod raw;
-mod responses;
+pub mod responses;
 mod service;
+pub mod tls;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use body::Body;
 pub use codec::{Codec, Decoded, Encoded, Exchange, Message};
-pub use config::{DEFAULT_FORWARD_HEADERS, WebSocketConfig, WebSocketConfigBuilder};
+pub use config::{WebSocketConfig, WebSocketConfigBuilder};
 pub use error::{CodecError, ConfigError, PoolExhausted, RequestBodyError};
 pub use future::ResponseFuture;
 pub use layer::WebSocketLayer;

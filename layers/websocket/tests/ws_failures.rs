@@ -15,10 +15,7 @@ use wsfirst_websocket::{
 };
 
 fn config() -> WebSocketConfig {
-    WebSocketConfig::builder()
-        .native_roots(false)
-        .build()
-        .unwrap()
+    WebSocketConfig::builder().build().unwrap()
 }
 
 async fn failing(upstream: &TestUpstream, stream: bool) -> wsfirst_core::WsFailure {
@@ -170,7 +167,6 @@ async fn silent_upstream_is_a_first_event_timeout() {
 async fn oversized_request_is_a_send_failure_and_never_sent() {
     let upstream = TestUpstream::start().await;
     let config = WebSocketConfig::builder()
-        .native_roots(false)
         .max_message_size(64)
         .build()
         .unwrap();
@@ -193,7 +189,6 @@ async fn oversized_event_mid_stream_is_too_large() {
     let upstream = TestUpstream::start().await;
     upstream.set_answer(Answer::large_text(64 * 1024));
     let config = WebSocketConfig::builder()
-        .native_roots(false)
         .max_message_size(8 * 1024)
         .build()
         .unwrap();
@@ -392,7 +387,6 @@ async fn upstream_that_stops_reading_is_a_send_timeout() {
         drop(socket);
     });
     let config = WebSocketConfig::builder()
-        .native_roots(false)
         .max_message_size(64 << 20)
         .build()
         .unwrap();

@@ -42,10 +42,7 @@ async fn failures_latencies_and_pool_sizes_are_recorded() {
     let upstream = TestUpstream::start().await;
     upstream.push_ws_script(WsScript::refuse(StatusCode::NOT_FOUND, "no"));
     let pool = Pool::new();
-    let config = WebSocketConfig::builder()
-        .native_roots(false)
-        .build()
-        .unwrap();
+    let config = WebSocketConfig::builder().build().unwrap();
     let (mut service, _) = service(config, &pool);
     let route = route(&upstream);
     failure_of(call(&mut service, request(&route, true)).await);

@@ -16,10 +16,7 @@ use wsfirst_websocket::{
 };
 
 fn config() -> WebSocketConfig {
-    WebSocketConfig::builder()
-        .native_roots(false)
-        .build()
-        .unwrap()
+    WebSocketConfig::builder().build().unwrap()
 }
 
 /// Sends one request and reads its whole answer, which returns the connection to the pool.
@@ -67,7 +64,6 @@ async fn layers_built_with_one_pool_share_connections() {
 async fn affinity_values_get_their_own_connections() {
     let upstream = TestUpstream::start().await;
     let config = WebSocketConfig::builder()
-        .native_roots(false)
         .affinity_header("x-session-id")
         .build()
         .unwrap();

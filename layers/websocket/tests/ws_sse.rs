@@ -18,7 +18,6 @@ use wsfirst_websocket::{
 
 fn config() -> WebSocketConfig {
     WebSocketConfig::builder()
-        .native_roots(false)
         .static_header("OpenAI-Beta", "responses-websocket=v1")
         .build()
         .unwrap()
@@ -147,7 +146,6 @@ async fn raw_codec_streams_each_message_and_ends_on_close() {
     upstream.set_answer(answer);
     upstream.set_default_ws_script(WsScript::Raw);
     let config = WebSocketConfig::builder()
-        .native_roots(false)
         .codec(RawCodec::new())
         .build()
         .unwrap();

@@ -1,4 +1,4 @@
-//! [`ResponsesCodec`]: the OpenAI Responses API in WebSocket mode.
+//! [`ResponsesCodec`]: requests and events of the OpenAI Responses API in WebSocket mode.
 //!
 //! # Example
 //!
@@ -25,45 +25,16 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
+use http::HeaderName;
 use http::HeaderValue;
 use serde::{
     Deserialize,
     de::{MapAccess, Visitor},
 };
 use serde_json::value::RawValue;
-use wsfirst_core::ErrorScope;
 
+use super::{FORWARD_HEADERS, error_scope};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
-
-/// Error codes that mean "this connection", not "this endpoint": the attempt is retried once on
-/// a fresh connection before anything else happens.
-const CONNECTION_SCOPED_CODES: [&str; 2] = [
-    "previous_response_not_found",
-    "websocket_connection_limit_reached",
-];
-
-/// Error codes about the client, not the path (the breaker ignores them).
-const REQUEST_SCOPED_CODES: [&str; 1] = ["rate_limit_exceeded"];
-
-/// Message fragments (lower case) of errors that ask the client to reconnect; the breaker
-/// ignores them.
-const RECONNECT_MESSAGES: [&str; 2] = ["connection too old", "please reconnect"];
-
-/// What an error event of the Responses API is about.
-fn error_scope(code: Option<&str>, message: &str) -> ErrorScope {
-    match code {
-        Some(code) if CONNECTION_SCOPED_CODES.contains(&code) => ErrorScope::Connection,
-        Some(code) if REQUEST_SCOPED_CODES.contains(&code) => ErrorScope::Request,
-        _ => {
-            let lower = message.to_ascii_lowercase();
-            if RECONNECT_MESSAGES.iter().any(|m| lower.contains(m)) {
-                ErrorScope::Request
-            } else {
-                ErrorScope::Provider
-            }
-        }
-    }
-}
 
 /// The OpenAI Responses API over its WebSocket mode.
 ///
@@ -74,7 +45,9 @@ fn error_scope(code: Option<&str>, message: &str) -> ErrorScope {
 /// - Non-streaming answer: the exact JSON text of the `response` field of the terminal event
 ///   (`response.completed`, `response.failed` or `response.incomplete`), `application/json`.
 /// - An `error` event ends the answer: before any event it fails the attempt; after, it is
-///   forwarded as an SSE `error` frame and the body ends with an error.
+///   forwarded as an SSE `error` frame and the body ends with an error. Its
+///   [`scope`](wsfirst_core::ErrorScope) comes from [`error_scope`](super::error_scope).
+/// - Handshake headers: [`FORWARD_HEADERS`](super::FORWARD_HEADERS) are forwarded by default.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponsesCodec {
     _private: (),
@@ -235,10 +208,16 @@ impl Codec for ResponsesCodec {
             _ => Ok(Decoded::Event { frame: None }),
         }
     }
+
+    fn forward_headers(&self) -> &[HeaderName] {
+        &FORWARD_HEADERS
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use wsfirst_core::ErrorScope;
+
     use super::*;
 
     fn parts() -> http::request::Parts {
