@@ -74,6 +74,7 @@
 pub mod admin;
 pub mod config;
 pub mod configured;
+pub mod future;
 pub mod respond;
 pub mod stack;
 pub mod upstream;
@@ -82,7 +83,10 @@ mod duration;
 
 pub use configured::Configured;
 pub use respond::{REASON_HEADER, TRANSPORT_HEADER};
-pub use stack::{RouteOptions, RouteService, Stack, Wsfirst, WsfirstBuilder};
+pub use stack::{
+    GuardedStack, RouteOptions, RouteService, RouteStack, UnguardedStack, Wsfirst, WsfirstBuilder,
+    openai_responses_table,
+};
 
 pub use wsfirst_breaker as breaker;
 pub use wsfirst_core as core;

@@ -1,4 +1,4 @@
-//! Future types, and how a route's result becomes a response: transport headers on success, a
+//! How a route's result becomes a response: transport headers on success, a
 //! small JSON error body on failure.
 //!
 //! # Example
@@ -19,16 +19,10 @@
 //! assert_eq!(response.headers()["content-type"], "application/json");
 //! ```
 
-use std::{
-    error::Error,
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll, ready},
-};
+use std::error::Error;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
-use pin_project_lite::pin_project;
 use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
 use wsfirst_fallback::{BodyTooLarge, ReadBodyError};
 
@@ -39,78 +33,8 @@ pub const TRANSPORT_HEADER: &str = "x-wsfirst-transport";
 /// such as `pinned`, `fallback` or `foreign_host`.
 pub const REASON_HEADER: &str = "x-wsfirst-reason";
 
-pin_project! {
-    /// The future of [`RouteService`](crate::RouteService): never fails, failures become responses.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Stack { #[pin] future: F },
-        Failed { error: Option<BoxError> },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F) -> Self {
-        Self {
-            kind: Kind::Stack { future },
-        }
-    }
-
-    pub(crate) fn failed(error: BoxError) -> Self {
-        Self {
-            kind: Kind::Failed { error: Some(error) },
-        }
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, BoxError>>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Response<axum::body::Body>, std::convert::Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let response = match self.project().kind.project() {
-            KindProj::Stack { future } => match ready!(future.poll(cx)) {
-                Ok(response) => success(response),
-                Err(error) => error_response(&*error),
-            },
-            KindProj::Failed { error } => match error.take() {
-                Some(error) => error_response(&*error),
-                None => error_response(&PolledAfterCompletion),
-            },
-        };
-        Poll::Ready(Ok(response))
-    }
-}
-
-#[derive(Debug)]
-struct PolledAfterCompletion;
-
-impl std::fmt::Display for PolledAfterCompletion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("route future polled after completion")
-    }
-}
-
-impl Error for PolledAfterCompletion {}
-
 /// Adds the transport headers and erases the body type.
-fn success<B>(response: Response<B>) -> Response<axum::body::Body>
+pub(crate) fn success<B>(response: Response<B>) -> Response<axum::body::Body>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,

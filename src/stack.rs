@@ -1,9 +1,16 @@
 //! The composed per-route stack: Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP.
 //!
 //! [`Wsfirst`] holds what every route shares: the eligibility policy, one breaker registry, one
-//! WebSocket pool and one HTTP client. [`Wsfirst::route`] gives a [`RouteService`] to mount on an
-//! axum route; routes that reach the same upstream key (provider + WebSocket endpoint +
-//! credential) share its breaker and its pooled connections.
+//! WebSocket pool, one TLS configuration and one HTTP client. [`Wsfirst::route`] gives a
+//! [`RouteService`] to mount on an axum route; routes that reach the same upstream key (provider +
+//! WebSocket endpoint + credential) share its breaker and its pooled connections.
+//!
+//! Breaker settings belong to the registry, per key, never to a route: configure them on the
+//! [`BreakerRegistry`] you give to [`WsfirstBuilder::registry`] (a default for every key and
+//! [`config_for`](wsfirst_breaker::BreakerRegistryBuilder::config_for) one endpoint), so two
+//! routes that share a key cannot disagree about them. A route built with
+//! [`RouteOptions::no_breaker`] has no breaker layer at all: it neither reads nor feeds the key's
+//! breaker.
 //!
 //! # Example
 //!
@@ -11,10 +18,9 @@
 //! use axum::{Router, routing::post_service};
 //! use wsfirst::{RouteOptions, Wsfirst};
 //! use wsfirst::core::Route;
-//! use wsfirst::eligibility::EligibilityTable;
 //!
 //! # async fn run() -> Result<(), wsfirst::core::BoxError> {
-//! let wsfirst = Wsfirst::builder().eligibility(EligibilityTable::openai_default()).build();
+//! let wsfirst = Wsfirst::builder().build(); // the OpenAI Responses eligibility table
 //! let responses = Route::builder("openai", "openai-responses")
 //!     .ws_url("wss://api.openai.com/v1/responses")
 //!     .http_url("https://api.openai.com/v1/responses")
@@ -39,25 +45,58 @@ use bytes::Bytes;
 use http::{Request, Response};
 use tower::ServiceBuilder;
 use tower_service::Service;
-use wsfirst_breaker::{
-    BreakerConfig, BreakerHandle, BreakerRegistry, CircuitBreaker, CircuitBreakerLayer, Classify,
-    Verdict,
-};
-use wsfirst_core::{BoxError, Route, WsFailure};
+use wsfirst_breaker::{BreakerHandle, BreakerRegistry, CircuitBreaker, CircuitBreakerLayer};
+use wsfirst_core::{BoxError, Route};
 use wsfirst_eligibility::{Eligibility, EligibilityLayer, EligibilityTable, Policy};
 use wsfirst_fallback::{Fallback, FallbackConfig, FallbackLayer};
-use wsfirst_websocket::{Pool, WebSocket, WebSocketConfig, WebSocketLayer};
+use wsfirst_websocket::{
+    Pool, WebSocket, WebSocketConfig, WebSocketLayer, responses, tls::ClientTls,
+};
 
-use crate::{respond::ResponseFuture, upstream::HttpUpstream};
+use crate::{future::ResponseFuture, upstream::HttpUpstream};
 
 /// An eligibility policy shared by every route.
 pub type SharedPolicy = Arc<dyn Policy + Send + Sync>;
 
-/// The layers of one route, outermost first, over the HTTP upstream.
-pub type Stack = Eligibility<SharedPolicy, CircuitBreaker<Fallback<WebSocket<HttpUpstream>>>>;
+/// The layers under the breaker: Fallback -> WebSocket -> HTTP upstream.
+pub type Transports = Fallback<WebSocket<HttpUpstream>>;
 
-/// What every route shares: the eligibility policy, the breaker registry, the WebSocket pool and
-/// the HTTP client.
+/// The layers of a route with a circuit breaker, outermost first.
+pub type GuardedStack = Eligibility<SharedPolicy, CircuitBreaker<Transports>>;
+
+/// The layers of a route without a circuit breaker ([`RouteOptions::no_breaker`]).
+pub type UnguardedStack = Eligibility<SharedPolicy, Transports>;
+
+/// The stack of one route: with a circuit breaker (the default) or without one (no breaker layer
+/// at all, not a breaker that ignores everything).
+#[derive(Clone, Debug)]
+pub enum RouteStack {
+    /// Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP.
+    Guarded(GuardedStack),
+    /// Eligibility -> Fallback -> WebSocket -> HTTP.
+    Unguarded(UnguardedStack),
+}
+
+/// The eligibility table of the OpenAI Responses API's WebSocket mode, from the data of
+/// [`wsfirst::websocket::responses`](wsfirst_websocket::responses): the default of
+/// [`WsfirstBuilder::eligibility`].
+///
+/// ```
+/// let table = wsfirst::openai_responses_table();
+/// assert!(table.is_allowed("openai", "openai-responses"));
+/// assert!(!table.is_allowed("openai-codex", "openai-codex-responses"));
+/// ```
+pub fn openai_responses_table() -> EligibilityTable {
+    EligibilityTable::builder()
+        .allow_pairs(responses::WEBSOCKET_PAIRS.iter().copied())
+        .deny_pairs(responses::DENIED_PAIRS.iter().copied())
+        .provider_hosts(responses::PROVIDER_HOSTS.iter().copied())
+        .build()
+        .expect("the responses module's eligibility data is valid (tested)")
+}
+
+/// What every route shares: the eligibility policy, the breaker registry, the WebSocket pool,
+/// the TLS configuration and the HTTP client.
 ///
 /// Cloning is cheap and shares all of it. See the [module docs](self) for an example.
 #[derive(Clone)]
@@ -65,6 +104,7 @@ pub struct Wsfirst {
     policy: SharedPolicy,
     registry: BreakerRegistry,
     pool: Pool,
+    tls: ClientTls,
     http: HttpUpstream,
 }
 
@@ -80,29 +120,40 @@ impl Wsfirst {
     }
 
     /// The service for `route` with per-route options.
+    ///
+    /// A WebSocket configuration without TLS settings of its own gets the shared
+    /// [`ClientTls`], so the WebSocket and the HTTP client trust the same roots.
     pub fn route_with(&self, route: Route, options: RouteOptions) -> RouteService {
         let RouteOptions {
             breaker,
-            mut fallback,
+            fallback,
             websocket,
             pool,
         } = options;
-        let breaker = match breaker {
-            Some(config) => {
-                // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
-                fallback = fallback.warn_interval(None);
-                config
-            }
-            None => disabled_breaker(),
+        let websocket = match websocket.tls() {
+            Some(_) => websocket,
+            None => websocket.with_tls(self.tls.clone()),
         };
-        let stack = ServiceBuilder::new()
-            .layer(EligibilityLayer::new(self.policy.clone()))
-            .layer(CircuitBreakerLayer::new(breaker).with_registry(self.registry.clone()))
-            .layer(FallbackLayer::new(fallback))
+        let transports = ServiceBuilder::new()
+            .layer(FallbackLayer::new(if breaker {
+                // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
+                fallback.to_builder().warn_interval(None).build().unwrap_or(fallback)
+            } else {
+                fallback
+            }))
             .layer(
                 WebSocketLayer::new(websocket).with_pool(pool.unwrap_or_else(|| self.pool.clone())),
             )
             .service(self.http.clone());
+        let eligibility = EligibilityLayer::new(self.policy.clone());
+        let stack = if breaker {
+            RouteStack::Guarded(ServiceBuilder::new()
+                .layer(eligibility)
+                .layer(CircuitBreakerLayer::from_registry(self.registry.clone()))
+                .service(transports))
+        } else {
+            RouteStack::Unguarded(ServiceBuilder::new().layer(eligibility).service(transports))
+        };
         RouteService::new(route, stack)
     }
 
@@ -111,9 +162,19 @@ impl Wsfirst {
         self.registry.handle()
     }
 
+    /// The breaker registry (its settings: [`BreakerRegistry::config_for`]).
+    pub fn registry(&self) -> &BreakerRegistry {
+        &self.registry
+    }
+
     /// The shared WebSocket pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The shared TLS configuration.
+    pub fn tls(&self) -> &ClientTls {
+        &self.tls
     }
 
     /// Closes every pooled WebSocket cleanly (close frames); call on shutdown.
@@ -127,6 +188,7 @@ impl fmt::Debug for Wsfirst {
         f.debug_struct("Wsfirst")
             .field("registry", &self.registry)
             .field("pool", &self.pool)
+            .field("tls", &self.tls)
             .field("http", &self.http)
             .finish_non_exhaustive()
     }
@@ -138,11 +200,12 @@ pub struct WsfirstBuilder {
     policy: Option<SharedPolicy>,
     registry: Option<BreakerRegistry>,
     pool: Option<Pool>,
+    tls: Option<ClientTls>,
     http: Option<HttpUpstream>,
 }
 
 impl WsfirstBuilder {
-    /// The eligibility table (default: [`EligibilityTable::openai_default`]).
+    /// The eligibility table (default: [`openai_responses_table`]).
     pub fn eligibility(self, table: EligibilityTable) -> Self {
         self.policy(table)
     }
@@ -153,7 +216,8 @@ impl WsfirstBuilder {
         self
     }
 
-    /// The breaker registry (default: a new one with default idle eviction).
+    /// The breaker registry, which owns every key's breaker settings (default: a new one with
+    /// [`BreakerConfig::default`](wsfirst_breaker::BreakerConfig::default) for every key).
     pub fn registry(mut self, registry: BreakerRegistry) -> Self {
         self.registry = Some(registry);
         self
@@ -165,7 +229,16 @@ impl WsfirstBuilder {
         self
     }
 
-    /// The HTTP upstream service (default: [`HttpUpstream::new`]).
+    /// The TLS configuration of the HTTP client and of every route's WebSocket (default:
+    /// [`ClientTls::default`], the webpki roots). Build one with the platform's roots or a
+    /// private CA with [`ClientTls::builder`].
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The HTTP upstream service (default: [`HttpUpstream::builder`] with the shared
+    /// [`tls`](Self::tls)). One given here keeps its own TLS settings.
     pub fn http_upstream(mut self, http: HttpUpstream) -> Self {
         self.http = Some(http);
         self
@@ -173,13 +246,18 @@ impl WsfirstBuilder {
 
     /// Builds the shared parts.
     pub fn build(self) -> Wsfirst {
+        let tls = self.tls.unwrap_or_default();
+        let http = self
+            .http
+            .unwrap_or_else(|| HttpUpstream::with_tls(tls.clone()));
         Wsfirst {
             policy: self
                 .policy
-                .unwrap_or_else(|| Arc::new(EligibilityTable::openai_default())),
+                .unwrap_or_else(|| Arc::new(openai_responses_table())),
             registry: self.registry.unwrap_or_default(),
             pool: self.pool.unwrap_or_default(),
-            http: self.http.unwrap_or_default(),
+            tls,
+            http,
         }
     }
 }
@@ -189,15 +267,17 @@ impl fmt::Debug for WsfirstBuilder {
         f.debug_struct("WsfirstBuilder")
             .field("registry", &self.registry)
             .field("pool", &self.pool)
+            .field("tls", &self.tls)
             .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
 
-/// Per-route settings of the layers. Every field has the layer's default.
+/// Per-route settings of the layers. Every field has the layer's default; breaker settings
+/// belong to the registry (see the [module docs](self)).
 #[derive(Clone, Debug)]
 pub struct RouteOptions {
-    breaker: Option<BreakerConfig>,
+    breaker: bool,
     fallback: FallbackConfig,
     websocket: WebSocketConfig,
     pool: Option<Pool>,
@@ -206,7 +286,7 @@ pub struct RouteOptions {
 impl Default for RouteOptions {
     fn default() -> Self {
         Self {
-            breaker: Some(BreakerConfig::default()),
+            breaker: true,
             fallback: FallbackConfig::default(),
             websocket: WebSocketConfig::default(),
             pool: None,
@@ -220,15 +300,10 @@ impl RouteOptions {
         Self::default()
     }
 
-    /// The circuit breaker's settings for this route's keys.
-    pub fn breaker(mut self, config: BreakerConfig) -> Self {
-        self.breaker = Some(config);
-        self
-    }
-
-    /// No circuit breaker: the route never pins (the fallback layer then warns, rate-limited).
+    /// No circuit breaker layer for this route: it never pins, never reads nor feeds the
+    /// breaker of its key (the fallback layer then warns, rate-limited).
     pub fn no_breaker(mut self) -> Self {
-        self.breaker = None;
+        self.breaker = false;
         self
     }
 
@@ -251,14 +326,15 @@ impl RouteOptions {
     }
 }
 
-/// The service of one route: sets the [`Route`], runs the [`Stack`], and answers with a response
-/// in every case (failures become `502` with a small JSON body), so an axum router accepts it.
+/// The service of one route: sets the [`Route`], runs the [`RouteStack`], and answers with a
+/// response in every case (failures become `502` with a small JSON body), so an axum router
+/// accepts it.
 ///
 /// Responses carry `x-wsfirst-transport` (`websocket` / `http`) and `x-wsfirst-reason` headers
 /// and the [`Served`](wsfirst_core::Served) extension. `Clone + Send + Sync + 'static`.
 pub struct RouteService {
     route: Route,
-    inner: Stack,
+    inner: RouteStack,
     /// A readiness error of the stack, answered by the next `call` (the router needs an
     /// infallible service).
     not_ready: Option<BoxError>,
@@ -277,7 +353,7 @@ impl Clone for RouteService {
 
 impl RouteService {
     /// Wraps a stack for `route`.
-    pub fn new(route: Route, inner: Stack) -> Self {
+    pub fn new(route: Route, inner: RouteStack) -> Self {
         Self {
             route,
             inner,
@@ -291,7 +367,7 @@ impl RouteService {
     }
 
     /// The wrapped stack.
-    pub fn get_ref(&self) -> &Stack {
+    pub fn get_ref(&self) -> &RouteStack {
         &self.inner
     }
 }
@@ -311,11 +387,18 @@ where
 {
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
-    type Future = ResponseFuture<<Stack as Service<Request<B>>>::Future>;
+    type Future = ResponseFuture<
+        <GuardedStack as Service<Request<B>>>::Future,
+        <UnguardedStack as Service<Request<B>>>::Future,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let ready = match &mut self.inner {
+            RouteStack::Guarded(stack) => Service::<Request<B>>::poll_ready(stack, cx),
+            RouteStack::Unguarded(stack) => Service::<Request<B>>::poll_ready(stack, cx),
+        };
         // The router needs an infallible service: a readiness error is answered in `call`.
-        match Service::<Request<B>>::poll_ready(&mut self.inner, cx) {
+        match ready {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(error)) => {
                 self.not_ready = Some(error);
@@ -330,26 +413,18 @@ where
             return ResponseFuture::failed(error);
         }
         request.extensions_mut().insert(self.route.clone());
-        ResponseFuture::new(self.inner.call(request))
+        match &mut self.inner {
+            RouteStack::Guarded(stack) => ResponseFuture::guarded(stack.call(request)),
+            RouteStack::Unguarded(stack) => ResponseFuture::unguarded(stack.call(request)),
+        }
     }
 }
 
-/// A breaker that never pins: no thresholds, and every failure ignored.
-fn disabled_breaker() -> BreakerConfig {
-    BreakerConfig::builder()
-        .no_consecutive_failures()
-        .no_failure_rate()
-        .classifier(IgnoreAll)
-        .build()
-        .unwrap_or_default()
-}
-
-/// Classifies every failure as [`Verdict::Ignore`].
-#[derive(Debug)]
-struct IgnoreAll;
-
-impl Classify for IgnoreAll {
-    fn classify(&self, _failure: &WsFailure) -> Verdict {
-        Verdict::Ignore
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_table_builds() {
+        let table = super::openai_responses_table();
+        assert!(table.is_allowed("openai", "openai-responses"));
     }
 }

@@ -1,14 +1,263 @@
-//! From the parsed configuration to what the layers take: the eligibility table and each
-//! route's [`Route`] extension.
+//! From the parsed configuration to what the layers take: the eligibility table, the breaker
+//! registry, and each route's [`Route`] extension and layer settings.
+//!
+//! The layers' builders own every default and every rule about a value: this module only maps
+//! the file's fields onto them and puts the file's path in front of their errors
+//! (`routes[0].breaker.open_for: invalid breaker config: ...`). The rules that are the file's own
+//! (route paths, and two routes that share a breaker key agreeing on its settings) are here or
+//! in `validate.rs`.
+
+use std::collections::HashMap;
 
 use http::Uri;
+use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
 use wsfirst_core::{Route, RouteError};
-use wsfirst_eligibility::EligibilityTable;
+use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
+use wsfirst_fallback::{FallbackConfig, Replay};
+use wsfirst_websocket::{PoolBuilder, WebSocketConfig};
 
 use super::{
-    error::ConfigError,
-    schema::{EligibilityConfig, RouteConfig},
+    error::{ConfigError, key_segment},
+    schema::{self, Config, EligibilityConfig, PoolConfig, ReplayConfig, RouteConfig},
 };
+
+/// Everything the layers need, built and checked by their own builders.
+#[derive(Debug)]
+pub(crate) struct Layers {
+    pub(crate) table: EligibilityTable,
+    pub(crate) registry: BreakerRegistry,
+    pub(crate) routes: Vec<RouteLayers>,
+}
+
+/// One route's extension and layer settings.
+#[derive(Debug)]
+pub(crate) struct RouteLayers {
+    pub(crate) route: Route,
+    pub(crate) breaker: bool,
+    pub(crate) fallback: FallbackConfig,
+    pub(crate) websocket: WebSocketConfig,
+    /// The route's own pool settings, when it has any (routes with equal settings share a pool).
+    pub(crate) pool: Option<PoolConfig>,
+}
+
+impl Config {
+    /// Builds every layer's settings from the file, or names the first invalid value.
+    pub(crate) fn layers(&self) -> Result<Layers, ConfigError> {
+        let table = self
+            .eligibility
+            .to_table()
+            .map_err(|error| error.prefixed("eligibility"))?;
+        let mut registry = BreakerRegistry::builder();
+        if let Some(idle) = self.breakers.idle_evict {
+            registry = registry.idle_timeout(idle);
+        }
+        // The first route (by index) to reach each provider + endpoint, with its settings.
+        let mut owners: HashMap<(String, String), (usize, BreakerConfig)> = HashMap::new();
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (index, config) in self.routes.iter().enumerate() {
+            let prefix = format!("routes[{index}]");
+            let route_layers = config
+                .layers()
+                .map_err(|error| error.prefixed(&prefix))?;
+            if let Some(breaker) = config
+                .breaker_config()
+                .map_err(|error| error.prefixed(&prefix))?
+            {
+                let key = route_layers.route.breaker_key();
+                let scope = (key.provider().to_owned(), key.endpoint().to_owned());
+                match owners.get(&scope) {
+                    Some((first, settled)) => {
+                        if let Some(field) = settled.differing_field(&breaker) {
+                            return Err(ConfigError::invalid(
+                                format!("{prefix}.breaker.{}", breaker_path(field)),
+                                format!(
+                                    "differs from routes[{first}] (path {:?}), which reaches the same breaker key (provider {:?}, endpoint {:?}): routes that share a key must have the same breaker settings",
+                                    self.routes[*first].path, scope.0, scope.1
+                                ),
+                            ));
+                        }
+                    }
+                    None => {
+                        registry = registry.config_for(key, breaker.clone());
+                        owners.insert(scope, (index, breaker));
+                    }
+                }
+            }
+            routes.push(route_layers);
+        }
+        Ok(Layers {
+            table,
+            registry: registry.build(),
+            routes,
+        })
+    }
+}
+
+impl RouteConfig {
+    fn layers(&self) -> Result<RouteLayers, ConfigError> {
+        let pool = &self.pool;
+        let has_pool = pool.idle_timeout.is_some()
+            || pool.max_age.is_some()
+            || pool.max_connections.is_some();
+        if has_pool {
+            pool.to_builder().build().map_err(|error| {
+                ConfigError::invalid(pool_path(error.field()), error.to_string())
+            })?;
+        }
+        Ok(RouteLayers {
+            route: self.to_route()?,
+            breaker: self.breaker.is_enabled(),
+            fallback: self.fallback_config()?,
+            websocket: self.websocket_config()?,
+            pool: has_pool.then(|| PoolConfig {
+                // The affinity header is the WebSocket layer's, not the pool's.
+                affinity_header: None,
+                ..pool.clone()
+            }),
+        })
+    }
+
+    /// The fallback layer's settings.
+    fn fallback_config(&self) -> Result<FallbackConfig, ConfigError> {
+        let mut builder = FallbackConfig::builder();
+        if let Some(limit) = self.body_limit {
+            builder = builder.body_limit(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        if let Some(replay) = self.fallback.replay {
+            builder = builder.replay(match replay {
+                ReplayConfig::BeforeFirstEvent => Replay::BeforeFirstEvent,
+                ReplayConfig::ConnectOnly => Replay::ConnectOnly,
+            });
+        }
+        builder.build().map_err(|error| {
+            let path = match error.field() {
+                "body_limit" => "body_limit",
+                _ => "fallback",
+            };
+            ConfigError::invalid(path, error.to_string())
+        })
+    }
+
+    /// The WebSocket layer's settings.
+    fn websocket_config(&self) -> Result<WebSocketConfig, ConfigError> {
+        let mut builder = WebSocketConfig::builder();
+        if let Some(connect) = self.timeouts.connect {
+            builder = builder.handshake_timeout(connect);
+        }
+        if let Some(first_event) = self.timeouts.first_event {
+            builder = builder.first_event_timeout(first_event);
+        }
+        if let Some(idle) = self.timeouts.idle {
+            builder = builder.idle_timeout(idle);
+        }
+        if let Some(header) = &self.pool.affinity_header {
+            builder = builder.affinity_header(header.as_str());
+        }
+        for (name, value) in &self.headers {
+            builder = builder.static_header(name.as_str(), value.to_str().unwrap_or_default());
+        }
+        builder.build().map_err(|error| {
+            let path = match error.field() {
+                "handshake_timeout" => "timeouts.connect",
+                "first_event_timeout" => "timeouts.first_event",
+                "idle_timeout" => "timeouts.idle",
+                "affinity_header" => "pool.affinity_header",
+                _ => "headers",
+            };
+            ConfigError::invalid(path, error.to_string())
+        })
+    }
+
+    /// The breaker settings of this route's key, `None` when the route has no breaker.
+    fn breaker_config(&self) -> Result<Option<BreakerConfig>, ConfigError> {
+        let config = &self.breaker;
+        if !config.is_enabled() {
+            return Ok(None);
+        }
+        let defaults = BreakerConfig::default();
+        let mut builder = BreakerConfig::builder();
+        match config.consecutive_failures {
+            // `0` in the file turns the rule off.
+            Some(0) => builder = builder.no_consecutive_failures(),
+            Some(n) => builder = builder.consecutive_failures(n),
+            None => {}
+        }
+        if config.failure_rate.is_some() || config.window.is_some() || config.min_calls.is_some() {
+            // Fields left out keep the breaker's own defaults; a window set below the default
+            // minimum lowers the minimum with it.
+            let (rate, window, min_calls) = match defaults.failure_rate() {
+                Some(rule) => rule,
+                None => (1.0, 1, 1),
+            };
+            let window = config.window.unwrap_or(window);
+            builder = builder.failure_rate(
+                config.failure_rate.unwrap_or(rate),
+                window,
+                config.min_calls.unwrap_or(min_calls.min(window)),
+            );
+        }
+        if let Some(open_for) = config.open_for {
+            builder = builder.open_duration(open_for);
+            if config.max_open_for.is_none() {
+                // A base above the default cap lifts the cap with it rather than failing.
+                builder = builder.max_open_duration(open_for.max(defaults.max_open_duration()));
+            }
+        }
+        if let Some(max_open_for) = config.max_open_for {
+            builder = builder.max_open_duration(max_open_for);
+        }
+        if let Some(probes) = config.probes {
+            builder = builder.half_open_probes(probes);
+        }
+        builder.build().map(Some).map_err(|error| {
+            ConfigError::invalid(
+                format!("breaker.{}", breaker_path(error.field())),
+                error.to_string(),
+            )
+        })
+    }
+}
+
+impl PoolConfig {
+    /// A pool builder with this table's settings.
+    pub(crate) fn to_builder(&self) -> PoolBuilder {
+        let mut builder = wsfirst_websocket::Pool::builder();
+        if let Some(idle) = self.idle_timeout {
+            builder = builder.idle_timeout(idle);
+        }
+        if let Some(max_age) = self.max_age {
+            builder = builder.max_age(max_age);
+        }
+        if let Some(max) = self.max_connections {
+            builder = builder.max_connections_per_key(max as usize);
+        }
+        builder
+    }
+}
+
+/// Where a breaker builder field is in a route's `[routes.breaker]` table.
+fn breaker_path(field: &str) -> &'static str {
+    match field {
+        "consecutive_failures" => "consecutive_failures",
+        "failure_rate" => "failure_rate",
+        "window" => "window",
+        "min_calls" => "min_calls",
+        "open_duration" => "open_for",
+        "max_open_duration" => "max_open_for",
+        "half_open_probes" => "probes",
+        // Knobs the file does not set (jitter, decay, seed, classifier) cannot be wrong in it.
+        _ => "enabled",
+    }
+}
+
+/// Where a pool builder field is in a route.
+fn pool_path(field: &str) -> &'static str {
+    match field {
+        "idle_timeout" => "pool.idle_timeout",
+        "max_age" => "pool.max_age",
+        _ => "pool.max_connections",
+    }
+}
 
 impl EligibilityConfig {
     /// The eligibility table this configuration describes.
@@ -22,23 +271,32 @@ impl EligibilityConfig {
     ///     deny_pairs = [["openai-codex", "openai-codex-responses"]]
     ///     max_message_size = "1MiB"
     /// "#)?;
-    /// let table = config.eligibility.to_table();
+    /// let table = config.eligibility.to_table()?;
     /// assert!(table.is_allowed("openai", "openai-responses"));
     /// assert!(!table.is_allowed("openai-codex", "openai-codex-responses"));
     /// assert_eq!(table.max_message_size(), 1024 * 1024);
     /// # Ok::<(), wsfirst::config::ConfigError>(())
     /// ```
-    pub fn to_table(&self) -> EligibilityTable {
+    ///
+    /// Invalid values are named by their place under `[eligibility]`, with the table builder's
+    /// own message (`websocket_pairs[0]: invalid eligibility table: ...`).
+    pub fn to_table(&self) -> Result<EligibilityTable, ConfigError> {
         let mut builder = EligibilityTable::builder();
-        for pair in &self.websocket_pairs {
-            builder = builder.allow(&pair.provider, &pair.api);
+        for (index, pair) in self.websocket_pairs.iter().enumerate() {
+            let add = |b: EligibilityTableBuilder| b.allow(&pair.provider, &pair.api);
+            check(add, || format!("websocket_pairs[{index}]"))?;
+            builder = add(builder);
         }
-        for pair in &self.deny_pairs {
-            builder = builder.deny(&pair.provider, &pair.api);
+        for (index, pair) in self.deny_pairs.iter().enumerate() {
+            let add = |b: EligibilityTableBuilder| b.deny(&pair.provider, &pair.api);
+            check(add, || format!("deny_pairs[{index}]"))?;
+            builder = add(builder);
         }
         for (provider, hosts) in &self.provider_hosts {
             for host in hosts {
-                builder = builder.provider_host(provider, host);
+                let add = |b: EligibilityTableBuilder| b.provider_host(provider, host);
+                check(add, || format!("provider_hosts.{}", key_segment(provider)))?;
+                builder = add(builder);
             }
         }
         if let Some(name) = &self.override_header {
@@ -47,8 +305,21 @@ impl EligibilityConfig {
         if let Some(bytes) = self.max_message_size {
             builder = builder.max_message_size(bytes);
         }
-        builder.build()
+        builder
+            .build()
+            .map_err(|error| ConfigError::invalid(error.field(), error.to_string()))
     }
+}
+
+/// Asks the table builder whether one entry is valid, so that its error names the entry's place.
+fn check(
+    add: impl FnOnce(EligibilityTableBuilder) -> EligibilityTableBuilder,
+    path: impl FnOnce() -> String,
+) -> Result<(), ConfigError> {
+    add(EligibilityTable::builder())
+        .build()
+        .map(drop)
+        .map_err(|error| ConfigError::invalid(path(), error.to_string()))
 }
 
 impl RouteConfig {

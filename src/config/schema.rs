@@ -21,8 +21,20 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Which (provider, API) pairs may try the WebSocket.
     pub eligibility: EligibilityConfig,
+    /// The breaker registry that every route shares.
+    pub breakers: BreakersConfig,
     /// The routes, in file order.
     pub routes: Vec<RouteConfig>,
+}
+
+/// The `[breakers]` table: settings of the one breaker registry that every route shares (a
+/// route's own breaker settings are in `[routes.breaker]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakersConfig {
+    /// Forget a key not used for this long (the registry's default when left out).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_evict: Option<Duration>,
 }
 
 /// The `[eligibility]` table: which (provider, API) pairs may try the WebSocket.
@@ -126,7 +138,8 @@ pub struct TimeoutsConfig {
     pub idle: Option<Duration>,
 }
 
-/// `[routes.breaker]`: the circuit breaker of the route's key; `None`: the breaker's defaults.
+/// `[routes.breaker]`: the circuit breaker settings of the route's key; `None`: the breaker's
+/// defaults. Routes that reach the same key (provider + WebSocket endpoint) must agree on them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
@@ -134,23 +147,20 @@ pub struct BreakerConfig {
     pub enabled: Option<bool>,
     /// Trip after this many WebSocket failures in a row; `0` turns the rule off.
     pub consecutive_failures: Option<u32>,
-    /// Trip when this fraction (> 0, <= 1) of the last [`window`](Self::window) calls failed.
+    /// Trip when this fraction (0 to 1) of the last [`window`](Self::window) calls failed.
     pub failure_rate: Option<f64>,
     /// The number of recent calls the failure rate is computed over (> 0).
     pub window: Option<u32>,
-    /// The calls needed in the window before the failure rate counts (<= `window`).
+    /// The calls needed in the window before the failure rate counts.
     pub min_calls: Option<u32>,
-    /// How long a tripped key stays pinned to HTTP the first time (> 0).
+    /// How long a tripped key stays pinned to HTTP the first time.
     #[serde(deserialize_with = "de_duration")]
     pub open_for: Option<Duration>,
-    /// The cap of the pinned period, which grows with each trip (>= `open_for`).
+    /// The cap of the pinned period, which grows with each trip.
     #[serde(deserialize_with = "de_duration")]
     pub max_open_for: Option<Duration>,
-    /// Requests allowed to probe the WebSocket when half-open (> 0).
+    /// Requests allowed to probe the WebSocket when half-open.
     pub probes: Option<u32>,
-    /// Forget a closed key unused for this long (> 0).
-    #[serde(deserialize_with = "de_duration")]
-    pub idle_evict: Option<Duration>,
 }
 
 impl BreakerConfig {

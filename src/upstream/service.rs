@@ -15,9 +15,10 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
 };
-use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer};
+use rustls::ClientConfig;
 use tower_service::Service;
 use wsfirst_core::{BoxError, MissingExtension, Route};
+use wsfirst_websocket::tls::ClientTls;
 
 use super::{
     HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, ResponseFuture,
@@ -56,6 +57,15 @@ struct Config {
 }
 
 impl HttpUpstream {
+    /// An upstream service with the default settings and this TLS configuration (the one the
+    /// WebSocket layer uses, so both trust the same roots).
+    pub fn with_tls(tls: ClientTls) -> Self {
+        Self::builder()
+            .tls(tls)
+            .build()
+            .expect("the default configuration builds with any ClientTls")
+    }
+
     /// An upstream service with the default settings (see [`HttpUpstreamBuilder`]).
     pub fn new() -> Self {
         Self::builder()
@@ -134,24 +144,11 @@ fn host_of(url: &Uri) -> Arc<str> {
     format!("{host}:{port}").into()
 }
 
-/// Where the client's TLS trust comes from.
-#[derive(Clone)]
-enum Roots {
-    /// Mozilla's roots, as packaged by `webpki-roots`.
-    WebPki,
-    /// The platform's roots, as loaded by `rustls-native-certs`.
-    Native,
-    /// Only these roots.
-    Only(Vec<CertificateDer<'static>>),
-    /// A complete TLS configuration.
-    Config(Arc<ClientConfig>),
-}
-
 /// Configures an [`HttpUpstream`]; see [`HttpUpstream::builder`].
 ///
 /// Defaults: connect timeout 10 s, no response timeout, idle pooled connections kept 90 s (at
-/// most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), Mozilla's webpki
-/// roots, every end-to-end header forwarded.
+/// most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
+/// [`ClientTls::default`] (Mozilla's webpki roots), every end-to-end header forwarded.
 #[derive(Clone)]
 pub struct HttpUpstreamBuilder {
     connect_timeout: Duration,
@@ -159,7 +156,7 @@ pub struct HttpUpstreamBuilder {
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
     http2: bool,
-    roots: Roots,
+    tls: Option<ClientTls>,
     headers: HeaderPolicy,
 }
 
@@ -171,7 +168,7 @@ impl Default for HttpUpstreamBuilder {
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: 32,
             http2: true,
-            roots: Roots::WebPki,
+            tls: None,
             headers: HeaderPolicy::default(),
         }
     }
@@ -211,33 +208,11 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// Trust the platform's root certificates instead of Mozilla's webpki roots. Building fails
-    /// when the platform has none.
-    pub fn native_roots(mut self) -> Self {
-        self.roots = Roots::Native;
-        self
-    }
-
-    /// Trust Mozilla's webpki roots (the default).
-    pub fn webpki_roots(mut self) -> Self {
-        self.roots = Roots::WebPki;
-        self
-    }
-
-    /// Trust this root certificate too: after the first call, only the roots given this way
-    /// are trusted (for private CAs and tests), not the webpki or platform roots.
-    pub fn extra_root(mut self, certificate: CertificateDer<'static>) -> Self {
-        match &mut self.roots {
-            Roots::Only(roots) => roots.push(certificate),
-            _ => self.roots = Roots::Only(vec![certificate]),
-        }
-        self
-    }
-
-    /// Use this TLS configuration as it is (roots, client certificates, ALPN). Its ALPN
-    /// protocols are replaced to match [`http2`](Self::http2).
-    pub fn tls_config(mut self, config: impl Into<Arc<ClientConfig>>) -> Self {
-        self.roots = Roots::Config(config.into());
+    /// The TLS configuration (roots, client certificates), shared with the WebSocket layer so
+    /// both trust the same roots (default: [`ClientTls::default`]). Its ALPN protocols are
+    /// replaced to match [`http2`](Self::http2).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -291,43 +266,8 @@ impl HttpUpstreamBuilder {
     }
 
     fn tls(&self) -> Result<ClientConfig, HttpUpstreamBuildError> {
-        let builder =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|error| {
-                    HttpUpstreamBuildError::new(
-                        "tls protocol versions are not supported",
-                        Some(error.into()),
-                    )
-                })?;
-        let mut config = match &self.roots {
-            Roots::WebPki => builder.with_webpki_roots().with_no_client_auth(),
-            Roots::Native => builder
-                .with_native_roots()
-                .map_err(|error| {
-                    HttpUpstreamBuildError::new(
-                        "no usable platform root certificates",
-                        Some(error.into()),
-                    )
-                })?
-                .with_no_client_auth(),
-            Roots::Only(certificates) => {
-                let mut roots = RootCertStore::empty();
-                for (index, certificate) in certificates.iter().enumerate() {
-                    roots.add(certificate.clone()).map_err(|error| {
-                        HttpUpstreamBuildError::new(
-                            format!("invalid extra root certificate #{index}"),
-                            Some(error.into()),
-                        )
-                    })?;
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            Roots::Config(config) => ClientConfig::clone(config),
-        };
         // The connector sets ALPN to match the enabled HTTP versions.
-        config.alpn_protocols.clear();
-        Ok(config)
+        Ok(self.tls.clone().unwrap_or_default().with_alpn(Vec::new()))
     }
 }
 

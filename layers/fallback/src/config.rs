@@ -115,6 +115,20 @@ impl FallbackConfig {
         }
     }
 
+    /// A builder holding these settings, to change some of them.
+    ///
+    /// ```
+    /// use wsfirst_fallback::FallbackConfig;
+    ///
+    /// let quiet = FallbackConfig::default().to_builder().warn_interval(None).build()?;
+    /// assert_eq!(quiet.warn_interval(), None);
+    /// assert_eq!(quiet.body_limit(), FallbackConfig::DEFAULT_BODY_LIMIT);
+    /// # Ok::<(), wsfirst_fallback::ConfigError>(())
+    /// ```
+    pub const fn to_builder(self) -> FallbackConfigBuilder {
+        FallbackConfigBuilder { config: self }
+    }
+
     /// The largest request body, in bytes, that is buffered so that it can be replayed.
     pub const fn body_limit(&self) -> usize {
         self.body_limit
