@@ -15,19 +15,10 @@ use crate::{
     Codec, Decoded, Exchange, Pool, RequestBodyError, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
-    pool::{PoolKey, Pooled},
+    metrics::record_failure,
+    pool::{PoolKey, pooled::Pooled},
+    read::read,
 };
-
-/// Counts a failure that reaches the caller (or the body's reader).
-pub(crate) fn record_failure(failure: &WsFailure) {
-    metrics::counter!(
-        "wsfirst_ws_failures_total",
-        "phase" => failure.phase().as_str(),
-        "kind" => failure.kind().as_str(),
-    )
-    .increment(1);
-    tracing::debug!(phase = failure.phase().as_str(), kind = failure.kind().as_str(), error = %failure, "websocket attempt failed");
-}
 
 /// How an exchange on one connection went before the response could be built.
 enum Exchanged {
@@ -238,47 +229,13 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
         } else {
             job.idle_timeout
         };
-        let message = match timeout_at(deadline, conn.stream().next()).await {
+        let incoming = match timeout_at(deadline, conn.stream().next()).await {
             Err(_) => return Exchanged::Failed(WsFailure::new(phase, FailureKind::Timeout(limit))),
-            Ok(None) if job.codec.ends_on_close() => None,
-            Ok(None) => {
-                return Exchanged::Failed(WsFailure::new(
-                    phase,
-                    FailureKind::Closed {
-                        code: None,
-                        reason: String::new(),
-                    },
-                ));
-            }
-            Ok(Some(Err(error))) => return Exchanged::Failed(map_error(phase, error)),
-            Ok(Some(Ok(message))) => Some(message),
+            Ok(incoming) => incoming,
         };
-        let decoded = match message {
-            None => Decoded::End { frame: None },
-            Some(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-            Some(Message::Close(frame)) => {
-                let code = frame.as_ref().map(|frame| u16::from(frame.code));
-                if job.codec.ends_on_close() && matches!(code, None | Some(1000)) {
-                    Decoded::End { frame: None }
-                } else {
-                    return Exchanged::Failed(WsFailure::new(
-                        phase,
-                        FailureKind::Closed {
-                            code,
-                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                        },
-                    ));
-                }
-            }
-            Some(message) => match job.codec.decode(message, &exchange) {
-                Ok(decoded) => decoded,
-                Err(error) => {
-                    return Exchanged::Failed(
-                        WsFailure::new(phase, FailureKind::Protocol(error.to_string()))
-                            .with_source(error),
-                    );
-                }
-            },
+        let decoded = match read(incoming, &*job.codec, &exchange, phase) {
+            Ok(decoded) => decoded,
+            Err(failure) => return Exchanged::Failed(failure),
         };
         let end = match decoded {
             Decoded::Ignore => continue,

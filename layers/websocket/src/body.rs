@@ -28,12 +28,9 @@ use futures_util::StreamExt;
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::Message;
 use wsfirst_core::{BoxError, FailureKind, Phase, WsFailure};
 
-use crate::{
-    Codec, Decoded, Exchange, attempt::record_failure, connector::map_error, pool::Pooled,
-};
+use crate::{Codec, Decoded, Exchange, metrics::record_failure, pool::pooled::Pooled, read::read};
 
 pin_project! {
     /// The response body of [`WebSocket`](crate::WebSocket): the frames of a WebSocket answer
@@ -198,7 +195,7 @@ impl Streaming {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            let message = match conn.stream().poll_next_unpin(cx) {
+            let incoming = match conn.stream().poll_next_unpin(cx) {
                 Poll::Pending => {
                     ready!(self.idle.as_mut().poll(cx));
                     let failure = self.fail(WsFailure::new(
@@ -207,90 +204,48 @@ impl Streaming {
                     ));
                     return Poll::Ready(Some(Err(Box::new(failure))));
                 }
-                Poll::Ready(Some(Ok(message))) => message,
-                Poll::Ready(Some(Err(error))) => {
-                    let failure = self.fail(map_error(Phase::MidStream, error));
-                    return Poll::Ready(Some(Err(Box::new(failure))));
-                }
-                Poll::Ready(None) if self.codec.ends_on_close() => {
-                    self.end();
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(None) => {
-                    let failure = self.fail(WsFailure::new(
-                        Phase::MidStream,
-                        FailureKind::Closed {
-                            code: None,
-                            reason: String::new(),
-                        },
-                    ));
-                    return Poll::Ready(Some(Err(Box::new(failure))));
-                }
+                Poll::Ready(incoming) => incoming,
             };
-            match message {
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                Message::Close(frame) => {
-                    let code = frame.as_ref().map(|frame| u16::from(frame.code));
-                    if self.codec.ends_on_close() && matches!(code, None | Some(1000)) {
-                        self.end();
-                        return Poll::Ready(None);
+            match read(incoming, &*self.codec, &self.exchange, Phase::MidStream) {
+                Ok(Decoded::Ignore) => continue,
+                Ok(Decoded::Event { frame }) => {
+                    self.exchange.record_event();
+                    self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+                    if let Some(frame) = frame {
+                        return Poll::Ready(Some(Ok(Frame::data(frame))));
                     }
+                }
+                Ok(Decoded::End { frame }) => {
+                    self.exchange.record_event();
+                    self.end();
+                    return Poll::Ready(frame.map(|frame| Ok(Frame::data(frame))));
+                }
+                Ok(Decoded::Error {
+                    frame,
+                    code,
+                    message,
+                    scope,
+                }) => {
                     let failure = self.fail(WsFailure::new(
                         Phase::MidStream,
-                        FailureKind::Closed {
+                        FailureKind::UpstreamError {
                             code,
-                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                            message,
+                            scope,
                         },
                     ));
+                    return match frame {
+                        Some(frame) => {
+                            self.failure = Some(failure);
+                            Poll::Ready(Some(Ok(Frame::data(frame))))
+                        }
+                        None => Poll::Ready(Some(Err(Box::new(failure)))),
+                    };
+                }
+                Err(failure) => {
+                    let failure = self.fail(failure);
                     return Poll::Ready(Some(Err(Box::new(failure))));
                 }
-                message => match self.codec.decode(message, &self.exchange) {
-                    Ok(Decoded::Ignore) => continue,
-                    Ok(Decoded::Event { frame }) => {
-                        self.exchange.record_event();
-                        self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
-                        if let Some(frame) = frame {
-                            return Poll::Ready(Some(Ok(Frame::data(frame))));
-                        }
-                    }
-                    Ok(Decoded::End { frame }) => {
-                        self.exchange.record_event();
-                        self.end();
-                        return Poll::Ready(frame.map(|frame| Ok(Frame::data(frame))));
-                    }
-                    Ok(Decoded::Error {
-                        frame,
-                        code,
-                        message,
-                        scope,
-                    }) => {
-                        let failure = self.fail(WsFailure::new(
-                            Phase::MidStream,
-                            FailureKind::UpstreamError {
-                                code,
-                                message,
-                                scope,
-                            },
-                        ));
-                        return match frame {
-                            Some(frame) => {
-                                self.failure = Some(failure);
-                                Poll::Ready(Some(Ok(Frame::data(frame))))
-                            }
-                            None => Poll::Ready(Some(Err(Box::new(failure)))),
-                        };
-                    }
-                    Err(error) => {
-                        let failure = self.fail(
-                            WsFailure::new(
-                                Phase::MidStream,
-                                FailureKind::Protocol(error.to_string()),
-                            )
-                            .with_source(error),
-                        );
-                        return Poll::Ready(Some(Err(Box::new(failure))));
-                    }
-                },
             }
         }
     }

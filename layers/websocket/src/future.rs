@@ -1,4 +1,8 @@
 //! Future types
+//!
+//! [`ResponseFuture`] is the future of [`WebSocket`](crate::WebSocket): it resolves with the
+//! inner HTTP service's response or, for a WebSocket request, once the first event arrived.
+//! Polling it again after it completed panics, like tower's futures.
 
 use std::{
     fmt,
@@ -22,6 +26,10 @@ pin_project! {
     ///
     /// The HTTP pass-through path polls the inner future in place (no allocation); the WebSocket
     /// path is one boxed attempt.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it completed.
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
@@ -42,6 +50,7 @@ pin_project! {
         Failed {
             error: Option<BoxError>,
         },
+        Done,
     }
 }
 
@@ -71,6 +80,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
             State::Http { .. } => "http",
             State::WebSocket { .. } => "websocket",
             State::Failed { .. } => "failed",
+            State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -86,23 +96,56 @@ where
     type Output = Result<Response<Body<B>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
             StateProj::Http { future, reason } => {
-                let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                if let Some(reason) = reason.take() {
-                    if response.extensions().get::<Served>().is_none() {
-                        response.extensions_mut().insert(Served::http(reason));
+                let result = ready!(future.poll(cx));
+                let reason = reason.take();
+                result.map_err(Into::into).map(|mut response| {
+                    if let Some(reason) = reason {
+                        if response.extensions().get::<Served>().is_none() {
+                            response.extensions_mut().insert(Served::http(reason));
+                        }
                     }
-                }
-                Poll::Ready(Ok(response.map(Body::http)))
+                    response.map(Body::http)
+                })
             }
             StateProj::WebSocket { future } => {
-                let response = ready!(future.as_mut().poll(cx))?;
-                Poll::Ready(Ok(response.map(Body::websocket)))
+                ready!(future.as_mut().poll(cx)).map(|response| response.map(Body::websocket))
             }
-            StateProj::Failed { error } => Poll::Ready(Err(error
+            StateProj::Failed { error } => Err(error
                 .take()
-                .unwrap_or_else(|| "response future polled after completion".into()))),
-        }
+                .unwrap_or_else(|| unreachable!("a failed future holds its error until done"))),
+            StateProj::Done => panic!("`ResponseFuture` polled after completion"),
+        };
+        state.set(State::Done);
+        Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{Ready, ready};
+
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    type Inner = Ready<Result<Response<()>, BoxError>>;
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn polling_a_completed_http_future_panics() {
+        let mut future = ResponseFuture::http(ready(Ok(Response::new(()))) as Inner, None);
+        assert!((&mut future).now_or_never().unwrap().is_ok());
+        let _ = (&mut future).now_or_never();
+    }
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn polling_a_completed_failed_future_panics() {
+        let mut future = ResponseFuture::<Inner>::failed("no intent".into());
+        assert!((&mut future).now_or_never().unwrap().is_err());
+        let _ = (&mut future).now_or_never();
     }
 }

@@ -52,7 +52,7 @@
 //!     .static_header("openai-beta", "responses-websocket=v1")
 //!     .build()?;
 //! let mut service = ServiceBuilder::new()
-//!     .layer(WebSocketLayer::new(config).with_pool(pool.clone()))
+//!     .layer(WebSocketLayer::with_pool(config, pool.clone()))
 //!     .service(http_upstream);
 //!
 //! // A request for the route, which the eligibility layer would have marked for the WebSocket.
@@ -114,10 +114,12 @@ mod codec;
 mod config;
 mod connector;
 mod error;
-mod future;
+pub mod future;
 mod layer;
+mod metrics;
 mod pool;
 mod raw;
+mod read;
 pub mod responses;
 mod service;
 pub mod tls;
@@ -129,7 +131,6 @@ pub use body::Body;
 pub use codec::{Codec, Decoded, Encoded, Exchange, Message};
 pub use config::{WebSocketConfig, WebSocketConfigBuilder};
 pub use error::{CodecError, ConfigError, PoolExhausted, RequestBodyError};
-pub use future::ResponseFuture;
 pub use layer::WebSocketLayer;
 pub use pool::{Pool, PoolBuilder};
 pub use raw::RawCodec;

@@ -7,9 +7,7 @@ use http::{Request, Response};
 use tower_service::Service;
 use wsfirst_core::{BoxError, Intent, MissingExtension, Route};
 
-use crate::{
-    Body, Pool, WebSocketConfig, WebSocketLayer, attempt::attempt, future::ResponseFuture,
-};
+use crate::{Body, Pool, WebSocketConfig, attempt::attempt, future::ResponseFuture};
 
 /// Serves requests whose [`Intent`] is `WebSocket` over a pooled WebSocket to the route's
 /// WebSocket URL and passes every other request to `inner` (the HTTP upstream) unchanged.
@@ -31,24 +29,23 @@ pub struct WebSocket<S> {
 }
 
 impl<S> WebSocket<S> {
-    /// Wraps `inner` with `config` and a pool of its own.
+    /// Wraps `inner` with `config` and a pool of its own (default settings).
     pub fn new(inner: S, config: WebSocketConfig) -> Self {
+        Self::with_pool(inner, config, Pool::new())
+    }
+
+    /// Wraps `inner` with `config` and `pool` (shared with every other holder of a clone of it).
+    pub fn with_pool(inner: S, config: WebSocketConfig, pool: Pool) -> Self {
         Self {
             inner,
             config,
-            pool: Pool::new(),
+            pool,
         }
     }
 
-    /// Uses `pool` (shared with every other holder of a clone of it).
-    pub fn with_pool(mut self, pool: Pool) -> Self {
-        self.pool = pool;
-        self
-    }
-
-    /// A layer building this service; see [`WebSocketLayer`].
-    pub fn layer(config: WebSocketConfig) -> WebSocketLayer {
-        WebSocketLayer::new(config)
+    /// The configuration.
+    pub fn config(&self) -> &WebSocketConfig {
+        &self.config
     }
 
     /// The pool.
@@ -119,6 +116,7 @@ mod tests {
     use wsfirst_core::{FailureKind, HttpReason, Phase, Served, WsFailure, find_ws_failure};
 
     use super::*;
+    use crate::WebSocketLayer;
 
     type Req = Request<Full<Bytes>>;
     type Res = Response<Full<Bytes>>;

@@ -152,9 +152,7 @@ fn only(root: CertificateDer<'static>) -> WebSocketConfig {
 /// The layer under test over the counting HTTP stand-in.
 fn layered(config: WebSocketConfig) -> (Svc, Arc<AtomicUsize>) {
     let (http, calls) = http_stand_in();
-    let service = WebSocketLayer::new(config)
-        .with_pool(Pool::new())
-        .layer(http);
+    let service = WebSocketLayer::with_pool(config, Pool::new()).layer(http);
     (service, calls)
 }
 

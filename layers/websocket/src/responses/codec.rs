@@ -46,8 +46,8 @@ use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 ///   (`response.completed`, `response.failed` or `response.incomplete`), `application/json`.
 /// - An `error` event ends the answer: before any event it fails the attempt; after, it is
 ///   forwarded as an SSE `error` frame and the body ends with an error. Its
-///   [`scope`](wsfirst_core::ErrorScope) comes from [`error_scope`](super::error_scope).
-/// - Handshake headers: [`FORWARD_HEADERS`](super::FORWARD_HEADERS) are forwarded by default.
+///   [`scope`](wsfirst_core::ErrorScope) comes from [`error_scope`].
+/// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponsesCodec {
     _private: (),

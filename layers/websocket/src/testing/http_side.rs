@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use wsfirst_core::Transport;
 
-use super::{Answer, CapturedRequest, HttpScript, server::Shared};
+use super::{Answer, CapturedRequest, HttpScript, shared::Shared};
 
 /// Request bodies up to this size are read.
 const MAX_BODY: usize = 256 << 20;

@@ -68,9 +68,11 @@ mod answer;
 mod http_side;
 mod script;
 mod server;
+mod shared;
 mod ws_side;
 
 pub use answer::Answer;
 pub use script::{HttpScript, WsScript};
-pub use server::{CapturedRequest, TestUpstream};
+pub use server::TestUpstream;
+pub use shared::CapturedRequest;
 pub use wsfirst_core::Transport;

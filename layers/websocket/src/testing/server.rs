@@ -1,57 +1,19 @@
 //! The loopback server: one port, WebSocket upgrades and HTTP POSTs on any path.
 
-use std::{
-    collections::VecDeque,
-    fmt, io,
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{fmt, io, net::SocketAddr, sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use axum::{Router, extract::State, response::Response, serve::ListenerExt};
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Uri, header};
-use serde_json::Value;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use wsfirst_core::Transport;
+use http::{Method, StatusCode, header};
+use tokio::{net::TcpListener, task::JoinHandle};
 
-use super::{Answer, HttpScript, WsScript, http_side, ws_side};
+use super::{
+    Answer, CapturedRequest, HttpScript, WsScript, http_side,
+    shared::{Shared, lock},
+    ws_side,
+};
 
 /// How long [`TestUpstream::shutdown`] waits for connections to close before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// A request the [`TestUpstream`] received, as it received it.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct CapturedRequest {
-    /// The transport it came over.
-    pub transport: Transport,
-    /// The path and query: of the upgrade request for the WebSocket, of the POST for HTTP.
-    pub uri: Uri,
-    /// The headers: of the upgrade request for the WebSocket (the same for every request on a
-    /// connection), of the POST for HTTP.
-    pub headers: HeaderMap,
-    /// The body: the WebSocket message's text, or the HTTP request body.
-    pub body: Bytes,
-    /// The WebSocket connection that carried it (numbered from 1 in order of upgrade), `None`
-    /// for HTTP.
-    pub connection: Option<u64>,
-}
-
-impl CapturedRequest {
-    /// The body parsed as JSON, if it is JSON.
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// The value of header `name` as text, if present and visible ASCII.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-}
 
 /// A scriptable upstream on `127.0.0.1` that speaks the Responses API over a WebSocket and over
 /// HTTP (SSE or JSON) on one ephemeral port, any path; see the [module docs](super).
@@ -62,86 +24,6 @@ pub struct TestUpstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: Option<JoinHandle<io::Result<()>>>,
-}
-
-/// The state the handlers share with the [`TestUpstream`] handle.
-pub(super) struct Shared {
-    answer: Mutex<Answer>,
-    answers: Mutex<VecDeque<Answer>>,
-    ws_default: Mutex<WsScript>,
-    ws_scripts: Mutex<VecDeque<WsScript>>,
-    http_default: Mutex<HttpScript>,
-    http_scripts: Mutex<VecDeque<HttpScript>>,
-    handshakes: AtomicUsize,
-    accepted: AtomicUsize,
-    ws_requests: AtomicUsize,
-    http_requests: AtomicUsize,
-    next_connection: AtomicU64,
-    captured: Mutex<Vec<CapturedRequest>>,
-    /// `true` once the upstream shuts down.
-    pub(super) shutdown: watch::Sender<bool>,
-    /// Bumped by [`TestUpstream::close_ws_connections`].
-    pub(super) close_ws: watch::Sender<u64>,
-    /// The number of open WebSocket connections.
-    pub(super) open_ws: watch::Sender<usize>,
-}
-
-/// Locks a mutex, ignoring poisoning (a panicking test thread must not hide the state).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    /// The answer for the next request: the next queued one, else the current one.
-    pub(super) fn next_answer(&self) -> Answer {
-        lock(&self.answers)
-            .pop_front()
-            .unwrap_or_else(|| lock(&self.answer).clone())
-    }
-
-    fn next_ws_script(&self) -> WsScript {
-        lock(&self.ws_scripts)
-            .pop_front()
-            .unwrap_or_else(|| lock(&self.ws_default).clone())
-    }
-
-    pub(super) fn next_http_script(&self) -> HttpScript {
-        lock(&self.http_scripts)
-            .pop_front()
-            .unwrap_or_else(|| lock(&self.http_default).clone())
-    }
-
-    /// Counts a handshake and picks the script of a new connection.
-    pub(super) fn handshake(&self) -> WsScript {
-        self.handshakes.fetch_add(1, Ordering::SeqCst);
-        self.next_ws_script()
-    }
-
-    /// Counts an accepted connection and numbers it.
-    pub(super) fn accepted(&self) -> u64 {
-        self.accepted.fetch_add(1, Ordering::SeqCst);
-        self.next_connection.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// Counts and captures a request.
-    pub(super) fn executed(&self, request: CapturedRequest) {
-        let counter = match request.transport {
-            Transport::WebSocket => &self.ws_requests,
-            Transport::Http => &self.http_requests,
-        };
-        // Capture first, so a test that sees the counter move also sees the request.
-        lock(&self.captured).push(request);
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Resolves when the upstream shuts down.
-    pub(super) async fn stopped(&self) {
-        let mut shutdown = self.shutdown.subscribe();
-        // An error means the sender is gone, which only happens once the upstream is gone too.
-        let _ = shutdown.wait_for(|stopped| *stopped).await;
-    }
 }
 
 impl TestUpstream {
@@ -163,23 +45,7 @@ impl TestUpstream {
     pub async fn try_start() -> io::Result<Self> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            answer: Mutex::new(Answer::default()),
-            answers: Mutex::default(),
-            ws_default: Mutex::new(WsScript::Accept),
-            ws_scripts: Mutex::default(),
-            http_default: Mutex::new(HttpScript::Answer),
-            http_scripts: Mutex::default(),
-            handshakes: AtomicUsize::new(0),
-            accepted: AtomicUsize::new(0),
-            ws_requests: AtomicUsize::new(0),
-            http_requests: AtomicUsize::new(0),
-            next_connection: AtomicU64::new(0),
-            captured: Mutex::default(),
-            shutdown: watch::Sender::new(false),
-            close_ws: watch::Sender::new(0),
-            open_ws: watch::Sender::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));

@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 use wsfirst_core::Transport;
 
-use super::{Answer, CapturedRequest, WsScript, server::Shared};
+use super::{Answer, CapturedRequest, WsScript, shared::Shared};
 
 /// The close code that means "no close frame": the connection is dropped instead.
 const ABNORMAL: u16 = 1006;

@@ -36,7 +36,7 @@ pub fn http_stand_in() -> (HttpService, Arc<AtomicUsize>) {
 /// The WebSocket service over the HTTP stand-in.
 pub fn service(config: WebSocketConfig, pool: &Pool) -> (Svc, Arc<AtomicUsize>) {
     let (http, calls) = http_stand_in();
-    (WebSocket::new(http, config).with_pool(pool.clone()), calls)
+    (WebSocket::with_pool(http, config, pool.clone()), calls)
 }
 
 pub fn route_to(ws_url: &str) -> Route {

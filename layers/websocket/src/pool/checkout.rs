@@ -1,0 +1,195 @@
+//! Checking a connection out of the [`Pool`]: reuse an idle live one, or open one, sharing
+//! (coalescing) a handshake already in flight for the key, or wait for a full key to free up.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::{
+    sync::{Notify, watch},
+    time::{Instant, timeout_at},
+};
+use wsfirst_core::{FailureKind, Phase, WsFailure};
+
+use super::{
+    Outcome, Pool, PoolKey,
+    connection::{Conn, close_later, gauge, is_alive},
+    pooled::Pooled,
+};
+use crate::{PoolExhausted, connector::WsStream};
+
+/// The announcer of a coalesced handshake: its id and the sender of its outcome.
+type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
+
+impl Pool {
+    /// Checks a connection out for `key`: an idle live one unless `fresh`, else a new one opened
+    /// with `connect` (coalesced with a handshake already in flight for the key).
+    pub(crate) async fn checkout<C, F>(
+        &self,
+        key: &PoolKey,
+        fresh: bool,
+        handshake_timeout: Duration,
+        connect: C,
+    ) -> Result<Pooled, WsFailure>
+    where
+        C: Fn() -> F,
+        F: Future<Output = Result<WsStream, WsFailure>>,
+    {
+        enum Step {
+            Reuse(Box<Conn>),
+            Open(Option<Announce>),
+            Wait(Outcome),
+            Full(Arc<Notify>),
+        }
+        let deadline = Instant::now() + handshake_timeout;
+        let mut coalesce = true;
+        loop {
+            let step = {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(WsFailure::new(
+                        Phase::Connect,
+                        FailureKind::Local("the websocket pool is closed".into()),
+                    ));
+                }
+                let now = Instant::now();
+                let next_id = state.next_handshake;
+                let slot = state.keys.entry(key.clone()).or_default();
+                let mut reuse = None;
+                if !fresh {
+                    while let Some(idle) = slot.idle.pop() {
+                        gauge("idle", -1.0);
+                        if self.inner.expired(&idle, now) {
+                            slot.open -= 1;
+                            close_later(idle.conn);
+                            continue;
+                        }
+                        reuse = Some(idle.conn);
+                        break;
+                    }
+                }
+                match (reuse, &slot.handshake) {
+                    (Some(conn), _) => Step::Reuse(Box::new(conn)),
+                    (None, Some((_, outcome))) if coalesce => Step::Wait(outcome.clone()),
+                    (None, _) if slot.open >= self.inner.max_per_key => {
+                        Step::Full(slot.freed.clone())
+                    }
+                    (None, handshake) => {
+                        slot.open += 1;
+                        if handshake.is_none() {
+                            let (tx, rx) = watch::channel(None);
+                            slot.handshake = Some((next_id, rx));
+                            state.next_handshake += 1;
+                            Step::Open(Some((next_id, tx)))
+                        } else {
+                            Step::Open(None)
+                        }
+                    }
+                }
+            };
+            match step {
+                Step::Reuse(mut conn) => {
+                    if is_alive(&mut conn.stream) {
+                        gauge("in_use", 1.0);
+                        return Ok(self.pooled(key, *conn, true));
+                    }
+                    // Replaced without counting as a failure: the upstream closed it while idle.
+                    tracing::debug!("pooled websocket connection found dead, replacing it");
+                    self.forget(key, 1);
+                    close_later(*conn);
+                }
+                Step::Open(announce) => {
+                    let mut guard = Opening {
+                        pool: self,
+                        key,
+                        announce,
+                        counted: true,
+                    };
+                    let result = connect().await;
+                    guard.announce(result.as_ref().map(|_| ()).map_err(Clone::clone));
+                    let stream = result?;
+                    guard.counted = false;
+                    gauge("in_use", 1.0);
+                    let conn = Conn {
+                        stream,
+                        created: Instant::now(),
+                    };
+                    return Ok(self.pooled(key, conn, false));
+                }
+                Step::Wait(mut outcome) => {
+                    let waited = timeout_at(deadline, outcome.wait_for(Option::is_some)).await;
+                    match waited {
+                        Err(_) => {
+                            return Err(WsFailure::new(
+                                Phase::Handshake,
+                                FailureKind::Timeout(handshake_timeout),
+                            ));
+                        }
+                        // The opener was cancelled: try again (someone else will lead).
+                        Ok(Err(_)) => {}
+                        Ok(Ok(result)) => {
+                            if let Some(Err(failure)) = &*result {
+                                return Err(failure.clone());
+                            }
+                            coalesce = false;
+                        }
+                    }
+                }
+                Step::Full(freed) => {
+                    if timeout_at(deadline, freed.notified()).await.is_err() {
+                        return Err(WsFailure::new(
+                            Phase::Connect,
+                            FailureKind::Local(format!(
+                                "every websocket connection of this key stayed busy for {handshake_timeout:?}"
+                            )),
+                        )
+                        .with_source(PoolExhausted {
+                            max: self.inner.max_per_key,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    fn pooled(&self, key: &PoolKey, conn: Conn, reused: bool) -> Pooled {
+        Pooled::new(self.clone(), key.clone(), conn, reused)
+    }
+}
+
+/// A connection being opened: announces the outcome to coalesced waiters and gives its place
+/// back if the opening fails or is cancelled.
+struct Opening<'a> {
+    pool: &'a Pool,
+    key: &'a PoolKey,
+    announce: Option<Announce>,
+    counted: bool,
+}
+
+impl Opening<'_> {
+    fn announce(&mut self, outcome: Result<(), WsFailure>) {
+        if let Some((id, tx)) = self.announce.take() {
+            self.clear(id);
+            let _ = tx.send(Some(outcome));
+        }
+    }
+
+    fn clear(&self, id: u64) {
+        let mut state = self.pool.lock();
+        if let Some(slot) = state.keys.get_mut(self.key) {
+            if matches!(slot.handshake, Some((current, _)) if current == id) {
+                slot.handshake = None;
+            }
+        }
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if let Some((id, _tx)) = self.announce.take() {
+            // Cancelled before the outcome: dropping the sender wakes the waiters to retry.
+            self.clear(id);
+        }
+        if self.counted {
+            self.pool.forget(self.key, 1);
+        }
+    }
+}

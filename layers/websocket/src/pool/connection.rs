@@ -1,0 +1,54 @@
+//! One pooled connection's life outside the pool's books: its birth time, the liveness check
+//! before reuse, the graceful close, and the gauge of connections.
+
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::connector::WsStream;
+
+/// How long a graceful close may take before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// An idle connection and since when it waits.
+pub(super) struct Idle {
+    pub(super) conn: Conn,
+    pub(super) since: Instant,
+}
+
+/// A connection and its birth time.
+pub(super) struct Conn {
+    pub(super) stream: WsStream,
+    pub(super) created: Instant,
+}
+
+/// Moves the `wsfirst_ws_pool_connections` gauge of `state` by `delta`.
+pub(super) fn gauge(state: &'static str, delta: f64) {
+    metrics::gauge!("wsfirst_ws_pool_connections", "state" => state).increment(delta);
+}
+
+/// Closes a connection with a close frame, in the background when a runtime is available.
+pub(super) fn close_later(conn: Conn) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(close_gracefully(conn));
+    }
+}
+
+pub(super) async fn close_gracefully(mut conn: Conn) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, conn.stream.close(None)).await;
+}
+
+/// Whether a pooled connection still looks alive: nothing but pings and pongs is waiting on it,
+/// and it has not been closed. Never waits.
+pub(super) fn is_alive(stream: &mut WsStream) -> bool {
+    loop {
+        match stream.next().now_or_never() {
+            None => return true,
+            Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            // A close, an error, the end of the stream, or a message nobody asked for.
+            Some(_) => return false,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! A checked-out connection ([`Pooled`]) and its way back: returned to the pool after a
+//! complete response, closed when dropped mid-response.
+
+use std::fmt;
+
+use tokio::time::Instant;
+
+use super::{
+    Pool, PoolKey,
+    connection::{Conn, Idle, close_later, gauge},
+};
+use crate::connector::WsStream;
+
+/// A checked-out connection. [`release`](Self::release) returns it after a complete response;
+/// dropping it closes it (a response was cut short, so the connection's state is unknown).
+pub(crate) struct Pooled {
+    pool: Pool,
+    key: PoolKey,
+    conn: Option<Conn>,
+    reused: bool,
+}
+
+impl Pooled {
+    /// `conn`, checked out of `pool` for `key` (counted `in_use` by the caller).
+    pub(super) fn new(pool: Pool, key: PoolKey, conn: Conn, reused: bool) -> Self {
+        Self {
+            pool,
+            key,
+            conn: Some(conn),
+            reused,
+        }
+    }
+
+    /// The WebSocket.
+    pub(crate) fn stream(&mut self) -> &mut WsStream {
+        &mut self
+            .conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a pooled connection is present until released"))
+            .stream
+    }
+
+    /// Whether the connection had served a response before.
+    pub(crate) fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Returns the connection to the pool.
+    pub(crate) fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            gauge("in_use", -1.0);
+            self.pool.put_back(&self.key, conn);
+        }
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            gauge("in_use", -1.0);
+            self.pool.forget(&self.key, 1);
+            close_later(conn);
+        }
+    }
+}
+
+impl fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("key", &self.key)
+            .field("reused", &self.reused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// Puts a connection back after a complete response.
+    fn put_back(&self, key: &PoolKey, conn: Conn) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let closed = state.closed;
+        let Some(slot) = state.keys.get_mut(key) else {
+            drop(state);
+            close_later(conn);
+            return;
+        };
+        if closed || now >= conn.created + self.inner.max_age {
+            slot.open = slot.open.saturating_sub(1);
+            slot.freed.notify_one();
+            if slot.is_empty() && slot.idle.is_empty() {
+                state.keys.remove(key);
+            }
+            drop(state);
+            close_later(conn);
+            return;
+        }
+        slot.idle.push(Idle { conn, since: now });
+        slot.freed.notify_one();
+        gauge("idle", 1.0);
+        let start_reaper = !state.reaper;
+        state.reaper = true;
+        drop(state);
+        if start_reaper {
+            self.start_reaper();
+        }
+    }
+}

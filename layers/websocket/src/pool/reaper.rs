@@ -1,0 +1,74 @@
+//! The reaper: a background task that closes expired idle connections while the pool holds
+//! any, so sockets do not linger for keys that see no more requests.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use super::{
+    Pool, PoolInner,
+    connection::{Conn, close_gracefully, gauge},
+};
+
+impl Pool {
+    /// Closes expired idle connections in the background, so sockets do not linger for keys
+    /// that see no more requests (such as finished sessions' affinity keys). The task runs only
+    /// while the pool holds idle connections, and ends with the pool.
+    pub(super) fn start_reaper(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.lock().reaper = false;
+            return;
+        };
+        let weak: Weak<PoolInner> = Arc::downgrade(&self.inner);
+        let period = (self.inner.idle_timeout / 2).max(Duration::from_millis(100));
+        handle.spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let (expired, more) = inner.reap(Instant::now());
+                drop(inner);
+                for conn in expired {
+                    close_gracefully(conn).await;
+                }
+                if !more {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+impl PoolInner {
+    /// Takes the expired idle connections out; also says whether idle ones remain (if not, the
+    /// reaper stops, and the next returned connection starts it again).
+    fn reap(&self, now: Instant) -> (Vec<Conn>, bool) {
+        let mut state = self.lock();
+        let mut expired = Vec::new();
+        for slot in state.keys.values_mut() {
+            let mut kept = Vec::with_capacity(slot.idle.len());
+            for idle in slot.idle.drain(..) {
+                if self.expired(&idle, now) {
+                    slot.open = slot.open.saturating_sub(1);
+                    gauge("idle", -1.0);
+                    expired.push(idle.conn);
+                } else {
+                    kept.push(idle);
+                }
+            }
+            slot.idle = kept;
+        }
+        state
+            .keys
+            .retain(|_, slot| !(slot.is_empty() && slot.idle.is_empty()));
+        let more = state.keys.values().any(|slot| !slot.idle.is_empty());
+        if !more {
+            state.reaper = false;
+        }
+        (expired, more)
+    }
+}
