@@ -20,7 +20,7 @@
 //!
 //! `in_process`: the same library code without the network:
 //!
-//! - `eligibility_decide`: `EligibilityTable::openai_default()` deciding for a typical OpenAI
+//! - `eligibility_decide`: `wsfirst::openai_responses_table()` deciding for a typical OpenAI
 //!   Responses route (allowed pair, registered host, `content-length` under the limit);
 //! - `bare` vs `eligibility_layer`: a `tower::service_fn` alone and behind the eligibility layer;
 //! - `bare_inline` vs `all_layers_http`: an inline upstream stand-in alone and behind all four
@@ -49,7 +49,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use wsfirst::{
-    RouteOptions, RouteService, Wsfirst,
+    RouteOptions, RouteService, Wsfirst, openai_responses_table,
     breaker::{BreakerConfig, CircuitBreakerLayer},
     core::{BoxError, Route, TransportMode},
     eligibility::{EligibilityLayer, EligibilityTable, Policy, RequestHead},
@@ -144,7 +144,8 @@ async fn set_up(case: Case) -> (TestUpstream, Wsfirst, RouteService) {
     upstream.set_answer(Answer::text("hello world"));
     let table = EligibilityTable::builder()
         .allow("local", "responses")
-        .build();
+        .build()
+        .expect("a valid eligibility table");
     let wsfirst = Wsfirst::builder().eligibility(table).build();
     let mode = match case {
         Case::Http => TransportMode::Http,
@@ -334,7 +335,7 @@ fn in_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("in_process");
 
     // The decision alone.
-    let table = EligibilityTable::openai_default();
+    let table = openai_responses_table();
     let route = openai_route(TransportMode::Auto);
     let request = in_process_request(&route, ());
     assert!(
@@ -367,7 +368,7 @@ fn in_process(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    let mut layered = EligibilityLayer::new(EligibilityTable::openai_default()).layer(bare);
+    let mut layered = EligibilityLayer::new(openai_responses_table()).layer(bare);
     group.bench_function("eligibility_layer", |b| {
         b.iter_batched(
             || in_process_request(&route, Empty::new()),
@@ -402,7 +403,7 @@ fn in_process(c: &mut Criterion) {
         );
     });
     let mut all_layers = ServiceBuilder::new()
-        .layer(EligibilityLayer::new(EligibilityTable::openai_default()))
+        .layer(EligibilityLayer::new(openai_responses_table()))
         .layer(CircuitBreakerLayer::new(BreakerConfig::default()))
         .layer(FallbackLayer::new(FallbackConfig::default()))
         .layer(WebSocketLayer::new(WebSocketConfig::default()))

@@ -76,13 +76,25 @@ async fn run() -> Result<(), BoxError> {
         "wrong websocket endpoint",
     ));
 
-    // 2. The stack. The registry's callback narrates each state change and keeps it for the
-    //    summary; the library itself logs one WARN on pin and one INFO on recovery.
+    // 2. The stack. The registry owns the breaker settings: shortened durations for this route's
+    //    key. Its callback narrates each state change and keeps it for the summary; the library
+    //    itself logs one WARN on pin and one INFO on recovery.
+    let route = Route::builder("openai", "openai-responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .build()?;
+    let breaker = BreakerConfig::builder()
+        .consecutive_failures(3)
+        .open_duration(OPEN_FOR)
+        .max_open_duration(OPEN_FOR * 4)
+        .jitter(0.0)
+        .build()?;
     let start = Instant::now();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let registry = {
         let seen = Arc::clone(&seen);
         BreakerRegistry::builder()
+            .config_for(route.breaker_key(), breaker)
             .on_transition(move |transition| {
                 narrate(transition, start);
                 let mut seen = seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -97,27 +109,14 @@ async fn run() -> Result<(), BoxError> {
         .eligibility(
             EligibilityTable::builder()
                 .allow("openai", "openai-responses")
-                .build(),
+                .build()?,
         )
         .registry(registry)
         .build();
-    let route = Route::builder("openai", "openai-responses")
-        .ws_url(upstream.ws_url())
-        .http_url(upstream.http_url())
-        .build()?;
-    let breaker = BreakerConfig::builder()
-        .consecutive_failures(3)
-        .open_duration(OPEN_FOR)
-        .max_open_duration(OPEN_FOR * 4)
-        .jitter(0.0)
-        .build()?;
     let websocket = WebSocketConfig::builder()
         .handshake_timeout(Duration::from_secs(2))
         .build()?;
-    let service = wsfirst.route_with(
-        route,
-        RouteOptions::new().breaker(breaker).websocket(websocket),
-    );
+    let service = wsfirst.route_with(route, RouteOptions::new().websocket(websocket));
     let handle = wsfirst.breakers();
 
     println!();

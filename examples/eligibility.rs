@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use http::{HeaderName, Request, header::CONTENT_LENGTH};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use wsfirst_core::{BoxError, Intent, Route, TransportMode};
-use wsfirst_eligibility::{EligibilityLayer, EligibilityTable};
+use wsfirst_eligibility::EligibilityLayer;
 
 const OPENAI_HTTP: &str = "https://api.openai.com/v1/responses";
 const OPENAI_WS: &str = "wss://api.openai.com/v1/responses";
@@ -45,13 +45,13 @@ const fn case(
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
-    // The default table (openai / openai-responses on api.openai.com; the incident's
-    // openai-codex pair denied), with the opt-in override header and a 1 MiB message limit.
-    let table = EligibilityTable::openai_default()
+    // The OpenAI Responses table, wsfirst's default (openai / openai-responses on api.openai.com;
+    // the incident's openai-codex pair denied), with the opt-in override header and a 1 MiB message limit.
+    let table = wsfirst::openai_responses_table()
         .to_builder()
         .override_header(HeaderName::from_static("x-wsfirst-transport"))
         .max_message_size(1024 * 1024)
-        .build();
+        .build()?;
 
     let mut service = ServiceBuilder::new()
         .layer(EligibilityLayer::new(table))

@@ -69,12 +69,21 @@ pub type UnguardedStack = Eligibility<SharedPolicy, Transports>;
 
 /// The stack of one route: with a circuit breaker (the default) or without one (no breaker layer
 /// at all, not a breaker that ignores everything).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum RouteStack {
     /// Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP.
     Guarded(GuardedStack),
     /// Eligibility -> Fallback -> WebSocket -> HTTP.
     Unguarded(UnguardedStack),
+}
+
+impl fmt::Debug for RouteStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouteStack::Guarded(_) => "RouteStack::Guarded",
+            RouteStack::Unguarded(_) => "RouteStack::Unguarded",
+        })
+    }
 }
 
 /// The eligibility table of the OpenAI Responses API's WebSocket mode, from the data of
@@ -137,20 +146,27 @@ impl Wsfirst {
         let transports = ServiceBuilder::new()
             .layer(FallbackLayer::new(if breaker {
                 // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
-                fallback.to_builder().warn_interval(None).build().unwrap_or(fallback)
+                fallback
+                    .to_builder()
+                    .warn_interval(None)
+                    .build()
+                    .unwrap_or(fallback)
             } else {
                 fallback
             }))
-            .layer(
-                WebSocketLayer::new(websocket).with_pool(pool.unwrap_or_else(|| self.pool.clone())),
-            )
+            .layer(WebSocketLayer::with_pool(
+                websocket,
+                pool.unwrap_or_else(|| self.pool.clone()),
+            ))
             .service(self.http.clone());
         let eligibility = EligibilityLayer::new(self.policy.clone());
         let stack = if breaker {
-            RouteStack::Guarded(ServiceBuilder::new()
-                .layer(eligibility)
-                .layer(CircuitBreakerLayer::from_registry(self.registry.clone()))
-                .service(transports))
+            RouteStack::Guarded(
+                ServiceBuilder::new()
+                    .layer(eligibility)
+                    .layer(CircuitBreakerLayer::from_registry(self.registry.clone()))
+                    .service(transports),
+            )
         } else {
             RouteStack::Unguarded(ServiceBuilder::new().layer(eligibility).service(transports))
         };

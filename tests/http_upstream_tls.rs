@@ -35,6 +35,7 @@ use tower::ServiceExt;
 use wsfirst::{
     core::Route,
     upstream::{HttpUpstream, HttpUpstreamError, HttpUpstreamErrorKind},
+    websocket::tls::ClientTls,
 };
 use wsfirst_websocket::testing::Answer;
 
@@ -247,6 +248,11 @@ async fn exchange(upstream: &HttpUpstream, server: &mut HttpsServer, url: &str) 
 }
 
 /// The text of an error and all its sources.
+/// The default roots plus `cert`, as a whole stack would share them.
+fn extra_root(cert: CertificateDer<'static>) -> ClientTls {
+    ClientTls::builder().extra_root(cert).build().unwrap()
+}
+
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -263,7 +269,10 @@ async fn https_with_the_extra_root_streams_the_answer_over_http2() {
     let (cert, key) = certificate(&["localhost", "127.0.0.1"]);
     let mut server = HttpsServer::start(cert.clone(), key).await;
     // `http2(true)` is the default: ALPN offers h2 and the server picks it.
-    let upstream = HttpUpstream::builder().extra_root(cert).build().unwrap();
+    let upstream = HttpUpstream::builder()
+        .tls(extra_root(cert))
+        .build()
+        .unwrap();
     let url = format!("https://localhost:{}/v1/responses", server.port());
 
     let version = exchange(&upstream, &mut server, &url).await;
@@ -292,7 +301,7 @@ async fn https_with_http2_off_negotiates_http1_and_checks_the_ip_san() {
     let mut server = HttpsServer::start(cert.clone(), key).await;
     let upstream = HttpUpstream::builder()
         .http2(false)
-        .extra_root(cert)
+        .tls(extra_root(cert))
         .build()
         .unwrap();
     let url = format!("https://127.0.0.1:{}/v1/responses", server.port());
@@ -330,7 +339,10 @@ async fn certificate_for_another_host_is_a_typed_connect_error() {
     // Trusted as a root, but issued for another name than the one dialled.
     let (cert, key) = certificate(&["api.example.com"]);
     let server = HttpsServer::start(cert.clone(), key).await;
-    let upstream = HttpUpstream::builder().extra_root(cert).build().unwrap();
+    let upstream = HttpUpstream::builder()
+        .tls(extra_root(cert))
+        .build()
+        .unwrap();
     let url = format!("https://localhost:{}/v1/responses", server.port());
     let error = upstream.oneshot(request(&url)).await.unwrap_err();
     let error = error

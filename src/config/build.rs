@@ -18,7 +18,7 @@ use wsfirst_websocket::{PoolBuilder, WebSocketConfig};
 
 use super::{
     error::{ConfigError, key_segment},
-    schema::{self, Config, EligibilityConfig, PoolConfig, ReplayConfig, RouteConfig},
+    schema::{Config, EligibilityConfig, PoolConfig, ReplayConfig, RouteConfig},
 };
 
 /// Everything the layers need, built and checked by their own builders.
@@ -56,9 +56,7 @@ impl Config {
         let mut routes = Vec::with_capacity(self.routes.len());
         for (index, config) in self.routes.iter().enumerate() {
             let prefix = format!("routes[{index}]");
-            let route_layers = config
-                .layers()
-                .map_err(|error| error.prefixed(&prefix))?;
+            let route_layers = config.layers().map_err(|error| error.prefixed(&prefix))?;
             if let Some(breaker) = config
                 .breaker_config()
                 .map_err(|error| error.prefixed(&prefix))?
@@ -96,9 +94,8 @@ impl Config {
 impl RouteConfig {
     fn layers(&self) -> Result<RouteLayers, ConfigError> {
         let pool = &self.pool;
-        let has_pool = pool.idle_timeout.is_some()
-            || pool.max_age.is_some()
-            || pool.max_connections.is_some();
+        let has_pool =
+            pool.idle_timeout.is_some() || pool.max_age.is_some() || pool.max_connections.is_some();
         if has_pool {
             pool.to_builder().build().map_err(|error| {
                 ConfigError::invalid(pool_path(error.field()), error.to_string())

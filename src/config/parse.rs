@@ -10,15 +10,6 @@ use serde::{
 };
 use wsfirst_core::{RouteError, TransportMode};
 
-/// A host name or IP address without scheme, port or path.
-pub(super) fn is_bare_host(host: &str) -> bool {
-    let ipv6 = host.starts_with('[') && host.ends_with(']');
-    !host.is_empty()
-        && host.parse::<http::uri::Authority>().is_ok()
-        && (ipv6 || !host.contains(':'))
-        && !host.contains(['/', '@'])
-}
-
 /// A string parsed by `parse`; any other type is an error saying `expecting`.
 fn de_str<'de, D, T>(
     d: D,

@@ -60,4 +60,3 @@ impl RouteConfig {
         Ok(())
     }
 }
-

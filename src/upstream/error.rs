@@ -116,32 +116,55 @@ impl Error for HttpUpstreamError {
     }
 }
 
-/// The TLS configuration of an [`HttpUpstream`](super::HttpUpstream) could not be built.
-#[derive(Debug)]
-pub struct HttpUpstreamBuildError {
-    message: String,
-    source: Option<BoxError>,
+/// A setting of an [`HttpUpstream`](super::HttpUpstream) is invalid; names the builder field.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsfirst::upstream::HttpUpstream;
+///
+/// let error = HttpUpstream::builder().connect_timeout(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(error.field(), "connect_timeout");
+/// assert_eq!(error.to_string(), "invalid http upstream config: connect_timeout must not be zero");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpUpstreamBuildError {
+    /// A duration that must not be zero is.
+    Zero {
+        /// The builder field.
+        field: &'static str,
+    },
+    /// A duration is longer than [`MAX_DURATION`](wsfirst_core::MAX_DURATION).
+    TooLong {
+        /// The builder field.
+        field: &'static str,
+        /// The value given.
+        value: std::time::Duration,
+    },
 }
 
 impl HttpUpstreamBuildError {
-    pub(crate) fn new(message: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self {
-            message: message.into(),
-            source,
+    /// The builder field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            HttpUpstreamBuildError::Zero { field }
+            | HttpUpstreamBuildError::TooLong { field, .. } => field,
         }
     }
 }
 
 impl fmt::Display for HttpUpstreamBuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str("invalid http upstream config: ")?;
+        match self {
+            HttpUpstreamBuildError::Zero { field } => write!(f, "{field} must not be zero"),
+            HttpUpstreamBuildError::TooLong { field, value } => write!(
+                f,
+                "{field} must be at most {:?} (100 years), got {value:?}",
+                wsfirst_core::MAX_DURATION
+            ),
+        }
     }
 }
 
-impl Error for HttpUpstreamBuildError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn Error + 'static))
-    }
-}
+impl Error for HttpUpstreamBuildError {}

@@ -10,14 +10,13 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
 };
-use rustls::ClientConfig;
 use tower_service::Service;
-use wsfirst_core::{BoxError, MissingExtension, Route};
+use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route};
 use wsfirst_websocket::tls::ClientTls;
 
 use super::{
@@ -236,7 +235,11 @@ impl HttpUpstreamBuilder {
 
     /// Builds the service (and its connection pool).
     pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
-        let tls = self.tls()?;
+        check_duration("connect_timeout", Some(self.connect_timeout))?;
+        check_duration("response_timeout", self.response_timeout)?;
+        check_duration("pool_idle_timeout", self.pool_idle_timeout)?;
+        // The connector sets ALPN to match the enabled HTTP versions.
+        let tls = self.tls.clone().unwrap_or_default().with_alpn(Vec::new());
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -264,28 +267,31 @@ impl HttpUpstreamBuilder {
             }),
         })
     }
+}
 
-    fn tls(&self) -> Result<ClientConfig, HttpUpstreamBuildError> {
-        // The connector sets ALPN to match the enabled HTTP versions.
-        Ok(self.tls.clone().unwrap_or_default().with_alpn(Vec::new()))
+/// A duration setting must be neither zero nor longer than [`MAX_DURATION`].
+fn check_duration(
+    field: &'static str,
+    value: Option<Duration>,
+) -> Result<(), HttpUpstreamBuildError> {
+    match value {
+        Some(value) if value.is_zero() => Err(HttpUpstreamBuildError::Zero { field }),
+        Some(value) if value > MAX_DURATION => {
+            Err(HttpUpstreamBuildError::TooLong { field, value })
+        }
+        _ => Ok(()),
     }
 }
 
 impl fmt::Debug for HttpUpstreamBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let roots = match &self.roots {
-            Roots::WebPki => "webpki".to_owned(),
-            Roots::Native => "native".to_owned(),
-            Roots::Only(roots) => format!("{} extra roots", roots.len()),
-            Roots::Config(_) => "custom tls config".to_owned(),
-        };
         f.debug_struct("HttpUpstreamBuilder")
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("http2", &self.http2)
-            .field("roots", &roots)
+            .field("tls", &self.tls)
             .field("headers", &self.headers)
             .finish()
     }
@@ -321,18 +327,18 @@ mod tests {
     }
 
     #[test]
-    fn invalid_extra_root_names_its_position() {
-        let error = HttpUpstream::builder()
-            .extra_root(CertificateDer::from(vec![1, 2, 3]))
+    fn invalid_durations_name_their_field() {
+        let zero = HttpUpstream::builder()
+            .response_timeout(Duration::ZERO)
             .build()
             .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("invalid extra root certificate #0"),
-            "{error}"
-        );
-        assert!(std::error::Error::source(&error).is_some());
+        assert_eq!(zero.field(), "response_timeout");
+        let long = HttpUpstream::builder()
+            .pool_idle_timeout(MAX_DURATION + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(long.field(), "pool_idle_timeout");
+        assert!(long.to_string().contains("at most"), "{long}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
 #[derive(Clone)]
 pub struct WebSocketConfig(Arc<ConfigInner>);
 
+#[derive(Clone)]
 struct ConfigInner {
     handshake_timeout: Duration,
     first_event_timeout: Duration,
@@ -93,10 +94,44 @@ impl WebSocketConfig {
         &self.0.codec
     }
 
-    /// The TLS configuration used for `wss://`; `None`: the process-wide default (webpki and
-    /// platform roots), built at the first `wss://` connection (see [`crate::tls`]).
+    /// The TLS configuration used for `wss://`; `None`: [`ClientTls::default`] (see
+    /// [`crate::tls`]).
     pub fn tls(&self) -> Option<&ClientTls> {
         self.0.tls.as_ref()
+    }
+
+    /// The same configuration with this TLS configuration, such as the one a whole stack shares
+    /// (the other settings are kept, nothing is checked again).
+    ///
+    /// ```
+    /// use wsfirst_websocket::{WebSocketConfig, tls::ClientTls};
+    ///
+    /// let config = WebSocketConfig::default().with_tls(ClientTls::default());
+    /// assert!(config.tls().is_some());
+    /// ```
+    pub fn with_tls(self, tls: ClientTls) -> Self {
+        let ConfigInner {
+            handshake_timeout,
+            first_event_timeout,
+            idle_timeout,
+            max_message_size,
+            forward_headers,
+            static_headers,
+            affinity_header,
+            codec,
+            tls: _,
+        } = Arc::unwrap_or_clone(self.0);
+        Self(Arc::new(ConfigInner {
+            handshake_timeout,
+            first_event_timeout,
+            idle_timeout,
+            max_message_size,
+            forward_headers,
+            static_headers,
+            affinity_header,
+            codec,
+            tls: Some(tls),
+        }))
     }
 }
 

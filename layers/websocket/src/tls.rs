@@ -7,12 +7,14 @@
 //! client with [`ClientTls::with_alpn`]. An extra root is always trusted *in addition* to the
 //! webpki and platform roots that are enabled.
 //!
-//! The platform's roots are read from the system at most once per process. Reading them is
-//! blocking file I/O, so [`ClientTlsBuilder::build_async`] does it on tokio's blocking pool;
+//! The default ([`ClientTls::default`]) trusts the webpki roots and does no I/O, so the
+//! WebSocket and the HTTP client of a stack agree on their roots without anyone reading files.
+//! The platform's roots are opt-in ([`ClientTlsBuilder::native_roots`]) and read from the system
+//! at most once per process. Reading them is blocking file I/O, so
+//! [`ClientTlsBuilder::build_async`] does it on tokio's blocking pool;
 //! [`ClientTlsBuilder::build`] does it on the calling thread (call it before the runtime starts
 //! or from [`spawn_blocking`](tokio::task::spawn_blocking)). A configuration without a
-//! `ClientTls` uses a process-wide default (webpki and platform roots), built the same way at
-//! its first `wss://` connection.
+//! `ClientTls` uses the default.
 //!
 //! # Example
 //!
@@ -25,7 +27,7 @@
 //! #     rcgen::generate_simple_self_signed(["localhost".to_owned()]).unwrap().cert.der().to_vec(),
 //! # );
 //! let tls = ClientTls::builder()
-//!     .native_roots(false) // webpki roots only, plus:
+//!     .native_roots(true) // the webpki roots, the platform's, and:
 //!     .extra_root(private_ca)
 //!     .build_async()
 //!     .await?;
@@ -69,7 +71,7 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    /// Starts a configuration trusting the webpki and the platform's roots.
+    /// Starts a configuration trusting the webpki roots.
     pub fn builder() -> ClientTlsBuilder {
         ClientTlsBuilder::default()
     }
@@ -120,8 +122,8 @@ impl fmt::Debug for ClientTls {
 
 /// Builds a [`ClientTls`]; see [`ClientTls::builder`].
 ///
-/// Defaults: the webpki roots (Mozilla's, bundled by `webpki-roots`) and the platform's roots;
-/// no extra root.
+/// Defaults: the webpki roots (Mozilla's, bundled by `webpki-roots`); no platform roots, no
+/// extra root.
 #[derive(Clone)]
 pub struct ClientTlsBuilder {
     webpki: bool,
@@ -133,7 +135,7 @@ impl Default for ClientTlsBuilder {
     fn default() -> Self {
         Self {
             webpki: true,
-            native: true,
+            native: false,
             extra: Vec::new(),
         }
     }
@@ -156,7 +158,8 @@ impl ClientTlsBuilder {
         self
     }
 
-    /// Trust the platform's root certificates (default on; read once per process).
+    /// Trust the platform's root certificates too (default off; read once per process, with
+    /// blocking I/O: prefer [`build_async`](Self::build_async)).
     pub fn native_roots(mut self, enabled: bool) -> Self {
         self.native = enabled;
         self
@@ -271,13 +274,25 @@ async fn native_certs() -> Result<&'static [CertificateDer<'static>], ConfigErro
         })
 }
 
-/// The configuration of a [`WebSocketConfig`](crate::WebSocketConfig) that has none: webpki and
-/// platform roots, built once per process at the first `wss://` connection.
+impl Default for ClientTls {
+    /// The webpki roots, no I/O; built once per process and shared.
+    fn default() -> Self {
+        static DEFAULT: OnceLock<ClientTls> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                ClientTls::builder()
+                    .build()
+                    .expect("the webpki roots and ring's default protocol versions always build")
+            })
+            .clone()
+    }
+}
+
+/// The configuration of a [`WebSocketConfig`](crate::WebSocketConfig) that has none: the
+/// default.
 pub(crate) async fn default_tls() -> Result<&'static ClientTls, ConfigError> {
-    static DEFAULT: tokio::sync::OnceCell<ClientTls> = tokio::sync::OnceCell::const_new();
-    DEFAULT
-        .get_or_try_init(|| ClientTls::builder().build_async())
-        .await
+    static DEFAULT: OnceLock<ClientTls> = OnceLock::new();
+    Ok(DEFAULT.get_or_init(ClientTls::default))
 }
 
 #[cfg(test)]
@@ -334,18 +349,29 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn platform_roots_are_read_once_per_process() {
-        let builds = (0..4).map(|_| ClientTls::builder().build_async());
-        let sync = tokio::task::spawn_blocking(|| ClientTls::builder().build());
+        let builds = (0..4).map(|_| ClientTls::builder().native_roots(true).build_async());
+        let sync = tokio::task::spawn_blocking(|| ClientTls::builder().native_roots(true).build());
         let results = futures_util::future::join_all(builds).await;
         let sync = sync.await.unwrap().unwrap();
         let roots = sync.root_count().unwrap();
         for result in results {
             assert_eq!(result.unwrap().root_count(), Some(roots));
         }
-        let default = default_tls().await.unwrap();
-        assert_eq!(default.root_count(), Some(roots));
-        assert!(std::ptr::eq(default, default_tls().await.unwrap()));
         assert_eq!(LOADS.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_default_trusts_the_webpki_roots_without_reading_the_platform() {
+        let default = default_tls().await.unwrap();
+        assert_eq!(
+            default.root_count(),
+            Some(webpki_roots::TLS_SERVER_ROOTS.len())
+        );
+        assert!(std::ptr::eq(default, default_tls().await.unwrap()));
+        assert!(Arc::ptr_eq(
+            &ClientTls::default().client_config(),
+            &ClientTls::default().client_config()
+        ));
     }
 
     #[test]

@@ -58,9 +58,9 @@ fn the_documented_example_parses() {
             open_for: Some(Duration::from_secs(30)),
             max_open_for: Some(Duration::from_secs(600)),
             probes: Some(1),
-            idle_evict: Some(Duration::from_secs(600)),
         }
     );
+    assert_eq!(config.breakers.idle_evict, Some(Duration::from_secs(600)));
     assert_eq!(route.pool.idle_timeout, Some(Duration::from_secs(60)));
     assert_eq!(route.pool.max_age, Some(Duration::from_secs(55 * 60)));
     assert_eq!(route.pool.max_connections, Some(8));
@@ -79,7 +79,7 @@ fn the_documented_example_parses() {
         Some("wss://api.openai.com/v1/responses")
     );
 
-    let table = eligibility.to_table();
+    let table = eligibility.to_table().unwrap();
     let request = http::Request::builder()
         .header("x-wsfirst-transport", "http")
         .body(())
@@ -111,8 +111,8 @@ fn the_gateway_example_parses_with_defaults_left_to_the_layers() {
     assert!(route.breaker.is_enabled());
     assert_eq!(config.eligibility.max_message_size, None);
     assert_eq!(
-        config.eligibility.to_table().max_message_size(),
-        wsfirst_eligibility::DEFAULT_MAX_MESSAGE_SIZE
+        config.eligibility.to_table().unwrap().max_message_size(),
+        u64::try_from(wsfirst_core::limits::DEFAULT_MAX_MESSAGE_SIZE).unwrap()
     );
 }
 
@@ -134,7 +134,7 @@ fn sizes_and_hosts_in_every_form() {
         "[eligibility]\nprovider_hosts = { openai = [\"api.openai.com\", \"eu.api.openai.com\"], local = \"[::1]\" }",
     )
     .unwrap();
-    let table = config.eligibility.to_table();
+    let table = config.eligibility.to_table().unwrap();
     assert_eq!(
         table.provider_hosts("openai").collect::<Vec<_>>(),
         ["api.openai.com", "eu.api.openai.com"]

@@ -32,7 +32,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             route_with("[routes.breaker]\nopen_fro = \"30s\""),
-            "routes[0].breaker.open_fro: unknown field `open_fro`, expected one of `enabled`, `consecutive_failures`, `failure_rate`, `window`, `min_calls`, `open_for`, `max_open_for`, `probes`, `idle_evict`",
+            "routes[0].breaker.open_fro: unknown field `open_fro`, expected one of `enabled`, `consecutive_failures`, `failure_rate`, `window`, `min_calls`, `open_for`, `max_open_for`, `probes`",
         ),
         (
             route_with("[routes.pool]\naffinity_header = \"x session\""),
@@ -89,7 +89,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             "lissen = \"127.0.0.1:1\"".to_owned(),
-            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `routes`",
+            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `breakers`, `routes`",
         ),
         (
             "[eligibility]\nprovider_hosts = { \"my.provider\" = [\"a.example\", 5] }".to_owned(),
@@ -116,43 +116,39 @@ fn values_that_break_a_rule_name_their_path() {
     let cases: Vec<(String, &str)> = vec![
         (
             route_with("[routes.breaker]\nfailure_rate = 1.5"),
-            "routes[0].breaker.failure_rate: 1.5 is out of range: expected more than 0 and at most 1",
-        ),
-        (
-            route_with("[routes.breaker]\nfailure_rate = 0.0"),
-            "routes[0].breaker.failure_rate: 0 is out of range: expected more than 0 and at most 1",
+            "routes[0].breaker.failure_rate: invalid breaker config: failure_rate must be between 0.0 and 1.0, got 1.5",
         ),
         (
             route_with("[routes.breaker]\nfailure_rate = -0.1"),
-            "routes[0].breaker.failure_rate: -0.1 is out of range: expected more than 0 and at most 1",
+            "routes[0].breaker.failure_rate: invalid breaker config: failure_rate must be between 0.0 and 1.0, got -0.1",
         ),
         (
             route_with("[routes.breaker]\nwindow = 0"),
-            "routes[0].breaker.window: must be greater than 0",
+            "routes[0].breaker.window: invalid breaker config: window must not be zero",
         ),
         (
             route_with("[routes.breaker]\nprobes = 0"),
-            "routes[0].breaker.probes: must be greater than 0",
+            "routes[0].breaker.probes: invalid breaker config: half_open_probes must not be zero",
         ),
         (
             route_with("[routes.breaker]\nwindow = 5\nmin_calls = 6"),
-            "routes[0].breaker.min_calls: 6 is more than window (5): the rate would never count",
+            "routes[0].breaker.window: invalid breaker config: window (5 calls) must not be smaller than min_calls (6)",
         ),
         (
             route_with("[routes.breaker]\nopen_for = \"0s\""),
-            "routes[0].breaker.open_for: must be longer than 0s",
+            "routes[0].breaker.open_for: invalid breaker config: open_duration must not be zero",
         ),
         (
             route_with("[routes.breaker]\nopen_for = \"1m\"\nmax_open_for = \"30s\""),
-            "routes[0].breaker.max_open_for: 30s is less than open_for (1m)",
+            "routes[0].breaker.max_open_for: invalid breaker config: max_open_duration (30s) must not be shorter than open_duration (60s)",
         ),
         (
             route_with("[routes.pool]\nmax_connections = 0"),
-            "routes[0].pool.max_connections: must be greater than 0",
+            "routes[0].pool.max_connections: invalid websocket config field max_connections_per_key: must be at least 1",
         ),
         (
             route_with("body_limit = 0"),
-            "routes[0].body_limit: must be greater than 0 bytes",
+            "routes[0].body_limit: invalid fallback config: body_limit must not be zero",
         ),
         (
             second_route("").replace(
@@ -174,6 +170,14 @@ fn values_that_break_a_rule_name_their_path() {
             r#"routes[1].ws_url: required when mode is "websocket""#,
         ),
         (
+            // Two routes that reach one breaker key (provider + WebSocket endpoint) must agree.
+            format!(
+                "{}[routes.breaker]\nconsecutive_failures = 5\n",
+                second_route("ws_url = \"wss://api.openai.com/v1/responses\"")
+            ),
+            r#"routes[1].breaker.consecutive_failures: differs from routes[0] (path "/v1/responses"), which reaches the same breaker key (provider "openai", endpoint "wss://api.openai.com/v1/responses"): routes that share a key must have the same breaker settings"#,
+        ),
+        (
             second_route("").replace("path = \"/v1/other\"", "path = \"/v1/responses\""),
             r#"routes[1].path: duplicate path "/v1/responses" (already used by routes[0])"#,
         ),
@@ -187,19 +191,19 @@ fn values_that_break_a_rule_name_their_path() {
         ),
         (
             "[eligibility]\nmax_message_size = \"0MiB\"".to_owned(),
-            "eligibility.max_message_size: must be greater than 0 bytes",
+            "eligibility.max_message_size: invalid eligibility table: max_message_size must not be zero",
         ),
         (
             "[eligibility]\ndeny_pairs = [[\"\", \"x\"]]".to_owned(),
-            "eligibility.deny_pairs[0]: provider and api must not be empty",
+            "eligibility.deny_pairs[0]: invalid eligibility table: deny_pairs: the provider must not be empty",
         ),
         (
             "[eligibility]\nprovider_hosts = { openai = \"https://api.openai.com\" }".to_owned(),
-            r#"eligibility.provider_hosts.openai: invalid host "https://api.openai.com": expected a host name without scheme, port or path, such as "api.openai.com""#,
+            r#"eligibility.provider_hosts.openai: invalid eligibility table: provider_hosts: invalid host "https://api.openai.com" for provider "openai": expected a host name without scheme, port or path, such as "api.openai.com""#,
         ),
         (
             "[eligibility]\nprovider_hosts = { openai = \"api.openai.com:443\" }".to_owned(),
-            r#"eligibility.provider_hosts.openai: invalid host "api.openai.com:443": expected a host name without scheme, port or path, such as "api.openai.com""#,
+            r#"eligibility.provider_hosts.openai: invalid eligibility table: provider_hosts: invalid host "api.openai.com:443" for provider "openai": expected a host name without scheme, port or path, such as "api.openai.com""#,
         ),
     ];
     assert_errors(&cases);
@@ -242,4 +246,36 @@ fn to_route_names_fields_relative_to_the_route() {
     route.ws_url = Some("ws:/nohost".to_owned());
     let error = route.to_route().unwrap_err();
     assert_eq!(error.path(), Some("ws_url"));
+}
+
+/// The breaker owns the rules of its settings: the file accepts what the breaker accepts.
+#[test]
+fn a_breaker_rule_has_one_owner() {
+    let config = Config::from_toml_str(&route_with("[routes.breaker]\nfailure_rate = 0.0")).unwrap();
+    assert_eq!(config.routes[0].breaker.failure_rate, Some(0.0));
+}
+
+/// Routes that share a breaker key with the same settings, or where only one has a breaker, are
+/// fine; `idle_evict` is the registry's, under `[breakers]`, no longer a route's.
+#[test]
+fn routes_sharing_a_key_agree_or_opt_out() {
+    let ws = "ws_url = \"wss://api.openai.com/v1/responses\"";
+    let same = format!(
+        "{}[routes.breaker]\nopen_for = \"30s\"\n",
+        second_route(ws).replacen(
+            "ws_url = \"wss://api.openai.com/v1/responses\"\n",
+            "ws_url = \"wss://api.openai.com/v1/responses\"\n[routes.breaker]\nopen_for = \"30s\"\n",
+            1,
+        )
+    );
+    Config::from_toml_str(&same).unwrap();
+    let opted_out = format!(
+        "{}[routes.breaker]\nenabled = false\n",
+        second_route(ws)
+    );
+    Config::from_toml_str(&opted_out).unwrap();
+    let error = Config::from_toml_str(&route_with("[routes.breaker]\nidle_evict = \"1h\"")).unwrap_err();
+    assert!(error.to_string().starts_with("routes[0].breaker.idle_evict: unknown field"), "{error}");
+    let config = Config::from_toml_str("[breakers]\nidle_evict = \"1h\"").unwrap();
+    assert_eq!(config.breakers.idle_evict, Some(std::time::Duration::from_secs(3600)));
 }

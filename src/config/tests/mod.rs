@@ -14,6 +14,8 @@ deny_pairs = [["openai-codex", "openai-codex-responses"]]   # optional
 provider_hosts = { openai = "api.openai.com" }               # optional
 override_header = "x-wsfirst-transport"                       # optional
 max_message_size = "16MiB"                                    # optional
+[breakers]
+idle_evict = "10m"                                            # optional
 [[routes]]
 path = "/v1/responses"
 provider = "openai"
@@ -34,7 +36,6 @@ min_calls = 10
 open_for = "30s"
 max_open_for = "10m"
 probes = 1
-idle_evict = "10m"
 enabled = true
 [routes.pool]
 idle_timeout = "60s"
