@@ -49,11 +49,12 @@ use http_body_util::{BodyExt, Empty, Full};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use wsfirst::{
-    RouteOptions, RouteService, Wsfirst, openai_responses_table,
+    RouteOptions, RouteService, Wsfirst,
     breaker::{BreakerConfig, CircuitBreakerLayer},
     core::{BoxError, Route, TransportMode},
     eligibility::{EligibilityLayer, EligibilityTable, Policy, RequestHead},
     fallback::{FallbackConfig, FallbackLayer},
+    openai_responses_table,
     websocket::{
         WebSocketConfig, WebSocketLayer,
         testing::{Answer, TestUpstream, WsScript},

@@ -438,9 +438,53 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn route() -> Route {
+        Route::builder("local", "responses")
+            .ws_url("wss://example.test/v1/responses")
+            .http_url("https://example.test/v1/responses")
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn the_default_table_builds() {
-        let table = super::openai_responses_table();
+        let table = openai_responses_table();
         assert!(table.is_allowed("openai", "openai-responses"));
+    }
+
+    #[test]
+    fn routes_get_the_shared_tls_unless_they_bring_their_own() {
+        let shared = ClientTls::default();
+        let own = ClientTls::builder().build().unwrap();
+        let wsfirst = Wsfirst::builder().tls(shared.clone()).build();
+        let tls_of = |service: &RouteService| match service.get_ref() {
+            RouteStack::Guarded(stack) => {
+                stack.get_ref().get_ref().get_ref().config().tls().cloned()
+            }
+            RouteStack::Unguarded(stack) => stack.get_ref().get_ref().config().tls().cloned(),
+        };
+        let default = wsfirst.route(route());
+        let config = tls_of(&default).unwrap().client_config();
+        assert!(Arc::ptr_eq(&config, &shared.client_config()));
+        let options = RouteOptions::new()
+            .no_breaker()
+            .websocket(WebSocketConfig::builder().tls(own.clone()).build().unwrap());
+        let with_own = wsfirst.route_with(route(), options);
+        let config = tls_of(&with_own).unwrap().client_config();
+        assert!(Arc::ptr_eq(&config, &own.client_config()));
+    }
+
+    #[test]
+    fn a_route_without_breaker_has_no_breaker_layer() {
+        let wsfirst = Wsfirst::builder().build();
+        assert!(matches!(
+            wsfirst.route(route()).get_ref(),
+            RouteStack::Guarded(_)
+        ));
+        let options = RouteOptions::new().no_breaker();
+        let service = wsfirst.route_with(route(), options);
+        assert!(matches!(service.get_ref(), RouteStack::Unguarded(_)));
     }
 }

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wsfirst::{
     Configured, RouteOptions, RouteService, Wsfirst,
-    breaker::{BreakerConfig, BreakerState},
+    breaker::{BreakerConfig, BreakerRegistry, BreakerState},
     config::Config,
     core::{FailureKind, Phase, Route, Served, Transport, TransportMode},
     eligibility::EligibilityTable,
@@ -28,6 +28,7 @@ fn table() -> EligibilityTable {
     EligibilityTable::builder()
         .allow("local", "responses")
         .build()
+        .unwrap()
 }
 
 fn route(upstream: &TestUpstream, mode: TransportMode) -> Route {
@@ -49,10 +50,21 @@ fn breaker(open_for: Duration) -> BreakerConfig {
         .unwrap()
 }
 
+/// A stack whose breakers all use [`breaker`] with a 30 s open period.
+fn wsfirst_with_breaker() -> Wsfirst {
+    Wsfirst::builder()
+        .eligibility(table())
+        .registry(
+            BreakerRegistry::builder()
+                .config(breaker(Duration::from_secs(30)))
+                .build(),
+        )
+        .build()
+}
+
 fn service(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteService) {
-    let wsfirst = Wsfirst::builder().eligibility(table()).build();
-    let options = RouteOptions::new().breaker(breaker(Duration::from_secs(30)));
-    let service = wsfirst.route_with(route(upstream, mode), options);
+    let wsfirst = wsfirst_with_breaker();
+    let service = wsfirst.route(route(upstream, mode));
     (wsfirst, service)
 }
 
@@ -380,9 +392,20 @@ async fn routes_to_the_same_upstream_share_a_breaker() {
     let upstream = TestUpstream::start().await;
     upstream.set_default_ws_script(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, ""));
     let wsfirst = Wsfirst::builder()
-        .eligibility(table().to_builder().allow("local", "other").build())
+        .eligibility(
+            table()
+                .to_builder()
+                .allow("local", "other")
+                .build()
+                .unwrap(),
+        )
+        .registry(
+            BreakerRegistry::builder()
+                .config(breaker(Duration::from_secs(30)))
+                .build(),
+        )
         .build();
-    let options = RouteOptions::new().breaker(breaker(Duration::from_secs(30)));
+    let options = RouteOptions::new();
     let first = wsfirst.route_with(route(&upstream, TransportMode::Auto), options.clone());
     let other_route = Route::builder("local", "other")
         .ws_url(upstream.ws_url())
@@ -526,7 +549,7 @@ async fn the_incident_a_websocket_url_on_another_providers_host_never_handshakes
     // `openai` is eligible and registered on api.openai.com, but the route's WebSocket URL points
     // at another host (here the loopback upstream): eligibility keeps it on HTTP.
     let wsfirst = Wsfirst::builder()
-        .eligibility(EligibilityTable::openai_default())
+        .eligibility(wsfirst::openai_responses_table())
         .build();
     let route = Route::builder("openai", "openai-responses")
         .ws_url(upstream.ws_url())

@@ -251,7 +251,8 @@ fn to_route_names_fields_relative_to_the_route() {
 /// The breaker owns the rules of its settings: the file accepts what the breaker accepts.
 #[test]
 fn a_breaker_rule_has_one_owner() {
-    let config = Config::from_toml_str(&route_with("[routes.breaker]\nfailure_rate = 0.0")).unwrap();
+    let config =
+        Config::from_toml_str(&route_with("[routes.breaker]\nfailure_rate = 0.0")).unwrap();
     assert_eq!(config.routes[0].breaker.failure_rate, Some(0.0));
 }
 
@@ -269,13 +270,19 @@ fn routes_sharing_a_key_agree_or_opt_out() {
         )
     );
     Config::from_toml_str(&same).unwrap();
-    let opted_out = format!(
-        "{}[routes.breaker]\nenabled = false\n",
-        second_route(ws)
-    );
+    let opted_out = format!("{}[routes.breaker]\nenabled = false\n", second_route(ws));
     Config::from_toml_str(&opted_out).unwrap();
-    let error = Config::from_toml_str(&route_with("[routes.breaker]\nidle_evict = \"1h\"")).unwrap_err();
-    assert!(error.to_string().starts_with("routes[0].breaker.idle_evict: unknown field"), "{error}");
+    let error =
+        Config::from_toml_str(&route_with("[routes.breaker]\nidle_evict = \"1h\"")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("routes[0].breaker.idle_evict: unknown field"),
+        "{error}"
+    );
     let config = Config::from_toml_str("[breakers]\nidle_evict = \"1h\"").unwrap();
-    assert_eq!(config.breakers.idle_evict, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(
+        config.breakers.idle_evict,
+        Some(std::time::Duration::from_secs(3600))
+    );
 }
