@@ -40,7 +40,7 @@
 //! let upstream = TestUpstream::start().await;
 //! upstream.set_default_ws_script(WsScript::refuse(http::StatusCode::INTERNAL_SERVER_ERROR, "wrong endpoint"));
 //!
-//! let table = EligibilityTable::builder().allow("local", "responses").build();
+//! let table = EligibilityTable::builder().allow("local", "responses").build()?;
 //! let wsfirst = Wsfirst::builder().eligibility(table).build();
 //! let route = Route::builder("local", "responses")
 //!     .ws_url(upstream.ws_url())

@@ -34,7 +34,7 @@
 //! let route = &config.routes[0];
 //! assert_eq!(route.breaker.open_for, Some(Duration::from_secs(30)));
 //! assert_eq!(route.fallback.replay, None); // the fallback layer's default applies
-//! assert!(config.eligibility.to_table().is_allowed("openai", "openai-responses"));
+//! assert!(config.eligibility.to_table()?.is_allowed("openai", "openai-responses"));
 //! assert_eq!(route.to_route()?.provider(), "openai");
 //!
 //! let error = Config::from_toml_str(r#"
@@ -64,26 +64,26 @@
 //! | `eligibility.deny_pairs` | list of `[provider, api]` | `[]` | pairs never allowed on the WebSocket; wins over `websocket_pairs` |
 //! | `eligibility.provider_hosts` | table: provider = host or list of hosts | `{}` | WebSocket hosts registered per provider (host only: no scheme, port or path); a WebSocket URL on another host goes to HTTP (`foreign_host`) |
 //! | `eligibility.override_header` | header name | off | per-request header whose value `http` forces HTTP (`request_override`); any other value is ignored; it can never widen a request onto the WebSocket |
-//! | `eligibility.max_message_size` | byte size, > 0 | 16 MiB | a request declaring a larger body goes to HTTP (`body_too_large`) |
+//! | `eligibility.max_message_size` | byte size, > 0 | 16 MiB | a request declaring a larger body goes to HTTP (`body_too_large`); see [`limits`](crate::core::limits) |
+//! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
 //! | `routes[].path` | string starting with `/`, unique | required | the path the route is mounted on |
 //! | `routes[].provider` | non-empty string | required | provider id, as in the eligibility pairs |
 //! | `routes[].api` | non-empty string | required | API id, as in the eligibility pairs |
 //! | `routes[].http_url` | `http://` or `https://` URL | required | the upstream's HTTP endpoint |
 //! | `routes[].ws_url` | `ws://` or `wss://` URL | none | the upstream's WebSocket endpoint; required when `mode = "websocket"` |
 //! | `routes[].mode` | `"auto"`, `"websocket"`, `"http"` | `"auto"` | `auto`: the WebSocket when eligible and healthy, else HTTP; `websocket`: strict, always the WebSocket, failures reach the caller; `http`: never the WebSocket |
-//! | `routes[].body_limit` | byte size, > 0 | layer default (8 MiB) | largest request body buffered so it can be replayed over HTTP |
+//! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](crate::core::limits)) | largest request body buffered so it can be replayed over HTTP |
 //! | `routes[].timeouts.connect` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
 //! | `routes[].timeouts.first_event` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
 //! | `routes[].timeouts.idle` | duration, > 0 | layer default (120s) | between two events of an answer |
-//! | `routes[].breaker.enabled` | bool | `true` | `false`: no circuit breaker for this route |
+//! | `routes[].breaker.enabled` | bool | `true` | `false`: no breaker layer for this route (it neither reads nor feeds its key's breaker) |
 //! | `routes[].breaker.consecutive_failures` | integer | layer default | trip after this many WebSocket failures in a row; `0` turns this rule off |
-//! | `routes[].breaker.failure_rate` | number, > 0 and <= 1 | layer default | trip when this fraction of the last `window` calls failed |
+//! | `routes[].breaker.failure_rate` | number, 0 to 1 | layer default | trip when this fraction of the last `window` calls failed |
 //! | `routes[].breaker.window` | integer, > 0 | layer default | number of recent calls the failure rate is computed over |
-//! | `routes[].breaker.min_calls` | integer, <= `window` | layer default | calls needed in the window before the failure rate counts |
+//! | `routes[].breaker.min_calls` | integer, > 0, <= `window` | layer default | calls needed in the window before the failure rate counts |
 //! | `routes[].breaker.open_for` | duration, > 0 | layer default | how long a tripped key stays pinned to HTTP the first time (grows with each trip) |
 //! | `routes[].breaker.max_open_for` | duration, >= `open_for` | layer default | cap of the growing pinned period |
 //! | `routes[].breaker.probes` | integer, > 0 | layer default | requests allowed to probe the WebSocket when half-open |
-//! | `routes[].breaker.idle_evict` | duration, > 0 | layer default | forget a closed key unused for this long |
 //! | `routes[].pool.idle_timeout` | duration, > 0 | layer default | close a pooled WebSocket idle for this long |
 //! | `routes[].pool.max_age` | duration, > 0 | layer default | retire a pooled WebSocket older than this (before the upstream's own limit) |
 //! | `routes[].pool.max_connections` | integer, > 0 | layer default | most pooled WebSockets per key |
