@@ -4,18 +4,7 @@ use http::{
     HeaderMap, HeaderName,
     header::{self, HeaderValue},
 };
-
-/// Headers that describe one connection, not the request: never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
+use wsfirst_core::headers;
 
 /// Which of a request's headers are forwarded.
 #[derive(Clone, Debug, Default)]
@@ -41,8 +30,7 @@ impl HeaderPolicy {
         let mut forwarded = HeaderMap::with_capacity(incoming.keys_len() + self.fixed.len());
         for (name, value) in incoming {
             let drop = name == header::HOST
-                || name == header::UPGRADE
-                || HOP_BY_HOP.contains(name)
+                || headers::is_hop_by_hop(name)
                 || named_by_connection.contains(name)
                 || self.deny.contains(name)
                 || self

@@ -1,3 +1,5 @@
+//! [`MissingExtension`]: the error of a layer that finds a request without the extension it needs.
+
 use std::fmt;
 
 /// A request reached a layer without an extension that the layer needs.

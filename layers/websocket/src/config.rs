@@ -110,28 +110,9 @@ impl WebSocketConfig {
     /// assert!(config.tls().is_some());
     /// ```
     pub fn with_tls(self, tls: ClientTls) -> Self {
-        let ConfigInner {
-            handshake_timeout,
-            first_event_timeout,
-            idle_timeout,
-            max_message_size,
-            forward_headers,
-            static_headers,
-            affinity_header,
-            codec,
-            tls: _,
-        } = Arc::unwrap_or_clone(self.0);
-        Self(Arc::new(ConfigInner {
-            handshake_timeout,
-            first_event_timeout,
-            idle_timeout,
-            max_message_size,
-            forward_headers,
-            static_headers,
-            affinity_header,
-            codec,
-            tls: Some(tls),
-        }))
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.tls = Some(tls);
+        Self(Arc::new(inner))
     }
 }
 
