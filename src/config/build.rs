@@ -171,7 +171,6 @@ impl RouteConfig {
         if !config.is_enabled() {
             return Ok(None);
         }
-        let defaults = BreakerConfig::default();
         let mut builder = BreakerConfig::builder();
         match config.consecutive_failures {
             // `0` in the file turns the rule off.
@@ -179,26 +178,17 @@ impl RouteConfig {
             Some(n) => builder = builder.consecutive_failures(n),
             None => {}
         }
-        if config.failure_rate.is_some() || config.window.is_some() || config.min_calls.is_some() {
-            // Fields left out keep the breaker's own defaults; a window set below the default
-            // minimum lowers the minimum with it.
-            let (rate, window, min_calls) = match defaults.failure_rate() {
-                Some(rule) => rule,
-                None => (1.0, 1, 1),
-            };
-            let window = config.window.unwrap_or(window);
-            builder = builder.failure_rate(
-                config.failure_rate.unwrap_or(rate),
-                window,
-                config.min_calls.unwrap_or(min_calls.min(window)),
-            );
+        if let Some(rate) = config.failure_rate {
+            builder = builder.failure_rate_threshold(rate);
+        }
+        if let Some(window) = config.window {
+            builder = builder.failure_rate_window(window);
+        }
+        if let Some(min_calls) = config.min_calls {
+            builder = builder.failure_rate_min_calls(min_calls);
         }
         if let Some(open_for) = config.open_for {
             builder = builder.open_duration(open_for);
-            if config.max_open_for.is_none() {
-                // A base above the default cap lifts the cap with it rather than failing.
-                builder = builder.max_open_duration(open_for.max(defaults.max_open_duration()));
-            }
         }
         if let Some(max_open_for) = config.max_open_for {
             builder = builder.max_open_duration(max_open_for);

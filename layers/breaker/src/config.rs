@@ -190,6 +190,8 @@ pub struct BreakerConfigBuilder {
     rate: Option<(f64, u32, u32)>,
     base: Duration,
     cap: Duration,
+    /// Whether `cap` was set; if not, a base above the default cap lifts the cap with it.
+    cap_set: bool,
     jitter: f64,
     decay_after: Duration,
     probes: u32,
@@ -201,9 +203,10 @@ impl Default for BreakerConfigBuilder {
     fn default() -> Self {
         Self {
             consecutive: Some(3),
-            rate: Some((0.5, 20, 10)),
+            rate: Some(DEFAULT_FAILURE_RATE),
             base: Duration::from_secs(30),
             cap: Duration::from_secs(600),
+            cap_set: false,
             jitter: 0.2,
             decay_after: Duration::from_secs(600),
             probes: 1,
@@ -212,6 +215,9 @@ impl Default for BreakerConfigBuilder {
         }
     }
 }
+
+/// The default failure-rate rule: `(rate, window, min_calls)`.
+const DEFAULT_FAILURE_RATE: (f64, u32, u32) = (0.5, 20, 10);
 
 /// The [`DefaultClassifier`] every configuration shares, so that configurations left at the
 /// default classifier are the same (classifiers compare by pointer).
@@ -241,6 +247,41 @@ impl BreakerConfigBuilder {
         self
     }
 
+    /// Sets the failure-rate rule's threshold (`0.0..=1.0`), keeping its window and minimum
+    /// (the defaults if the rule was off, which this turns on).
+    ///
+    /// ```
+    /// use wsfirst_breaker::BreakerConfig;
+    ///
+    /// let config = BreakerConfig::builder()
+    ///     .failure_rate_threshold(0.8)
+    ///     .failure_rate_window(50)
+    ///     .build()?;
+    /// assert_eq!(config.failure_rate(), Some((0.8, 50, 10)));
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
+    pub fn failure_rate_threshold(mut self, rate: f64) -> Self {
+        let (_, window, min_calls) = self.rate.unwrap_or(DEFAULT_FAILURE_RATE);
+        self.rate = Some((rate, window, min_calls));
+        self
+    }
+
+    /// Sets the failure-rate rule's window (in attempts), keeping its threshold and minimum
+    /// (the defaults if the rule was off, which this turns on).
+    pub fn failure_rate_window(mut self, window: u32) -> Self {
+        let (rate, _, min_calls) = self.rate.unwrap_or(DEFAULT_FAILURE_RATE);
+        self.rate = Some((rate, window, min_calls));
+        self
+    }
+
+    /// Sets how many attempts the window must hold before the failure rate counts, keeping the
+    /// rule's threshold and window (the defaults if the rule was off, which this turns on).
+    pub fn failure_rate_min_calls(mut self, min_calls: u32) -> Self {
+        let (rate, window, _) = self.rate.unwrap_or(DEFAULT_FAILURE_RATE);
+        self.rate = Some((rate, window, min_calls));
+        self
+    }
+
     /// Turns the failure-rate rule off.
     pub fn no_failure_rate(mut self) -> Self {
         self.rate = None;
@@ -248,6 +289,18 @@ impl BreakerConfigBuilder {
     }
 
     /// How long the first trip pins the key (default 30 s); each consecutive trip doubles it.
+    /// A base above the default cap (10 min) lifts the cap with it unless
+    /// [`max_open_duration`](Self::max_open_duration) is set.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsfirst_breaker::BreakerConfig;
+    ///
+    /// let hour = Duration::from_secs(3600);
+    /// let config = BreakerConfig::builder().open_duration(hour).build()?;
+    /// assert_eq!(config.max_open_duration(), hour);
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
     pub fn open_duration(mut self, base: Duration) -> Self {
         self.base = base;
         self
@@ -256,6 +309,7 @@ impl BreakerConfigBuilder {
     /// The longest a trip pins the key (default 10 min).
     pub fn max_open_duration(mut self, cap: Duration) -> Self {
         self.cap = cap;
+        self.cap_set = true;
         self
     }
 
@@ -300,7 +354,10 @@ impl BreakerConfigBuilder {
     }
 
     /// Checks the values and builds the configuration.
-    pub fn build(self) -> Result<BreakerConfig, ConfigError> {
+    pub fn build(mut self) -> Result<BreakerConfig, ConfigError> {
+        if !self.cap_set {
+            self.cap = self.cap.max(self.base);
+        }
         self.check()?;
         Ok(self.assemble())
     }

@@ -135,6 +135,11 @@ fn values_that_break_a_rule_name_their_path() {
             "routes[0].breaker.window: invalid breaker config: window (5 calls) must not be smaller than min_calls (6)",
         ),
         (
+            // The breaker's default minimum (10 calls) stays: a smaller window alone is refused.
+            route_with("[routes.breaker]\nwindow = 5"),
+            "routes[0].breaker.window: invalid breaker config: window (5 calls) must not be smaller than min_calls (10)",
+        ),
+        (
             route_with("[routes.breaker]\nopen_for = \"0s\""),
             "routes[0].breaker.open_for: invalid breaker config: open_duration must not be zero",
         ),
