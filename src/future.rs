@@ -90,3 +90,24 @@ where
         Poll::Ready(Ok(response))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    type Never = std::future::Pending<Result<Response<axum::body::Body>, BoxError>>;
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn a_failed_future_polled_after_completion_panics() {
+        let mut future = std::pin::pin!(ResponseFuture::<Never, Never>::failed("broken".into()));
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => assert_eq!(response.status(), 502),
+            other => panic!("unexpected {other:?}"),
+        }
+        let _ = future.as_mut().poll(&mut cx);
+    }
+}

@@ -27,6 +27,7 @@ pin_project! {
     #[project = StateProj]
     enum State {
         Failed { error: Option<BoxError> },
+        Done,
         Waiting {
             #[pin]
             response: hyper_util::client::legacy::ResponseFuture,
@@ -63,31 +64,33 @@ impl Future for ResponseFuture {
     type Output = Result<Response<hyper::body::Incoming>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Failed { error } => Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                "http upstream response future polled after completion".into()
-            }))),
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
+            StateProj::Failed { error } => Err(error
+                .take()
+                .expect("`ResponseFuture` polled after completion")),
+            StateProj::Done => panic!("`ResponseFuture` polled after completion"),
             StateProj::Waiting {
                 response,
                 deadline,
                 host,
             } => {
                 if let Poll::Ready(result) = response.poll(cx) {
-                    return Poll::Ready(
-                        result.map_err(|error| Box::new(client_error(error, host)) as BoxError),
-                    );
-                }
-                if let Some(deadline) = deadline.as_pin_mut() {
+                    result.map_err(|error| Box::new(client_error(error, host)) as BoxError)
+                } else if let Some(deadline) = deadline.as_pin_mut() {
                     ready!(deadline.poll(cx));
                     tracing::debug!(upstream = %host, "http upstream response timeout elapsed");
-                    return Poll::Ready(Err(Box::new(HttpUpstreamError::without_source(
+                    Err(Box::new(HttpUpstreamError::without_source(
                         HttpUpstreamErrorKind::Timeout,
                         &**host,
-                    ))));
+                    )) as BoxError)
+                } else {
+                    return Poll::Pending;
                 }
-                Poll::Pending
             }
-        }
+        };
+        state.set(State::Done);
+        Poll::Ready(output)
     }
 }
 

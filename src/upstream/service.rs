@@ -341,6 +341,18 @@ mod tests {
         assert!(long.to_string().contains("at most"), "{long}");
     }
 
+    #[tokio::test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    async fn a_future_polled_after_completion_panics() {
+        let mut upstream = HttpUpstream::new();
+        // No `Route` extension: the future fails at once.
+        let mut future =
+            std::pin::pin!(upstream.call(Request::new(http_body_util::Empty::<Bytes>::new())));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Err(_))));
+        let _ = future.as_mut().poll(&mut cx);
+    }
+
     #[test]
     fn is_clone_send_sync() {
         fn check<T: Clone + Send + Sync + 'static>() {}
