@@ -291,18 +291,12 @@ impl WebSocketConfigBuilder {
             ("first_event_timeout", self.first_event_timeout),
             ("idle_timeout", self.idle_timeout),
         ] {
-            if value.is_zero() {
-                return Err(ConfigError::new(field, "must be greater than zero"));
-            }
-            if value > wsfirst_core::MAX_DURATION {
-                return Err(ConfigError::new(field, "must be at most 100 years"));
-            }
+            ConfigError::check_duration(field, value)?;
         }
         if self.max_message_size == 0 {
-            return Err(ConfigError::new(
-                "max_message_size",
-                "must be greater than zero",
-            ));
+            return Err(ConfigError::Zero {
+                field: "max_message_size",
+            });
         }
         let mut forward_headers: Vec<HeaderName> = Vec::new();
         let listed = match &self.forward_headers {
@@ -331,17 +325,19 @@ impl WebSocketConfigBuilder {
         let mut static_headers = Vec::with_capacity(self.static_headers.len());
         for (name, value) in &self.static_headers {
             let name = header_name("static_headers", name)?;
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                ConfigError::new(
-                    "static_headers",
-                    format!("the value of {name} is not a valid header value"),
-                )
-            })?;
+            let value =
+                HeaderValue::from_str(value).map_err(|_| ConfigError::InvalidHeaderValue {
+                    field: "static_headers",
+                    name: name.clone(),
+                })?;
             static_headers.push((name, value));
         }
         let affinity_header = match &self.affinity_header {
             Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
-                ConfigError::new("affinity_header", format!("{raw:?} is not a header name"))
+                ConfigError::InvalidHeaderName {
+                    field: "affinity_header",
+                    name: raw.clone(),
+                }
             })?),
             None => None,
         };
@@ -361,8 +357,11 @@ impl WebSocketConfigBuilder {
 
 /// Parses a header name that may be forwarded to or set on the handshake.
 fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
-    let name = HeaderName::from_bytes(raw.as_bytes())
-        .map_err(|_| ConfigError::new(field, format!("{raw:?} is not a header name")))?;
+    let name =
+        HeaderName::from_bytes(raw.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
+            field,
+            name: raw.to_owned(),
+        })?;
     forwardable(field, &name)?;
     Ok(name)
 }
@@ -370,10 +369,10 @@ fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError
 /// Rejects the headers that only the WebSocket client itself may write.
 fn forwardable(field: &'static str, name: &HeaderName) -> Result<(), ConfigError> {
     if is_reserved_for_websocket(name) {
-        return Err(ConfigError::new(
+        return Err(ConfigError::ReservedHeader {
             field,
-            format!("{name} is a hop-by-hop or handshake header and is never forwarded"),
-        ));
+            name: name.clone(),
+        });
     }
     Ok(())
 }

@@ -2,34 +2,118 @@
 
 use std::fmt;
 
-/// A configuration value is invalid; [`field`](Self::field) names it.
+/// A configuration value is invalid; [`field`](Self::field) names the builder field, and the
+/// variant carries the value.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsfirst_websocket::{ConfigError, WebSocketConfig};
+///
+/// let error = WebSocketConfig::builder().idle_timeout(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(error, ConfigError::Zero { field: "idle_timeout" });
+/// assert_eq!(error.to_string(), "invalid websocket config: idle_timeout must not be zero");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    field: &'static str,
-    message: String,
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration, size or count that must not be zero is.
+    Zero {
+        /// The builder field.
+        field: &'static str,
+    },
+    /// A duration is longer than [`MAX_DURATION`](wsfirst_core::MAX_DURATION).
+    TooLong {
+        /// The builder field.
+        field: &'static str,
+        /// The value given.
+        value: std::time::Duration,
+    },
+    /// A header name does not parse.
+    InvalidHeaderName {
+        /// The builder field.
+        field: &'static str,
+        /// The text given.
+        name: String,
+    },
+    /// A hop-by-hop or handshake header, which only the WebSocket client writes
+    /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)).
+    ReservedHeader {
+        /// The builder field.
+        field: &'static str,
+        /// The header.
+        name: http::HeaderName,
+    },
+    /// A header value is not valid for its header.
+    InvalidHeaderValue {
+        /// The builder field.
+        field: &'static str,
+        /// The header whose value is invalid.
+        name: http::HeaderName,
+    },
+    /// The TLS configuration cannot be built (a rejected root, no root at all, the platform's
+    /// roots unreadable).
+    Tls {
+        /// The builder field (`extra_root`, `roots`, `native_roots`, `tls`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
+    /// The name of the invalid builder field, such as `handshake_timeout`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::Zero { field }
+            | ConfigError::TooLong { field, .. }
+            | ConfigError::InvalidHeaderName { field, .. }
+            | ConfigError::ReservedHeader { field, .. }
+            | ConfigError::InvalidHeaderValue { field, .. }
+            | ConfigError::Tls { field, .. } => field,
         }
     }
 
-    /// The name of the invalid field, such as `handshake_timeout`.
-    pub fn field(&self) -> &'static str {
-        self.field
+    /// Checks a duration setting: neither zero nor longer than
+    /// [`MAX_DURATION`](wsfirst_core::MAX_DURATION).
+    pub(crate) fn check_duration(
+        field: &'static str,
+        value: std::time::Duration,
+    ) -> Result<(), ConfigError> {
+        if value.is_zero() {
+            Err(ConfigError::Zero { field })
+        } else if value > wsfirst_core::MAX_DURATION {
+            Err(ConfigError::TooLong { field, value })
+        } else {
+            Ok(())
+        }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid websocket config field {}: {}",
-            self.field, self.message
-        )
+        f.write_str("invalid websocket config: ")?;
+        match self {
+            ConfigError::Zero { field } => write!(f, "{field} must not be zero"),
+            ConfigError::TooLong { field, value } => write!(
+                f,
+                "{field} must be at most {:?} (100 years), got {value:?}",
+                wsfirst_core::MAX_DURATION
+            ),
+            ConfigError::InvalidHeaderName { field, name } => {
+                write!(f, "{field}: {name:?} is not a header name")
+            }
+            ConfigError::ReservedHeader { field, name } => write!(
+                f,
+                "{field}: {name} is a hop-by-hop or handshake header and is never forwarded"
+            ),
+            ConfigError::InvalidHeaderValue { field, name } => {
+                write!(
+                    f,
+                    "{field}: the value of {name} is not a valid header value"
+                )
+            }
+            ConfigError::Tls { field, message } => write!(f, "{field}: {message}"),
+        }
     }
 }
 

@@ -149,7 +149,7 @@ fn values_that_break_a_rule_name_their_path() {
         ),
         (
             route_with("[routes.pool]\nmax_connections = 0"),
-            "routes[0].pool.max_connections: invalid websocket config field max_connections_per_key: must be at least 1",
+            "routes[0].pool.max_connections: invalid websocket config: max_connections_per_key must not be zero",
         ),
         (
             route_with("body_limit = 0"),

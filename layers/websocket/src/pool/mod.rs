@@ -178,28 +178,12 @@ impl PoolBuilder {
 
     /// Checks the values and builds the pool.
     pub fn build(self) -> Result<Pool, ConfigError> {
-        if self.idle_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "idle_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if self.max_age.is_zero() {
-            return Err(ConfigError::new("max_age", "must be greater than zero"));
-        }
-        for (field, value) in [
-            ("idle_timeout", self.idle_timeout),
-            ("max_age", self.max_age),
-        ] {
-            if value > wsfirst_core::MAX_DURATION {
-                return Err(ConfigError::new(field, "must be at most 100 years"));
-            }
-        }
+        ConfigError::check_duration("idle_timeout", self.idle_timeout)?;
+        ConfigError::check_duration("max_age", self.max_age)?;
         if self.max_per_key == 0 {
-            return Err(ConfigError::new(
-                "max_connections_per_key",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::Zero {
+                field: "max_connections_per_key",
+            });
         }
         Ok(Pool {
             inner: Arc::new(PoolInner {
