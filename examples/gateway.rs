@@ -201,7 +201,8 @@ async fn run() -> Result<(), BoxError> {
     // Serve until SIGINT / SIGTERM, then drain for a bounded time.
     let (stop, stopped) = oneshot::channel::<()>();
     let mut server = tokio::spawn(
-        axum::serve(listener, app)
+        // TCP_NODELAY on every accepted socket: SSE writes must not wait for delayed ACKs.
+        axum::serve(wsfirst::serve::nodelay(listener), app)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })

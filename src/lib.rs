@@ -76,6 +76,7 @@ pub mod config;
 pub mod configured;
 pub mod future;
 pub mod respond;
+pub mod serve;
 pub mod stack;
 pub mod upstream;
 

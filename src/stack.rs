@@ -29,7 +29,7 @@
 //!     .route("/v1/responses", post_service(wsfirst.route(responses)))
 //!     .nest("/admin", wsfirst.admin_router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! axum::serve(wsfirst::serve::nodelay(listener), app).await?; // TCP_NODELAY: see `serve`
 //! # Ok(())
 //! # }
 //! ```

@@ -93,7 +93,8 @@ impl Gateway {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let server =
+            tokio::spawn(async move { axum::serve(wsfirst::serve::nodelay(listener), app).await });
         Some(Gateway {
             upstream,
             configured,
