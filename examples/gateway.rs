@@ -20,6 +20,11 @@
 //!   back when the body has `"stream": true`, JSON otherwise, the same bytes whichever transport
 //!   served upstream; headers `x-wsfirst-transport` and `x-wsfirst-reason` say which and why. The
 //!   client's `Authorization` header is forwarded upstream on both transports and never logged.
+//!
+//! On the admin listener only (`[admin] listen`, such as `127.0.0.1:9091`; none without an
+//! `[admin]` table; with `token_env`, every request needs `Authorization: Bearer <token>` or gets
+//! `401`):
+//!
 //! - `GET /admin/transport`: every breaker key as JSON; `POST /admin/transport/pin` with
 //!   `{"key": "...", "for": "10m"}` (`for` optional: until unpinned); `POST
 //!   /admin/transport/unpin` with `{"key": "..."}`.
@@ -79,6 +84,10 @@ Without one, serves an embedded configuration over a fake upstream on 127.0.0.1.
 /// The embedded configuration: `{http}` and `{ws}` become the loopback upstream's URLs.
 const EMBEDDED: &str = r#"
 listen = "127.0.0.1:8080"
+
+# Breakers and metrics, on loopback only, never on the public listener.
+[admin]
+listen = "127.0.0.1:9091"
 
 [eligibility]
 websocket_pairs = [["openai", "openai-responses"]]
@@ -162,13 +171,35 @@ async fn run() -> Result<(), BoxError> {
 
     let configured = Configured::from_config(&config)
         .map_err(|error| format!("{}: {error}", origin.to_string_lossy()))?;
-    let mut app = configured
-        .router()
-        .nest("/admin", configured.wsfirst.admin_router())
-        .route(
-            "/metrics",
-            get(move || std::future::ready(metrics.render())),
-        );
+    // The admin surface (breakers, metrics) never shares the public listener.
+    let admin = match &config.admin {
+        Some(admin) => {
+            let token = admin
+                .token()
+                .map_err(|error| format!("{}: {error}", origin.to_string_lossy()))?;
+            let mut router = Router::new()
+                .nest("/admin", configured.wsfirst.admin_router())
+                .route(
+                    "/metrics",
+                    get(move || std::future::ready(metrics.render())),
+                );
+            if let Some(token) = token {
+                router = router.layer(wsfirst::admin::require_token(token));
+            }
+            let listener = TcpListener::bind(admin.listen).await.map_err(|error| {
+                format!("cannot listen on {} (admin.listen): {error}", admin.listen)
+            })?;
+            println!("admin listening on http://{}", listener.local_addr()?);
+            Some(tokio::spawn(
+                axum::serve(wsfirst::serve::nodelay(listener), router).into_future(),
+            ))
+        }
+        None => {
+            tracing::info!("no [admin] table: no admin endpoints and no /metrics");
+            None
+        }
+    };
+    let mut app = configured.router();
     if let Some(upstream) = &local {
         app = app.merge(demo_router(Arc::clone(upstream)));
     }
@@ -214,6 +245,9 @@ async fn run() -> Result<(), BoxError> {
         }
         result = &mut server => {
             upkeep.abort();
+            if let Some(admin) = &admin {
+                admin.abort();
+            }
             return match result {
                 Ok(Ok(())) => Err("the server stopped unexpectedly".into()),
                 Ok(Err(error)) => Err(format!("the server failed: {error}").into()),
@@ -235,6 +269,9 @@ async fn run() -> Result<(), BoxError> {
         }
     }
     upkeep.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     configured.wsfirst.shutdown().await;
     if let Some(upstream) = local {
         if let Ok(upstream) = Arc::try_unwrap(upstream) {

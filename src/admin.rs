@@ -7,30 +7,41 @@
 //! | `POST /transport/unpin` | `{"key": "<key>"}` | the key's snapshot |
 //!
 //! A key is named by its display text as the snapshot shows it (`provider endpoint` and, when the
-//! key is scoped to a credential, ` credential:<fingerprint>`). Mount it under a prefix of your
-//! choice, and protect it as you protect any admin endpoint.
+//! key is scoped to a credential, ` credential:<fingerprint>`).
+//!
+//! **Never serve it on the listener your clients reach**: anyone who can call it can list every
+//! key and pin every provider to HTTP. Serve it on a listener of its own, bound to loopback or a
+//! private interface, and put [`require_token`] in front of it (a bearer token, compared in
+//! constant time, never logged). The gateway example does both (`[admin] listen` and
+//! `token_env` in its configuration).
 //!
 //! # Example
 //!
 //! ```
 //! use axum::Router;
-//! use wsfirst::Wsfirst;
+//! use wsfirst::{Wsfirst, admin::{AdminToken, require_token}};
 //!
 //! let wsfirst = Wsfirst::builder().build();
-//! let app: Router = Router::new().nest("/admin", wsfirst.admin_router());
-//! # let _ = app;
+//! let token = AdminToken::new("s3cret-admin-token")?;
+//! // Served on its own listener, such as 127.0.0.1:9091, never next to the routes.
+//! let admin: Router = Router::new()
+//!     .nest("/admin", wsfirst.admin_router())
+//!     .layer(require_token(token));
+//! # let _ = admin;
+//! # Ok::<(), wsfirst::admin::InvalidAdminToken>(())
 //! ```
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
     extract::State,
-    http::StatusCode,
+    http::{HeaderValue, Request, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
+use tower_http::validate_request::{ValidateRequest, ValidateRequestHeaderLayer};
 use wsfirst_breaker::BreakerHandle;
 
 use crate::{Wsfirst, duration};
@@ -116,6 +127,109 @@ fn unknown_key(key: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
+/// The bearer token of the admin router: compared in constant time, never printed (`Debug`
+/// shows `AdminToken(..)`).
+#[derive(Clone)]
+pub struct AdminToken {
+    /// The whole expected header value, `Bearer <token>`.
+    expected: Arc<[u8]>,
+}
+
+impl AdminToken {
+    /// A token of visible ASCII characters (no spaces), at least 16 long.
+    pub fn new(token: impl AsRef<str>) -> Result<Self, InvalidAdminToken> {
+        let token = token.as_ref();
+        if token.len() < AdminToken::MIN_LEN {
+            return Err(InvalidAdminToken::TooShort { len: token.len() });
+        }
+        if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(InvalidAdminToken::NotVisibleAscii);
+        }
+        Ok(Self {
+            expected: format!("Bearer {token}").into_bytes().into(),
+        })
+    }
+
+    /// The shortest token accepted.
+    pub const MIN_LEN: usize = 16;
+
+    /// Whether `value` is `Bearer <token>`, in time that does not depend on where it differs.
+    fn matches(&self, value: &HeaderValue) -> bool {
+        let value = value.as_bytes();
+        value.len() == self.expected.len()
+            && value
+                .iter()
+                .zip(self.expected.iter())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+/// An admin token was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidAdminToken {
+    /// Shorter than [`AdminToken::MIN_LEN`].
+    TooShort {
+        /// Its length.
+        len: usize,
+    },
+    /// It holds a space, a control character or a non-ASCII character.
+    NotVisibleAscii,
+}
+
+impl fmt::Display for InvalidAdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidAdminToken::TooShort { len } => write!(
+                f,
+                "the admin token is {len} characters long: it must have at least {}",
+                AdminToken::MIN_LEN
+            ),
+            InvalidAdminToken::NotVisibleAscii => {
+                f.write_str("the admin token must be visible ASCII characters only (no spaces)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidAdminToken {}
+
+impl<B> ValidateRequest<B> for AdminToken {
+    type ResponseBody = axum::body::Body;
+
+    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response> {
+        match request.headers().get(header::AUTHORIZATION) {
+            Some(value) if self.matches(value) => Ok(()),
+            _ => {
+                let body = serde_json::json!({
+                    "error": {
+                        "code": "unauthorized",
+                        "message": "the admin endpoints need `Authorization: Bearer <admin token>`",
+                    }
+                });
+                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Err(response)
+            }
+        }
+    }
+}
+
+/// A layer that answers `401` to every request without `Authorization: Bearer <token>`; put it
+/// in front of the admin router (see the [module docs](self)).
+pub fn require_token(token: AdminToken) -> ValidateRequestHeaderLayer<AdminToken> {
+    ValidateRequestHeaderLayer::custom(token)
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -141,5 +255,54 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         // The key is still usable: nothing panicked while holding its state.
         assert!(handle.unpin(&key));
+    }
+
+    #[tokio::test]
+    async fn the_token_layer_lets_only_the_right_bearer_through() {
+        let token = AdminToken::new("0123456789abcdef-admin").unwrap();
+        assert_eq!(format!("{token:?}"), "AdminToken(..)");
+        let app = admin_router(BreakerRegistry::default().handle()).layer(require_token(token));
+        for (authorization, status) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (
+                Some("Bearer wrong-token-of-some-length"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Some("Bearer 0123456789abcdef-admi"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Some("bearer 0123456789abcdef-admin"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (Some("Bearer 0123456789abcdef-admin"), StatusCode::OK),
+        ] {
+            let mut request = Request::get("/transport");
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            let response = app
+                .clone()
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{authorization:?}");
+            if status == StatusCode::UNAUTHORIZED {
+                assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            }
+        }
+    }
+
+    #[test]
+    fn weak_tokens_are_refused() {
+        assert_eq!(
+            AdminToken::new("short").unwrap_err(),
+            InvalidAdminToken::TooShort { len: 5 }
+        );
+        assert_eq!(
+            AdminToken::new("has a space in the token").unwrap_err(),
+            InvalidAdminToken::NotVisibleAscii
+        );
     }
 }

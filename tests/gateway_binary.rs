@@ -108,6 +108,11 @@ impl Drop for TempConfig {
 
 /// The configuration of the tests: one auto route to `upstream`, pinned after two failures in
 /// a row for long enough that no probe happens during a test, and the override header on.
+/// The environment variable holding the admin token, and the token the tests give it.
+const ADMIN_TOKEN_ENV: &str = "WSFIRST_TEST_ADMIN_TOKEN";
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+const ADMIN_AUTH: (&str, &str) = ("authorization", "Bearer test-admin-token-0123456789");
+
 fn config_text(upstream: &TestUpstream) -> String {
     format!(
         r#"
@@ -128,6 +133,10 @@ mode = "auto"
 [routes.breaker]
 consecutive_failures = 2
 open_for = "10m"
+
+[admin]
+listen = "127.0.0.1:0"
+token_env = "{ADMIN_TOKEN_ENV}"
 "#,
         http = upstream.http_url(),
         ws = upstream.ws_url(),
@@ -201,6 +210,7 @@ impl Gateway {
         let mut child = Command::new(gateway_binary())
             .arg(arg)
             .env("RUST_LOG", log)
+            .env(ADMIN_TOKEN_ENV, ADMIN_TOKEN)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -246,6 +256,16 @@ impl Gateway {
                 gateway.output()
             ),
         }
+    }
+
+    /// The admin listener's address, from its `admin listening on http://ADDR` line (printed
+    /// before the public one).
+    fn admin_addr(&self) -> SocketAddr {
+        text_of(&self.stdout)
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("admin listening on http://"))
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no `admin listening on` line\n{}", self.output()))
     }
 
     /// Everything the child printed so far.
@@ -391,7 +411,7 @@ fn breaker_key_name(config: &str, key: &str) -> String {
 
 /// The state of breaker key `name` in `GET /admin/transport`, `None` if it is not listed.
 async fn admin_state(addr: SocketAddr, name: &str) -> Option<String> {
-    let response = send(addr, Method::GET, "/admin/transport", &[], "").await;
+    let response = send(addr, Method::GET, "/admin/transport", &[ADMIN_AUTH], "").await;
     assert_eq!(response.status(), StatusCode::OK, "GET /admin/transport");
     let body = body_text(response).await;
     let snapshot: Value = serde_json::from_str(&body).expect("the snapshot is JSON");
@@ -458,12 +478,21 @@ async fn serves_over_websocket_falls_back_pins_and_unpins() {
     let refused = breaker_key_name(&config, "sk-refused");
     let healthy = breaker_key_name(&config, "sk-ws");
     assert_ne!(refused, healthy, "keys are scoped to the credential");
+    let public = addr;
+    let addr = gateway.admin_addr();
     assert_eq!(admin_state(addr, &refused).await.as_deref(), Some("open"));
     assert_eq!(admin_state(addr, &healthy).await.as_deref(), Some("closed"));
 
     // Unpinning closes it, and with the upgrade healed the key is served by the WebSocket again.
     let unpin = serde_json::json!({ "key": refused }).to_string();
-    let response = send(addr, Method::POST, "/admin/transport/unpin", &[], &unpin).await;
+    let response = send(
+        addr,
+        Method::POST,
+        "/admin/transport/unpin",
+        &[ADMIN_AUTH],
+        &unpin,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let snapshot: Value =
         serde_json::from_str(&body_text(response).await).expect("the unpin answer is JSON");
@@ -471,7 +500,7 @@ async fn serves_over_websocket_falls_back_pins_and_unpins() {
     assert_eq!(snapshot["state"], "closed", "{snapshot}");
     assert_eq!(admin_state(addr, &refused).await.as_deref(), Some("closed"));
     upstream.set_default_ws_script(WsScript::Accept);
-    let (_, transport, reason, body) = stream_request(addr, "sk-refused", &[]).await;
+    let (_, transport, reason, body) = stream_request(public, "sk-refused", &[]).await;
     assert_eq!(
         (transport.as_str(), reason.as_str()),
         ("websocket", "websocket")
@@ -480,12 +509,19 @@ async fn serves_over_websocket_falls_back_pins_and_unpins() {
 
     // An unknown key is a 404 that names it, not a panic.
     let unknown = serde_json::json!({ "key": "no such key" }).to_string();
-    let response = send(addr, Method::POST, "/admin/transport/unpin", &[], &unknown).await;
+    let response = send(
+        addr,
+        Method::POST,
+        "/admin/transport/unpin",
+        &[ADMIN_AUTH],
+        &unknown,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(body_text(response).await.contains("no such key"));
 
     // The metrics saw it all.
-    let response = send(addr, Method::GET, "/metrics", &[], "").await;
+    let response = send(addr, Method::GET, "/metrics", &[ADMIN_AUTH], "").await;
     assert_eq!(response.status(), StatusCode::OK);
     let metrics = body_text(response).await;
     for name in [
@@ -780,4 +816,45 @@ async fn a_config_that_is_not_toml_is_an_error_naming_the_line() {
     let (status, stdout, stderr) = failed_start(&path, Some(config)).await;
     let name = path.display().to_string();
     assert_clean_failure(status, &stdout, &stderr, &[name.as_str(), "line 2"]);
+}
+
+/// The admin surface is private: not on the public listener at all, and on its own listener only
+/// with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_metrics_are_on_their_own_listener_behind_the_token() {
+    let upstream = TestUpstream::start().await;
+    let (gateway, public) = Gateway::start(&config_text(&upstream), "info").await;
+    let admin = gateway.admin_addr();
+    assert_ne!(admin, public);
+    for path in ["/admin/transport", "/metrics"] {
+        let response = send(public, Method::GET, path, &[ADMIN_AUTH], "").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "{path} on the public listener"
+        );
+        for headers in [
+            &[][..],
+            &[("authorization", "Bearer not-the-admin-token-at-all")][..],
+        ] {
+            let response = send(admin, Method::GET, path, headers, "").await;
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{path} {headers:?}"
+            );
+        }
+        let response = send(admin, Method::GET, path, &[ADMIN_AUTH], "").await;
+        assert_eq!(response.status(), StatusCode::OK, "{path} with the token");
+    }
+    let pin = serde_json::json!({ "key": "anything", "for": "1m" }).to_string();
+    let response = send(admin, Method::POST, "/admin/transport/pin", &[], &pin).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        !gateway.output().contains(ADMIN_TOKEN),
+        "the admin token was printed:\n{}",
+        gateway.output()
+    );
+    drop(gateway);
+    upstream.shutdown().await;
 }

@@ -298,6 +298,30 @@ impl EligibilityConfig {
     }
 }
 
+impl super::AdminConfig {
+    /// The admin bearer token from the environment variable named by `token_env` (`None` when
+    /// there is none), or an error naming `admin.token_env` and the variable.
+    pub fn token(&self) -> Result<Option<crate::admin::AdminToken>, ConfigError> {
+        let Some(name) = &self.token_env else {
+            return Ok(None);
+        };
+        let value = std::env::var(name).map_err(|error| {
+            ConfigError::invalid(
+                "admin.token_env",
+                format!("environment variable {name:?} is not set to a token: {error}"),
+            )
+        })?;
+        crate::admin::AdminToken::new(value)
+            .map(Some)
+            .map_err(|error| {
+                ConfigError::invalid(
+                    "admin.token_env",
+                    format!("environment variable {name:?}: {error}"),
+                )
+            })
+    }
+}
+
 /// Asks the table builder whether one entry is valid, so that its error names the entry's place.
 fn check(
     add: impl FnOnce(EligibilityTableBuilder) -> EligibilityTableBuilder,

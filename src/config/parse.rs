@@ -95,12 +95,17 @@ pub(super) fn de_mode<'de, D: Deserializer<'de>>(d: D) -> Result<TransportMode, 
 pub(super) fn de_socket_addr<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<SocketAddr>, D::Error> {
+    de_required_socket_addr(d).map(Some)
+}
+
+pub(super) fn de_required_socket_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<SocketAddr, D::Error> {
     de_str(d, "a socket address such as \"127.0.0.1:8080\"", |s| {
         s.trim().parse().map_err(|_| {
             format!("invalid socket address {s:?}: expected ip:port such as \"127.0.0.1:8080\"")
         })
     })
-    .map(Some)
 }
 
 fn header_name(name: &str) -> Result<HeaderName, String> {

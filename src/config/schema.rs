@@ -7,7 +7,8 @@ use serde::Deserialize;
 use wsfirst_core::TransportMode;
 
 use super::parse::{
-    de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode, de_socket_addr,
+    de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode, de_required_socket_addr,
+    de_socket_addr,
 };
 
 /// A whole configuration file: the listen address, the eligibility table and the routes.
@@ -23,8 +24,24 @@ pub struct Config {
     pub eligibility: EligibilityConfig,
     /// The breaker registry that every route shares.
     pub breakers: BreakersConfig,
+    /// The admin listener (breakers and metrics); `None`: no admin surface at all.
+    pub admin: Option<AdminConfig>,
     /// The routes, in file order.
     pub routes: Vec<RouteConfig>,
+}
+
+/// The `[admin]` table: where the admin endpoints (`/admin/transport`, `/metrics`) are served,
+/// on a listener of their own, never the public one.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The admin listener's address, such as `"127.0.0.1:9091"` (loopback or a private interface).
+    #[serde(deserialize_with = "de_required_socket_addr")]
+    pub listen: SocketAddr,
+    /// The environment variable that holds the admin bearer token; `None`: no token (then bind
+    /// `listen` to loopback only).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 /// The `[breakers]` table: settings of the one breaker registry that every route shares (a

@@ -156,3 +156,24 @@ fn credential_headers_are_not_in_debug_output() {
         "Bearer sk-secret"
     );
 }
+
+#[test]
+fn the_admin_table_is_its_own_listener_and_token_variable() {
+    let config = Config::from_toml_str("").unwrap();
+    assert_eq!(config.admin, None, "no [admin]: no admin surface");
+    let config = Config::from_toml_str(
+        "[admin]\nlisten = \"127.0.0.1:9091\"\ntoken_env = \"WSFIRST_TEST_SURELY_UNSET_VARIABLE\"",
+    )
+    .unwrap();
+    let admin = config.admin.unwrap();
+    assert_eq!(admin.listen, "127.0.0.1:9091".parse().unwrap());
+    let error = admin.token().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(r#"admin.token_env: environment variable "WSFIRST_TEST_SURELY_UNSET_VARIABLE" is not set"#),
+        "{error}"
+    );
+    let error = Config::from_toml_str("[admin]\ntoken_env = \"X\"").unwrap_err();
+    assert_eq!(error.to_string(), "admin: missing field `listen`");
+}
