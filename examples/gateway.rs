@@ -61,7 +61,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::oneshot};
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use tracing::Span;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, filter::filter_fn, prelude::*};
 use wsfirst::{
     Configured, REASON_HEADER, TRANSPORT_HEADER,
     config::{Config, ConfigError},
@@ -115,13 +115,16 @@ http_url = "{http}"
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+    // `RUST_LOG` chooses the level, but no value of it can print a credential: the events that may
+    // carry one are dropped by a filter of their own (see `wsfirst::logging`).
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_filter(filter_fn(|event| {
+            !wsfirst::logging::may_carry_credentials(event.target(), *event.level())
+        }));
+    tracing_subscriber::registry().with(logs).init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

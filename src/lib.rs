@@ -75,6 +75,7 @@ pub mod admin;
 pub mod config;
 pub mod configured;
 pub mod future;
+pub mod logging;
 pub mod respond;
 pub mod serve;
 pub mod stack;

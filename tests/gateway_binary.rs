@@ -548,7 +548,7 @@ async fn forwards_authorization_and_never_logs_it() {
     upstream.set_answer(Answer::text(TEXT));
     let expected = Answer::text(TEXT).sse();
     let config = config_text(&upstream);
-    let (mut gateway, addr) = Gateway::start(&config, "debug").await;
+    let (mut gateway, addr) = Gateway::start(&config, "trace").await;
 
     // Over the WebSocket, over HTTP by request, and over HTTP after a refused upgrade.
     let websocket_secret = "sk-live-SECRET-websocket-5f2a9c";
