@@ -26,6 +26,8 @@ use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
 use wsfirst_fallback::{BodyTooLarge, ReadBodyError};
 
+use crate::upstream::HttpUpstreamError;
+
 /// The response header naming the transport that served the response: `websocket` or `http`.
 pub const TRANSPORT_HEADER: &str = "x-wsfirst-transport";
 
@@ -50,8 +52,9 @@ where
 }
 
 /// Answers a failed request: `502` with `{"error": {"type", "code", "message"}}` for upstream
-/// failures, `413` for a body over the buffer limit, `400` for an unreadable request body, `500`
-/// for a mis-assembled stack.
+/// failures, `504` (same shape, code `upstream_timeout`) when the HTTP upstream timed out
+/// (connect, response headers), `413` for a body over the buffer limit, `400` for an unreadable
+/// request body, `500` for a mis-assembled stack.
 pub fn error_response(error: &(dyn Error + 'static)) -> Response<axum::body::Body> {
     let (status, code) = classify(error);
     let body = serde_json::json!({
@@ -87,6 +90,12 @@ fn classify(error: &(dyn Error + 'static)) -> (StatusCode, &'static str) {
         }
         if error.is::<MissingExtension>() {
             return (StatusCode::INTERNAL_SERVER_ERROR, "stack_misconfigured");
+        }
+        if error
+            .downcast_ref::<HttpUpstreamError>()
+            .is_some_and(HttpUpstreamError::is_timeout)
+        {
+            return (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
         }
         current = error.source();
     }

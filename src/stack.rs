@@ -53,7 +53,10 @@ use wsfirst_websocket::{
     Pool, WebSocket, WebSocketConfig, WebSocketLayer, responses, tls::ClientTls,
 };
 
-use crate::{future::ResponseFuture, upstream::HttpUpstream};
+use crate::{
+    future::ResponseFuture,
+    upstream::{HttpTimeouts, HttpUpstream},
+};
 
 /// An eligibility policy shared by every route.
 pub type SharedPolicy = Arc<dyn Policy + Send + Sync>;
@@ -138,6 +141,7 @@ impl Wsfirst {
             fallback,
             websocket,
             pool,
+            http_timeouts,
         } = options;
         let websocket = match websocket.tls() {
             Some(_) => websocket,
@@ -170,7 +174,9 @@ impl Wsfirst {
         } else {
             RouteStack::Unguarded(ServiceBuilder::new().layer(eligibility).service(transports))
         };
-        RouteService::new(route, stack)
+        let mut service = RouteService::new(route, stack);
+        service.http_timeouts = http_timeouts;
+        service
     }
 
     /// A handle to read and steer every breaker (snapshot, pin, unpin, reset).
@@ -297,6 +303,7 @@ pub struct RouteOptions {
     fallback: FallbackConfig,
     websocket: WebSocketConfig,
     pool: Option<Pool>,
+    http_timeouts: Option<HttpTimeouts>,
 }
 
 impl Default for RouteOptions {
@@ -306,6 +313,7 @@ impl Default for RouteOptions {
             fallback: FallbackConfig::default(),
             websocket: WebSocketConfig::default(),
             pool: None,
+            http_timeouts: None,
         }
     }
 }
@@ -340,6 +348,13 @@ impl RouteOptions {
         self.pool = Some(pool);
         self
     }
+
+    /// This route's HTTP upstream timeouts (response headers, body idle), overriding the
+    /// shared [`HttpUpstream`]'s.
+    pub fn http_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.http_timeouts = Some(timeouts);
+        self
+    }
 }
 
 /// The service of one route: sets the [`Route`], runs the [`RouteStack`], and answers with a
@@ -351,6 +366,8 @@ impl RouteOptions {
 pub struct RouteService {
     route: Route,
     inner: RouteStack,
+    /// Set on every request when the route overrides the HTTP upstream's timeouts.
+    http_timeouts: Option<HttpTimeouts>,
     /// A readiness error of the stack, answered by the next `call` (the router needs an
     /// infallible service).
     not_ready: Option<BoxError>,
@@ -362,6 +379,7 @@ impl Clone for RouteService {
         Self {
             route: self.route.clone(),
             inner: self.inner.clone(),
+            http_timeouts: self.http_timeouts,
             not_ready: None,
         }
     }
@@ -373,6 +391,7 @@ impl RouteService {
         Self {
             route,
             inner,
+            http_timeouts: None,
             not_ready: None,
         }
     }
@@ -429,6 +448,9 @@ where
             return ResponseFuture::failed(error);
         }
         request.extensions_mut().insert(self.route.clone());
+        if let Some(timeouts) = self.http_timeouts {
+            request.extensions_mut().insert(timeouts);
+        }
         match &mut self.inner {
             RouteStack::Guarded(stack) => ResponseFuture::guarded(stack.call(request)),
             RouteStack::Unguarded(stack) => ResponseFuture::unguarded(stack.call(request)),

@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use tower::ServiceExt;
 use wsfirst::{
     core::{MissingExtension, Route},
-    upstream::{HttpUpstream, HttpUpstreamError, HttpUpstreamErrorKind},
+    upstream::{HttpTimeouts, HttpUpstream, HttpUpstreamError, HttpUpstreamErrorKind},
 };
 use wsfirst_websocket::testing::{Answer, HttpScript, TestUpstream, Transport};
 
@@ -297,4 +297,92 @@ async fn tls_failure_is_a_typed_connect_error() {
     assert!(error.is_connect(), "{error:?}");
     assert_eq!(error.host(), kit.addr().to_string());
     assert_eq!(kit.http_requests(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_response_timeout_is_ten_minutes() {
+    let kit = TestUpstream::start().await;
+    // A non-streaming answer that takes 11 minutes to come.
+    kit.set_default_http_script(HttpScript::SlowEvents {
+        delay: Duration::from_secs(11 * 60),
+    });
+    let error = HttpUpstream::new()
+        .oneshot(request(&kit.http_url(), "{}"))
+        .await
+        .unwrap_err();
+    let error = error.downcast_ref::<HttpUpstreamError>().unwrap();
+    assert_eq!(error.kind(), HttpUpstreamErrorKind::Timeout);
+    assert!(error.is_timeout());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_goes_silent_ends_with_a_timeout() {
+    let kit = TestUpstream::start().await;
+    kit.set_default_http_script(HttpScript::SlowEvents {
+        delay: Duration::from_secs(60),
+    });
+    let upstream = HttpUpstream::builder()
+        .body_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    // The SSE headers come at once; the first frame would come after 60 s.
+    let response = upstream
+        .oneshot(request(&kit.http_url(), streaming()))
+        .await
+        .unwrap();
+    let error = response.into_body().collect().await.unwrap_err();
+    let error = error.downcast_ref::<HttpUpstreamError>().unwrap();
+    assert_eq!(error.kind(), HttpUpstreamErrorKind::BodyTimeout);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "http upstream {}: no body data within the idle timeout",
+            kit.addr()
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_can_carry_its_own_timeouts() {
+    let kit = TestUpstream::start().await;
+    kit.set_default_http_script(HttpScript::SlowEvents {
+        delay: Duration::from_secs(60),
+    });
+    let mut request = request(&kit.http_url(), "{}");
+    request.extensions_mut().insert(HttpTimeouts {
+        response: Some(Duration::from_secs(5)),
+        idle: None,
+    });
+    let error = HttpUpstream::new().oneshot(request).await.unwrap_err();
+    let error = error.downcast_ref::<HttpUpstreamError>().unwrap();
+    assert_eq!(error.kind(), HttpUpstreamErrorKind::Timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_connect_timeout_covers_the_tls_handshake() {
+    // A server that accepts TCP connections and never answers the TLS handshake.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let upstream = HttpUpstream::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .response_timeout(None)
+        .build()
+        .unwrap();
+    let url = format!("https://{addr}/v1/responses");
+    let error = upstream
+        .oneshot(request(&url, streaming()))
+        .await
+        .unwrap_err();
+    let error = error
+        .downcast_ref::<HttpUpstreamError>()
+        .unwrap_or_else(|| panic!("not an HttpUpstreamError: {error}"));
+    assert_eq!(error.kind(), HttpUpstreamErrorKind::ConnectTimeout);
+    assert!(error.is_connect() && error.is_timeout());
+    server.abort();
 }

@@ -599,3 +599,31 @@ async fn a_route_without_breaker_does_not_disable_the_breaker_of_a_route_sharing
         "a pinned key pays no handshake"
     );
 }
+
+/// An HTTP upstream that does not answer within the route's timeout is a `504` with the same
+/// JSON error shape as the other failures.
+#[tokio::test(start_paused = true)]
+async fn an_http_upstream_timeout_is_a_504() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_http_script(wsfirst::websocket::testing::HttpScript::SlowEvents {
+        delay: Duration::from_secs(60),
+    });
+    let wsfirst = Wsfirst::builder().eligibility(table()).build();
+    let options = RouteOptions::new().http_timeouts(wsfirst::upstream::HttpTimeouts {
+        response: Some(Duration::from_secs(5)),
+        idle: None,
+    });
+    let service = wsfirst.route_with(route(&upstream, TransportMode::Http), options);
+    let (status, _, _, body) = exchange(&service, NO_STREAM).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"]["code"], "upstream_timeout");
+    assert_eq!(json["error"]["type"], "wsfirst_error");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no response within the response timeout"),
+        "{json}"
+    );
+}

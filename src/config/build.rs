@@ -16,6 +16,8 @@ use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
 use wsfirst_fallback::{FallbackConfig, Replay};
 use wsfirst_websocket::{PoolBuilder, WebSocketConfig};
 
+use crate::upstream::{HttpTimeouts, HttpUpstream};
+
 use super::{
     error::{ConfigError, key_segment},
     schema::{Config, EligibilityConfig, PoolConfig, ReplayConfig, RouteConfig},
@@ -38,6 +40,8 @@ pub(crate) struct RouteLayers {
     pub(crate) websocket: WebSocketConfig,
     /// The route's own pool settings, when it has any (routes with equal settings share a pool).
     pub(crate) pool: Option<PoolConfig>,
+    /// The route's HTTP upstream timeouts, when it sets any.
+    pub(crate) http_timeouts: Option<HttpTimeouts>,
 }
 
 impl Config {
@@ -111,7 +115,31 @@ impl RouteConfig {
                 affinity_header: None,
                 ..pool.clone()
             }),
+            http_timeouts: self.http_timeouts()?,
         })
+    }
+
+    /// The route's HTTP upstream timeouts, checked by the upstream's own builder.
+    fn http_timeouts(&self) -> Result<Option<HttpTimeouts>, ConfigError> {
+        let timeouts = &self.timeouts;
+        if timeouts.http_response.is_none() && timeouts.http_idle.is_none() {
+            return Ok(None);
+        }
+        HttpUpstream::builder()
+            .response_timeout(timeouts.http_response)
+            .body_idle_timeout(timeouts.http_idle)
+            .check()
+            .map_err(|error| {
+                let path = match error.field() {
+                    "response_timeout" => "timeouts.http_response",
+                    _ => "timeouts.http_idle",
+                };
+                ConfigError::invalid(path, error.to_string())
+            })?;
+        Ok(Some(HttpTimeouts {
+            response: timeouts.http_response,
+            idle: timeouts.http_idle,
+        }))
     }
 
     /// The fallback layer's settings.

@@ -78,6 +78,8 @@
 //! | `routes[].timeouts.connect` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
 //! | `routes[].timeouts.first_event` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
 //! | `routes[].timeouts.idle` | duration, > 0 | layer default (120s) | between two events of an answer |
+//! | `routes[].timeouts.http_response` | duration, > 0 | upstream default (10m) | HTTP: from sending the request to the response headers, connecting included; past it `504` |
+//! | `routes[].timeouts.http_idle` | duration, > 0 | upstream default (300s) | HTTP: between two chunks of the response body; past it the body ends with an error |
 //! | `routes[].breaker.enabled` | bool | `true` | `false`: no breaker layer for this route (it neither reads nor feeds its key's breaker) |
 //! | `routes[].breaker.consecutive_failures` | integer | layer default | trip after this many WebSocket failures in a row; `0` turns this rule off |
 //! | `routes[].breaker.failure_rate` | number, 0 to 1 | layer default | trip when this fraction of the last `window` calls failed |

@@ -153,6 +153,12 @@ pub struct TimeoutsConfig {
     /// Between two events of an answer.
     #[serde(deserialize_with = "de_duration")]
     pub idle: Option<Duration>,
+    /// HTTP: from sending the request to the response headers, connecting included.
+    #[serde(deserialize_with = "de_duration")]
+    pub http_response: Option<Duration>,
+    /// HTTP: between two chunks of the response body.
+    #[serde(deserialize_with = "de_duration")]
+    pub http_idle: Option<Duration>,
 }
 
 /// `[routes.breaker]`: the circuit breaker settings of the route's key; `None`: the breaker's

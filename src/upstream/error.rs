@@ -8,10 +8,14 @@ use wsfirst_core::BoxError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HttpUpstreamErrorKind {
-    /// Connecting failed: DNS, TCP (such as a refused connection), TLS, or the connect timeout.
+    /// Connecting failed: DNS, TCP (such as a refused connection) or TLS.
     Connect,
+    /// The connection was not set up (DNS, TCP and TLS together) within the connect timeout.
+    ConnectTimeout,
     /// The upstream did not answer with response headers within the response timeout.
     Timeout,
+    /// The response's body stopped: no data for the body idle timeout.
+    BodyTimeout,
     /// The request could not be sent or the response could not be read (for example the
     /// connection broke before the response headers arrived).
     Request,
@@ -24,7 +28,9 @@ impl HttpUpstreamErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             HttpUpstreamErrorKind::Connect => "connect",
+            HttpUpstreamErrorKind::ConnectTimeout => "connect_timeout",
             HttpUpstreamErrorKind::Timeout => "timeout",
+            HttpUpstreamErrorKind::BodyTimeout => "body_timeout",
             HttpUpstreamErrorKind::Request => "request",
             HttpUpstreamErrorKind::InvalidRequest => "invalid_request",
         }
@@ -85,14 +91,22 @@ impl HttpUpstreamError {
         &self.host
     }
 
-    /// Whether connecting failed (nothing was sent).
+    /// Whether connecting failed, timed out or not (nothing was sent).
     pub fn is_connect(&self) -> bool {
-        self.kind == HttpUpstreamErrorKind::Connect
+        matches!(
+            self.kind,
+            HttpUpstreamErrorKind::Connect | HttpUpstreamErrorKind::ConnectTimeout
+        )
     }
 
-    /// Whether the response timeout elapsed.
+    /// Whether a timeout elapsed: connect, response headers or body idle.
     pub fn is_timeout(&self) -> bool {
-        self.kind == HttpUpstreamErrorKind::Timeout
+        matches!(
+            self.kind,
+            HttpUpstreamErrorKind::ConnectTimeout
+                | HttpUpstreamErrorKind::Timeout
+                | HttpUpstreamErrorKind::BodyTimeout
+        )
     }
 }
 
@@ -100,7 +114,11 @@ impl fmt::Display for HttpUpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.kind {
             HttpUpstreamErrorKind::Connect => "connect failed",
+            HttpUpstreamErrorKind::ConnectTimeout => {
+                "connection not set up (dns, tcp and tls) within the connect timeout"
+            }
             HttpUpstreamErrorKind::Timeout => "no response within the response timeout",
+            HttpUpstreamErrorKind::BodyTimeout => "no body data within the idle timeout",
             HttpUpstreamErrorKind::Request => "request failed",
             HttpUpstreamErrorKind::InvalidRequest => "could not build the request",
         };

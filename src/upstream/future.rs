@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use wsfirst_core::BoxError;
 
-use super::{HttpUpstreamError, HttpUpstreamErrorKind, service::client_error};
+use super::{HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody, service::client_error};
 
 pin_project! {
     /// The response future of [`HttpUpstream`](super::HttpUpstream).
@@ -33,6 +33,7 @@ pin_project! {
             response: hyper_util::client::legacy::ResponseFuture,
             #[pin]
             deadline: Option<Sleep>,
+            idle: Option<Duration>,
             host: Arc<str>,
         },
     }
@@ -42,12 +43,14 @@ impl ResponseFuture {
     pub(crate) fn new(
         response: hyper_util::client::legacy::ResponseFuture,
         timeout: Option<Duration>,
+        idle: Option<Duration>,
         host: Arc<str>,
     ) -> Self {
         Self {
             state: State::Waiting {
                 response,
                 deadline: timeout.map(tokio::time::sleep),
+                idle,
                 host,
             },
         }
@@ -61,7 +64,7 @@ impl ResponseFuture {
 }
 
 impl Future for ResponseFuture {
-    type Output = Result<Response<hyper::body::Incoming>, BoxError>;
+    type Output = Result<Response<UpstreamBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -73,10 +76,15 @@ impl Future for ResponseFuture {
             StateProj::Waiting {
                 response,
                 deadline,
+                idle,
                 host,
             } => {
                 if let Poll::Ready(result) = response.poll(cx) {
-                    result.map_err(|error| Box::new(client_error(error, host)) as BoxError)
+                    result
+                        .map(|response| {
+                            response.map(|body| UpstreamBody::new(body, *idle, host.clone()))
+                        })
+                        .map_err(|error| Box::new(client_error(error, host)) as BoxError)
                 } else if let Some(deadline) = deadline.as_pin_mut() {
                     ready!(deadline.poll(cx));
                     tracing::debug!(upstream = %host, "http upstream response timeout elapsed");

@@ -37,11 +37,15 @@
 //! # }
 //! ```
 
+mod body;
+mod connect;
 mod error;
-mod future;
+pub mod future;
 mod headers;
 mod service;
+mod timeouts;
 
+pub use body::UpstreamBody;
 pub use error::{HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind};
-pub use future::ResponseFuture;
 pub use service::{HttpUpstream, HttpUpstreamBuilder};
+pub use timeouts::HttpTimeouts;

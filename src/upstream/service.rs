@@ -20,13 +20,15 @@ use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route};
 use wsfirst_websocket::tls::ClientTls;
 
 use super::{
-    HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, ResponseFuture,
+    HttpTimeouts, HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody,
+    connect::{ConnectTimedOut, TimeoutConnector},
+    future::ResponseFuture,
     headers::HeaderPolicy,
 };
 
 /// The request body type the client sends: any body, boxed once.
-pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
-type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+type HttpClient = Client<TimeoutConnector<HttpsConnector<HttpConnector>>, RequestBody>;
 
 /// The HTTP upstream service: sends each request to its [`Route`]'s HTTP URL over a pooled
 /// hyper-util client (`http://` and `https://` via rustls) and streams the answer back.
@@ -52,6 +54,7 @@ pub struct HttpUpstream {
 struct Config {
     headers: HeaderPolicy,
     response_timeout: Option<Duration>,
+    body_idle_timeout: Option<Duration>,
     connect_timeout: Duration,
 }
 
@@ -90,6 +93,7 @@ impl fmt::Debug for HttpUpstream {
             .field("headers", &self.config.headers)
             .field("connect_timeout", &self.config.connect_timeout)
             .field("response_timeout", &self.config.response_timeout)
+            .field("body_idle_timeout", &self.config.body_idle_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +103,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<hyper::body::Incoming>;
+    type Response = Response<UpstreamBody>;
     type Error = BoxError;
     type Future = ResponseFuture;
 
@@ -114,6 +118,11 @@ where
         };
         let url = route.http_url().clone();
         let host = host_of(&url);
+        let timeouts = request
+            .extensions()
+            .get::<HttpTimeouts>()
+            .copied()
+            .unwrap_or_default();
         let (parts, body) = request.into_parts();
         let mut outgoing = Request::new(body.map_err(Into::into).boxed_unsync());
         *outgoing.method_mut() = parts.method;
@@ -124,7 +133,8 @@ where
         tracing::trace!(upstream = %host, "sending request to the http upstream");
         ResponseFuture::new(
             self.client.request(outgoing),
-            self.config.response_timeout,
+            timeouts.response.or(self.config.response_timeout),
+            timeouts.idle.or(self.config.body_idle_timeout),
             host,
         )
     }
@@ -145,13 +155,14 @@ fn host_of(url: &Uri) -> Arc<str> {
 
 /// Configures an [`HttpUpstream`]; see [`HttpUpstream::builder`].
 ///
-/// Defaults: connect timeout 10 s, no response timeout, idle pooled connections kept 90 s (at
-/// most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
+/// Defaults: connect timeout (DNS + TCP + TLS) 10 s, response timeout 10 min, body idle timeout
+/// 300 s, idle pooled connections kept 90 s (at most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
 /// [`ClientTls::default`] (Mozilla's webpki roots), every end-to-end header forwarded.
 #[derive(Clone)]
 pub struct HttpUpstreamBuilder {
     connect_timeout: Duration,
     response_timeout: Option<Duration>,
+    body_idle_timeout: Option<Duration>,
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
     http2: bool,
@@ -163,7 +174,8 @@ impl Default for HttpUpstreamBuilder {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
-            response_timeout: None,
+            response_timeout: Some(Duration::from_secs(600)),
+            body_idle_timeout: Some(Duration::from_secs(300)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: 32,
             http2: true,
@@ -174,18 +186,30 @@ impl Default for HttpUpstreamBuilder {
 }
 
 impl HttpUpstreamBuilder {
-    /// The limit on DNS resolution + TCP connect (default 10 s). The TLS handshake is not
-    /// covered: a [`response_timeout`](Self::response_timeout) bounds it with the rest of the
-    /// wait for the response headers. A failed TLS handshake is a connect error all the same.
+    /// The limit on setting up a connection: DNS, TCP and TLS together (default 10 s). Past it,
+    /// an [`HttpUpstreamError`] of kind
+    /// [`ConnectTimeout`](HttpUpstreamErrorKind::ConnectTimeout).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// The limit on the time from sending the request to the response headers (default: none).
-    /// The body, such as a long SSE stream, is not limited.
+    /// The limit on the time from sending the request to the response headers, connecting
+    /// included (default 10 min, as the official OpenAI SDKs wait: a non-streaming answer's
+    /// headers come only when the whole answer is ready; `None`: no limit). Past it, an
+    /// [`HttpUpstreamError`] of kind [`Timeout`](HttpUpstreamErrorKind::Timeout). A request's
+    /// [`HttpTimeouts`] extension overrides it.
     pub fn response_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.response_timeout = timeout.into();
+        self
+    }
+
+    /// The limit on the time between two chunks of the response body (default 300 s, long
+    /// enough for a reasoning model's silences; `None`: no limit). Past it, the body ends with
+    /// an [`HttpUpstreamError`] of kind [`BodyTimeout`](HttpUpstreamErrorKind::BodyTimeout).
+    /// A request's [`HttpTimeouts`] extension overrides it.
+    pub fn body_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.body_idle_timeout = timeout.into();
         self
     }
 
@@ -233,11 +257,18 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// Builds the service (and its connection pool).
-    pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
+    /// Checks the settings without building anything (the facade checks a route's timeouts
+    /// with it).
+    pub(crate) fn check(&self) -> Result<(), HttpUpstreamBuildError> {
         check_duration("connect_timeout", Some(self.connect_timeout))?;
         check_duration("response_timeout", self.response_timeout)?;
-        check_duration("pool_idle_timeout", self.pool_idle_timeout)?;
+        check_duration("body_idle_timeout", self.body_idle_timeout)?;
+        check_duration("pool_idle_timeout", self.pool_idle_timeout)
+    }
+
+    /// Builds the service (and its connection pool).
+    pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
+        self.check()?;
         // The connector sets ALPN to match the enabled HTTP versions.
         let tls = self.tls.clone().unwrap_or_default().with_alpn(Vec::new());
         let mut http = HttpConnector::new();
@@ -252,17 +283,22 @@ impl HttpUpstreamBuilder {
         } else {
             https.enable_http1().wrap_connector(http)
         };
+        let connector = TimeoutConnector {
+            inner: https,
+            timeout: self.connect_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(self.pool_idle_timeout)
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(https);
+            .build(connector);
         Ok(HttpUpstream {
             client,
             config: Arc::new(Config {
                 headers: self.headers,
                 response_timeout: self.response_timeout,
+                body_idle_timeout: self.body_idle_timeout,
                 connect_timeout: self.connect_timeout,
             }),
         })
@@ -302,7 +338,18 @@ pub(crate) fn client_error(
     error: hyper_util::client::legacy::Error,
     host: &str,
 ) -> HttpUpstreamError {
-    let kind = if error.is_connect() {
+    let timed_out = {
+        let mut source = std::error::Error::source(&error);
+        std::iter::from_fn(|| {
+            let current = source?;
+            source = current.source();
+            Some(current)
+        })
+        .any(|cause| cause.is::<ConnectTimedOut>())
+    };
+    let kind = if timed_out {
+        HttpUpstreamErrorKind::ConnectTimeout
+    } else if error.is_connect() {
         HttpUpstreamErrorKind::Connect
     } else {
         HttpUpstreamErrorKind::Request

@@ -45,6 +45,8 @@ fn the_documented_example_parses() {
             connect: Some(Duration::from_secs(5)),
             first_event: Some(Duration::from_secs(30)),
             idle: Some(Duration::from_secs(120)),
+            http_response: Some(Duration::from_secs(600)),
+            http_idle: Some(Duration::from_secs(300)),
         }
     );
     assert_eq!(

@@ -89,7 +89,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             "lissen = \"127.0.0.1:1\"".to_owned(),
-            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `breakers`, `routes`",
+            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `breakers`, `admin`, `routes`",
         ),
         (
             "[eligibility]\nprovider_hosts = { \"my.provider\" = [\"a.example\", 5] }".to_owned(),
@@ -133,6 +133,10 @@ fn values_that_break_a_rule_name_their_path() {
         (
             route_with("[routes.breaker]\nwindow = 5\nmin_calls = 6"),
             "routes[0].breaker.window: invalid breaker config: window (5 calls) must not be smaller than min_calls (6)",
+        ),
+        (
+            route_with("[routes.timeouts]\nhttp_response = \"0s\""),
+            "routes[0].timeouts.http_response: invalid http upstream config: response_timeout must not be zero",
         ),
         (
             // The breaker's default minimum (10 calls) stays: a smaller window alone is refused.

@@ -28,6 +28,8 @@ body_limit = "8MiB"                                           # optional
 connect = "5s"
 first_event = "30s"
 idle = "120s"
+http_response = "10m"
+http_idle = "5m"
 [routes.breaker]
 consecutive_failures = 3
 failure_rate = 0.5
