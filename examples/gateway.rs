@@ -174,6 +174,10 @@ async fn run() -> Result<(), BoxError> {
 
     let configured = Configured::from_config(&config)
         .map_err(|error| format!("{}: {error}", origin.to_string_lossy()))?;
+    let limits = config
+        .server
+        .to_server_config()
+        .map_err(|error| format!("{}: {error}", origin.to_string_lossy()))?;
     // The admin surface (breakers, metrics) never shares the public listener.
     let admin = match &config.admin {
         Some(admin) => {
@@ -234,14 +238,11 @@ async fn run() -> Result<(), BoxError> {
 
     // Serve until SIGINT / SIGTERM, then drain for a bounded time.
     let (stop, stopped) = oneshot::channel::<()>();
-    let mut server = tokio::spawn(
-        // TCP_NODELAY on every accepted socket: SSE writes must not wait for delayed ACKs.
-        axum::serve(wsfirst::serve::nodelay(listener), app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
+    // TCP_NODELAY on every accepted socket (SSE writes must not wait for delayed ACKs), and the
+    // `[server]` limits: header and body read timeouts, connections, header size.
+    let mut server = tokio::spawn(wsfirst::serve::serve(listener, app, limits, async move {
+        let _ = stopped.await;
+    }));
     tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down: no new connections, waiting up to {}s for requests in flight", SHUTDOWN_GRACE.as_secs());

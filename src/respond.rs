@@ -26,7 +26,7 @@ use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
 use wsfirst_fallback::{BodyTooLarge, ReadBodyError};
 
-use crate::upstream::HttpUpstreamError;
+use crate::{serve::BodyReadTimeout, upstream::HttpUpstreamError};
 
 /// The response header naming the transport that served the response: `websocket` or `http`.
 pub const TRANSPORT_HEADER: &str = "x-wsfirst-transport";
@@ -53,7 +53,8 @@ where
 
 /// Answers a failed request: `502` with `{"error": {"type", "code", "message"}}` for upstream
 /// failures, `504` (same shape, code `upstream_timeout`) when the HTTP upstream timed out
-/// (connect, response headers), `413` for a body over the buffer limit, `400` for an unreadable
+/// (connect, response headers), `413` for a body over the buffer limit, `408` for a body that did
+/// not arrive within [`serve`](crate::serve::serve)'s body read timeout, `400` for an unreadable
 /// request body, `500` for a mis-assembled stack.
 pub fn error_response(error: &(dyn Error + 'static)) -> Response<axum::body::Body> {
     let (status, code) = classify(error);
@@ -80,6 +81,14 @@ pub fn error_response(error: &(dyn Error + 'static)) -> Response<axum::body::Bod
 }
 
 fn classify(error: &(dyn Error + 'static)) -> (StatusCode, &'static str) {
+    // The client's own slowness, wherever a layer wrapped it.
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<BodyReadTimeout>() {
+            return (StatusCode::REQUEST_TIMEOUT, "request_body_timeout");
+        }
+        current = error.source();
+    }
     let mut current = Some(error);
     while let Some(error) = current {
         if error.is::<BodyTooLarge>() {

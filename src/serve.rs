@@ -1,15 +1,24 @@
-//! Serving a router the way a gateway should: every accepted socket has `TCP_NODELAY` set.
+//! Serving a router the way a gateway should: `TCP_NODELAY` on every accepted socket, and limits
+//! that a slow or greedy client cannot get around.
 //!
 //! Server-sent events are many small writes. On a socket without `TCP_NODELAY`, Nagle's algorithm
 //! holds each small write until the client's delayed ACK arrives, which adds up to about 40 ms to
 //! every streamed answer on Linux. `axum::serve` leaves the option as the listener's sockets have
-//! it (off), so wrap the listener with [`nodelay`] before serving.
+//! it (off): wrap the listener with [`nodelay`] before serving, or use [`serve`], which also
+//! enforces a [`ServerConfig`]:
+//!
+//! | limit | default | protects against |
+//! |---|---|---|
+//! | [`header_read_timeout`](ServerConfigBuilder::header_read_timeout) | 10 s | a client that trickles its request headers (HTTP/1) |
+//! | [`body_read_timeout`](ServerConfigBuilder::body_read_timeout) | 60 s | a client that trickles its request body, holding a connection and a fallback buffer: the whole body must arrive within it, else `408` |
+//! | [`max_connections`](ServerConfigBuilder::max_connections) | 1024 | too many open connections: further ones wait in the listen backlog |
+//! | [`max_header_bytes`](ServerConfigBuilder::max_header_bytes) | 64 KiB | huge request headers: `431` (HTTP/1), refused (HTTP/2) |
 //!
 //! # Example
 //!
 //! ```no_run
 //! use axum::{Router, routing::post_service};
-//! use wsfirst::{Wsfirst, core::Route};
+//! use wsfirst::{Wsfirst, core::Route, serve::ServerConfig};
 //!
 //! # async fn run() -> Result<(), wsfirst::core::BoxError> {
 //! let wsfirst = Wsfirst::builder().build();
@@ -19,15 +28,42 @@
 //!     .build()?;
 //! let app = Router::new().route("/v1/responses", post_service(wsfirst.route(route)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(wsfirst::serve::nodelay(listener), app).await?;
+//! let shutdown = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
+//! wsfirst::serve::serve(listener, app, ServerConfig::default(), shutdown).await?;
+//! wsfirst.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 
-use std::{io, net::SocketAddr};
+use std::{
+    fmt,
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use axum::serve::{Listener, ListenerExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::{
+    Router,
+    serve::{Listener, ListenerExt},
+};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    time::{Instant, Sleep},
+};
+use tower::ServiceExt;
+use wsfirst_core::{BoxError, MAX_DURATION};
 
 /// `listener`, with `TCP_NODELAY` set on every socket it accepts (a socket on which it cannot be
 /// set is served as it is, and the failure logged at DEBUG).
@@ -37,13 +73,309 @@ pub fn nodelay(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = So
 
 fn set_nodelay(stream: &mut TcpStream) {
     if let Err(error) = stream.set_nodelay(true) {
-        log_failure(&error);
+        tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
     }
 }
 
-fn log_failure(error: &io::Error) {
-    tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+/// The limits of [`serve`]; see the [module docs](self) for what each protects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    max_connections: usize,
+    max_header_bytes: usize,
 }
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A builder holding the defaults.
+    pub fn builder() -> ServerConfigBuilder {
+        ServerConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// The time a client has to send its request headers (HTTP/1).
+    pub fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+
+    /// The time a client has to send a request's whole body, from its headers on.
+    pub fn body_read_timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
+    /// The most connections served at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The largest request headers, in bytes.
+    pub fn max_header_bytes(&self) -> usize {
+        self.max_header_bytes
+    }
+}
+
+/// Builds a [`ServerConfig`]; see [`ServerConfig::builder`].
+#[derive(Clone, Copy, Debug)]
+pub struct ServerConfigBuilder {
+    config: ServerConfig,
+}
+
+impl ServerConfigBuilder {
+    /// The time a client has to send its request headers (default 10 s; HTTP/1).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// The time a client has to send a request's whole body, from its headers on (default 60 s);
+    /// past it the request is answered `408`.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.body_read_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once (default 1024); further ones wait in the listen
+    /// backlog until one ends.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// The largest request headers, in bytes (default 64 KiB, at least 8 KiB).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_header_bytes = bytes;
+        self
+    }
+
+    /// Checks the values and builds the configuration.
+    pub fn build(self) -> Result<ServerConfig, ServerConfigError> {
+        let config = self.config;
+        for (field, value) in [
+            ("header_read_timeout", config.header_read_timeout),
+            ("body_read_timeout", config.body_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ServerConfigError::Zero { field });
+            }
+            if value > MAX_DURATION {
+                return Err(ServerConfigError::TooLong { field, value });
+            }
+        }
+        if config.max_connections == 0 {
+            return Err(ServerConfigError::Zero {
+                field: "max_connections",
+            });
+        }
+        if config.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ServerConfigError::TooSmall {
+                field: "max_header_bytes",
+                value: config.max_header_bytes,
+                min: MIN_HEADER_BYTES,
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// hyper's smallest HTTP/1 read buffer.
+const MIN_HEADER_BYTES: usize = 8192;
+
+/// A [`ServerConfig`] value is invalid; names the builder field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerConfigError {
+    /// A value that must not be zero is.
+    Zero {
+        /// The builder field.
+        field: &'static str,
+    },
+    /// A duration is longer than [`MAX_DURATION`].
+    TooLong {
+        /// The builder field.
+        field: &'static str,
+        /// The value given.
+        value: Duration,
+    },
+    /// A size is below its minimum.
+    TooSmall {
+        /// The builder field.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest accepted.
+        min: usize,
+    },
+}
+
+impl ServerConfigError {
+    /// The builder field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ServerConfigError::Zero { field }
+            | ServerConfigError::TooLong { field, .. }
+            | ServerConfigError::TooSmall { field, .. } => field,
+        }
+    }
+}
+
+impl fmt::Display for ServerConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid server config: ")?;
+        match self {
+            ServerConfigError::Zero { field } => write!(f, "{field} must not be zero"),
+            ServerConfigError::TooLong { field, value } => write!(
+                f,
+                "{field} must be at most {MAX_DURATION:?} (100 years), got {value:?}"
+            ),
+            ServerConfigError::TooSmall { field, value, min } => {
+                write!(f, "{field} must be at least {min}, got {value}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServerConfigError {}
+
+/// Serves `router` on `listener` with the limits of `config` and `TCP_NODELAY` on every socket,
+/// until `shutdown` completes; then stops accepting and returns once the connections in flight
+/// have ended (wrap it in a timeout to bound the drain).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let body_timeout = config.body_read_timeout;
+    let service = router.map_request(move |request: http::Request<hyper::body::Incoming>| {
+        request.map(|body| DeadlineBody::new(body, body_timeout))
+    });
+    let service = TowerToHyperService::new(service);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A connection is accepted only when one of the `max_connections` slots is free.
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit.map_err(io::Error::other)?,
+            () = shutdown.as_mut() => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Such as too many open files: wait a little instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        let mut stream = stream;
+        set_nodelay(&mut stream);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A request body that must arrive whole before its deadline.
+struct DeadlineBody<B> {
+    inner: B,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+}
+
+impl<B> DeadlineBody<B> {
+    fn new(inner: B, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
+            timeout,
+        }
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(BodyReadTimeout(this.timeout)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A client did not send its request body within the body read timeout; the route answers
+/// `408`.
+#[derive(Debug)]
+pub struct BodyReadTimeout(Duration);
+
+impl fmt::Display for BodyReadTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the request body did not arrive within the body read timeout ({:?})",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BodyReadTimeout {}
 
 #[cfg(test)]
 mod tests {
@@ -58,5 +390,27 @@ mod tests {
         let (accepted, _) = listener.accept().await;
         assert!(accepted.nodelay().unwrap());
         drop(client);
+    }
+
+    #[test]
+    fn bad_limits_name_their_field() {
+        let error = ServerConfig::builder()
+            .max_connections(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "max_connections");
+        let error = ServerConfig::builder()
+            .max_header_bytes(100)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid server config: max_header_bytes must be at least 8192, got 100"
+        );
+        let error = ServerConfig::builder()
+            .body_read_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "body_read_timeout");
     }
 }

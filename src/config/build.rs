@@ -326,6 +326,29 @@ impl EligibilityConfig {
     }
 }
 
+impl super::ServerLimitsConfig {
+    /// The public listener's limits, checked by [`ServerConfig`](crate::serve::ServerConfig)'s
+    /// builder; errors name the field under `[server]`.
+    pub fn to_server_config(&self) -> Result<crate::serve::ServerConfig, ConfigError> {
+        let mut builder = crate::serve::ServerConfig::builder();
+        if let Some(timeout) = self.header_read_timeout {
+            builder = builder.header_read_timeout(timeout);
+        }
+        if let Some(timeout) = self.body_read_timeout {
+            builder = builder.body_read_timeout(timeout);
+        }
+        if let Some(max) = self.max_connections {
+            builder = builder.max_connections(max as usize);
+        }
+        if let Some(bytes) = self.max_header_bytes {
+            builder = builder.max_header_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        builder.build().map_err(|error| {
+            ConfigError::invalid(format!("server.{}", error.field()), error.to_string())
+        })
+    }
+}
+
 impl super::AdminConfig {
     /// The admin bearer token from the environment variable named by `token_env` (`None` when
     /// there is none), or an error naming `admin.token_env` and the variable.

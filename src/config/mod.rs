@@ -65,6 +65,10 @@
 //! | `eligibility.provider_hosts` | table: provider = host or list of hosts | `{}` | WebSocket hosts registered per provider (host only: no scheme, port or path); a WebSocket URL on another host goes to HTTP (`foreign_host`) |
 //! | `eligibility.override_header` | header name | off | per-request header whose value `http` forces HTTP (`request_override`); any other value is ignored; it can never widen a request onto the WebSocket |
 //! | `eligibility.max_message_size` | byte size, > 0 | 16 MiB | a request declaring a larger body goes to HTTP (`body_too_large`); see [`limits`](crate::core::limits) |
+//! | `server.header_read_timeout` | duration | 10s | the time a client has to send its request headers ([`serve`](crate::serve)) |
+//! | `server.body_read_timeout` | duration | 60s | the time a client has to send a request's whole body; past it `408` |
+//! | `server.max_connections` | integer, > 0 | 1024 | connections served at once; more wait in the backlog |
+//! | `server.max_header_bytes` | byte size, >= 8 KiB | 64 KiB | the largest request headers; larger is `431` |
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
 //! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401` |
 //! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
@@ -108,5 +112,5 @@ mod tests;
 pub use error::ConfigError;
 pub use schema::{
     AdminConfig, BreakerConfig, BreakersConfig, Config, EligibilityConfig, FallbackConfig, Pair,
-    PoolConfig, ReplayConfig, RouteConfig, TimeoutsConfig,
+    PoolConfig, ReplayConfig, RouteConfig, ServerLimitsConfig, TimeoutsConfig,
 };

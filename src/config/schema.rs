@@ -26,8 +26,28 @@ pub struct Config {
     pub breakers: BreakersConfig,
     /// The admin listener (breakers and metrics); `None`: no admin surface at all.
     pub admin: Option<AdminConfig>,
+    /// The limits of the public listener.
+    pub server: ServerLimitsConfig,
     /// The routes, in file order.
     pub routes: Vec<RouteConfig>,
+}
+
+/// The `[server]` table: the public listener's limits; `None`: the defaults of
+/// [`ServerConfig`](crate::serve::ServerConfig).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimitsConfig {
+    /// The time a client has to send its request headers.
+    #[serde(deserialize_with = "de_duration")]
+    pub header_read_timeout: Option<Duration>,
+    /// The time a client has to send a request's whole body.
+    #[serde(deserialize_with = "de_duration")]
+    pub body_read_timeout: Option<Duration>,
+    /// The most connections served at once.
+    pub max_connections: Option<u32>,
+    /// The largest request headers.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_header_bytes: Option<u64>,
 }
 
 /// The `[admin]` table: where the admin endpoints (`/admin/transport`, `/metrics`) are served,

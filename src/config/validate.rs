@@ -31,6 +31,7 @@ impl Config {
                 ));
             }
         }
+        self.server.to_server_config()?;
         // Every value that a layer takes is checked by that layer's own builder.
         self.layers().map(drop)
     }

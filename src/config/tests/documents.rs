@@ -179,3 +179,21 @@ fn the_admin_table_is_its_own_listener_and_token_variable() {
     let error = Config::from_toml_str("[admin]\ntoken_env = \"X\"").unwrap_err();
     assert_eq!(error.to_string(), "admin: missing field `listen`");
 }
+
+#[test]
+fn the_server_table_maps_onto_the_server_limits() {
+    let config = Config::from_toml_str(
+        "[server]\nheader_read_timeout = \"5s\"\nbody_read_timeout = \"30s\"\nmax_connections = 10\nmax_header_bytes = \"16KiB\"",
+    )
+    .unwrap();
+    let limits = config.server.to_server_config().unwrap();
+    assert_eq!(limits.header_read_timeout(), Duration::from_secs(5));
+    assert_eq!(limits.body_read_timeout(), Duration::from_secs(30));
+    assert_eq!(limits.max_connections(), 10);
+    assert_eq!(limits.max_header_bytes(), 16 * 1024);
+    let error = Config::from_toml_str("[server]\nmax_header_bytes = 100").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "server.max_header_bytes: invalid server config: max_header_bytes must be at least 8192, got 100"
+    );
+}
