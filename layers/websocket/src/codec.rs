@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use http::{HeaderName, HeaderValue};
+//! use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 //! use wsfirst_websocket::{Codec, CodecError, Decoded, Encoded, Exchange, Message, WebSocketConfig};
 //!
 //! #[derive(Debug)]
@@ -55,7 +55,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use wsfirst_core::ErrorScope;
 
 pub(crate) use crate::error::CodecError;
@@ -88,6 +88,14 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)) make
     /// the configuration fail to build.
     fn forward_headers(&self) -> &[HeaderName] {
+        &[]
+    }
+
+    /// The handshake headers whose values are comma-separated lists of flags, such as the
+    /// Responses API's `OpenAI-Beta`: a [static header](crate::WebSocketConfigBuilder::static_header)
+    /// of one of these names adds its flags to the ones the request forwards (no duplicates)
+    /// instead of replacing them (default: none).
+    fn list_headers(&self) -> &[HeaderName] {
         &[]
     }
 }
@@ -170,7 +178,20 @@ impl Exchange {
 }
 
 /// What one message of the answer means.
+///
+/// Which variant ends an answer, and what the caller then gets:
+///
+/// | variant | before the response is built | after a streaming answer's first event |
+/// |---|---|---|
+/// | [`End`](Decoded::End) | the response (a non-streaming answer: its whole body) | the body's last frame, then a clean end |
+/// | [`Reject`](Decoded::Reject) | a response with the upstream's own status, headers and body; never replayed, a success for the breaker | not allowed: a `Protocol` failure |
+/// | [`Error`](Decoded::Error) | a replay-safe failure (a [`Connection`](ErrorScope::Connection) error is first retried once on a fresh connection) | its frame, then a clean end; without a frame, the body ends with a mid-stream failure |
+///
+/// A non-streaming answer's response is built at its end, so everything it decodes is "before
+/// the response is built" (but after its first event, an [`Error`](Decoded::Error) is a
+/// mid-stream failure, never replayed).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decoded {
     /// Not part of the answer (for example a keep-alive message); no timer is reset.
     Ignore,
@@ -184,8 +205,24 @@ pub enum Decoded {
         /// Bytes to append to the response body.
         frame: Option<Bytes>,
     },
+    /// The upstream answered the request with an answer of its own that the HTTP endpoint
+    /// would have given too, such as a client error (status 400, 401, 404, 429): the caller
+    /// gets this status, these headers and this body as the response, stamped as served by the
+    /// WebSocket. It is never replayed over HTTP (the upstream already answered) and the
+    /// breaker does not count it as a failure (the WebSocket path worked). The connection may
+    /// serve another request.
+    Reject {
+        /// The response's status.
+        status: StatusCode,
+        /// The response's headers, its content type included.
+        headers: HeaderMap,
+        /// The response's whole body.
+        body: Bytes,
+    },
     /// The upstream reported an error. Before any event this fails the attempt (replay-safe);
-    /// after, the frame is forwarded and the body ends with a mid-stream failure.
+    /// after, the frame (the error in the answer's own format, such as an SSE `error` event) is
+    /// forwarded and the body ends cleanly, as the HTTP endpoint's stream would; without a
+    /// frame the body ends with a mid-stream failure. The connection is not reused.
     Error {
         /// Bytes to forward when the error comes after output (such as an SSE `error` frame).
         frame: Option<Bytes>,

@@ -25,15 +25,14 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::HeaderName;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header::CONTENT_TYPE};
 use serde::{
-    Deserialize,
+    Deserialize, Serialize,
     de::{MapAccess, Visitor},
 };
-use serde_json::value::RawValue;
+use serde_json::{Map, Value, value::RawValue};
 
-use super::{FORWARD_HEADERS, error_scope};
+use super::{FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// The OpenAI Responses API over its WebSocket mode.
@@ -44,10 +43,27 @@ use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 ///   `event: <type>\ndata: <json>\n\n` with the message's exact text, `text/event-stream`.
 /// - Non-streaming answer: the exact JSON text of the `response` field of the terminal event
 ///   (`response.completed`, `response.failed` or `response.incomplete`), `application/json`.
-/// - An `error` event ends the answer: before any event it fails the attempt; after, it is
-///   forwarded as an SSE `error` frame and the body ends with an error. Its
-///   [`scope`](wsfirst_core::ErrorScope) comes from [`error_scope`].
-/// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default.
+/// - An `error` event (`{"type":"error","status":N,"error":{"type","code","message","param"},
+///   "headers":{...}}`; the flat `{"type":"error","code","message"}` is read too) ends the
+///   answer, as the HTTP endpoint would have ended it:
+///   - before any event, with a client-error status ([`is_answer`]): [`Decoded::Reject`] with
+///     that status, the HTTP endpoint's error body `{"error":{"message","type","param","code"}}`
+///     (`application/json`, streaming or not: the HTTP endpoint rejects a bad request before it
+///     streams) and the event's [answer headers](super::is_answer_header), such as a 429's
+///     `retry-after` and `x-ratelimit-*`;
+///   - before any event, otherwise (5xx, no status, a [connection-scoped
+///     code](super::CONNECTION_SCOPED_CODES)): [`Decoded::Error`] with the
+///     [`scope`](wsfirst_core::ErrorScope) of [`error_scope`], a failure of the attempt;
+///   - after output, streaming: [`Decoded::Error`] whose frame is the HTTP stream's error event,
+///     `event: error\ndata: {"type":"error","code","message","param","sequence_number"}` (the
+///     Python SDK's `ResponseErrorEvent`, `src/openai/types/responses/response_error_event.py`;
+///     the event's own `sequence_number`, else the number of events before it), and nothing
+///     else of the upstream's event (its `status` and `headers` are the upstream's internal
+///     business); the body then ends cleanly;
+///   - after `response.created`, non-streaming: [`Decoded::Reject`] with the event's status
+///     (500 without one) and the error body, the answer the HTTP endpoint would have given.
+/// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default; `OpenAI-Beta` is a
+///   [list header](super::LIST_HEADERS).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponsesCodec {
     _private: (),
@@ -90,20 +106,162 @@ struct Event<'a> {
     kind: std::borrow::Cow<'a, str>,
     #[serde(borrow, default)]
     response: Option<&'a RawValue>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    error: Option<ErrorBody>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
+/// An `error` event, read leniently (it is rare, and a field of an unexpected type should not
+/// hide the error itself).
+struct ErrorEvent {
+    status: Option<StatusCode>,
+    kind: Option<String>,
     code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
+    message: String,
+    param: Option<String>,
+    sequence_number: Option<u64>,
+    headers: HeaderMap,
+}
+
+impl ErrorEvent {
+    fn parse(text: &str) -> Result<Self, CodecError> {
+        let event: Map<String, Value> = serde_json::from_str(text).map_err(|error| {
+            CodecError::new(format!("the upstream sent an unreadable error event: {error}"))
+        })?;
+        let error = event.get("error").and_then(Value::as_object);
+        // The nested shape wins; the flat `{"type":"error","code","message"}` is read too.
+        let field = |name: &str| {
+            error
+                .and_then(|error| error.get(name))
+                .and_then(text_of)
+                .or_else(|| event.get(name).and_then(text_of))
+        };
+        let status = event
+            .get("status")
+            .or_else(|| event.get("status_code"))
+            .and_then(|status| match status {
+                Value::Number(number) => number.as_u64(),
+                Value::String(text) => text.trim().parse().ok(),
+                _ => None,
+            })
+            .and_then(|status| u16::try_from(status).ok())
+            .and_then(|status| StatusCode::from_u16(status).ok());
+        // The Python SDK's types put the headers in `error`, OpenAI's Codex client reads them
+        // at the top level: both are read, the top level last.
+        let mut headers = HeaderMap::new();
+        for map in [
+            error.and_then(|error| error.get("headers")),
+            event.get("headers"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        {
+            for (name, value) in map {
+                let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                    continue;
+                };
+                if !is_answer_header(&name) {
+                    continue;
+                }
+                let value = match value {
+                    Value::String(text) => HeaderValue::from_str(text).ok(),
+                    Value::Number(number) => HeaderValue::from_str(&number.to_string()).ok(),
+                    _ => None,
+                };
+                if let Some(value) = value {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        Ok(Self {
+            status,
+            kind: error
+                .and_then(|error| error.get("type"))
+                .and_then(text_of),
+            code: field("code"),
+            message: field("message").unwrap_or_default(),
+            param: field("param"),
+            sequence_number: event.get("sequence_number").and_then(Value::as_u64),
+            headers,
+        })
+    }
+
+    /// The answer the HTTP endpoint gives with this status: the error body, `application/json`,
+    /// and the event's answer headers.
+    fn reject(self, status: StatusCode) -> Decoded {
+        let body = HttpErrorBody {
+            error: HttpError {
+                message: &self.message,
+                kind: self.kind.as_deref(),
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        };
+        let mut headers = self.headers;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Decoded::Reject {
+            status,
+            headers,
+            // Plain structs of strings always serialise.
+            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+        }
+    }
+
+    /// The error as the HTTP endpoint's stream ends with it: an SSE `error` event.
+    fn stream_frame(&self, events: usize) -> Bytes {
+        let event = HttpStreamError {
+            kind: "error",
+            code: self.code.as_deref(),
+            message: &self.message,
+            param: self.param.as_deref(),
+            sequence_number: self
+                .sequence_number
+                .unwrap_or(u64::try_from(events).unwrap_or(u64::MAX)),
+        };
+        sse_frame("error", &serde_json::to_string(&event).unwrap_or_default())
+    }
+
+    fn into_error(self, frame: Option<Bytes>) -> Decoded {
+        Decoded::Error {
+            frame,
+            scope: error_scope(self.code.as_deref(), &self.message),
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
+/// A string, or the text of a number, of a JSON value; `None` for null and the rest.
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The HTTP endpoint's error body: `{"error":{"message","type","param","code"}}`.
+#[derive(Serialize)]
+struct HttpErrorBody<'a> {
+    error: HttpError<'a>,
+}
+
+#[derive(Serialize)]
+struct HttpError<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+/// The HTTP stream's `error` event: `{"type":"error","code","message","param","sequence_number"}`.
+#[derive(Serialize)]
+struct HttpStreamError<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: Option<&'a str>,
+    message: &'a str,
+    param: Option<&'a str>,
+    sequence_number: u64,
 }
 
 /// `event: <type>\ndata: <json>\n\n`, one `data:` line per line of the JSON text.
@@ -176,16 +334,27 @@ impl Codec for ResponsesCodec {
         }
         match kind {
             "error" => {
-                let (code, message) = match event.error {
-                    Some(body) => (body.code.or(event.code), body.message.or(event.message)),
-                    None => (event.code, event.message),
-                };
-                let message = message.unwrap_or_default();
-                Ok(Decoded::Error {
-                    frame: exchange.is_streaming().then(|| sse_frame(kind, text)),
-                    scope: error_scope(code.as_deref(), &message),
-                    code,
-                    message,
+                let error = ErrorEvent::parse(text)?;
+                let before_output = exchange.events() == 0;
+                Ok(if before_output {
+                    match error.status {
+                        Some(status)
+                            if is_answer(Some(status), error.code.as_deref(), &error.message) =>
+                        {
+                            error.reject(status)
+                        }
+                        _ => error.into_error(None),
+                    }
+                } else if exchange.is_streaming() {
+                    let frame = error.stream_frame(exchange.events());
+                    error.into_error(Some(frame))
+                } else {
+                    // Nothing was sent to the client yet: it gets the HTTP endpoint's answer.
+                    let status = error
+                        .status
+                        .filter(|status| status.is_client_error() || status.is_server_error())
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    error.reject(status)
                 })
             }
             "response.completed" | "response.failed" | "response.incomplete" => {
@@ -211,6 +380,10 @@ impl Codec for ResponsesCodec {
 
     fn forward_headers(&self) -> &[HeaderName] {
         &FORWARD_HEADERS
+    }
+
+    fn list_headers(&self) -> &[HeaderName] {
+        &LIST_HEADERS
     }
 }
 
