@@ -540,33 +540,226 @@ mod tests {
         assert!(error.message().contains("no response field"), "{error}");
     }
 
+    /// An exchange that has seen `events` events.
+    fn after(streaming: bool, events: usize) -> Exchange {
+        let mut exchange = Exchange::new(streaming);
+        for _ in 0..events {
+            exchange.record_event();
+        }
+        exchange
+    }
+
+    fn decode_error(event: &str, exchange: &Exchange) -> Decoded {
+        ResponsesCodec::new()
+            .decode(Message::text(event), exchange)
+            .unwrap()
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers
+    }
+
     #[test]
-    fn error_events_carry_code_and_message_in_either_shape() {
-        let codec = ResponsesCodec::new();
-        let nested = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"previous_response_not_found","message":"gone"}}"#;
+    fn client_errors_before_output_are_the_http_endpoints_answer_streaming_or_not() {
+        let event = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"invalid_value","message":"Invalid value: 'x'.","param":"input"}}"#;
+        let expected = Decoded::Reject {
+            status: StatusCode::BAD_REQUEST,
+            headers: json_headers(),
+            body: Bytes::from_static(
+                br#"{"error":{"message":"Invalid value: 'x'.","type":"invalid_request_error","param":"input","code":"invalid_value"}}"#,
+            ),
+        };
+        for streaming in [true, false] {
+            assert_eq!(
+                decode_error(event, &Exchange::new(streaming)),
+                expected,
+                "{streaming}"
+            );
+        }
+        for (status, code) in [
+            (401, "invalid_api_key"),
+            (403, "unsupported_country_region_territory"),
+            (404, "model_not_found"),
+            (400, "previous_response_not_found"),
+        ] {
+            let event = format!(
+                r#"{{"type":"error","status":{status},"error":{{"type":"invalid_request_error","code":"{code}","message":"m"}}}}"#
+            );
+            match decode_error(&event, &Exchange::new(true)) {
+                Decoded::Reject { status: got, .. } => assert_eq!(got.as_u16(), status),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        // `status_code` (OpenAI's Codex client reads it too) and a status given as text.
+        for event in [
+            r#"{"type":"error","status_code":404,"error":{"message":"m"}}"#,
+            r#"{"type":"error","status":"404","error":{"message":"m"}}"#,
+        ] {
+            match decode_error(event, &Exchange::new(true)) {
+                Decoded::Reject { status, .. } => assert_eq!(status, StatusCode::NOT_FOUND),
+                other => panic!("{event}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_passes_its_rate_limit_headers_and_nothing_else() {
+        let event = r#"{"type":"error","status":429,"error":{"type":"requests","code":"rate_limit_exceeded","message":"slow down","param":null,"headers":{"x-ratelimit-limit-requests":"500","set-cookie":"a=b"}},"headers":{"retry-after":"7","retry-after-ms":7000,"x-ratelimit-remaining-requests":"0","x-ratelimit-reset-requests":"7s","x-request-id":"req_1","x-should-retry":"false","openai-organization":"org-secret","x-oai-is-update":"nonce","bad header":"x","x-ratelimit-reset-tokens":{"nested":1}}}"#;
+        let Decoded::Reject {
+            status,
+            headers,
+            body,
+        } = decode_error(event, &Exchange::new(false))
+        else {
+            panic!("a 429 is an answer")
+        };
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(
-            codec
-                .decode(Message::text(nested), &Exchange::new(false))
-                .unwrap(),
+            names,
+            [
+                "content-type",
+                "retry-after",
+                "retry-after-ms",
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+                "x-request-id",
+                "x-should-retry",
+            ]
+        );
+        assert_eq!(headers["retry-after"], "7");
+        assert_eq!(headers["retry-after-ms"], "7000");
+        assert_eq!(
+            &body[..],
+            br#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#
+        );
+    }
+
+    #[test]
+    fn server_errors_and_errors_without_status_before_output_are_failures() {
+        let codec = ResponsesCodec::new();
+        for (event, code, scope) in [
+            (
+                r#"{"type":"error","status":500,"error":{"type":"server_error","code":"server_error","message":"boom"}}"#,
+                Some("server_error"),
+                ErrorScope::Provider,
+            ),
+            (
+                r#"{"type":"error","status":503,"error":{"message":"boom"}}"#,
+                None,
+                ErrorScope::Provider,
+            ),
+            (
+                r#"{"type":"error","error":{"code":"server_error","message":"boom"}}"#,
+                Some("server_error"),
+                ErrorScope::Provider,
+            ),
+            // The flat shape.
+            (
+                r#"{"type":"error","code":"server_error","message":"boom"}"#,
+                Some("server_error"),
+                ErrorScope::Provider,
+            ),
+            (
+                r#"{"type":"error","code":"rate_limit_exceeded","message":"boom"}"#,
+                Some("rate_limit_exceeded"),
+                ErrorScope::Request,
+            ),
+        ] {
+            for streaming in [true, false] {
+                assert_eq!(
+                    codec
+                        .decode(Message::text(event), &Exchange::new(streaming))
+                        .unwrap(),
+                    Decoded::Error {
+                        frame: None,
+                        code: code.map(str::to_owned),
+                        message: "boom".into(),
+                        scope,
+                    },
+                    "{event}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_connection_limit_asks_for_another_connection_despite_its_status_400() {
+        let event = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"websocket_connection_limit_reached","message":"Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."}}"#;
+        match decode_error(event, &Exchange::new(true)) {
             Decoded::Error {
                 frame: None,
-                code: Some("previous_response_not_found".into()),
-                message: "gone".into(),
+                code,
                 scope: ErrorScope::Connection,
-            }
-        );
-        let flat = r#"{"type":"error","code":"server_error","message":"boom"}"#;
+                ..
+            } => assert_eq!(code.as_deref(), Some("websocket_connection_limit_reached")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_after_output_ends_the_stream_with_the_http_streams_error_event() {
+        let event = r#"{"type":"error","status":500,"sequence_number":5,"error":{"type":"server_error","code":"server_error","message":"lost","param":null,"headers":{"x-internal":"1"}},"headers":{"retry-after":"1"}}"#;
         assert_eq!(
-            codec
-                .decode(Message::text(flat), &Exchange::new(true))
-                .unwrap(),
+            decode_error(event, &after(true, 5)),
             Decoded::Error {
-                frame: Some(Bytes::from(format!("event: error\ndata: {flat}\n\n"))),
+                frame: Some(Bytes::from_static(
+                    b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"lost\",\"param\":null,\"sequence_number\":5}\n\n"
+                )),
                 code: Some("server_error".into()),
-                message: "boom".into(),
+                message: "lost".into(),
                 scope: ErrorScope::Provider,
             }
         );
+        // Without a sequence number, the next one of the stream; a client error after output is
+        // no answer any more either.
+        let event = r#"{"type":"error","status":400,"error":{"code":"invalid_value","message":"late","param":"x"}}"#;
+        match decode_error(event, &after(true, 3)) {
+            Decoded::Error {
+                frame: Some(frame),
+                scope: ErrorScope::Provider,
+                ..
+            } => assert_eq!(
+                &frame[..],
+                b"event: error\ndata: {\"type\":\"error\",\"code\":\"invalid_value\",\"message\":\"late\",\"param\":\"x\",\"sequence_number\":3}\n\n"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_after_a_non_streaming_answers_first_event_is_the_http_endpoints_answer() {
+        let event = r#"{"type":"error","status":502,"error":{"type":"server_error","code":"server_error","message":"lost"}}"#;
+        assert_eq!(
+            decode_error(event, &after(false, 2)),
+            Decoded::Reject {
+                status: StatusCode::BAD_GATEWAY,
+                headers: json_headers(),
+                body: Bytes::from_static(
+                    br#"{"error":{"message":"lost","type":"server_error","param":null,"code":"server_error"}}"#
+                ),
+            }
+        );
+        let event = r#"{"type":"error","error":{"message":"lost"}}"#;
+        match decode_error(event, &after(false, 2)) {
+            Decoded::Reject { status, body, .. } => {
+                assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+                assert_eq!(
+                    &body[..],
+                    br#"{"error":{"message":"lost","type":null,"param":null,"code":null}}"#
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_beta_header_is_a_list() {
+        assert_eq!(ResponsesCodec::new().list_headers(), &LIST_HEADERS);
     }
 
     #[test]
