@@ -288,9 +288,7 @@ impl WsBody {
     fn is_end_stream(&self) -> bool {
         match self {
             WsBody::Full(bytes) => bytes.is_none(),
-            WsBody::Stream(streaming) => {
-                streaming.done && streaming.pending.is_none()
-            }
+            WsBody::Stream(streaming) => streaming.done && streaming.pending.is_none(),
         }
     }
 

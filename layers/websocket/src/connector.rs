@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn beta_flags_are_merged_without_duplicates() {
         let config = WebSocketConfig::builder()
-            .static_header("OpenAI-Beta", "responses_websockets=2026-02-06, assistants=v2")
+            .static_header(
+                "OpenAI-Beta",
+                "responses_websockets=2026-02-06, assistants=v2",
+            )
             .build()
             .unwrap();
         let mut request = HeaderMap::new();

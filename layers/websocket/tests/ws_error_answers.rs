@@ -28,9 +28,8 @@ fn config() -> WebSocketConfig {
 }
 
 fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|error| {
-        panic!("not json ({error}): {}", String::from_utf8_lossy(bytes))
-    })
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|error| panic!("not json ({error}): {}", String::from_utf8_lossy(bytes)))
 }
 
 #[tokio::test]
@@ -160,7 +159,11 @@ async fn a_rate_limit_is_answered_429_with_its_retry_and_rate_limit_headers() {
 async fn a_server_error_before_output_is_still_a_replay_safe_failure_of_the_provider() {
     for status in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY] {
         let upstream = TestUpstream::start().await;
-        upstream.set_answer(Answer::error(status, "server_error", "The server had an error."));
+        upstream.set_answer(Answer::error(
+            status,
+            "server_error",
+            "The server had an error.",
+        ));
         let (mut service, http_calls) = service(config(), &Pool::new());
         let failure = failure_of(call(&mut service, request(&route(&upstream), true)).await);
         assert_eq!(failure.phase(), Phase::BeforeFirstEvent);
@@ -218,7 +221,9 @@ async fn an_error_after_output_ends_the_stream_like_the_http_stream_and_the_body
     let (bytes, error) = read_body(response.into_body()).await;
     assert!(error.is_none(), "a clean end: {error:?}");
     let body = String::from_utf8(bytes).unwrap();
-    let expected: String = (0..3).map(|i| text.sse_frame(i).unwrap()).collect::<String>()
+    let expected: String = (0..3)
+        .map(|i| text.sse_frame(i).unwrap())
+        .collect::<String>()
         + "event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"The model stopped.\",\"param\":null,\"sequence_number\":3}\n\n";
     assert_eq!(body, expected);
     let last = body.rsplit_terminator("\n\n").next().unwrap();
@@ -361,7 +366,10 @@ async fn the_routes_beta_flag_is_added_to_the_clients_own() {
     let request = request_with(
         &route(&upstream),
         body(true),
-        &[("openai-beta", "assistants=v2, responses_websockets=2026-02-06")],
+        &[(
+            "openai-beta",
+            "assistants=v2, responses_websockets=2026-02-06",
+        )],
     );
     let response = call(&mut service, request).await.unwrap();
     read_body(response.into_body()).await;

@@ -206,7 +206,9 @@ async fn oversized_event_mid_stream_is_too_large() {
         "{failure:?}"
     );
     assert!(
-        failure.to_string().contains("exceeds the limit of 8192 bytes"),
+        failure
+            .to_string()
+            .contains("exceeds the limit of 8192 bytes"),
         "{failure}"
     );
 }

@@ -123,7 +123,9 @@ struct ErrorEvent {
 impl ErrorEvent {
     fn parse(text: &str) -> Result<Self, CodecError> {
         let event: Map<String, Value> = serde_json::from_str(text).map_err(|error| {
-            CodecError::new(format!("the upstream sent an unreadable error event: {error}"))
+            CodecError::new(format!(
+                "the upstream sent an unreadable error event: {error}"
+            ))
         })?;
         let error = event.get("error").and_then(Value::as_object);
         // The nested shape wins; the flat `{"type":"error","code","message"}` is read too.
@@ -173,9 +175,7 @@ impl ErrorEvent {
         }
         Ok(Self {
             status,
-            kind: error
-                .and_then(|error| error.get("type"))
-                .and_then(text_of),
+            kind: error.and_then(|error| error.get("type")).and_then(text_of),
             code: field("code"),
             message: field("message").unwrap_or_default(),
             param: field("param"),

@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn a_code_wins_over_the_message() {
         assert_eq!(
-            error_scope(Some("websocket_connection_limit_reached"), "please reconnect"),
+            error_scope(
+                Some("websocket_connection_limit_reached"),
+                "please reconnect"
+            ),
             ErrorScope::Connection
         );
     }
@@ -151,12 +154,18 @@ mod tests {
     fn client_errors_are_answers_server_errors_and_missing_statuses_are_not() {
         for status in [400, 401, 403, 404, 409, 422, 429] {
             let status = StatusCode::from_u16(status).unwrap();
-            assert!(is_answer(Some(status), Some("invalid_value"), "bad"), "{status}");
+            assert!(
+                is_answer(Some(status), Some("invalid_value"), "bad"),
+                "{status}"
+            );
             assert!(is_answer(Some(status), None, ""), "{status}");
         }
         for status in [500, 502, 503, 200, 302] {
             let status = StatusCode::from_u16(status).unwrap();
-            assert!(!is_answer(Some(status), Some("server_error"), "boom"), "{status}");
+            assert!(
+                !is_answer(Some(status), Some("server_error"), "boom"),
+                "{status}"
+            );
         }
         assert!(!is_answer(None, Some("invalid_value"), "bad"));
     }
@@ -164,7 +173,10 @@ mod tests {
     #[test]
     fn connection_limits_and_reconnect_requests_are_never_answers() {
         for code in CONNECTION_SCOPED_CODES {
-            assert!(!is_answer(Some(StatusCode::BAD_REQUEST), Some(code), "x"), "{code}");
+            assert!(
+                !is_answer(Some(StatusCode::BAD_REQUEST), Some(code), "x"),
+                "{code}"
+            );
         }
         assert!(!is_answer(
             Some(StatusCode::BAD_REQUEST),
