@@ -293,9 +293,11 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                 headers,
                 body,
             } => {
-                // The upstream's own answer: the request is over, the connection may serve
-                // another (the pool's liveness check drops it if anything else arrives).
-                if !job.codec.ends_on_close() {
+                // The upstream's own answer. Rejected before any event, the request never
+                // started and the connection may serve another (the pool's liveness check drops
+                // it if anything else arrives); after an event, as after a mid-stream error,
+                // what else may come for this request is unknown, so it is not reused.
+                if exchange.events() == 0 && !job.codec.ends_on_close() {
                     conn.release();
                 }
                 record_rejection(status);
@@ -306,9 +308,10 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                     .headers_mut()
                     .entry(CONTENT_TYPE)
                     .or_insert_with(|| job.content_type.clone());
-                response
-                    .extensions_mut()
-                    .insert(Served::websocket(job.started.elapsed()));
+                if exchange.events() == 0 {
+                    attempt = job.started.elapsed();
+                }
+                response.extensions_mut().insert(Served::websocket(attempt));
                 return Exchanged::Done(response);
             }
             Decoded::Event { frame } => {

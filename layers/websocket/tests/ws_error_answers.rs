@@ -260,6 +260,12 @@ async fn an_error_after_a_non_streaming_answers_first_event_is_the_http_endpoint
         json_of(error.http_error_body().unwrap().as_bytes())
     );
     assert_eq!(http_calls.load(Ordering::SeqCst), 0);
+    // Failed after its first event: the connection is not reused.
+    let response = call(&mut service, request(&route(&upstream), false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!((upstream.handshakes(), upstream.ws_requests()), (2, 2));
 }
 
 /// An upstream on 127.0.0.1 whose first connection answers its first request with `answer`
