@@ -4,7 +4,9 @@
 //! # Example
 //!
 //! A codec for an upstream that answers each request with one line of text per message and a
-//! final `"DONE"` message, and that authenticates the handshake with the request's API key:
+//! final `"DONE"` message, refuses a request it cannot serve with `"DENIED <reason>"` before
+//! any line (which its HTTP endpoint answers with status 403 and the reason), and that
+//! authenticates the handshake with the request's API key:
 //!
 //! ```
 //! use bytes::Bytes;
@@ -24,9 +26,18 @@
 //!         Ok(Encoded::new(vec![Message::text(text)], HeaderValue::from_static("text/plain")))
 //!     }
 //!
-//!     fn decode(&self, message: Message, _exchange: &Exchange) -> Result<Decoded, CodecError> {
+//!     fn decode(&self, message: Message, exchange: &Exchange) -> Result<Decoded, CodecError> {
 //!         match message {
 //!             Message::Text(text) if text.as_str() == "DONE" => Ok(Decoded::End { frame: None }),
+//!             Message::Text(text) if text.as_str().starts_with("DENIED ") && exchange.events() == 0 => {
+//!                 let mut headers = HeaderMap::new();
+//!                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+//!                 Ok(Decoded::Reject {
+//!                     status: StatusCode::FORBIDDEN,
+//!                     headers,
+//!                     body: Bytes::from(text.as_str()["DENIED ".len()..].to_owned()),
+//!                 })
+//!             }
 //!             Message::Text(text) => Ok(Decoded::Event {
 //!                 frame: Some(Bytes::from(format!("{}\n", text.as_str()))),
 //!             }),
@@ -44,6 +55,8 @@
 //! assert_eq!(encoded.messages(), &[Message::text("hello")]);
 //! let decoded = Lines.decode(Message::text("hi"), &Exchange::new(true))?;
 //! assert_eq!(decoded, Decoded::Event { frame: Some(Bytes::from_static(b"hi\n")) });
+//! let denied = Lines.decode(Message::text("DENIED not yours"), &Exchange::new(true))?;
+//! assert!(matches!(denied, Decoded::Reject { status: StatusCode::FORBIDDEN, .. }));
 //!
 //! // A configuration forwards the codec's headers unless it lists its own.
 //! let config = WebSocketConfig::builder().codec(Lines).build()?;
@@ -209,8 +222,9 @@ pub enum Decoded {
     /// would have given too, such as a client error (status 400, 401, 404, 429): the caller
     /// gets this status, these headers and this body as the response, stamped as served by the
     /// WebSocket. It is never replayed over HTTP (the upstream already answered) and the
-    /// breaker does not count it as a failure (the WebSocket path worked). The connection may
-    /// serve another request.
+    /// breaker does not count it as a failure (the WebSocket path worked). Before any event,
+    /// the connection may serve another request; after one (a non-streaming answer), it is not
+    /// reused.
     Reject {
         /// The response's status.
         status: StatusCode,
