@@ -98,13 +98,28 @@ pub trait Classify: fmt::Debug + Send + Sync + 'static {
 /// | DNS, I/O (connect refused, reset), TLS errors, timeouts | [`Verdict::Count`] |
 /// | the upstream closed the connection (before the first event or mid-stream) | [`Verdict::Count`] |
 /// | protocol errors | [`Verdict::Count`] |
-/// | upstream error event whose codec put it in [`ErrorScope::Connection`](wsfirst_core::ErrorScope::Connection) or [`ErrorScope::Request`](wsfirst_core::ErrorScope::Request) (for the Responses API: reconnect requests, rate limits; see the codec) | [`Verdict::Ignore`] |
+/// | upstream error event whose codec put it in [`ErrorScope::Connection`](wsfirst_core::ErrorScope::Connection) or [`ErrorScope::Request`](wsfirst_core::ErrorScope::Request) (for the Responses API: the connection limit, reconnect requests, rate limits without a status; see the codec) | [`Verdict::Ignore`] |
 /// | any other upstream error event ([`ErrorScope::Provider`](wsfirst_core::ErrorScope::Provider)) | [`Verdict::Count`] |
 /// | a message over the size limit (the request's fault, not the path's) | [`Verdict::Ignore`] |
 /// | a local condition ([`FailureKind::Local`]: no usable WebSocket URL, connection pool closed or exhausted, a request that cannot be encoded; not the upstream's fault) | [`Verdict::Ignore`] |
 ///
 /// The phase does not change the verdict: a mid-stream failure counts like one before the first
 /// event.
+///
+/// What is not a failure never reaches the classifier: the breaker records a success for every
+/// answer the WebSocket carried to its end, and the upstream's error answers are such answers.
+/// With the Responses API's codec:
+///
+/// - an error event with a client-error status (4xx, 429 included) before any output is the
+///   response the client gets (that status and the HTTP error body), so a client's mistake is a
+///   success for the path: a hundred invalid requests leave the breaker closed;
+/// - an error event after output has started ends the stream the way the HTTP endpoint's
+///   stream does (an SSE `error` event, then a clean end of the body), so it too is a success:
+///   the error is the model's or the request's, and HTTP would have carried the same one. Only
+///   transport failures mid-stream (a close, a timeout, an unreadable or oversized message) end
+///   the body with an error, which is classified here;
+/// - an error event with a 5xx status (or none) before any output is an
+///   [`UpstreamError`](FailureKind::UpstreamError) classified by its scope, as in the table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultClassifier;
 

@@ -91,7 +91,10 @@ pub enum FailureKind {
     },
     /// The upstream broke the WebSocket protocol or sent something the codec cannot read.
     Protocol(String),
-    /// The upstream sent an error event.
+    /// The upstream sent an error event that fails the attempt (an error the API's codec reads
+    /// as the upstream's own answer to the request, such as a client error with status 400 or
+    /// 429, is not a failure: the caller gets it as a response, see `Decoded::Reject` in
+    /// `wsfirst-websocket`).
     UpstreamError {
         /// The error code, such as `websocket_connection_limit_reached`.
         code: Option<String>,
@@ -177,11 +180,11 @@ impl FailureKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorScope {
-    /// This connection is finished (too old, over the upstream's connection limit, or unable to
-    /// continue a conversation): another connection may succeed.
+    /// This connection is finished (too old, over the upstream's connection limit): another
+    /// connection may succeed.
     Connection,
-    /// About this request or this client (a rate limit, an invalid request), not the path's
-    /// health.
+    /// About this request or this client (a rate limit, an invalid request, a response id the
+    /// upstream does not know), not the path's health.
     Request,
     /// The provider failed: counts against its WebSocket path. The default for an error the
     /// codec does not know.

@@ -35,6 +35,11 @@ impl fmt::Display for Transport {
 /// Callers, logs, metrics and the circuit breaker read it; the response body is the same
 /// whichever transport served.
 ///
+/// A response served by the WebSocket is the upstream's answer, whatever its status: an error
+/// the upstream reports with a status of its own (a 400 for an invalid request, a 429 with its
+/// `retry-after`) reaches the caller as that response, stamped `Served::websocket`, so the
+/// fallback never replays it and the breaker does not count it as a failure.
+///
 /// ```
 /// use std::time::Duration;
 /// use wsfirst_core::{FailureKind, Phase, Served, Transport, WsFailure};
@@ -54,7 +59,7 @@ pub struct Served {
 
 impl Served {
     /// Served by the WebSocket; `attempt` is the time from the start of the attempt to the first
-    /// event.
+    /// event (or to the upstream's error answer, when it answered with one before any event).
     pub fn websocket(attempt: Duration) -> Self {
         Self {
             transport: Transport::WebSocket,

@@ -15,7 +15,7 @@ use crate::{
     Codec, Decoded, Exchange, Pool, RequestBodyError, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
-    metrics::record_failure,
+    metrics::{record_failure, record_rejection},
     pool::{PoolKey, pooled::Pooled},
     read::read,
 };
@@ -62,7 +62,8 @@ where
         let result = run(config, pool, route, request).await;
         let span = tracing::Span::current();
         match &result {
-            Ok(_) => span.record("outcome", "first_event"),
+            Ok(response) if response.status().is_success() => span.record("outcome", "first_event"),
+            Ok(_) => span.record("outcome", "rejected"),
             Err(error) => match wsfirst_core::find_ws_failure(&**error) {
                 Some(failure) => {
                     record_failure(failure);
@@ -167,20 +168,9 @@ where
                 fresh = true;
             }
             Exchanged::Retry(failure) => return Err(Box::new(failure)),
-            Exchanged::Failed(failure)
-                if reused
-                    && !replaced_dead
-                    && matches!(failure.phase(), Phase::Send | Phase::BeforeFirstEvent)
-                    && matches!(
-                        failure.kind(),
-                        FailureKind::Closed {
-                            code: None | Some(1001),
-                            ..
-                        } | FailureKind::Io { .. }
-                    ) =>
-            {
-                // The pooled connection died under us (the upstream closed it while idle):
-                // replace it once without counting a failure.
+            Exchanged::Failed(failure) if reused && !replaced_dead && connection_gone(&failure) => {
+                // The pooled connection died under us (the upstream closed it while idle, or
+                // is going away): replace it once without counting a failure.
                 tracing::debug!(error = %failure, "pooled websocket connection was dead, replacing it");
                 replaced_dead = true;
                 fresh = true;
@@ -188,6 +178,29 @@ where
             Exchanged::Failed(failure) => return Err(Box::new(failure)),
         }
     }
+}
+
+/// The close codes with which an upstream says "this connection is going away, open another"
+/// rather than "this request failed" (RFC 6455, section 7.4.1): 1001 going away, 1011 internal
+/// error, 1012 service restart, 1013 try again later. The official Python SDK reconnects after
+/// them (`_RECOVERABLE_CLOSE_CODES` in `src/openai/types/websocket_reconnection.py`).
+const GONE_CLOSE_CODES: [u16; 4] = [1001, 1011, 1012, 1013];
+
+/// Whether a failure of a reused connection means that the connection is gone, not that the
+/// provider is failing: an I/O error, a close without a code, or a close with one of the
+/// [`GONE_CLOSE_CODES`], while sending the request or before its first event. The connection
+/// produced nothing for this request, so it is replaced once, and the failure is not counted.
+/// (The client cannot see whether the close left the upstream before the request arrived; a
+/// second such failure, on the fresh connection, is the provider's.)
+fn connection_gone(failure: &WsFailure) -> bool {
+    matches!(failure.phase(), Phase::Send | Phase::BeforeFirstEvent)
+        && match failure.kind() {
+            FailureKind::Closed { code: None, .. } | FailureKind::Io { .. } => true,
+            FailureKind::Closed {
+                code: Some(code), ..
+            } => GONE_CLOSE_CODES.contains(code),
+            _ => false,
+        }
 }
 
 /// Sends the request on `conn` and reads up to the first event (a streaming answer) or the end
@@ -275,6 +288,32 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                     },
                 ));
             }
+            Decoded::Reject {
+                status,
+                headers,
+                body,
+            } => {
+                // The upstream's own answer. Rejected before any event, the request never
+                // started and the connection may serve another (the pool's liveness check drops
+                // it if anything else arrives); after an event, as after a mid-stream error,
+                // what else may come for this request is unknown, so it is not reused.
+                if exchange.events() == 0 && !job.codec.ends_on_close() {
+                    conn.release();
+                }
+                record_rejection(status);
+                let mut response = Response::new(WsBody::Full(Some(body)));
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                response
+                    .headers_mut()
+                    .entry(CONTENT_TYPE)
+                    .or_insert_with(|| job.content_type.clone());
+                if exchange.events() == 0 {
+                    attempt = job.started.elapsed();
+                }
+                response.extensions_mut().insert(Served::websocket(attempt));
+                return Exchanged::Done(response);
+            }
             Decoded::Event { frame } => {
                 gathered.extend(frame);
                 false
@@ -306,7 +345,6 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                     codec: job.codec.clone(),
                     exchange,
                     pending: concat(gathered),
-                    failure: None,
                     done: end,
                     idle_timeout: job.idle_timeout,
                     idle: Box::pin(tokio::time::sleep_until(deadline)),

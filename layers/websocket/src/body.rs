@@ -30,14 +30,23 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use wsfirst_core::{BoxError, FailureKind, Phase, WsFailure};
 
-use crate::{Codec, Decoded, Exchange, metrics::record_failure, pool::pooled::Pooled, read::read};
+use crate::{
+    Codec, Decoded, Exchange,
+    metrics::{record_failure, record_stream_error},
+    pool::pooled::Pooled,
+    read::read,
+};
 
 pin_project! {
     /// The response body of [`WebSocket`](crate::WebSocket): the frames of a WebSocket answer
     /// as they arrive, or the inner HTTP service's body unchanged.
     ///
-    /// A WebSocket answer that fails after its first event ends with an error whose source
-    /// chain holds a [`WsFailure`] in [`Phase::MidStream`].
+    /// A WebSocket answer that fails after its first event (the connection closed, a timeout,
+    /// an unreadable or oversized message) ends with an error whose source chain holds a
+    /// [`WsFailure`] in [`Phase::MidStream`]. An error the upstream reports in the answer
+    /// itself (a [`Decoded::Error`] with a frame, such as the Responses API's `error` event)
+    /// is forwarded in the answer's format and the body then ends cleanly, as the HTTP
+    /// endpoint's stream does.
     pub struct Body<B> {
         #[pin]
         kind: Kind<B>,
@@ -156,8 +165,6 @@ pub(crate) struct Streaming {
     pub(crate) exchange: Exchange,
     /// A frame to hand out before reading on (the first event's).
     pub(crate) pending: Option<Bytes>,
-    /// The error to return after `pending`.
-    pub(crate) failure: Option<WsFailure>,
     pub(crate) done: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) idle: Pin<Box<Sleep>>,
@@ -184,9 +191,6 @@ impl Streaming {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(frame) = self.pending.take() {
             return Poll::Ready(Some(Ok(Frame::data(frame))));
-        }
-        if let Some(failure) = self.failure.take() {
-            return Poll::Ready(Some(Err(Box::new(failure))));
         }
         if self.done {
             return Poll::Ready(None);
@@ -221,11 +225,28 @@ impl Streaming {
                     return Poll::Ready(frame.map(|frame| Ok(Frame::data(frame))));
                 }
                 Ok(Decoded::Error {
-                    frame,
+                    frame: Some(frame),
+                    code,
+                    message,
+                    ..
+                }) => {
+                    // The error in the answer's own format ends the answer, as the HTTP
+                    // stream would end: a clean end, so the caller (and the breaker) sees an
+                    // answer that reached its end. The connection is not reused: what else
+                    // the upstream may still send for this request is unknown.
+                    record_stream_error(code.as_deref(), &message);
+                    self.exchange.record_event();
+                    self.conn = None;
+                    self.done = true;
+                    return Poll::Ready(Some(Ok(Frame::data(frame))));
+                }
+                Ok(Decoded::Error {
+                    frame: None,
                     code,
                     message,
                     scope,
                 }) => {
+                    // Nothing to tell the caller in the answer's format: the body's error does.
                     let failure = self.fail(WsFailure::new(
                         Phase::MidStream,
                         FailureKind::UpstreamError {
@@ -234,13 +255,18 @@ impl Streaming {
                             scope,
                         },
                     ));
-                    return match frame {
-                        Some(frame) => {
-                            self.failure = Some(failure);
-                            Poll::Ready(Some(Ok(Frame::data(frame))))
-                        }
-                        None => Poll::Ready(Some(Err(Box::new(failure)))),
-                    };
+                    return Poll::Ready(Some(Err(Box::new(failure))));
+                }
+                Ok(Decoded::Reject { status, .. }) => {
+                    // The response (status 200) left long ago: a codec may not reject now.
+                    let failure = self.fail(WsFailure::new(
+                        Phase::MidStream,
+                        FailureKind::Protocol(format!(
+                            "the codec answered with status {} after the answer's first event",
+                            status.as_u16()
+                        )),
+                    ));
+                    return Poll::Ready(Some(Err(Box::new(failure))));
                 }
                 Err(failure) => {
                     let failure = self.fail(failure);
@@ -262,9 +288,7 @@ impl WsBody {
     fn is_end_stream(&self) -> bool {
         match self {
             WsBody::Full(bytes) => bytes.is_none(),
-            WsBody::Stream(streaming) => {
-                streaming.done && streaming.pending.is_none() && streaming.failure.is_none()
-            }
+            WsBody::Stream(streaming) => streaming.done && streaming.pending.is_none(),
         }
     }
 

@@ -4,11 +4,13 @@
 //! # Example
 //!
 //! A codec for an upstream that answers each request with one line of text per message and a
-//! final `"DONE"` message, and that authenticates the handshake with the request's API key:
+//! final `"DONE"` message, refuses a request it cannot serve with `"DENIED <reason>"` before
+//! any line (which its HTTP endpoint answers with status 403 and the reason), and that
+//! authenticates the handshake with the request's API key:
 //!
 //! ```
 //! use bytes::Bytes;
-//! use http::{HeaderName, HeaderValue};
+//! use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 //! use wsfirst_websocket::{Codec, CodecError, Decoded, Encoded, Exchange, Message, WebSocketConfig};
 //!
 //! #[derive(Debug)]
@@ -24,9 +26,18 @@
 //!         Ok(Encoded::new(vec![Message::text(text)], HeaderValue::from_static("text/plain")))
 //!     }
 //!
-//!     fn decode(&self, message: Message, _exchange: &Exchange) -> Result<Decoded, CodecError> {
+//!     fn decode(&self, message: Message, exchange: &Exchange) -> Result<Decoded, CodecError> {
 //!         match message {
 //!             Message::Text(text) if text.as_str() == "DONE" => Ok(Decoded::End { frame: None }),
+//!             Message::Text(text) if text.as_str().starts_with("DENIED ") && exchange.events() == 0 => {
+//!                 let mut headers = HeaderMap::new();
+//!                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+//!                 Ok(Decoded::Reject {
+//!                     status: StatusCode::FORBIDDEN,
+//!                     headers,
+//!                     body: Bytes::from(text.as_str()["DENIED ".len()..].to_owned()),
+//!                 })
+//!             }
 //!             Message::Text(text) => Ok(Decoded::Event {
 //!                 frame: Some(Bytes::from(format!("{}\n", text.as_str()))),
 //!             }),
@@ -44,6 +55,8 @@
 //! assert_eq!(encoded.messages(), &[Message::text("hello")]);
 //! let decoded = Lines.decode(Message::text("hi"), &Exchange::new(true))?;
 //! assert_eq!(decoded, Decoded::Event { frame: Some(Bytes::from_static(b"hi\n")) });
+//! let denied = Lines.decode(Message::text("DENIED not yours"), &Exchange::new(true))?;
+//! assert!(matches!(denied, Decoded::Reject { status: StatusCode::FORBIDDEN, .. }));
 //!
 //! // A configuration forwards the codec's headers unless it lists its own.
 //! let config = WebSocketConfig::builder().codec(Lines).build()?;
@@ -55,7 +68,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use wsfirst_core::ErrorScope;
 
 pub(crate) use crate::error::CodecError;
@@ -88,6 +101,14 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)) make
     /// the configuration fail to build.
     fn forward_headers(&self) -> &[HeaderName] {
+        &[]
+    }
+
+    /// The handshake headers whose values are comma-separated lists of flags, such as the
+    /// Responses API's `OpenAI-Beta`: a [static header](crate::WebSocketConfigBuilder::static_header)
+    /// of one of these names adds its flags to the ones the request forwards (no duplicates)
+    /// instead of replacing them (default: none).
+    fn list_headers(&self) -> &[HeaderName] {
         &[]
     }
 }
@@ -170,7 +191,20 @@ impl Exchange {
 }
 
 /// What one message of the answer means.
+///
+/// Which variant ends an answer, and what the caller then gets:
+///
+/// | variant | before the response is built | after a streaming answer's first event |
+/// |---|---|---|
+/// | [`End`](Decoded::End) | the response (a non-streaming answer: its whole body) | the body's last frame, then a clean end |
+/// | [`Reject`](Decoded::Reject) | a response with the upstream's own status, headers and body; never replayed, a success for the breaker | not allowed: a `Protocol` failure |
+/// | [`Error`](Decoded::Error) | a replay-safe failure (a [`Connection`](ErrorScope::Connection) error is first retried once on a fresh connection) | its frame, then a clean end; without a frame, the body ends with a mid-stream failure |
+///
+/// A non-streaming answer's response is built at its end, so everything it decodes is "before
+/// the response is built" (but after its first event, an [`Error`](Decoded::Error) is a
+/// mid-stream failure, never replayed).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decoded {
     /// Not part of the answer (for example a keep-alive message); no timer is reset.
     Ignore,
@@ -184,8 +218,25 @@ pub enum Decoded {
         /// Bytes to append to the response body.
         frame: Option<Bytes>,
     },
+    /// The upstream answered the request with an answer of its own that the HTTP endpoint
+    /// would have given too, such as a client error (status 400, 401, 404, 429): the caller
+    /// gets this status, these headers and this body as the response, stamped as served by the
+    /// WebSocket. It is never replayed over HTTP (the upstream already answered) and the
+    /// breaker does not count it as a failure (the WebSocket path worked). Before any event,
+    /// the connection may serve another request; after one (a non-streaming answer), it is not
+    /// reused.
+    Reject {
+        /// The response's status.
+        status: StatusCode,
+        /// The response's headers, its content type included.
+        headers: HeaderMap,
+        /// The response's whole body.
+        body: Bytes,
+    },
     /// The upstream reported an error. Before any event this fails the attempt (replay-safe);
-    /// after, the frame is forwarded and the body ends with a mid-stream failure.
+    /// after, the frame (the error in the answer's own format, such as an SSE `error` event) is
+    /// forwarded and the body ends cleanly, as the HTTP endpoint's stream would; without a
+    /// frame the body ends with a mid-stream failure. The connection is not reused.
     Error {
         /// Bytes to forward when the error comes after output (such as an SSE `error` frame).
         frame: Option<Bytes>,

@@ -23,7 +23,10 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue};
-use wsfirst_core::{headers::is_reserved_for_websocket, limits::DEFAULT_MAX_MESSAGE_SIZE};
+use wsfirst_core::{
+    headers::is_reserved_for_websocket,
+    limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE},
+};
 
 use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
 
@@ -39,6 +42,7 @@ struct ConfigInner {
     first_event_timeout: Duration,
     idle_timeout: Duration,
     max_message_size: usize,
+    max_incoming_message_size: usize,
     forward_headers: Vec<HeaderName>,
     static_headers: Vec<(HeaderName, HeaderValue)>,
     affinity_header: Option<HeaderName>,
@@ -63,15 +67,23 @@ impl WebSocketConfig {
         self.0.first_event_timeout
     }
 
-    /// Time allowed between two events of one response (default 120 s).
+    /// Time allowed between two events of one response (default 300 s, see
+    /// [`WebSocketConfigBuilder::idle_timeout`]).
     pub fn idle_timeout(&self) -> Duration {
         self.0.idle_timeout
     }
 
-    /// The largest message sent or received, in bytes (default
-    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB; see the [table of limits](wsfirst_core::limits)).
+    /// The largest request message sent, in bytes (default [`DEFAULT_MAX_MESSAGE_SIZE`],
+    /// 16 MiB; see the [table of limits](wsfirst_core::limits)).
     pub fn max_message_size(&self) -> usize {
         self.0.max_message_size
+    }
+
+    /// The largest message received from the upstream, in bytes (default
+    /// [`DEFAULT_MAX_INCOMING_MESSAGE_SIZE`], 64 MiB; see
+    /// [`WebSocketConfigBuilder::max_incoming_message_size`]).
+    pub fn max_incoming_message_size(&self) -> usize {
+        self.0.max_incoming_message_size
     }
 
     /// The request headers copied to the handshake.
@@ -132,6 +144,10 @@ impl fmt::Debug for WebSocketConfig {
             .field("first_event_timeout", &self.0.first_event_timeout)
             .field("idle_timeout", &self.0.idle_timeout)
             .field("max_message_size", &self.0.max_message_size)
+            .field(
+                "max_incoming_message_size",
+                &self.0.max_incoming_message_size,
+            )
             .field("forward_headers", &self.0.forward_headers)
             .field(
                 "static_headers",
@@ -149,6 +165,10 @@ impl fmt::Debug for WebSocketConfig {
     }
 }
 
+/// The default time allowed between two events of one response: 300 s (see
+/// [`WebSocketConfigBuilder::idle_timeout`]).
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Builds a [`WebSocketConfig`]; invalid values are reported by [`build`](Self::build) with the
 /// field's name.
 pub struct WebSocketConfigBuilder {
@@ -156,6 +176,7 @@ pub struct WebSocketConfigBuilder {
     first_event_timeout: Duration,
     idle_timeout: Duration,
     max_message_size: usize,
+    max_incoming_message_size: usize,
     /// The list that replaces the codec's, if any.
     forward_headers: Option<Vec<String>>,
     /// Headers added to the list (the codec's or the replacement).
@@ -171,8 +192,9 @@ impl Default for WebSocketConfigBuilder {
         Self {
             handshake_timeout: Duration::from_secs(5),
             first_event_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(120),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_incoming_message_size: DEFAULT_MAX_INCOMING_MESSAGE_SIZE,
             forward_headers: None,
             more_forward_headers: Vec::new(),
             static_headers: Vec::new(),
@@ -190,6 +212,7 @@ impl fmt::Debug for WebSocketConfigBuilder {
             .field("first_event_timeout", &self.first_event_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_message_size", &self.max_message_size)
+            .field("max_incoming_message_size", &self.max_incoming_message_size)
             .field("forward_headers", &self.forward_headers)
             .field("more_forward_headers", &self.more_forward_headers)
             .field("affinity_header", &self.affinity_header)
@@ -214,17 +237,33 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Time allowed between two events of one response (default 120 s).
+    /// Time allowed between two events of one response (default 300 s). Reasoning models can
+    /// think for minutes between two events; OpenAI's own Rust client, Codex, waits 300 s for
+    /// activity on a stream (`DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000` in
+    /// `codex-rs/core/src/model_provider_info.rs`, used as the `idle_timeout` of its Responses
+    /// WebSocket connection in `codex-rs/codex-api/src/endpoint/responses_websocket.rs`).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// The largest message sent or received, in bytes (default
-    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 16 MiB). The [table of limits](wsfirst_core::limits) says
-    /// how it relates to the eligibility and fallback limits.
+    /// The largest request message sent, in bytes (default [`DEFAULT_MAX_MESSAGE_SIZE`],
+    /// 16 MiB): a larger request is a `TooLarge` failure in the send phase, replayed over HTTP.
+    /// The [table of limits](wsfirst_core::limits) says how it relates to the eligibility and
+    /// fallback limits.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// The largest message received from the upstream, in bytes (default
+    /// [`DEFAULT_MAX_INCOMING_MESSAGE_SIZE`], 64 MiB). A Responses API answer's terminal event
+    /// (`response.completed`) repeats the whole output, generated images (base64) and encrypted
+    /// reasoning included, so it can be far larger than any request. A message over the limit
+    /// is a `TooLarge` failure naming its size and the limit: replay-safe before the first
+    /// event, the body's error after it.
+    pub fn max_incoming_message_size(mut self, bytes: usize) -> Self {
+        self.max_incoming_message_size = bytes;
         self
     }
 
@@ -249,7 +288,9 @@ impl WebSocketConfigBuilder {
     }
 
     /// Sets a header on every handshake, such as `OpenAI-Beta: responses-websocket=v1`. It
-    /// replaces a forwarded request header of the same name.
+    /// replaces a forwarded request header of the same name, except for the codec's
+    /// [list headers](Codec::list_headers) (the Responses API's `OpenAI-Beta`), whose value is
+    /// added to the request's own items, comma-separated and without duplicates.
     pub fn static_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.static_headers.push((name.into(), value.into()));
         self
@@ -293,10 +334,13 @@ impl WebSocketConfigBuilder {
         ] {
             ConfigError::check_duration(field, value)?;
         }
-        if self.max_message_size == 0 {
-            return Err(ConfigError::Zero {
-                field: "max_message_size",
-            });
+        for (field, value) in [
+            ("max_message_size", self.max_message_size),
+            ("max_incoming_message_size", self.max_incoming_message_size),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
         }
         let mut forward_headers: Vec<HeaderName> = Vec::new();
         let listed = match &self.forward_headers {
@@ -346,6 +390,7 @@ impl WebSocketConfigBuilder {
             first_event_timeout: self.first_event_timeout,
             idle_timeout: self.idle_timeout,
             max_message_size: self.max_message_size,
+            max_incoming_message_size: self.max_incoming_message_size,
             forward_headers,
             static_headers,
             affinity_header,
@@ -386,8 +431,9 @@ mod tests {
         let config = WebSocketConfig::default();
         assert_eq!(config.handshake_timeout(), Duration::from_secs(5));
         assert_eq!(config.first_event_timeout(), Duration::from_secs(30));
-        assert_eq!(config.idle_timeout(), Duration::from_secs(120));
+        assert_eq!(config.idle_timeout(), Duration::from_secs(300));
         assert_eq!(config.max_message_size(), 16 * 1024 * 1024);
+        assert_eq!(config.max_incoming_message_size(), 64 * 1024 * 1024);
         assert!(config.tls().is_none());
         let names: Vec<_> = config
             .forward_headers()
@@ -424,6 +470,10 @@ mod tests {
             (
                 WebSocketConfig::builder().max_message_size(0),
                 "max_message_size",
+            ),
+            (
+                WebSocketConfig::builder().max_incoming_message_size(0),
+                "max_incoming_message_size",
             ),
             (
                 WebSocketConfig::builder().forward_header("Transfer-Encoding"),

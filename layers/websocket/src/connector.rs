@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderValue, Uri};
 use rustls_pki_types::ServerName;
 use tokio::{
     net::TcpStream,
@@ -24,6 +24,8 @@ pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const UPGRADE_BODY_LIMIT: usize = 1024;
 
 /// The handshake headers for a request: the allowlisted request headers, then the static ones.
+/// A static header replaces the forwarded one of the same name, except a codec's
+/// [list header](crate::Codec::list_headers), whose items it adds to the forwarded ones.
 pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for name in config.forward_headers() {
@@ -31,17 +33,40 @@ pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -
             headers.append(name.clone(), value.clone());
         }
     }
+    let lists = config.codec().list_headers();
     for (name, value) in config.static_headers() {
-        headers.insert(name.clone(), value.clone());
+        let value = if lists.contains(name) {
+            merge_list(headers.get_all(name), value)
+        } else {
+            value.clone()
+        };
+        headers.insert(name.clone(), value);
     }
     headers
 }
 
-/// The tungstenite configuration: the message size limit, both ways.
+/// The items of every `values` (comma-separated, trimmed, empty ones dropped), then those of
+/// `added` that are not among them, as one comma-separated value; no item twice.
+fn merge_list(values: http::header::GetAll<'_, HeaderValue>, added: &HeaderValue) -> HeaderValue {
+    let mut items: Vec<&[u8]> = Vec::new();
+    for value in values.iter().chain([added]) {
+        for item in value.as_bytes().split(|byte| *byte == b',') {
+            let item = item.trim_ascii();
+            if !item.is_empty() && !items.contains(&item) {
+                items.push(item);
+            }
+        }
+    }
+    // Items of valid values, joined by ", ": a valid value too.
+    HeaderValue::from_bytes(&items.join(&b", "[..])).unwrap_or_else(|_| added.clone())
+}
+
+/// The tungstenite configuration: the size limit of incoming messages and frames (outgoing
+/// messages are checked before they are sent).
 pub(crate) fn protocol_config(config: &WebSocketConfig) -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_size()))
-        .max_frame_size(Some(config.max_message_size()))
+        .max_message_size(Some(config.max_incoming_message_size()))
+        .max_frame_size(Some(config.max_incoming_message_size()))
 }
 
 fn timeout(phase: Phase, after: Duration) -> WsFailure {
@@ -242,6 +267,7 @@ mod tests {
     fn handshake_headers_are_the_allowlist_plus_static_headers() {
         let config = WebSocketConfig::builder()
             .static_header("OpenAI-Beta", "responses-websocket=v1")
+            .static_header("authorization", "Bearer sk-route")
             .build()
             .unwrap();
         let mut request = HeaderMap::new();
@@ -252,8 +278,53 @@ mod tests {
         request.insert("host", HeaderValue::from_static("client.example"));
         let headers = handshake_headers(&config, &request);
         assert_eq!(headers.len(), 2, "{headers:?}");
-        assert_eq!(headers["authorization"], "Bearer sk-1");
+        // A static header replaces the forwarded one...
+        assert_eq!(headers["authorization"], "Bearer sk-route");
+        // ... but the beta flags are a list: the route's flag is added to the client's.
+        assert_eq!(headers["openai-beta"], "other, responses-websocket=v1");
+
+        // Without client flags, the route's value alone.
+        let headers = handshake_headers(&config, &HeaderMap::new());
         assert_eq!(headers["openai-beta"], "responses-websocket=v1");
+    }
+
+    #[test]
+    fn beta_flags_are_merged_without_duplicates() {
+        let config = WebSocketConfig::builder()
+            .static_header(
+                "OpenAI-Beta",
+                "responses_websockets=2026-02-06, assistants=v2",
+            )
+            .build()
+            .unwrap();
+        let mut request = HeaderMap::new();
+        request.append(
+            "openai-beta",
+            HeaderValue::from_static("assistants=v2,realtime=v1"),
+        );
+        request.append(
+            "openai-beta",
+            HeaderValue::from_static(" , responses_websockets=2026-02-06"),
+        );
+        let headers = handshake_headers(&config, &request);
+        assert_eq!(headers.get_all("openai-beta").iter().count(), 1);
+        assert_eq!(
+            headers["openai-beta"],
+            "assistants=v2, realtime=v1, responses_websockets=2026-02-06"
+        );
+    }
+
+    #[test]
+    fn a_codec_without_list_headers_replaces_the_beta_header() {
+        let config = WebSocketConfig::builder()
+            .codec(crate::RawCodec::new())
+            .forward_header("openai-beta")
+            .static_header("OpenAI-Beta", "mine")
+            .build()
+            .unwrap();
+        let mut request = HeaderMap::new();
+        request.insert("openai-beta", HeaderValue::from_static("theirs"));
+        assert_eq!(handshake_headers(&config, &request)["openai-beta"], "mine");
     }
 
     #[test]

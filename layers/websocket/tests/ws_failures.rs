@@ -189,7 +189,7 @@ async fn oversized_event_mid_stream_is_too_large() {
     let upstream = TestUpstream::start().await;
     upstream.set_answer(Answer::large_text(64 * 1024));
     let config = WebSocketConfig::builder()
-        .max_message_size(8 * 1024)
+        .max_incoming_message_size(8 * 1024)
         .build()
         .unwrap();
     let (mut service, _) = service(config, &Pool::new());
@@ -204,6 +204,12 @@ async fn oversized_event_mid_stream_is_too_large() {
     assert!(
         matches!(failure.kind(), FailureKind::TooLarge { limit, .. } if *limit == 8 * 1024),
         "{failure:?}"
+    );
+    assert!(
+        failure
+            .to_string()
+            .contains("exceeds the limit of 8192 bytes"),
+        "{failure}"
     );
 }
 
@@ -262,7 +268,7 @@ async fn close_mid_answer_of_a_non_streaming_request_fails_the_future_mid_stream
 }
 
 #[tokio::test]
-async fn error_event_after_output_is_forwarded_then_fails_the_body() {
+async fn error_event_after_output_is_forwarded_in_the_http_shape_then_the_body_ends() {
     let upstream = TestUpstream::start().await;
     upstream.push_ws_script(WsScript::ErrorEvent {
         code: "server_error".into(),
@@ -277,11 +283,12 @@ async fn error_event_after_output_is_forwarded_then_fails_the_body() {
     let text = String::from_utf8(bytes).unwrap();
     let frames: Vec<&str> = text.split_terminator("\n\n").collect();
     assert_eq!(frames.len(), 3, "{text}");
-    assert!(frames[2].starts_with("event: error\ndata: {"), "{text}");
-    let error = error.expect("the body ends with an error");
-    let failure = wsfirst_core::find_ws_failure(&*error).unwrap();
-    assert_eq!(failure.phase(), Phase::MidStream);
-    assert_eq!(failure.kind().upstream_code(), Some("server_error"));
+    assert_eq!(
+        frames[2],
+        r#"event: error
+data: {"type":"error","code":"server_error","message":"lost","param":null,"sequence_number":2}"#
+    );
+    assert!(error.is_none(), "a clean end: {error:?}");
 }
 
 #[tokio::test]
@@ -299,7 +306,7 @@ async fn stalled_stream_is_an_idle_timeout() {
     assert_eq!(failure.phase(), Phase::MidStream);
     assert_eq!(
         failure.kind(),
-        &FailureKind::Timeout(Duration::from_secs(120))
+        &FailureKind::Timeout(Duration::from_secs(300))
     );
 }
 
@@ -320,14 +327,27 @@ async fn connection_scoped_error_retries_once_on_a_fresh_connection() {
 
     // Twice in a row: the second one is the caller's failure.
     let upstream = TestUpstream::start().await;
-    upstream.set_default_ws_script(WsScript::error_event("previous_response_not_found", "gone"));
+    upstream.set_default_ws_script(WsScript::error_event(
+        "websocket_connection_limit_reached",
+        "too many",
+    ));
     let failure = failing(&upstream, true).await;
     assert_eq!(failure.phase(), Phase::BeforeFirstEvent);
     assert_eq!(
         failure.kind().upstream_code(),
-        Some("previous_response_not_found")
+        Some("websocket_connection_limit_reached")
     );
     assert_eq!(upstream.handshakes(), 2);
+
+    // A response id a connection does not know is no connection's business: never retried.
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::error_event("previous_response_not_found", "gone"));
+    let failure = failing(&upstream, true).await;
+    assert_eq!(
+        failure.kind().error_scope(),
+        Some(wsfirst_core::ErrorScope::Request)
+    );
+    assert_eq!((upstream.handshakes(), upstream.ws_requests()), (1, 1));
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The layer's metrics: failures by phase and kind, handshake and first-event latency, pool
-//! sizes. (One test: it installs the process-wide recorder of this test binary.)
+//! sizes, the upstream's error answers. (One test: it installs the process-wide recorder of this test binary.)
 #![cfg(feature = "testing")]
 
 mod ws_support;
@@ -9,7 +9,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use ws_support::*;
 use wsfirst_websocket::{
     Pool, WebSocketConfig,
-    testing::{TestUpstream, WsScript},
+    testing::{Answer, TestUpstream, WsScript},
 };
 
 fn value<'a>(
@@ -84,4 +84,45 @@ async fn failures_latencies_and_pool_sizes_are_recorded() {
         Some(DebugValue::Gauge(busy)) => assert_eq!(busy.into_inner(), 0.0),
         other => panic!("{other:?}"),
     }
+
+    // The upstream's error answers are counted as answers, not as failures.
+    upstream.push_answer(Answer::error(
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+        "bad",
+    ));
+    let response = call(&mut service, request(&route, true)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    upstream.push_answer(Answer::text("hello").interrupted(
+        2,
+        &Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lost"),
+    ));
+    let response = call(&mut service, request(&route, true)).await.unwrap();
+    let (_, error) = read_body(response.into_body()).await;
+    assert!(error.is_none());
+    let snapshot = snapshotter.snapshot().into_vec();
+    assert_eq!(
+        value(
+            &snapshot,
+            "wsfirst_ws_error_answers_total",
+            &[("answer", "response"), ("status", "400")]
+        ),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value(
+            &snapshot,
+            "wsfirst_ws_error_answers_total",
+            &[("answer", "stream")]
+        ),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        value(
+            &snapshot,
+            "wsfirst_ws_failures_total",
+            &[("kind", "upstream_error")]
+        ),
+        None
+    );
 }

@@ -25,15 +25,14 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::HeaderName;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header::CONTENT_TYPE};
 use serde::{
-    Deserialize,
+    Deserialize, Serialize,
     de::{MapAccess, Visitor},
 };
-use serde_json::value::RawValue;
+use serde_json::{Map, Value, value::RawValue};
 
-use super::{FORWARD_HEADERS, error_scope};
+use super::{FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// The OpenAI Responses API over its WebSocket mode.
@@ -44,10 +43,27 @@ use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 ///   `event: <type>\ndata: <json>\n\n` with the message's exact text, `text/event-stream`.
 /// - Non-streaming answer: the exact JSON text of the `response` field of the terminal event
 ///   (`response.completed`, `response.failed` or `response.incomplete`), `application/json`.
-/// - An `error` event ends the answer: before any event it fails the attempt; after, it is
-///   forwarded as an SSE `error` frame and the body ends with an error. Its
-///   [`scope`](wsfirst_core::ErrorScope) comes from [`error_scope`].
-/// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default.
+/// - An `error` event (`{"type":"error","status":N,"error":{"type","code","message","param"},
+///   "headers":{...}}`; the flat `{"type":"error","code","message"}` is read too) ends the
+///   answer, as the HTTP endpoint would have ended it:
+///   - before any event, with a client-error status ([`is_answer`]): [`Decoded::Reject`] with
+///     that status, the HTTP endpoint's error body `{"error":{"message","type","param","code"}}`
+///     (`application/json`, streaming or not: the HTTP endpoint rejects a bad request before it
+///     streams) and the event's [answer headers](super::is_answer_header), such as a 429's
+///     `retry-after` and `x-ratelimit-*`;
+///   - before any event, otherwise (5xx, no status, a [connection-scoped
+///     code](super::CONNECTION_SCOPED_CODES)): [`Decoded::Error`] with the
+///     [`scope`](wsfirst_core::ErrorScope) of [`error_scope`], a failure of the attempt;
+///   - after output, streaming: [`Decoded::Error`] whose frame is the HTTP stream's error event,
+///     `event: error\ndata: {"type":"error","code","message","param","sequence_number"}` (the
+///     Python SDK's `ResponseErrorEvent`, `src/openai/types/responses/response_error_event.py`;
+///     the event's own `sequence_number`, else the number of events before it), and nothing
+///     else of the upstream's event (its `status` and `headers` are the upstream's internal
+///     business); the body then ends cleanly;
+///   - after `response.created`, non-streaming: [`Decoded::Reject`] with the event's status
+///     (500 without one) and the error body, the answer the HTTP endpoint would have given.
+/// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default; `OpenAI-Beta` is a
+///   [list header](super::LIST_HEADERS).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponsesCodec {
     _private: (),
@@ -90,20 +106,162 @@ struct Event<'a> {
     kind: std::borrow::Cow<'a, str>,
     #[serde(borrow, default)]
     response: Option<&'a RawValue>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    error: Option<ErrorBody>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
+/// An `error` event, read leniently (it is rare, and a field of an unexpected type should not
+/// hide the error itself).
+struct ErrorEvent {
+    status: Option<StatusCode>,
+    kind: Option<String>,
     code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
+    message: String,
+    param: Option<String>,
+    sequence_number: Option<u64>,
+    headers: HeaderMap,
+}
+
+impl ErrorEvent {
+    fn parse(text: &str) -> Result<Self, CodecError> {
+        let event: Map<String, Value> = serde_json::from_str(text).map_err(|error| {
+            CodecError::new(format!(
+                "the upstream sent an unreadable error event: {error}"
+            ))
+        })?;
+        let error = event.get("error").and_then(Value::as_object);
+        // The nested shape wins; the flat `{"type":"error","code","message"}` is read too.
+        let field = |name: &str| {
+            error
+                .and_then(|error| error.get(name))
+                .and_then(text_of)
+                .or_else(|| event.get(name).and_then(text_of))
+        };
+        let status = event
+            .get("status")
+            .or_else(|| event.get("status_code"))
+            .and_then(|status| match status {
+                Value::Number(number) => number.as_u64(),
+                Value::String(text) => text.trim().parse().ok(),
+                _ => None,
+            })
+            .and_then(|status| u16::try_from(status).ok())
+            .and_then(|status| StatusCode::from_u16(status).ok());
+        // The Python SDK's types put the headers in `error`, OpenAI's Codex client reads them
+        // at the top level: both are read, the top level last.
+        let mut headers = HeaderMap::new();
+        for map in [
+            error.and_then(|error| error.get("headers")),
+            event.get("headers"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        {
+            for (name, value) in map {
+                let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                    continue;
+                };
+                if !is_answer_header(&name) {
+                    continue;
+                }
+                let value = match value {
+                    Value::String(text) => HeaderValue::from_str(text).ok(),
+                    Value::Number(number) => HeaderValue::from_str(&number.to_string()).ok(),
+                    _ => None,
+                };
+                if let Some(value) = value {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        Ok(Self {
+            status,
+            kind: error.and_then(|error| error.get("type")).and_then(text_of),
+            code: field("code"),
+            message: field("message").unwrap_or_default(),
+            param: field("param"),
+            sequence_number: event.get("sequence_number").and_then(Value::as_u64),
+            headers,
+        })
+    }
+
+    /// The answer the HTTP endpoint gives with this status: the error body, `application/json`,
+    /// and the event's answer headers.
+    fn reject(self, status: StatusCode) -> Decoded {
+        let body = HttpErrorBody {
+            error: HttpError {
+                message: &self.message,
+                kind: self.kind.as_deref(),
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        };
+        let mut headers = self.headers;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Decoded::Reject {
+            status,
+            headers,
+            // Plain structs of strings always serialise.
+            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+        }
+    }
+
+    /// The error as the HTTP endpoint's stream ends with it: an SSE `error` event.
+    fn stream_frame(&self, events: usize) -> Bytes {
+        let event = HttpStreamError {
+            kind: "error",
+            code: self.code.as_deref(),
+            message: &self.message,
+            param: self.param.as_deref(),
+            sequence_number: self
+                .sequence_number
+                .unwrap_or(u64::try_from(events).unwrap_or(u64::MAX)),
+        };
+        sse_frame("error", &serde_json::to_string(&event).unwrap_or_default())
+    }
+
+    fn into_error(self, frame: Option<Bytes>) -> Decoded {
+        Decoded::Error {
+            frame,
+            scope: error_scope(self.code.as_deref(), &self.message),
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
+/// A string, or the text of a number, of a JSON value; `None` for null and the rest.
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The HTTP endpoint's error body: `{"error":{"message","type","param","code"}}`.
+#[derive(Serialize)]
+struct HttpErrorBody<'a> {
+    error: HttpError<'a>,
+}
+
+#[derive(Serialize)]
+struct HttpError<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+/// The HTTP stream's `error` event: `{"type":"error","code","message","param","sequence_number"}`.
+#[derive(Serialize)]
+struct HttpStreamError<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: Option<&'a str>,
+    message: &'a str,
+    param: Option<&'a str>,
+    sequence_number: u64,
 }
 
 /// `event: <type>\ndata: <json>\n\n`, one `data:` line per line of the JSON text.
@@ -176,16 +334,27 @@ impl Codec for ResponsesCodec {
         }
         match kind {
             "error" => {
-                let (code, message) = match event.error {
-                    Some(body) => (body.code.or(event.code), body.message.or(event.message)),
-                    None => (event.code, event.message),
-                };
-                let message = message.unwrap_or_default();
-                Ok(Decoded::Error {
-                    frame: exchange.is_streaming().then(|| sse_frame(kind, text)),
-                    scope: error_scope(code.as_deref(), &message),
-                    code,
-                    message,
+                let error = ErrorEvent::parse(text)?;
+                let before_output = exchange.events() == 0;
+                Ok(if before_output {
+                    match error.status {
+                        Some(status)
+                            if is_answer(Some(status), error.code.as_deref(), &error.message) =>
+                        {
+                            error.reject(status)
+                        }
+                        _ => error.into_error(None),
+                    }
+                } else if exchange.is_streaming() {
+                    let frame = error.stream_frame(exchange.events());
+                    error.into_error(Some(frame))
+                } else {
+                    // Nothing was sent to the client yet: it gets the HTTP endpoint's answer.
+                    let status = error
+                        .status
+                        .filter(|status| status.is_client_error() || status.is_server_error())
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    error.reject(status)
                 })
             }
             "response.completed" | "response.failed" | "response.incomplete" => {
@@ -211,6 +380,10 @@ impl Codec for ResponsesCodec {
 
     fn forward_headers(&self) -> &[HeaderName] {
         &FORWARD_HEADERS
+    }
+
+    fn list_headers(&self) -> &[HeaderName] {
+        &LIST_HEADERS
     }
 }
 
@@ -367,33 +540,226 @@ mod tests {
         assert!(error.message().contains("no response field"), "{error}");
     }
 
+    /// An exchange that has seen `events` events.
+    fn after(streaming: bool, events: usize) -> Exchange {
+        let mut exchange = Exchange::new(streaming);
+        for _ in 0..events {
+            exchange.record_event();
+        }
+        exchange
+    }
+
+    fn decode_error(event: &str, exchange: &Exchange) -> Decoded {
+        ResponsesCodec::new()
+            .decode(Message::text(event), exchange)
+            .unwrap()
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers
+    }
+
     #[test]
-    fn error_events_carry_code_and_message_in_either_shape() {
-        let codec = ResponsesCodec::new();
-        let nested = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"previous_response_not_found","message":"gone"}}"#;
+    fn client_errors_before_output_are_the_http_endpoints_answer_streaming_or_not() {
+        let event = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"invalid_value","message":"Invalid value: 'x'.","param":"input"}}"#;
+        let expected = Decoded::Reject {
+            status: StatusCode::BAD_REQUEST,
+            headers: json_headers(),
+            body: Bytes::from_static(
+                br#"{"error":{"message":"Invalid value: 'x'.","type":"invalid_request_error","param":"input","code":"invalid_value"}}"#,
+            ),
+        };
+        for streaming in [true, false] {
+            assert_eq!(
+                decode_error(event, &Exchange::new(streaming)),
+                expected,
+                "{streaming}"
+            );
+        }
+        for (status, code) in [
+            (401, "invalid_api_key"),
+            (403, "unsupported_country_region_territory"),
+            (404, "model_not_found"),
+            (400, "previous_response_not_found"),
+        ] {
+            let event = format!(
+                r#"{{"type":"error","status":{status},"error":{{"type":"invalid_request_error","code":"{code}","message":"m"}}}}"#
+            );
+            match decode_error(&event, &Exchange::new(true)) {
+                Decoded::Reject { status: got, .. } => assert_eq!(got.as_u16(), status),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        // `status_code` (OpenAI's Codex client reads it too) and a status given as text.
+        for event in [
+            r#"{"type":"error","status_code":404,"error":{"message":"m"}}"#,
+            r#"{"type":"error","status":"404","error":{"message":"m"}}"#,
+        ] {
+            match decode_error(event, &Exchange::new(true)) {
+                Decoded::Reject { status, .. } => assert_eq!(status, StatusCode::NOT_FOUND),
+                other => panic!("{event}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_passes_its_rate_limit_headers_and_nothing_else() {
+        let event = r#"{"type":"error","status":429,"error":{"type":"requests","code":"rate_limit_exceeded","message":"slow down","param":null,"headers":{"x-ratelimit-limit-requests":"500","set-cookie":"a=b"}},"headers":{"retry-after":"7","retry-after-ms":7000,"x-ratelimit-remaining-requests":"0","x-ratelimit-reset-requests":"7s","x-request-id":"req_1","x-should-retry":"false","openai-organization":"org-secret","x-oai-is-update":"nonce","bad header":"x","x-ratelimit-reset-tokens":{"nested":1}}}"#;
+        let Decoded::Reject {
+            status,
+            headers,
+            body,
+        } = decode_error(event, &Exchange::new(false))
+        else {
+            panic!("a 429 is an answer")
+        };
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(
-            codec
-                .decode(Message::text(nested), &Exchange::new(false))
-                .unwrap(),
+            names,
+            [
+                "content-type",
+                "retry-after",
+                "retry-after-ms",
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+                "x-request-id",
+                "x-should-retry",
+            ]
+        );
+        assert_eq!(headers["retry-after"], "7");
+        assert_eq!(headers["retry-after-ms"], "7000");
+        assert_eq!(
+            &body[..],
+            br#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#
+        );
+    }
+
+    #[test]
+    fn server_errors_and_errors_without_status_before_output_are_failures() {
+        let codec = ResponsesCodec::new();
+        for (event, code, scope) in [
+            (
+                r#"{"type":"error","status":500,"error":{"type":"server_error","code":"server_error","message":"boom"}}"#,
+                Some("server_error"),
+                ErrorScope::Provider,
+            ),
+            (
+                r#"{"type":"error","status":503,"error":{"message":"boom"}}"#,
+                None,
+                ErrorScope::Provider,
+            ),
+            (
+                r#"{"type":"error","error":{"code":"server_error","message":"boom"}}"#,
+                Some("server_error"),
+                ErrorScope::Provider,
+            ),
+            // The flat shape.
+            (
+                r#"{"type":"error","code":"server_error","message":"boom"}"#,
+                Some("server_error"),
+                ErrorScope::Provider,
+            ),
+            (
+                r#"{"type":"error","code":"rate_limit_exceeded","message":"boom"}"#,
+                Some("rate_limit_exceeded"),
+                ErrorScope::Request,
+            ),
+        ] {
+            for streaming in [true, false] {
+                assert_eq!(
+                    codec
+                        .decode(Message::text(event), &Exchange::new(streaming))
+                        .unwrap(),
+                    Decoded::Error {
+                        frame: None,
+                        code: code.map(str::to_owned),
+                        message: "boom".into(),
+                        scope,
+                    },
+                    "{event}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_connection_limit_asks_for_another_connection_despite_its_status_400() {
+        let event = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"websocket_connection_limit_reached","message":"Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."}}"#;
+        match decode_error(event, &Exchange::new(true)) {
             Decoded::Error {
                 frame: None,
-                code: Some("previous_response_not_found".into()),
-                message: "gone".into(),
+                code,
                 scope: ErrorScope::Connection,
-            }
-        );
-        let flat = r#"{"type":"error","code":"server_error","message":"boom"}"#;
+                ..
+            } => assert_eq!(code.as_deref(), Some("websocket_connection_limit_reached")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_after_output_ends_the_stream_with_the_http_streams_error_event() {
+        let event = r#"{"type":"error","status":500,"sequence_number":5,"error":{"type":"server_error","code":"server_error","message":"lost","param":null,"headers":{"x-internal":"1"}},"headers":{"retry-after":"1"}}"#;
         assert_eq!(
-            codec
-                .decode(Message::text(flat), &Exchange::new(true))
-                .unwrap(),
+            decode_error(event, &after(true, 5)),
             Decoded::Error {
-                frame: Some(Bytes::from(format!("event: error\ndata: {flat}\n\n"))),
+                frame: Some(Bytes::from_static(
+                    b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"lost\",\"param\":null,\"sequence_number\":5}\n\n"
+                )),
                 code: Some("server_error".into()),
-                message: "boom".into(),
+                message: "lost".into(),
                 scope: ErrorScope::Provider,
             }
         );
+        // Without a sequence number, the next one of the stream; a client error after output is
+        // no answer any more either.
+        let event = r#"{"type":"error","status":400,"error":{"code":"invalid_value","message":"late","param":"x"}}"#;
+        match decode_error(event, &after(true, 3)) {
+            Decoded::Error {
+                frame: Some(frame),
+                scope: ErrorScope::Provider,
+                ..
+            } => assert_eq!(
+                &frame[..],
+                b"event: error\ndata: {\"type\":\"error\",\"code\":\"invalid_value\",\"message\":\"late\",\"param\":\"x\",\"sequence_number\":3}\n\n"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_after_a_non_streaming_answers_first_event_is_the_http_endpoints_answer() {
+        let event = r#"{"type":"error","status":502,"error":{"type":"server_error","code":"server_error","message":"lost"}}"#;
+        assert_eq!(
+            decode_error(event, &after(false, 2)),
+            Decoded::Reject {
+                status: StatusCode::BAD_GATEWAY,
+                headers: json_headers(),
+                body: Bytes::from_static(
+                    br#"{"error":{"message":"lost","type":"server_error","param":null,"code":"server_error"}}"#
+                ),
+            }
+        );
+        let event = r#"{"type":"error","error":{"message":"lost"}}"#;
+        match decode_error(event, &after(false, 2)) {
+            Decoded::Reject { status, body, .. } => {
+                assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+                assert_eq!(
+                    &body[..],
+                    br#"{"error":{"message":"lost","type":null,"param":null,"code":null}}"#
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_beta_header_is_a_list() {
+        assert_eq!(ResponsesCodec::new().list_headers(), &LIST_HEADERS);
     }
 
     #[test]

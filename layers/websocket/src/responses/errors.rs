@@ -1,32 +1,59 @@
 //! What an error event of the Responses API is about: the codes and messages that name a
-//! connection or a request rather than the provider.
+//! connection or a request rather than the provider, and the statuses that make an error event
+//! the upstream's answer to the request.
+//!
+//! In WebSocket mode an error event carries the HTTP status the HTTP endpoint would have
+//! answered with: `{"type":"error","status":400,"error":{"type","code","message","param"},
+//! "headers":{...}}` (OpenAI's WebSocket-mode guide,
+//! <https://developers.openai.com/api/docs/guides/websocket-mode>; the Python SDK's
+//! `ResponseWsError` in `src/openai/types/responses/responses_server_event.py`, whose
+//! `status` is "the HTTP status code associated with a WebSocket protocol error"; OpenAI's
+//! Codex client maps it the same way, `codex-rs/codex-api/src/endpoint/responses_websocket.rs`,
+//! `map_wrapped_websocket_error_event`: a status becomes the HTTP error it stands for, except
+//! `websocket_connection_limit_reached`, which is retried on a new connection).
 //!
 //! # Example
 //!
 //! ```
+//! use http::StatusCode;
 //! use wsfirst_core::ErrorScope;
-//! use wsfirst_websocket::responses::error_scope;
+//! use wsfirst_websocket::responses::{error_scope, is_answer};
 //!
-//! assert_eq!(error_scope(Some("previous_response_not_found"), "gone"), ErrorScope::Connection);
+//! assert_eq!(error_scope(Some("websocket_connection_limit_reached"), ""), ErrorScope::Connection);
 //! assert_eq!(error_scope(Some("rate_limit_exceeded"), "slow down"), ErrorScope::Request);
 //! assert_eq!(error_scope(None, "Connection too old, please reconnect"), ErrorScope::Request);
 //! assert_eq!(error_scope(Some("server_error"), "boom"), ErrorScope::Provider);
+//!
+//! // A client error is the upstream's answer, a server error a failure of the path.
+//! assert!(is_answer(Some(StatusCode::BAD_REQUEST), Some("invalid_value"), "bad"));
+//! assert!(is_answer(Some(StatusCode::TOO_MANY_REQUESTS), Some("rate_limit_exceeded"), "slow down"));
+//! assert!(!is_answer(Some(StatusCode::INTERNAL_SERVER_ERROR), Some("server_error"), "boom"));
+//! assert!(!is_answer(None, Some("invalid_value"), "bad"));
+//! // The connection limit comes with status 400 but asks for another connection.
+//! assert!(!is_answer(Some(StatusCode::BAD_REQUEST), Some("websocket_connection_limit_reached"), ""));
 //! ```
 
+use http::StatusCode;
 use wsfirst_core::ErrorScope;
 
-/// Error codes that mean "this connection", not "this endpoint": before any event, the attempt
-/// is retried once on a fresh connection, and the breaker does not count them.
-pub const CONNECTION_SCOPED_CODES: [&str; 2] = [
-    "previous_response_not_found",
-    "websocket_connection_limit_reached",
-];
+/// Error codes that mean "this connection is finished, open another", not "this endpoint":
+/// before any event, the attempt is retried once on a fresh connection, and the breaker does
+/// not count them.
+///
+/// `websocket_connection_limit_reached`: a connection lives at most 60 minutes (the guide;
+/// the real event comes with status 400, type `invalid_request_error`).
+/// `previous_response_not_found` is not here: a fresh connection cannot know the response
+/// either, so it is the upstream's answer (status 400) like any client error.
+pub const CONNECTION_SCOPED_CODES: [&str; 1] = ["websocket_connection_limit_reached"];
 
-/// Error codes about the client, not the path: the breaker does not count them.
-pub const REQUEST_SCOPED_CODES: [&str; 1] = ["rate_limit_exceeded"];
+/// Error codes about the client, not the path: the breaker does not count them, even when they
+/// come without a status (with a client-error status they are answers anyway, see
+/// [`is_answer`]).
+pub const REQUEST_SCOPED_CODES: [&str; 2] = ["rate_limit_exceeded", "previous_response_not_found"];
 
 /// Message fragments (lower case, matched in any case) of errors that ask the client to
-/// reconnect, whatever their code: the breaker does not count them.
+/// reconnect, whatever their code and status: the breaker does not count them, and they are
+/// never passed to the client as answers (the request is replayed over HTTP instead).
 pub const RECONNECT_MESSAGES: [&str; 2] = ["connection too old", "please reconnect"];
 
 /// What an error event with this code and message is about: [`ErrorScope::Connection`] for the
@@ -37,15 +64,26 @@ pub fn error_scope(code: Option<&str>, message: &str) -> ErrorScope {
     match code {
         Some(code) if CONNECTION_SCOPED_CODES.contains(&code) => ErrorScope::Connection,
         Some(code) if REQUEST_SCOPED_CODES.contains(&code) => ErrorScope::Request,
-        _ => {
-            let lower = message.to_ascii_lowercase();
-            if RECONNECT_MESSAGES.iter().any(|m| lower.contains(m)) {
-                ErrorScope::Request
-            } else {
-                ErrorScope::Provider
-            }
-        }
+        _ if asks_to_reconnect(message) => ErrorScope::Request,
+        _ => ErrorScope::Provider,
     }
+}
+
+/// Whether an error event seen before any output is the upstream's answer to the request,
+/// which the client gets as it is (the status, the HTTP error body, the rate-limit headers),
+/// rather than a failure of the WebSocket path: a client-error status (4xx, 429 included),
+/// unless the code is one of the [`CONNECTION_SCOPED_CODES`] or the message one of the
+/// [`RECONNECT_MESSAGES`]. A server error (5xx) or an event without a status is a failure:
+/// replay-safe, and counted against the provider unless [`error_scope`] says otherwise.
+pub fn is_answer(status: Option<StatusCode>, code: Option<&str>, message: &str) -> bool {
+    status.is_some_and(|status| status.is_client_error())
+        && error_scope(code, message) != ErrorScope::Connection
+        && !asks_to_reconnect(message)
+}
+
+fn asks_to_reconnect(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    RECONNECT_MESSAGES.iter().any(|m| lower.contains(m))
 }
 
 #[cfg(test)]
@@ -91,9 +129,60 @@ mod tests {
     #[test]
     fn a_code_wins_over_the_message() {
         assert_eq!(
-            error_scope(Some("previous_response_not_found"), "please reconnect"),
+            error_scope(
+                Some("websocket_connection_limit_reached"),
+                "please reconnect"
+            ),
             ErrorScope::Connection
         );
+    }
+
+    #[test]
+    fn a_missing_previous_response_is_the_requests_business_not_the_connections() {
+        assert_eq!(
+            error_scope(Some("previous_response_not_found"), "gone"),
+            ErrorScope::Request
+        );
+        assert!(is_answer(
+            Some(StatusCode::BAD_REQUEST),
+            Some("previous_response_not_found"),
+            "gone"
+        ));
+    }
+
+    #[test]
+    fn client_errors_are_answers_server_errors_and_missing_statuses_are_not() {
+        for status in [400, 401, 403, 404, 409, 422, 429] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(
+                is_answer(Some(status), Some("invalid_value"), "bad"),
+                "{status}"
+            );
+            assert!(is_answer(Some(status), None, ""), "{status}");
+        }
+        for status in [500, 502, 503, 200, 302] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(
+                !is_answer(Some(status), Some("server_error"), "boom"),
+                "{status}"
+            );
+        }
+        assert!(!is_answer(None, Some("invalid_value"), "bad"));
+    }
+
+    #[test]
+    fn connection_limits_and_reconnect_requests_are_never_answers() {
+        for code in CONNECTION_SCOPED_CODES {
+            assert!(
+                !is_answer(Some(StatusCode::BAD_REQUEST), Some(code), "x"),
+                "{code}"
+            );
+        }
+        assert!(!is_answer(
+            Some(StatusCode::BAD_REQUEST),
+            None,
+            "Connection too old, please reconnect"
+        ));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use std::{fmt, sync::Arc};
 
+use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json, value::RawValue};
+use serde_json::{Map, Value, json, value::RawValue};
 
 /// The event types that end a Responses API answer and carry the final `response` object.
 const TERMINAL_TYPES: [&str; 3] = [
@@ -102,6 +103,184 @@ impl Answer {
         S: Into<String>,
     {
         Self::from_messages(texts.into_iter().map(Into::into).collect())
+    }
+
+    /// An answer that is one `error` event, the way the Responses API's WebSocket mode rejects
+    /// or fails a request:
+    /// `{"type":"error","status":<status>,"error":{"type":<type>,"code":<code>,"message":<message>,"param":null}}`.
+    ///
+    /// The error's type follows the status: `requests` for 429, `server_error` for 5xx,
+    /// `invalid_request_error` for the rest. Served over the WebSocket, the event is the whole
+    /// answer; [`error_status`](Self::error_status) and
+    /// [`http_error_body`](Self::http_error_body) give what the HTTP endpoint answers instead.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use wsfirst_websocket::testing::Answer;
+    ///
+    /// let answer = Answer::error(StatusCode::BAD_REQUEST, "invalid_value", "Invalid value: 'x'.");
+    /// let event: serde_json::Value = serde_json::from_str(&answer.messages()[0]).unwrap();
+    /// assert_eq!(event["type"], "error");
+    /// assert_eq!(event["status"], 400);
+    /// assert_eq!(event["error"]["code"], "invalid_value");
+    /// assert_eq!(answer.error_status(), Some(StatusCode::BAD_REQUEST));
+    /// let body: serde_json::Value = serde_json::from_str(&answer.http_error_body().unwrap()).unwrap();
+    /// assert_eq!(body["error"]["type"], "invalid_request_error");
+    /// ```
+    pub fn error(status: StatusCode, code: &str, message: &str) -> Self {
+        let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+            "requests"
+        } else if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        Self::error_event(
+            Some(status),
+            json!({"type": kind, "code": code, "message": message, "param": null}),
+            &[],
+        )
+    }
+
+    /// An answer that is one `error` event built from its parts: the `status` (left out when
+    /// `None`, as older upstreams do), the `error` object, and the event's `headers` (left out
+    /// when empty), which the real API sends with a rate limit.
+    pub fn error_event(status: Option<StatusCode>, error: Value, headers: &[(&str, &str)]) -> Self {
+        let mut event = Map::new();
+        event.insert("type".into(), json!("error"));
+        if let Some(status) = status {
+            event.insert("status".into(), json!(status.as_u16()));
+        }
+        event.insert("error".into(), error);
+        if !headers.is_empty() {
+            let headers: Map<String, Value> = headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), json!(value)))
+                .collect();
+            event.insert("headers".into(), Value::Object(headers));
+        }
+        Self::events(vec![Value::Object(event)])
+    }
+
+    /// A rate limit as the real API sends it: status 429, code `rate_limit_exceeded`, and the
+    /// headers `retry-after` (`retry_after` seconds), `x-ratelimit-limit-requests`,
+    /// `x-ratelimit-remaining-requests` (`0`) and `x-ratelimit-reset-requests`.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let retry = retry_after.to_string();
+        let reset = format!("{retry_after}s");
+        Self::error_event(
+            Some(StatusCode::TOO_MANY_REQUESTS),
+            json!({
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+                "message": "Rate limit reached for requests. Please try again later.",
+                "param": null,
+            }),
+            &[
+                ("retry-after", &retry),
+                ("x-ratelimit-limit-requests", "500"),
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", &reset),
+            ],
+        )
+    }
+
+    /// The error of a `previous_response_id` the connection does not know (with `store: false`
+    /// a response lives only in the memory of the connection that produced it): status 400,
+    /// code `previous_response_not_found`, param `previous_response_id`.
+    pub fn previous_response_not_found(id: &str) -> Self {
+        Self::error_event(
+            Some(StatusCode::BAD_REQUEST),
+            json!({
+                "type": "invalid_request_error",
+                "code": "previous_response_not_found",
+                "message": format!("Previous response with id '{id}' not found."),
+                "param": "previous_response_id",
+            }),
+            &[],
+        )
+    }
+
+    /// The error of a connection over its 60 minutes, as the real API sends it (status 400,
+    /// type `invalid_request_error`, code `websocket_connection_limit_reached`).
+    pub fn connection_limit_reached() -> Self {
+        Self::error_event(
+            Some(StatusCode::BAD_REQUEST),
+            json!({
+                "type": "invalid_request_error",
+                "code": "websocket_connection_limit_reached",
+                "message": "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue.",
+                "param": null,
+            }),
+            &[],
+        )
+    }
+
+    /// The first `events` events of this answer, then the events of `error` (an error after
+    /// output has started); an error event without a `sequence_number` gets `events`, the next
+    /// number of the stream.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use wsfirst_websocket::testing::Answer;
+    ///
+    /// let failed = Answer::text("hello world")
+    ///     .interrupted(3, &Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "boom"));
+    /// assert_eq!(failed.len(), 4);
+    /// assert_eq!(failed.event_type(3), Some("error"));
+    /// assert!(failed.messages()[3].contains(r#""sequence_number":3"#));
+    /// ```
+    pub fn interrupted(&self, events: usize, error: &Answer) -> Self {
+        let mut messages: Vec<String> = self.0.messages.iter().take(events).cloned().collect();
+        for message in error.messages() {
+            let message = match serde_json::from_str::<Value>(message) {
+                Ok(Value::Object(mut event)) => {
+                    event
+                        .entry("sequence_number")
+                        .or_insert_with(|| json!(messages.len()));
+                    Value::Object(event).to_string()
+                }
+                _ => message.clone(),
+            };
+            messages.push(message);
+        }
+        Self::from_messages(messages)
+    }
+
+    /// The status of an answer whose first event is an `error` event with one: the status the
+    /// HTTP endpoint answers such a request with.
+    pub fn error_status(&self) -> Option<StatusCode> {
+        let event = self.first_error()?;
+        let status = u16::try_from(event.get("status")?.as_u64()?).ok()?;
+        StatusCode::from_u16(status).ok()
+    }
+
+    /// The body the HTTP endpoint answers with when this answer's first event is an `error`
+    /// event: `{"error":{"message","type","param","code"}}` from the event's `error` object
+    /// (its `headers` left out).
+    pub fn http_error_body(&self) -> Option<String> {
+        let event = self.first_error()?;
+        let error = event.get("error")?.as_object()?;
+        let field = |name: &str| error.get(name).cloned().unwrap_or(Value::Null);
+        Some(
+            json!({"error": {
+                "message": field("message"),
+                "type": field("type"),
+                "param": field("param"),
+                "code": field("code"),
+            }})
+            .to_string(),
+        )
+    }
+
+    fn first_error(&self) -> Option<Map<String, Value>> {
+        if self.event_type(0)? != "error" {
+            return None;
+        }
+        match serde_json::from_str(&self.0.messages[0]).ok()? {
+            Value::Object(event) => Some(event),
+            _ => None,
+        }
     }
 
     fn from_chunks(text: &str, chunks: &[&str]) -> Self {
@@ -394,5 +573,56 @@ mod tests {
         assert_eq!(split_chars("héllo", 3), ["hé", "ll", "o"]);
         assert_eq!(split_chars("ab", 3), ["a", "b"]);
         assert_eq!(split_chars("", 3), [""]);
+    }
+
+    #[test]
+    fn error_answers_are_what_the_real_api_sends() {
+        let limited = Answer::rate_limited(7);
+        assert_eq!(limited.len(), 1);
+        let event: Value = serde_json::from_str(&limited.messages()[0]).unwrap();
+        assert_eq!(event["status"], 429);
+        assert_eq!(event["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(event["headers"]["retry-after"], "7");
+        assert_eq!(event["headers"]["x-ratelimit-reset-requests"], "7s");
+        assert_eq!(limited.error_status(), Some(StatusCode::TOO_MANY_REQUESTS));
+        let body: Value = serde_json::from_str(&limited.http_error_body().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {
+                "message": "Rate limit reached for requests. Please try again later.",
+                "type": "requests",
+                "param": null,
+                "code": "rate_limit_exceeded",
+            }})
+        );
+
+        let missing = Answer::previous_response_not_found("resp_1");
+        let event: Value = serde_json::from_str(&missing.messages()[0]).unwrap();
+        assert_eq!(event["error"]["param"], "previous_response_id");
+        assert_eq!(missing.error_status(), Some(StatusCode::BAD_REQUEST));
+
+        let limit = Answer::connection_limit_reached();
+        let event: Value = serde_json::from_str(&limit.messages()[0]).unwrap();
+        assert_eq!(event["status"], 400);
+        assert_eq!(event["error"]["code"], "websocket_connection_limit_reached");
+
+        let bare = Answer::error_event(None, json!({"code": "x", "message": "y"}), &[]);
+        let event: Value = serde_json::from_str(&bare.messages()[0]).unwrap();
+        assert!(event.get("status").is_none() && event.get("headers").is_none());
+        assert_eq!(bare.error_status(), None);
+        assert_eq!(Answer::text("hi").error_status(), None);
+        assert_eq!(Answer::text("hi").http_error_body(), None);
+    }
+
+    #[test]
+    fn interrupted_answers_keep_their_first_events_and_number_the_error() {
+        let text = Answer::text("hello world");
+        let error = Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "boom");
+        let failed = text.interrupted(2, &error);
+        assert_eq!(&failed.messages()[..2], &text.messages()[..2]);
+        let event: Value = serde_json::from_str(&failed.messages()[2]).unwrap();
+        assert_eq!(event["sequence_number"], 2);
+        assert_eq!(event["error"]["type"], "server_error");
+        assert_eq!(failed.final_json(), None);
     }
 }

@@ -46,9 +46,17 @@ pub enum WsScript {
         code: u16,
     },
     /// Accept the upgrade; for each request send the first `after_events` events, then the
-    /// error event `{"type":"error","error":{"code":<code>,"message":<message>}}`. The
-    /// connection stays open. With `after_events: 0` the error comes before any output, as
-    /// with `previous_response_not_found` or `websocket_connection_limit_reached`.
+    /// error event `{"type":"error","error":{"code":<code>,"message":<message>}}`, without a
+    /// `status` (the shape of older upstreams). The connection stays open. With
+    /// `after_events: 0` the error comes before any output.
+    ///
+    /// For an error event as the real API sends it, with its `status` (and the rate-limit
+    /// headers of a 429), serve an answer built by [`Answer::error`](super::Answer::error),
+    /// [`Answer::rate_limited`](super::Answer::rate_limited),
+    /// [`Answer::previous_response_not_found`](super::Answer::previous_response_not_found),
+    /// [`Answer::connection_limit_reached`](super::Answer::connection_limit_reached) or
+    /// [`Answer::error_event`](super::Answer::error_event), and
+    /// [`Answer::interrupted`](super::Answer::interrupted) for one after output.
     ErrorEvent {
         /// The error code, such as `websocket_connection_limit_reached`.
         code: String,
