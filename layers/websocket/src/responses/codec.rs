@@ -48,6 +48,8 @@ use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 ///   forwarded as an SSE `error` frame and the body ends with an error. Its
 ///   [`scope`](wsfirst_core::ErrorScope) comes from [`error_scope`].
 /// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default.
+/// - Conversations: a request with a `previous_response_id` goes to the connection that
+///   produced that response (see [`conversation`](super::conversation)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponsesCodec {
     _private: (),
@@ -211,6 +213,14 @@ impl Codec for ResponsesCodec {
 
     fn forward_headers(&self) -> &[HeaderName] {
         &FORWARD_HEADERS
+    }
+
+    fn continues(&self, _request: &http::request::Parts, body: &Bytes) -> Option<String> {
+        super::conversation::previous_response_id(body)
+    }
+
+    fn response_id(&self, message: &Message) -> Option<String> {
+        super::conversation::response_id(message)
     }
 }
 

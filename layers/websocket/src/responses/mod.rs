@@ -31,6 +31,7 @@
 //! ```
 
 mod codec;
+pub mod conversation;
 mod eligibility;
 mod errors;
 mod headers;
