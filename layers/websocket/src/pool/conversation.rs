@@ -91,6 +91,12 @@ impl Conversations {
         self.owners.len()
     }
 
+    /// Whether no request waits for a connection.
+    #[cfg(test)]
+    pub(super) fn wanted_is_empty(&self) -> bool {
+        self.wanted.is_empty()
+    }
+
     fn disown(&mut self, response_id: &Arc<str>, conn: u64) {
         // Another connection may have produced the same id since; it keeps it.
         if self.owners.get(response_id) == Some(&conn) {

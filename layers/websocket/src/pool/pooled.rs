@@ -45,6 +45,12 @@ impl Pooled {
         self.reused
     }
 
+    /// The connection's number in the pool.
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> u64 {
+        self.conn.as_ref().map_or(0, |conn| conn.id)
+    }
+
     /// Remembers that this connection produced the response `response_id`, so that a request
     /// continuing it comes back here (see [`Pool`], "Conversations keep their socket").
     pub(crate) fn remember(&mut self, response_id: &str) {

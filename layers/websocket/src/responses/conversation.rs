@@ -58,6 +58,10 @@ pub fn previous_response_id(body: &[u8]) -> Option<String> {
         #[serde(default, borrow)]
         previous_response_id: Option<Cow<'a, str>>,
     }
+    // A derived struct also reads a JSON array, field by field: only an object is a request.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
     let request: Request<'_> = serde_json::from_slice(body).ok()?;
     request
         .previous_response_id
@@ -84,6 +88,9 @@ pub fn response_id(message: &Message) -> Option<String> {
     let Message::Text(text) = message else {
         return None;
     };
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
     let event: Event<'_> = serde_json::from_str(text.as_str()).ok()?;
     if !event.kind.starts_with("response.") {
         return None;
@@ -151,6 +158,7 @@ mod tests {
             (r#"{"type":"response.created","response":{"id":""}}"#, None),
             (r#"{"type":"response.created","response":null}"#, None),
             ("not json", None),
+            (r#"["response.created",{"id":"resp_4"}]"#, None),
         ];
         for (text, expected) in cases {
             assert_eq!(
