@@ -196,17 +196,14 @@ impl Pool {
                             conn,
                         });
                     }
-                    match timeout_at(deadline, returned.changed()).await {
-                        Err(_) => {
-                            tracing::debug!(
-                                wait = ?self.inner.conversation_wait,
-                                "the websocket connection of a conversation stayed busy, \
-                                 the request takes another one"
-                            );
-                            return None;
-                        }
-                        // Changed, or the key's books were dropped: look again.
-                        Ok(_) => {}
+                    // Changed, or the key's books were dropped: look again.
+                    if timeout_at(deadline, returned.changed()).await.is_err() {
+                        tracing::debug!(
+                            wait = ?self.inner.conversation_wait,
+                            "the websocket connection of a conversation stayed busy, \
+                             the request takes another one"
+                        );
+                        return None;
                     }
                 }
             }
