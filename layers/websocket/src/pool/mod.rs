@@ -64,9 +64,10 @@ use crate::ConfigError;
 /// that should share connections (the facade builds one layer per route with one pool).
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
-/// limit), 32 connections per key, conversation wait 5 s. While the pool holds idle connections, a background task
-/// wakes every half idle timeout to close expired ones (under paused tokio time, that timer is
-/// one the clock can auto-advance to). [`Pool::close`] closes everything cleanly.
+/// limit), 32 connections per key, conversation wait 5 s. While the pool holds idle
+/// connections, a background task wakes every half idle timeout to close expired ones (under
+/// paused tokio time, that timer is one the clock can auto-advance to). [`Pool::close`] closes
+/// everything cleanly.
 ///
 /// **Coalesced handshakes.** When a key has no idle connection and a handshake to it is in
 /// flight, other requests for the key wait for that handshake's outcome (at most the handshake
@@ -86,16 +87,16 @@ use crate::ConfigError;
 /// **Conversations keep their socket.** An upstream such as the OpenAI Responses API in
 /// WebSocket mode keeps each connection's recent responses in that connection's memory, and
 /// with `store: false` nowhere else (see [`responses::conversation`](crate::responses::conversation)).
-/// So the pool remembers, per connection, the ids of the last responses it produced,
-/// [`Pool::REMEMBERED_RESPONSES`] (learned from the answer's first event through
-/// [`Codec::response_id`](crate::Codec::response_id); ids over 256 bytes are ignored), and
-/// forgets them when the connection closes, expires or is dropped after a cut-short answer:
-/// the memory is bounded by the connections themselves, whatever clients send. A request that
-/// continues a response ([`Codec::continues`](crate::Codec::continues): for the Responses API,
-/// any request with a `previous_response_id`, whatever its `store`) goes to the connection that
-/// produced it:
+/// So the pool remembers, per connection, the ids of the last
+/// [`Pool::REMEMBERED_RESPONSES`] (8) responses it produced (learned from the answer's first
+/// event through [`Codec::response_id`](crate::Codec::response_id); ids over 256 bytes are
+/// ignored), and forgets them when the connection closes, expires or is dropped after a
+/// cut-short answer: the memory is bounded by the connections themselves, whatever clients
+/// send. A request that continues a response ([`Codec::continues`](crate::Codec::continues):
+/// for the Responses API, any request with a `previous_response_id`, whatever its `store`) goes
+/// to the connection of its key that produced it:
 ///
-/// - idle: it takes it at once (if the connection died while idle, as below);
+/// - idle: it takes it at once (unless the connection died while idle: then as "gone" below);
 /// - busy: it waits for it, at most the conversation wait (default 5 s,
 ///   [`PoolBuilder::conversation_wait`]); meanwhile requests that continue nothing leave that
 ///   connection alone when it comes back;
