@@ -84,7 +84,7 @@ async fn outcome(result: Result<Response<Body<Full<Bytes>>>, BoxError>) -> Outco
         .is_some_and(|value| value == "text/event-stream");
     let (bytes, error) = read_body(response.into_body()).await;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    if sse {
+    if sse && status.is_success() {
         for line in text.lines() {
             let Some(data) = line.strip_prefix("data: ") else {
                 continue;
