@@ -118,6 +118,8 @@ where
         }
         Err(error) => return Err(Box::new(RequestBodyError(error))),
     };
+    // Asked before `encode` takes the body: the response this request continues, if any.
+    let continues = config.codec().continues(&parts, &body);
     let encoded = config.codec().encode(&parts, body).map_err(|error| {
         WsFailure::new(Phase::Send, FailureKind::Local(error.to_string())).with_source(error)
     })?;
@@ -152,9 +154,13 @@ where
     let mut retried_code = false;
     loop {
         let conn = pool
-            .checkout(&key, fresh, config.handshake_timeout(), || {
-                connector::connect(&url, &handshake, &config)
-            })
+            .checkout(
+                &key,
+                continues.as_deref(),
+                fresh,
+                config.handshake_timeout(),
+                || connector::connect(&url, &handshake, &config),
+            )
             .await?;
         let reused = conn.reused();
         tracing::Span::current().record("reused", reused);
@@ -246,6 +252,14 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
             Err(_) => return Exchanged::Failed(WsFailure::new(phase, FailureKind::Timeout(limit))),
             Ok(incoming) => incoming,
         };
+        // The connection remembers the response it produces, for the conversation's next turn.
+        if exchange.events() == 0 {
+            if let Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) = &incoming {
+                if let Some(response_id) = job.codec.response_id(message) {
+                    conn.remember(&response_id);
+                }
+            }
+        }
         let decoded = match read(incoming, &*job.codec, &exchange, phase) {
             Ok(decoded) => decoded,
             Err(failure) => return Exchanged::Failed(failure),

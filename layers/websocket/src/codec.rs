@@ -111,6 +111,31 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     fn list_headers(&self) -> &[HeaderName] {
         &[]
     }
+
+    /// The id of the earlier response this request continues, if any (for the Responses API,
+    /// its `previous_response_id`); default: none.
+    ///
+    /// The [`Pool`](crate::Pool) sends a request that continues a response to the connection
+    /// that produced it (the only place where an upstream that keeps its responses in the
+    /// connection's memory can find it), waiting a bounded time while that connection is
+    /// busy. When the connection is gone, or the wait runs out, the request takes another
+    /// connection and the upstream's answer, whatever it is, reaches the client. Asked once per
+    /// request, before [`encode`](Self::encode); `None` leaves the choice of connection to the
+    /// pool alone.
+    fn continues(&self, _request: &http::request::Parts, _body: &Bytes) -> Option<String> {
+        None
+    }
+
+    /// The id of the response that this message of the answer belongs to, if it carries one
+    /// (for the Responses API, the `response.id` of `response.created`); default: none.
+    ///
+    /// Asked about each message up to and including the answer's first event (pings, pongs and
+    /// close frames excluded), until it gives an id: the pool then remembers that the
+    /// connection produced this response, so that a request [continuing](Self::continues) it
+    /// goes to the same connection.
+    fn response_id(&self, _message: &Message) -> Option<String> {
+        None
+    }
 }
 
 /// What [`Codec::encode`] produced: the messages to send and the shape of the answer.

@@ -221,3 +221,26 @@ async fn closing_the_pool_closes_its_connections() {
     assert_eq!(failure.phase(), Phase::Connect);
     assert_eq!(upstream.handshakes(), 1);
 }
+
+#[tokio::test]
+async fn a_conversation_never_follows_an_expired_connection() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_unique_response_ids(true);
+    let pool = Pool::builder()
+        .idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (mut service, _) = service(config(), &pool);
+    let route = route(&upstream);
+    let first = r#"{"model":"gpt-kit","input":"hi","store":false,"stream":true}"#;
+    complete(&mut service, request_with(&route, first.into(), &[])).await;
+    let next = r#"{"model":"gpt-kit","input":"more","store":false,"stream":true,"previous_response_id":"resp_kit_0001"}"#;
+    time_passes(Duration::from_secs(59)).await;
+    complete(&mut service, request_with(&route, next.into(), &[])).await;
+    assert_eq!(upstream.captured()[1].connection, Some(1), "followed");
+    time_passes(Duration::from_secs(61)).await;
+    // Expired with its connection: the turn goes to a new one, which cannot know the response.
+    let next = r#"{"model":"gpt-kit","input":"again","store":false,"stream":true,"previous_response_id":"resp_kit_0002"}"#;
+    let _ = call(&mut service, request_with(&route, next.into(), &[])).await;
+    assert_eq!(upstream.captured()[2].connection, Some(2));
+}

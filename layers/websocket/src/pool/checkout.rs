@@ -1,7 +1,12 @@
-//! Checking a connection out of the [`Pool`]: reuse an idle live one, or open one, sharing
-//! (coalescing) a handshake already in flight for the key, or wait for a full key to free up.
+//! Checking a connection out of the [`Pool`]: the connection of the conversation a request
+//! continues, else reuse an idle live one, or open one, sharing (coalescing) a handshake already
+//! in flight for the key, or wait for a full key to free up.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use tokio::{
     sync::{Notify, watch},
@@ -20,11 +25,14 @@ use crate::{PoolExhausted, connector::WsStream};
 type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
 
 impl Pool {
-    /// Checks a connection out for `key`: an idle live one unless `fresh`, else a new one opened
-    /// with `connect` (coalesced with a handshake already in flight for the key).
+    /// Checks a connection out for `key`: unless `fresh`, the connection that produced the
+    /// response the request `continues` (waited for while busy, see [`Pool::follow`]) or an
+    /// idle live one; else a new one opened with `connect` (coalesced with a handshake already
+    /// in flight for the key).
     pub(crate) async fn checkout<C, F>(
         &self,
         key: &PoolKey,
+        continues: Option<&str>,
         fresh: bool,
         handshake_timeout: Duration,
         connect: C,
@@ -38,6 +46,11 @@ impl Pool {
             Open(Option<Announce>),
             Wait(Outcome),
             Full(Arc<Notify>),
+        }
+        if let (Some(response_id), false) = (continues, fresh) {
+            if let Some(conn) = self.follow(key, response_id).await {
+                return Ok(conn);
+            }
         }
         let deadline = Instant::now() + handshake_timeout;
         let mut coalesce = true;
@@ -55,14 +68,24 @@ impl Pool {
                 let slot = state.keys.entry(key.clone()).or_default();
                 let mut reuse = None;
                 if !fresh {
-                    while let Some(idle) = slot.idle.pop() {
-                        gauge("idle", -1.0);
-                        if self.inner.expired(&idle, now) {
+                    // The most recently returned first, leaving alone the connections that
+                    // continuing requests wait for.
+                    let mut index = slot.idle.len();
+                    while index > 0 {
+                        index -= 1;
+                        if self.inner.expired(&slot.idle[index], now) {
+                            let idle = slot.idle.remove(index);
+                            gauge("idle", -1.0);
                             slot.open -= 1;
+                            slot.conversations.forget(&idle.conn);
                             close_later(idle.conn);
                             continue;
                         }
-                        reuse = Some(idle.conn);
+                        if slot.conversations.is_wanted(slot.idle[index].conn.id) {
+                            continue;
+                        }
+                        gauge("idle", -1.0);
+                        reuse = Some(slot.idle.remove(index).conn);
                         break;
                     }
                 }
@@ -93,8 +116,7 @@ impl Pool {
                     }
                     // Replaced without counting as a failure: the upstream closed it while idle.
                     tracing::debug!("pooled websocket connection found dead, replacing it");
-                    self.forget(key, 1);
-                    close_later(*conn);
+                    self.retire(key, *conn);
                 }
                 Step::Open(announce) => {
                     let mut guard = Opening {
@@ -108,10 +130,8 @@ impl Pool {
                     let stream = result?;
                     guard.counted = false;
                     gauge("in_use", 1.0);
-                    let conn = Conn {
-                        stream,
-                        created: Instant::now(),
-                    };
+                    let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let conn = Conn::new(stream, id);
                     return Ok(self.pooled(key, conn, false));
                 }
                 Step::Wait(mut outcome) => {

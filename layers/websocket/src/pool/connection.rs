@@ -1,7 +1,7 @@
-//! One pooled connection's life outside the pool's books: its birth time, the liveness check
-//! before reuse, the graceful close, and the gauge of connections.
+//! One pooled connection's life outside the pool's books: its birth time and the responses it
+//! produced, the liveness check before reuse, the graceful close, and the gauge of connections.
 
-use std::time::Duration;
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
@@ -18,10 +18,25 @@ pub(super) struct Idle {
     pub(super) since: Instant,
 }
 
-/// A connection and its birth time.
+/// A connection, its birth time, its number in the pool, and the responses it produced (the
+/// last [`Pool::REMEMBERED_RESPONSES`](super::Pool::REMEMBERED_RESPONSES), oldest first).
 pub(super) struct Conn {
     pub(super) stream: WsStream,
     pub(super) created: Instant,
+    pub(super) id: u64,
+    pub(super) responses: VecDeque<Arc<str>>,
+}
+
+impl Conn {
+    /// A connection opened now, numbered `id`.
+    pub(super) fn new(stream: WsStream, id: u64) -> Self {
+        Self {
+            stream,
+            created: Instant::now(),
+            id,
+            responses: VecDeque::new(),
+        }
+    }
 }
 
 /// Moves the `wsfirst_ws_pool_connections` gauge of `state` by `delta`.

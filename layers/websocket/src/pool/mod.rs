@@ -1,10 +1,12 @@
 //! The WebSocket connection [`Pool`]: per key, exclusive checkout, idle timeout, maximum age,
-//! liveness check, coalesced handshakes and clean close.
+//! liveness check, coalesced handshakes, conversations that keep their socket, and clean close.
 //!
 //! This file holds the pool's handle, settings and books; the rest is one file per job:
 //! [`key`] (what a connection is pooled under), [`checkout`] (reuse, open with a shared
-//! handshake, or wait), [`pooled`] (a checked-out connection and its return), [`connection`]
-//! (liveness, close, gauge) and [`reaper`] (closing expired idle connections).
+//! handshake, or wait), [`conversation`] (which connection produced which response, and the
+//! checkout of the one a request continues), [`pooled`] (a checked-out connection and its
+//! return), [`connection`] (liveness, close, gauge) and [`reaper`] (closing expired idle
+//! connections).
 //!
 //! # Example
 //!
@@ -15,6 +17,7 @@
 //! let pool = Pool::builder()
 //!     .idle_timeout(Duration::from_secs(30))
 //!     .max_connections_per_key(8)
+//!     .conversation_wait(Duration::from_secs(10))
 //!     .build()?;
 //! // One layer per route, all sharing the pool (cloning a `Pool` shares it).
 //! let chat = WebSocketLayer::with_pool(WebSocketConfig::default(), pool.clone());
@@ -26,6 +29,7 @@
 
 mod checkout;
 mod connection;
+mod conversation;
 mod key;
 pub(crate) mod pooled;
 mod reaper;
@@ -35,7 +39,7 @@ mod tests;
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -46,6 +50,7 @@ use tokio::{
 use wsfirst_core::WsFailure;
 
 use self::connection::{Conn, Idle, close_gracefully, gauge};
+use self::conversation::Conversations;
 pub(crate) use self::key::PoolKey;
 use crate::ConfigError;
 
@@ -59,9 +64,10 @@ use crate::ConfigError;
 /// that should share connections (the facade builds one layer per route with one pool).
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
-/// limit), 32 connections per key. While the pool holds idle connections, a background task
-/// wakes every half idle timeout to close expired ones (under paused tokio time, that timer is
-/// one the clock can auto-advance to). [`Pool::close`] closes everything cleanly.
+/// limit), 32 connections per key, conversation wait 5 s. While the pool holds idle
+/// connections, a background task wakes every half idle timeout to close expired ones (under
+/// paused tokio time, that timer is one the clock can auto-advance to). [`Pool::close`] closes
+/// everything cleanly.
 ///
 /// **Coalesced handshakes.** When a key has no idle connection and a handshake to it is in
 /// flight, other requests for the key wait for that handshake's outcome (at most the handshake
@@ -77,6 +83,30 @@ use crate::ConfigError;
 /// [`PoolExhausted`](crate::PoolExhausted): the fallback layer replays it over HTTP and the
 /// breaker does not count it. (Waiting rather than failing at once lets a strict route queue
 /// briefly under a burst; raise the maximum if requests often wait.)
+///
+/// **Conversations keep their socket.** An upstream such as the OpenAI Responses API in
+/// WebSocket mode keeps each connection's recent responses in that connection's memory, and
+/// with `store: false` nowhere else (see [`responses::conversation`](crate::responses::conversation)).
+/// So the pool remembers, per connection, the ids of the last
+/// [`Pool::REMEMBERED_RESPONSES`] (8) responses it produced (learned from the answer's first
+/// event through [`Codec::response_id`](crate::Codec::response_id); ids over 256 bytes are
+/// ignored), and forgets them when the connection closes, expires or is dropped after a
+/// cut-short answer: the memory is bounded by the connections themselves, whatever clients
+/// send. A request that continues a response ([`Codec::continues`](crate::Codec::continues):
+/// for the Responses API, any request with a `previous_response_id`, whatever its `store`) goes
+/// to the connection of its key that produced it:
+///
+/// - idle: it takes it at once (unless the connection died while idle: then as "gone" below);
+/// - busy: it waits for it, at most the conversation wait (default 5 s,
+///   [`PoolBuilder::conversation_wait`]); meanwhile requests that continue nothing leave that
+///   connection alone when it comes back;
+/// - gone (closed by the upstream, expired, dropped), never seen, or still busy after the wait:
+///   the request takes an idle or a new connection like any other, and the upstream's answer,
+///   whatever it is (`previous_response_not_found` for a `store: false` response, the continued
+///   answer when the upstream can load it), reaches the client unchanged.
+///
+/// A retry on a fresh connection (after a connection-scoped error event, or when the pooled
+/// connection turned out dead) does not follow the conversation.
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<PoolInner>,
@@ -87,6 +117,9 @@ struct PoolInner {
     idle_timeout: Duration,
     max_age: Duration,
     max_per_key: usize,
+    conversation_wait: Duration,
+    /// The number of the next connection opened.
+    next_conn: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -109,6 +142,8 @@ struct Slot {
     handshake: Option<(u64, Outcome)>,
     /// Woken when a connection is returned or a place under the maximum comes free.
     freed: Arc<Notify>,
+    /// Which live connection produced which response, and who waits for which connection.
+    conversations: Conversations,
 }
 
 impl Slot {
@@ -142,6 +177,7 @@ impl fmt::Debug for Pool {
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("max_age", &self.inner.max_age)
             .field("max_connections_per_key", &self.inner.max_per_key)
+            .field("conversation_wait", &self.inner.conversation_wait)
             .field("keys", &keys)
             .field("idle", &idle)
             .finish()
@@ -154,6 +190,7 @@ pub struct PoolBuilder {
     idle_timeout: Duration,
     max_age: Duration,
     max_per_key: usize,
+    conversation_wait: Duration,
 }
 
 impl PoolBuilder {
@@ -176,6 +213,15 @@ impl PoolBuilder {
         self
     }
 
+    /// How long a request that continues a response waits for the busy connection that
+    /// produced it before it takes another one (default 5 s; zero: it never waits, and
+    /// follows its conversation only to an idle connection). See [`Pool`], "Conversations keep
+    /// their socket".
+    pub fn conversation_wait(mut self, wait: Duration) -> Self {
+        self.conversation_wait = wait;
+        self
+    }
+
     /// Checks the values and builds the pool.
     pub fn build(self) -> Result<Pool, ConfigError> {
         ConfigError::check_duration("idle_timeout", self.idle_timeout)?;
@@ -185,11 +231,19 @@ impl PoolBuilder {
                 field: "max_connections_per_key",
             });
         }
+        if self.conversation_wait > wsfirst_core::MAX_DURATION {
+            return Err(ConfigError::TooLong {
+                field: "conversation_wait",
+                value: self.conversation_wait,
+            });
+        }
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 idle_timeout: self.idle_timeout,
                 max_age: self.max_age,
                 max_per_key: self.max_per_key,
+                conversation_wait: self.conversation_wait,
+                next_conn: AtomicU64::new(1),
                 state: Mutex::new(State::default()),
             }),
         })
@@ -197,6 +251,11 @@ impl PoolBuilder {
 }
 
 impl Pool {
+    /// How many response ids the pool remembers per connection, the most recent ones (see
+    /// "Conversations keep their socket" above): a request that continues an older response of
+    /// the connection takes any connection.
+    pub const REMEMBERED_RESPONSES: usize = 8;
+
     /// A pool with the defaults.
     pub fn new() -> Self {
         Self::builder()
@@ -210,6 +269,7 @@ impl Pool {
             idle_timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(55 * 60),
             max_per_key: 32,
+            conversation_wait: Duration::from_secs(5),
         }
     }
 
@@ -239,6 +299,7 @@ impl Pool {
                 for idle in slot.idle.drain(..) {
                     slot.open -= 1;
                     gauge("idle", -1.0);
+                    slot.conversations.forget(&idle.conn);
                     conns.push(idle.conn);
                 }
             }

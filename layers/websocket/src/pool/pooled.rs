@@ -45,6 +45,24 @@ impl Pooled {
         self.reused
     }
 
+    /// The connection's number in the pool.
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> u64 {
+        self.conn.as_ref().map_or(0, |conn| conn.id)
+    }
+
+    /// Remembers that this connection produced the response `response_id`, so that a request
+    /// continuing it comes back here (see [`Pool`], "Conversations keep their socket").
+    pub(crate) fn remember(&mut self, response_id: &str) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let mut state = self.pool.lock();
+        if let Some(slot) = state.keys.get_mut(&self.key) {
+            slot.conversations.remember(conn, response_id);
+        }
+    }
+
     /// Returns the connection to the pool.
     pub(crate) fn release(mut self) {
         if let Some(conn) = self.conn.take() {
@@ -58,8 +76,7 @@ impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             gauge("in_use", -1.0);
-            self.pool.forget(&self.key, 1);
-            close_later(conn);
+            self.pool.retire(&self.key, conn);
         }
     }
 }
@@ -87,6 +104,7 @@ impl Pool {
         if closed || now >= conn.created + self.inner.max_age {
             slot.open = slot.open.saturating_sub(1);
             slot.freed.notify_one();
+            slot.conversations.forget(&conn);
             if slot.is_empty() && slot.idle.is_empty() {
                 state.keys.remove(key);
             }
@@ -96,6 +114,7 @@ impl Pool {
         }
         slot.idle.push(Idle { conn, since: now });
         slot.freed.notify_one();
+        slot.conversations.bump();
         gauge("idle", 1.0);
         let start_reaper = !state.reaper;
         state.reaper = true;

@@ -55,6 +55,7 @@ impl PoolInner {
                 if self.expired(&idle, now) {
                     slot.open = slot.open.saturating_sub(1);
                     gauge("idle", -1.0);
+                    slot.conversations.forget(&idle.conn);
                     expired.push(idle.conn);
                 } else {
                     kept.push(idle);

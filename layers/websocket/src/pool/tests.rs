@@ -70,7 +70,7 @@ impl Connector {
 }
 
 async fn checkout(pool: &Pool, key: &PoolKey, connector: &Arc<Connector>) -> Pooled {
-    pool.checkout(key, false, TIMEOUT, || connector.connect())
+    pool.checkout(key, None, false, TIMEOUT, || connector.connect())
         .await
         .unwrap()
 }
@@ -198,7 +198,7 @@ async fn concurrent_requests_share_one_failing_handshake() {
     let attempts = (0..64).map(|_| {
         let connects = connects.clone();
         let failure = failure.clone();
-        pool.checkout(&key, false, TIMEOUT, move || {
+        pool.checkout(&key, None, false, TIMEOUT, move || {
             connects.fetch_add(1, Ordering::SeqCst);
             let failure = failure.clone();
             async move {
@@ -222,7 +222,7 @@ async fn after_a_successful_handshake_waiters_open_their_own() {
     let key = PoolKey::for_test("ws://a/v1", None);
     let attempts = (0..4).map(|_| {
         let connector = connector.clone();
-        pool.checkout(&key, false, TIMEOUT, move || {
+        pool.checkout(&key, None, false, TIMEOUT, move || {
             let connect = connector.connect();
             async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -243,7 +243,7 @@ async fn full_key_waits_for_a_release_then_gives_up() {
     let key = PoolKey::for_test("ws://a/v1", None);
     let held = checkout(&pool, &key, &connector).await;
     let failure = pool
-        .checkout(&key, false, TIMEOUT, || connector.connect())
+        .checkout(&key, None, false, TIMEOUT, || connector.connect())
         .await
         .unwrap_err();
     assert_eq!(failure.phase(), Phase::Connect);
@@ -285,9 +285,234 @@ async fn close_sends_close_frames_and_refuses_new_checkouts() {
     let mut server = connector.servers.lock().unwrap().remove(0);
     assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
     let failure = pool
-        .checkout(&key, false, TIMEOUT, || connector.connect())
+        .checkout(&key, None, false, TIMEOUT, || connector.connect())
         .await
         .unwrap_err();
     assert!(failure.to_string().contains("pool is closed"), "{failure}");
     assert_eq!(pool.connections(), 0);
+}
+
+// Conversations keep their socket.
+
+async fn follow(pool: &Pool, key: &PoolKey, connector: &Arc<Connector>, response: &str) -> Pooled {
+    pool.checkout(key, Some(response), false, TIMEOUT, || connector.connect())
+        .await
+        .unwrap()
+}
+
+#[test]
+fn conversation_wait_may_be_zero_but_not_endless() {
+    assert!(
+        Pool::builder()
+            .conversation_wait(Duration::ZERO)
+            .build()
+            .is_ok()
+    );
+    let error = Pool::builder()
+        .conversation_wait(Duration::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(error.field(), "conversation_wait");
+}
+
+#[tokio::test]
+async fn a_continuing_request_gets_the_connection_that_produced_its_response() {
+    let pool = Pool::new();
+    let connector = Connector::new(3).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut first = checkout(&pool, &key, &connector).await;
+    let mut second = checkout(&pool, &key, &connector).await;
+    first.remember("resp_1");
+    second.remember("resp_2");
+    let (first_id, second_id) = (first.id(), second.id());
+    first.release();
+    second.release();
+    // Without a conversation the most recently returned connection is reused; with one, its own.
+    let conn = follow(&pool, &key, &connector, "resp_1").await;
+    assert_eq!(conn.id(), first_id);
+    assert!(conn.reused());
+    conn.release();
+    let conn = follow(&pool, &key, &connector, "resp_2").await;
+    assert_eq!(conn.id(), second_id);
+    conn.release();
+    // An unknown response, or a retry on a fresh connection, takes any connection.
+    let conn = follow(&pool, &key, &connector, "resp_unknown").await;
+    assert_eq!(conn.id(), second_id);
+    conn.release();
+    assert_eq!(connector.connects(), 2);
+    let fresh = pool
+        .checkout(&key, Some("resp_1"), true, TIMEOUT, || connector.connect())
+        .await
+        .unwrap();
+    assert!(!fresh.reused());
+    assert_eq!(connector.connects(), 3);
+}
+
+#[tokio::test]
+async fn conversations_are_per_key() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let other = PoolKey::for_test("ws://a/v1", Some("session"));
+    let mut conn = checkout(&pool, &key, &connector).await;
+    conn.remember("resp_1");
+    conn.release();
+    let conn = follow(&pool, &other, &connector, "resp_1").await;
+    assert!(!conn.reused());
+    assert_eq!(connector.connects(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_continuing_request_waits_for_its_busy_connection() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut busy = checkout(&pool, &key, &connector).await;
+    busy.remember("resp_1");
+    let busy_id = busy.id();
+    let started = Instant::now();
+    let (conn, ()) = tokio::join!(follow(&pool, &key, &connector, "resp_1"), async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        busy.release();
+    });
+    assert_eq!(conn.id(), busy_id);
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(connector.connects(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_the_conversation_wait_a_request_takes_another_connection() {
+    let pool = Pool::builder()
+        .conversation_wait(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut busy = checkout(&pool, &key, &connector).await;
+    busy.remember("resp_1");
+    let started = Instant::now();
+    let conn = follow(&pool, &key, &connector, "resp_1").await;
+    assert_ne!(conn.id(), busy.id());
+    assert!(!conn.reused());
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(connector.connects(), 2);
+    // Its claim on the busy connection ended with the wait: others may reuse it again.
+    assert!(pool.lock().keys[&key].conversations.wanted_is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_request_moves_on_as_soon_as_its_connection_dies() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut busy = checkout(&pool, &key, &connector).await;
+    busy.remember("resp_1");
+    let started = Instant::now();
+    let (conn, ()) = tokio::join!(follow(&pool, &key, &connector, "resp_1"), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // An answer cut short: the connection is closed, and its responses forgotten.
+        drop(busy);
+    });
+    assert!(!conn.reused());
+    assert_eq!(started.elapsed(), Duration::from_millis(500));
+    assert_eq!(connector.connects(), 2);
+    assert_eq!(conversation::remembered(&pool), 0);
+}
+
+#[tokio::test]
+async fn a_dead_idle_connection_of_a_conversation_is_replaced() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut conn = checkout(&pool, &key, &connector).await;
+    conn.remember("resp_1");
+    conn.release();
+    let mut server = connector.servers.lock().unwrap().remove(0);
+    server.close(None).await.unwrap();
+    drop(server);
+    tokio::task::yield_now().await;
+    let conn = follow(&pool, &key, &connector, "resp_1").await;
+    assert!(!conn.reused());
+    assert_eq!(connector.connects(), 2);
+    assert_eq!(pool.connections(), 1);
+    assert_eq!(conversation::remembered(&pool), 0);
+}
+
+#[tokio::test]
+async fn a_connection_a_conversation_waits_for_is_left_to_it() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut busy = checkout(&pool, &key, &connector).await;
+    busy.remember("resp_1");
+    let busy_id = busy.id();
+    let waiter = {
+        let pool = pool.clone();
+        let key = key.clone();
+        let connector = connector.clone();
+        tokio::spawn(async move { follow(&pool, &key, &connector, "resp_1").await.id() })
+    };
+    while pool.lock().keys[&key].conversations.wanted_is_empty() {
+        tokio::task::yield_now().await;
+    }
+    busy.release();
+    // Returned but claimed: a request that continues nothing opens its own.
+    let other = checkout(&pool, &key, &connector).await;
+    assert!(!other.reused());
+    assert_eq!(waiter.await.unwrap(), busy_id);
+    assert_eq!(connector.connects(), 2);
+}
+
+#[tokio::test]
+async fn each_connection_remembers_its_last_responses_only() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut conn = checkout(&pool, &key, &connector).await;
+    for turn in 0..100 {
+        conn.remember(&format!("resp_{turn}"));
+    }
+    conn.remember("resp_99");
+    conn.remember("");
+    conn.remember(&"x".repeat(conversation::MAX_RESPONSE_ID + 1));
+    assert_eq!(conversation::remembered(&pool), Pool::REMEMBERED_RESPONSES);
+    let id = conn.id();
+    // Busy: a request continuing a forgotten response does not wait for it.
+    let other = follow(&pool, &key, &connector, "resp_0").await;
+    assert_ne!(other.id(), id);
+    drop(other);
+    conn.release();
+    assert_eq!(follow(&pool, &key, &connector, "resp_92").await.id(), id);
+}
+
+#[tokio::test]
+async fn the_newest_producer_of_a_response_id_owns_it() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut first = checkout(&pool, &key, &connector).await;
+    let mut second = checkout(&pool, &key, &connector).await;
+    first.remember("resp_same");
+    second.remember("resp_same");
+    let second_id = second.id();
+    second.release();
+    // The former owner leaving does not make the id forgotten.
+    drop(first);
+    assert_eq!(conversation::remembered(&pool), 1);
+    assert_eq!(
+        follow(&pool, &key, &connector, "resp_same").await.id(),
+        second_id
+    );
+}
+
+#[tokio::test]
+async fn closing_the_pool_forgets_every_conversation() {
+    let pool = Pool::new();
+    let connector = Connector::new(1).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut conn = checkout(&pool, &key, &connector).await;
+    conn.remember("resp_1");
+    conn.release();
+    pool.close().await;
+    assert_eq!(conversation::remembered(&pool), 0);
 }

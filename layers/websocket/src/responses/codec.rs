@@ -64,6 +64,8 @@ use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 ///     (500 without one) and the error body, the answer the HTTP endpoint would have given.
 /// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default; `OpenAI-Beta` is a
 ///   [list header](super::LIST_HEADERS).
+/// - Conversations: a request with a `previous_response_id` goes to the connection that
+///   produced that response (see [`conversation`](super::conversation)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponsesCodec {
     _private: (),
@@ -384,6 +386,14 @@ impl Codec for ResponsesCodec {
 
     fn list_headers(&self) -> &[HeaderName] {
         &LIST_HEADERS
+    }
+
+    fn continues(&self, _request: &http::request::Parts, body: &Bytes) -> Option<String> {
+        super::conversation::previous_response_id(body)
+    }
+
+    fn response_id(&self, message: &Message) -> Option<String> {
+        super::conversation::response_id(message)
     }
 }
 

@@ -59,6 +59,7 @@
 //! ```
 
 mod codec;
+pub mod conversation;
 mod eligibility;
 mod errors;
 mod headers;

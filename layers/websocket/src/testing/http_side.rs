@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use wsfirst_core::Transport;
 
-use super::{Answer, CapturedRequest, HttpScript, shared::Shared};
+use super::{
+    Answer, CapturedRequest, HttpScript,
+    shared::{Shared, Turn, not_found_body},
+};
 
 /// Request bodies up to this size are read.
 const MAX_BODY: usize = 256 << 20;
@@ -41,6 +44,7 @@ pub(super) async fn answer(shared: Arc<Shared>, request: axum::extract::Request)
     };
     let stream = serde_json::from_slice::<Value>(&body)
         .map(|value| value.get("stream") == Some(&Value::Bool(true)));
+    let turn = Turn::of(&body);
     shared.executed(CapturedRequest {
         transport: Transport::Http,
         uri: parts.uri,
@@ -49,6 +53,17 @@ pub(super) async fn answer(shared: Arc<Shared>, request: axum::extract::Request)
         connection: None,
     });
     let script = shared.next_http_script();
+    // Over HTTP only stored responses can be continued.
+    if let Some(previous) = turn.previous.as_deref() {
+        if !matches!(script, HttpScript::Status { .. }) && !shared.is_stored(previous) {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                not_found_body(previous),
+            )
+                .into_response();
+        }
+    }
     let delay = match script {
         HttpScript::Status { status, body } => {
             return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -65,6 +80,7 @@ pub(super) async fn answer(shared: Arc<Shared>, request: axum::extract::Request)
         Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request body is not JSON"),
     };
     let answer = shared.next_answer();
+    shared.produced(&turn, &answer, None);
     if stream {
         let count = answer.len();
         return sse(shared, answer, count, delay, false);

@@ -14,6 +14,22 @@
 //!   (`text/event-stream`), where `<json>` is the exact text of the WebSocket message; another
 //!   body gets the raw text of the terminal event's `response` field (`application/json`).
 //!
+//! **Conversations** follow the API's rules (OpenAI's WebSocket-mode guide,
+//! <https://developers.openai.com/api/docs/guides/websocket-mode>). Each WebSocket connection
+//! keeps in memory the ids of the last 16 responses it produced (sent in full), whatever their
+//! `store`, and forgets them when it closes; a response produced with `store` not `false` (the
+//! API's default) is also stored, known to every connection and to the HTTP side. A request
+//! with a `previous_response_id` that its connection does not keep and nobody stored gets, over
+//! the WebSocket, the API's error event (the connection stays open):
+//! `{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"previous_response_not_found","message":"Previous response with id '…' not found.","param":"previous_response_id"}}`,
+//! and over HTTP a `400` with the body
+//! `{"error":{"message":…,"type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}`.
+//! (Those requests still count as executed; no answer is taken for them. A connection with the
+//! [`WsScript::Raw`] script, and an HTTP request with an [`HttpScript::Status`] script, ignore
+//! `previous_response_id`.) The response id of an answer is the one in its events, so give
+//! each answer its own ([`TestUpstream::set_unique_response_ids`]) to hold several
+//! conversations.
+//!
 //! The upstream counts handshakes ([`TestUpstream::handshakes`], refused and hung ones
 //! included), requests executed per transport ([`TestUpstream::ws_requests`],
 //! [`TestUpstream::http_requests`]) and captures every request's headers and body

@@ -96,6 +96,17 @@ impl TestUpstream {
         lock(&self.shared.answers).push_back(answer);
     }
 
+    /// Gives each answer served (over either transport) a response id of its own, as the API
+    /// does (default off, so that every answer is byte for byte the one set): every occurrence
+    /// of the answer's response id (the `response.id` of its first `response.*` event that
+    /// carries one, [`Answer::RESPONSE_ID`] for [`Answer::text`]) is replaced by
+    /// `resp_kit_0001`, `resp_kit_0002`, ... in the order answers are served. Conversations
+    /// (`previous_response_id`) need it, unless each answer is given its own id some other way;
+    /// see the [module docs](super).
+    pub fn set_unique_response_ids(&self, unique: bool) {
+        self.shared.unique_ids.store(unique, Ordering::SeqCst);
+    }
+
     /// Sets the script of WebSocket connections for which no script is queued (default
     /// [`WsScript::Accept`]).
     pub fn set_default_ws_script(&self, script: WsScript) {

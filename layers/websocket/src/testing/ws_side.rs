@@ -14,7 +14,10 @@ use http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 use wsfirst_core::Transport;
 
-use super::{Answer, CapturedRequest, WsScript, shared::Shared};
+use super::{
+    Answer, CapturedRequest, WsScript,
+    shared::{Memory, Shared, Turn, not_found_event},
+};
 
 /// The close code that means "no close frame": the connection is dropped instead.
 const ABNORMAL: u16 = 1006;
@@ -54,6 +57,8 @@ pub(super) async fn upgrade(shared: Arc<Shared>, request: axum::extract::Request
                 id: connection,
                 uri,
                 headers,
+                memory: Memory::default(),
+                complete: false,
             };
             conn.serve().await;
             drop(conn);
@@ -79,6 +84,10 @@ struct Connection {
     id: u64,
     uri: Uri,
     headers: HeaderMap,
+    /// The responses this connection produced, as the API keeps them in its memory.
+    memory: Memory,
+    /// Whether the last answer was sent in full.
+    complete: bool,
 }
 
 impl Connection {
@@ -107,6 +116,7 @@ impl Connection {
                 }
                 continue;
             }
+            let turn = Turn::of(&body);
             self.shared.executed(CapturedRequest {
                 transport: Transport::WebSocket,
                 uri: self.uri.clone(),
@@ -114,11 +124,24 @@ impl Connection {
                 body,
                 connection: Some(self.id),
             });
+            // A response this connection did not produce, and nobody stored, is not found.
+            if let Some(previous) = turn.previous.as_deref().filter(|id| !self.knows(id)) {
+                if self.script != WsScript::Raw {
+                    match self.send(not_found_event(previous)).await {
+                        Next::Continue => continue,
+                        _ => return,
+                    }
+                }
+            }
             let answer = self.shared.next_answer();
+            self.complete = false;
             let next = tokio::select! {
                 next = self.answer(&answer) => next,
                 () = shared.stopped() => return self.close(1001, false).await,
             };
+            if self.complete {
+                self.shared.produced(&turn, &answer, Some(&mut self.memory));
+            }
             match next {
                 Next::Continue => {}
                 Next::Close(code) => return self.close(code, true).await,
@@ -183,7 +206,13 @@ impl Connection {
                 return Next::Stop;
             }
         }
+        self.complete = count >= answer.len();
         Next::Continue
+    }
+
+    /// Whether this connection can continue response `id`: it produced it, or it was stored.
+    fn knows(&self, id: &str) -> bool {
+        self.memory.knows(id) || self.shared.is_stored(id)
     }
 
     async fn send(&mut self, text: String) -> Next {
