@@ -34,6 +34,7 @@ mod codec;
 mod eligibility;
 mod errors;
 mod headers;
+pub mod unsupported;
 
 pub use codec::ResponsesCodec;
 pub use eligibility::{DENIED_PAIRS, PROVIDER_HOSTS, WEBSOCKET_PAIRS};
