@@ -247,6 +247,42 @@ mod tests {
         assert!(handle.next_request().await.is_none());
     }
 
+    #[tokio::test]
+    async fn unsupported_field_goes_to_the_inner_service_unchanged() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let body = r#"{"model":"m", "background":true}"#;
+        let mut request = Request::post("/v1/responses")
+            .header("x-mine", "1")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        request.extensions_mut().insert(Intent::WebSocket);
+        request.extensions_mut().insert(
+            Route::builder("p", "a")
+                .ws_url("ws://127.0.0.1:9/x")
+                .http_url("http://127.0.0.1:9/x")
+                .build()
+                .unwrap(),
+        );
+        let future = tokio::spawn(service.call(request));
+        let (seen, send) = handle.next_request().await.unwrap();
+        let reason = HttpReason::Ineligible(wsfirst_core::Ineligible::UnsupportedField(
+            "background",
+        ));
+        assert_eq!(
+            seen.extensions().get::<Intent>(),
+            Some(&Intent::Http(reason.clone()))
+        );
+        assert_eq!(seen.headers()["x-mine"], "1");
+        assert_eq!(seen.into_body().collect().await.unwrap().to_bytes(), body);
+        send.send_response(Response::new(Full::new(Bytes::from_static(b"ok"))));
+        let response = future.await.unwrap().unwrap();
+        assert_eq!(
+            response.extensions().get::<Served>(),
+            Some(&Served::http(reason))
+        );
+    }
+
     #[test]
     fn futures_and_bodies_are_send() {
         fn send<T: Send>() {}
