@@ -116,7 +116,10 @@ async fn background_goes_over_http_byte_for_byte() {
 
     // A request without the field still takes the WebSocket.
     let (_, transport, reason, _) = exchange(&service, STREAM).await;
-    assert_eq!((transport.as_str(), reason.as_str()), ("websocket", "websocket"));
+    assert_eq!(
+        (transport.as_str(), reason.as_str()),
+        ("websocket", "websocket")
+    );
     assert_eq!((upstream.handshakes(), upstream.ws_requests()), (1, 1));
 }
 

@@ -196,10 +196,7 @@ where
 /// Where a WebSocket request goes once its body is read: to the inner service, body unchanged,
 /// when the codec names a field that the WebSocket mode does not support; to the attempt
 /// otherwise.
-fn route<S, B>(
-    next: Next<S>,
-    collected: http_body_util::Collected<Bytes>,
-) -> State<S, B, S::Future>
+fn route<S, B>(next: Next<S>, collected: http_body_util::Collected<Bytes>) -> State<S, B, S::Future>
 where
     S: Service<Request<B>>,
     B: http_body::Body + From<Bytes>,

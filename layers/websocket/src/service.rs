@@ -266,9 +266,8 @@ mod tests {
         );
         let future = tokio::spawn(service.call(request));
         let (seen, send) = handle.next_request().await.unwrap();
-        let reason = HttpReason::Ineligible(wsfirst_core::Ineligible::UnsupportedField(
-            "background",
-        ));
+        let reason =
+            HttpReason::Ineligible(wsfirst_core::Ineligible::UnsupportedField("background"));
         assert_eq!(
             seen.extensions().get::<Intent>(),
             Some(&Intent::Http(reason.clone()))

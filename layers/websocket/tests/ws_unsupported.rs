@@ -112,7 +112,10 @@ async fn background_goes_over_http_with_the_body_unchanged() {
         assert_eq!(captured.body, Bytes::from(body), "byte for byte");
         assert_eq!(captured.header("authorization"), Some("Bearer sk-test"));
     }
-    assert_eq!(*seen.lock().unwrap(), [Some(unsupported()), Some(unsupported())]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(unsupported()), Some(unsupported())]
+    );
     upstream.shutdown().await;
 }
 
