@@ -24,6 +24,10 @@ const BACKGROUND: &str = r#"{"background":true,"model":"gpt-test","input":"caf\u
 const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
 
 fn stack(upstream: &TestUpstream) -> (Wsfirst, RouteService) {
+    stack_in(upstream, TransportMode::Auto)
+}
+
+fn stack_in(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteService) {
     let wsfirst = Wsfirst::builder()
         .eligibility(
             EligibilityTable::builder()
@@ -47,7 +51,7 @@ fn stack(upstream: &TestUpstream) -> (Wsfirst, RouteService) {
     let route = Route::builder("local", "responses")
         .ws_url(upstream.ws_url())
         .http_url(upstream.http_url())
-        .mode(TransportMode::Auto)
+        .mode(mode)
         .build()
         .unwrap();
     let service = wsfirst.route(route);
@@ -159,4 +163,24 @@ async fn a_probe_that_turns_out_unsupported_gives_its_slot_back() {
     assert_eq!(state().state, BreakerState::Closed);
     assert_eq!(upstream.http_requests(), 4);
     assert_eq!(upstream.ws_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_strict_route_sends_background_over_http_too() {
+    let upstream = TestUpstream::start().await;
+    let (wsfirst, service) = stack_in(&upstream, TransportMode::WebSocket);
+    let (status, transport, reason, bytes) = exchange(&service, BACKGROUND_STREAM).await;
+    assert_eq!(
+        (status, transport.as_str(), reason.as_str()),
+        (StatusCode::OK, "http", "unsupported_field")
+    );
+    assert_eq!(bytes, Answer::default().sse());
+    assert_eq!((upstream.handshakes(), upstream.http_requests()), (0, 1));
+    assert_eq!(upstream.captured()[0].body, Bytes::from(BACKGROUND_STREAM));
+    let snapshot = wsfirst.breakers().snapshot();
+    assert_eq!(snapshot[0].state, BreakerState::Closed);
+    assert!(snapshot[0].last_failure.is_none());
+    // Without the field, the strict route uses the WebSocket.
+    let (_, transport, _, _) = exchange(&service, STREAM).await;
+    assert_eq!(transport, "websocket");
 }

@@ -24,8 +24,10 @@ use crate::{
 ///   body unchanged and the intent
 ///   `Intent::Http(HttpReason::Ineligible(Ineligible::UnsupportedField(field)))`, its response
 ///   is stamped `Served::http` with that reason (`x-wsfirst-reason: unsupported_field` in the
-///   facade), and `wsfirst_ws_ineligible_total{provider, api, reason, field}` counts it. A
-///   breaker in front sees no WebSocket attempt: no verdict, and a probe gives its slot back.
+///   facade), and `wsfirst_ws_ineligible_total{provider, api, reason, field}` counts it. This
+///   holds in every mode, strict (`websocket`) included: like the per-request override, the
+///   request itself asks for what only HTTP can do. A breaker in front sees no WebSocket
+///   attempt: no verdict, and a probe gives its slot back.
 ///   A request whose body has trailers (which a body rebuilt from bytes cannot carry) goes on
 ///   to the attempt instead, where the codec refuses the field with a replay-safe failure.
 /// - A WebSocket answer is stamped `Served::websocket(attempt)`; the future resolves once the
