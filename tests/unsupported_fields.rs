@@ -2,6 +2,9 @@
 //! (`background: true`) goes over HTTP with its body unchanged, through the whole stack, and the
 //! breaker learns nothing from it. Against the scriptable upstream on 127.0.0.1, counting what
 //! it executed on each transport.
+//!
+//! Also here, end to end: an upgrade answered 401 or 403 (a wrong credential) falls back to HTTP
+//! as usual but neither counts against nor leaves a breaker key.
 
 use std::time::Duration;
 
@@ -12,8 +15,8 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wsfirst::{
     RouteService, Wsfirst,
-    breaker::{BreakerConfig, BreakerRegistry, BreakerState},
-    core::{Route, TransportMode},
+    breaker::{BreakerConfig, BreakerRegistry, BreakerState, Classify, DefaultClassifier, Verdict},
+    core::{Route, TransportMode, WsFailure},
     eligibility::EligibilityTable,
     websocket::testing::{Answer, TestUpstream, Transport, WsScript},
 };
@@ -60,8 +63,17 @@ fn stack_in(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteServ
 
 /// Sends a request and reads the whole answer: (status, transport header, reason header, body).
 async fn exchange(service: &RouteService, body: &str) -> (StatusCode, String, String, Bytes) {
+    exchange_as(service, "Bearer sk-test", body).await
+}
+
+/// [`exchange`] with this credential.
+async fn exchange_as(
+    service: &RouteService,
+    credential: &str,
+    body: &str,
+) -> (StatusCode, String, String, Bytes) {
     let request = Request::post("/v1/responses")
-        .header("authorization", "Bearer sk-test")
+        .header("authorization", credential)
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap();
@@ -183,4 +195,68 @@ async fn a_strict_route_sends_background_over_http_too() {
     // Without the field, the strict route uses the WebSocket.
     let (_, transport, _, _) = exchange(&service, STREAM).await;
     assert_eq!(transport, "websocket");
+}
+
+/// Ignores a refused credential, as issue 11 asks of the default classifier (whose change is in
+/// `classify.rs`); everything else as the default.
+#[derive(Debug)]
+struct CredentialsIgnored;
+
+impl Classify for CredentialsIgnored {
+    fn classify(&self, failure: &WsFailure) -> Verdict {
+        match failure.kind().upgrade_status() {
+            Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Verdict::Ignore,
+            _ => DefaultClassifier.classify(failure),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_upgrades_answered_401_fall_back_and_leave_no_key() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::UNAUTHORIZED, "bad key"));
+    let wsfirst = Wsfirst::builder()
+        .eligibility(
+            EligibilityTable::builder()
+                .allow("local", "responses")
+                .build()
+                .unwrap(),
+        )
+        .registry(
+            BreakerRegistry::builder()
+                .config(
+                    BreakerConfig::builder()
+                        .classifier(CredentialsIgnored)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build();
+    let route = Route::builder("local", "responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .build()
+        .unwrap();
+    let service = wsfirst.route(route);
+    for i in 0..100 {
+        // Half of them with a credential of their own (a key each), half with one.
+        let credential = if i % 2 == 0 {
+            format!("Bearer sk-wrong-{i}")
+        } else {
+            "Bearer sk-wrong".to_owned()
+        };
+        let (status, transport, reason, body) = exchange_as(&service, &credential, STREAM).await;
+        assert_eq!(
+            (status, transport.as_str(), reason.as_str()),
+            (StatusCode::OK, "http", "fallback"),
+            "request {i}"
+        );
+        assert_eq!(body, Answer::default().sse());
+    }
+    // Every request tried the WebSocket (never pinned) and ran once, over HTTP.
+    assert_eq!(upstream.handshakes(), 100);
+    assert_eq!(upstream.http_requests(), 100);
+    assert!(wsfirst.breakers().snapshot().is_empty());
+    assert!(wsfirst.registry().is_empty());
 }
