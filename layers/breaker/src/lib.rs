@@ -29,8 +29,18 @@
 //! WebSocket-served response when its body ends (a success, or a mid-stream failure if the body
 //! ends in an error; a body dropped unfinished records nothing), while a probe succeeds as soon as
 //! the first event arrives. Errors without a `WsFailure` and failures the [`Classify`] ignores
-//! record nothing. Outcomes of requests admitted before a state change are ignored, so a late
-//! success cannot close an open key and a late failure cannot extend a pin.
+//! record nothing, and so does a response served over HTTP with no fallback cause (a request that
+//! a layer below sent to HTTP without trying the WebSocket, such as one with a field the
+//! WebSocket mode does not support): a probe gives its slot back. Outcomes of requests admitted
+//! before a state change are ignored, so a late success cannot close an open key and a late
+//! failure cannot extend a pin.
+//!
+//! An upgrade answered 401 or 403 says the request's credential is wrong, not that the path is
+//! down: when the classifier ignores it and the request's key remembers nothing else (closed,
+//! never tripped or pinned by hand, no failure counted or recorded, an empty failure-rate
+//! window), the key is removed from the registry, so that wrong credentials (a key each, with
+//! per-credential keys) leave no keys behind. The key exists while such a request is in flight,
+//! as for any request; the removal happens on the failure path only, under the registry's lock.
 //!
 //! A closed, healthy key costs three atomic loads (admission, the key's "used" mark, the verdict
 //! when the body ends) and one reference-count increment and decrement per request: no lock, no

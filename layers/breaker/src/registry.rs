@@ -61,7 +61,10 @@ struct Map {
     last_sweep: Instant,
 }
 
-struct Inner {
+/// What the slots of a registry point back to (weakly): the map they are in.
+pub(crate) type Home = Inner;
+
+pub(crate) struct Inner {
     /// The instant slots count their deadlines from.
     epoch: Instant,
     idle_timeout: Duration,
@@ -71,6 +74,25 @@ struct Inner {
     /// Overrides by provider and endpoint: the keys have no credential.
     overrides: HashMap<BreakerKey, BreakerConfig>,
     map: RwLock<Map>,
+}
+
+impl Inner {
+    /// Removes `slot` from the map if `retire` retires it (it returns the slot's key then); the
+    /// map's lock is held around it, so no request finds the slot between the two.
+    pub(crate) fn forget(&self, slot: &Slot, retire: impl FnOnce(&Slot) -> Option<BreakerKey>) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(key) = retire(slot) else {
+            return;
+        };
+        if map
+            .entries
+            .get(&key)
+            .is_some_and(|entry| std::ptr::eq(Arc::as_ptr(&entry.slot), slot))
+        {
+            map.entries.remove(&key);
+            tracing::debug!(key = %key, "breaker key forgotten: its credential was refused");
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -103,7 +125,9 @@ impl Drop for Inner {
 /// timeout (default 1 hour) are evicted when they are closed, their pin (automatic or by hand
 /// for a period) has expired, or they are half-open with no probe in flight; keys whose pin is
 /// still running (including pins by hand until unpinned) and keys with a probe in flight are
-/// kept. A sweep runs when a new key is added and the last sweep is at least half the idle
+/// kept. A key whose only outcome is a refused credential (an upgrade answered 401 or 403 that
+/// the classifier ignores) is removed at once (see the [crate docs](crate)). A sweep runs when a
+/// new key is added and the last sweep is at least half the idle
 /// timeout old, or on [`BreakerHandle::evict_idle`](crate::BreakerHandle::evict_idle). Eviction
 /// drops the registry's reference to the key's state, which is freed as soon as the last request in flight for that key ends (outcomes of those
 /// requests are ignored) and the services that remembered the key as their last one have moved
@@ -247,6 +271,7 @@ impl BreakerRegistry {
             key.clone(),
             config,
             self.inner.events.clone(),
+            Arc::downgrade(&self.inner),
             self.inner.epoch,
             now,
         );

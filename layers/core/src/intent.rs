@@ -164,6 +164,11 @@ pub enum Ineligible {
         /// The buffer limit in bytes.
         limit: u64,
     },
+    /// The request sets a field that the upstream's WebSocket mode does not support (for the
+    /// OpenAI Responses API: `background: true`), so it can only be served as asked over HTTP.
+    /// Found by the WebSocket layer's codec once the body is read; the body goes to the HTTP
+    /// endpoint unchanged.
+    UnsupportedField(&'static str),
     /// A user-defined rule said no.
     Custom(Cow<'static, str>),
 }
@@ -182,6 +187,7 @@ impl Ineligible {
             Ineligible::RequestOverride => "request_override",
             Ineligible::BodyTooLarge { .. } => "body_too_large",
             Ineligible::BodyNotReplayable { .. } => "body_not_replayable",
+            Ineligible::UnsupportedField(_) => "unsupported_field",
             Ineligible::Custom(_) => "custom",
         }
     }
@@ -218,6 +224,10 @@ impl fmt::Display for Ineligible {
                 f,
                 "the request body of {declared} bytes exceeds the fallback buffer limit of {limit} bytes, so it could not be replayed"
             ),
+            Ineligible::UnsupportedField(field) => write!(
+                f,
+                "the request's {field} field is not supported over the websocket"
+            ),
             Ineligible::Custom(why) => f.write_str(why),
         }
     }
@@ -252,6 +262,7 @@ mod tests {
                 declared: 2,
                 limit: 1,
             },
+            Ineligible::UnsupportedField("background"),
             Ineligible::Custom("mine".into()),
         ];
         let mut labels: Vec<_> = all.iter().map(Ineligible::label).collect();
@@ -295,6 +306,18 @@ mod tests {
             by_hand.to_string(),
             "the websocket path is pinned to http until unpinned"
         );
+    }
+
+    #[test]
+    fn unsupported_field_names_the_field() {
+        let intent = Intent::Http(HttpReason::Ineligible(Ineligible::UnsupportedField(
+            "background",
+        )));
+        assert_eq!(
+            intent.to_string(),
+            "http because the request's background field is not supported over the websocket"
+        );
+        assert_eq!(intent.reason_label(), "unsupported_field");
     }
 
     #[test]

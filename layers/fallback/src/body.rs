@@ -107,6 +107,15 @@ impl<B> ReplayBody<B> {
     }
 }
 
+impl<B> From<Bytes> for ReplayBody<B> {
+    /// A buffered body of these bytes, as [`ReplayBody::buffered`]: how a layer inside the
+    /// fallback layer that read the whole body (such as the WebSocket layer, which sends a
+    /// request with a field its WebSocket mode does not support to HTTP) passes it on unchanged.
+    fn from(data: Bytes) -> Self {
+        Self::buffered(data)
+    }
+}
+
 impl<B> Default for ReplayBody<B> {
     /// An empty buffered body.
     fn default() -> Self {
@@ -190,6 +199,13 @@ mod tests {
         assert!(body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(0));
         assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn from_bytes_is_a_buffered_body_of_them() {
+        let body = ReplayBody::<Full<Bytes>>::from(Bytes::from_static(b"{}"));
+        assert!(body.is_buffered());
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "{}");
     }
 
     #[tokio::test]

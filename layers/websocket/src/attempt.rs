@@ -4,15 +4,14 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http::{HeaderMap, Request, Response, Uri, header::CONTENT_TYPE};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::{HeaderMap, Response, Uri, header::CONTENT_TYPE};
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 use wsfirst_core::{BoxError, ErrorScope, FailureKind, Phase, Route, Served, WsFailure};
 
 use crate::{
-    Codec, Decoded, Exchange, Pool, RequestBodyError, WebSocketConfig,
+    Codec, Decoded, Exchange, Pool, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
     metrics::{record_failure, record_rejection},
@@ -40,17 +39,15 @@ struct Job {
     started: Instant,
 }
 
-/// Serves `request` over the WebSocket of `route`.
-pub(crate) async fn attempt<B>(
+/// Serves the request (its head and its whole body, read by the service's future) over the
+/// WebSocket of `route`.
+pub(crate) async fn attempt(
     config: WebSocketConfig,
     pool: Pool,
     route: Route,
-    request: Request<B>,
-) -> Result<Response<WsBody>, BoxError>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<Response<WsBody>, BoxError> {
     let span = tracing::info_span!(
         "websocket_attempt",
         provider = route.provider(),
@@ -59,7 +56,7 @@ where
         outcome = tracing::field::Empty,
     );
     async move {
-        let result = run(config, pool, route, request).await;
+        let result = run(config, pool, route, parts, body).await;
         let span = tracing::Span::current();
         match &result {
             Ok(response) if response.status().is_success() => span.record("outcome", "first_event"),
@@ -78,16 +75,13 @@ where
     .await
 }
 
-async fn run<B>(
+async fn run(
     config: WebSocketConfig,
     pool: Pool,
     route: Route,
-    request: Request<B>,
-) -> Result<Response<WsBody>, BoxError>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<Response<WsBody>, BoxError> {
     let started = Instant::now();
     let url: Uri = match route.ws_url() {
         Some(url) => url.clone(),
@@ -100,24 +94,7 @@ where
     };
     connector::target(&url)?;
 
-    let (parts, body) = request.into_parts();
     let limit = config.max_message_size();
-    let declared = body.size_hint().lower();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => {
-            return Err(Box::new(WsFailure::new(
-                Phase::Send,
-                FailureKind::TooLarge {
-                    size: usize::try_from(declared)
-                        .unwrap_or(usize::MAX)
-                        .max(limit + 1),
-                    limit,
-                },
-            )));
-        }
-        Err(error) => return Err(Box::new(RequestBodyError(error))),
-    };
     // Asked before `encode` takes the body: the response this request continues, if any.
     let continues = config.codec().continues(&parts, &body);
     let encoded = config.codec().encode(&parts, body).map_err(|error| {

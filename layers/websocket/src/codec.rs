@@ -136,6 +136,29 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     fn response_id(&self, _message: &Message) -> Option<String> {
         None
     }
+
+    /// The name of a field of this request (head and whole body) that the API's WebSocket mode
+    /// does not support, if any (default: none). Such a request is not tried on the WebSocket:
+    /// the layer sends it, body unchanged, to its inner HTTP service with the intent
+    /// `Intent::Http(HttpReason::Ineligible(Ineligible::UnsupportedField(field)))`
+    /// ([`Ineligible::UnsupportedField`](wsfirst_core::Ineligible::UnsupportedField)), so that
+    /// [`encode`](Codec::encode) never has to drop a field that changes what the request means.
+    /// Called on every WebSocket request before `encode`, so it should be quick (the
+    /// [`ResponsesCodec`](crate::ResponsesCodec) looks for the field's name before it parses).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use wsfirst_websocket::{Codec, ResponsesCodec};
+    ///
+    /// let (parts, ()) = http::Request::post("/v1/responses").body(()).unwrap().into_parts();
+    /// let background = Bytes::from_static(br#"{"model":"gpt-5","background":true,"input":"hi"}"#);
+    /// assert_eq!(ResponsesCodec::new().unsupported(&parts, &background), Some("background"));
+    /// let foreground = Bytes::from_static(br#"{"model":"gpt-5","input":"hi"}"#);
+    /// assert_eq!(ResponsesCodec::new().unsupported(&parts, &foreground), None);
+    /// ```
+    fn unsupported(&self, _request: &http::request::Parts, _body: &Bytes) -> Option<&'static str> {
+        None
+    }
 }
 
 /// What [`Codec::encode`] produced: the messages to send and the shape of the answer.

@@ -7,18 +7,39 @@ use http::{Request, Response};
 use tower_service::Service;
 use wsfirst_core::{BoxError, Intent, MissingExtension, Route};
 
-use crate::{Body, Pool, WebSocketConfig, attempt::attempt, future::ResponseFuture};
+use crate::{
+    Body, Pool, WebSocketConfig,
+    future::{Next, ResponseFuture},
+};
 
 /// Serves requests whose [`Intent`] is `WebSocket` over a pooled WebSocket to the route's
 /// WebSocket URL and passes every other request to `inner` (the HTTP upstream) unchanged.
 ///
 /// - Responses from `inner` get `Served::http(reason)` unless they already carry a `Served`.
+/// - A WebSocket request's body is read first (up to the message size limit; over it, a
+///   replay-safe `Send` failure [`TooLarge`](wsfirst_core::FailureKind::TooLarge)). When the
+///   codec names a field of it that the WebSocket mode does not support
+///   ([`Codec::unsupported`](crate::Codec::unsupported); for the Responses API,
+///   `background: true`), the request is not tried on the WebSocket: `inner` gets it with the
+///   body unchanged and the intent
+///   `Intent::Http(HttpReason::Ineligible(Ineligible::UnsupportedField(field)))`, its response
+///   is stamped `Served::http` with that reason (`x-wsfirst-reason: unsupported_field` in the
+///   facade), and `wsfirst_ws_ineligible_total{provider, api, reason, field}` counts it. This
+///   holds in every mode, strict (`websocket`) included: like the per-request override, the
+///   request itself asks for what only HTTP can do. A breaker in front sees no WebSocket
+///   attempt: no verdict, and a probe gives its slot back.
+///   A request whose body has trailers (which a body rebuilt from bytes cannot carry) goes on
+///   to the attempt instead, where the codec refuses the field with a replay-safe failure.
 /// - A WebSocket answer is stamped `Served::websocket(attempt)`; the future resolves once the
 ///   first event arrived (a non-streaming answer: once it is complete).
 /// - A request without an `Intent` fails with [`MissingExtension::INTENT`]; a WebSocket request
 ///   without a `Route` with [`MissingExtension::ROUTE`].
 /// - Failures before the first event are `Err`s carrying a replay-safe
 ///   [`WsFailure`](wsfirst_core::WsFailure); after it, the body ends with a `MidStream` one.
+///
+/// `inner` must be `Clone` (the ready one moves into a WebSocket request's future, which may
+/// need it) and the request body must be buildable from bytes (`From<Bytes>`, as
+/// `http_body_util::Full`, `axum::body::Body` and the fallback layer's `ReplayBody` are).
 ///
 /// Cloning shares the pool.
 #[derive(Clone, Debug)]
@@ -71,16 +92,16 @@ impl<S> WebSocket<S> {
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for WebSocket<S>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
-    ReqB: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqB: http_body::Body<Data = Bytes> + From<Bytes> + Send + 'static,
     ReqB::Error: Into<BoxError>,
     ResB: http_body::Body<Data = Bytes>,
     ResB::Error: Into<BoxError>,
 {
     type Response = Response<Body<ResB>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, ReqB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -98,12 +119,24 @@ where
         let Some(route) = request.extensions().get::<Route>().cloned() else {
             return ResponseFuture::failed(Box::new(MissingExtension::ROUTE));
         };
-        ResponseFuture::websocket(Box::pin(attempt(
-            self.config.clone(),
-            self.pool.clone(),
-            route,
-            request,
-        )))
+        // The body decides whether the request can go over the WebSocket at all: the ready inner
+        // service goes into the future (for a request that turns out to need HTTP), a clone
+        // stays for the next request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = request.into_parts();
+        let declared = body.size_hint().lower();
+        ResponseFuture::websocket(
+            body,
+            Next {
+                inner,
+                parts,
+                declared,
+                config: self.config.clone(),
+                pool: self.pool.clone(),
+                route,
+            },
+        )
     }
 }
 
@@ -214,6 +247,41 @@ mod tests {
         assert!(failure.is_replay_safe());
         drop(service);
         assert!(handle.next_request().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn unsupported_field_goes_to_the_inner_service_unchanged() {
+        let (mut service, mut handle) = setup();
+        assert!(service.poll_ready().is_ready());
+        let body = r#"{"model":"m", "background":true}"#;
+        let mut request = Request::post("/v1/responses")
+            .header("x-mine", "1")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        request.extensions_mut().insert(Intent::WebSocket);
+        request.extensions_mut().insert(
+            Route::builder("p", "a")
+                .ws_url("ws://127.0.0.1:9/x")
+                .http_url("http://127.0.0.1:9/x")
+                .build()
+                .unwrap(),
+        );
+        let future = tokio::spawn(service.call(request));
+        let (seen, send) = handle.next_request().await.unwrap();
+        let reason =
+            HttpReason::Ineligible(wsfirst_core::Ineligible::UnsupportedField("background"));
+        assert_eq!(
+            seen.extensions().get::<Intent>(),
+            Some(&Intent::Http(reason.clone()))
+        );
+        assert_eq!(seen.headers()["x-mine"], "1");
+        assert_eq!(seen.into_body().collect().await.unwrap().to_bytes(), body);
+        send.send_response(Response::new(Full::new(Bytes::from_static(b"ok"))));
+        let response = future.await.unwrap().unwrap();
+        assert_eq!(
+            response.extensions().get::<Served>(),
+            Some(&Served::http(reason))
+        );
     }
 
     #[test]

@@ -64,6 +64,22 @@ impl Machine {
             && self.until.is_none_or(|until| now < until)
     }
 
+    /// Whether the key remembers nothing: closed (never pinned by hand), no trip, no failure
+    /// counted or recorded, nothing in its window. Such a key is the same as a missing one.
+    pub(super) fn is_blank(&self) -> bool {
+        self.state == BreakerState::Closed
+            && !self.retired
+            && !self.manual
+            && self.trips == 0
+            && self.consecutive == 0
+            && self.last_failure.is_none()
+            && self.window.as_ref().is_none_or(|window| window.filled == 0)
+    }
+
+    pub(super) fn key(&self) -> &BreakerKey {
+        &self.key
+    }
+
     pub(super) fn dirty(&self) -> bool {
         self.state == BreakerState::Closed
             && (self.consecutive > 0 || self.window.as_ref().is_some_and(Window::needs_success))

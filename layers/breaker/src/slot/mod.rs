@@ -16,14 +16,15 @@ mod word;
 
 use std::{
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
+use http::StatusCode;
 use tokio::time::Instant;
-use wsfirst_core::{BreakerKey, WsFailure};
+use wsfirst_core::{BreakerKey, FailureKind, WsFailure};
 
 use self::{
     machine::Machine,
@@ -33,7 +34,8 @@ use self::{
     },
 };
 use crate::{
-    BreakerConfig, BreakerState, Transition, Verdict, snapshot::KeySnapshot, transition::Events,
+    BreakerConfig, BreakerState, Transition, Verdict, registry::Home, snapshot::KeySnapshot,
+    transition::Events,
 };
 
 /// What a request may do.
@@ -57,6 +59,9 @@ pub(crate) struct Slot {
     epoch: Instant,
     /// Where the registry's transitions go.
     events: Arc<Events>,
+    /// The registry's map, to forget a key that a refused credential created (weak: the map
+    /// owns the slot).
+    home: Weak<Home>,
     machine: Mutex<Machine>,
 }
 
@@ -79,6 +84,7 @@ impl Slot {
         key: BreakerKey,
         config: &BreakerConfig,
         events: Arc<Events>,
+        home: Weak<Home>,
         epoch: Instant,
         now: Instant,
     ) -> Arc<Slot> {
@@ -91,6 +97,7 @@ impl Slot {
             },
             epoch,
             events,
+            home,
             machine: Mutex::new(machine),
         };
         {
@@ -260,12 +267,42 @@ impl Slot {
         });
     }
 
-    /// A closed-state attempt failed.
+    /// A closed-state attempt failed. A refused credential that is not counted
+    /// ([`Verdict::Ignore`]) on a key that remembers nothing else forgets the key: a wrong
+    /// credential must not create (or keep) a key.
     pub(crate) fn closed_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
-        self.with(|m| {
+        let forget = self.with(|m| {
             let verdict = m.config.inner.classifier.classify(failure);
-            ((), m.closed_failure(generation, failure, verdict, now))
+            let forget = verdict == Verdict::Ignore
+                && refuses_credential(failure)
+                && generation == m.generation
+                && m.is_blank();
+            (forget, m.closed_failure(generation, failure, verdict, now))
         });
+        if forget {
+            self.forget(generation);
+        }
+    }
+
+    /// Removes the key from its registry if it still remembers nothing (under the map's lock,
+    /// then the key's, the order of a sweep).
+    #[cold]
+    #[inline(never)]
+    fn forget(&self, generation: u32) {
+        if let Some(home) = self.home.upgrade() {
+            home.forget(self, |slot| slot.retire_if_blank(generation));
+        }
+    }
+
+    /// Retires the slot if it is still blank and of `generation`; returns its key if it did.
+    pub(crate) fn retire_if_blank(&self, generation: u32) -> Option<BreakerKey> {
+        let mut m = self.lock();
+        if m.generation != generation || !m.is_blank() {
+            return None;
+        }
+        m.retire();
+        self.publish(&m, true);
+        Some(m.key().clone())
     }
 
     /// A probe or strict request saw the first event. Returns the generation to report later
@@ -396,6 +433,16 @@ impl Slot {
         let free = (generation_of(word) == m.generation).then(|| free_probes(word));
         m.snapshot(free, now)
     }
+}
+
+/// Whether `failure` says the request's credential was refused: the upgrade was answered 401
+/// or 403. The credential is wrong, not the provider's WebSocket down.
+fn refuses_credential(failure: &WsFailure) -> bool {
+    matches!(
+        failure.kind(),
+        FailureKind::UpgradeStatus { status, .. }
+            if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN
+    )
 }
 
 #[cfg(test)]

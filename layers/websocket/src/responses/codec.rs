@@ -32,13 +32,19 @@ use serde::{
 };
 use serde_json::{Map, Value, value::RawValue};
 
-use super::{FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header};
+use super::{
+    FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header, unsupported,
+};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// The OpenAI Responses API over its WebSocket mode.
 ///
 /// - Request: the POST body `{..., "stream": true}` becomes the message
-///   `{"type": "response.create", ...}` without `stream` and `background` (field order kept).
+///   `{"type": "response.create", ...}` without `stream` (field order kept), and without
+///   `background` when it is `false` or `null` (its default). A body that sets a field the
+///   WebSocket mode does not support ([`UNSUPPORTED_FIELDS`](super::unsupported::UNSUPPORTED_FIELDS):
+///   `background: true`) is named by [`Codec::unsupported`], so the layer sends it over HTTP
+///   unchanged; `encode` refuses it rather than drop the field.
 /// - Streaming answer (`"stream": true`): each event becomes the server-sent event
 ///   `event: <type>\ndata: <json>\n\n` with the message's exact text, `text/event-stream`.
 /// - Non-streaming answer: the exact JSON text of the `response` field of the terminal event
@@ -294,14 +300,25 @@ impl Codec for ResponsesCodec {
         for (key, value) in &fields {
             match key.as_str() {
                 "stream" => streaming = value.get().trim() == "true",
-                "background" | "type" => {}
-                _ => {
-                    out.push(',');
-                    // A `String` always serialises.
-                    out.push_str(&serde_json::to_string(key).unwrap_or_default());
-                    out.push(':');
-                    out.push_str(value.get());
-                }
+                "type" => {}
+                key => match unsupported::listed(key) {
+                    // Not used by the WebSocket mode: refused when set, never dropped (the
+                    // layer asks `unsupported` first and sends such a request over HTTP).
+                    Some(field) if !unsupported::is_default(value) => {
+                        return Err(CodecError::new(format!(
+                            "the request's {field} field is not supported over the websocket"
+                        )));
+                    }
+                    // Its default: leaving it out says the same.
+                    Some(_) => {}
+                    None => {
+                        out.push(',');
+                        // A `String` always serialises.
+                        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+                        out.push(':');
+                        out.push_str(value.get());
+                    }
+                },
             }
         }
         out.push('}');
@@ -395,6 +412,10 @@ impl Codec for ResponsesCodec {
     fn response_id(&self, message: &Message) -> Option<String> {
         super::conversation::response_id(message)
     }
+
+    fn unsupported(&self, _request: &http::request::Parts, body: &Bytes) -> Option<&'static str> {
+        unsupported::find(body)
+    }
 }
 
 #[cfg(test)]
@@ -451,6 +472,39 @@ mod tests {
         );
         assert!(encoded.is_streaming());
         assert_eq!(encoded.content_type(), "text/event-stream");
+    }
+
+    #[test]
+    fn request_with_background_set_is_refused_not_dropped() {
+        for body in [
+            r#"{"model":"m","background":true,"input":"hi"}"#,
+            // Escaped, the key is missed by the substring search of `unsupported`, not here.
+            r#"{"model":"m","b\u0061ckground":true}"#,
+        ] {
+            let error = encode(body).unwrap_err();
+            assert_eq!(
+                error.message(),
+                "the request's background field is not supported over the websocket",
+                "{body}"
+            );
+        }
+        let encoded = encode(r#"{"model":"m","background":null}"#).unwrap();
+        assert_eq!(text(&encoded), r#"{"type":"response.create","model":"m"}"#);
+    }
+
+    #[test]
+    fn unsupported_names_background_only_when_set() {
+        let codec = ResponsesCodec::new();
+        let body = |text: &'static str| Bytes::from_static(text.as_bytes());
+        assert_eq!(
+            codec.unsupported(&parts(), &body(r#"{"background":true,"stream":true}"#)),
+            Some("background")
+        );
+        assert_eq!(
+            codec.unsupported(&parts(), &body(r#"{"background":false,"stream":true}"#)),
+            None
+        );
+        assert_eq!(codec.unsupported(&parts(), &body("not json")), None);
     }
 
     #[test]

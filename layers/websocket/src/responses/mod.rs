@@ -63,6 +63,7 @@ pub mod conversation;
 mod eligibility;
 mod errors;
 mod headers;
+pub mod unsupported;
 
 pub use codec::ResponsesCodec;
 pub use eligibility::{DENIED_PAIRS, PROVIDER_HOSTS, WEBSOCKET_PAIRS};
