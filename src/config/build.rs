@@ -246,6 +246,9 @@ impl PoolConfig {
         if let Some(max) = self.max_connections {
             builder = builder.max_connections_per_key(max as usize);
         }
+        if let Some(wait) = self.conversation_wait {
+            builder = builder.conversation_wait(wait);
+        }
         builder
     }
 }
@@ -270,6 +273,7 @@ fn pool_path(field: &str) -> &'static str {
     match field {
         "idle_timeout" => "pool.idle_timeout",
         "max_age" => "pool.max_age",
+        "conversation_wait" => "pool.conversation_wait",
         _ => "pool.max_connections",
     }
 }

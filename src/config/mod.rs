@@ -81,7 +81,7 @@
 //! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](crate::core::limits)) | largest request body buffered so it can be replayed over HTTP |
 //! | `routes[].timeouts.connect` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
 //! | `routes[].timeouts.first_event` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
-//! | `routes[].timeouts.idle` | duration, > 0 | layer default (120s) | between two events of an answer |
+//! | `routes[].timeouts.idle` | duration, > 0 | layer default (300s) | between two events of an answer |
 //! | `routes[].timeouts.http_response` | duration, > 0 | upstream default (10m) | HTTP: from sending the request to the response headers, connecting included; past it `504` |
 //! | `routes[].timeouts.http_idle` | duration, > 0 | upstream default (300s) | HTTP: between two chunks of the response body; past it the body ends with an error |
 //! | `routes[].breaker.enabled` | bool | `true` | `false`: no breaker layer for this route (it neither reads nor feeds its key's breaker) |
@@ -95,6 +95,7 @@
 //! | `routes[].pool.idle_timeout` | duration, > 0 | layer default | close a pooled WebSocket idle for this long |
 //! | `routes[].pool.max_age` | duration, > 0 | layer default | retire a pooled WebSocket older than this (before the upstream's own limit) |
 //! | `routes[].pool.max_connections` | integer, > 0 | layer default | most pooled WebSockets per key |
+//! | `routes[].pool.conversation_wait` | duration | 5s | how long a request continuing a conversation (`previous_response_id`) waits for the busy connection that produced the response; `0s`: never waits |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are replayed over HTTP; never after the first event |
 //! | `routes[].headers` | table: header name = value | `{}` | static headers added to the WebSocket handshake, such as `"OpenAI-Beta" = "responses-websocket=v1"`; hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |

@@ -225,6 +225,9 @@ pub struct PoolConfig {
     pub max_age: Option<Duration>,
     /// The most pooled connections per key (> 0).
     pub max_connections: Option<u32>,
+    /// How long a request that continues a conversation waits for its busy connection.
+    #[serde(deserialize_with = "de_duration")]
+    pub conversation_wait: Option<Duration>,
     /// A request header whose value keeps a session on its own connection.
     #[serde(deserialize_with = "de_header_name")]
     pub affinity_header: Option<HeaderName>,

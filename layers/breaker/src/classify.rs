@@ -94,7 +94,8 @@ pub trait Classify: fmt::Debug + Send + Sync + 'static {
 /// |---|---|
 /// | upgrade answered 404, 405, 426 or 501 (the endpoint does not speak WebSocket) | [`Verdict::Trip`] |
 /// | upgrade answered 429 | [`Verdict::Ignore`] |
-/// | upgrade answered any other status (5xx, 401, 403, 3xx, ...) | [`Verdict::Count`] |
+/// | upgrade answered 401 or 403 (a wrong credential, not a broken path; the breaker keeps no key for it) | [`Verdict::Ignore`] |
+/// | upgrade answered any other status (5xx, 3xx, 400, ...) | [`Verdict::Count`] |
 /// | DNS, I/O (connect refused, reset), TLS errors, timeouts | [`Verdict::Count`] |
 /// | the upstream closed the connection (before the first event or mid-stream) | [`Verdict::Count`] |
 /// | protocol errors | [`Verdict::Count`] |
@@ -131,7 +132,9 @@ impl Classify for DefaultClassifier {
                 | StatusCode::METHOD_NOT_ALLOWED
                 | StatusCode::UPGRADE_REQUIRED
                 | StatusCode::NOT_IMPLEMENTED => Verdict::Trip,
-                StatusCode::TOO_MANY_REQUESTS => Verdict::Ignore,
+                StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN => Verdict::Ignore,
                 _ => Verdict::Count,
             },
             FailureKind::UpstreamError { scope, .. } => {
@@ -184,14 +187,20 @@ mod tests {
                 "{status}"
             );
         }
-        for status in [500, 502, 503, 401, 403, 400] {
+        for status in [500, 502, 503, 400] {
             assert_eq!(
                 DefaultClassifier.classify(&upgrade(status)),
                 Verdict::Count,
                 "{status}"
             );
         }
-        assert_eq!(DefaultClassifier.classify(&upgrade(429)), Verdict::Ignore);
+        for status in [429, 401, 403] {
+            assert_eq!(
+                DefaultClassifier.classify(&upgrade(status)),
+                Verdict::Ignore,
+                "{status}"
+            );
+        }
     }
 
     #[test]

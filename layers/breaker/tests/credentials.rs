@@ -267,7 +267,6 @@ async fn a_good_credential_after_a_forgotten_key_gets_a_fresh_one() {
 /// upgrade answered 401 or 403 (`classify.rs`, changed by another part of issue 11): until then
 /// the third refusal pins the key.
 #[tokio::test(start_paused = true)]
-#[ignore = "needs DefaultClassifier to ignore upgrades answered 401/403 (classify.rs)"]
 async fn with_the_default_classifier_refused_credentials_leave_no_key() {
     let registry = registry(DefaultClassifier);
     refused(&registry, StatusCode::UNAUTHORIZED, 100, false).await;

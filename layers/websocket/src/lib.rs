@@ -100,7 +100,9 @@
 //!
 //! `wsfirst_ws_handshake_seconds` and `wsfirst_ws_first_event_seconds` (histograms),
 //! `wsfirst_ws_pool_connections{state="idle"|"in_use"}` (gauge) and
-//! `wsfirst_ws_failures_total{phase,kind}` (counter). Each attempt runs in a
+//! `wsfirst_ws_failures_total{phase,kind}`, `wsfirst_ws_error_answers_total{answer,status}` (an
+//! upstream error event passed to the client as the HTTP endpoint's answer) and
+//! `wsfirst_ws_ineligible_total{provider,api,reason,field}` (counters). Each attempt runs in a
 //! `websocket_attempt` tracing span.
 //!
 //! Minimum supported Rust version: 1.85.

@@ -32,9 +32,7 @@ use serde::{
 };
 use serde_json::{Map, Value, value::RawValue};
 
-use super::{
-    FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header, unsupported,
-};
+use super::{FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header, unsupported};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// The OpenAI Responses API over its WebSocket mode.
