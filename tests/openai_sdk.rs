@@ -133,14 +133,22 @@ impl Gateway {
     /// Runs the SDK script (one streaming, then one non-streaming request) with `api_key`,
     /// returning its report.
     async fn run_client(&self, api_key: &str) -> Value {
+        self.run_script("responses_client.py", api_key, &[]).await
+    }
+
+    /// Runs `tests/sdk/<name>` with the base URL, `api_key` and `args`, returning its report.
+    async fn run_script(&self, name: &str, api_key: &str, args: &[&str]) -> Value {
         let python = self.python.clone();
         let base_url = self.base_url.clone();
         let api_key = api_key.to_owned();
+        let script = script(name);
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         let output = tokio::task::spawn_blocking(move || {
             Command::new(&python)
-                .arg(script())
+                .arg(script)
                 .arg(&base_url)
                 .arg(&api_key)
+                .args(&args)
                 // Loopback must not go through a proxy set in the environment.
                 .env("NO_PROXY", "127.0.0.1,localhost")
                 .env("no_proxy", "127.0.0.1,localhost")
@@ -182,9 +190,11 @@ impl Gateway {
     }
 }
 
-/// The SDK script's path.
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/responses_client.py")
+/// The path of the SDK script `name`.
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(name)
 }
 
 /// A Python interpreter that can `import openai`: `$WSFIRST_PYTHON`, else the repository's
@@ -333,5 +343,91 @@ async fn sdk_gets_full_answers_while_the_breaker_pins_to_http() {
         gateway.authorizations_since(before),
         vec![(Transport::Http, Some("Bearer sk-test".to_owned())); 2],
     );
+    gateway.stop().await;
+}
+
+/// A request the upstream rejects (an `error` event with status 400) is the SDK's
+/// `BadRequestError` with status 400, streaming or not; it runs upstream once and is never
+/// replayed over HTTP, and the breaker stays closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_gets_the_upstreams_client_error_as_a_bad_request_error() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    gateway.upstream.set_answer(Answer::error(
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+        "Invalid value: 'gpt-kit'.",
+    ));
+    let before = gateway.counts();
+    let report = gateway
+        .run_script("responses_signals.py", "sk-test", &["client_error"])
+        .await;
+    for call in ["stream", "non_stream"] {
+        assert_eq!(
+            report[call]["raised"], "BadRequestError",
+            "{call}: {report}"
+        );
+        assert_eq!(report[call]["status"], 400, "{call}: {report}");
+        assert_eq!(report[call]["code"], "invalid_value", "{call}: {report}");
+    }
+    let after = gateway.counts();
+    assert_eq!(after.ws_requests - before.ws_requests, 2, "{after:?}");
+    assert_eq!(
+        after.http_requests, before.http_requests,
+        "never replayed: {after:?}"
+    );
+    assert_eq!(gateway.breaker_state("sk-test"), Some(BreakerState::Closed));
+    gateway.stop().await;
+}
+
+/// A `background: true` request goes over HTTP with its body unchanged (WebSocket mode does not
+/// support it), and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_background_requests_go_over_http() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    let before = gateway.counts();
+    let report = gateway
+        .run_script("responses_signals.py", "sk-test", &["background"])
+        .await;
+    assert_eq!(report["transport"], "http", "{report}");
+    assert_eq!(report["reason"], "unsupported_field", "{report}");
+    assert_eq!(report["output_text"], TEXT, "{report}");
+    let after = gateway.counts();
+    assert_eq!(after.ws_requests, before.ws_requests, "{after:?}");
+    assert_eq!(after.http_requests - before.http_requests, 1, "{after:?}");
+    let body: Value = serde_json::from_slice(&gateway.upstream.captured().last().unwrap().body)
+        .expect("a JSON body");
+    assert_eq!(
+        body["background"], true,
+        "the field reached the upstream: {body}"
+    );
+    gateway.stop().await;
+}
+
+/// Eight concurrent conversations of four turns with `store: false` all succeed: each turn
+/// follows the connection that produced the response it continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_store_false_conversations_keep_their_socket() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    gateway.upstream.set_unique_response_ids(true);
+    let before = gateway.counts();
+    let report = gateway
+        .run_script("responses_signals.py", "sk-test", &["conversations"])
+        .await;
+    assert_eq!(report["turns_ok"], 32, "{report}");
+    let after = gateway.counts();
+    let handshakes = after.handshakes - before.handshakes;
+    println!("8 conversations x 4 turns (store: false): {handshakes} websocket connections");
+    assert!(
+        handshakes <= 10,
+        "{handshakes} connections for 8 conversations"
+    );
+    assert_eq!(after.ws_requests - before.ws_requests, 32, "{after:?}");
+    assert_eq!(after.http_requests, before.http_requests, "{after:?}");
     gateway.stop().await;
 }
