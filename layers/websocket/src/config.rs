@@ -454,6 +454,39 @@ mod tests {
             ]
         );
         assert!(config.affinity_header().is_none());
+        assert_eq!(config.headers().forward_headers(), config.forward_headers());
+        assert_eq!(
+            config.headers().list_headers(),
+            &crate::responses::LIST_HEADERS
+        );
+        assert!(config.headers().static_headers().is_empty());
+    }
+
+    #[test]
+    fn the_header_policy_holds_the_forwarded_and_static_headers() {
+        let config = WebSocketConfig::builder()
+            .codec(crate::RawCodec::new())
+            .forward_header("X-Team")
+            .static_header("Authorization", "Bearer sk-route")
+            .build()
+            .unwrap();
+        let policy = config.headers();
+        assert_eq!(policy.forward_headers(), ["x-team"]);
+        assert!(policy.list_headers().is_empty());
+        let [(name, value)] = policy.static_headers() else {
+            panic!("one static header expected: {policy:?}");
+        };
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("authorization", "Bearer sk-route")
+        );
+        // `with_headers` replaces the policy and keeps the rest.
+        let replaced = config
+            .clone()
+            .with_headers(wsfirst_core::headers::HeaderPolicy::default());
+        assert!(replaced.forward_headers().is_empty());
+        assert!(replaced.static_headers().is_empty());
+        assert_eq!(replaced.handshake_timeout(), config.handshake_timeout());
     }
 
     #[test]
