@@ -138,7 +138,7 @@ impl Wsfirst {
     /// A WebSocket configuration without TLS settings of its own gets the shared
     /// [`ClientTls`], so the WebSocket and the HTTP client trust the same roots. Its
     /// [header policy](WebSocketConfig::headers) decides the headers of both transports: the
-    /// route service hands it to the HTTP upstream with every request, so the handshake and
+    /// [`RouteService`] hands it to the HTTP upstream with every request, so the handshake and
     /// the HTTP request forward the same headers. The eligibility table's override header is
     /// taken out of it: a layer reads it, the upstream never sees it.
     pub fn route_with(&self, route: Route, options: RouteOptions) -> RouteService {
@@ -159,7 +159,6 @@ impl Wsfirst {
                 websocket = websocket.with_headers(headers);
             }
         }
-        let headers = websocket.headers().clone();
         let transports = ServiceBuilder::new()
             .layer(FallbackLayer::new(if breaker {
                 // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
@@ -189,7 +188,6 @@ impl Wsfirst {
         };
         let mut service = RouteService::new(route, stack);
         service.http_timeouts = http_timeouts;
-        service.headers = Some(headers);
         service
     }
 
@@ -394,9 +392,9 @@ pub struct RouteService {
     inner: RouteStack,
     /// Set on every request when the route overrides the HTTP upstream's timeouts.
     http_timeouts: Option<HttpTimeouts>,
-    /// The route's header policy, set on every request for the HTTP upstream (the WebSocket
-    /// layer has the same one in its configuration).
-    headers: Option<HeaderPolicy>,
+    /// The header policy of the stack's WebSocket layer, set on every request for the HTTP
+    /// upstream, so both transports forward the same headers.
+    headers: HeaderPolicy,
     /// A readiness error of the stack, answered by the next `call` (the router needs an
     /// infallible service).
     not_ready: Option<BoxError>,
@@ -416,14 +414,20 @@ impl Clone for RouteService {
 }
 
 impl RouteService {
-    /// Wraps a stack for `route`. Its requests carry no [`HeaderPolicy`], so the HTTP upstream
-    /// uses its default; [`Wsfirst::route_with`] sets the route's.
+    /// Wraps a stack for `route`. Every request gets the [header policy](WebSocketConfig::headers)
+    /// of the stack's WebSocket layer, for the HTTP upstream.
     pub fn new(route: Route, inner: RouteStack) -> Self {
+        let headers = match &inner {
+            RouteStack::Guarded(stack) => stack.get_ref().get_ref().get_ref().config(),
+            RouteStack::Unguarded(stack) => stack.get_ref().get_ref().config(),
+        }
+        .headers()
+        .clone();
         Self {
             route,
             inner,
             http_timeouts: None,
-            headers: None,
+            headers,
             not_ready: None,
         }
     }
@@ -483,9 +487,7 @@ where
         if let Some(timeouts) = self.http_timeouts {
             request.extensions_mut().insert(timeouts);
         }
-        if let Some(headers) = &self.headers {
-            request.extensions_mut().insert(headers.clone());
-        }
+        request.extensions_mut().insert(self.headers.clone());
         match &mut self.inner {
             RouteStack::Guarded(stack) => ResponseFuture::guarded(stack.call(request)),
             RouteStack::Unguarded(stack) => ResponseFuture::unguarded(stack.call(request)),

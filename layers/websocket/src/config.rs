@@ -25,7 +25,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue};
 use wsfirst_core::{
-    headers::{HeaderPolicy, ReservedHeader},
+    headers::HeaderPolicy,
     limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE},
 };
 
@@ -388,13 +388,12 @@ impl WebSocketConfigBuilder {
         for name in self.codec.list_headers() {
             headers = headers.list_header(name.clone());
         }
-        let headers =
-            headers
-                .build()
-                .map_err(|error: ReservedHeader| ConfigError::ReservedHeader {
-                    field: error.field(),
-                    name: error.name().clone(),
-                })?;
+        let headers = headers
+            .build()
+            .map_err(|error| ConfigError::ReservedHeader {
+                field: error.field(),
+                name: error.name().clone(),
+            })?;
         let affinity_header = match &self.affinity_header {
             Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
                 ConfigError::InvalidHeaderName {
