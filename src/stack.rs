@@ -42,11 +42,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderName, Request, Response};
 use tower::ServiceBuilder;
 use tower_service::Service;
 use wsfirst_breaker::{BreakerHandle, BreakerRegistry, CircuitBreaker, CircuitBreakerLayer};
-use wsfirst_core::{BoxError, Route};
+use wsfirst_core::{BoxError, Route, headers::HeaderPolicy};
 use wsfirst_eligibility::{Eligibility, EligibilityLayer, EligibilityTable, Policy};
 use wsfirst_fallback::{Fallback, FallbackConfig, FallbackLayer};
 use wsfirst_websocket::{
@@ -114,6 +114,8 @@ pub fn openai_responses_table() -> EligibilityTable {
 #[derive(Clone)]
 pub struct Wsfirst {
     policy: SharedPolicy,
+    /// The eligibility table's override header, which no route forwards.
+    override_header: Option<HeaderName>,
     registry: BreakerRegistry,
     pool: Pool,
     tls: ClientTls,
@@ -134,7 +136,11 @@ impl Wsfirst {
     /// The service for `route` with per-route options.
     ///
     /// A WebSocket configuration without TLS settings of its own gets the shared
-    /// [`ClientTls`], so the WebSocket and the HTTP client trust the same roots.
+    /// [`ClientTls`], so the WebSocket and the HTTP client trust the same roots. Its
+    /// [header policy](WebSocketConfig::headers) decides the headers of both transports: the
+    /// [`RouteService`] hands it to the HTTP upstream with every request, so the handshake and
+    /// the HTTP request forward the same headers. The eligibility table's override header is
+    /// taken out of it: a layer reads it, the upstream never sees it.
     pub fn route_with(&self, route: Route, options: RouteOptions) -> RouteService {
         let RouteOptions {
             breaker,
@@ -143,10 +149,16 @@ impl Wsfirst {
             pool,
             http_timeouts,
         } = options;
-        let websocket = match websocket.tls() {
+        let mut websocket = match websocket.tls() {
             Some(_) => websocket,
             None => websocket.with_tls(self.tls.clone()),
         };
+        if let Some(name) = &self.override_header {
+            if websocket.headers().forwards_or_sets(name) {
+                let headers = websocket.headers().without(name);
+                websocket = websocket.with_headers(headers);
+            }
+        }
         let transports = ServiceBuilder::new()
             .layer(FallbackLayer::new(if breaker {
                 // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
@@ -220,6 +232,7 @@ impl fmt::Debug for Wsfirst {
 #[derive(Default)]
 pub struct WsfirstBuilder {
     policy: Option<SharedPolicy>,
+    override_header: Option<HeaderName>,
     registry: Option<BreakerRegistry>,
     pool: Option<Pool>,
     tls: Option<ClientTls>,
@@ -227,14 +240,21 @@ pub struct WsfirstBuilder {
 }
 
 impl WsfirstBuilder {
-    /// The eligibility table (default: [`openai_responses_table`]).
+    /// The eligibility table (default: [`openai_responses_table`]). Its override header, if
+    /// any, is never forwarded upstream (see [`Wsfirst::route_with`]).
     pub fn eligibility(self, table: EligibilityTable) -> Self {
-        self.policy(table)
+        let override_header = table.override_header().cloned();
+        let mut builder = self.policy(table);
+        builder.override_header = override_header;
+        builder
     }
 
-    /// Any eligibility policy, such as a table combined with rules of your own.
+    /// Any eligibility policy, such as a table combined with rules of your own. A header that
+    /// it reads (such as an override header) is forwarded upstream only if a route's
+    /// [header policy](WebSocketConfig::headers) names it: keep it out of those.
     pub fn policy(mut self, policy: impl Policy + Send + Sync + 'static) -> Self {
         self.policy = Some(Arc::new(policy));
+        self.override_header = None;
         self
     }
 
@@ -276,6 +296,7 @@ impl WsfirstBuilder {
             policy: self
                 .policy
                 .unwrap_or_else(|| Arc::new(openai_responses_table())),
+            override_header: self.override_header,
             registry: self.registry.unwrap_or_default(),
             pool: self.pool.unwrap_or_default(),
             tls,
@@ -337,7 +358,10 @@ impl RouteOptions {
         self
     }
 
-    /// The WebSocket layer's settings (timeouts, headers, codec, message limit).
+    /// The WebSocket layer's settings (timeouts, codec, message limit) and the route's
+    /// [header policy](WebSocketConfig::headers), which decides the forwarded headers of both
+    /// transports (its static headers, such as a gateway's own `Authorization`, are set on the
+    /// handshake and on the HTTP request alike).
     pub fn websocket(mut self, config: WebSocketConfig) -> Self {
         self.websocket = config;
         self
@@ -368,6 +392,9 @@ pub struct RouteService {
     inner: RouteStack,
     /// Set on every request when the route overrides the HTTP upstream's timeouts.
     http_timeouts: Option<HttpTimeouts>,
+    /// The header policy of the stack's WebSocket layer, set on every request for the HTTP
+    /// upstream, so both transports forward the same headers.
+    headers: HeaderPolicy,
     /// A readiness error of the stack, answered by the next `call` (the router needs an
     /// infallible service).
     not_ready: Option<BoxError>,
@@ -380,18 +407,27 @@ impl Clone for RouteService {
             route: self.route.clone(),
             inner: self.inner.clone(),
             http_timeouts: self.http_timeouts,
+            headers: self.headers.clone(),
             not_ready: None,
         }
     }
 }
 
 impl RouteService {
-    /// Wraps a stack for `route`.
+    /// Wraps a stack for `route`. Every request gets the [header policy](WebSocketConfig::headers)
+    /// of the stack's WebSocket layer, for the HTTP upstream.
     pub fn new(route: Route, inner: RouteStack) -> Self {
+        let headers = match &inner {
+            RouteStack::Guarded(stack) => stack.get_ref().get_ref().get_ref().config(),
+            RouteStack::Unguarded(stack) => stack.get_ref().get_ref().config(),
+        }
+        .headers()
+        .clone();
         Self {
             route,
             inner,
             http_timeouts: None,
+            headers,
             not_ready: None,
         }
     }
@@ -451,6 +487,7 @@ where
         if let Some(timeouts) = self.http_timeouts {
             request.extensions_mut().insert(timeouts);
         }
+        request.extensions_mut().insert(self.headers.clone());
         match &mut self.inner {
             RouteStack::Guarded(stack) => ResponseFuture::guarded(stack.call(request)),
             RouteStack::Unguarded(stack) => ResponseFuture::unguarded(stack.call(request)),

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::time::timeout;
 use tower::ServiceExt;
 use wsfirst::{
-    core::{MissingExtension, Route},
+    core::{MissingExtension, Route, headers::HeaderPolicy},
     upstream::{HttpTimeouts, HttpUpstream, HttpUpstreamError, HttpUpstreamErrorKind},
 };
 use wsfirst_websocket::testing::{Answer, HttpScript, TestUpstream, Transport};
@@ -143,10 +143,14 @@ async fn sends_to_the_route_url_with_the_body_and_credentials() {
     assert_eq!(sent.body, body.as_bytes());
 }
 
+/// Without a policy of the request's own, a default route's: the Responses API's headers and
+/// the body's; `Host` and `Content-Length` from the URL and the body. (Adapted: `x-request-id`
+/// and every other header outside the allowlist used to be forwarded.)
 #[tokio::test]
-async fn strips_host_and_hop_by_hop_headers() {
+async fn forwards_only_the_default_policy_s_headers() {
     let kit = TestUpstream::start().await;
-    let mut request = request(&kit.http_url(), streaming());
+    let body = streaming();
+    let mut request = request(&kit.http_url(), body.clone());
     let headers = request.headers_mut();
     headers.insert(header::HOST, HeaderValue::from_static("gateway.local"));
     headers.insert(
@@ -160,49 +164,75 @@ async fn strips_host_and_hop_by_hop_headers() {
         HeaderValue::from_static("Basic abc"),
     );
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+    headers.insert(header::COOKIE, HeaderValue::from_static("session=1"));
     headers.insert("x-request-id", HeaderValue::from_static("42"));
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
     let response = HttpUpstream::new().oneshot(request).await.unwrap();
     response.into_body().collect().await.unwrap();
     let sent = &kit.captured()[0];
+    let mut names: Vec<&str> = sent.headers.keys().map(|name| name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "authorization",
+            "content-length",
+            "content-type",
+            "host"
+        ]
+    );
     assert_eq!(sent.header("host"), Some(&*kit.addr().to_string()));
-    for name in [
-        "x-hop",
-        "keep-alive",
-        "proxy-authorization",
-        "te",
-        "connection",
-    ] {
-        assert!(sent.headers.get(name).is_none(), "{name} was forwarded");
-    }
-    assert_eq!(sent.header("x-request-id"), Some("42"));
+    // The length of the body sent, not the client's header.
+    assert_eq!(
+        sent.header("content-length"),
+        Some(&*body.len().to_string())
+    );
     assert_eq!(sent.header("authorization"), Some("Bearer sk-test"));
 }
 
+/// A request's `HeaderPolicy` extension (the route's) decides: its list, then its static
+/// headers, which replace the client's. (Adapted from the removed allow and deny lists of the
+/// upstream's builder.)
 #[tokio::test]
-async fn header_allow_and_deny_lists() {
+async fn a_request_s_header_policy_decides_what_is_forwarded() {
     let kit = TestUpstream::start().await;
-    let denying = HttpUpstream::builder()
-        .deny_header(header::HeaderName::from_static("x-internal"))
-        .header(header::USER_AGENT, HeaderValue::from_static("wsfirst-test"))
+    let policy = HeaderPolicy::builder()
+        .forward_header(header::HeaderName::from_static("x-team"))
+        .static_header(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer sk-gateway"),
+        )
         .build()
         .unwrap();
     let mut first = request(&kit.http_url(), streaming());
     first
         .headers_mut()
+        .insert("x-team", HeaderValue::from_static("blue"));
+    first
+        .headers_mut()
         .insert("x-internal", HeaderValue::from_static("secret"));
-    denying.oneshot(first).await.unwrap();
-    let allowing = HttpUpstream::builder()
-        .allow_headers([header::CONTENT_TYPE])
-        .build()
-        .unwrap();
-    allowing
-        .oneshot(request(&kit.http_url(), streaming()))
-        .await
-        .unwrap();
+    first.extensions_mut().insert(policy);
+    HttpUpstream::new().oneshot(first).await.unwrap();
+    let mut second = request(&kit.http_url(), streaming());
+    second.extensions_mut().insert(HeaderPolicy::default());
+    HttpUpstream::new().oneshot(second).await.unwrap();
     let captured = kit.captured();
     assert!(captured[0].headers.get("x-internal").is_none());
-    assert_eq!(captured[0].header("authorization"), Some("Bearer sk-test"));
-    assert_eq!(captured[0].header("user-agent"), Some("wsfirst-test"));
+    assert_eq!(captured[0].header("x-team"), Some("blue"));
+    assert_eq!(
+        captured[0].headers.get_all("authorization").iter().count(),
+        1
+    );
+    assert_eq!(
+        captured[0].header("authorization"),
+        Some("Bearer sk-gateway")
+    );
+    // An empty policy forwards the body's headers only.
     assert!(captured[1].headers.get("authorization").is_none());
     assert_eq!(captured[1].header("content-type"), Some("application/json"));
 }

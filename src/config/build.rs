@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use http::Uri;
+use http::{HeaderName, Uri};
 use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
 use wsfirst_core::{Route, RouteError};
 use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
@@ -61,6 +61,11 @@ impl Config {
         for (index, config) in self.routes.iter().enumerate() {
             let prefix = format!("routes[{index}]");
             let route_layers = config.layers().map_err(|error| error.prefixed(&prefix))?;
+            if let Some(name) = &self.eligibility.override_header {
+                config
+                    .check_not_forwarded(name)
+                    .map_err(|error| error.prefixed(&prefix))?;
+            }
             if let Some(breaker) = config
                 .breaker_config()
                 .map_err(|error| error.prefixed(&prefix))?
@@ -117,6 +122,28 @@ impl RouteConfig {
             }),
             http_timeouts: self.http_timeouts()?,
         })
+    }
+
+    /// The eligibility override header is read by the eligibility layer, never sent upstream:
+    /// the route may neither forward nor set it.
+    fn check_not_forwarded(&self, override_header: &HeaderName) -> Result<(), ConfigError> {
+        let path = if self
+            .forward_headers
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(override_header.as_str()))
+        {
+            "forward_headers"
+        } else if self.headers.contains_key(override_header) {
+            "headers"
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::invalid(
+            path,
+            format!(
+                "{override_header} is the eligibility override header, which is never forwarded"
+            ),
+        ))
     }
 
     /// The route's HTTP upstream timeouts, checked by the upstream's own builder.
@@ -178,6 +205,9 @@ impl RouteConfig {
         if let Some(header) = &self.pool.affinity_header {
             builder = builder.affinity_header(header.as_str());
         }
+        for name in &self.forward_headers {
+            builder = builder.forward_header(name.as_str());
+        }
         for (name, value) in &self.headers {
             builder = builder.static_header(name.as_str(), value.to_str().unwrap_or_default());
         }
@@ -187,6 +217,7 @@ impl RouteConfig {
                 "first_event_timeout" => "timeouts.first_event",
                 "idle_timeout" => "timeouts.idle",
                 "affinity_header" => "pool.affinity_header",
+                "forward_headers" => "forward_headers",
                 _ => "headers",
             };
             ConfigError::invalid(path, error.to_string())

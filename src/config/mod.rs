@@ -98,7 +98,8 @@
 //! | `routes[].pool.conversation_wait` | duration | 5s | how long a request continuing a conversation (`previous_response_id`) waits for the busy connection that produced the response; `0s`: never waits |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are replayed over HTTP; never after the first event |
-//! | `routes[].headers` | table: header name = value | `{}` | static headers added to the WebSocket handshake, such as `"OpenAI-Beta" = "responses-websocket=v1"`; hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |
+//! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`); see [`HeaderPolicy`](crate::core::headers::HeaderPolicy) |
+//! | `routes[].headers` | table: header name = value | `{}` | static headers set on every upstream request, on the WebSocket handshake and over HTTP alike, replacing the client's, such as the `"Authorization"` of a gateway that holds the API key (`OpenAI-Beta` flags are added to the client's instead); hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |
 
 mod build;
 mod error;

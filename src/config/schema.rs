@@ -153,9 +153,15 @@ pub struct RouteConfig {
     /// The HTTP fallback.
     #[serde(default)]
     pub fallback: FallbackConfig,
-    /// Static headers added to the WebSocket handshake. Values of credential-like headers
-    /// (`authorization`, names containing `key`, `token`, `secret`, `cookie`) are marked
-    /// sensitive, so `Debug` does not show them.
+    /// Request headers forwarded to the upstream (both transports) besides the API's own
+    /// (`authorization`, `openai-beta`, `openai-organization`, `openai-project`); everything
+    /// not listed is dropped, `cookie` included.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Static headers set on every upstream request, on the WebSocket handshake and over HTTP
+    /// alike, replacing the client's (`OpenAI-Beta` flags are added to the client's instead).
+    /// Values of credential-like headers (`authorization`, names containing `key`, `token`,
+    /// `secret`, `cookie`) are marked sensitive, so `Debug` does not show them.
     #[serde(default, deserialize_with = "de_headers")]
     pub headers: HeaderMap,
 }

@@ -1,55 +1,34 @@
-//! Which request headers reach the HTTP upstream.
+//! Which request headers reach the HTTP upstream: the request's [`HeaderPolicy`] (the route's,
+//! the one its WebSocket handshake uses), or the default route's.
 
-use http::{
-    HeaderMap, HeaderName,
-    header::{self, HeaderValue},
-};
-use wsfirst_core::headers;
+use http::HeaderMap;
+use wsfirst_core::{Transport, headers::HeaderPolicy};
+use wsfirst_websocket::WebSocketConfig;
 
-/// Which of a request's headers are forwarded.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct HeaderPolicy {
-    /// `Some`: forward only these; `None`: forward all but `deny`.
-    pub(crate) allow: Option<Vec<HeaderName>>,
-    pub(crate) deny: Vec<HeaderName>,
-    pub(crate) fixed: Vec<(HeaderName, HeaderValue)>,
+/// The policy of a request without a [`HeaderPolicy`] extension: a default route's, the one
+/// of [`WebSocketConfig::default`] (the Responses API's headers).
+pub(crate) fn default_policy() -> HeaderPolicy {
+    WebSocketConfig::default().headers().clone()
 }
 
-impl HeaderPolicy {
-    /// The headers to send upstream: the request's allowed end-to-end headers, without `Host`
-    /// (the client sets it from the URL), hop-by-hop headers and the headers the `Connection`
-    /// header names, plus the fixed headers (which replace request headers of the same name).
-    pub(crate) fn forward(&self, incoming: &HeaderMap) -> HeaderMap {
-        let named_by_connection: Vec<HeaderName> = incoming
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        let mut forwarded = HeaderMap::with_capacity(incoming.keys_len() + self.fixed.len());
-        for (name, value) in incoming {
-            let drop = name == header::HOST
-                || headers::is_hop_by_hop(name)
-                || named_by_connection.contains(name)
-                || self.deny.contains(name)
-                || self
-                    .allow
-                    .as_ref()
-                    .is_some_and(|allow| !allow.contains(name));
-            if !drop {
-                forwarded.append(name.clone(), value.clone());
-            }
-        }
-        for (name, value) in &self.fixed {
-            forwarded.insert(name.clone(), value.clone());
-        }
-        forwarded
-    }
+/// The headers sent upstream for a request with these `headers` and `extensions`: the request's
+/// policy, else `default`, over HTTP. Never `Host` or `Content-Length` (the client sets them from
+/// the URL and the body, so a replayed body always matches its length).
+pub(crate) fn outgoing(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+    default: &HeaderPolicy,
+) -> HeaderMap {
+    extensions
+        .get::<HeaderPolicy>()
+        .unwrap_or(default)
+        .headers_for(headers, Transport::Http)
 }
 
 #[cfg(test)]
 mod tests {
+    use http::{HeaderName, HeaderValue, header};
+
     use super::*;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -61,7 +40,7 @@ mod tests {
     }
 
     #[test]
-    fn drops_host_hop_by_hop_and_connection_named_headers() {
+    fn the_default_forwards_the_responses_headers_and_the_body_s() {
         let incoming = headers(&[
             ("host", "gateway.local"),
             ("authorization", "Bearer sk-1"),
@@ -70,40 +49,37 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
             ("transfer-encoding", "chunked"),
+            ("content-length", "2"),
             ("proxy-authorization", "Basic abc"),
             ("upgrade", "h2c"),
+            ("cookie", "session=1"),
+            ("x-request-id", "42"),
             ("content-type", "application/json"),
             ("openai-beta", "a"),
             ("openai-beta", "b"),
         ]);
-        let forwarded = HeaderPolicy::default().forward(&incoming);
+        let forwarded = outgoing(&incoming, &http::Extensions::new(), &default_policy());
         let names: Vec<&str> = forwarded.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["authorization", "content-type", "openai-beta"]);
+        assert_eq!(names, ["authorization", "openai-beta", "content-type"]);
         assert_eq!(forwarded.get_all("openai-beta").iter().count(), 2);
     }
 
     #[test]
-    fn allow_deny_and_fixed_headers() {
+    fn the_request_s_policy_wins() {
         let incoming = headers(&[
             ("authorization", "Bearer sk-1"),
-            ("x-internal", "secret"),
-            ("user-agent", "client/1"),
+            ("x-team", "blue"),
+            ("content-type", "application/json"),
         ]);
-        let deny = HeaderPolicy {
-            deny: vec![HeaderName::from_static("x-internal")],
-            fixed: vec![(header::USER_AGENT, HeaderValue::from_static("wsfirst"))],
-            ..HeaderPolicy::default()
-        };
-        let forwarded = deny.forward(&incoming);
-        assert!(forwarded.get("x-internal").is_none());
-        assert_eq!(forwarded["user-agent"], "wsfirst");
-        assert_eq!(forwarded.get_all("user-agent").iter().count(), 1);
-        let allow = HeaderPolicy {
-            allow: Some(vec![header::AUTHORIZATION]),
-            ..HeaderPolicy::default()
-        };
-        let forwarded = allow.forward(&incoming);
-        let names: Vec<_> = forwarded.keys().cloned().collect();
-        assert_eq!(names, [header::AUTHORIZATION]);
+        let policy = HeaderPolicy::builder()
+            .forward_header(HeaderName::from_static("x-team"))
+            .static_header(header::USER_AGENT, HeaderValue::from_static("wsfirst"))
+            .build()
+            .unwrap();
+        let mut extensions = http::Extensions::new();
+        extensions.insert(policy);
+        let forwarded = outgoing(&incoming, &extensions, &default_policy());
+        let names: Vec<&str> = forwarded.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-team", "content-type", "user-agent"]);
     }
 }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
@@ -16,14 +16,14 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 use tower_service::Service;
-use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route};
+use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route, headers::HeaderPolicy};
 use wsfirst_websocket::tls::ClientTls;
 
 use super::{
     HttpTimeouts, HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody,
     connect::{ConnectTimedOut, TimeoutConnector},
     future::ResponseFuture,
-    headers::HeaderPolicy,
+    headers,
 };
 
 /// The request body type the client sends: any body, boxed once.
@@ -34,9 +34,13 @@ type HttpClient = Client<TimeoutConnector<HttpsConnector<HttpConnector>>, Reques
 /// hyper-util client (`http://` and `https://` via rustls) and streams the answer back.
 ///
 /// - The request goes to `route.http_url()` (never to a URL taken from the client's request)
-///   with its method, body and allowed headers: all end-to-end headers by default, never `Host`
-///   (set from the URL), hop-by-hop headers or headers named by `Connection`; see
-///   [`HttpUpstreamBuilder::deny_header`] and [`HttpUpstreamBuilder::allow_headers`].
+///   with its method, body and the headers its [`HeaderPolicy`] extension gives for HTTP: the
+///   route's policy, the one its WebSocket handshake uses (the facade's route service sets it),
+///   so both transports forward the same headers. Without one, a default route's policy: the
+///   Responses API's `authorization`, `openai-beta`, `openai-organization`, `openai-project`,
+///   and the body's `content-type`, `content-encoding`, `accept`. Nothing else: never a
+///   `cookie`, never a hop-by-hop header; `Host` and `Content-Length` are set from the URL and
+///   the body.
 /// - The response is the upstream's, unchanged: statuses pass through (a `500` from the upstream
 ///   is an `Ok` response with status `500`), and the body streams as it arrives (SSE frame by
 ///   frame, nothing buffered).
@@ -52,6 +56,7 @@ pub struct HttpUpstream {
 
 #[derive(Debug)]
 struct Config {
+    /// The policy of requests without a [`HeaderPolicy`] extension.
     headers: HeaderPolicy,
     response_timeout: Option<Duration>,
     body_idle_timeout: Option<Duration>,
@@ -129,7 +134,8 @@ where
         *outgoing.uri_mut() = url;
         // The client picks HTTP/2 itself when the upstream negotiates it.
         *outgoing.version_mut() = Version::HTTP_11;
-        *outgoing.headers_mut() = self.config.headers.forward(&parts.headers);
+        *outgoing.headers_mut() =
+            headers::outgoing(&parts.headers, &parts.extensions, &self.config.headers);
         tracing::trace!(upstream = %host, "sending request to the http upstream");
         ResponseFuture::new(
             self.client.request(outgoing),
@@ -157,7 +163,9 @@ fn host_of(url: &Uri) -> Arc<str> {
 ///
 /// Defaults: connect timeout (DNS + TCP + TLS) 10 s, response timeout 10 min, body idle timeout
 /// 300 s, idle pooled connections kept 90 s (at most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
-/// [`ClientTls::default`] (Mozilla's webpki roots), every end-to-end header forwarded.
+/// [`ClientTls::default`] (Mozilla's webpki roots). Which headers are forwarded is no setting of
+/// the upstream, which routes share: each request's [`HeaderPolicy`] decides (see
+/// [`HttpUpstream`]).
 #[derive(Clone)]
 pub struct HttpUpstreamBuilder {
     connect_timeout: Duration,
@@ -167,7 +175,6 @@ pub struct HttpUpstreamBuilder {
     pool_max_idle_per_host: usize,
     http2: bool,
     tls: Option<ClientTls>,
-    headers: HeaderPolicy,
 }
 
 impl Default for HttpUpstreamBuilder {
@@ -180,7 +187,6 @@ impl Default for HttpUpstreamBuilder {
             pool_max_idle_per_host: 32,
             http2: true,
             tls: None,
-            headers: HeaderPolicy::default(),
         }
     }
 }
@@ -239,24 +245,6 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// Never forward this request header (in addition to `Host` and hop-by-hop headers).
-    pub fn deny_header(mut self, name: HeaderName) -> Self {
-        self.headers.deny.push(name);
-        self
-    }
-
-    /// Forward only these request headers (still never `Host` or hop-by-hop headers).
-    pub fn allow_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.headers.allow = Some(names.into_iter().collect());
-        self
-    }
-
-    /// Send this header with every request, replacing a request header of the same name.
-    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.fixed.push((name, value));
-        self
-    }
-
     /// Checks the settings without building anything (the facade checks a route's timeouts
     /// with it).
     pub(crate) fn check(&self) -> Result<(), HttpUpstreamBuildError> {
@@ -296,7 +284,7 @@ impl HttpUpstreamBuilder {
         Ok(HttpUpstream {
             client,
             config: Arc::new(Config {
-                headers: self.headers,
+                headers: headers::default_policy(),
                 response_timeout: self.response_timeout,
                 body_idle_timeout: self.body_idle_timeout,
                 connect_timeout: self.connect_timeout,
@@ -328,7 +316,6 @@ impl fmt::Debug for HttpUpstreamBuilder {
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("http2", &self.http2)
             .field("tls", &self.tls)
-            .field("headers", &self.headers)
             .finish()
     }
 }

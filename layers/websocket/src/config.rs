@@ -1,4 +1,5 @@
-//! Per-route configuration of the WebSocket attempt: timeouts, headers, limits, codec, TLS.
+//! Per-route configuration of the WebSocket attempt: timeouts, limits, codec, TLS, and the
+//! route's header policy (which the facade applies to the HTTP request too).
 //!
 //! # Example
 //!
@@ -24,7 +25,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue};
 use wsfirst_core::{
-    headers::is_reserved_for_websocket,
+    headers::HeaderPolicy,
     limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE},
 };
 
@@ -43,8 +44,7 @@ struct ConfigInner {
     idle_timeout: Duration,
     max_message_size: usize,
     max_incoming_message_size: usize,
-    forward_headers: Vec<HeaderName>,
-    static_headers: Vec<(HeaderName, HeaderValue)>,
+    headers: HeaderPolicy,
     affinity_header: Option<HeaderName>,
     codec: Arc<dyn Codec>,
     tls: Option<ClientTls>,
@@ -86,14 +86,23 @@ impl WebSocketConfig {
         self.0.max_incoming_message_size
     }
 
-    /// The request headers copied to the handshake.
-    pub fn forward_headers(&self) -> &[HeaderName] {
-        &self.0.forward_headers
+    /// The route's header policy: which request headers reach the upstream, on the handshake
+    /// and (handed to the HTTP upstream by the facade) on the HTTP request alike. Built from
+    /// the [forwarded](WebSocketConfigBuilder::forward_headers) and
+    /// [static](WebSocketConfigBuilder::static_header) headers and the codec's
+    /// [list headers](Codec::list_headers).
+    pub fn headers(&self) -> &HeaderPolicy {
+        &self.0.headers
     }
 
-    /// Headers set on every handshake.
+    /// The request headers copied to the upstream request (see [`headers`](Self::headers)).
+    pub fn forward_headers(&self) -> &[HeaderName] {
+        self.0.headers.forward_headers()
+    }
+
+    /// Headers set on every upstream request (see [`headers`](Self::headers)).
     pub fn static_headers(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.0.static_headers
+        self.0.headers.static_headers()
     }
 
     /// The request header whose value pins a request to its own pooled connections.
@@ -126,6 +135,25 @@ impl WebSocketConfig {
         inner.tls = Some(tls);
         Self(Arc::new(inner))
     }
+
+    /// The same configuration with this header policy (the other settings are kept). The
+    /// facade uses it to take the eligibility override header out of a route's policy.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use wsfirst_websocket::WebSocketConfig;
+    ///
+    /// let config = WebSocketConfig::builder().forward_header("x-team").build()?;
+    /// let team = HeaderName::from_static("x-team");
+    /// let config = config.clone().with_headers(config.headers().without(&team));
+    /// assert!(!config.forward_headers().contains(&team));
+    /// # Ok::<(), wsfirst_websocket::ConfigError>(())
+    /// ```
+    pub fn with_headers(self, headers: HeaderPolicy) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.headers = headers;
+        Self(Arc::new(inner))
+    }
 }
 
 impl Default for WebSocketConfig {
@@ -148,16 +176,7 @@ impl fmt::Debug for WebSocketConfig {
                 "max_incoming_message_size",
                 &self.0.max_incoming_message_size,
             )
-            .field("forward_headers", &self.0.forward_headers)
-            .field(
-                "static_headers",
-                &self
-                    .0
-                    .static_headers
-                    .iter()
-                    .map(|(name, _)| name)
-                    .collect::<Vec<_>>(),
-            )
+            .field("headers", &self.0.headers)
             .field("affinity_header", &self.0.affinity_header)
             .field("codec", &self.0.codec)
             .field("tls", &self.0.tls)
@@ -267,9 +286,13 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Replaces the list of request headers copied to the handshake (default: the codec's
-    /// [`forward_headers`](Codec::forward_headers)) and forgets the headers added before.
-    /// Headers reserved for the handshake are rejected.
+    /// Replaces the list of request headers forwarded to the upstream, on the handshake and
+    /// over HTTP alike (default: the codec's [`forward_headers`](Codec::forward_headers)), and
+    /// forgets the headers added before. Hop-by-hop and handshake headers are rejected
+    /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)).
+    /// Headers not listed are never forwarded (`cookie` included), except the
+    /// [body headers](wsfirst_core::headers::BODY_HEADERS), which the HTTP request always
+    /// carries; see [`HeaderPolicy`].
     pub fn forward_headers<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
@@ -280,17 +303,18 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Adds one request header to copy to the handshake, after the codec's (or the list given
-    /// to [`forward_headers`](Self::forward_headers)).
+    /// Adds one request header to forward to the upstream (both transports), after the codec's
+    /// (or the list given to [`forward_headers`](Self::forward_headers)).
     pub fn forward_header(mut self, name: impl Into<String>) -> Self {
         self.more_forward_headers.push(name.into());
         self
     }
 
-    /// Sets a header on every handshake, such as `OpenAI-Beta: responses-websocket=v1`. It
-    /// replaces a forwarded request header of the same name, except for the codec's
-    /// [list headers](Codec::list_headers) (the Responses API's `OpenAI-Beta`), whose value is
-    /// added to the request's own items, comma-separated and without duplicates.
+    /// Sets a header on every upstream request, on the handshake and over HTTP alike, such as
+    /// `OpenAI-Beta: responses-websocket=v1`, or the `Authorization` of a gateway that holds
+    /// the API key. It replaces a forwarded request header of the same name, except for the
+    /// codec's [list headers](Codec::list_headers) (the Responses API's `OpenAI-Beta`), whose
+    /// value is added to the request's own items, comma-separated and without duplicates.
     pub fn static_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.static_headers.push((name.into(), value.into()));
         self
@@ -304,7 +328,7 @@ impl WebSocketConfigBuilder {
     }
 
     /// The codec (default [`ResponsesCodec`]). Unless the list is set with
-    /// [`forward_headers`](Self::forward_headers), the headers forwarded to the handshake are
+    /// [`forward_headers`](Self::forward_headers), the headers forwarded to the upstream are
     /// the codec's [`forward_headers`](Codec::forward_headers).
     pub fn codec(mut self, codec: impl Codec) -> Self {
         self.codec = Arc::new(codec);
@@ -342,31 +366,16 @@ impl WebSocketConfigBuilder {
                 return Err(ConfigError::Zero { field });
             }
         }
-        let mut forward_headers: Vec<HeaderName> = Vec::new();
-        let listed = match &self.forward_headers {
-            Some(names) => names
-                .iter()
-                .map(|raw| header_name("forward_headers", raw))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => {
-                let names = self.codec.forward_headers().to_vec();
-                names
-                    .iter()
-                    .try_for_each(|name| forwardable("forward_headers", name))?;
-                names
-            }
+        let mut headers = HeaderPolicy::builder();
+        headers = match &self.forward_headers {
+            Some(names) => names.iter().try_fold(headers, |headers, raw| {
+                Ok::<_, ConfigError>(headers.forward_header(header_name("forward_headers", raw)?))
+            })?,
+            None => headers.forward_headers(self.codec.forward_headers().iter().cloned()),
         };
-        let added = self
-            .more_forward_headers
-            .iter()
-            .map(|raw| header_name("forward_headers", raw));
-        for name in listed.into_iter().map(Ok).chain(added) {
-            let name = name?;
-            if !forward_headers.contains(&name) {
-                forward_headers.push(name);
-            }
+        for raw in &self.more_forward_headers {
+            headers = headers.forward_header(header_name("forward_headers", raw)?);
         }
-        let mut static_headers = Vec::with_capacity(self.static_headers.len());
         for (name, value) in &self.static_headers {
             let name = header_name("static_headers", name)?;
             let value =
@@ -374,8 +383,17 @@ impl WebSocketConfigBuilder {
                     field: "static_headers",
                     name: name.clone(),
                 })?;
-            static_headers.push((name, value));
+            headers = headers.static_header(name, value);
         }
+        for name in self.codec.list_headers() {
+            headers = headers.list_header(name.clone());
+        }
+        let headers = headers
+            .build()
+            .map_err(|error| ConfigError::ReservedHeader {
+                field: error.field(),
+                name: error.name().clone(),
+            })?;
         let affinity_header = match &self.affinity_header {
             Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
                 ConfigError::InvalidHeaderName {
@@ -391,8 +409,7 @@ impl WebSocketConfigBuilder {
             idle_timeout: self.idle_timeout,
             max_message_size: self.max_message_size,
             max_incoming_message_size: self.max_incoming_message_size,
-            forward_headers,
-            static_headers,
+            headers,
             affinity_header,
             codec: self.codec,
             tls: self.tls,
@@ -400,26 +417,12 @@ impl WebSocketConfigBuilder {
     }
 }
 
-/// Parses a header name that may be forwarded to or set on the handshake.
+/// Parses a header name given to `field` (the [`HeaderPolicy`] rejects the reserved ones).
 fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
-    let name =
-        HeaderName::from_bytes(raw.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
-            field,
-            name: raw.to_owned(),
-        })?;
-    forwardable(field, &name)?;
-    Ok(name)
-}
-
-/// Rejects the headers that only the WebSocket client itself may write.
-fn forwardable(field: &'static str, name: &HeaderName) -> Result<(), ConfigError> {
-    if is_reserved_for_websocket(name) {
-        return Err(ConfigError::ReservedHeader {
-            field,
-            name: name.clone(),
-        });
-    }
-    Ok(())
+    HeaderName::from_bytes(raw.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
+        field,
+        name: raw.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -450,6 +453,39 @@ mod tests {
             ]
         );
         assert!(config.affinity_header().is_none());
+        assert_eq!(config.headers().forward_headers(), config.forward_headers());
+        assert_eq!(
+            config.headers().list_headers(),
+            &crate::responses::LIST_HEADERS
+        );
+        assert!(config.headers().static_headers().is_empty());
+    }
+
+    #[test]
+    fn the_header_policy_holds_the_forwarded_and_static_headers() {
+        let config = WebSocketConfig::builder()
+            .codec(crate::RawCodec::new())
+            .forward_header("X-Team")
+            .static_header("Authorization", "Bearer sk-route")
+            .build()
+            .unwrap();
+        let policy = config.headers();
+        assert_eq!(policy.forward_headers(), ["x-team"]);
+        assert!(policy.list_headers().is_empty());
+        let [(name, value)] = policy.static_headers() else {
+            panic!("one static header expected: {policy:?}");
+        };
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("authorization", "Bearer sk-route")
+        );
+        // `with_headers` replaces the policy and keeps the rest.
+        let replaced = config
+            .clone()
+            .with_headers(wsfirst_core::headers::HeaderPolicy::default());
+        assert!(replaced.forward_headers().is_empty());
+        assert!(replaced.static_headers().is_empty());
+        assert_eq!(replaced.handshake_timeout(), config.handshake_timeout());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Uri};
+use http::{HeaderMap, Uri};
 use rustls_pki_types::ServerName;
 use tokio::{
     net::TcpStream,
@@ -13,7 +13,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, client_async_with_config,
     tungstenite::{self, client::IntoClientRequest, error::ProtocolError},
 };
-use wsfirst_core::{FailureKind, Phase, WsFailure};
+use wsfirst_core::{FailureKind, Phase, Transport, WsFailure};
 
 use crate::{WebSocketConfig, tls};
 
@@ -23,42 +23,12 @@ pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How many bytes of an upgrade answer's body are kept.
 const UPGRADE_BODY_LIMIT: usize = 1024;
 
-/// The handshake headers for a request: the allowlisted request headers, then the static ones.
-/// A static header replaces the forwarded one of the same name, except a codec's
-/// [list header](crate::Codec::list_headers), whose items it adds to the forwarded ones.
+/// The handshake headers for a request: those the route's [`HeaderPolicy`] gives for the
+/// WebSocket, the same rules as for the HTTP request (see [`WebSocketConfig::headers`]).
+///
+/// [`HeaderPolicy`]: wsfirst_core::headers::HeaderPolicy
 pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for name in config.forward_headers() {
-        for value in request.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let lists = config.codec().list_headers();
-    for (name, value) in config.static_headers() {
-        let value = if lists.contains(name) {
-            merge_list(headers.get_all(name), value)
-        } else {
-            value.clone()
-        };
-        headers.insert(name.clone(), value);
-    }
-    headers
-}
-
-/// The items of every `values` (comma-separated, trimmed, empty ones dropped), then those of
-/// `added` that are not among them, as one comma-separated value; no item twice.
-fn merge_list(values: http::header::GetAll<'_, HeaderValue>, added: &HeaderValue) -> HeaderValue {
-    let mut items: Vec<&[u8]> = Vec::new();
-    for value in values.iter().chain([added]) {
-        for item in value.as_bytes().split(|byte| *byte == b',') {
-            let item = item.trim_ascii();
-            if !item.is_empty() && !items.contains(&item) {
-                items.push(item);
-            }
-        }
-    }
-    // Items of valid values, joined by ", ": a valid value too.
-    HeaderValue::from_bytes(&items.join(&b", "[..])).unwrap_or_else(|_| added.clone())
+    config.headers().headers_for(request, Transport::WebSocket)
 }
 
 /// The tungstenite configuration: the size limit of incoming messages and frames (outgoing

@@ -71,6 +71,7 @@ fn the_documented_example_parses() {
         Some("x-session-id")
     );
     assert_eq!(route.fallback.replay, Some(ReplayConfig::ConnectOnly));
+    assert_eq!(route.forward_headers, ["x-team"]);
     assert_eq!(route.headers["openai-beta"], "responses-websocket=v1");
 
     let built = route.to_route().unwrap();
@@ -195,5 +196,40 @@ fn the_server_table_maps_onto_the_server_limits() {
     assert_eq!(
         error.to_string(),
         "server.max_header_bytes: invalid server config: max_header_bytes must be at least 8192, got 100"
+    );
+}
+
+/// `forward_headers` and `[routes.headers]` make the one header policy of the route: the
+/// WebSocket layer's, which the route service also hands to the HTTP upstream.
+#[test]
+fn route_headers_make_the_route_s_header_policy() {
+    let config = Config::from_toml_str(&format!(
+        "{ROUTE}forward_headers = [\"X-Team\", \"cookie\"]\n[routes.headers]\nAuthorization = \"Bearer sk-gateway\"\n"
+    ))
+    .unwrap();
+    let layers = config.layers().unwrap();
+    let policy = layers.routes[0].websocket.headers();
+    let forwarded: Vec<&str> = policy
+        .forward_headers()
+        .iter()
+        .map(HeaderName::as_str)
+        .collect();
+    assert_eq!(
+        forwarded,
+        [
+            "authorization",
+            "openai-beta",
+            "openai-organization",
+            "openai-project",
+            "x-team",
+            "cookie"
+        ]
+    );
+    let [(name, value)] = policy.static_headers() else {
+        panic!("one static header expected: {policy:?}");
+    };
+    assert_eq!(
+        (name.as_str(), value.to_str().unwrap()),
+        ("authorization", "Bearer sk-gateway")
     );
 }

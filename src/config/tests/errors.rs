@@ -68,7 +68,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             route_with("colour = \"blue\""),
-            "routes[0].colour: unknown field `colour`, expected one of `path`, `provider`, `api`, `http_url`, `ws_url`, `mode`, `body_limit`, `timeouts`, `breaker`, `pool`, `fallback`, `headers`",
+            "routes[0].colour: unknown field `colour`, expected one of `path`, `provider`, `api`, `http_url`, `ws_url`, `mode`, `body_limit`, `timeouts`, `breaker`, `pool`, `fallback`, `forward_headers`, `headers`",
         ),
         (
             "listen = \"localhost\"".to_owned(),
@@ -213,6 +213,40 @@ fn values_that_break_a_rule_name_their_path() {
         (
             "[eligibility]\nprovider_hosts = { openai = \"api.openai.com:443\" }".to_owned(),
             r#"eligibility.provider_hosts.openai: invalid eligibility table: provider_hosts: invalid host "api.openai.com:443" for provider "openai": expected a host name without scheme, port or path, such as "api.openai.com""#,
+        ),
+    ];
+    assert_errors(&cases);
+}
+
+#[test]
+fn headers_that_are_never_forwarded_name_their_path() {
+    let override_header = "[eligibility]\noverride_header = \"x-wsfirst-transport\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            route_with("forward_headers = [\"x-team\", \"X Team\"]"),
+            r#"routes[0].forward_headers: invalid websocket config: forward_headers: "X Team" is not a header name"#,
+        ),
+        (
+            route_with("forward_headers = [\"Connection\"]"),
+            "routes[0].forward_headers: invalid websocket config: forward_headers: connection is a hop-by-hop or handshake header and is never forwarded",
+        ),
+        (
+            route_with("forward_headers = [\"host\"]"),
+            "routes[0].forward_headers: invalid websocket config: forward_headers: host is a hop-by-hop or handshake header and is never forwarded",
+        ),
+        (
+            format!(
+                "{override_header}{}",
+                route_with("forward_headers = [\"X-WsFirst-Transport\"]")
+            ),
+            "routes[0].forward_headers: x-wsfirst-transport is the eligibility override header, which is never forwarded",
+        ),
+        (
+            format!(
+                "{override_header}{}",
+                second_route("[routes.headers]\nx-wsfirst-transport = \"http\"")
+            ),
+            "routes[1].headers: x-wsfirst-transport is the eligibility override header, which is never forwarded",
         ),
     ];
     assert_errors(&cases);

@@ -24,6 +24,7 @@ http_url = "https://api.openai.com/v1/responses"
 ws_url = "wss://api.openai.com/v1/responses"                 # optional
 mode = "auto"                                                 # auto | websocket | http
 body_limit = "8MiB"                                           # optional
+forward_headers = ["x-team"]                                  # optional
 [routes.timeouts]
 connect = "5s"
 first_event = "30s"
