@@ -1,7 +1,9 @@
 //! The HTTP upstream service: the innermost service of the stack, on hyper-util's pooled client.
 //!
 //! [`HttpUpstream`] sends each request to its [`Route`](wsfirst_core::Route)'s HTTP URL
-//! (`http://` or `https://` via rustls) with the request's end-to-end headers, and returns the
+//! (`http://` or `https://` via rustls) with the headers its route's
+//! [`HeaderPolicy`](wsfirst_core::headers::HeaderPolicy) allows (the same policy as the WebSocket
+//! handshake's, carried as a request extension), and returns the
 //! upstream's response as it is: any status, and a body that streams as it arrives (an SSE
 //! answer frame by frame).
 //!
