@@ -216,7 +216,9 @@ impl Pool {
 fn make_room(state: &mut super::State) -> bool {
     match state.take_oldest_idle() {
         Some(conn) => {
-            tracing::debug!("the pool is full: closing the idle websocket connection returned longest ago");
+            tracing::debug!(
+                "the pool is full: closing the idle websocket connection returned longest ago"
+            );
             close_later(conn);
             true
         }

@@ -85,11 +85,15 @@ use crate::ConfigError;
 /// if there is one, and otherwise waits for a connection to close or come back, at most the
 /// handshake timeout, then fails like a full key (below). Finding the idle connection returned
 /// longest ago looks at the oldest idle connection of each key: at most
-/// `max_idle_connections` of them, under the pool's lock, and only at a cap. A pooled
-/// connection's own memory is its socket and buffers: tungstenite's read buffer (128 KiB) and
-/// write buffer (up to 128 KiB while a message is written), plus TLS buffers (some 34 KiB per
-/// direction) on `wss://`; the pool's books add about 200 bytes per connection and 300 per
-/// key, and the ids of its last [`Pool::REMEMBERED_RESPONSES`] responses.
+/// `max_idle_connections` of them, under the pool's lock, and only at a cap.
+///
+/// Memory: a connection costs about 1.5 KB in the pool's books (the WebSocket's state included)
+/// plus its buffers: tungstenite's read buffer (128 KiB, allocated when it opens), its write
+/// buffer (as large as the largest request written on it) and, on `wss://`, the TLS session's
+/// (tens of KiB); plus the ids of its last [`Pool::REMEMBERED_RESPONSES`] responses (at most
+/// 256 bytes each). A key's books cost about 400 bytes and go with its last connection. With
+/// the defaults, idle connections hold at most about 256 × 130 KiB ≈ 33 MiB, and all
+/// connections about 1024 × 130 KiB ≈ 130 MiB plus what their answers are reading.
 ///
 /// **The write-stall deadline.** A streaming answer holds its connection while the caller reads
 /// the body, and the socket is read only when the caller polls the body (so a slow reader slows
