@@ -443,6 +443,8 @@ impl Pool {
             state.open -= conns.len();
             state.idle -= conns.len();
             state.keys.retain(|_, slot| !slot.is_empty());
+            // Requests waiting for room find the pool closed.
+            self.inner.room.notify_waiters();
             conns
         };
         futures_util::future::join_all(conns.into_iter().map(close_gracefully)).await;

@@ -170,3 +170,20 @@ async fn many_keys_never_hold_more_than_the_totals() {
     // The books of the keys whose connections were closed are gone too.
     assert_eq!(pool.lock().keys.len(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn closing_the_pool_ends_the_wait_for_room() {
+    let pool = pool(1, 256);
+    let connector = Connector::new(2).await;
+    let _held = checkout(&pool, &key("a"), &connector).await;
+    let b = key("b");
+    let (failure, ()) = tokio::join!(
+        pool.checkout(&b, None, false, TIMEOUT, || connector.connect()),
+        async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            pool.close().await;
+        }
+    );
+    let failure = failure.unwrap_err();
+    assert!(failure.to_string().contains("pool is closed"), "{failure}");
+}
