@@ -143,9 +143,9 @@ impl Drop for Inner {
 /// [`BreakerHandle::evict_idle`](crate::BreakerHandle::evict_idle).
 ///
 /// **The cap.** When a new key would make more than `max_keys` keys, a sweep evicts the idle
-/// keys, then the least recently used keys are evicted down to seven eighths of the cap (an
-/// eighth of the cap at a time, at least one key), so that one pass over the keys pays for an
-/// eighth of the cap's new keys. Recent use is what sweeps see, so that requests do no more
+/// keys, then the least recently used keys are evicted down to seven eighths of the cap (at
+/// least one key under it), so that one pass over the keys pays for an eighth of the cap's new
+/// keys. Recent use is what sweeps see, so that requests do no more
 /// work than before: a request on a key sets its "used" mark (one load, and a store the first
 /// time), and a sweep that finds the mark set takes the sweep's time as the key's last use and
 /// clears the mark. Keys last seen at the same sweep go newest first, so that a flood of new
@@ -310,7 +310,9 @@ impl BreakerRegistry {
             // When full, the sweep also records which keys were used, for the eviction below.
             self.sweep_locked(&mut map, now);
         }
-        if full && map.entries.len() >= self.inner.max_keys {
+        if full {
+            // Down to seven eighths of the cap even when the sweep evicted a few idle keys, so
+            // that the next pass over the keys waits for an eighth of the cap's new keys.
             self.evict_least_recent(&mut map, now);
         }
         let born = map.next_born;
@@ -370,6 +372,9 @@ impl BreakerRegistry {
         let max = self.inner.max_keys;
         let target = max - (max / 8).max(1);
         let excess = map.entries.len().saturating_sub(target);
+        if excess == 0 {
+            return 0;
+        }
         // Least recently seen first; among keys seen at the same sweep, the newest first.
         let mut order: Vec<(Instant, Reverse<u64>, BreakerKey)> = map
             .entries
@@ -578,6 +583,28 @@ mod tests {
         registry.slot_for(&BreakerKey::new("last", "wss://k", None));
         assert!(registry.existing(&probing).is_none());
         assert!(slot.is_retired());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_registry_makes_room_for_an_eighth_of_the_cap_at_once() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .max_keys(16)
+            .build();
+        let key = |i: usize| BreakerKey::new(format!("k{i}"), "wss://k", None);
+        registry.slot_for(&key(0));
+        registry.sweep(Instant::now());
+        advance(Duration::from_secs(40)).await;
+        for i in 1..16 {
+            registry.slot_for(&key(i));
+        }
+        assert_eq!(registry.len(), 16);
+        // The sweep of the next new key evicts the one idle key; the cap then makes room down
+        // to 14 all the same, so that the next 2 new keys need no pass over the keys.
+        advance(Duration::from_secs(25)).await;
+        registry.slot_for(&key(16));
+        assert!(registry.existing(&key(0)).is_none(), "idle");
+        assert_eq!(registry.len(), 15);
     }
 
     #[test]
