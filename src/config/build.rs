@@ -55,6 +55,12 @@ impl Config {
         if let Some(idle) = self.breakers.idle_evict {
             registry = registry.idle_timeout(idle);
         }
+        if let Some(max) = self.breakers.max_keys {
+            registry = registry.max_keys(max);
+        }
+        if let Some(per_credential) = self.breakers.gauge_per_credential {
+            registry = registry.state_gauge_per_credential(per_credential);
+        }
         // The first route (by index) to reach each provider + endpoint, with its settings.
         let mut owners: HashMap<(String, String), (usize, BreakerConfig)> = HashMap::new();
         let mut routes = Vec::with_capacity(self.routes.len());
@@ -92,9 +98,12 @@ impl Config {
             }
             routes.push(route_layers);
         }
+        let registry = registry.try_build().map_err(|error| {
+            ConfigError::invalid(format!("breakers.{}", error.field()), error.to_string())
+        })?;
         Ok(Layers {
             table,
-            registry: registry.build(),
+            registry,
             routes,
         })
     }
@@ -103,8 +112,12 @@ impl Config {
 impl RouteConfig {
     fn layers(&self) -> Result<RouteLayers, ConfigError> {
         let pool = &self.pool;
-        let has_pool =
-            pool.idle_timeout.is_some() || pool.max_age.is_some() || pool.max_connections.is_some();
+        let has_pool = pool.idle_timeout.is_some()
+            || pool.max_age.is_some()
+            || pool.max_connections.is_some()
+            || pool.max_total_connections.is_some()
+            || pool.max_idle_connections.is_some()
+            || pool.write_stall_timeout.is_some();
         if has_pool {
             pool.to_builder().build().map_err(|error| {
                 ConfigError::invalid(pool_path(error.field()), error.to_string())
@@ -280,6 +293,15 @@ impl PoolConfig {
         if let Some(wait) = self.conversation_wait {
             builder = builder.conversation_wait(wait);
         }
+        if let Some(max) = self.max_total_connections {
+            builder = builder.max_connections(max as usize);
+        }
+        if let Some(max) = self.max_idle_connections {
+            builder = builder.max_idle_connections(max as usize);
+        }
+        if let Some(timeout) = self.write_stall_timeout {
+            builder = builder.write_stall_timeout(timeout);
+        }
         builder
     }
 }
@@ -305,6 +327,9 @@ fn pool_path(field: &str) -> &'static str {
         "idle_timeout" => "pool.idle_timeout",
         "max_age" => "pool.max_age",
         "conversation_wait" => "pool.conversation_wait",
+        "max_connections" => "pool.max_total_connections",
+        "max_idle_connections" => "pool.max_idle_connections",
+        "write_stall_timeout" => "pool.write_stall_timeout",
         _ => "pool.max_connections",
     }
 }

@@ -72,6 +72,8 @@
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
 //! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401` |
 //! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
+//! | `breakers.max_keys` | integer, > 0 | 10000 | the most breaker keys (one per provider + endpoint + credential); past it the least recently used are evicted, but never a key pinned by hand or with a probe in flight (see [`BreakerRegistry`](crate::breaker::BreakerRegistry), "Memory") |
+//! | `breakers.gauge_per_credential` | bool | `false` | `true`: one `wsfirst_breaker_state` series per key, labelled with its credential fingerprint; `false`: one per provider and endpoint, showing its worst key |
 //! | `routes[].path` | string starting with `/`, unique | required | the path the route is mounted on |
 //! | `routes[].provider` | non-empty string | required | provider id, as in the eligibility pairs |
 //! | `routes[].api` | non-empty string | required | API id, as in the eligibility pairs |
@@ -96,6 +98,9 @@
 //! | `routes[].pool.max_age` | duration, > 0 | layer default | retire a pooled WebSocket older than this (before the upstream's own limit) |
 //! | `routes[].pool.max_connections` | integer, > 0 | layer default | most pooled WebSockets per key |
 //! | `routes[].pool.conversation_wait` | duration | 5s | how long a request continuing a conversation (`previous_response_id`) waits for the busy connection that produced the response; `0s`: never waits |
+//! | `routes[].pool.max_total_connections` | integer, > 0 | layer default (1024) | most WebSockets of the route's pool in total, across keys (routes with equal `[routes.pool]` tables share a pool, routes without one the default pool); at it, a new connection closes the idle one returned longest ago, or waits (at most `timeouts.connect`) and is replayed over HTTP |
+//! | `routes[].pool.max_idle_connections` | integer, > 0 | layer default (256) | most idle WebSockets of the route's pool in total; past it, the one returned longest ago is closed |
+//! | `routes[].pool.write_stall_timeout` | duration, > 0 | layer default (60s) | a streaming answer's WebSocket is closed when its client reads nothing for this long |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are replayed over HTTP; never after the first event |
 //! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`); see [`HeaderPolicy`](crate::core::headers::HeaderPolicy) |

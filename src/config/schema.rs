@@ -72,6 +72,10 @@ pub struct BreakersConfig {
     /// Forget a key not used for this long (the registry's default when left out).
     #[serde(deserialize_with = "de_duration")]
     pub idle_evict: Option<Duration>,
+    /// The most keys the registry holds (> 0); the least recently used go first.
+    pub max_keys: Option<usize>,
+    /// One `wsfirst_breaker_state` series per credential instead of per provider and endpoint.
+    pub gauge_per_credential: Option<bool>,
 }
 
 /// The `[eligibility]` table: which (provider, API) pairs may try the WebSocket.
@@ -231,6 +235,13 @@ pub struct PoolConfig {
     pub max_age: Option<Duration>,
     /// The most pooled connections per key (> 0).
     pub max_connections: Option<u32>,
+    /// The most connections of the route's pool in total, across keys (> 0).
+    pub max_total_connections: Option<u32>,
+    /// The most idle connections of the route's pool in total, across keys (> 0).
+    pub max_idle_connections: Option<u32>,
+    /// Close a streaming answer's connection when its reader stops reading for this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub write_stall_timeout: Option<Duration>,
     /// How long a request that continues a conversation waits for its busy connection.
     #[serde(deserialize_with = "de_duration")]
     pub conversation_wait: Option<Duration>,

@@ -1,5 +1,5 @@
-//! The shared set of breakers, one per key, with the settings of each key and the eviction of
-//! idle keys.
+//! The shared set of breakers, one per key, with the settings of each key, the eviction of
+//! idle keys and the cap on their number.
 //!
 //! # Example
 //!
@@ -36,6 +36,7 @@
 //! ```
 
 use std::{
+    cmp::Reverse,
     collections::HashMap,
     fmt,
     sync::{Arc, PoisonError, RwLock},
@@ -46,19 +47,24 @@ use tokio::time::Instant;
 use wsfirst_core::BreakerKey;
 
 use crate::{
-    BreakerConfig, BreakerState, Transition,
-    slot::Slot,
+    BreakerConfig, ConfigError, Transition,
+    slot::{Eviction, Slot},
     transition::{Callback, Events},
 };
 
 struct Entry {
     slot: Arc<Slot>,
+    /// The last sweep that found the key used since the one before (or its creation).
     last_seen: Instant,
+    /// The key's rank in creation order, to break ties between keys last seen at one sweep.
+    born: u64,
 }
 
 struct Map {
     entries: HashMap<BreakerKey, Entry>,
     last_sweep: Instant,
+    /// The `born` of the next key.
+    next_born: u64,
 }
 
 /// What the slots of a registry point back to (weakly): the map they are in.
@@ -68,6 +74,7 @@ pub(crate) struct Inner {
     /// The instant slots count their deadlines from.
     epoch: Instant,
     idle_timeout: Duration,
+    max_keys: usize,
     events: Arc<Events>,
     /// The settings of every key without an override.
     config: BreakerConfig,
@@ -99,8 +106,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Requests still in flight may hold slots: nothing more is reported for them.
         let map = self.map.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for (_, entry) in map.entries.drain() {
-            entry.slot.retire();
+        for (key, entry) in map.entries.drain() {
+            let state = entry.slot.retire();
+            self.events.removed(&key, state);
         }
     }
 }
@@ -119,19 +127,40 @@ impl Drop for Inner {
 ///
 /// # Memory
 ///
-/// A key costs about 550 bytes (its 384-byte state behind an `Arc`, its map entry and the shared
+/// A key costs about 560 bytes (its 384-byte state behind an `Arc`, its map entry and the shared
 /// key), plus one bit per sliding-window attempt rounded up to 8 bytes (8 bytes for the default
-/// window of 20), plus the key's text and the last failure's message. Keys idle for the idle
-/// timeout (default 1 hour) are evicted when they are closed, their pin (automatic or by hand
-/// for a period) has expired, or they are half-open with no probe in flight; keys whose pin is
-/// still running (including pins by hand until unpinned) and keys with a probe in flight are
-/// kept. A key whose only outcome is a refused credential (an upgrade answered 401 or 403 that
-/// the classifier ignores) is removed at once (see the [crate docs](crate)). A sweep runs when a
-/// new key is added and the last sweep is at least half the idle
-/// timeout old, or on [`BreakerHandle::evict_idle`](crate::BreakerHandle::evict_idle). Eviction
-/// drops the registry's reference to the key's state, which is freed as soon as the last request in flight for that key ends (outcomes of those
-/// requests are ignored) and the services that remembered the key as their last one have moved
-/// on to another; dropping the last clone of the registry frees every key the same way.
+/// window of 20), plus the key's text and the last failure's message. The registry holds at
+/// most [`max_keys`](BreakerRegistryBuilder::max_keys) keys (default
+/// [`DEFAULT_MAX_KEYS`](Self::DEFAULT_MAX_KEYS), 10,000: about 6 MB), whatever clients send.
+///
+/// **Idle keys.** Keys idle for the idle timeout (default 1 hour) are evicted when they are
+/// closed, their pin (automatic or by hand for a period) has expired, or they are half-open
+/// with no probe in flight; keys whose pin is still running (including pins by hand until
+/// unpinned) and keys with a probe in flight are kept. A key whose only outcome is a refused
+/// credential (an upgrade answered 401 or 403 that the classifier ignores) is removed at once
+/// (see the [crate docs](crate)). A sweep runs when a new key is added and the last sweep is at
+/// least half the idle timeout old, or on
+/// [`BreakerHandle::evict_idle`](crate::BreakerHandle::evict_idle).
+///
+/// **The cap.** When a new key would make more than `max_keys` keys, a sweep evicts the idle
+/// keys, then the least recently used keys are evicted down to seven eighths of the cap (at
+/// least one key under it), so that one pass over the keys pays for an eighth of the cap's new
+/// keys. Recent use is what sweeps see, so that requests do no more
+/// work than before: a request on a key sets its "used" mark (one load, and a store the first
+/// time), and a sweep that finds the mark set takes the sweep's time as the key's last use and
+/// clears the mark. Keys last seen at the same sweep go newest first, so that a flood of new
+/// credentials evicts its own keys before the keys in regular use. The cap evicts keys that
+/// idle eviction keeps only for their age: a key pinned after failures is evicted with its pin
+/// (its next request finds a fresh closed key and tries the WebSocket again), but a key pinned
+/// by hand whose pin is running and a half-open key with a probe in flight are kept. When every
+/// key is one of those, the new key is added all the same: the registry then holds more than
+/// `max_keys` keys, by at most the keys pinned by hand plus the probes in flight (each one a
+/// request in flight), and the next new key evicts down again as soon as they can go.
+///
+/// Eviction drops the registry's reference to the key's state, which is freed as soon as the
+/// last request in flight for that key ends (outcomes of those requests are ignored) and the
+/// services that remembered the key as their last one have moved on to another; dropping the
+/// last clone of the registry frees every key the same way.
 #[derive(Clone)]
 pub struct BreakerRegistry {
     inner: Arc<Inner>,
@@ -143,6 +172,7 @@ impl fmt::Debug for BreakerRegistry {
         f.debug_struct("BreakerRegistry")
             .field("epoch", &self.inner.epoch)
             .field("idle_timeout", &self.inner.idle_timeout)
+            .field("max_keys", &self.inner.max_keys)
             .field("events", &self.inner.events)
             .field("config", &self.inner.config)
             .field("overrides", &self.inner.overrides)
@@ -158,8 +188,13 @@ impl Default for BreakerRegistry {
 }
 
 impl BreakerRegistry {
+    /// The default cap on the number of keys ([`BreakerRegistryBuilder::max_keys`]).
+    pub const DEFAULT_MAX_KEYS: usize = 10_000;
+
     /// An empty registry with the default settings for every key
-    /// ([`BreakerConfig::default`]), the default idle timeout (1 hour) and no callback.
+    /// ([`BreakerConfig::default`]), the default idle timeout (1 hour), the default cap on keys
+    /// ([`DEFAULT_MAX_KEYS`](Self::DEFAULT_MAX_KEYS)), one state gauge series per provider and
+    /// endpoint, and no callback.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -168,6 +203,8 @@ impl BreakerRegistry {
     pub fn builder() -> BreakerRegistryBuilder {
         BreakerRegistryBuilder {
             idle_timeout: Duration::from_secs(3600),
+            max_keys: Self::DEFAULT_MAX_KEYS,
+            per_credential: false,
             on_transition: None,
             config: BreakerConfig::default(),
             overrides: HashMap::new(),
@@ -177,6 +214,11 @@ impl BreakerRegistry {
     /// How long a key may stay unused before it is evicted.
     pub fn idle_timeout(&self) -> Duration {
         self.inner.idle_timeout
+    }
+
+    /// The cap on the number of keys (see "Memory" above).
+    pub fn max_keys(&self) -> usize {
+        self.inner.max_keys
     }
 
     /// The settings of keys without an override
@@ -263,9 +305,18 @@ impl BreakerRegistry {
             return entry.slot.clone();
         }
         let half = self.inner.idle_timeout / 2;
-        if now.saturating_duration_since(map.last_sweep) >= half {
+        let full = map.entries.len() >= self.inner.max_keys;
+        if full || now.saturating_duration_since(map.last_sweep) >= half {
+            // When full, the sweep also records which keys were used, for the eviction below.
             self.sweep_locked(&mut map, now);
         }
+        if full {
+            // Down to seven eighths of the cap even when the sweep evicted a few idle keys, so
+            // that the next pass over the keys waits for an eighth of the cap's new keys.
+            self.evict_least_recent(&mut map, now);
+        }
+        let born = map.next_born;
+        map.next_born += 1;
         let config = self.config_for(key);
         let slot = Slot::new(
             key.clone(),
@@ -280,6 +331,7 @@ impl BreakerRegistry {
             Entry {
                 slot: slot.clone(),
                 last_seen: now,
+                born,
             },
         );
         slot
@@ -302,24 +354,59 @@ impl BreakerRegistry {
             if now.saturating_duration_since(entry.last_seen) < idle {
                 return true;
             }
-            let Some(state) = entry.slot.retire_if_evictable(now) else {
+            let Some(state) = entry.slot.retire_if(Eviction::Idle, now) else {
                 return true;
             };
             tracing::debug!(key = %key, "idle breaker key evicted");
-            if state != BreakerState::Closed {
-                // The key starts closed if it comes back; its gauge must not say open forever.
-                metrics::gauge!("wsfirst_breaker_state", "key" => key.to_string())
-                    .set(BreakerState::Closed.gauge_value());
-            }
+            // The key starts closed if it comes back; the gauge must not say open forever.
+            self.inner.events.removed(key, state);
             false
         });
         before - map.entries.len()
+    }
+
+    /// Evicts the least recently used keys that the cap may evict, down to seven eighths of
+    /// the cap (see "Memory" above); the caller has just swept, so `last_seen` is up to date.
+    /// Returns how many were evicted.
+    fn evict_least_recent(&self, map: &mut Map, now: Instant) -> usize {
+        let max = self.inner.max_keys;
+        let target = max - (max / 8).max(1);
+        let excess = map.entries.len().saturating_sub(target);
+        if excess == 0 {
+            return 0;
+        }
+        // Least recently seen first; among keys seen at the same sweep, the newest first.
+        let mut order: Vec<(Instant, Reverse<u64>, BreakerKey)> = map
+            .entries
+            .iter()
+            .map(|(key, entry)| (entry.last_seen, Reverse(entry.born), key.clone()))
+            .collect();
+        order.sort_unstable_by_key(|&(last_seen, born, _)| (last_seen, born));
+        let mut evicted = 0;
+        for (.., key) in order {
+            if evicted == excess {
+                break;
+            }
+            let Some(entry) = map.entries.get(&key) else {
+                continue;
+            };
+            let Some(state) = entry.slot.retire_if(Eviction::Room, now) else {
+                continue;
+            };
+            map.entries.remove(&key);
+            tracing::debug!(key = %key, "least recently used breaker key evicted: too many keys");
+            self.inner.events.removed(&key, state);
+            evicted += 1;
+        }
+        evicted
     }
 }
 
 /// Builds a [`BreakerRegistry`]; see [`BreakerRegistry::builder`].
 pub struct BreakerRegistryBuilder {
     idle_timeout: Duration,
+    max_keys: usize,
+    per_credential: bool,
     on_transition: Option<Callback>,
     config: BreakerConfig,
     overrides: HashMap<BreakerKey, BreakerConfig>,
@@ -329,6 +416,8 @@ impl fmt::Debug for BreakerRegistryBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerRegistryBuilder")
             .field("idle_timeout", &self.idle_timeout)
+            .field("max_keys", &self.max_keys)
+            .field("state_gauge_per_credential", &self.per_credential)
             .field(
                 "on_transition",
                 &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
@@ -364,27 +453,175 @@ impl BreakerRegistryBuilder {
         self
     }
 
+    /// The most keys the registry holds (default
+    /// [`BreakerRegistry::DEFAULT_MAX_KEYS`], 10,000; must not be zero): a new key past it
+    /// evicts the least recently used ones. See [`BreakerRegistry`], "Memory".
+    ///
+    /// ```
+    /// use wsfirst_breaker::BreakerRegistry;
+    ///
+    /// let registry = BreakerRegistry::builder().max_keys(1_000).try_build()?;
+    /// assert_eq!(registry.max_keys(), 1_000);
+    /// let error = BreakerRegistry::builder().max_keys(0).try_build().unwrap_err();
+    /// assert_eq!(error.to_string(), "invalid breaker config: max_keys must not be zero");
+    /// # Ok::<(), wsfirst_breaker::ConfigError>(())
+    /// ```
+    pub fn max_keys(mut self, max: usize) -> Self {
+        self.max_keys = max;
+        self
+    }
+
+    /// Gives the `wsfirst_breaker_state` gauge one series per key, labelled with the key's
+    /// credential fingerprint (`credential`) besides `provider` and `endpoint` (default
+    /// `false`: one series per provider and endpoint, showing the state of its worst key).
+    ///
+    /// A series is never deleted (the `metrics` facade cannot), so with per-credential keys
+    /// every credential whose key ever changed state adds one for the life of the process: turn
+    /// this on only where the credentials are few and known (a gateway that holds the keys).
+    pub fn state_gauge_per_credential(mut self, per_credential: bool) -> Self {
+        self.per_credential = per_credential;
+        self
+    }
+
     /// Calls `callback` on every state change, after logging and metrics, outside the key's lock.
     pub fn on_transition(mut self, callback: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
         self.on_transition = Some(Arc::new(callback));
         self
     }
 
-    /// Builds the registry.
-    pub fn build(self) -> BreakerRegistry {
+    /// Checks the values and builds the registry; the error names the field
+    /// ([`max_keys`](Self::max_keys) of zero).
+    pub fn try_build(self) -> Result<BreakerRegistry, ConfigError> {
+        if self.max_keys == 0 {
+            return Err(ConfigError::Zero { field: "max_keys" });
+        }
         let epoch = Instant::now();
-        BreakerRegistry {
+        Ok(BreakerRegistry {
             inner: Arc::new(Inner {
                 epoch,
                 idle_timeout: self.idle_timeout,
-                events: Arc::new(Events::new(self.on_transition)),
+                max_keys: self.max_keys,
+                events: Arc::new(Events::new(self.on_transition, self.per_credential)),
                 config: self.config,
                 overrides: self.overrides,
                 map: RwLock::new(Map {
                     entries: HashMap::new(),
                     last_sweep: epoch,
+                    next_born: 0,
                 }),
             }),
+        })
+    }
+
+    /// Builds the registry.
+    ///
+    /// # Panics
+    ///
+    /// If a value is invalid ([`max_keys`](Self::max_keys) of zero); [`try_build`](Self::try_build)
+    /// returns the error instead.
+    pub fn build(self) -> BreakerRegistry {
+        self.try_build().unwrap_or_else(|error| panic!("{error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::advance;
+    use wsfirst_core::{FailureKind, Phase, WsFailure};
+
+    use super::*;
+    use crate::{BreakerState, slot::Admission};
+
+    fn server_error() -> WsFailure {
+        WsFailure::new(
+            Phase::Handshake,
+            FailureKind::UpgradeStatus {
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                body: Default::default(),
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_with_a_probe_in_flight_is_kept_when_full() {
+        let config = BreakerConfig::builder()
+            .consecutive_failures(1)
+            .jitter(0.0)
+            .build()
+            .unwrap();
+        let registry = BreakerRegistry::builder()
+            .config(config)
+            .max_keys(2)
+            .build();
+        let probing = BreakerKey::new("p", "wss://p", None);
+        let slot = registry.slot_for(&probing);
+        let Admission::Closed { generation } = slot.admit(false) else {
+            panic!("expected a closed key");
+        };
+        slot.closed_failure(generation, &server_error(), Instant::now());
+        advance(Duration::from_secs(30)).await;
+        let Admission::Probe { generation } = slot.admit(false) else {
+            panic!("expected a probe");
+        };
+        // The probing key is the least recently used one from now on.
+        registry.sweep(Instant::now());
+        advance(Duration::from_secs(1)).await;
+        for i in 0..10 {
+            registry.slot_for(&BreakerKey::new(format!("k{i}"), "wss://k", None));
+            assert!(registry.len() <= 2);
         }
+        let kept = registry
+            .existing(&probing)
+            .expect("the probing key is kept");
+        assert!(Arc::ptr_eq(&kept, &slot));
+        assert_eq!(
+            registry.handle().get(&probing).unwrap().state,
+            BreakerState::HalfOpen
+        );
+        // Once the probe gives its slot back, the key is the first to go.
+        slot.release_probe(generation);
+        registry.slot_for(&BreakerKey::new("last", "wss://k", None));
+        assert!(registry.existing(&probing).is_none());
+        assert!(slot.is_retired());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_registry_makes_room_for_an_eighth_of_the_cap_at_once() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .max_keys(16)
+            .build();
+        let key = |i: usize| BreakerKey::new(format!("k{i}"), "wss://k", None);
+        registry.slot_for(&key(0));
+        registry.sweep(Instant::now());
+        advance(Duration::from_secs(40)).await;
+        for i in 1..16 {
+            registry.slot_for(&key(i));
+        }
+        assert_eq!(registry.len(), 16);
+        // The sweep of the next new key evicts the one idle key; the cap then makes room down
+        // to 14 all the same, so that the next 2 new keys need no pass over the keys.
+        advance(Duration::from_secs(25)).await;
+        registry.slot_for(&key(16));
+        assert!(registry.existing(&key(0)).is_none(), "idle");
+        assert_eq!(registry.len(), 15);
+    }
+
+    #[test]
+    fn a_cap_of_zero_is_refused() {
+        let error = BreakerRegistry::builder()
+            .max_keys(0)
+            .try_build()
+            .unwrap_err();
+        assert_eq!(error.field(), "max_keys");
+        let registry = BreakerRegistry::new();
+        assert_eq!(registry.max_keys(), BreakerRegistry::DEFAULT_MAX_KEYS);
+        assert!(format!("{registry:?}").contains("max_keys: 10000"));
+    }
+
+    #[test]
+    #[should_panic(expected = "max_keys must not be zero")]
+    fn build_panics_on_a_cap_of_zero() {
+        let _ = BreakerRegistry::builder().max_keys(0).build();
     }
 }

@@ -1,6 +1,21 @@
-//! Transition events: what a key's change of state logs, counts and reports.
+//! Transition events: what a key's change of state logs, counts and reports, and the
+//! `wsfirst_breaker_state` gauge.
+//!
+//! By default the gauge has one series per provider and WebSocket endpoint (labels `provider`,
+//! `endpoint`), whatever the number of credentials: its value is the state of the worst key of
+//! that provider and endpoint (1 when any key is open, else 2 when any is half-open, else 0), so
+//! that distinct credentials add no series. The registry keeps, per provider and endpoint, how
+//! many of its keys are open and how many half-open, updated on each transition and eviction.
+//! With [`state_gauge_per_credential`](crate::BreakerRegistryBuilder::state_gauge_per_credential)
+//! each key has a series of its own (an extra `credential` label holding the key's fingerprint,
+//! left out for keys without one), set to the key's state and back to 0 when it is evicted.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use tokio::time::Instant;
 use wsfirst_core::{BreakerKey, WsFailure};
@@ -36,10 +51,50 @@ pub(crate) type Callback = Arc<dyn Fn(&Transition) + Send + Sync>;
 /// were logged from before they had a file of their own).
 const TARGET: &str = "wsfirst_breaker::registry";
 
+/// The name of the state gauge.
+const STATE_GAUGE: &str = "wsfirst_breaker_state";
+
 /// Where a registry's transitions go: logs, metrics and the callback. Each slot holds the
 /// registry's one.
 pub(crate) struct Events {
     on_transition: Option<Callback>,
+    /// One gauge series per key (with the credential fingerprint) instead of one per provider
+    /// and endpoint.
+    per_credential: bool,
+    /// Per provider and endpoint (a key without credential), how many keys are open and
+    /// half-open. Bounded by the routes' endpoints (and keys pinned by hand), not by clients;
+    /// an entry is removed when both counts are back to zero.
+    states: Mutex<HashMap<BreakerKey, Counts>>,
+}
+
+/// How many keys of one provider and endpoint are in each state that is not closed. Signed:
+/// transitions are reported outside the key's lock, so a key's two transitions may arrive in
+/// either order, and only their sum is right.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    open: i64,
+    half_open: i64,
+}
+
+impl Counts {
+    fn add(&mut self, state: BreakerState, delta: i64) {
+        match state {
+            BreakerState::Closed => {}
+            BreakerState::Open => self.open += delta,
+            BreakerState::HalfOpen => self.half_open += delta,
+        }
+    }
+
+    /// The state of the worst key: open before half-open before closed.
+    fn worst(self) -> BreakerState {
+        if self.open > 0 {
+            BreakerState::Open
+        } else if self.half_open > 0 {
+            BreakerState::HalfOpen
+        } else {
+            BreakerState::Closed
+        }
+    }
 }
 
 impl fmt::Debug for Events {
@@ -49,13 +104,62 @@ impl fmt::Debug for Events {
                 "on_transition",
                 &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
             )
-            .finish()
+            .field("per_credential", &self.per_credential)
+            .finish_non_exhaustive()
     }
 }
 
 impl Events {
-    pub(crate) fn new(on_transition: Option<Callback>) -> Self {
-        Events { on_transition }
+    pub(crate) fn new(on_transition: Option<Callback>, per_credential: bool) -> Self {
+        Events {
+            on_transition,
+            per_credential,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Moves the state gauge for a key that went from `from` to `to` (`None`: the key left the
+    /// registry).
+    fn move_gauge(&self, key: &BreakerKey, from: BreakerState, to: Option<BreakerState>) {
+        if self.per_credential {
+            let mut labels = vec![
+                ("provider", key.provider().to_owned()),
+                ("endpoint", key.endpoint().to_owned()),
+            ];
+            if let Some(credential) = key.credential() {
+                labels.push(("credential", credential.to_string()));
+            }
+            // An evicted key starts closed if it comes back: it must not be shown open forever.
+            let state = to.unwrap_or(BreakerState::Closed);
+            metrics::gauge!(STATE_GAUGE, &labels).set(state.gauge_value());
+            return;
+        }
+        let scope = key.with_credential(None);
+        // The gauge is set under the lock, so that the last value set is the last count's.
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let counts = states.entry(scope.clone()).or_default();
+        counts.add(from, -1);
+        if let Some(to) = to {
+            counts.add(to, 1);
+        }
+        let worst = counts.worst();
+        if *counts == Counts::default() {
+            states.remove(&scope);
+        }
+        metrics::gauge!(
+            STATE_GAUGE,
+            "provider" => scope.provider().to_owned(),
+            "endpoint" => scope.endpoint().to_owned()
+        )
+        .set(worst.gauge_value());
+    }
+
+    /// A key in `state` left the registry (evicted, or the registry dropped): it no longer
+    /// counts in its provider and endpoint's gauge.
+    pub(crate) fn removed(&self, key: &BreakerKey, state: BreakerState) {
+        if state != BreakerState::Closed {
+            self.move_gauge(key, state, None);
+        }
     }
 
     /// Logs, counts and reports a transition (see "Observability" in the crate docs).
@@ -105,8 +209,7 @@ impl Events {
                 );
             }
         }
-        metrics::gauge!("wsfirst_breaker_state", "key" => t.key.to_string())
-            .set(t.to.gauge_value());
+        self.move_gauge(&t.key, t.from, Some(t.to));
         metrics::counter!(
             "wsfirst_breaker_transitions_total",
             "from" => t.from.as_str(),
@@ -156,6 +259,53 @@ impl fmt::Display for Cause<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn transition(key: &BreakerKey, from: BreakerState, to: BreakerState) -> Transition {
+        Transition {
+            key: key.clone(),
+            from,
+            to,
+            cause: None,
+            until: None,
+            manual: false,
+        }
+    }
+
+    /// The value of the one state gauge series (a snapshot reads gauges once).
+    fn gauge(snapshotter: &metrics_util::debugging::Snapshotter) -> Vec<String> {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == STATE_GAUGE)
+            .map(|(.., value)| format!("{value:?}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_endpoint_gauge_is_right_whatever_order_transitions_arrive_in() {
+        use BreakerState::*;
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let events = Events::new(None, false);
+        let scope = BreakerKey::new("openai", "wss://api.example/v1", None);
+        let alice = scope.with_credential(Some(wsfirst_core::Fingerprint::of("alice")));
+        let bob = scope.with_credential(Some(wsfirst_core::Fingerprint::of("bob")));
+        events.emit(&transition(&alice, Closed, Open));
+        // Bob's two transitions arrive in the wrong order: the counts only add up after both.
+        events.emit(&transition(&bob, Open, HalfOpen));
+        events.emit(&transition(&bob, Closed, Open));
+        assert_eq!(gauge(&snapshotter), ["Gauge(1.0)"]);
+        events.emit(&transition(&alice, Open, Closed));
+        assert_eq!(gauge(&snapshotter), ["Gauge(2.0)"], "bob is half-open");
+        events.removed(&bob, HalfOpen);
+        assert_eq!(gauge(&snapshotter), ["Gauge(0.0)"]);
+        assert!(events.states.lock().unwrap().is_empty(), "no counts left");
+        // Closed keys leaving the registry move nothing.
+        events.removed(&alice, Closed);
+        assert!(events.states.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn pin_durations_are_rounded_for_logs() {

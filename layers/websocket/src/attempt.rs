@@ -320,7 +320,8 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
             attempt = job.started.elapsed();
         }
         exchange.record_event();
-        deadline = Instant::now() + job.idle_timeout;
+        let now = Instant::now();
+        deadline = now + job.idle_timeout;
         if job.streaming || end {
             let conn = if end {
                 if !job.codec.ends_on_close() {
@@ -331,7 +332,7 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                 Some(conn)
             };
             let body = if job.streaming {
-                WsBody::Stream(Box::new(Streaming {
+                WsBody::stream(Streaming {
                     conn,
                     codec: job.codec.clone(),
                     exchange,
@@ -339,7 +340,11 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                     done: end,
                     idle_timeout: job.idle_timeout,
                     idle: Box::pin(tokio::time::sleep_until(deadline)),
-                }))
+                    // The first frame waits for the caller from now: the write-stall deadline
+                    // runs until it polls.
+                    handed_out: Some(now),
+                    stalled: None,
+                })
             } else {
                 WsBody::Full(Some(concat(gathered).unwrap_or_default()))
             };

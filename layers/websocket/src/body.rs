@@ -33,7 +33,10 @@ use wsfirst_core::{BoxError, FailureKind, Phase, WsFailure};
 use crate::{
     Codec, Decoded, Exchange,
     metrics::{record_failure, record_stream_error},
-    pool::pooled::Pooled,
+    pool::{
+        pooled::Pooled,
+        stall::{Watchable, Watched},
+    },
     read::read,
 };
 
@@ -47,6 +50,12 @@ pin_project! {
     /// itself (a [`Decoded::Error`] with a frame, such as the Responses API's `error` event)
     /// is forwarded in the answer's format and the body then ends cleanly, as the HTTP
     /// endpoint's stream does.
+    ///
+    /// A streaming answer that is not polled for the pool's
+    /// [`write_stall_timeout`](crate::PoolBuilder::write_stall_timeout) after handing out a
+    /// frame loses its connection (closed, never pooled again) and ends with a
+    /// [`FailureKind::Local`] failure in [`Phase::MidStream`]: see [`Pool`](crate::Pool), "The
+    /// write-stall deadline".
     pub struct Body<B> {
         #[pin]
         kind: Kind<B>,
@@ -134,10 +143,11 @@ where
     }
 }
 
-/// A WebSocket answer: complete (non-streaming) or read from the socket as the caller polls.
+/// A WebSocket answer: complete (non-streaming) or read from the socket as the caller polls,
+/// watched for a caller that stops reading.
 pub(crate) enum WsBody {
     Full(Option<Bytes>),
-    Stream(Box<Streaming>),
+    Stream(Watched<Streaming>),
 }
 
 impl fmt::Debug for WsBody {
@@ -147,18 +157,22 @@ impl fmt::Debug for WsBody {
                 .debug_struct("Full")
                 .field("len", &bytes.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            WsBody::Stream(streaming) => f
-                .debug_struct("Stream")
-                .field("events", &streaming.exchange.events())
-                .field("done", &streaming.done)
-                .finish(),
+            WsBody::Stream(watched) => {
+                let streaming = watched.lock();
+                f.debug_struct("Stream")
+                    .field("events", &streaming.exchange.events())
+                    .field("done", &streaming.done)
+                    .field("stalled", &streaming.stalled.is_some())
+                    .finish()
+            }
         }
     }
 }
 
 /// The rest of a streaming answer after its first event. The socket is read only when the
 /// caller polls the body, so a slow reader slows the upstream down (TCP backpressure) instead of
-/// the answer piling up in memory.
+/// the answer piling up in memory; a reader that stops altogether loses the connection after
+/// the write-stall timeout (see [`Watched`]).
 pub(crate) struct Streaming {
     pub(crate) conn: Option<Pooled>,
     pub(crate) codec: Arc<dyn Codec>,
@@ -168,6 +182,34 @@ pub(crate) struct Streaming {
     pub(crate) done: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) idle: Pin<Box<Sleep>>,
+    /// When the body handed out its last frame, if it was not polled since (from its creation,
+    /// with the first event's frame waiting). `None` while the caller waits on the body.
+    pub(crate) handed_out: Option<Instant>,
+    /// The failure the watchdog ended the answer with, for the next poll.
+    pub(crate) stalled: Option<WsFailure>,
+}
+
+impl Watchable for Streaming {
+    fn handed_out(&self) -> Option<Instant> {
+        self.handed_out
+    }
+
+    fn holds_connection(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    fn stall(&mut self, after: Duration) -> Option<Pooled> {
+        let failure = WsFailure::new(
+            Phase::MidStream,
+            FailureKind::Local(format!(
+                "the caller read nothing of the answer for {after:?}: its websocket connection was closed"
+            )),
+        );
+        record_failure(&failure);
+        self.stalled = Some(failure);
+        self.handed_out = None;
+        self.conn.take()
+    }
 }
 
 impl Streaming {
@@ -190,11 +232,18 @@ impl Streaming {
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(frame) = self.pending.take() {
+            self.handed_out = Some(Instant::now());
             return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        if let Some(failure) = self.stalled.take() {
+            self.done = true;
+            return Poll::Ready(Some(Err(Box::new(failure))));
         }
         if self.done {
             return Poll::Ready(None);
         }
+        // The caller is reading: until a frame is handed out, the stall deadline does not run.
+        self.handed_out = None;
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
@@ -214,8 +263,10 @@ impl Streaming {
                 Ok(Decoded::Ignore) => continue,
                 Ok(Decoded::Event { frame }) => {
                     self.exchange.record_event();
-                    self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+                    let now = Instant::now();
+                    self.idle.as_mut().reset(now + self.idle_timeout);
                     if let Some(frame) = frame {
+                        self.handed_out = Some(now);
                         return Poll::Ready(Some(Ok(Frame::data(frame))));
                     }
                 }
@@ -278,17 +329,40 @@ impl Streaming {
 }
 
 impl WsBody {
+    /// A streaming answer, watched for a caller that stops reading (the pool's write-stall
+    /// timeout) while it holds its connection.
+    pub(crate) fn stream(streaming: Streaming) -> Self {
+        let stall = streaming
+            .conn
+            .as_ref()
+            .map_or(Duration::MAX, Pooled::write_stall_timeout);
+        WsBody::Stream(Watched::new(streaming, stall))
+    }
+
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self {
             WsBody::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
-            WsBody::Stream(streaming) => streaming.poll_frame(cx),
+            WsBody::Stream(watched) => {
+                let (poll, ended) = {
+                    let mut streaming = watched.lock();
+                    let poll = streaming.poll_frame(cx);
+                    (poll, streaming.conn.is_none())
+                };
+                if ended {
+                    watched.stop();
+                }
+                poll
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             WsBody::Full(bytes) => bytes.is_none(),
-            WsBody::Stream(streaming) => streaming.done && streaming.pending.is_none(),
+            WsBody::Stream(watched) => {
+                let streaming = watched.lock();
+                streaming.done && streaming.pending.is_none() && streaming.stalled.is_none()
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! Tests of the configuration file, by topic; the fixtures they share.
 
+mod bounds;
 mod documents;
 mod errors;
 
@@ -16,6 +17,8 @@ override_header = "x-wsfirst-transport"                       # optional
 max_message_size = "16MiB"                                    # optional
 [breakers]
 idle_evict = "10m"                                            # optional
+max_keys = 10000                                              # optional
+gauge_per_credential = false                                  # optional
 [[routes]]
 path = "/v1/responses"
 provider = "openai"
@@ -44,6 +47,9 @@ enabled = true
 idle_timeout = "60s"
 max_age = "55m"
 max_connections = 8
+max_total_connections = 512
+max_idle_connections = 128
+write_stall_timeout = "60s"
 affinity_header = "x-session-id"
 [routes.fallback]
 replay = "connect_only"

@@ -58,7 +58,7 @@ impl Machine {
     /// Whether the key is pinned by hand now: open by hand, and the pin's period (if it has one)
     /// not over. An ended pin by hand is no longer one even before a request moves the key to
     /// half-open.
-    fn pinned_by_hand(&self, now: Instant) -> bool {
+    pub(super) fn pinned_by_hand(&self, now: Instant) -> bool {
         self.manual
             && self.state == BreakerState::Open
             && self.until.is_none_or(|until| now < until)

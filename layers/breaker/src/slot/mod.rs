@@ -38,6 +38,17 @@ use crate::{
     transition::Events,
 };
 
+/// Why a key is evicted, which decides which keys may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Eviction {
+    /// The key was idle for the idle timeout: any key but one whose pin (automatic or by hand)
+    /// is still running or that has a probe in flight.
+    Idle,
+    /// The registry is full and this is one of its least recently used keys: any key but one
+    /// pinned by hand whose pin is still running or that has a probe in flight.
+    Room,
+}
+
 /// What a request may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -108,11 +119,13 @@ impl Slot {
     }
 
     /// Marks the slot as no longer in its registry: services look the key up again, outcomes
-    /// still in flight are ignored and nothing more is reported for it.
-    pub(crate) fn retire(&self) {
+    /// still in flight are ignored and nothing more is reported for it. Returns the state it
+    /// was retired in.
+    pub(crate) fn retire(&self) -> BreakerState {
         let mut m = self.lock();
         m.retire();
         self.publish(&m, true);
+        m.state
     }
 
     /// Whether the slot was retired (its key evicted or its registry dropped).
@@ -390,20 +403,22 @@ impl Slot {
         })
     }
 
-    /// Retires the slot if nothing needs it kept: closed, open with a pin (automatic or by hand)
-    /// that has ended, or half-open with no probe in flight (a pin still running, including one by
-    /// hand until unpinned, and probes in flight keep it). Returns the state it was retired in, if
-    /// it was.
+    /// Retires the slot if nothing needs it kept for `why`: closed; open with a pin that has
+    /// ended ([`Eviction::Idle`]) or with any pin but a running one by hand ([`Eviction::Room`]);
+    /// or half-open with no probe in flight. Returns the state it was retired in, if it was.
     ///
     /// The check and the retirement happen under the key's lock, so no transition lands between
     /// them; a half-open key first takes every free probe slot by compare-and-swap, so no probe
     /// is admitted on a key as it is evicted.
-    pub(crate) fn retire_if_evictable(&self, now: Instant) -> Option<BreakerState> {
+    pub(crate) fn retire_if(&self, why: Eviction, now: Instant) -> Option<BreakerState> {
         let mut m = self.lock();
         let evictable = match m.state {
             BreakerState::Closed => true,
             // A pin by hand until unpinned has no deadline; one for a period ends like any pin.
-            BreakerState::Open => m.until.is_some_and(|until| now >= until),
+            BreakerState::Open => match why {
+                Eviction::Idle => m.until.is_some_and(|until| now >= until),
+                Eviction::Room => !m.pinned_by_hand(now),
+            },
             BreakerState::HalfOpen => {
                 let word = self.hot.word.load(Ordering::Acquire);
                 generation_of(word) == m.generation

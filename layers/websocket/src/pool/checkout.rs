@@ -1,15 +1,16 @@
 //! Checking a connection out of the [`Pool`]: the connection of the conversation a request
 //! continues, else reuse an idle live one, or open one, sharing (coalescing) a handshake already
-//! in flight for the key, or wait for a full key to free up.
+//! in flight for the key, or wait for a full key (or a full pool) to free up.
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use tokio::{
-    sync::{Notify, watch},
+    sync::{Notify, futures::Notified, watch},
     time::{Instant, timeout_at},
 };
 use wsfirst_core::{FailureKind, Phase, WsFailure};
@@ -41,11 +42,14 @@ impl Pool {
         C: Fn() -> F,
         F: Future<Output = Result<WsStream, WsFailure>>,
     {
-        enum Step {
+        enum Step<'a> {
             Reuse(Box<Conn>),
             Open(Option<Announce>),
             Wait(Outcome),
             Full(Arc<Notify>),
+            /// The pool has its total maximum of connections, none idle: wait for room (the
+            /// notification is enabled under the lock, so none is missed).
+            PoolFull(Pin<Box<Notified<'a>>>),
         }
         if let (Some(response_id), false) = (continues, fresh) {
             if let Some(conn) = self.follow(key, response_id).await {
@@ -65,6 +69,7 @@ impl Pool {
                 }
                 let now = Instant::now();
                 let next_id = state.next_handshake;
+                let mut expired = 0;
                 let slot = state.keys.entry(key.clone()).or_default();
                 let mut reuse = None;
                 if !fresh {
@@ -79,6 +84,7 @@ impl Pool {
                             slot.open -= 1;
                             slot.conversations.forget(&idle.conn);
                             close_later(idle.conn);
+                            expired += 1;
                             continue;
                         }
                         if slot.conversations.is_wanted(slot.idle[index].conn.id) {
@@ -89,22 +95,40 @@ impl Pool {
                         break;
                     }
                 }
-                match (reuse, &slot.handshake) {
-                    (Some(conn), _) => Step::Reuse(Box::new(conn)),
-                    (None, Some((_, outcome))) if coalesce => Step::Wait(outcome.clone()),
+                let step = match (reuse, &slot.handshake) {
+                    (Some(conn), _) => Some(Step::Reuse(Box::new(conn))),
+                    (None, Some((_, outcome))) if coalesce => Some(Step::Wait(outcome.clone())),
                     (None, _) if slot.open >= self.inner.max_per_key => {
-                        Step::Full(slot.freed.clone())
+                        Some(Step::Full(slot.freed.clone()))
                     }
-                    (None, handshake) => {
-                        slot.open += 1;
-                        if handshake.is_none() {
-                            let (tx, rx) = watch::channel(None);
-                            slot.handshake = Some((next_id, rx));
-                            state.next_handshake += 1;
-                            Step::Open(Some((next_id, tx)))
-                        } else {
-                            Step::Open(None)
-                        }
+                    // A new connection: first, room under the total maximum.
+                    (None, _) => None,
+                };
+                state.open -= expired;
+                state.idle -= expired;
+                if expired > 0 {
+                    self.inner.room.notify_waiters();
+                }
+                if let Some(step) = step {
+                    if matches!(step, Step::Reuse(_)) {
+                        state.idle -= 1;
+                    }
+                    step
+                } else if state.open >= self.inner.max_total && !make_room(&mut state) {
+                    let mut room = Box::pin(self.inner.room.notified());
+                    room.as_mut().enable();
+                    Step::PoolFull(room)
+                } else {
+                    state.open += 1;
+                    let slot = state.keys.entry(key.clone()).or_default();
+                    slot.open += 1;
+                    if slot.handshake.is_none() {
+                        let (tx, rx) = watch::channel(None);
+                        slot.handshake = Some((next_id, rx));
+                        state.next_handshake += 1;
+                        Step::Open(Some((next_id, tx)))
+                    } else {
+                        Step::Open(None)
                     }
                 }
             };
@@ -153,6 +177,18 @@ impl Pool {
                         }
                     }
                 }
+                Step::PoolFull(room) => {
+                    if timeout_at(deadline, room).await.is_err() {
+                        let max = self.inner.max_total;
+                        return Err(WsFailure::new(
+                            Phase::Connect,
+                            FailureKind::Local(format!(
+                                "all {max} websocket connections of the pool stayed busy for {handshake_timeout:?}"
+                            )),
+                        )
+                        .with_source(PoolExhausted { max }));
+                    }
+                }
                 Step::Full(freed) => {
                     if timeout_at(deadline, freed.notified()).await.is_err() {
                         return Err(WsFailure::new(
@@ -172,6 +208,21 @@ impl Pool {
 
     fn pooled(&self, key: &PoolKey, conn: Conn, reused: bool) -> Pooled {
         Pooled::new(self.clone(), key.clone(), conn, reused)
+    }
+}
+
+/// Closes the idle connection returned longest ago (of any key) to make room under the total
+/// maximum; returns whether there was one.
+fn make_room(state: &mut super::State) -> bool {
+    match state.take_oldest_idle() {
+        Some(conn) => {
+            tracing::debug!(
+                "the pool is full: closing the idle websocket connection returned longest ago"
+            );
+            close_later(conn);
+            true
+        }
+        None => false,
     }
 }
 

@@ -157,6 +157,7 @@ impl Pool {
                     Some(index) => {
                         let idle = slot.idle.remove(index);
                         gauge("idle", -1.0);
+                        state.idle -= 1;
                         if self.inner.expired(&idle, Instant::now()) {
                             drop(state);
                             self.retire(key, idle.conn);
@@ -216,12 +217,15 @@ impl Pool {
         {
             let mut state = self.lock();
             if let Some(slot) = state.keys.get_mut(key) {
-                slot.open = slot.open.saturating_sub(1);
+                let counted = usize::from(slot.open > 0);
+                slot.open -= counted;
                 slot.freed.notify_one();
                 slot.conversations.forget(&conn);
                 if slot.is_empty() && slot.idle.is_empty() {
                     state.keys.remove(key);
                 }
+                state.open -= counted;
+                self.inner.room.notify_waiters();
             }
         }
         close_later(conn);

@@ -1,12 +1,13 @@
 //! The WebSocket connection [`Pool`]: per key, exclusive checkout, idle timeout, maximum age,
-//! liveness check, coalesced handshakes, conversations that keep their socket, and clean close.
+//! liveness check, coalesced handshakes, conversations that keep their socket, caps on
+//! connections in total and idle in total, the write-stall deadline, and clean close.
 //!
 //! This file holds the pool's handle, settings and books; the rest is one file per job:
 //! [`key`] (what a connection is pooled under), [`checkout`] (reuse, open with a shared
 //! handshake, or wait), [`conversation`] (which connection produced which response, and the
 //! checkout of the one a request continues), [`pooled`] (a checked-out connection and its
-//! return), [`connection`] (liveness, close, gauge) and [`reaper`] (closing expired idle
-//! connections).
+//! return), [`connection`] (liveness, close, gauge), [`reaper`] (closing expired idle
+//! connections) and [`stall`] (closing the connection of an answer nobody reads).
 //!
 //! # Example
 //!
@@ -17,7 +18,10 @@
 //! let pool = Pool::builder()
 //!     .idle_timeout(Duration::from_secs(30))
 //!     .max_connections_per_key(8)
+//!     .max_connections(256)
+//!     .max_idle_connections(64)
 //!     .conversation_wait(Duration::from_secs(10))
+//!     .write_stall_timeout(Duration::from_secs(30))
 //!     .build()?;
 //! // One layer per route, all sharing the pool (cloning a `Pool` shares it).
 //! let chat = WebSocketLayer::with_pool(WebSocketConfig::default(), pool.clone());
@@ -33,6 +37,7 @@ mod conversation;
 mod key;
 pub(crate) mod pooled;
 mod reaper;
+pub(crate) mod stall;
 #[cfg(test)]
 mod tests;
 
@@ -64,10 +69,45 @@ use crate::ConfigError;
 /// that should share connections (the facade builds one layer per route with one pool).
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
-/// limit), 32 connections per key, conversation wait 5 s. While the pool holds idle
-/// connections, a background task wakes every half idle timeout to close expired ones (under
-/// paused tokio time, that timer is one the clock can auto-advance to). [`Pool::close`] closes
-/// everything cleanly.
+/// limit), 32 connections per key, 1024 connections in total, 256 idle connections in total,
+/// conversation wait 5 s, write-stall timeout 60 s. While the pool holds idle connections, a
+/// background task wakes every half idle timeout to close expired ones (under paused tokio
+/// time, that timer is one the clock can auto-advance to). [`Pool::close`] closes everything
+/// cleanly.
+///
+/// **Bounded whatever clients send.** Keys vary with client headers (credentials) and affinity
+/// values, so the per-key maximum alone bounds nothing: the pool also counts its connections
+/// across keys. Past [`max_idle_connections`](PoolBuilder::max_idle_connections) idle ones, a
+/// connection coming back closes the idle connection returned longest ago (whatever its key;
+/// one that a continuing request waits for only when no other is idle). At
+/// [`max_connections`](PoolBuilder::max_connections) (idle, busy and opening together), a
+/// request that needs a new connection first closes the idle connection returned longest ago,
+/// if there is one, and otherwise waits for a connection to close or come back, at most the
+/// handshake timeout, then fails like a full key (below). Finding the idle connection returned
+/// longest ago looks at the oldest idle connection of each key: at most
+/// `max_idle_connections` of them, under the pool's lock, and only at a cap.
+///
+/// Memory: a connection costs about 1.5 KB in the pool's books (the WebSocket's state included)
+/// plus its buffers: tungstenite's read buffer (128 KiB, allocated when it opens), its write
+/// buffer (as large as the largest request written on it) and, on `wss://`, the TLS session's
+/// (tens of KiB); plus the ids of its last [`Pool::REMEMBERED_RESPONSES`] responses (at most
+/// 256 bytes each). A key's books cost about 400 bytes and go with its last connection. With
+/// the defaults, idle connections hold at most about 256 × 130 KiB ≈ 33 MiB, and all
+/// connections about 1024 × 130 KiB ≈ 130 MiB plus what their answers are reading.
+///
+/// **The write-stall deadline.** A streaming answer holds its connection while the caller reads
+/// the body, and the socket is read only when the caller polls the body (so a slow reader slows
+/// the upstream down rather than the answer piling up in memory). A caller that stops reading
+/// (a client that no longer reads its socket, so the server no longer polls the body) would
+/// hold the connection forever: when the body handed out a frame and is not polled again
+/// within the [`write_stall_timeout`](PoolBuilder::write_stall_timeout) (default 60 s), the
+/// connection is closed (never pooled again) and the body's next poll ends it with a
+/// [`FailureKind::Local`](wsfirst_core::FailureKind::Local) failure in
+/// [`Phase::MidStream`](wsfirst_core::Phase::MidStream) (the breaker does not count it). A
+/// body that waits for the upstream's next event is being read: the idle timeout between
+/// events governs it, not this deadline. A body nobody polls runs no code, so each streaming
+/// answer has a small watchdog task that sleeps until the deadline and closes the connection;
+/// it ends with the answer.
 ///
 /// **Coalesced handshakes.** When a key has no idle connection and a handshake to it is in
 /// flight, other requests for the key wait for that handshake's outcome (at most the handshake
@@ -117,19 +157,75 @@ struct PoolInner {
     idle_timeout: Duration,
     max_age: Duration,
     max_per_key: usize,
+    max_total: usize,
+    max_idle: usize,
     conversation_wait: Duration,
+    write_stall: Duration,
     /// The number of the next connection opened.
     next_conn: AtomicU64,
+    /// Woken (all waiters) when a connection stops counting or comes back idle: requests
+    /// waiting for room under the total maximum look again.
+    room: Notify,
     state: Mutex<State>,
 }
 
-/// The books: per key, the idle connections, the count, and the handshake in flight.
+/// The books: per key, the idle connections, the count, and the handshake in flight; and the
+/// totals across keys.
 #[derive(Default)]
 struct State {
     keys: HashMap<PoolKey, Slot>,
     closed: bool,
     reaper: bool,
     next_handshake: u64,
+    /// Connections counted against the total maximum: the sum of the keys' `open`.
+    open: usize,
+    /// Idle connections: the sum of the keys' `idle` lengths.
+    idle: usize,
+}
+
+impl State {
+    /// Takes the idle connection returned longest ago off the books (its places under the
+    /// maxima freed, its responses forgotten), preferring one that no continuing request waits
+    /// for; the caller closes it. Each key's idle list is in the order of return, so this
+    /// looks at the first idle connections of each key only.
+    fn take_oldest_idle(&mut self) -> Option<Conn> {
+        // (wanted, since): the oldest of those no one waits for, else the oldest.
+        let mut oldest: Option<((bool, Instant), &PoolKey, usize)> = None;
+        for (key, slot) in &self.keys {
+            for (index, idle) in slot.idle.iter().enumerate() {
+                let wanted = slot.conversations.is_wanted(idle.conn.id);
+                let rank = (wanted, idle.since);
+                if oldest.as_ref().is_none_or(|(best, ..)| rank < *best) {
+                    oldest = Some((rank, key, index));
+                }
+                if !wanted {
+                    break;
+                }
+            }
+        }
+        let key = oldest.as_ref().map(|(_, key, _)| (*key).clone())?;
+        let index = oldest.map_or(0, |(.., index)| index);
+        let slot = self.keys.get_mut(&key)?;
+        let idle = slot.idle.remove(index);
+        gauge("idle", -1.0);
+        slot.open -= 1;
+        slot.freed.notify_one();
+        slot.conversations.forget(&idle.conn);
+        if slot.is_empty() && slot.idle.is_empty() {
+            self.keys.remove(&key);
+        }
+        self.open -= 1;
+        self.idle -= 1;
+        Some(idle.conn)
+    }
+
+    /// Whether the totals are the sums of the keys' books (tests).
+    #[cfg(test)]
+    fn books_balance(&self) -> bool {
+        let open: usize = self.keys.values().map(|slot| slot.open).sum();
+        let idle: usize = self.keys.values().map(|slot| slot.idle.len()).sum();
+        (open, idle) == (self.open, self.idle)
+    }
 }
 
 /// The books of one key.
@@ -177,7 +273,10 @@ impl fmt::Debug for Pool {
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("max_age", &self.inner.max_age)
             .field("max_connections_per_key", &self.inner.max_per_key)
+            .field("max_connections", &self.inner.max_total)
+            .field("max_idle_connections", &self.inner.max_idle)
             .field("conversation_wait", &self.inner.conversation_wait)
+            .field("write_stall_timeout", &self.inner.write_stall)
             .field("keys", &keys)
             .field("idle", &idle)
             .finish()
@@ -190,7 +289,10 @@ pub struct PoolBuilder {
     idle_timeout: Duration,
     max_age: Duration,
     max_per_key: usize,
+    max_total: usize,
+    max_idle: usize,
     conversation_wait: Duration,
+    write_stall: Duration,
 }
 
 impl PoolBuilder {
@@ -213,6 +315,29 @@ impl PoolBuilder {
         self
     }
 
+    /// The most connections in total, across keys, idle, busy and opening together (default
+    /// 1024; must not be zero). See [`Pool`], "Bounded whatever clients send".
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_total = max;
+        self
+    }
+
+    /// The most idle connections in total, across keys (default 256; must not be zero): past
+    /// it, the idle connection returned longest ago is closed. See [`Pool`], "Bounded whatever
+    /// clients send".
+    pub fn max_idle_connections(mut self, max: usize) -> Self {
+        self.max_idle = max;
+        self
+    }
+
+    /// How long a streaming answer's body may go unpolled after handing out a frame before its
+    /// connection is closed and the body ends with an error (default 60 s; must not be zero).
+    /// See [`Pool`], "The write-stall deadline".
+    pub fn write_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.write_stall = timeout;
+        self
+    }
+
     /// How long a request that continues a response waits for the busy connection that
     /// produced it before it takes another one (default 5 s; zero: it never waits, and
     /// follows its conversation only to an idle connection). See [`Pool`], "Conversations keep
@@ -226,10 +351,15 @@ impl PoolBuilder {
     pub fn build(self) -> Result<Pool, ConfigError> {
         ConfigError::check_duration("idle_timeout", self.idle_timeout)?;
         ConfigError::check_duration("max_age", self.max_age)?;
-        if self.max_per_key == 0 {
-            return Err(ConfigError::Zero {
-                field: "max_connections_per_key",
-            });
+        ConfigError::check_duration("write_stall_timeout", self.write_stall)?;
+        for (field, max) in [
+            ("max_connections_per_key", self.max_per_key),
+            ("max_connections", self.max_total),
+            ("max_idle_connections", self.max_idle),
+        ] {
+            if max == 0 {
+                return Err(ConfigError::Zero { field });
+            }
         }
         if self.conversation_wait > wsfirst_core::MAX_DURATION {
             return Err(ConfigError::TooLong {
@@ -242,8 +372,12 @@ impl PoolBuilder {
                 idle_timeout: self.idle_timeout,
                 max_age: self.max_age,
                 max_per_key: self.max_per_key,
+                max_total: self.max_total,
+                max_idle: self.max_idle,
                 conversation_wait: self.conversation_wait,
+                write_stall: self.write_stall,
                 next_conn: AtomicU64::new(1),
+                room: Notify::new(),
                 state: Mutex::new(State::default()),
             }),
         })
@@ -269,7 +403,10 @@ impl Pool {
             idle_timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(55 * 60),
             max_per_key: 32,
+            max_total: 1024,
+            max_idle: 256,
             conversation_wait: Duration::from_secs(5),
+            write_stall: Duration::from_secs(60),
         }
     }
 
@@ -280,12 +417,12 @@ impl Pool {
 
     /// How many idle connections the pool holds, across keys.
     pub fn idle_connections(&self) -> usize {
-        self.lock().keys.values().map(|slot| slot.idle.len()).sum()
+        self.lock().idle
     }
 
     /// How many connections the pool counts (idle, busy and opening), across keys.
     pub fn connections(&self) -> usize {
-        self.lock().keys.values().map(|slot| slot.open).sum()
+        self.lock().open
     }
 
     /// Closes the pool: idle connections are closed with a close frame (each within one second),
@@ -303,7 +440,11 @@ impl Pool {
                     conns.push(idle.conn);
                 }
             }
+            state.open -= conns.len();
+            state.idle -= conns.len();
             state.keys.retain(|_, slot| !slot.is_empty());
+            // Requests waiting for room find the pool closed.
+            self.inner.room.notify_waiters();
             conns
         };
         futures_util::future::join_all(conns.into_iter().map(close_gracefully)).await;
@@ -317,11 +458,14 @@ impl Pool {
     fn forget(&self, key: &PoolKey, n: usize) {
         let mut state = self.lock();
         if let Some(slot) = state.keys.get_mut(key) {
-            slot.open = slot.open.saturating_sub(n);
+            let n = n.min(slot.open);
+            slot.open -= n;
             slot.freed.notify_one();
             if slot.is_empty() && slot.idle.is_empty() {
                 state.keys.remove(key);
             }
+            state.open -= n;
+            self.inner.room.notify_waiters();
         }
     }
 }

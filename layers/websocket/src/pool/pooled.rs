@@ -40,6 +40,12 @@ impl Pooled {
             .stream
     }
 
+    /// How long the answer read from this connection may go unpolled after handing out a
+    /// frame ([`PoolBuilder::write_stall_timeout`](super::PoolBuilder::write_stall_timeout)).
+    pub(crate) fn write_stall_timeout(&self) -> std::time::Duration {
+        self.pool.inner.write_stall
+    }
+
     /// Whether the connection had served a response before.
     pub(crate) fn reused(&self) -> bool {
         self.reused
@@ -91,7 +97,8 @@ impl fmt::Debug for Pooled {
 }
 
 impl Pool {
-    /// Puts a connection back after a complete response.
+    /// Puts a connection back after a complete response; past the idle maximum, the idle
+    /// connection returned longest ago is closed.
     fn put_back(&self, key: &PoolKey, conn: Conn) {
         let now = Instant::now();
         let mut state = self.lock();
@@ -102,12 +109,15 @@ impl Pool {
             return;
         };
         if closed || now >= conn.created + self.inner.max_age {
-            slot.open = slot.open.saturating_sub(1);
+            let counted = usize::from(slot.open > 0);
+            slot.open -= counted;
             slot.freed.notify_one();
             slot.conversations.forget(&conn);
             if slot.is_empty() && slot.idle.is_empty() {
                 state.keys.remove(key);
             }
+            state.open -= counted;
+            self.inner.room.notify_waiters();
             drop(state);
             close_later(conn);
             return;
@@ -116,9 +126,23 @@ impl Pool {
         slot.freed.notify_one();
         slot.conversations.bump();
         gauge("idle", 1.0);
+        state.idle += 1;
+        let evicted = if state.idle > self.inner.max_idle {
+            state.take_oldest_idle()
+        } else {
+            None
+        };
+        // Room for a request waiting under the total maximum: it can close this one.
+        self.inner.room.notify_waiters();
         let start_reaper = !state.reaper;
         state.reaper = true;
         drop(state);
+        if let Some(conn) = evicted {
+            tracing::debug!(
+                "too many idle websocket connections: closing the one returned longest ago"
+            );
+            close_later(conn);
+        }
         if start_reaper {
             self.start_reaper();
         }

@@ -63,6 +63,11 @@ impl PoolInner {
             }
             slot.idle = kept;
         }
+        state.open -= expired.len();
+        state.idle -= expired.len();
+        if !expired.is_empty() {
+            self.room.notify_waiters();
+        }
         state
             .keys
             .retain(|_, slot| !(slot.is_empty() && slot.idle.is_empty()));

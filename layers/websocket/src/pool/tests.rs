@@ -516,3 +516,5 @@ async fn closing_the_pool_forgets_every_conversation() {
     pool.close().await;
     assert_eq!(conversation::remembered(&pool), 0);
 }
+
+mod totals;
