@@ -117,7 +117,8 @@ impl RouteConfig {
             || pool.max_connections.is_some()
             || pool.max_total_connections.is_some()
             || pool.max_idle_connections.is_some()
-            || pool.write_stall_timeout.is_some();
+            || pool.write_stall_timeout.is_some()
+            || pool.conversation_wait.is_some();
         if has_pool {
             pool.to_builder().build().map_err(|error| {
                 ConfigError::invalid(pool_path(error.field()), error.to_string())

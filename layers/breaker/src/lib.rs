@@ -85,19 +85,17 @@
 //!
 //! | Name | Kind | Labels | Meaning |
 //! |---|---|---|---|
-//! | `wsfirst_breaker_state` | gauge | `key` | 0 closed, 1 open, 2 half-open; set on each transition, back to 0 when an open or half-open key is evicted |
+//! | `wsfirst_breaker_state` | gauge | `provider`, `endpoint` (+ `credential` with [`BreakerRegistryBuilder::state_gauge_per_credential`]) | state of the worst key of that provider and endpoint: 1 if any is open, else 2 if any is half-open, else 0; per key with the option (back to 0 when evicted) |
 //! | `wsfirst_breaker_transitions_total` | counter | `from`, `to` | state changes |
 //! | `wsfirst_breaker_pinned_requests_total` | counter | `provider` | WebSocket requests routed to HTTP by an open or half-open key |
 //!
-//! `wsfirst_breaker_state` has one series per key that ever changed state, and keys include a
-//! fingerprint of the request's credential by default, so every distinct credential whose
-//! WebSocket path failed enough to trip adds a series. Evicting a key frees its memory and sets
-//! its gauge back to 0, but the `metrics` facade cannot delete a series: the series stay until
-//! the recorder drops them (some recorders expire idle series). To bound them, give routes a
-//! fixed credential ([`RouteBuilder::credential`](wsfirst_core::RouteBuilder::credential)) or
-//! one key for all credentials
-//! ([`RouteBuilder::no_credential`](wsfirst_core::RouteBuilder::no_credential)). The other two
-//! metrics have bounded labels (states, providers).
+//! `wsfirst_breaker_state` has one series per provider and WebSocket endpoint by default,
+//! whatever the number of credentials: its value is the state of the worst key. With
+//! [`state_gauge_per_credential(true)`](BreakerRegistryBuilder::state_gauge_per_credential) each
+//! key that ever changed state has a series of its own, labelled with its credential
+//! fingerprint; the `metrics` facade cannot delete series, so turn it on only where the
+//! credentials are few and known. The other two metrics have bounded labels (states,
+//! providers).
 //!
 //! An optional callback sees every transition: [`BreakerRegistryBuilder::on_transition`].
 //!
