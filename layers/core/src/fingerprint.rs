@@ -53,7 +53,7 @@ const SHOWN_BYTES: usize = 6;
 /// assert_eq!(format!("{a:?}"), "FingerprintKey(..)");
 ///
 /// let error = FingerprintKey::from_secret("short").unwrap_err();
-/// assert_eq!(error.to_string(), "fingerprint key too short: 5 bytes, at least 16 needed");
+/// assert_eq!(error.to_string(), "fingerprint key too short: at least 16 bytes needed, got 5");
 /// # Ok::<(), wsfirst_core::FingerprintKeyError>(())
 /// ```
 #[derive(Clone)]
@@ -129,7 +129,7 @@ impl fmt::Display for FingerprintKeyError {
         match self {
             FingerprintKeyError::TooShort { len, min } => write!(
                 f,
-                "fingerprint key too short: {len} bytes, at least {min} needed"
+                "fingerprint key too short: at least {min} bytes needed, got {len}"
             ),
         }
     }

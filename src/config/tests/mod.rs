@@ -2,6 +2,7 @@
 
 mod documents;
 mod errors;
+mod fingerprint;
 
 use super::Config;
 
