@@ -43,6 +43,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod breaker_key;
 mod error;
 mod failure;
 mod fingerprint;
@@ -53,11 +54,12 @@ pub mod redact;
 mod route;
 mod served;
 
+pub use breaker_key::BreakerKey;
 pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};
 pub use intent::{HttpReason, Ineligible, Intent};
-pub use route::{BreakerKey, Route, RouteBuilder, RouteError, TransportMode};
+pub use route::{Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
 
 /// The longest duration any wsfirst setting accepts (100 years): every timeout and pin is
