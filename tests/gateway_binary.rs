@@ -428,7 +428,13 @@ async fn serves_over_websocket_falls_back_pins_and_unpins() {
     let upstream = TestUpstream::start().await;
     upstream.set_answer(Answer::text(TEXT));
     let expected = Answer::text(TEXT).sse();
-    let config = config_text(&upstream);
+    // The test names breaker keys as the gateway does (`breaker_key_name`): both take their
+    // fingerprint key from a variable that cargo sets for this process and the gateway inherits.
+    // With a random key each, the two would name every credential's key differently.
+    let config = format!(
+        "fingerprint_key_env = \"CARGO_PKG_DESCRIPTION\"\n{}",
+        config_text(&upstream)
+    );
     let (gateway, addr) = Gateway::start(&config, "info").await;
 
     // The WebSocket serves the first key.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use http::{HeaderName, Uri};
 use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
-use wsfirst_core::{Route, RouteError};
+use wsfirst_core::{FingerprintKey, Route, RouteError};
 use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
 use wsfirst_fallback::{FallbackConfig, Replay};
 use wsfirst_websocket::{PoolBuilder, WebSocketConfig};
@@ -45,8 +45,56 @@ pub(crate) struct RouteLayers {
 }
 
 impl Config {
-    /// Builds every layer's settings from the file, or names the first invalid value.
+    /// The key credential fingerprints are computed with: derived from the value of the
+    /// environment variable that `fingerprint_key_env` names (see
+    /// [`FingerprintKey::from_secret`]), or this process's random key
+    /// ([`FingerprintKey::process_default`]) without one. Errors name `fingerprint_key_env`.
+    ///
+    /// ```
+    /// use wsfirst::config::Config;
+    ///
+    /// let config = Config::from_toml_str("")?;
+    /// assert_eq!(
+    ///     config.fingerprint_key()?.fingerprint("Bearer sk-1"),
+    ///     wsfirst::core::Fingerprint::of("Bearer sk-1"),
+    /// );
+    ///
+    /// let config = Config {
+    ///     fingerprint_key_env: Some("WSFIRST_SURELY_UNSET_FINGERPRINT_KEY".into()),
+    ///     ..Config::default()
+    /// };
+    /// assert_eq!(
+    ///     config.fingerprint_key().unwrap_err().to_string(),
+    ///     r#"fingerprint_key_env: environment variable "WSFIRST_SURELY_UNSET_FINGERPRINT_KEY" is not set"#,
+    /// );
+    /// # Ok::<(), wsfirst::config::ConfigError>(())
+    /// ```
+    pub fn fingerprint_key(&self) -> Result<FingerprintKey, ConfigError> {
+        let Some(name) = &self.fingerprint_key_env else {
+            return Ok(FingerprintKey::process_default().clone());
+        };
+        let Some(secret) = std::env::var_os(name) else {
+            return Err(ConfigError::invalid(
+                "fingerprint_key_env",
+                format!("environment variable {name:?} is not set"),
+            ));
+        };
+        FingerprintKey::from_secret(secret.as_encoded_bytes()).map_err(|error| {
+            ConfigError::invalid(
+                "fingerprint_key_env",
+                format!("environment variable {name:?}: {error}"),
+            )
+        })
+    }
+
+    /// Builds every layer's settings from the file, with the key of
+    /// [`fingerprint_key`](Self::fingerprint_key), or names the first invalid value.
     pub(crate) fn layers(&self) -> Result<Layers, ConfigError> {
+        self.layers_with_key(&self.fingerprint_key()?)
+    }
+
+    /// [`layers`](Self::layers), with routes whose fingerprints use `key`.
+    pub(crate) fn layers_with_key(&self, key: &FingerprintKey) -> Result<Layers, ConfigError> {
         let table = self
             .eligibility
             .to_table()
@@ -66,7 +114,9 @@ impl Config {
         let mut routes = Vec::with_capacity(self.routes.len());
         for (index, config) in self.routes.iter().enumerate() {
             let prefix = format!("routes[{index}]");
-            let route_layers = config.layers().map_err(|error| error.prefixed(&prefix))?;
+            let route_layers = config
+                .layers(key)
+                .map_err(|error| error.prefixed(&prefix))?;
             if let Some(name) = &self.eligibility.override_header {
                 config
                     .check_not_forwarded(name)
@@ -110,7 +160,7 @@ impl Config {
 }
 
 impl RouteConfig {
-    fn layers(&self) -> Result<RouteLayers, ConfigError> {
+    fn layers(&self, key: &FingerprintKey) -> Result<RouteLayers, ConfigError> {
         let pool = &self.pool;
         let has_pool = pool.idle_timeout.is_some()
             || pool.max_age.is_some()
@@ -125,7 +175,7 @@ impl RouteConfig {
             })?;
         }
         Ok(RouteLayers {
-            route: self.to_route()?,
+            route: self.to_route_with_key(key)?,
             breaker: self.breaker.is_enabled(),
             fallback: self.fallback_config()?,
             websocket: self.websocket_config()?,
@@ -447,7 +497,8 @@ fn check(
 
 impl RouteConfig {
     /// The [`Route`] extension for this route's requests (credential read from the
-    /// `Authorization` header, the core default).
+    /// `Authorization` header, the core default), its fingerprints keyed with this process's
+    /// random key; see [`RouteConfig::to_route_with_key`].
     ///
     /// Errors name the field relative to the route (`ws_url: ...`); [`Config::from_toml_str`](crate::config::Config::from_toml_str)
     /// has already checked every route of a parsed file.
@@ -470,6 +521,12 @@ impl RouteConfig {
     /// # Ok::<(), wsfirst::config::ConfigError>(())
     /// ```
     pub fn to_route(&self) -> Result<Route, ConfigError> {
+        self.to_route_with_key(FingerprintKey::process_default())
+    }
+
+    /// [`RouteConfig::to_route`], with credential fingerprints keyed with `key` (such as
+    /// [`Config::fingerprint_key`]).
+    pub fn to_route_with_key(&self, key: &FingerprintKey) -> Result<Route, ConfigError> {
         if let Some(ws_url) = &self.ws_url {
             let scheme_ok = ws_url
                 .parse::<Uri>()
@@ -485,7 +542,8 @@ impl RouteConfig {
         }
         let mut builder = Route::builder(&self.provider, &self.api)
             .http_url(&self.http_url)
-            .mode(self.mode);
+            .mode(self.mode)
+            .fingerprint_key(key.clone());
         if let Some(ws_url) = &self.ws_url {
             builder = builder.ws_url(ws_url);
         }

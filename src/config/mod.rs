@@ -60,6 +60,7 @@
 //! | field | type | default | meaning |
 //! |---|---|---|---|
 //! | `listen` | socket address | none | address a gateway listens on, such as `"127.0.0.1:8080"` |
+//! | `fingerprint_key_env` | environment variable name | a random key per process | the variable holding the secret (at least 16 bytes) that credential fingerprints are keyed with ([`Config::fingerprint_key`]); set it to keep fingerprints (breaker keys in logs, the admin JSON, metric labels) the same across restarts and replicas; read when the layers are built (by [`Config::validate`] too), a missing variable is an error |
 //! | `eligibility.websocket_pairs` | list of `[provider, api]` | `[]` | pairs allowed to try the WebSocket; a provider in no pair is `unknown_provider`, so with none nothing uses the WebSocket in `auto` mode |
 //! | `eligibility.deny_pairs` | list of `[provider, api]` | `[]` | pairs never allowed on the WebSocket; wins over `websocket_pairs` |
 //! | `eligibility.provider_hosts` | table: provider = host or list of hosts | `{}` | WebSocket hosts registered per provider (host only: no scheme, port or path); a WebSocket URL on another host goes to HTTP (`foreign_host`) |

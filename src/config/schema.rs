@@ -30,6 +30,10 @@ pub struct Config {
     pub server: ServerLimitsConfig,
     /// The routes, in file order.
     pub routes: Vec<RouteConfig>,
+    /// The environment variable that holds the secret credential fingerprints are keyed with
+    /// (at least 16 bytes; see [`Config::fingerprint_key`]); `None`: a random key for each
+    /// process.
+    pub fingerprint_key_env: Option<String>,
 }
 
 /// The `[server]` table: the public listener's limits; `None`: the defaults of

@@ -50,14 +50,18 @@ pub struct BreakerHandle {
 impl BreakerHandle {
     /// The state of every key, sorted by key text.
     ///
+    /// Nothing in it is secret: the credential is a keyed fingerprint, shown truncated; the
+    /// endpoint has no userinfo or query string (see [`BreakerKey`]); the last failure of an
+    /// upgrade refused with 401 or 403 has no body.
+    ///
     /// As JSON (with `serde_json`), one element looks like:
     ///
     /// ```json
     /// {
-    ///   "key": "openai wss://api.openai.com/v1/responses credential:1f2e3d4c5b6a7988",
+    ///   "key": "openai wss://api.openai.com/v1/responses credential:1f2e3d4c5b6a",
     ///   "provider": "openai",
     ///   "endpoint": "wss://api.openai.com/v1/responses",
-    ///   "credential": "1f2e3d4c5b6a7988",
+    ///   "credential": "1f2e3d4c5b6a",
     ///   "state": "open",
     ///   "since_secs": 12.5,
     ///   "until_secs": 17.5,

@@ -45,12 +45,13 @@
 //! A closed, healthy key costs three atomic loads (admission, the key's "used" mark, the verdict
 //! when the body ends) and one reference-count increment and decrement per request: no lock, no
 //! allocation, no clock read. A request on the same route and with the same credential header
-//! value as the service's previous one compares a pointer and the header's bytes instead of
-//! hashing the credential and looking the key up (see [`CircuitBreaker`]). The figures, and what
-//! the `http` extension lookups that any breaker of this shape needs cost by themselves, are in
-//! `BENCHMARKS.md` at the repository root. Each key's state is owned by its [`BreakerRegistry`]
-//! behind an `Arc` (requests in flight hold a clone); there is no global state, and evicted keys
-//! are freed. [`BreakerHandle`] reads and steers the keys.
+//! value as the service's previous one compares a pointer and a fast keyed hash of the header's
+//! value (SipHash-1-3, never the value itself: the service keeps no credential) instead of
+//! computing the credential's fingerprint and looking the key up (see [`CircuitBreaker`]). The
+//! figures, and what the `http` extension lookups that any breaker of this shape needs cost by
+//! themselves, are in `BENCHMARKS.md` at the repository root. Each key's state is owned by its
+//! [`BreakerRegistry`] behind an `Arc` (requests in flight hold a clone); there is no global
+//! state, and evicted keys are freed. [`BreakerHandle`] reads and steers the keys.
 //!
 //! # Settings
 //!
@@ -68,8 +69,11 @@
 //! # Observability
 //!
 //! Logs (`tracing`: transitions and evictions under the target `wsfirst_breaker::registry`, the
-//! routing of single requests under `wsfirst_breaker::service`; credentials never appear, keys
-//! show only a fingerprint; durations read like `30s` or `1m 30s 250ms`):
+//! routing of single requests under `wsfirst_breaker::service`; credentials never appear: keys
+//! show a keyed fingerprint of the credential, 12 hex digits (see
+//! [`FingerprintKey`](wsfirst_core::FingerprintKey)), and their endpoint without userinfo or
+//! query string (see [`redact`](wsfirst_core::redact)); a failure whose upgrade was refused with
+//! 401 or 403 keeps no body; durations read like `30s` or `1m 30s 250ms`):
 //!
 //! | Event | Level | Fields |
 //! |---|---|---|

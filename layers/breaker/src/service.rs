@@ -29,13 +29,14 @@ use crate::{
 ///
 /// The service carries no settings: each key has the ones its [`BreakerRegistry`] gives it.
 ///
-/// The service remembers the last key it looked up together with the credential header's value
-/// it came from, so that a request with the same route and credential neither hashes the
-/// credential nor looks up the registry: it compares the route's key by pointer and the header's
-/// bytes with the remembered ones. Each clone remembers its own last key (no shared writes when
-/// it hits), and all clones made from one service also share the last key any of them looked
-/// up, so that clones made for a single request (as axum's `Router` does) skip the registry too.
-/// The remembered value is never shown by `Debug`.
+/// The service remembers the last key it looked up together with a keyed hash of the credential
+/// header's value it came from (a SipHash-1-3 with a random key of the service's, never the value:
+/// the service outlives requests and must not keep credentials), so that a request with the same
+/// route and credential neither computes the credential's fingerprint nor looks up the registry:
+/// it compares the route's key by pointer and the hash of the request's header value with the
+/// remembered one. Each clone remembers its own last key (no shared writes when it hits), and all
+/// clones made from one service also share the last key any of them looked up, so that clones
+/// made for a single request (as axum's `Router` does) skip the registry too.
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker<S> {
     inner: S,
@@ -78,6 +79,17 @@ impl<S> CircuitBreaker<S> {
     pub(crate) fn cache(&self) -> &KeyCache {
         &self.cache
     }
+}
+
+/// The value of the route's credential header in `request`, if the route reads one.
+#[inline]
+fn credential_value<'a, B>(
+    route: &Route,
+    request: &'a Request<B>,
+) -> Option<&'a http::HeaderValue> {
+    route
+        .credential_header()
+        .and_then(|name| request.headers().get(name))
 }
 
 /// The ticket of a request on a key that is not closed, or the deadline of its pin.
@@ -141,10 +153,15 @@ where
             None => return ResponseFuture::failed(&MissingExtension::INTENT),
         }
         if let (Some(route), Some(cached)) = (extensions.get::<Route>(), self.cache.remembered()) {
-            let credential = route
-                .credential_header()
-                .and_then(|name| request.headers().get(name));
-            if cached.matches(route.breaker_key(), credential) {
+            // The credential is compared by a keyed hash (the cache never keeps the value),
+            // computed only when the route is the remembered one.
+            if cached.same_route(route.breaker_key())
+                && cached.same_credential(
+                    self.cache
+                        .hasher()
+                        .digest(credential_value(route, &request)),
+                )
+            {
                 if let Some(generation) = cached.slot.closed_generation() {
                     cached.slot.touch();
                     let ticket = Ticket::Closed {

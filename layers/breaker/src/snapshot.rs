@@ -64,7 +64,8 @@ pub struct LastFailure {
     pub phase: &'static str,
     /// The failure's kind ([`FailureKind::as_str`](wsfirst_core::FailureKind::as_str)).
     pub kind: &'static str,
-    /// The failure's message.
+    /// The failure's message (never the body of an upgrade refused with 401 or 403: see
+    /// [`WsFailure::new`]).
     pub message: String,
     /// How it was classified.
     pub verdict: Verdict,
@@ -79,14 +80,16 @@ pub struct LastFailure {
 /// [`BreakerHandle::snapshot`](crate::BreakerHandle::snapshot).
 #[derive(Clone, Debug, Serialize)]
 pub struct KeySnapshot {
-    /// The key (serialized as its display text: provider, endpoint, credential fingerprint).
+    /// The key (serialized as its display text: provider, endpoint, credential fingerprint; see
+    /// [`BreakerKey`]'s `Display`).
     #[serde(serialize_with = "display")]
     pub key: BreakerKey,
     /// The provider id.
     pub provider: String,
-    /// The WebSocket endpoint.
+    /// The WebSocket endpoint as it may be shown ([`BreakerKey::endpoint`]): without userinfo or
+    /// query string.
     pub endpoint: String,
-    /// The credential fingerprint in hex, if the key is scoped to one.
+    /// The credential's keyed fingerprint, 12 hex digits, if the key is scoped to one.
     pub credential: Option<String>,
     /// The state.
     pub state: BreakerState,

@@ -79,7 +79,9 @@ pub enum FailureKind {
     UpgradeStatus {
         /// The status the upstream answered the upgrade with.
         status: StatusCode,
-        /// The first bytes of the answer's body.
+        /// The first bytes of the answer's body; always empty for 401 and 403, whose bodies may
+        /// echo the refused credential ([`WsFailure::new`] drops them, and `Display` never shows
+        /// them).
         body: Bytes,
     },
     /// The upstream closed the connection.
@@ -211,6 +213,12 @@ impl ErrorScope {
 /// How many bytes of an upgrade answer's body `Display` shows.
 const BODY_SNIPPET: usize = 200;
 
+/// Whether an upgrade answered with `status` refused the request's credential (401, 403): the
+/// answer's body may repeat part of it (`Incorrect API key provided: sk-...`), so it is dropped.
+fn refuses_credential(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
+}
+
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -220,6 +228,9 @@ impl fmt::Display for FailureKind {
             FailureKind::Timeout(after) => write!(f, "timed out after {after:?}"),
             FailureKind::UpgradeStatus { status, body } => {
                 write!(f, "upgrade answered with status {}", status.as_u16())?;
+                if refuses_credential(*status) {
+                    return Ok(());
+                }
                 let snippet = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET)]);
                 let snippet = snippet.trim();
                 if !snippet.is_empty() {
@@ -296,7 +307,29 @@ pub struct WsFailure {
 
 impl WsFailure {
     /// A failure of `kind` in `phase`.
-    pub fn new(phase: Phase, kind: FailureKind) -> Self {
+    ///
+    /// The body of an upgrade answered 401 or 403 is dropped here, so that no failure (a
+    /// breaker's last failure, a log line, the admin JSON, a fallback cause) carries text that
+    /// may repeat the refused credential:
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use wsfirst_core::{FailureKind, Phase, WsFailure};
+    ///
+    /// let body = "Incorrect API key provided: sk-proj-abc".into();
+    /// let failure = WsFailure::new(
+    ///     Phase::Handshake,
+    ///     FailureKind::UpgradeStatus { status: StatusCode::UNAUTHORIZED, body },
+    /// );
+    /// assert_eq!(failure.to_string(), "websocket handshake failed: upgrade answered with status 401");
+    /// assert!(matches!(failure.kind(), FailureKind::UpgradeStatus { body, .. } if body.is_empty()));
+    /// ```
+    pub fn new(phase: Phase, mut kind: FailureKind) -> Self {
+        if let FailureKind::UpgradeStatus { status, body } = &mut kind {
+            if refuses_credential(*status) {
+                *body = Bytes::new();
+            }
+        }
         Self {
             phase,
             kind,
@@ -451,6 +484,39 @@ mod tests {
             kind.to_string().len(),
             "upgrade answered with status 502: ".len() + BODY_SNIPPET
         );
+    }
+
+    #[test]
+    fn a_refused_credential_keeps_no_body() {
+        let secret = "Incorrect API key provided: sk-proj-0123456789";
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN] {
+            let kind = FailureKind::UpgradeStatus {
+                status,
+                body: Bytes::from(secret),
+            };
+            // Display drops it, even on a kind made by hand...
+            assert_eq!(
+                kind.to_string(),
+                format!("upgrade answered with status {}", status.as_u16())
+            );
+            // ... and a failure does not keep it at all.
+            let failure = WsFailure::new(Phase::Handshake, kind).in_phase(Phase::Connect);
+            let shown = format!("{failure} {failure:?}");
+            assert!(!shown.contains("sk-proj"), "{shown}");
+            assert!(matches!(
+                failure.kind(),
+                FailureKind::UpgradeStatus { body, .. } if body.is_empty()
+            ));
+        }
+        // Other statuses keep their body: it explains the failure.
+        let failure = WsFailure::new(
+            Phase::Handshake,
+            FailureKind::UpgradeStatus {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: Bytes::from("overloaded"),
+            },
+        );
+        assert!(failure.to_string().ends_with(": overloaded"), "{failure}");
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! [`Phase`] it happened in (which decides whether a replay is safe) and its [`FailureKind`] (which
 //! decides how much it counts against the provider).
 //!
+//! Nothing here shows a secret: credentials are known by a keyed [`Fingerprint`] (see
+//! [`FingerprintKey`]), URLs are shown without userinfo or query string ([`redact`]), and an
+//! upgrade refused with 401 or 403 keeps no body ([`WsFailure::new`]).
+//!
 //! This crate does no I/O and has no async code.
 //!
 //! # Example
@@ -39,18 +43,23 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod breaker_key;
 mod error;
 mod failure;
+mod fingerprint;
 pub mod headers;
 mod intent;
 pub mod limits;
+pub mod redact;
 mod route;
 mod served;
 
+pub use breaker_key::BreakerKey;
 pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
+pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};
 pub use intent::{HttpReason, Ineligible, Intent};
-pub use route::{BreakerKey, Fingerprint, Route, RouteBuilder, RouteError, TransportMode};
+pub use route::{Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
 
 /// The longest duration any wsfirst setting accepts (100 years): every timeout and pin is

@@ -1,13 +1,10 @@
 //! Who a request is for: provider, API, upstream URLs, transport mode and breaker key.
 
-use std::{
-    fmt,
-    hash::{Hash, Hasher},
-    str::FromStr,
-    sync::Arc,
-};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use http::{HeaderMap, HeaderName, Uri, header::AUTHORIZATION};
+
+use crate::{BreakerKey, Fingerprint, FingerprintKey, redact};
 
 /// How a route may use the WebSocket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -52,152 +49,6 @@ impl FromStr for TransportMode {
     }
 }
 
-/// A fingerprint of a credential: a hash that tells credentials apart without holding them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fingerprint(u64);
-
-impl Fingerprint {
-    /// The fingerprint of a secret (for example an `Authorization` header's value).
-    pub fn of(secret: impl AsRef<[u8]>) -> Self {
-        let mut hasher = std::hash::DefaultHasher::new();
-        hasher.write(secret.as_ref());
-        Fingerprint(hasher.finish())
-    }
-
-    /// The hash value.
-    pub fn value(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
-
-/// The key a circuit breaker tracks: provider + WebSocket endpoint + credential fingerprint.
-///
-/// Routes that reach the same upstream with the same credential share a key, and so a breaker.
-/// Cloning is cheap, hashing uses a precomputed value, and equality first compares pointers, so
-/// looking a key up costs little on the hot path.
-///
-/// ```
-/// use wsfirst_core::{BreakerKey, Fingerprint};
-///
-/// let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
-/// let with_credential = key.with_credential(Some(Fingerprint::of("Bearer sk-1")));
-/// assert_ne!(key, with_credential);
-/// assert_eq!(key.to_string(), "openai wss://api.openai.com/v1/responses");
-/// ```
-#[derive(Clone)]
-pub struct BreakerKey(Arc<KeyInner>);
-
-#[derive(PartialEq, Eq)]
-struct KeyInner {
-    provider: Box<str>,
-    endpoint: Box<str>,
-    credential: Option<Fingerprint>,
-    hash: u64,
-}
-
-impl BreakerKey {
-    /// A key for `provider`'s WebSocket `endpoint`, optionally scoped to a credential.
-    pub fn new(
-        provider: impl Into<Box<str>>,
-        endpoint: impl Into<Box<str>>,
-        credential: Option<Fingerprint>,
-    ) -> Self {
-        let provider = provider.into();
-        let endpoint = endpoint.into();
-        let mut hasher = std::hash::DefaultHasher::new();
-        (&*provider, &*endpoint, credential).hash(&mut hasher);
-        let hash = hasher.finish();
-        BreakerKey(Arc::new(KeyInner {
-            provider,
-            endpoint,
-            credential,
-            hash,
-        }))
-    }
-
-    /// The same provider and endpoint with another credential.
-    pub fn with_credential(&self, credential: Option<Fingerprint>) -> Self {
-        if credential == self.0.credential {
-            return self.clone();
-        }
-        Self::new(self.0.provider.clone(), self.0.endpoint.clone(), credential)
-    }
-
-    /// The provider id.
-    pub fn provider(&self) -> &str {
-        &self.0.provider
-    }
-
-    /// The WebSocket endpoint (empty when the route has none).
-    pub fn endpoint(&self) -> &str {
-        &self.0.endpoint
-    }
-
-    /// The credential's fingerprint, if the key is scoped to one.
-    pub fn credential(&self) -> Option<Fingerprint> {
-        self.0.credential
-    }
-
-    /// Whether both are the same key object (clones of one another), a single pointer
-    /// comparison. Keys built separately from equal parts are equal (`==`) but not the same.
-    ///
-    /// ```
-    /// use wsfirst_core::BreakerKey;
-    ///
-    /// let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
-    /// let twin = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
-    /// assert!(key.ptr_eq(&key.clone()));
-    /// assert!(key == twin && !key.ptr_eq(&twin));
-    /// ```
-    #[inline]
-    pub fn ptr_eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl PartialEq for BreakerKey {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
-    }
-}
-
-impl Eq for BreakerKey {}
-
-impl Hash for BreakerKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.hash);
-    }
-}
-
-impl fmt::Display for BreakerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.0.provider, self.0.endpoint)?;
-        if let Some(credential) = self.0.credential {
-            write!(f, " credential:{credential}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for BreakerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BreakerKey({self})")
-    }
-}
-
 /// Where a route's credential comes from, for its breaker key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum CredentialSource {
@@ -239,6 +90,7 @@ struct RouteInner {
     http_url: Uri,
     mode: TransportMode,
     credential: CredentialSource,
+    fingerprint_key: FingerprintKey,
     key: BreakerKey,
 }
 
@@ -252,7 +104,8 @@ impl Route {
             http_url: None,
             mode: TransportMode::Auto,
             credential: CredentialSource::Header(AUTHORIZATION),
-            fingerprint: None,
+            secret: None,
+            fingerprint_key: None,
         }
     }
 
@@ -292,6 +145,12 @@ impl Route {
         self.0.mode
     }
 
+    /// The key the route's credential fingerprints are computed with
+    /// ([`RouteBuilder::fingerprint_key`]).
+    pub fn fingerprint_key(&self) -> &FingerprintKey {
+        &self.0.fingerprint_key
+    }
+
     /// The route's breaker key, without a per-request credential.
     ///
     /// When the credential is read from a request header (the default, `Authorization`), use
@@ -305,7 +164,7 @@ impl Route {
         match &self.0.credential {
             CredentialSource::Header(name) => headers
                 .get(name)
-                .map(|value| Fingerprint::of(value.as_bytes())),
+                .map(|value| self.0.fingerprint_key.fingerprint(value.as_bytes())),
             CredentialSource::None | CredentialSource::Fixed => None,
         }
     }
@@ -313,8 +172,9 @@ impl Route {
     /// The request header the route reads its credential from (`Authorization` by default),
     /// `None` when the credential is fixed or not part of the key.
     ///
-    /// Layers on the hot path can remember the last header value they fingerprinted and skip
-    /// hashing when the next request carries the same bytes.
+    /// Layers on the hot path can remember which header value they last fingerprinted (by a
+    /// cheap keyed hash, not the value itself) and skip the fingerprint when the next request
+    /// carries the same bytes.
     pub fn credential_header(&self) -> Option<&HeaderName> {
         match &self.0.credential {
             CredentialSource::Header(name) => Some(name),
@@ -327,16 +187,20 @@ impl Route {
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
-    /// use wsfirst_core::{Fingerprint, Route};
+    /// use wsfirst_core::{Fingerprint, FingerprintKey, Route};
     ///
     /// let fixed = Route::builder("p", "a").http_url("http://x").credential("k1").build()?;
     /// assert_eq!(fixed.credential_for(&HeaderMap::new()), Some(Fingerprint::of("k1")));
     ///
-    /// let from_header = Route::builder("p", "a").http_url("http://x").build()?;
+    /// let key = FingerprintKey::random();
+    /// let from_header = Route::builder("p", "a")
+    ///     .http_url("http://x")
+    ///     .fingerprint_key(key.clone())
+    ///     .build()?;
     /// let mut headers = HeaderMap::new();
     /// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer k2"));
-    /// assert_eq!(from_header.credential_for(&headers), Some(Fingerprint::of("Bearer k2")));
-    /// # Ok::<(), wsfirst_core::RouteError>(())
+    /// assert_eq!(from_header.credential_for(&headers), Some(key.fingerprint("Bearer k2")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn credential_for(&self, headers: &HeaderMap) -> Option<Fingerprint> {
         match &self.0.credential {
@@ -377,8 +241,8 @@ impl fmt::Debug for Route {
         f.debug_struct("Route")
             .field("provider", &self.0.provider)
             .field("api", &self.0.api)
-            .field("ws_url", &self.0.ws_url.as_ref().map(ToString::to_string))
-            .field("http_url", &self.0.http_url.to_string())
+            .field("ws_url", &self.0.ws_url.as_ref().map(redact::uri))
+            .field("http_url", &redact::uri(&self.0.http_url))
             .field("mode", &self.0.mode)
             .field("credential", &self.0.credential)
             .field("key", &self.0.key)
@@ -395,7 +259,10 @@ pub struct RouteBuilder {
     http_url: Option<String>,
     mode: TransportMode,
     credential: CredentialSource,
-    fingerprint: Option<Fingerprint>,
+    /// The fixed credential, until `build` fingerprints it (a builder is short-lived; the route
+    /// keeps only the fingerprint).
+    secret: Option<Box<[u8]>>,
+    fingerprint_key: Option<FingerprintKey>,
 }
 
 impl RouteBuilder {
@@ -418,10 +285,36 @@ impl RouteBuilder {
         self
     }
 
-    /// Scopes the breaker key to a credential fixed for this route. Only a fingerprint is kept.
+    /// Scopes the breaker key to a credential fixed for this route. The route keeps only its
+    /// fingerprint.
     pub fn credential(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.credential = CredentialSource::Fixed;
-        self.fingerprint = Some(Fingerprint::of(secret));
+        self.secret = Some(secret.as_ref().into());
+        self
+    }
+
+    /// The key the route's credential fingerprints (and the hidden parts of its WebSocket URL,
+    /// see [`BreakerKey`]) are computed with; default [`FingerprintKey::process_default`], a
+    /// random key for this process. Give every route the same key from a configured secret to
+    /// keep the fingerprints, and so the breaker keys' text, the same across restarts.
+    ///
+    /// ```
+    /// use wsfirst_core::{FingerprintKey, Route};
+    ///
+    /// let key = FingerprintKey::from_secret("a configured secret, 16+ bytes")?;
+    /// let build = |key: &FingerprintKey| {
+    ///     Route::builder("p", "a")
+    ///         .http_url("http://x")
+    ///         .credential("Bearer sk-1")
+    ///         .fingerprint_key(key.clone())
+    ///         .build()
+    /// };
+    /// assert_eq!(build(&key)?.breaker_key(), build(&key)?.breaker_key());
+    /// assert_ne!(build(&key)?.breaker_key(), build(&FingerprintKey::random())?.breaker_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fingerprint_key(mut self, key: FingerprintKey) -> Self {
+        self.fingerprint_key = Some(key);
         self
     }
 
@@ -429,14 +322,14 @@ impl RouteBuilder {
     /// `Authorization`).
     pub fn credential_header(mut self, name: HeaderName) -> Self {
         self.credential = CredentialSource::Header(name);
-        self.fingerprint = None;
+        self.secret = None;
         self
     }
 
     /// One breaker key for all credentials.
     pub fn no_credential(mut self) -> Self {
         self.credential = CredentialSource::None;
-        self.fingerprint = None;
+        self.secret = None;
         self
     }
 
@@ -453,7 +346,7 @@ impl RouteBuilder {
             _ => {
                 return Err(RouteError::InvalidUrl {
                     field: "http_url",
-                    value: http_url,
+                    value: redact::url(&http_url).into_owned(),
                     expected: "an absolute http:// or https:// url",
                 });
             }
@@ -462,12 +355,18 @@ impl RouteBuilder {
             None => None,
             Some(raw) => Some(raw.parse::<Uri>().map_err(|_| RouteError::InvalidUrl {
                 field: "ws_url",
-                value: raw,
+                value: redact::url(&raw).into_owned(),
                 expected: "a url such as wss://host/path",
             })?),
         };
+        let fingerprint_key = self
+            .fingerprint_key
+            .unwrap_or_else(|| FingerprintKey::process_default().clone());
         let endpoint = ws_url.as_ref().map(ToString::to_string).unwrap_or_default();
-        let key = BreakerKey::new(self.provider.as_str(), endpoint, self.fingerprint);
+        let fixed = self
+            .secret
+            .map(|secret| fingerprint_key.fingerprint(secret));
+        let key = BreakerKey::new_keyed(&fingerprint_key, self.provider.as_str(), endpoint, fixed);
         Ok(Route(Arc::new(RouteInner {
             provider: self.provider.into(),
             api: self.api.into(),
@@ -475,6 +374,7 @@ impl RouteBuilder {
             http_url,
             mode: self.mode,
             credential: self.credential,
+            fingerprint_key,
             key,
         })))
     }
@@ -485,12 +385,12 @@ impl fmt::Debug for RouteBuilder {
         f.debug_struct("RouteBuilder")
             .field("provider", &self.provider)
             .field("api", &self.api)
-            .field("ws_url", &self.ws_url)
-            .field("http_url", &self.http_url)
+            .field("ws_url", &self.ws_url.as_deref().map(redact::url))
+            .field("http_url", &self.http_url.as_deref().map(redact::url))
             .field("mode", &self.mode)
             .field("credential", &self.credential)
-            .field("fingerprint", &self.fingerprint)
-            .finish()
+            .field("fingerprint_key", &self.fingerprint_key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -504,7 +404,8 @@ pub enum RouteError {
     InvalidUrl {
         /// The builder field (`http_url` or `ws_url`).
         field: &'static str,
-        /// The value given.
+        /// The value given, without userinfo, query string or fragment
+        /// ([`redact::url`]): they may hold credentials.
         value: String,
         /// What was expected.
         expected: &'static str,
@@ -553,6 +454,113 @@ mod tests {
         let debug = format!("{route:?} {:?}", route.breaker_key());
         assert!(!debug.contains("sk-very-secret"), "{debug}");
         assert!(route.breaker_key().credential().is_some());
+    }
+
+    #[test]
+    fn fingerprints_use_the_route_key() {
+        let one = FingerprintKey::from_secret("the first secret key").unwrap();
+        let two = FingerprintKey::from_secret("the second secret key").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-1"));
+        let keyed = |key: &FingerprintKey| route().fingerprint_key(key.clone()).build().unwrap();
+        // Same key, same fingerprint and breaker key; another key, other ones.
+        assert_eq!(
+            keyed(&one).breaker_key_for(&headers),
+            keyed(&one).breaker_key_for(&headers)
+        );
+        assert_ne!(
+            keyed(&one).breaker_key_for(&headers),
+            keyed(&two).breaker_key_for(&headers)
+        );
+        assert_eq!(
+            keyed(&one).request_credential(&headers),
+            Some(Fingerprint::of_keyed(&one, "Bearer sk-1"))
+        );
+        // A fixed credential too, wherever `credential` and `fingerprint_key` are called.
+        let fixed = route()
+            .credential("Bearer sk-2")
+            .fingerprint_key(two.clone())
+            .build()
+            .unwrap();
+        assert_eq!(
+            fixed.breaker_key().credential(),
+            Some(two.fingerprint("Bearer sk-2"))
+        );
+        // Without a key, the process's.
+        assert_eq!(
+            route().build().unwrap().request_credential(&headers),
+            Some(Fingerprint::of("Bearer sk-1"))
+        );
+    }
+
+    #[test]
+    fn urls_are_shown_without_userinfo_or_query() {
+        let key = FingerprintKey::from_secret("0123456789abcdef").unwrap();
+        let build = |ws: &str| {
+            Route::builder("live", "live-api")
+                .ws_url(ws)
+                .http_url("https://user:hunter2@live.example/v1?key=sk-http")
+                .credential("Bearer sk-fixed")
+                .fingerprint_key(key.clone())
+                .build()
+                .unwrap()
+        };
+        let route = build("wss://user:hunter2@live.example/v1/ws?key=sk-ws");
+        let key_text = route.breaker_key().to_string();
+        let shown = format!(
+            "{key_text} {:?} {route:?} {:?}",
+            route.breaker_key().endpoint(),
+            route.breaker_key()
+        );
+        for secret in ["hunter2", "user", "sk-"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let fingerprint = key.fingerprint("wss://user:hunter2@live.example/v1/ws?key=sk-ws");
+        assert_eq!(
+            route.breaker_key().endpoint(),
+            format!("wss://live.example/v1/ws?redacted:{fingerprint}")
+        );
+        // The key still tells the hidden parts apart, and the same URL gives the same key.
+        let other = build("wss://user:hunter2@live.example/v1/ws?key=sk-other");
+        assert_ne!(route.breaker_key(), other.breaker_key());
+        assert_ne!(key_text, other.breaker_key().to_string());
+        assert_eq!(
+            route.breaker_key(),
+            build("wss://user:hunter2@live.example/v1/ws?key=sk-ws").breaker_key()
+        );
+        // The URLs themselves are untouched: they are what the layers connect to.
+        assert_eq!(route.ws_url().unwrap().query(), Some("key=sk-ws"));
+        // The builder's Debug too.
+        let builder = Route::builder("p", "a")
+            .ws_url("wss://u:hunter2@x/ws?key=sk-b")
+            .http_url("https://u:hunter2@x/?key=sk-b")
+            .credential("sk-c");
+        let debug = format!("{builder:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("sk-"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn url_errors_do_not_show_userinfo_or_query() {
+        let error = Route::builder("p", "a")
+            .http_url("ftp://user:hunter2@x/y?key=sk-1")
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"invalid http_url "ftp://x/y": expected an absolute http:// or https:// url"#
+        );
+        let error = Route::builder("p", "a")
+            .http_url("http://x")
+            .ws_url("wss://user:hunter2@bad host/?key=sk-1")
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"invalid ws_url "wss://bad host/": expected a url such as wss://host/path"#
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, client_async_with_config,
     tungstenite::{self, client::IntoClientRequest, error::ProtocolError},
 };
-use wsfirst_core::{FailureKind, Phase, Transport, WsFailure};
+use wsfirst_core::{FailureKind, Phase, Transport, WsFailure, redact};
 
 use crate::{WebSocketConfig, tls};
 
@@ -62,7 +62,10 @@ pub(crate) fn target(url: &Uri) -> Result<(bool, &str, u16), WsFailure> {
         _ => {
             return Err(WsFailure::new(
                 Phase::Connect,
-                FailureKind::Local(format!("the websocket url {url} is not ws:// or wss://")),
+                FailureKind::Local(format!(
+                    "the websocket url {} is not ws:// or wss://",
+                    redact::uri(url)
+                )),
             ));
         }
     };
@@ -73,7 +76,10 @@ pub(crate) fn target(url: &Uri) -> Result<(bool, &str, u16), WsFailure> {
         .ok_or_else(|| {
             WsFailure::new(
                 Phase::Connect,
-                FailureKind::Local(format!("the websocket url {url} has no host")),
+                FailureKind::Local(format!(
+                    "the websocket url {} has no host",
+                    redact::uri(url)
+                )),
             )
         })?;
     let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
@@ -192,9 +198,16 @@ pub(crate) fn map_error(phase: Phase, error: tungstenite::Error) -> WsFailure {
     use tungstenite::Error;
     let kind = match &error {
         Error::Http(response) => {
+            // The body of a refused credential may repeat part of it: not even copied (and
+            // `WsFailure::new` would drop it).
+            let refused = matches!(
+                response.status(),
+                http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN
+            );
             let body = response
                 .body()
                 .as_deref()
+                .filter(|_| !refused)
                 .map(|body| Bytes::copy_from_slice(&body[..body.len().min(UPGRADE_BODY_LIMIT)]))
                 .unwrap_or_default();
             return WsFailure::new(
@@ -330,6 +343,43 @@ mod tests {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 body: Bytes::from_static(b"internal error")
             }
+        );
+    }
+
+    #[test]
+    fn refused_credentials_keep_no_body() {
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN] {
+            let response = http::Response::builder()
+                .status(status)
+                .body(Some(b"Incorrect API key provided: sk-proj-abc".to_vec()))
+                .unwrap();
+            let failure = map_error(
+                Phase::Handshake,
+                tungstenite::Error::Http(Box::new(response)),
+            );
+            assert_eq!(
+                failure.kind(),
+                &FailureKind::UpgradeStatus {
+                    status,
+                    body: Bytes::new()
+                }
+            );
+            let shown = format!("{failure} {failure:?}");
+            assert!(!shown.contains("sk-proj"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn url_failures_show_no_userinfo_or_query() {
+        let failure = target(&"http://user:hunter2@x/y?key=sk-1".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "websocket connect failed: the websocket url http://x/y is not ws:// or wss://"
+        );
+        let failure = target(&"/relative?key=sk-1".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "websocket connect failed: the websocket url /relative is not ws:// or wss://"
         );
     }
 

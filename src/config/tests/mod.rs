@@ -3,6 +3,7 @@
 mod bounds;
 mod documents;
 mod errors;
+mod fingerprint;
 
 use super::Config;
 

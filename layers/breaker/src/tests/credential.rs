@@ -148,3 +148,63 @@ async fn clones_made_for_one_request_share_the_last_key() {
         Some(route.breaker_key_for(with_credential(&route, "Bearer sk-alice").headers()))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_key_cache_keeps_no_credential() {
+    let mut h = Harness::new(config().build().unwrap());
+    let route = route(TransportMode::Auto);
+    let prototype = h.service.clone();
+    // The header value's bytes in a buffer of their own: whoever keeps the value keeps a
+    // reference to it.
+    let secret = Bytes::from(b"Bearer sk-kept-nowhere".to_vec());
+    let request = || {
+        let mut request = request(&route, Intent::WebSocket);
+        let value = HeaderValue::from_maybe_shared(secret.clone()).unwrap();
+        request.headers_mut().insert(AUTHORIZATION, value);
+        request
+    };
+    // A lookup (the service's first request), a hit on its own key, and a clone that finds the
+    // key its siblings share.
+    h.ws(&route, Outcome::Ws).await;
+    let _ = h.exchange(request(), Outcome::Ws).await;
+    let _ = h.exchange(request(), Outcome::Ws).await;
+    h.service = prototype.clone();
+    let _ = h.exchange(request(), Outcome::Ws).await;
+    let (own, shared) = h.service.cache().keys();
+    assert!(own.is_some() && shared.is_some());
+    assert!(
+        secret.is_unique(),
+        "the service (or its clones) still holds the credential header value"
+    );
+    let debug = format!("{:?} {:?}", h.service, prototype);
+    assert!(!debug.contains("sk-kept-nowhere"), "{debug}");
+    // The key is still the credential's: another credential gets another key.
+    let key = route.breaker_key_for(request().headers());
+    assert_eq!(h.handle.get(&key).unwrap().window_calls, 3);
+    let other = h
+        .exchange(with_credential(&route, "Bearer sk-other"), Outcome::Ws)
+        .await;
+    assert_eq!(other.0, Intent::WebSocket);
+    assert_eq!(h.handle.get(&key).unwrap().window_calls, 3);
+    assert_eq!(h.handle.snapshot().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_are_named_by_their_shown_text() {
+    // The admin pins by key text: the shown endpoint, without its query, names the key.
+    let h = Harness::new(config().build().unwrap());
+    let route = Route::builder("live", "live-api")
+        .ws_url("wss://live.example/v1/ws?key=sk-in-the-query")
+        .http_url("https://live.example/v1")
+        .no_credential()
+        .build()
+        .unwrap();
+    h.handle
+        .pin(route.breaker_key(), Some(Duration::from_secs(60)));
+    let text = h.only().key.to_string();
+    assert!(!text.contains("sk-in-the-query"), "{text}");
+    assert_eq!(
+        h.handle.key_named(&text).as_ref(),
+        Some(route.breaker_key())
+    );
+}
