@@ -228,8 +228,9 @@ async fn run() -> Result<(), BoxError> {
             provider = route.provider(),
             api = route.api(),
             mode = %route.mode(),
-            http_url = %route.http_url(),
-            ws_url = route.ws_url().map(ToString::to_string).unwrap_or_default(),
+            // Shown without userinfo or query string: either may hold a secret.
+            http_url = %wsfirst::core::redact::uri(route.http_url()),
+            ws_url = route.ws_url().map(wsfirst::core::redact::uri).unwrap_or_default(),
             "route"
         );
     }

@@ -75,6 +75,11 @@ impl Gateway {
             [routes.headers]
             "OpenAI-Beta" = "responses-websocket=v1"
 
+            # A turn that continues a conversation waits for its busy connection: on a loaded
+            # 2-core CI machine, 8 Python threads can keep one busy past the 5 s default.
+            [routes.pool]
+            conversation_wait = "30s"
+
             # Two failures in a row pin the key, for long enough that no probe happens
             # during a test.
             [routes.breaker]
@@ -419,8 +424,8 @@ async fn sdk_store_false_conversations_keep_their_socket() {
     let report = gateway
         .run_script("responses_signals.py", "sk-test", &["conversations"])
         .await;
-    assert_eq!(report["turns_ok"], 32, "{report}");
     let after = gateway.counts();
+    assert_eq!(report["turns_ok"], 32, "{report}\n{before:?}\n{after:?}");
     let handshakes = after.handshakes - before.handshakes;
     println!("8 conversations x 4 turns (store: false): {handshakes} websocket connections");
     assert!(

@@ -536,7 +536,10 @@ impl RouteConfig {
             if !scheme_ok {
                 return Err(ConfigError::invalid(
                     "ws_url",
-                    format!("invalid url {ws_url:?}: expected an absolute ws:// or wss:// url"),
+                    format!(
+                        "invalid url {:?}: expected an absolute ws:// or wss:// url",
+                        wsfirst_core::redact::url(ws_url)
+                    ),
                 ));
             }
         }
