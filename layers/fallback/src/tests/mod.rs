@@ -11,10 +11,6 @@ use std::{
     collections::VecDeque,
     error::Error,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
     task::{Context, Poll},
     time::Duration,
 };

@@ -109,17 +109,9 @@ impl Pool {
             return;
         };
         if closed || now >= conn.created + self.inner.max_age {
-            let counted = usize::from(slot.open > 0);
-            slot.open -= counted;
-            slot.freed.notify_one();
-            slot.conversations.forget(&conn);
-            if slot.is_empty() && slot.idle.is_empty() {
-                state.keys.remove(key);
-            }
-            state.open -= counted;
-            self.inner.room.notify_waiters();
+            // Still counted open in its slot, so the slot outlives the unlocked moment.
             drop(state);
-            close_later(conn);
+            self.retire(key, conn);
             return;
         }
         slot.idle.push(Idle { conn, since: now });
