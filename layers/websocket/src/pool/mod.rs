@@ -128,7 +128,7 @@ use crate::ConfigError;
 /// WebSocket mode keeps each connection's recent responses in that connection's memory, and
 /// with `store: false` nowhere else (see [`responses::conversation`](crate::responses::conversation)).
 /// So the pool remembers, per connection, the ids of the last
-/// [`Pool::REMEMBERED_RESPONSES`] (8) responses it produced (learned from the answer's first
+/// [`Pool::REMEMBERED_RESPONSES`] (64) responses it produced (learned from the answer's first
 /// event through [`Codec::response_id`](crate::Codec::response_id); ids over 256 bytes are
 /// ignored), and forgets them when the connection closes, expires or is dropped after a
 /// cut-short answer: the memory is bounded by the connections themselves, whatever clients
@@ -388,7 +388,7 @@ impl Pool {
     /// How many response ids the pool remembers per connection, the most recent ones (see
     /// "Conversations keep their socket" above): a request that continues an older response of
     /// the connection takes any connection.
-    pub const REMEMBERED_RESPONSES: usize = 8;
+    pub const REMEMBERED_RESPONSES: usize = 64;
 
     /// A pool with the defaults.
     pub fn new() -> Self {

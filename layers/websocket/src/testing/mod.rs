@@ -16,7 +16,7 @@
 //!
 //! **Conversations** follow the API's rules (OpenAI's WebSocket-mode guide,
 //! <https://developers.openai.com/api/docs/guides/websocket-mode>). Each WebSocket connection
-//! keeps in memory the ids of the last 16 responses it produced (sent in full), whatever their
+//! keeps in memory the ids of the last 64 responses it produced (sent in full), whatever their
 //! `store`, and forgets them when it closes; a response produced with `store` not `false` (the
 //! API's default) is also stored, known to every connection and to the HTTP side. A request
 //! with a `previous_response_id` that its connection does not keep and nobody stored gets, over

@@ -201,7 +201,7 @@ impl Shared {
 const STORED: usize = 1 << 16;
 
 /// How many response ids each WebSocket connection keeps in its memory.
-pub(super) const CONNECTION_MEMORY: usize = 16;
+pub(super) const CONNECTION_MEMORY: usize = 64;
 
 /// A bounded set of response ids; the oldest are forgotten first.
 pub(super) struct Remembered {
