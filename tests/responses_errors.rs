@@ -3,57 +3,21 @@
 //! is answered as the HTTP endpoint would answer it, executed once and never counted; a server
 //! error still falls back; an error after output ends the stream cleanly.
 
-use std::time::Duration;
+mod support;
 
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use support::{NO_STREAM, STREAM, stack};
 use tower::ServiceExt;
 use wsfirst::{
     RouteService, Wsfirst,
-    breaker::{BreakerConfig, BreakerRegistry, BreakerState},
-    core::{Route, TransportMode},
-    eligibility::EligibilityTable,
+    breaker::BreakerState,
+    core::TransportMode,
     websocket::testing::{Answer, TestUpstream},
 };
-
-const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
-const NO_STREAM: &str = r#"{"model":"gpt-test","input":"hi"}"#;
-
-/// A stack whose breakers trip after 3 failures in a row (or a failure rate of 50 % over 10
-/// calls), and one route to `upstream`.
-fn stack(upstream: &TestUpstream) -> (Wsfirst, RouteService) {
-    let wsfirst = Wsfirst::builder()
-        .eligibility(
-            EligibilityTable::builder()
-                .allow("local", "responses")
-                .build()
-                .unwrap(),
-        )
-        .registry(
-            BreakerRegistry::builder()
-                .config(
-                    BreakerConfig::builder()
-                        .consecutive_failures(3)
-                        .open_duration(Duration::from_secs(30))
-                        .jitter(0.0)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build();
-    let route = Route::builder("local", "responses")
-        .ws_url(upstream.ws_url())
-        .http_url(upstream.http_url())
-        .mode(TransportMode::Auto)
-        .build()
-        .unwrap();
-    let service = wsfirst.route(route);
-    (wsfirst, service)
-}
 
 async fn send(service: &RouteService, body: &'static str) -> Response<Body> {
     let request = Request::post("/v1/responses")
@@ -116,7 +80,7 @@ async fn a_bad_request_is_answered_400_with_the_http_error_body_and_executed_onc
         "Invalid value: 'banana'.",
     );
     upstream.set_answer(invalid.clone());
-    let (_wsfirst, service) = stack(&upstream);
+    let (_wsfirst, service) = stack(&upstream, TransportMode::Auto);
     let mut executed = 0;
     for body in [STREAM, NO_STREAM, STREAM, NO_STREAM, STREAM, NO_STREAM] {
         let answered = exchange(&service, body).await;
@@ -141,7 +105,7 @@ async fn a_bad_request_is_answered_400_with_the_http_error_body_and_executed_onc
 #[tokio::test]
 async fn a_hundred_client_errors_leave_the_breaker_closed_and_the_websocket_in_use() {
     let upstream = TestUpstream::start().await;
-    let (wsfirst, service) = stack(&upstream);
+    let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
     for index in 0..100 {
         let answer = match index % 4 {
             0 => Answer::error(StatusCode::BAD_REQUEST, "invalid_value", "bad"),
@@ -177,7 +141,7 @@ async fn a_hundred_client_errors_leave_the_breaker_closed_and_the_websocket_in_u
 async fn a_rate_limit_reaches_the_client_with_its_retry_after_and_is_not_replayed() {
     let upstream = TestUpstream::start().await;
     upstream.set_answer(Answer::rate_limited(20));
-    let (wsfirst, service) = stack(&upstream);
+    let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
     for body in [STREAM, NO_STREAM] {
         let answered = exchange(&service, body).await;
         assert_eq!(answered.status, StatusCode::TOO_MANY_REQUESTS);
@@ -195,7 +159,7 @@ async fn a_rate_limit_reaches_the_client_with_its_retry_after_and_is_not_replaye
 async fn a_server_error_before_output_still_falls_back_and_counts() {
     let upstream = TestUpstream::start().await;
     upstream.set_answer(Answer::text("over http"));
-    let (wsfirst, service) = stack(&upstream);
+    let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
     for round in 1..=3 {
         upstream.push_answer(Answer::error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,7 +190,7 @@ async fn an_error_after_output_ends_the_stream_cleanly_and_is_not_a_failure() {
     let upstream = TestUpstream::start().await;
     let text = Answer::text("hello world");
     let error = Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lost");
-    let (wsfirst, service) = stack(&upstream);
+    let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
     for _ in 0..5 {
         upstream.push_answer(text.interrupted(4, &error));
         let answered = exchange(&service, STREAM).await;

@@ -2,12 +2,15 @@
 //! WebSocket -> HTTP) against the scriptable upstream on 127.0.0.1, counting what the upstream
 //! executed on each transport.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use support::{NO_STREAM, STREAM, exchange};
 use tower::ServiceExt;
 use wsfirst::{
     Configured, RouteOptions, RouteService, Wsfirst,
@@ -20,9 +23,6 @@ use wsfirst::{
         testing::{Answer, TestUpstream, Transport as UpstreamTransport, WsScript},
     },
 };
-
-const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
-const NO_STREAM: &str = r#"{"model":"gpt-test","input":"hi"}"#;
 
 fn table() -> EligibilityTable {
     EligibilityTable::builder()
@@ -82,22 +82,6 @@ async fn send(service: &RouteService, body: &str) -> Response<Body> {
         .oneshot(request(body.to_owned()))
         .await
         .unwrap()
-}
-
-/// Sends a request and reads the whole answer: (status, transport header, reason header, body).
-async fn exchange(service: &RouteService, body: &str) -> (StatusCode, String, String, Bytes) {
-    let response = send(service, body).await;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|value| value.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    let (transport, reason) = (header("x-wsfirst-transport"), header("x-wsfirst-reason"));
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, transport, reason, bytes)
 }
 
 /// An error and its causes as one string.

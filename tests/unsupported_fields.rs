@@ -6,15 +6,15 @@
 //! Also here, end to end: an upgrade answered 401 or 403 (a wrong credential) falls back to HTTP
 //! as usual but neither counts against nor leaves a breaker key.
 
+mod support;
+
 use std::time::Duration;
 
-use axum::body::Body;
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use http::StatusCode;
+use support::{STREAM, exchange, exchange_as, stack};
 use wsfirst::{
-    RouteService, Wsfirst,
+    Wsfirst,
     breaker::{BreakerConfig, BreakerRegistry, BreakerState, Classify, DefaultClassifier, Verdict},
     core::{Route, TransportMode, WsFailure},
     eligibility::EligibilityTable,
@@ -24,77 +24,11 @@ use wsfirst::{
 const BACKGROUND_STREAM: &str =
     r#"{"model":"gpt-test", "background": true,"input":"hi","stream":true}"#;
 const BACKGROUND: &str = r#"{"background":true,"model":"gpt-test","input":"caf\u00e9"}"#;
-const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
-
-fn stack(upstream: &TestUpstream) -> (Wsfirst, RouteService) {
-    stack_in(upstream, TransportMode::Auto)
-}
-
-fn stack_in(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteService) {
-    let wsfirst = Wsfirst::builder()
-        .eligibility(
-            EligibilityTable::builder()
-                .allow("local", "responses")
-                .build()
-                .unwrap(),
-        )
-        .registry(
-            BreakerRegistry::builder()
-                .config(
-                    BreakerConfig::builder()
-                        .consecutive_failures(3)
-                        .open_duration(Duration::from_secs(30))
-                        .jitter(0.0)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build();
-    let route = Route::builder("local", "responses")
-        .ws_url(upstream.ws_url())
-        .http_url(upstream.http_url())
-        .mode(mode)
-        .build()
-        .unwrap();
-    let service = wsfirst.route(route);
-    (wsfirst, service)
-}
-
-/// Sends a request and reads the whole answer: (status, transport header, reason header, body).
-async fn exchange(service: &RouteService, body: &str) -> (StatusCode, String, String, Bytes) {
-    exchange_as(service, "Bearer sk-test", body).await
-}
-
-/// [`exchange`] with this credential.
-async fn exchange_as(
-    service: &RouteService,
-    credential: &str,
-    body: &str,
-) -> (StatusCode, String, String, Bytes) {
-    let request = Request::post("/v1/responses")
-        .header("authorization", credential)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let response = service.clone().oneshot(request).await.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|value| value.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    let (transport, reason) = (header("x-wsfirst-transport"), header("x-wsfirst-reason"));
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, transport, reason, bytes)
-}
 
 #[tokio::test]
 async fn background_goes_over_http_byte_for_byte() {
     let upstream = TestUpstream::start().await;
-    let (wsfirst, service) = stack(&upstream);
+    let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
     let answer = Answer::default();
     for (body, expected) in [
         (BACKGROUND_STREAM, answer.sse()),
@@ -143,7 +77,7 @@ async fn background_goes_over_http_byte_for_byte() {
 async fn a_probe_that_turns_out_unsupported_gives_its_slot_back() {
     let upstream = TestUpstream::start().await;
     upstream.set_default_ws_script(WsScript::refuse(StatusCode::BAD_GATEWAY, ""));
-    let (wsfirst, service) = stack(&upstream);
+    let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
     for _ in 0..3 {
         exchange(&service, STREAM).await;
     }
@@ -180,7 +114,7 @@ async fn a_probe_that_turns_out_unsupported_gives_its_slot_back() {
 #[tokio::test]
 async fn a_strict_route_sends_background_over_http_too() {
     let upstream = TestUpstream::start().await;
-    let (wsfirst, service) = stack_in(&upstream, TransportMode::WebSocket);
+    let (wsfirst, service) = stack(&upstream, TransportMode::WebSocket);
     let (status, transport, reason, bytes) = exchange(&service, BACKGROUND_STREAM).await;
     assert_eq!(
         (status, transport.as_str(), reason.as_str()),

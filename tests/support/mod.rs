@@ -1,0 +1,90 @@
+//! What the facade's integration tests share: a stack in front of the test kit, and one request
+//! read to the end. Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use wsfirst::{
+    RouteService, Wsfirst,
+    breaker::{BreakerConfig, BreakerRegistry},
+    core::{Route, TransportMode},
+    eligibility::EligibilityTable,
+    websocket::testing::TestUpstream,
+};
+
+/// A streaming Responses request body.
+pub(crate) const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
+/// A non-streaming Responses request body.
+pub(crate) const NO_STREAM: &str = r#"{"model":"gpt-test","input":"hi"}"#;
+
+/// A stack that allows `local` / `responses` on the WebSocket, whose breakers trip after 3
+/// failures in a row and stay open 30 s (no jitter), and one route to `upstream` in `mode`.
+pub(crate) fn stack(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteService) {
+    let wsfirst = Wsfirst::builder()
+        .eligibility(
+            EligibilityTable::builder()
+                .allow("local", "responses")
+                .build()
+                .unwrap(),
+        )
+        .registry(
+            BreakerRegistry::builder()
+                .config(
+                    BreakerConfig::builder()
+                        .consecutive_failures(3)
+                        .open_duration(Duration::from_secs(30))
+                        .jitter(0.0)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build();
+    let route = Route::builder("local", "responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .mode(mode)
+        .build()
+        .unwrap();
+    let service = wsfirst.route(route);
+    (wsfirst, service)
+}
+
+/// Sends a request with `Authorization: Bearer sk-test` and reads the whole answer: (status,
+/// transport header, reason header, body).
+pub(crate) async fn exchange(
+    service: &RouteService,
+    body: &str,
+) -> (StatusCode, String, String, Bytes) {
+    exchange_as(service, "Bearer sk-test", body).await
+}
+
+/// [`exchange`] with this `Authorization` value.
+pub(crate) async fn exchange_as(
+    service: &RouteService,
+    credential: &str,
+    body: &str,
+) -> (StatusCode, String, String, Bytes) {
+    let request = Request::post("/v1/responses")
+        .header("authorization", credential)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (transport, reason) = (header("x-wsfirst-transport"), header("x-wsfirst-reason"));
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, transport, reason, bytes)
+}
