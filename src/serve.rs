@@ -312,10 +312,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// A request body that must arrive whole before its deadline.
+/// A request body that must arrive whole before its deadline. The timer is made only when the
+/// body is not already there on its first read (most small JSON bodies arrive with the headers).
 struct DeadlineBody<B> {
     inner: B,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
 }
 
@@ -323,7 +325,8 @@ impl<B> DeadlineBody<B> {
     fn new(inner: B, timeout: Duration) -> Self {
         Self {
             inner,
-            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
+            deadline: Instant::now() + timeout,
+            timer: None,
             timeout,
         }
     }
@@ -345,7 +348,11 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(BodyReadTimeout(this.timeout)))));
         }
         Poll::Pending
