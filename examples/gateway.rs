@@ -61,7 +61,11 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::oneshot};
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use tracing::Span;
-use tracing_subscriber::{EnvFilter, filter::filter_fn, prelude::*};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::{LevelFilter, filter_fn},
+    prelude::*,
+};
 use wsfirst::{
     Configured, REASON_HEADER, TRANSPORT_HEADER,
     config::{Config, ConfigError},
@@ -117,13 +121,21 @@ http_url = "{http}"
 async fn main() -> ExitCode {
     // `RUST_LOG` chooses the level, but no value of it can print a credential: the events that may
     // carry one are dropped by a filter of their own (see `wsfirst::logging`).
+    let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The credential filter passes on the level filter's most verbose level: without that hint
+    // the process-wide maximum would be TRACE, and every `log` record of the libraries (a few
+    // per WebSocket frame at trace level) would be built and filtered one by one.
+    let most_verbose = levels.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_filter(filter_fn(|event| {
-            !wsfirst::logging::may_carry_credentials(event.target(), *event.level())
-        }));
+        .with_filter(levels)
+        .with_filter(
+            filter_fn(|event| {
+                !wsfirst::logging::may_carry_credentials(event.target(), *event.level())
+            })
+            .with_max_level_hint(most_verbose),
+        );
     tracing_subscriber::registry().with(logs).init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,

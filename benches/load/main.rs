@@ -26,7 +26,8 @@
 //! 1,000 streams in flight (the upstream slowed to 50 ms per event) and after they end.
 //!
 //! `cargo bench --bench load` (all cases, about 90 s), or `cargo bench --bench load -- gateway`
-//! for the cases whose name contains `gateway`. It builds the release gateway first
+//! for the cases whose name contains `gateway`; `WSFIRST_LOAD_WINDOW_MS=20000` holds each case
+//! for 20 s (to profile the gateway: `perf record -g -p $(pgrep -f release/examples/gateway)`). It builds the release gateway first
 //! (`cargo build --release --example gateway`). Nothing is asserted on time; each case is checked
 //! once (status, `x-wsfirst-reason`, bytes) before it is measured.
 
@@ -53,6 +54,8 @@ use crate::{
 
 const WARM_UP: Duration = Duration::from_millis(300);
 const WINDOW: Duration = Duration::from_millis(1500);
+/// Overrides [`WINDOW`] (in milliseconds), to hold a case under load long enough to profile it.
+const WINDOW_ENV: &str = "WSFIRST_LOAD_WINDOW_MS";
 const CONCURRENCY: [usize; 3] = [1, 64, 256];
 /// Output text deltas of the answer: with the other events, a 20-event stream.
 const DELTAS: usize = 12;
@@ -111,6 +114,10 @@ async fn run(filter: Option<String>) {
     let pooled = fill_the_pool(&gateway, &healthy).await;
     let with_pool = resident_kib(gateway.pid());
 
+    let window = std::env::var(WINDOW_ENV)
+        .ok()
+        .and_then(|millis| millis.parse().ok())
+        .map_or(WINDOW, Duration::from_millis);
     let cases = cases(&healthy, &gateway, &minimal);
     println!(
         "| case | answer | concurrency | median | p99 | requests/s | CPU/request | errors |\n|---|---|---|---|---|---|---|---|"
@@ -128,7 +135,7 @@ async fn run(filter: Option<String>) {
                 &Bytes::from_static(case.body.as_bytes()),
                 concurrency,
                 WARM_UP,
-                WINDOW,
+                window,
             )
             .await;
             let cpu = case.server.zip(before).map(|(pid, before)| {

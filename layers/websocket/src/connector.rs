@@ -31,10 +31,21 @@ pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -
     config.headers().headers_for(request, Transport::WebSocket)
 }
 
+/// The size of each read from a WebSocket's socket.
+///
+/// tungstenite's default is 128 KiB, allocated up front for every connection and zero-filled
+/// (`BytesMut::resize`) before every read, even one that finds nothing to read
+/// (snapview/tungstenite-rs#547): 128 KiB of `memset` per poll, and 128 KiB held by every idle
+/// pooled connection. The events of a Responses stream are a few hundred bytes to a few KiB; a
+/// larger message is read in several 8 KiB reads (its frame's buffer is reserved whole once
+/// its header is read).
+pub(crate) const READ_BUFFER_SIZE: usize = 8 * 1024;
+
 /// The tungstenite configuration: the size limit of incoming messages and frames (outgoing
-/// messages are checked before they are sent).
+/// messages are checked before they are sent) and the [`READ_BUFFER_SIZE`].
 pub(crate) fn protocol_config(config: &WebSocketConfig) -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
         .max_message_size(Some(config.max_incoming_message_size()))
         .max_frame_size(Some(config.max_incoming_message_size()))
 }

@@ -45,6 +45,10 @@ pub(super) async fn upgrade(shared: Arc<Shared>, request: axum::extract::Request
     let uri = parts.uri;
     let headers = parts.headers;
     upgrade
+        // As the client side does (`connector::READ_BUFFER_SIZE`): tungstenite zero-fills the
+        // whole read buffer before every read, which would weigh on every figure measured
+        // against the kit.
+        .read_buffer_size(crate::connector::READ_BUFFER_SIZE)
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
