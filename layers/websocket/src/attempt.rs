@@ -385,3 +385,59 @@ fn concat(frames: Vec<Bytes>) -> Option<Bytes> {
         _ => Some(Bytes::from(frames.concat())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(phase: Phase, delivery: Delivery) -> WsFailure {
+        WsFailure::new(phase, FailureKind::Local("x".into())).with_delivery(delivery)
+    }
+
+    #[test]
+    fn only_a_reused_connection_or_a_refusal_is_worth_a_fresh_connection() {
+        let table = [
+            (
+                Phase::Send,
+                Delivery::Unsent,
+                true,
+                Some(Resend::ClosedBeforeWrite),
+            ),
+            (Phase::Send, Delivery::Unsent, false, None),
+            (
+                Phase::Send,
+                Delivery::Incomplete,
+                true,
+                Some(Resend::WriteFailed),
+            ),
+            (Phase::Send, Delivery::Incomplete, false, None),
+            (
+                Phase::BeforeFirstEvent,
+                Delivery::Refused,
+                true,
+                Some(Resend::Refused),
+            ),
+            (
+                Phase::BeforeFirstEvent,
+                Delivery::Refused,
+                false,
+                Some(Resend::Refused),
+            ),
+            (Phase::BeforeFirstEvent, Delivery::MaybeExecuted, true, None),
+            (
+                Phase::BeforeFirstEvent,
+                Delivery::MaybeExecuted,
+                false,
+                None,
+            ),
+            (Phase::MidStream, Delivery::MaybeExecuted, true, None),
+        ];
+        for (phase, delivery, reused, reason) in table {
+            assert_eq!(
+                resend_reason(&failed(phase, delivery), reused),
+                reason,
+                "{phase:?} {delivery:?} reused: {reused}"
+            );
+        }
+    }
+}
