@@ -1,0 +1,598 @@
+//! One client WebSocket connection: its messages served one response at a time, in order,
+//! through the route's [`RouteService`], and the connection's limits (idle time, keep-alive,
+//! lifetime, message size, slow reader, shutdown).
+//!
+//! Three tasks share a connection: the reader (client frames to a bounded queue of requests),
+//! the [writer](super::outbox) (the outbox to the client), and the session loop here, which
+//! takes the requests in order and serves each to its end before the next.
+
+use std::{pin::pin, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+use tokio::{
+    sync::{mpsc, watch},
+    time::{Instant, sleep_until},
+};
+use tokio_tungstenite::tungstenite::{
+    self, Message, error::CapacityError, protocol::frame::coding::CloseCode,
+};
+use tower::ServiceExt;
+use wsfirst_core::{Route, Served, headers};
+
+use super::{
+    ClientWsConfig,
+    convert::{Incoming, SseEvents, error_event, error_from_answer, event_message, read_message},
+    metrics::{self, CloseCause},
+    outbox::{CLOSE_TIMEOUT, Outbox, Overflow},
+};
+use crate::{RouteService, respond::error_response};
+
+/// The largest error body read from an answer that is not a stream of events.
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// The message of the lifetime cap's error event, as OpenAI's API words it.
+pub(crate) const LIFETIME_MESSAGE: &str = "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue.";
+
+/// What a session needs besides its socket.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) service: RouteService,
+    pub(crate) config: ClientWsConfig,
+    /// The upgrade request's path and query: every request of the connection is a `POST` to it.
+    pub(crate) uri: Uri,
+    /// The upgrade request's headers, without the handshake's own and the body's.
+    pub(crate) headers: HeaderMap,
+    pub(crate) closing: watch::Receiver<bool>,
+}
+
+/// How the client's side ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientEnd {
+    /// A close frame, an error, or the end of the stream.
+    Gone,
+    /// A message over the size limit.
+    TooLarge,
+}
+
+/// What the reader shares with the session besides the queue.
+struct ReaderState {
+    /// When the last frame of any kind arrived (pongs included).
+    last_frame: Instant,
+    /// When the last message arrived.
+    last_message: Instant,
+    ended: Option<ClientEnd>,
+}
+
+/// How serving a response ended, for the session loop.
+enum Served_ {
+    /// Served to its end (an error event included).
+    Done,
+    /// The connection must end.
+    End(CloseCause),
+}
+
+impl Session {
+    /// Serves the connection until it ends.
+    pub(crate) async fn run<S>(mut self, socket: S)
+    where
+        S: Stream<Item = Result<Message, tungstenite::Error>>
+            + futures_util::Sink<Message>
+            + Unpin
+            + Send
+            + 'static,
+    {
+        let route = self.service.route().clone();
+        let _gauge = metrics::ConnectionGauge::open(&route);
+        let opened = Instant::now();
+        tracing::debug!(
+            provider = route.provider(),
+            api = route.api(),
+            "client websocket opened"
+        );
+        let (sink, stream) = socket.split();
+        let (outbox, writer) = Outbox::new(sink, self.config.send_buffer());
+        let writer = tokio::spawn(writer);
+        let (requests_tx, mut requests) = mpsc::channel(self.config.max_queued());
+        let (state_tx, mut state) = watch::channel(ReaderState {
+            last_frame: opened,
+            last_message: opened,
+            ended: None,
+        });
+        let reader = tokio::spawn(read(stream, requests_tx, state_tx));
+
+        let cause = self
+            .serve_requests(&route, &outbox, &mut requests, &state, opened)
+            .await;
+        metrics::closed(&route, cause);
+        tracing::debug!(
+            provider = route.provider(),
+            api = route.api(),
+            cause = cause.as_str(),
+            open_s = opened.elapsed().as_secs(),
+            "client websocket closed"
+        );
+        match cause {
+            CloseCause::Client => {}
+            CloseCause::Idle => outbox.close(CloseCode::Normal, "idle timeout"),
+            CloseCause::KeepAlive => outbox.abort(CloseCode::Error, "keep-alive ping unanswered"),
+            CloseCause::Lifetime => outbox.close(CloseCode::Away, "connection lifetime reached"),
+            CloseCause::SlowReader => outbox.abort(CloseCode::Policy, "client reads too slowly"),
+            CloseCause::TooLarge => outbox.close(CloseCode::Size, "message too big"),
+            CloseCause::Shutdown => outbox.close(CloseCode::Away, "server shutting down"),
+        }
+        drop(outbox);
+        // The writer sends the close frame; the reader then sees the client's reply (or the end).
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, state.wait_for(|state| state.ended.is_some()))
+            .await;
+        reader.abort();
+    }
+
+    /// Takes the requests in order until the connection must end, and says why.
+    async fn serve_requests(
+        &mut self,
+        route: &Route,
+        outbox: &Outbox,
+        requests: &mut mpsc::Receiver<Incoming>,
+        state: &watch::Receiver<ReaderState>,
+        opened: Instant,
+    ) -> CloseCause {
+        let lifetime_end = opened + self.config.max_lifetime();
+        let mut keep_alive = KeepAlive::new(self.config.ping_interval());
+        let mut idle_since = opened;
+        loop {
+            let idle_end = idle_since.max(state.borrow().last_message) + self.config.idle_timeout();
+            let incoming = tokio::select! {
+                biased;
+                cause = ended(state) => return cause,
+                _ = self.closing.wait_for(|closing| *closing) => {
+                    return refuse_queued(outbox, requests, CloseCause::Shutdown);
+                }
+                () = sleep_until(lifetime_end) => {
+                    return refuse_queued(outbox, requests, CloseCause::Lifetime);
+                }
+                () = sleep_until(idle_end) => {
+                    if state.borrow().last_message + self.config.idle_timeout() <= Instant::now() {
+                        return CloseCause::Idle;
+                    }
+                    continue;
+                }
+                () = keep_alive.tick() => {
+                    if !keep_alive.check(outbox, &state.borrow(), requests) {
+                        return CloseCause::KeepAlive;
+                    }
+                    continue;
+                }
+                incoming = requests.recv() => incoming,
+            };
+            let body = match incoming {
+                // The reader ended: the state says why.
+                None => return client_end(state),
+                Some(Incoming::Refused(event)) => {
+                    if outbox.push(event).is_err() {
+                        return CloseCause::SlowReader;
+                    }
+                    continue;
+                }
+                Some(Incoming::Create(body)) => body,
+            };
+            let served = self
+                .serve_one(route, outbox, body, requests, state, &mut keep_alive)
+                .await;
+            idle_since = Instant::now();
+            if let Served_::End(cause) = served {
+                return cause;
+            }
+        }
+    }
+
+    /// Serves one response to its end, watching the connection meanwhile.
+    async fn serve_one(
+        &mut self,
+        route: &Route,
+        outbox: &Outbox,
+        body: Bytes,
+        requests: &mpsc::Receiver<Incoming>,
+        state: &watch::Receiver<ReaderState>,
+        keep_alive: &mut KeepAlive,
+    ) -> Served_ {
+        let request = self.request(body);
+        let mut pump = pin!(pump(self.service.clone(), request, outbox, route));
+        let mut grace: Option<Instant> = None;
+        loop {
+            let grace_end = grace.unwrap_or_else(far_future);
+            tokio::select! {
+                biased;
+                cause = ended(state) => return Served_::End(cause),
+                _ = self.closing.wait_for(|closing| *closing), if grace.is_none() => {
+                    grace = Some(Instant::now() + self.config.shutdown_grace());
+                }
+                () = sleep_until(grace_end), if grace.is_some() => {
+                    let event = error_event(
+                        Some(StatusCode::SERVICE_UNAVAILABLE),
+                        &json!({
+                            "type": "server_error",
+                            "code": "server_shutting_down",
+                            "message": "the gateway is shutting down: reconnect and send the request again",
+                            "param": null,
+                        }),
+                        None,
+                        None,
+                    );
+                    let _ = outbox.push(event);
+                    return Served_::End(CloseCause::Shutdown);
+                }
+                () = keep_alive.tick() => {
+                    if !keep_alive.check(outbox, &state.borrow(), requests) {
+                        return Served_::End(CloseCause::KeepAlive);
+                    }
+                }
+                served = &mut pump => return match served {
+                    Ok(()) => Served_::Done,
+                    Err(Overflow) => Served_::End(CloseCause::SlowReader),
+                },
+            }
+        }
+    }
+
+    /// The `POST` equivalent of a `response.create` message: the upgrade request's path and
+    /// headers (the route's header policy picks what reaches the upstream, as for `POST`).
+    fn request(&self, body: Bytes) -> Request<axum::body::Body> {
+        let mut request = Request::new(axum::body::Body::from(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        request
+    }
+}
+
+/// The headers of an upgrade request that its `POST` equivalents carry: all but the handshake's
+/// own, the hop-by-hop ones and those that describe a body.
+pub(crate) fn request_headers(upgrade: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::with_capacity(upgrade.len());
+    for (name, value) in upgrade {
+        if headers::is_reserved_for_websocket(name) || headers::BODY_HEADERS.contains(name) {
+            continue;
+        }
+        kept.append(name.clone(), value.clone());
+    }
+    kept
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// Resolves when the client's side ended, with the cause.
+async fn ended(state: &watch::Receiver<ReaderState>) -> CloseCause {
+    let mut state = state.clone();
+    // An error means the reader is gone, which it only is after saying why (or when aborted).
+    let _ = state.wait_for(|state| state.ended.is_some()).await;
+    client_end(&state)
+}
+
+fn client_end(state: &watch::Receiver<ReaderState>) -> CloseCause {
+    match state.borrow().ended {
+        Some(ClientEnd::TooLarge) => CloseCause::TooLarge,
+        _ => CloseCause::Client,
+    }
+}
+
+/// Answers every request already queued with the error event of `cause` (the lifetime cap's
+/// `websocket_connection_limit_reached`, or `server_shutting_down`); at the lifetime cap the
+/// client gets that event even with nothing queued.
+fn refuse_queued(
+    outbox: &Outbox,
+    requests: &mut mpsc::Receiver<Incoming>,
+    cause: CloseCause,
+) -> CloseCause {
+    let refusal = match cause {
+        CloseCause::Lifetime => error_event(
+            Some(StatusCode::BAD_REQUEST),
+            &json!({
+                "type": "invalid_request_error",
+                "code": "websocket_connection_limit_reached",
+                "message": LIFETIME_MESSAGE,
+                "param": null,
+            }),
+            None,
+            None,
+        ),
+        _ => error_event(
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            &json!({
+                "type": "server_error",
+                "code": "server_shutting_down",
+                "message": "the gateway is shutting down: reconnect and send the request again",
+                "param": null,
+            }),
+            None,
+            None,
+        ),
+    };
+    let mut refused = 0;
+    while let Ok(incoming) = requests.try_recv() {
+        let event = match incoming {
+            Incoming::Create(_) => refusal.clone(),
+            Incoming::Refused(event) => event,
+        };
+        refused += 1;
+        if outbox.push(event).is_err() {
+            return CloseCause::SlowReader;
+        }
+    }
+    if refused == 0 && cause == CloseCause::Lifetime {
+        let _ = outbox.push(refusal);
+    }
+    cause
+}
+
+/// Serves one request through the route's stack and sends its events to the client.
+async fn pump(
+    service: RouteService,
+    request: Request<axum::body::Body>,
+    outbox: &Outbox,
+    route: &Route,
+) -> Result<(), Overflow> {
+    let started = Instant::now();
+    let response = match service.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (transport, reason) = response
+        .extensions()
+        .get::<Served>()
+        .map(|served| (served.transport().as_str(), served.reason_label()))
+        .unwrap_or(("none", "error"));
+    let status = response.status();
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    let (ok, events) = if status.is_success() && is_stream {
+        stream_events(response.into_body(), outbox).await?
+    } else {
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_ERROR_BODY)
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .unwrap_or_default();
+        let status = if status.is_success() {
+            // An answer that is not a stream of events, where one was asked for.
+            StatusCode::BAD_GATEWAY
+        } else {
+            status
+        };
+        outbox.push(error_from_answer(status, &parts.headers, &body))?;
+        (false, 0)
+    };
+    metrics::response(route, transport, reason, ok);
+    tracing::debug!(
+        provider = route.provider(),
+        api = route.api(),
+        transport,
+        reason,
+        status = status.as_u16(),
+        events,
+        ok,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "client websocket response served"
+    );
+    Ok(())
+}
+
+/// Sends each event of an SSE body as one message; a body that fails, or ends before a
+/// terminal event, ends with an error event. Returns whether the answer ended without an
+/// error event, and how many events it had.
+async fn stream_events(
+    mut body: axum::body::Body,
+    outbox: &Outbox,
+) -> Result<(bool, u64), Overflow> {
+    let mut sse = SseEvents::default();
+    let mut events = 0u64;
+    let mut terminal: Option<bool> = None;
+    let send = |data: String, events: &mut u64, terminal: &mut Option<bool>| {
+        let message = event_message(data);
+        if let Some(kind) = event_type(&message) {
+            match kind {
+                "response.completed" | "response.failed" | "response.incomplete" => {
+                    *terminal = Some(true)
+                }
+                "error" => *terminal = Some(false),
+                _ => {}
+            }
+        }
+        *events += 1;
+        outbox.push(message)
+    };
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    sse.push(data);
+                    while let Some(data) = sse.next_event() {
+                        send(data, &mut events, &mut terminal)?;
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                let answer = error_response(&error);
+                let (parts, body) = answer.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let event = error_from_answer(parts.status, &parts.headers, &body);
+                outbox.push(with_sequence_number(event, events))?;
+                return Ok((false, events));
+            }
+            None => {
+                if let Some(data) = sse.finish() {
+                    send(data, &mut events, &mut terminal)?;
+                }
+                break;
+            }
+        }
+    }
+    match terminal {
+        Some(ok) => Ok((ok, events)),
+        None => {
+            let event = error_event(
+                Some(StatusCode::BAD_GATEWAY),
+                &json!({
+                    "type": "wsfirst_error",
+                    "code": "upstream_ended_early",
+                    "message": "the upstream's answer ended before its terminal event",
+                    "param": null,
+                }),
+                Some(events),
+                None,
+            );
+            outbox.push(event)?;
+            Ok((false, events))
+        }
+    }
+}
+
+/// `event` (an error event of [`error_from_answer`]) with a `sequence_number`.
+fn with_sequence_number(event: String, sequence_number: u64) -> String {
+    match serde_json::from_str::<serde_json::Value>(&event) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            object.remove("headers");
+            error_event(
+                object
+                    .get("status")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|status| u16::try_from(status).ok())
+                    .and_then(|status| StatusCode::from_u16(status).ok()),
+                object.get("error").unwrap_or(&serde_json::Value::Null),
+                Some(sequence_number),
+                None,
+            )
+        }
+        _ => event,
+    }
+}
+
+/// The `type` of an event, read from its start (`{"type":"...`) when it is there, as the
+/// WebSocket mode writes events.
+fn event_type(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix(r#"{"type":""#)?;
+    rest.split('"').next()
+}
+
+/// Keep-alive pings, and whether the client still answers.
+struct KeepAlive {
+    interval: Option<Duration>,
+    next: Instant,
+    /// When the last ping was queued and not yet answered by any frame.
+    pinged: Option<Instant>,
+}
+
+impl KeepAlive {
+    fn new(interval: Option<Duration>) -> Self {
+        Self {
+            interval,
+            next: Instant::now() + interval.unwrap_or_default(),
+            pinged: None,
+        }
+    }
+
+    /// Resolves at the next ping time (never without pings).
+    async fn tick(&mut self) {
+        match self.interval {
+            Some(_) => sleep_until(self.next).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// At a ping time: `false` when the client sent nothing since the previous ping was
+    /// written (it is gone), else queues the next ping. A client whose messages wait because
+    /// the queue is full, or whose pings wait behind buffered events, is given the benefit of
+    /// the doubt.
+    fn check(
+        &mut self,
+        outbox: &Outbox,
+        state: &ReaderState,
+        requests: &mpsc::Receiver<Incoming>,
+    ) -> bool {
+        let Some(interval) = self.interval else {
+            return true;
+        };
+        let now = Instant::now();
+        self.next = now + interval;
+        if let Some(pinged) = self.pinged {
+            let blocked = requests.capacity() == 0 || outbox.buffered() > 0;
+            if state.last_frame < pinged && !blocked {
+                return false;
+            }
+        }
+        self.pinged = Some(now);
+        outbox.ping();
+        true
+    }
+}
+
+/// The reader task: client frames to the queue of requests, in order, and the connection's
+/// state to the session.
+async fn read<S>(mut stream: S, requests: mpsc::Sender<Incoming>, state: watch::Sender<ReaderState>)
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let end = loop {
+        let message = match stream.next().await {
+            None => break ClientEnd::Gone,
+            Some(Err(tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                break ClientEnd::TooLarge;
+            }
+            Some(Err(_)) => break ClientEnd::Gone,
+            Some(Ok(message)) => message,
+        };
+        let now = Instant::now();
+        let incoming = match message {
+            Message::Text(text) => Some(read_message(text.as_str())),
+            Message::Binary(_) => Some(Incoming::Refused(super::convert::client_error(
+                "unsupported_message",
+                "binary messages are not supported: send JSON text messages",
+                None,
+            ))),
+            Message::Close(_) => {
+                state.send_modify(|state| state.ended = Some(ClientEnd::Gone));
+                // Reading on lets tungstenite write its close reply and see the end.
+                let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+                return;
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+        };
+        state.send_modify(|state| {
+            state.last_frame = now;
+            if incoming.is_some() {
+                state.last_message = now;
+            }
+        });
+        if let Some(incoming) = incoming {
+            if requests.send(incoming).await.is_err() {
+                break ClientEnd::Gone;
+            }
+        }
+    };
+    state.send_modify(|state| state.ended = Some(end));
+}
