@@ -125,10 +125,16 @@ async fn write<S>(
     S: Sink<Message> + Unpin + Send + 'static,
 {
     let abort = async |aborted: &mut watch::Receiver<Option<CloseFrame>>| {
-        match aborted.wait_for(Option::is_some).await {
-            Ok(frame) => frame.clone(),
-            // The outbox is gone: stop without a close frame of our own.
-            Err(_) => None,
+        let frame = aborted
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .map(|frame| frame.clone());
+        match frame {
+            Some(frame) => frame,
+            // The outbox is gone without an abort: what it queued is still sent, up to the
+            // end of the queue.
+            None => std::future::pending().await,
         }
     };
     let close = loop {

@@ -17,9 +17,7 @@ use tokio::{
     sync::{mpsc, watch},
     time::{Instant, sleep_until},
 };
-use tokio_tungstenite::tungstenite::{
-    self, Message, error::CapacityError, protocol::frame::coding::CloseCode,
-};
+use tokio_tungstenite::tungstenite::{self, Message, protocol::frame::coding::CloseCode};
 use tower::ServiceExt;
 use wsfirst_core::{Route, Served, headers};
 
@@ -406,17 +404,11 @@ async fn stream_events(
 ) -> Result<(bool, u64), Overflow> {
     let mut sse = SseEvents::default();
     let mut events = 0u64;
-    let mut terminal: Option<bool> = None;
-    let send = |data: String, events: &mut u64, terminal: &mut Option<bool>| {
+    let mut ended: Option<bool> = None;
+    let send = |data: String, events: &mut u64, ended: &mut Option<bool>| {
         let message = event_message(data);
-        if let Some(kind) = event_type(&message) {
-            match kind {
-                "response.completed" | "response.failed" | "response.incomplete" => {
-                    *terminal = Some(true)
-                }
-                "error" => *terminal = Some(false),
-                _ => {}
-            }
+        if let Some(ends) = terminal(&message) {
+            *ended = Some(ends);
         }
         *events += 1;
         outbox.push(message)
@@ -427,7 +419,7 @@ async fn stream_events(
                 if let Some(data) = frame.data_ref() {
                     sse.push(data);
                     while let Some(data) = sse.next_event() {
-                        send(data, &mut events, &mut terminal)?;
+                        send(data, &mut events, &mut ended)?;
                     }
                 }
             }
@@ -445,13 +437,13 @@ async fn stream_events(
             }
             None => {
                 if let Some(data) = sse.finish() {
-                    send(data, &mut events, &mut terminal)?;
+                    send(data, &mut events, &mut ended)?;
                 }
                 break;
             }
         }
     }
-    match terminal {
+    match ended {
         Some(ok) => Ok((ok, events)),
         None => {
             let event = error_event(
@@ -491,11 +483,30 @@ fn with_sequence_number(event: String, sequence_number: u64) -> String {
     }
 }
 
-/// The `type` of an event, read from its start (`{"type":"...`) when it is there, as the
-/// WebSocket mode writes events.
-fn event_type(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix(r#"{"type":""#)?;
-    rest.split('"').next()
+/// Whether an event ends a response: `Some(true)` for `response.completed` / `failed` /
+/// `incomplete`, `Some(false)` for `error`, `None` for any other event.
+fn terminal(message: &str) -> Option<bool> {
+    const ENDS: [&str; 4] = [
+        r#""response.completed""#,
+        r#""response.failed""#,
+        r#""response.incomplete""#,
+        r#""error""#,
+    ];
+    // Most events are none of these: a search is cheaper than parsing them.
+    if !ENDS.iter().any(|end| message.contains(end)) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let kind = serde_json::from_str::<Kind<'_>>(message).ok()?.kind;
+    match kind.as_ref() {
+        "response.completed" | "response.failed" | "response.incomplete" => Some(true),
+        "error" => Some(false),
+        _ => None,
+    }
 }
 
 /// Keep-alive pings, and whether the client still answers.
@@ -559,7 +570,7 @@ where
     let end = loop {
         let message = match stream.next().await {
             None => break ClientEnd::Gone,
-            Some(Err(tungstenite::Error::Capacity(CapacityError::MessageTooLong { .. }))) => {
+            Some(Err(tungstenite::Error::Capacity(_))) => {
                 break ClientEnd::TooLarge;
             }
             Some(Err(_)) => break ClientEnd::Gone,
