@@ -84,9 +84,10 @@ async fn set_up() -> (TestUpstream, Configured, std::net::SocketAddr) {
 
 async fn connect(url: &str) -> Client {
     let mut request = url.into_client_request().expect("a request");
-    request
-        .headers_mut()
-        .insert("authorization", "Bearer sk-bench".parse().expect("a header"));
+    request.headers_mut().insert(
+        "authorization",
+        "Bearer sk-bench".parse().expect("a header"),
+    );
     let (client, _) = connect_async(request).await.expect("connected");
     if let MaybeTlsStream::Plain(stream) = client.get_ref() {
         stream.set_nodelay(true).expect("nodelay");

@@ -52,7 +52,10 @@ fn bad_values_name_their_path() {
 #[tokio::test]
 async fn the_get_is_mounted_unless_disabled() {
     use tower::ServiceExt;
-    for (extra, mounted) in [("", true), ("[routes.client_websocket]\nenabled = false", false)] {
+    for (extra, mounted) in [
+        ("", true),
+        ("[routes.client_websocket]\nenabled = false", false),
+    ] {
         let config = Config::from_toml_str(&route_with(extra)).unwrap();
         let configured = Configured::from_config(&config).unwrap();
         assert_eq!(configured.client_websockets[0].is_some(), mounted);
