@@ -68,7 +68,7 @@ impl ClientWebSocket {
         }
         let key = match check_upgrade(request.headers()) {
             Ok(key) => key,
-            Err(response) => return response,
+            Err(refusal) => return refusal.into_response(),
         };
         let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
             return refusal(
@@ -113,8 +113,38 @@ impl ClientWebSocket {
     }
 }
 
+/// Why an upgrade request is refused: the status, and the code and message of the HTTP
+/// endpoint's error body.
+#[derive(Debug, PartialEq, Eq)]
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: &'static str,
+}
+
+impl Refusal {
+    const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            message,
+        }
+    }
+
+    fn into_response(self) -> Response<axum::body::Body> {
+        let mut response = refusal(self.status, self.code, self.message);
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        response
+    }
+}
+
 /// Checks the upgrade request's headers; gives the `Sec-WebSocket-Accept` value.
-fn check_upgrade(headers: &HeaderMap) -> Result<HeaderValue, Response<axum::body::Body>> {
+fn check_upgrade(headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|value| {
             value.to_str().is_ok_and(|value| {
@@ -125,7 +155,7 @@ fn check_upgrade(headers: &HeaderMap) -> Result<HeaderValue, Response<axum::body
         })
     };
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
-        return Err(refusal(
+        return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "not_a_websocket_upgrade",
             "this path takes POST requests and websocket upgrades (Connection: upgrade, Upgrade: websocket)",
@@ -136,26 +166,21 @@ fn check_upgrade(headers: &HeaderMap) -> Result<HeaderValue, Response<axum::body
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        let mut response = refusal(
+        return Err(Refusal::new(
             StatusCode::UPGRADE_REQUIRED,
             "unsupported_websocket_version",
             "only websocket version 13 is supported",
-        );
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(response);
+        ));
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return Err(refusal(
+        return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "missing_websocket_key",
             "the upgrade request has no Sec-WebSocket-Key",
         ));
     };
     HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| {
-        refusal(
+        Refusal::new(
             StatusCode::BAD_REQUEST,
             "invalid_websocket_key",
             "the Sec-WebSocket-Key is not valid",
@@ -227,18 +252,18 @@ mod tests {
         let mut headers = upgrade();
         headers.remove(header::UPGRADE);
         assert_eq!(
-            check_upgrade(&headers).unwrap_err().status(),
+            check_upgrade(&headers).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
         let mut headers = upgrade();
         headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
-        let response = check_upgrade(&headers).unwrap_err();
+        let response = check_upgrade(&headers).unwrap_err().into_response();
         assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
         assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");
         let mut headers = upgrade();
         headers.remove(header::SEC_WEBSOCKET_KEY);
         assert_eq!(
-            check_upgrade(&headers).unwrap_err().status(),
+            check_upgrade(&headers).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
     }
