@@ -123,10 +123,13 @@ impl Session {
             CloseCause::Shutdown => outbox.close(CloseCode::Away, "server shutting down"),
         }
         drop(outbox);
-        // The writer sends the close frame; the reader then sees the client's reply (or the end).
+        // The writer sends the close frame; the reader then sees the client's reply (or the
+        // end). A client that reads nothing (too slow, or gone) is not waited for.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, state.wait_for(|state| state.ended.is_some()))
-            .await;
+        if !matches!(cause, CloseCause::SlowReader | CloseCause::KeepAlive) {
+            let ended = state.wait_for(|state| state.ended.is_some());
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, ended).await;
+        }
         reader.abort();
     }
 
