@@ -74,6 +74,7 @@ mod connections;
 mod convert;
 mod metrics;
 mod outbox;
+mod pump;
 mod session;
 mod upgrade;
 

@@ -11,26 +11,22 @@ use std::{pin::pin, time::Duration};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use tokio::{
     sync::{mpsc, watch},
     time::{Instant, sleep_until},
 };
 use tokio_tungstenite::tungstenite::{self, Message, protocol::frame::coding::CloseCode};
-use tower::ServiceExt;
-use wsfirst_core::{Route, Served, headers};
+use wsfirst_core::{Route, headers};
 
 use super::{
     ClientWsConfig,
-    convert::{Incoming, SseEvents, error_event, error_from_answer, event_message, read_message},
+    convert::{Incoming, error_event, read_message},
     metrics::{self, CloseCause},
     outbox::{CLOSE_TIMEOUT, Outbox, Overflow},
+    pump::pump,
 };
-use crate::{RouteService, respond::error_response};
-
-/// The largest error body read from an answer that is not a stream of events.
-const MAX_ERROR_BODY: usize = 1 << 20;
+use crate::RouteService;
 
 /// The message of the lifetime cap's error event, as OpenAI's API words it.
 pub(crate) const LIFETIME_MESSAGE: &str = "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue.";
@@ -185,8 +181,12 @@ impl Session {
                 .serve_one(route, outbox, body, requests, state, &mut keep_alive)
                 .await;
             idle_since = Instant::now();
-            if let Served_::End(cause) = served {
-                return cause;
+            match served {
+                Served_::Done => {}
+                Served_::End(CloseCause::Shutdown) => {
+                    return refuse_queued(outbox, requests, CloseCause::Shutdown);
+                }
+                Served_::End(cause) => return cause,
             }
         }
     }
@@ -213,17 +213,7 @@ impl Session {
                     grace = Some(Instant::now() + self.config.shutdown_grace());
                 }
                 () = sleep_until(grace_end), if grace.is_some() => {
-                    let event = error_event(
-                        Some(StatusCode::SERVICE_UNAVAILABLE),
-                        &json!({
-                            "type": "server_error",
-                            "code": "server_shutting_down",
-                            "message": "the gateway is shutting down: reconnect and send the request again",
-                            "param": null,
-                        }),
-                        None,
-                        None,
-                    );
+                    let event = shutting_down_event();
                     let _ = outbox.push(event);
                     return Served_::End(CloseCause::Shutdown);
                 }
@@ -313,17 +303,7 @@ fn refuse_queued(
             None,
             None,
         ),
-        _ => error_event(
-            Some(StatusCode::SERVICE_UNAVAILABLE),
-            &json!({
-                "type": "server_error",
-                "code": "server_shutting_down",
-                "message": "the gateway is shutting down: reconnect and send the request again",
-                "param": null,
-            }),
-            None,
-            None,
-        ),
+        _ => shutting_down_event(),
     };
     let mut refused = 0;
     while let Ok(incoming) = requests.try_recv() {
@@ -342,174 +322,19 @@ fn refuse_queued(
     cause
 }
 
-/// Serves one request through the route's stack and sends its events to the client.
-async fn pump(
-    service: RouteService,
-    request: Request<axum::body::Body>,
-    outbox: &Outbox,
-    route: &Route,
-) -> Result<(), Overflow> {
-    let started = Instant::now();
-    let response = match service.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let (transport, reason) = response
-        .extensions()
-        .get::<Served>()
-        .map(|served| (served.transport().as_str(), served.reason_label()))
-        .unwrap_or(("none", "error"));
-    let status = response.status();
-    let is_stream = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/event-stream"));
-    let (ok, events) = if status.is_success() && is_stream {
-        stream_events(response.into_body(), outbox).await?
-    } else {
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_ERROR_BODY)
-            .collect()
-            .await
-            .map(|body| body.to_bytes())
-            .unwrap_or_default();
-        let status = if status.is_success() {
-            // An answer that is not a stream of events, where one was asked for.
-            StatusCode::BAD_GATEWAY
-        } else {
-            status
-        };
-        outbox.push(error_from_answer(status, &parts.headers, &body))?;
-        (false, 0)
-    };
-    metrics::response(route, transport, reason, ok);
-    tracing::debug!(
-        provider = route.provider(),
-        api = route.api(),
-        transport,
-        reason,
-        status = status.as_u16(),
-        events,
-        ok,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "client websocket response served"
-    );
-    Ok(())
-}
-
-/// Sends each event of an SSE body as one message; a body that fails, or ends before a
-/// terminal event, ends with an error event. Returns whether the answer ended without an
-/// error event, and how many events it had.
-async fn stream_events(
-    mut body: axum::body::Body,
-    outbox: &Outbox,
-) -> Result<(bool, u64), Overflow> {
-    let mut sse = SseEvents::default();
-    let mut events = 0u64;
-    let mut ended: Option<bool> = None;
-    let send = |data: String, events: &mut u64, ended: &mut Option<bool>| {
-        let message = event_message(data);
-        if let Some(ends) = terminal(&message) {
-            *ended = Some(ends);
-        }
-        *events += 1;
-        outbox.push(message)
-    };
-    loop {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    sse.push(data);
-                    while let Some(data) = sse.next_event() {
-                        send(data, &mut events, &mut ended)?;
-                    }
-                }
-            }
-            Some(Err(error)) => {
-                let answer = error_response(&error);
-                let (parts, body) = answer.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let event = error_from_answer(parts.status, &parts.headers, &body);
-                outbox.push(with_sequence_number(event, events))?;
-                return Ok((false, events));
-            }
-            None => {
-                if let Some(data) = sse.finish() {
-                    send(data, &mut events, &mut ended)?;
-                }
-                break;
-            }
-        }
-    }
-    match ended {
-        Some(ok) => Ok((ok, events)),
-        None => {
-            let event = error_event(
-                Some(StatusCode::BAD_GATEWAY),
-                &json!({
-                    "type": "wsfirst_error",
-                    "code": "upstream_ended_early",
-                    "message": "the upstream's answer ended before its terminal event",
-                    "param": null,
-                }),
-                Some(events),
-                None,
-            );
-            outbox.push(event)?;
-            Ok((false, events))
-        }
-    }
-}
-
-/// `event` (an error event of [`error_from_answer`]) with a `sequence_number`.
-fn with_sequence_number(event: String, sequence_number: u64) -> String {
-    match serde_json::from_str::<serde_json::Value>(&event) {
-        Ok(serde_json::Value::Object(mut object)) => {
-            object.remove("headers");
-            error_event(
-                object
-                    .get("status")
-                    .and_then(serde_json::Value::as_u64)
-                    .and_then(|status| u16::try_from(status).ok())
-                    .and_then(|status| StatusCode::from_u16(status).ok()),
-                object.get("error").unwrap_or(&serde_json::Value::Null),
-                Some(sequence_number),
-                None,
-            )
-        }
-        _ => event,
-    }
-}
-
-/// Whether an event ends a response: `Some(true)` for `response.completed` / `failed` /
-/// `incomplete`, `Some(false)` for `error`, `None` for any other event.
-fn terminal(message: &str) -> Option<bool> {
-    const ENDS: [&str; 4] = [
-        r#""response.completed""#,
-        r#""response.failed""#,
-        r#""response.incomplete""#,
-        r#""error""#,
-    ];
-    // Most events are none of these: a search is cheaper than parsing them.
-    if !ENDS.iter().any(|end| message.contains(end)) {
-        return None;
-    }
-    #[derive(serde::Deserialize)]
-    struct Kind<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: std::borrow::Cow<'a, str>,
-    }
-    let kind = serde_json::from_str::<Kind<'_>>(message).ok()?.kind;
-    match kind.as_ref() {
-        "response.completed" | "response.failed" | "response.incomplete" => Some(true),
-        "error" => Some(false),
-        _ => None,
-    }
+/// The error event of a request the gateway's shutdown leaves unanswered (status 503).
+fn shutting_down_event() -> String {
+    error_event(
+        Some(StatusCode::SERVICE_UNAVAILABLE),
+        &json!({
+            "type": "server_error",
+            "code": "server_shutting_down",
+            "message": "the gateway is shutting down: reconnect and send the request again",
+            "param": null,
+        }),
+        None,
+        None,
+    )
 }
 
 /// Keep-alive pings, and whether the client still answers.
