@@ -397,3 +397,40 @@ async fn a_plain_get_on_the_route_is_a_400_and_post_still_works() {
     assert!(answer.contains("not_a_websocket_upgrade"), "{answer}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_past_the_grace_cuts_the_running_response_and_refuses_the_queued_ones() {
+    let config = ClientWsConfig::builder()
+        .shutdown_grace(Duration::ZERO)
+        .build()
+        .unwrap();
+    let (upstream, gateway) = start(TransportMode::Auto, config).await;
+    upstream.set_default_ws_script(WsScript::SlowEvents {
+        delay: Duration::from_millis(50),
+    });
+    let mut client = gateway.connect().await;
+    send(&mut client, create("running", "")).await;
+    send(&mut client, create("queued", "")).await;
+    let Some(Message::Text(first)) = next(&mut client).await else {
+        panic!("an event")
+    };
+    assert_eq!(event_type(first.as_str()), "response.created");
+    let connections = gateway.wsfirst.client_connections().clone();
+    let closing = tokio::spawn(async move { connections.close().await });
+    // The running response ends with the shutdown's error event, then the queued one gets it.
+    for _ in 0..2 {
+        let messages = response(&mut client).await;
+        let event = json_of(messages.last().unwrap());
+        assert_eq!(event["status"], 503, "{messages:?}");
+        assert_eq!(event["error"]["code"], "server_shutting_down");
+    }
+    let frame = close_frame(&mut client).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+    tokio::time::timeout(client_ws_support::WAIT, closing)
+        .await
+        .expect("close returns")
+        .unwrap();
+    // The queued request never reached the upstream.
+    assert_eq!(upstream.ws_requests(), 1);
+    gateway.stop().await;
+}

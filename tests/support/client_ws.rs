@@ -168,7 +168,11 @@ pub(crate) fn event_type(text: &str) -> String {
 pub(crate) async fn close_frame(client: &mut Client) -> Option<CloseFrame> {
     loop {
         match next(client).await? {
-            Message::Close(frame) => return frame,
+            Message::Close(frame) => {
+                // Reading on sends tungstenite's close reply, and sees the end.
+                let _ = tokio::time::timeout(WAIT, client.next()).await;
+                return frame;
+            }
             _ => continue,
         }
     }
