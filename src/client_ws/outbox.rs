@@ -147,10 +147,18 @@ async fn write<S>(
             None => break None,
             Some(Outgoing::Close(frame)) => break Some(frame),
             Some(Outgoing::Message(message, len)) => {
+                // A burst of events is written together: flushed once nothing else waits.
+                let write = async {
+                    sink.feed(message).await?;
+                    match rx.is_empty() {
+                        true => sink.flush().await,
+                        false => Ok(()),
+                    }
+                };
                 let sent = tokio::select! {
                     biased;
                     frame = abort(&mut aborted) => break frame,
-                    sent = sink.send(message) => sent,
+                    sent = write => sent,
                 };
                 buffered.fetch_sub(len, Ordering::AcqRel);
                 if sent.is_err() {

@@ -88,7 +88,13 @@ impl ClientWebSocket {
             .max_message_size(Some(self.config.max_message_size()))
             .max_frame_size(Some(self.config.max_message_size()));
         let guard = self.connections.register();
-        tokio::spawn(async move {
+        let route = self.service.route();
+        let span = tracing::debug_span!(
+            "client_websocket",
+            provider = route.provider(),
+            api = route.api()
+        );
+        let session = async move {
             let _guard = guard;
             match on_upgrade.await {
                 Ok(upgraded) => {
@@ -102,7 +108,8 @@ impl ClientWebSocket {
                 }
                 Err(error) => tracing::debug!(%error, "client websocket upgrade failed"),
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(session, span));
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
