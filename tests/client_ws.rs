@@ -77,6 +77,7 @@ async fn a_refused_upstream_upgrade_gives_the_same_messages_over_http() {
         http.json().unwrap(),
         json!({"model": "gpt-kit", "input": "turn 0", "stream": true})
     );
+    drop(client);
     gateway.stop().await;
 }
 
@@ -110,6 +111,7 @@ async fn messages_sent_back_to_back_are_served_one_at_a_time_in_order() {
     assert_eq!(inputs, ["turn 0", "turn 1", "turn 2", "turn 3"]);
     // One at a time: a single upstream connection was enough.
     assert_eq!(upstream.handshakes(), 1);
+    drop(client);
     gateway.stop().await;
 }
 
@@ -131,6 +133,7 @@ async fn a_client_error_is_the_upstreams_error_event_and_the_connection_stays_us
         );
         send(&mut client, create("again", "")).await;
         assert_eq!(response(&mut client).await, Answer::text(TEXT).messages());
+        drop(client);
         gateway.stop().await;
         upstream.shutdown().await;
     }
@@ -162,6 +165,7 @@ async fn the_upstream_websocket_dying_mid_response_is_an_error_event_and_the_nex
     send(&mut client, create("second", "")).await;
     assert_eq!(response(&mut client).await, answer.messages());
     assert_eq!(upstream.handshakes(), 2);
+    drop(client);
     gateway.stop().await;
 }
 
@@ -190,20 +194,25 @@ async fn a_store_false_chain_follows_its_upstream_connection() {
     upstream.set_unique_response_ids(true);
     let mut clients = [gateway.connect().await, gateway.connect().await];
     let mut previous: [Option<String>; 2] = [None, None];
-    for turn in 0..3 {
-        for (client, previous) in clients.iter_mut().zip(previous.iter_mut()) {
+    for turn in 0..4 {
+        // Both clients' turns run at once, on two upstream connections.
+        for (client, previous) in clients.iter_mut().zip(previous.iter()) {
             let extra = match previous {
                 Some(id) => format!(r#""store":false,"previous_response_id":"{id}""#),
                 None => r#""store":false"#.to_owned(),
             };
             send(client, create(&format!("turn {turn}"), &extra)).await;
+        }
+        for (client, previous) in clients.iter_mut().zip(previous.iter_mut()) {
             let messages = response(client).await;
             let last = json_of(messages.last().unwrap());
             assert_eq!(last["type"], "response.completed", "{messages:?}");
             *previous = last["response"]["id"].as_str().map(str::to_owned);
         }
     }
-    assert_eq!(upstream.ws_requests(), 6);
+    assert_eq!(upstream.ws_requests(), 8);
+    assert_eq!(upstream.http_requests(), 0);
+    drop(clients);
     gateway.stop().await;
 }
 
@@ -232,6 +241,7 @@ async fn messages_the_gateway_does_not_serve_get_a_400_error_event_in_order() {
     }
     assert_eq!(response(&mut client).await, Answer::text(TEXT).messages());
     assert_eq!(upstream.ws_requests(), 1);
+    drop(client);
     gateway.stop().await;
 }
 
@@ -247,6 +257,7 @@ async fn a_message_over_the_size_limit_closes_with_1009() {
     let frame = close_frame(&mut client).await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Size);
     assert_eq!(upstream.ws_requests() + upstream.http_requests(), 0);
+    drop(client);
     gateway.stop().await;
 }
 
@@ -333,6 +344,7 @@ async fn a_client_that_reads_too_slowly_is_closed_with_1008() {
     let frame = close_frame(&mut client).await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Policy);
     assert_eq!(frame.reason.as_str(), "client reads too slowly");
+    drop(client);
     gateway.stop().await;
 }
 
@@ -374,6 +386,7 @@ async fn shutdown_closes_client_connections_with_1001_after_the_running_response
         }
         other => panic!("{other:?}"),
     }
+    drop(client);
     gateway.stop().await;
 }
 
@@ -432,5 +445,6 @@ async fn shutdown_past_the_grace_cuts_the_running_response_and_refuses_the_queue
         .unwrap();
     // The queued request never reached the upstream.
     assert_eq!(upstream.ws_requests(), 1);
+    drop(client);
     gateway.stop().await;
 }
