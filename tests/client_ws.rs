@@ -448,3 +448,34 @@ async fn shutdown_past_the_grace_cuts_the_running_response_and_refuses_the_queue
     drop(client);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn upgrades_past_max_connections_are_refused_with_503() {
+    let config = ClientWsConfig::builder()
+        .max_connections(1)
+        .build()
+        .unwrap();
+    let (_upstream, gateway) = start(TransportMode::Auto, config).await;
+    let url = format!("ws://{}/v1/responses", gateway.addr);
+    let client = gateway.connect().await;
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    let deadline = tokio::time::Instant::now() + client_ws_support::WAIT;
+    while gateway.wsfirst.client_connections().open() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first connection did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut client = gateway.connect().await;
+    send(&mut client, create("again", "")).await;
+    assert_eq!(response(&mut client).await, Answer::text(TEXT).messages());
+    drop(client);
+    gateway.stop().await;
+}

@@ -33,7 +33,9 @@
 //! - **Limits** ([`ClientWsConfig`]): message size (`1009`), idle time (`1000`), ping keep-alive
 //!   (`1011`), a lifetime cap of 60 minutes with the API's reconnect error
 //!   `websocket_connection_limit_reached` (then `1001`), a send buffer for clients that read
-//!   slowly (`1008`), and graceful shutdown (`1001`, [`ClientConnections::close`]).
+//!   slowly (`1008`), a cap on the connections open per route (`503` to further upgrades: an
+//!   upgraded connection leaves [`serve`](crate::serve::serve)'s own connection limit), and
+//!   graceful shutdown (`1001`, [`ClientConnections::close`]).
 //!
 //! Metrics: see [`metrics`](self#metrics) below; the requests are also counted by the layers
 //! exactly as `POST` requests are.
@@ -43,7 +45,7 @@
 //! | metric | kind | labels |
 //! |---|---|---|
 //! | `wsfirst_client_ws_connections` | gauge | `provider`, `api`: client WebSocket connections open |
-//! | `wsfirst_client_ws_responses_total` | counter | `provider`, `api`, `transport`, `reason` (as `x-wsfirst-reason`), `outcome` (`ok`, or `error`: the client got an error event) |
+//! | `wsfirst_client_ws_responses_total` | counter | `provider`, `api`, `transport`, `reason` (as `x-wsfirst-reason`; `none` and `error` when the stack failed before serving), `outcome` (`ok`, or `error`: the client got an error event) |
 //! | `wsfirst_client_ws_closed_total` | counter | `provider`, `api`, `cause`: `client`, `idle`, `keep_alive`, `lifetime`, `slow_reader`, `too_large`, `shutdown` |
 //!
 //! # Example

@@ -4,6 +4,10 @@
 use std::{
     convert::Infallible,
     future::{Ready, ready},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -30,12 +34,26 @@ use crate::RouteService;
 ///
 /// The server must serve HTTP/1.1 upgrades ([`serve`](crate::serve::serve) and `axum::serve`
 /// do). A request that is not a valid upgrade is answered `400` (`426` for a WebSocket version
-/// other than 13), and `503` once [`ClientConnections::close`] was called.
+/// other than 13), and `503` once [`ClientConnections::close`] was called or while
+/// [`max_connections`](super::ClientWsConfigBuilder::max_connections) are open. Cloning shares
+/// the count of open connections.
 #[derive(Clone, Debug)]
 pub struct ClientWebSocket {
     service: RouteService,
     config: ClientWsConfig,
     connections: ClientConnections,
+    /// The connections open through this service and its clones.
+    open: Arc<AtomicUsize>,
+}
+
+/// One connection of a [`ClientWebSocket`], counted until dropped.
+#[derive(Debug)]
+struct RouteSlot(Arc<AtomicUsize>);
+
+impl Drop for RouteSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ClientWebSocket {
@@ -50,6 +68,7 @@ impl ClientWebSocket {
             service,
             config,
             connections,
+            open: Arc::default(),
         }
     }
 
@@ -87,6 +106,21 @@ impl ClientWebSocket {
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(self.config.max_message_size()))
             .max_frame_size(Some(self.config.max_message_size()));
+        let max = self.config.max_connections();
+        if self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .is_err()
+        {
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "too many websocket connections are open on this route: try again later",
+            );
+        }
+        let slot = RouteSlot(Arc::clone(&self.open));
         let guard = self.connections.register();
         let route = self.service.route();
         let span = tracing::debug_span!(
@@ -95,7 +129,7 @@ impl ClientWebSocket {
             api = route.api()
         );
         let session = async move {
-            let _guard = guard;
+            let _guards = (guard, slot);
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let socket = WebSocketStream::from_raw_socket(

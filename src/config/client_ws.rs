@@ -48,6 +48,9 @@ impl ClientWebSocketConfig {
         if let Some(max) = self.max_queued {
             builder = builder.max_queued(max as usize);
         }
+        if let Some(max) = self.max_connections {
+            builder = builder.max_connections(max as usize);
+        }
         if let Some(grace) = self.shutdown_grace {
             builder = builder.shutdown_grace(grace);
         }

@@ -113,6 +113,7 @@
 //! | `routes[].client_websocket.max_lifetime` | duration, > 0 | 60m | after it, queued messages get the `websocket_connection_limit_reached` error event and the connection is closed with `1001` |
 //! | `routes[].client_websocket.send_buffer` | byte size, > 0 | 8 MiB | events buffered for a client that reads slowly; past it closed with `1008` |
 //! | `routes[].client_websocket.max_queued` | integer, > 0 | 16 | `response.create` messages waiting while one runs |
+//! | `routes[].client_websocket.max_connections` | integer, > 0 | 1024 | client connections open on the route at once; past it an upgrade is `503` |
 //! | `routes[].client_websocket.shutdown_grace` | duration | 10s | on shutdown, the time a running response has to finish |
 
 mod build;

@@ -202,6 +202,8 @@ pub struct ClientWebSocketConfig {
     pub send_buffer: Option<u64>,
     /// The most `response.create` messages waiting while one runs.
     pub max_queued: Option<u32>,
+    /// The most client connections open on the route at once.
+    pub max_connections: Option<u32>,
     /// How long a running response may take to finish once shutdown began.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Option<Duration>,

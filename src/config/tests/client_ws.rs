@@ -9,7 +9,7 @@ use crate::{Configured, client_ws::ClientWsConfig, config::Config};
 #[test]
 fn the_table_maps_onto_the_builder_and_left_out_fields_keep_its_defaults() {
     let config = Config::from_toml_str(&route_with(
-        "[routes.client_websocket]\nmax_message_size = \"1MiB\"\nidle_timeout = \"2m\"\nping_interval = \"15s\"\nmax_lifetime = \"30m\"\nsend_buffer = \"512KiB\"\nmax_queued = 4\nshutdown_grace = \"0s\"",
+        "[routes.client_websocket]\nmax_message_size = \"1MiB\"\nidle_timeout = \"2m\"\nping_interval = \"15s\"\nmax_lifetime = \"30m\"\nsend_buffer = \"512KiB\"\nmax_queued = 4\nmax_connections = 9\nshutdown_grace = \"0s\"",
     ))
     .unwrap();
     let limits = config.routes[0].client_websocket.to_config().unwrap();
@@ -20,6 +20,7 @@ fn the_table_maps_onto_the_builder_and_left_out_fields_keep_its_defaults() {
         .max_lifetime(Duration::from_secs(1800))
         .send_buffer(512 << 10)
         .max_queued(4)
+        .max_connections(9)
         .shutdown_grace(Duration::ZERO)
         .build()
         .unwrap();
@@ -44,7 +45,7 @@ fn bad_values_name_their_path() {
         ),
         (
             route_with("[routes.client_websocket]\nsend_bufer = 1"),
-            "routes[0].client_websocket.send_bufer: unknown field `send_bufer`, expected one of `enabled`, `max_message_size`, `idle_timeout`, `ping_interval`, `max_lifetime`, `send_buffer`, `max_queued`, `shutdown_grace`",
+            "routes[0].client_websocket.send_bufer: unknown field `send_bufer`, expected one of `enabled`, `max_message_size`, `idle_timeout`, `ping_interval`, `max_lifetime`, `send_buffer`, `max_queued`, `max_connections`, `shutdown_grace`",
         ),
     ]);
 }
