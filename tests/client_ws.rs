@@ -479,3 +479,24 @@ async fn upgrades_past_max_connections_are_refused_with_503() {
     drop(client);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn an_http_answer_cut_mid_stream_is_an_error_event_and_the_next_response_is_served() {
+    let (upstream, gateway) = start(TransportMode::Http, ClientWsConfig::default()).await;
+    upstream
+        .push_http_script(wsfirst::websocket::testing::HttpScript::AbortAfterEvents { events: 2 });
+    let mut client = gateway.connect().await;
+    send(&mut client, create("cut", "")).await;
+    let messages = response(&mut client).await;
+    assert_eq!(messages[..2], Answer::text(TEXT).messages()[..2]);
+    let error = json_of(messages.last().unwrap());
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["status"], 502, "{error}");
+    assert_eq!(error["sequence_number"], 2, "{error}");
+    send(&mut client, create("whole", "")).await;
+    assert_eq!(response(&mut client).await, Answer::text(TEXT).messages());
+    assert_eq!(upstream.http_requests(), 2);
+    drop(client);
+    gateway.stop().await;
+}
