@@ -245,6 +245,8 @@ pub(crate) fn event_message(data: String) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct SseEvents {
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no line end (a long line comes in many chunks).
+    searched: usize,
     data: Option<String>,
 }
 
@@ -256,8 +258,16 @@ impl SseEvents {
 
     /// The next complete event's data, if the stream so far holds one.
     pub(crate) fn next_event(&mut self) -> Option<String> {
-        while let Some(end) = self.buffer.iter().position(|byte| *byte == b'\n') {
-            let line = self.buffer.split_to(end + 1);
+        loop {
+            let Some(end) = self.buffer[self.searched..]
+                .iter()
+                .position(|byte| *byte == b'\n')
+            else {
+                self.searched = self.buffer.len();
+                return None;
+            };
+            let line = self.buffer.split_to(self.searched + end + 1);
+            self.searched = 0;
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
@@ -278,7 +288,6 @@ impl SseEvents {
                 }
             }
         }
-        None
     }
 
     /// The data of an event the stream ended without its blank line.
@@ -409,5 +418,17 @@ mod tests {
         assert_eq!(events.next_event(), None);
         assert_eq!(events.finish().as_deref(), Some("last"));
         assert_eq!(events.finish(), None);
+    }
+
+    #[test]
+    fn a_long_event_in_many_chunks_is_read_once_whole() {
+        let mut events = SseEvents::default();
+        events.push(b"event: big\ndata: ");
+        for _ in 0..1000 {
+            events.push(b"abcd");
+            assert_eq!(events.next_event(), None);
+        }
+        events.push(b"\n\n");
+        assert_eq!(events.next_event(), Some("abcd".repeat(1000)));
     }
 }
