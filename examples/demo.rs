@@ -10,6 +10,11 @@
 //! durations are shortened (pinned for 2 s, then 4 s) so the whole story fits in about 12 s; it
 //! finishes on its own with a summary.
 //!
+//! Part 2 then shows a client in the Responses API's WebSocket mode (what the official SDK's
+//! `client.responses.connect()` does): one client socket to the gateway, three responses on it,
+//! and the upstream's WebSocket cut under the second; the client's socket survives and the
+//! third response is served in full (see `wsfirst::client_ws`).
+//!
 //! Set `RUST_LOG=debug` to see every decision the layers log (default: `info`, which shows the
 //! one WARN when the provider is pinned and the one INFO when it recovers).
 
@@ -231,7 +236,6 @@ async fn run() -> Result<(), BoxError> {
     }
     healer.await?;
     let elapsed = start.elapsed();
-    wsfirst.shutdown().await;
 
     // 5. The summary.
     let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
@@ -300,6 +304,91 @@ async fn run() -> Result<(), BoxError> {
             println!("  last failure: {}", last.message);
         }
     }
+    client_session(&wsfirst, &service, &upstream).await?;
+    wsfirst.shutdown().await;
+    Ok(())
+}
+
+/// Part 2: a client in the Responses API's WebSocket mode keeps one socket to the gateway
+/// while the upstream's WebSocket breaks under it.
+async fn client_session(
+    wsfirst: &Wsfirst,
+    service: &wsfirst::RouteService,
+    upstream: &TestUpstream,
+) -> Result<(), BoxError> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let clients = wsfirst.client_websocket(service, Default::default());
+    let app = axum::Router::new().route(
+        "/v1/responses",
+        axum::routing::post_service(service.clone()).get_service(clients),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(wsfirst::serve::serve(
+        listener,
+        app,
+        Default::default(),
+        std::future::pending(),
+    ));
+    println!();
+    println!("Part 2: a client in WebSocket mode (what `client.responses.connect()` does)");
+    println!("=========================================================================");
+    println!("The client opens ws://{addr}/v1/responses once and sends three response.create");
+    println!("messages on it. Before the second, the upstream's WebSocket is cut after 3 events.");
+    println!();
+    let (mut client, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/v1/responses")).await?;
+    for turn in 1..=3 {
+        if turn == 2 {
+            upstream.close_ws_connections();
+            upstream.push_ws_script(WsScript::CloseAfterEvents {
+                events: 3,
+                code: 1011,
+            });
+        }
+        let create =
+            format!(r#"{{"type":"response.create","model":"gpt-demo","input":"turn {turn}"}}"#);
+        client.send(Message::text(create)).await?;
+        let mut events = 0;
+        let last = loop {
+            let Some(message) =
+                tokio::time::timeout(Duration::from_secs(10), client.next()).await?
+            else {
+                return Err("the gateway closed the client's socket".into());
+            };
+            let Message::Text(text) = message? else {
+                continue;
+            };
+            events += 1;
+            let event: serde_json::Value = serde_json::from_str(text.as_str())?;
+            let kind = event["type"].as_str().unwrap_or_default().to_owned();
+            if kind == "error" {
+                break format!(
+                    "error event: status {}, code {}",
+                    event["status"], event["error"]["code"]
+                );
+            }
+            if kind == "response.completed" {
+                break "response.completed".to_owned();
+            }
+        };
+        println!("  response {turn}: {events:>2} messages, ending with {last}");
+    }
+    println!();
+    println!(
+        "The same client socket served all three; the broken upstream WebSocket cost one response"
+    );
+    println!(
+        "an error event (it had started: never replayed), and the next one took a fresh upstream"
+    );
+    println!(
+        "connection. Client connections open: {}.",
+        wsfirst.client_connections().open()
+    );
+    client.close(None).await?;
+    server.abort();
     Ok(())
 }
 

@@ -33,6 +33,7 @@ use wsfirst_websocket::{Pool, tls::ClientTls};
 
 use crate::{
     RouteOptions, RouteService, Wsfirst,
+    client_ws::ClientWsConfig,
     config::{Config, ConfigError, PoolConfig},
 };
 
@@ -43,6 +44,9 @@ pub struct Configured {
     pub wsfirst: Wsfirst,
     /// Each route's path and service, in the order of the file.
     pub routes: Vec<(String, RouteService)>,
+    /// Each route's client WebSocket limits (`[routes.client_websocket]`), in the order of
+    /// `routes`; `None` for a route that takes no client WebSocket connections.
+    pub client_websockets: Vec<Option<ClientWsConfig>>,
 }
 
 impl Configured {
@@ -66,7 +70,15 @@ impl Configured {
         // Routes with the same pool settings share a pool; routes without any share the default.
         let mut pools: HashMap<PoolConfig, Pool> = HashMap::new();
         let mut routes = Vec::with_capacity(layers.routes.len());
-        for (route_config, layers) in config.routes.iter().zip(layers.routes) {
+        let mut client_websockets = Vec::with_capacity(layers.routes.len());
+        for (index, (route_config, layers)) in config.routes.iter().zip(layers.routes).enumerate() {
+            let client_websocket = &route_config.client_websocket;
+            client_websockets.push(match client_websocket.is_enabled() {
+                true => Some(client_websocket.to_config().map_err(|error| {
+                    error.prefixed(&format!("routes[{index}].client_websocket"))
+                })?),
+                false => None,
+            });
             let mut options = RouteOptions::new()
                 .fallback(layers.fallback)
                 .websocket(layers.websocket);
@@ -96,18 +108,29 @@ impl Configured {
                 wsfirst.route_with(layers.route, options),
             ));
         }
-        Ok(Self { wsfirst, routes })
+        Ok(Self {
+            wsfirst,
+            routes,
+            client_websockets,
+        })
     }
 
-    /// An axum router with each route's service on `POST <path>`.
+    /// An axum router with each route's service on `POST <path>`, and on `GET <path>` its
+    /// [client WebSocket](crate::client_ws) service unless `[routes.client_websocket]` has
+    /// `enabled = false`.
     ///
     /// Add the admin router (`.nest("/admin", configured.wsfirst.admin_router())`) and your own
     /// routes as you need.
     pub fn router(&self) -> Router {
         self.routes
             .iter()
-            .fold(Router::new(), |router, (path, service)| {
-                router.route(path, post_service(service.clone()))
+            .enumerate()
+            .fold(Router::new(), |router, (index, (path, service))| {
+                let mut methods = post_service(service.clone());
+                if let Some(config) = self.client_websockets.get(index).copied().flatten() {
+                    methods = methods.get_service(self.wsfirst.client_websocket(service, config));
+                }
+                router.route(path, methods)
             })
     }
 }

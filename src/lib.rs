@@ -72,6 +72,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod client_ws;
 pub mod config;
 pub mod configured;
 pub mod future;

@@ -54,6 +54,7 @@ use wsfirst_websocket::{
 };
 
 use crate::{
+    client_ws::{ClientConnections, ClientWebSocket, ClientWsConfig},
     future::ResponseFuture,
     upstream::{HttpTimeouts, HttpUpstream},
 };
@@ -120,6 +121,7 @@ pub struct Wsfirst {
     pool: Pool,
     tls: ClientTls,
     http: HttpUpstream,
+    clients: ClientConnections,
 }
 
 impl Wsfirst {
@@ -211,8 +213,28 @@ impl Wsfirst {
         &self.tls
     }
 
-    /// Closes every pooled WebSocket cleanly (close frames); call on shutdown.
+    /// The `GET` service that accepts client WebSocket connections (the Responses API's
+    /// WebSocket mode) for `service`'s route, with the limits of `config`: mount it next to the
+    /// route's `POST` (see [`client_ws`](crate::client_ws)). Its connections are counted and
+    /// closed by [`client_connections`](Self::client_connections).
+    pub fn client_websocket(
+        &self,
+        service: &RouteService,
+        config: ClientWsConfig,
+    ) -> ClientWebSocket {
+        ClientWebSocket::new(service.clone(), config, self.clients.clone())
+    }
+
+    /// The client WebSocket connections open on every route.
+    pub fn client_connections(&self) -> &ClientConnections {
+        &self.clients
+    }
+
+    /// Closes every client WebSocket (close frames `1001`, after each running response within
+    /// its shutdown grace), then every pooled WebSocket cleanly (close frames); call on
+    /// shutdown.
     pub async fn shutdown(&self) {
+        self.clients.close().await;
         self.pool.close().await;
     }
 }
@@ -301,6 +323,7 @@ impl WsfirstBuilder {
             pool: self.pool.unwrap_or_default(),
             tls,
             http,
+            clients: ClientConnections::new(),
         }
     }
 }

@@ -106,8 +106,18 @@
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are replayed over HTTP; never after the first event |
 //! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`); see [`HeaderPolicy`](crate::core::headers::HeaderPolicy) |
 //! | `routes[].headers` | table: header name = value | `{}` | static headers set on every upstream request, on the WebSocket handshake and over HTTP alike, replacing the client's, such as the `"Authorization"` of a gateway that holds the API key (`OpenAI-Beta` flags are added to the client's instead); hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |
+//! | `routes[].client_websocket.enabled` | bool | `true` | `false`: the route takes no client WebSocket connections (its `GET` is not mounted); see [`client_ws`](crate::client_ws) |
+//! | `routes[].client_websocket.max_message_size` | byte size, > 0 | 16 MiB | the largest client message; larger closes the connection with `1009` |
+//! | `routes[].client_websocket.idle_timeout` | duration, > 0 | 10m | no client message and no response running for this long: closed with `1000` |
+//! | `routes[].client_websocket.ping_interval` | duration, > 0 | 30s | keep-alive pings; a client silent for a whole interval after a ping is closed with `1011` |
+//! | `routes[].client_websocket.max_lifetime` | duration, > 0 | 60m | after it, queued messages get the `websocket_connection_limit_reached` error event and the connection is closed with `1001` |
+//! | `routes[].client_websocket.send_buffer` | byte size, > 0 | 8 MiB | events buffered for a client that reads slowly; past it closed with `1008` |
+//! | `routes[].client_websocket.max_queued` | integer, > 0 | 16 | `response.create` messages waiting while one runs |
+//! | `routes[].client_websocket.max_connections` | integer, > 0 | 1024 | client connections open on the route at once; past it an upgrade is `503` |
+//! | `routes[].client_websocket.shutdown_grace` | duration | 10s | on shutdown, the time a running response has to finish |
 
 mod build;
+mod client_ws;
 mod error;
 mod locate;
 mod parse;
@@ -119,6 +129,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use schema::{
-    AdminConfig, BreakerConfig, BreakersConfig, Config, EligibilityConfig, FallbackConfig, Pair,
-    PoolConfig, ReplayConfig, RouteConfig, ServerLimitsConfig, TimeoutsConfig,
+    AdminConfig, BreakerConfig, BreakersConfig, ClientWebSocketConfig, Config, EligibilityConfig,
+    FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig, ServerLimitsConfig,
+    TimeoutsConfig,
 };

@@ -172,6 +172,48 @@ pub struct RouteConfig {
     /// `secret`, `cookie`) are marked sensitive, so `Debug` does not show them.
     #[serde(default, deserialize_with = "de_headers")]
     pub headers: HeaderMap,
+    /// `[routes.client_websocket]`: the client WebSocket connections of the route.
+    #[serde(default)]
+    pub client_websocket: ClientWebSocketConfig,
+}
+
+/// `[routes.client_websocket]`: whether the route accepts client WebSocket connections (the
+/// Responses API's WebSocket mode) on its path, and their limits; each field left out is
+/// [`ClientWsConfig`](crate::client_ws::ClientWsConfig)'s default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientWebSocketConfig {
+    /// `false`: the route's `GET` is not mounted (default `true`).
+    pub enabled: Option<bool>,
+    /// The largest message a client may send.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_message_size: Option<u64>,
+    /// How long a connection may stay without client messages while no response runs.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// The keep-alive ping interval.
+    #[serde(deserialize_with = "de_duration")]
+    pub ping_interval: Option<Duration>,
+    /// How long a connection may live.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_lifetime: Option<Duration>,
+    /// The most bytes of events buffered for a client that reads slowly.
+    #[serde(deserialize_with = "de_bytes")]
+    pub send_buffer: Option<u64>,
+    /// The most `response.create` messages waiting while one runs.
+    pub max_queued: Option<u32>,
+    /// The most client connections open on the route at once.
+    pub max_connections: Option<u32>,
+    /// How long a running response may take to finish once shutdown began.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+impl ClientWebSocketConfig {
+    /// Whether the route accepts client WebSocket connections.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
 }
 
 /// `[routes.timeouts]`: the WebSocket attempt's timeouts; `None`: the WebSocket layer's defaults.

@@ -52,6 +52,9 @@ impl RouteConfig {
             return Err(ConfigError::invalid("api", "must not be empty"));
         }
         self.to_route()?;
+        self.client_websocket
+            .to_config()
+            .map_err(|error| error.prefixed("client_websocket"))?;
         if self.mode == TransportMode::WebSocket && self.ws_url.is_none() {
             return Err(ConfigError::invalid(
                 "ws_url",

@@ -31,7 +31,8 @@ pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -
     config.headers().headers_for(request, Transport::WebSocket)
 }
 
-/// The size of each read from a WebSocket's socket.
+/// The size of each read from a WebSocket's socket, on the upstream side and (in the facade) on
+/// the client side.
 ///
 /// tungstenite's default is 128 KiB, allocated up front for every connection and zero-filled
 /// (`BytesMut::resize`) before every read, even one that finds nothing to read
@@ -39,7 +40,7 @@ pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -
 /// pooled connection. The events of a Responses stream are a few hundred bytes to a few KiB; a
 /// larger message is read in several 8 KiB reads (its frame's buffer is reserved whole once
 /// its header is read).
-pub(crate) const READ_BUFFER_SIZE: usize = 8 * 1024;
+pub const READ_BUFFER_SIZE: usize = 8 * 1024;
 
 /// The tungstenite configuration: the size limit of incoming messages and frames (outgoing
 /// messages are checked before they are sent) and the [`READ_BUFFER_SIZE`].

@@ -160,6 +160,7 @@ pub mod testing;
 pub use body::Body;
 pub use codec::{Codec, Decoded, Encoded, Exchange, Message};
 pub use config::{WebSocketConfig, WebSocketConfigBuilder};
+pub use connector::READ_BUFFER_SIZE;
 pub use error::{CodecError, ConfigError, PoolExhausted, RequestBodyError};
 pub use layer::WebSocketLayer;
 pub use pool::{Pool, PoolBuilder};

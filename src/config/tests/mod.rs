@@ -1,6 +1,7 @@
 //! Tests of the configuration file, by topic; the fixtures they share.
 
 mod bounds;
+mod client_ws;
 mod documents;
 mod errors;
 mod fingerprint;

@@ -45,7 +45,7 @@ pub(super) async fn upgrade(shared: Arc<Shared>, request: axum::extract::Request
     let uri = parts.uri;
     let headers = parts.headers;
     upgrade
-        // As the client side does (`connector::READ_BUFFER_SIZE`): tungstenite zero-fills the
+        // As the client side does ([`crate::READ_BUFFER_SIZE`]): tungstenite zero-fills the
         // whole read buffer before every read, which would weigh on every figure measured
         // against the kit.
         .read_buffer_size(crate::connector::READ_BUFFER_SIZE)

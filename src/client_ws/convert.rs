@@ -1,0 +1,434 @@
+//! The WebSocket mode's messages and the HTTP shapes of the stack, both ways: a client's
+//! `response.create` message becomes the body of a streaming `POST`, the answer's server-sent
+//! events become one text message each, and an answer that is an error (a status and the HTTP
+//! endpoint's error body, or the HTTP stream's `error` event) becomes the WebSocket mode's
+//! `error` event with its `status`.
+//!
+//! The shapes are OpenAI's: the HTTP error body `{"error":{"message","type","param","code"}}`,
+//! the HTTP stream's error event `{"type":"error","code","message","param","sequence_number"}`,
+//! and the WebSocket mode's `{"type":"error","status":N,"error":{"type","code","message",
+//! "param"},"headers":{...}}` (the Python SDK's `ResponseWsError`,
+//! `src/openai/types/responses/responses_server_event.py`).
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value, json, value::RawValue};
+use wsfirst_websocket::responses::is_answer_header;
+
+/// What a client's text message asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming {
+    /// A `response.create`: the body of the equivalent streaming `POST`.
+    Create(Bytes),
+    /// Anything else: the error event that answers it.
+    Refused(String),
+}
+
+/// The fields of a JSON object in their order, values kept as raw JSON text.
+struct Fields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// Reads a client's text message: a `{"type":"response.create",...}` becomes the `POST` body
+/// with the same fields in the same order, without `type` and with `"stream":true` (the
+/// WebSocket mode always streams; a `stream` field of the message is replaced). A message that
+/// is not JSON, has another type, or asks for a lane (`stream_id`, which this gateway does not
+/// serve) is refused with a 400 error event.
+pub(crate) fn read_message(text: &str) -> Incoming {
+    let fields = match serde_json::from_str::<Fields<'_>>(text) {
+        Ok(fields) => fields.0,
+        Err(error) => {
+            return Incoming::Refused(client_error(
+                "invalid_json",
+                &format!("the message is not a JSON object: {error}"),
+                None,
+            ));
+        }
+    };
+    let kind = fields
+        .iter()
+        .find(|(key, _)| key == "type")
+        .and_then(|(_, value)| serde_json::from_str::<String>(value.get()).ok());
+    match kind.as_deref() {
+        Some("response.create") => {}
+        Some(other) => {
+            return Incoming::Refused(client_error(
+                "unsupported_event_type",
+                &format!("this gateway serves response.create messages only, not {other:?}"),
+                Some("type"),
+            ));
+        }
+        None => {
+            return Incoming::Refused(client_error(
+                "missing_required_parameter",
+                "the message has no \"type\"",
+                Some("type"),
+            ));
+        }
+    }
+    let lane = fields
+        .iter()
+        .any(|(key, value)| key == "stream_id" && value.get() != "null");
+    if lane {
+        return Incoming::Refused(client_error(
+            "unsupported_parameter",
+            "this gateway serves the default lane only: send response.create without stream_id",
+            Some("stream_id"),
+        ));
+    }
+    let mut body = String::with_capacity(text.len() + 16);
+    body.push('{');
+    for (key, value) in fields
+        .iter()
+        .filter(|(key, _)| key != "type" && key != "stream")
+    {
+        if body.len() > 1 {
+            body.push(',');
+        }
+        body.push_str(&Value::String(key.clone()).to_string());
+        body.push(':');
+        body.push_str(value.get());
+    }
+    if body.len() > 1 {
+        body.push(',');
+    }
+    body.push_str(r#""stream":true}"#);
+    Incoming::Create(Bytes::from(body))
+}
+
+/// A 400 error event of the gateway's own, about the client's message.
+pub(crate) fn client_error(code: &str, message: &str, param: Option<&str>) -> String {
+    error_event(
+        Some(StatusCode::BAD_REQUEST),
+        &json!({"type": "invalid_request_error", "code": code, "message": message, "param": param}),
+        None,
+        None,
+    )
+}
+
+/// The WebSocket mode's error event: `type`, `status` (when known), the `error` object (its
+/// `type`, `code`, `message` and `param` first, in that order, then any other field it has),
+/// `sequence_number` (after output) and `headers` (when any).
+pub(crate) fn error_event(
+    status: Option<StatusCode>,
+    error: &Value,
+    sequence_number: Option<u64>,
+    headers: Option<&Map<String, Value>>,
+) -> String {
+    let mut text = String::from(r#"{"type":"error""#);
+    if let Some(status) = status {
+        text.push_str(&format!(r#","status":{}"#, status.as_u16()));
+    }
+    text.push_str(r#","error":{"#);
+    let empty = Map::new();
+    let object = error.as_object().unwrap_or(&empty);
+    let first = ["type", "code", "message", "param"];
+    let mut written = 0;
+    for name in first {
+        let value = object.get(name).unwrap_or(&Value::Null);
+        push_field(&mut text, &mut written, name, value);
+    }
+    for (name, value) in object
+        .iter()
+        .filter(|(name, _)| !first.contains(&name.as_str()))
+    {
+        push_field(&mut text, &mut written, name, value);
+    }
+    text.push('}');
+    if let Some(sequence_number) = sequence_number {
+        text.push_str(&format!(r#","sequence_number":{sequence_number}"#));
+    }
+    if let Some(headers) = headers.filter(|headers| !headers.is_empty()) {
+        text.push_str(r#","headers":"#);
+        text.push_str(&Value::Object(headers.clone()).to_string());
+    }
+    text.push('}');
+    text
+}
+
+fn push_field(text: &mut String, written: &mut usize, name: &str, value: &Value) {
+    if *written > 0 {
+        text.push(',');
+    }
+    text.push_str(&Value::String(name.to_owned()).to_string());
+    text.push(':');
+    text.push_str(&value.to_string());
+    *written += 1;
+}
+
+/// The error event for an answer that is not a stream of events: its `status`, the `error`
+/// object of its body (`{"error":{...}}`; a body of another shape becomes the message), and the
+/// answer headers a rate limit carries (`retry-after`, `x-ratelimit-*`, ...).
+pub(crate) fn error_from_answer(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> String {
+    let error = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut object)) => match object.remove("error") {
+            Some(error @ Value::Object(_)) => error,
+            _ => json!({"message": Value::Object(object).to_string()}),
+        },
+        _ => json!({
+            "type": "server_error",
+            "message": String::from_utf8_lossy(body).trim(),
+        }),
+    };
+    let answer_headers: Map<String, Value> = headers
+        .iter()
+        .filter(|(name, _)| is_answer_header(name))
+        .filter_map(|(name, value)| {
+            let value = value.to_str().ok()?;
+            Some((name.as_str().to_owned(), Value::String(value.to_owned())))
+        })
+        .collect();
+    error_event(Some(status), &error, None, Some(&answer_headers))
+}
+
+/// An event of the answer as the client gets it: the event's JSON text unchanged, except an
+/// `error` event in the HTTP stream's flat shape (`{"type":"error","code","message","param",
+/// "sequence_number"}`, which carries no status), which becomes the WebSocket mode's shape
+/// with status 500 and type `server_error` where the event has none.
+pub(crate) fn event_message(data: String) -> String {
+    if !data.contains(r#""error""#) {
+        return data;
+    }
+    let Ok(Value::Object(event)) = serde_json::from_str::<Value>(&data) else {
+        return data;
+    };
+    if event.get("type").and_then(Value::as_str) != Some("error") {
+        return data;
+    }
+    if event.get("error").is_some_and(Value::is_object) && event.contains_key("status") {
+        return data;
+    }
+    let mut error = match event.get("error") {
+        Some(Value::Object(error)) => error.clone(),
+        _ => Map::new(),
+    };
+    for name in ["code", "message", "param"] {
+        if let Some(value) = event.get(name) {
+            error.entry(name).or_insert_with(|| value.clone());
+        }
+    }
+    error
+        .entry("type")
+        .or_insert_with(|| Value::String("server_error".into()));
+    let status = event
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|status| u16::try_from(status).ok())
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let sequence_number = event.get("sequence_number").and_then(Value::as_u64);
+    error_event(Some(status), &Value::Object(error), sequence_number, None)
+}
+
+/// Splits a server-sent event stream into the `data` of each event (its `data:` lines joined
+/// with `\n`); `event:`, `id:`, `retry:` and comment lines are ignored, as are events without
+/// data.
+#[derive(Debug, Default)]
+pub(crate) struct SseEvents {
+    buffer: BytesMut,
+    /// How much of `buffer` is known to hold no line end (a long line comes in many chunks).
+    searched: usize,
+    data: Option<String>,
+}
+
+impl SseEvents {
+    /// Adds a chunk of the stream.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The next complete event's data, if the stream so far holds one.
+    pub(crate) fn next_event(&mut self) -> Option<String> {
+        loop {
+            let Some(end) = self.buffer[self.searched..]
+                .iter()
+                .position(|byte| *byte == b'\n')
+            else {
+                self.searched = self.buffer.len();
+                return None;
+            };
+            let line = self.buffer.split_to(self.searched + end + 1);
+            self.searched = 0;
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                if let Some(data) = self.data.take() {
+                    return Some(data);
+                }
+                continue;
+            }
+            if let Some(value) = line.strip_prefix(b"data:") {
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                let value = String::from_utf8_lossy(value);
+                match &mut self.data {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(&value);
+                    }
+                    None => self.data = Some(value.into_owned()),
+                }
+            }
+        }
+    }
+
+    /// The data of an event the stream ended without its blank line.
+    pub(crate) fn finish(&mut self) -> Option<String> {
+        if !self.buffer.is_empty() {
+            self.buffer.extend_from_slice(b"\n\n");
+            return self.next_event();
+        }
+        self.data.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(text: &str) -> String {
+        match read_message(text) {
+            Incoming::Create(body) => String::from_utf8(body.to_vec()).unwrap(),
+            Incoming::Refused(error) => panic!("{text}: {error}"),
+        }
+    }
+
+    fn refused(text: &str) -> Value {
+        match read_message(text) {
+            Incoming::Refused(error) => serde_json::from_str(&error).unwrap(),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_create_message_becomes_the_streaming_post_body_in_order() {
+        assert_eq!(
+            create(
+                r#"{"type":"response.create","model":"m","input":[{"a":"b\"c"}],"store":false}"#
+            ),
+            r#"{"model":"m","input":[{"a":"b\"c"}],"store":false,"stream":true}"#
+        );
+        assert_eq!(
+            create(r#"{"model":"m","stream":false,"type":"response.create"}"#),
+            r#"{"model":"m","stream":true}"#
+        );
+        assert_eq!(
+            create(r#"{"type":"response.create"}"#),
+            r#"{"stream":true}"#
+        );
+        assert_eq!(
+            create(r#"{"type":"response.create","stream_id":null}"#),
+            r#"{"stream_id":null,"stream":true}"#
+        );
+    }
+
+    #[test]
+    fn other_messages_are_refused_with_a_400_error_event() {
+        for (text, code, param) in [
+            ("not json", "invalid_json", Value::Null),
+            ("[1]", "invalid_json", Value::Null),
+            (
+                r#"{"model":"m"}"#,
+                "missing_required_parameter",
+                json!("type"),
+            ),
+            (
+                r#"{"type":"response.steer","input":[]}"#,
+                "unsupported_event_type",
+                json!("type"),
+            ),
+            (
+                r#"{"type":"response.create","stream_id":"lane-1"}"#,
+                "unsupported_parameter",
+                json!("stream_id"),
+            ),
+        ] {
+            let event = refused(text);
+            assert_eq!(event["type"], "error", "{text}");
+            assert_eq!(event["status"], 400, "{text}");
+            assert_eq!(event["error"]["type"], "invalid_request_error", "{text}");
+            assert_eq!(event["error"]["code"], code, "{text}");
+            assert_eq!(event["error"]["param"], param, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_error_answer_becomes_the_websocket_modes_error_event() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "7".parse().unwrap());
+        headers.insert("x-ratelimit-remaining-requests", "0".parse().unwrap());
+        headers.insert("set-cookie", "a=b".parse().unwrap());
+        let body = br#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        assert_eq!(
+            error_from_answer(StatusCode::TOO_MANY_REQUESTS, &headers, body),
+            r#"{"type":"error","status":429,"error":{"type":"requests","code":"rate_limit_exceeded","message":"slow down","param":null},"headers":{"retry-after":"7","x-ratelimit-remaining-requests":"0"}}"#
+        );
+        let event: Value = serde_json::from_str(&error_from_answer(
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            b"plain text",
+        ))
+        .unwrap();
+        assert_eq!(event["status"], 502);
+        assert_eq!(event["error"]["message"], "plain text");
+        assert!(event.get("headers").is_none());
+    }
+
+    #[test]
+    fn events_pass_unchanged_and_the_http_streams_error_event_gets_the_websocket_shape() {
+        let delta = r#"{"type":"response.output_text.delta","delta":"error"}"#;
+        assert_eq!(event_message(delta.to_owned()), delta);
+        let ws = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"x","message":"m","param":null}}"#;
+        assert_eq!(event_message(ws.to_owned()), ws);
+        assert_eq!(
+            event_message(
+                r#"{"type":"error","code":"server_error","message":"lost","param":null,"sequence_number":5}"#
+                    .to_owned()
+            ),
+            r#"{"type":"error","status":500,"error":{"type":"server_error","code":"server_error","message":"lost","param":null},"sequence_number":5}"#
+        );
+    }
+
+    #[test]
+    fn sse_is_split_into_the_data_of_each_event() {
+        let mut events = SseEvents::default();
+        events.push(b"event: a\ndata: {\"x\":1}\n\n: comment\nevent: b\r\ndata: {\r\n");
+        assert_eq!(events.next_event().as_deref(), Some(r#"{"x":1}"#));
+        assert_eq!(events.next_event(), None);
+        events.push(b"data:\"y\":2}\r\n\r\nevent: c\n\ndata: last");
+        assert_eq!(events.next_event().as_deref(), Some("{\n\"y\":2}"));
+        assert_eq!(events.next_event(), None);
+        assert_eq!(events.finish().as_deref(), Some("last"));
+        assert_eq!(events.finish(), None);
+    }
+
+    #[test]
+    fn a_long_event_in_many_chunks_is_read_once_whole() {
+        let mut events = SseEvents::default();
+        events.push(b"event: big\ndata: ");
+        for _ in 0..1000 {
+            events.push(b"abcd");
+            assert_eq!(events.next_event(), None);
+        }
+        events.push(b"\n\n");
+        assert_eq!(events.next_event(), Some("abcd".repeat(1000)));
+    }
+}

@@ -1,0 +1,191 @@
+//! One response through the route's stack: the `POST` equivalent of a `response.create`
+//! served by the [`RouteService`], and its answer turned into the client's messages (each
+//! server-sent event one text message; an answer that is not a stream, a body that fails, or
+//! one that ends before its terminal event, an error event).
+
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+use tokio::time::Instant;
+use tower::ServiceExt;
+use wsfirst_core::{Route, Served};
+
+use super::{
+    convert::{SseEvents, error_event, error_from_answer, event_message},
+    metrics,
+    outbox::{Outbox, Overflow},
+};
+use crate::{RouteService, respond::error_response};
+
+/// The largest error body read from an answer that is not a stream of events.
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// Serves one request through the route's stack and sends its events to the client.
+pub(crate) async fn pump(
+    service: RouteService,
+    request: Request<axum::body::Body>,
+    outbox: &Outbox,
+    route: &Route,
+) -> Result<(), Overflow> {
+    let started = Instant::now();
+    let response = match service.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (transport, reason) = response
+        .extensions()
+        .get::<Served>()
+        .map(|served| (served.transport().as_str(), served.reason_label()))
+        .unwrap_or(("none", "error"));
+    let status = response.status();
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    let (ok, events) = if status.is_success() && is_stream {
+        stream_events(response.into_body(), outbox).await?
+    } else {
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_ERROR_BODY)
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .unwrap_or_default();
+        let status = if status.is_success() {
+            // An answer that is not a stream of events, where one was asked for.
+            StatusCode::BAD_GATEWAY
+        } else {
+            status
+        };
+        outbox.push(error_from_answer(status, &parts.headers, &body))?;
+        (false, 0)
+    };
+    metrics::response(route, transport, reason, ok);
+    tracing::debug!(
+        provider = route.provider(),
+        api = route.api(),
+        transport,
+        reason,
+        status = status.as_u16(),
+        events,
+        ok,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "client websocket response served"
+    );
+    Ok(())
+}
+
+/// Sends each event of an SSE body as one message; a body that fails, or ends before a
+/// terminal event, ends with an error event. Returns whether the answer ended without an
+/// error event, and how many events it had.
+async fn stream_events(
+    mut body: axum::body::Body,
+    outbox: &Outbox,
+) -> Result<(bool, u64), Overflow> {
+    let mut sse = SseEvents::default();
+    let mut events = 0u64;
+    let mut ended: Option<bool> = None;
+    let send = |data: String, events: &mut u64, ended: &mut Option<bool>| {
+        let message = event_message(data);
+        if let Some(ends) = terminal(&message) {
+            *ended = Some(ends);
+        }
+        *events += 1;
+        outbox.push(message)
+    };
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    sse.push(data);
+                    while let Some(data) = sse.next_event() {
+                        send(data, &mut events, &mut ended)?;
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                let answer = error_response(&error);
+                let (parts, body) = answer.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let event = error_from_answer(parts.status, &parts.headers, &body);
+                outbox.push(with_sequence_number(event, events))?;
+                return Ok((false, events));
+            }
+            None => {
+                if let Some(data) = sse.finish() {
+                    send(data, &mut events, &mut ended)?;
+                }
+                break;
+            }
+        }
+    }
+    match ended {
+        Some(ok) => Ok((ok, events)),
+        None => {
+            let event = error_event(
+                Some(StatusCode::BAD_GATEWAY),
+                &json!({
+                    "type": "wsfirst_error",
+                    "code": "upstream_ended_early",
+                    "message": "the upstream's answer ended before its terminal event",
+                    "param": null,
+                }),
+                Some(events),
+                None,
+            );
+            outbox.push(event)?;
+            Ok((false, events))
+        }
+    }
+}
+
+/// `event` (an error event of [`error_from_answer`]) with a `sequence_number`.
+fn with_sequence_number(event: String, sequence_number: u64) -> String {
+    match serde_json::from_str::<serde_json::Value>(&event) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            object.remove("headers");
+            error_event(
+                object
+                    .get("status")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|status| u16::try_from(status).ok())
+                    .and_then(|status| StatusCode::from_u16(status).ok()),
+                object.get("error").unwrap_or(&serde_json::Value::Null),
+                Some(sequence_number),
+                None,
+            )
+        }
+        _ => event,
+    }
+}
+
+/// Whether an event ends a response: `Some(true)` for `response.completed` / `failed` /
+/// `incomplete`, `Some(false)` for `error`, `None` for any other event.
+fn terminal(message: &str) -> Option<bool> {
+    const ENDS: [&str; 4] = [
+        r#""response.completed""#,
+        r#""response.failed""#,
+        r#""response.incomplete""#,
+        r#""error""#,
+    ];
+    // Most events are none of these: a search is cheaper than parsing them.
+    if !ENDS.iter().any(|end| message.contains(end)) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let kind = serde_json::from_str::<Kind<'_>>(message).ok()?.kind;
+    match kind.as_ref() {
+        "response.completed" | "response.failed" | "response.incomplete" => Some(true),
+        "error" => Some(false),
+        _ => None,
+    }
+}
