@@ -293,11 +293,7 @@ fn measure<C: Case>(
                         left -= n;
                         start_chunk.wait();
                         let start = Instant::now();
-                        for request in requests.drain(..n) {
-                            if let Some(output) = case.call(black_box(request)) {
-                                outputs.push(output);
-                            }
-                        }
+                        timed_calls(&mut case, &mut requests, &mut outputs, n);
                         total += start.elapsed();
                         // Untimed: put requests and responses back for the next chunk.
                         RECEIVED.with(|r| requests.append(&mut r.borrow_mut()));
@@ -321,6 +317,41 @@ fn measure<C: Case>(
     })
 }
 
+/// With `CLOSED_OVERHEAD_CALLGRIND=<case>:<calls>` in the environment, that case makes that many
+/// calls on one thread instead of being timed, and no other case runs, for counting instructions
+/// under callgrind (repeatable on a busy machine, unlike times):
+///
+/// ```text
+/// CLOSED_OVERHEAD_CALLGRIND=wsfirst:100000 valgrind --tool=callgrind \
+///     --toggle-collect='*timed_calls*' target/release/deps/closed_overhead-<hash> --bench
+/// ```
+///
+/// The total then counts the calls alone (divide by their number): the chunks' set-up between
+/// them is not collected.
+fn callgrind_calls() -> Option<(String, u64)> {
+    let spec = std::env::var("CLOSED_OVERHEAD_CALLGRIND").ok()?;
+    let parsed = spec
+        .split_once(':')
+        .and_then(|(case, calls)| Some((case.to_owned(), calls.parse().ok()?)));
+    Some(parsed.expect("CLOSED_OVERHEAD_CALLGRIND: <case>:<calls>"))
+}
+
+/// The timed calls of one chunk; out of line so that `callgrind --toggle-collect=*timed_calls*`
+/// counts exactly them (see [`calls_under_callgrind`]).
+#[inline(never)]
+fn timed_calls<C: Case>(
+    case: &mut C,
+    requests: &mut Vec<Request<()>>,
+    outputs: &mut Vec<C::Output>,
+    n: usize,
+) {
+    for request in requests.drain(..n) {
+        if let Some(output) = case.call(black_box(request)) {
+            outputs.push(output);
+        }
+    }
+}
+
 fn bench_case<C: Case>(c: &mut Criterion, name: &str, case: C) {
     bench_with(c, name, case, Intent::WebSocket, Credential::PerRequest);
 }
@@ -332,6 +363,12 @@ fn bench_with<C: Case>(
     intent: Intent,
     credential: Credential,
 ) {
+    if let Some((only, calls)) = callgrind_calls() {
+        if only == name {
+            measure(&case, &intent, credential, 1, calls);
+        }
+        return;
+    }
     let mut group = c.benchmark_group("closed_overhead");
     for threads in [1, 2] {
         group.bench_function(format!("{name}/{threads}_thread"), |b| {

@@ -174,6 +174,7 @@ mod error;
 pub mod future;
 mod handle;
 mod layer;
+mod local;
 mod registry;
 mod service;
 mod slot;

@@ -278,6 +278,18 @@ impl BreakerRegistry {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How many hold the registry (tests).
+    #[cfg(test)]
+    pub(crate) fn strong_count(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    /// A reference that does not hold the registry (tests).
+    #[cfg(test)]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
     pub(crate) fn existing(&self, key: &BreakerKey) -> Option<Arc<Slot>> {
         self.read().entries.get(key).map(|entry| entry.slot.clone())
     }
