@@ -13,6 +13,13 @@
 //! threads start each chunk of calls together; the figure is the time per call seen by each
 //! thread (no cliff = about the same as at 1 thread).
 //!
+//! Pinning: each timed thread pins itself (`core_affinity`) to a core of its own, thread `i` to
+//! the `i`-th core the process may run on, so that the 2-thread figures always come from two
+//! threads on two cores (never time-sliced on one) and the 1-thread figures always from the
+//! first core. Whether two "cores" are hyperthread siblings is the host's business (a VM's vCPUs
+//! may be either): the figures hold for the host they are taken on. Where the cores cannot be
+//! listed or pinning fails, the threads run unpinned and the bench says so on stderr.
+//!
 //! Cases: `bare` (the inner service alone), `floor` (a layer without state that does only what
 //! wsfirst's contract makes every breaker do: read the request's `Intent`, `Route` and credential
 //! header and the response's `Served`, and wrap the future and the body; the breaker's own cost is
@@ -259,6 +266,17 @@ impl<B: failsafe::CircuitBreaker + Clone + Send> Case for Failsafe<B> {
     }
 }
 
+/// Pins the running thread to the `index`-th core the process may use (see the module docs).
+fn pin_to_core(index: usize) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let pinned = core_affinity::get_core_ids()
+        .and_then(|cores| cores.get(index).copied())
+        .is_some_and(core_affinity::set_for_current);
+    if !pinned {
+        WARNED.call_once(|| eprintln!("closed_overhead: thread {index} runs unpinned"));
+    }
+}
+
 /// Runs `iters` calls on each of `threads` threads and returns the slowest thread's timed total.
 fn measure<C: Case>(
     case: &C,
@@ -271,10 +289,11 @@ fn measure<C: Case>(
     let start_chunk = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
+            .map(|thread| {
                 let mut case = case.clone();
                 let (route, start_chunk) = (&route, &start_chunk);
                 scope.spawn(move || {
+                    pin_to_core(thread);
                     let mut requests: Vec<Request<()>> =
                         (0..CHUNK).map(|_| fresh_request(route, intent)).collect();
                     let mut outputs: Vec<C::Output> = Vec::with_capacity(CHUNK);
