@@ -69,8 +69,7 @@ fn now<F: Future>(future: F) -> F::Output {
 /// The heap the program holds now, in bytes asked for.
 fn held(region: &Region<'_, System>) -> isize {
     let change = region.change();
-    change.bytes_allocated as isize - change.bytes_deallocated as isize
-        + change.bytes_reallocated
+    change.bytes_allocated as isize - change.bytes_deallocated as isize + change.bytes_reallocated
 }
 
 /// Times `f`, once.

@@ -253,7 +253,10 @@ fn last_or_lookup(
     let base = route.breaker_key();
     let service = local.service();
     // The thread is ending (its keys are gone): look up.
-    let last = LAST.try_with(|last| last.borrow().get(service)).ok().flatten();
+    let last = LAST
+        .try_with(|last| last.borrow().get(service))
+        .ok()
+        .flatten();
     let fresh = match last.filter(|cached| !cached.slot.is_retired()) {
         Some(cached) if cached.matches(base, credential) => return cached,
         // Remembered again below, so that the next clones match it by pointer.

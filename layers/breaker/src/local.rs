@@ -84,7 +84,10 @@ impl Local {
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
         let root = self.0.root.upgrade().unwrap_or_else(|| self.0.clone());
-        root.others.lock().unwrap_or_else(PoisonError::into_inner).len()
+        root.others
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -158,7 +161,8 @@ impl Shards {
     }
 
     fn insert(&mut self, service: u64, shard: &Arc<Shard>) {
-        self.0.retain(|(of, shard)| *of != service && shard.strong_count() > 0);
+        self.0
+            .retain(|(of, shard)| *of != service && shard.strong_count() > 0);
         self.0.push((service, Arc::downgrade(shard)));
     }
 }
@@ -189,7 +193,11 @@ mod tests {
         let before = registry.strong_count();
         let clones: Vec<Local> = (0..4).map(|_| root.clone()).collect();
         assert_eq!(count(&root), 5);
-        assert_eq!(registry.strong_count(), before, "the registry is not counted per clone");
+        assert_eq!(
+            registry.strong_count(),
+            before,
+            "the registry is not counted per clone"
+        );
         drop(clones);
         assert_eq!(count(&root), 1);
     }
@@ -235,6 +243,9 @@ mod tests {
         drop(clone);
         assert!(weak.upgrade().is_some());
         drop(again);
-        assert!(weak.upgrade().is_none(), "the last clone frees the registry");
+        assert!(
+            weak.upgrade().is_none(),
+            "the last clone frees the registry"
+        );
     }
 }
