@@ -27,8 +27,10 @@
 //! request's `Authorization` header as by default), `wsfirst_fixed_credential` (the same with a
 //! route whose credential is fixed), `wsfirst_http_passthrough` (requests already on HTTP: only
 //! the layer's plumbing), `wsfirst_clone_per_call` (the service cloned from a never-called
-//! prototype for every call, as axum's `Router` does, so its key cache never hits), `failsafe` and
-//! `tower_resilience`.
+//! prototype for every call, as axum's `Router` does, so its own remembered key is always empty:
+//! it takes the one its thread remembers for the service, and its hold on the registry from the
+//! thread's copy), `failsafe` and `tower_resilience`. The prototype is made on the bench's main
+//! thread and cloned on the timed ones, as a router shared by a server's worker threads is.
 //!
 //! `cargo bench -p wsfirst-breaker --bench closed_overhead`
 
@@ -167,7 +169,7 @@ where
 }
 
 /// A tower service cloned from a never-called prototype for every call, the way axum's `Router`
-/// calls a route's service: per-clone state (the breaker's key cache) is always cold.
+/// calls a route's service: per-clone state (the breaker's own remembered key) is always cold.
 #[derive(Clone)]
 struct ClonePerCall<S, R>(S, R);
 
@@ -443,8 +445,9 @@ fn closed_overhead(c: &mut Criterion) {
     );
 
     // The breaker's service cloned for every call from a prototype that is never called, as
-    // axum's `Router` does: the key cache never hits, so every call fingerprints the credential,
-    // builds the key and looks it up in the registry.
+    // axum's `Router` does: the clone's own remembered key is always empty, so every call takes
+    // the key its thread remembers for the service (and the clone the thread's hold on the
+    // registry).
     let prototype = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
     bench_case(
         c,

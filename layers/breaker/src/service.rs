@@ -45,8 +45,8 @@ use crate::{
 /// that another thread writes: its hold on the key counts the running thread's copy of the
 /// remembered key, and the key's state is only read (a success changes nothing there unless the
 /// key has failures to forget or a failure-rate window to fill). Cloning the service writes only
-/// memory of the cloning thread too (see [`BreakerRegistry`]'s per-thread shards in the crate's
-/// source), from the second clone made on a thread on.
+/// memory of the cloning thread too, from the second clone made on a thread on: clones hold the
+/// registry through a copy that each thread makes once and the original service keeps.
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker<S> {
     inner: S,
