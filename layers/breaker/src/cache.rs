@@ -244,12 +244,12 @@ impl LastKeys {
     /// Remembers `cached` for `service`, and forgets the keys that were evicted (or whose
     /// registry was dropped). Returns what it forgot, for the caller to drop.
     fn set(&mut self, service: u64, cached: Arc<Cached>) -> Vec<(u64, Arc<Cached>)> {
-        let (keep, forget) = mem::take(&mut self.0)
+        let (keep, mut forget): (Vec<_>, Vec<_>) = mem::take(&mut self.0)
             .into_iter()
             .partition(|(of, cached)| *of != service && !cached.slot.is_retired());
         self.0 = keep;
         if self.0.len() == Self::MAX {
-            self.0.remove(0);
+            forget.push(self.0.remove(0));
         }
         self.0.push((service, cached));
         forget
@@ -311,5 +311,33 @@ fn lookup(
         key,
         slot,
         thread: thread_tag(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_remembers_the_last_keys_of_at_most_32_services() {
+        let route = Route::builder("openai", "openai-responses")
+            .ws_url("wss://api.openai.com/v1/responses")
+            .http_url("https://api.openai.com/v1/responses")
+            .build()
+            .unwrap();
+        let headers = HeaderMap::new();
+        let mut caches: Vec<KeyCache> = (0..40)
+            .map(|_| KeyCache::new(BreakerRegistry::new()))
+            .collect();
+        for cache in &mut caches {
+            cache.get(&route, &headers);
+        }
+        assert_eq!(LAST.with_borrow(|last| last.0.len()), LastKeys::MAX);
+        assert_eq!(caches[7].keys().1, None, "the oldest are forgotten first");
+        assert_eq!(caches[8].keys().1.as_ref(), Some(route.breaker_key()));
+        // A service whose thread forgot its key looks it up again.
+        let (own, _) = caches[0].keys();
+        caches[0].own = None;
+        assert_eq!(caches[0].get(&route, &headers).key, own.unwrap());
     }
 }
