@@ -14,7 +14,6 @@ use std::{
     cell::RefCell,
     fmt,
     hash::{BuildHasher, Hasher, RandomState},
-    mem,
     ops::Deref,
     sync::Arc,
 };
@@ -226,32 +225,41 @@ impl Deref for SlotRef {
 
 thread_local! {
     /// The last key each service (with all its clones) looked up on this thread.
-    static LAST: RefCell<LastKeys> = const { RefCell::new(LastKeys(Vec::new())) };
+    static LAST: RefCell<LastKeys> = const { RefCell::new(LastKeys([const { None }; LastKeys::WAYS])) };
 }
 
-/// One thread's last keys, by service (the [`Local::service`] of its clones).
-struct LastKeys(Vec<(u64, Arc<Cached>)>);
+/// One thread's last keys, by service (the [`Local::service`] of its clones): a table with one
+/// place per service number modulo its size, so that finding a service's key costs the same
+/// however many services a thread runs (services are numbered in order: the last
+/// [`LastKeys::WAYS`] made never share a place).
+struct LastKeys([Option<(u64, Arc<Cached>)>; LastKeys::WAYS]);
 
 impl LastKeys {
-    /// Services one thread remembers a key for: past this, the oldest is forgotten.
-    const MAX: usize = 32;
+    /// The places in the table.
+    const WAYS: usize = 64;
 
-    fn get(&self, service: u64) -> Option<Arc<Cached>> {
-        let (_, cached) = self.0.iter().find(|(of, _)| *of == service)?;
-        Some(cached.clone())
+    fn place(service: u64) -> usize {
+        (service % Self::WAYS as u64) as usize
     }
 
-    /// Remembers `cached` for `service`, and forgets the keys that were evicted (or whose
-    /// registry was dropped). Returns what it forgot, for the caller to drop.
-    fn set(&mut self, service: u64, cached: Arc<Cached>) -> Vec<(u64, Arc<Cached>)> {
-        let (keep, mut forget): (Vec<_>, Vec<_>) = mem::take(&mut self.0)
-            .into_iter()
-            .partition(|(of, cached)| *of != service && !cached.slot.is_retired());
-        self.0 = keep;
-        if self.0.len() == Self::MAX {
-            forget.push(self.0.remove(0));
+    fn get(&self, service: u64) -> Option<Arc<Cached>> {
+        match &self.0[Self::place(service)] {
+            Some((of, cached)) if *of == service => Some(cached.clone()),
+            _ => None,
         }
-        self.0.push((service, cached));
+    }
+
+    /// Remembers `cached` for `service` (in place of the key of a service in the same place),
+    /// and forgets the keys that were evicted (or whose registry was dropped). Returns what it
+    /// forgot, for the caller to drop.
+    fn set(&mut self, service: u64, cached: Arc<Cached>) -> Vec<(u64, Arc<Cached>)> {
+        let mut forget: Vec<_> = self
+            .0
+            .iter_mut()
+            .filter(|entry| entry.as_ref().is_some_and(|(_, c)| c.slot.is_retired()))
+            .filter_map(Option::take)
+            .collect();
+        forget.extend(self.0[Self::place(service)].replace((service, cached)));
         forget
     }
 }
@@ -319,25 +327,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_remembers_the_last_keys_of_at_most_32_services() {
+    fn a_thread_remembers_one_key_per_service_in_a_table_of_64() {
         let route = Route::builder("openai", "openai-responses")
             .ws_url("wss://api.openai.com/v1/responses")
             .http_url("https://api.openai.com/v1/responses")
             .build()
             .unwrap();
         let headers = HeaderMap::new();
-        let mut caches: Vec<KeyCache> = (0..40)
+        // 65 services: two of them share a place (tests running alongside take numbers too).
+        let mut caches: Vec<KeyCache> = (0..=LastKeys::WAYS)
             .map(|_| KeyCache::new(BreakerRegistry::new()))
             .collect();
         for cache in &mut caches {
             cache.get(&route, &headers);
         }
-        assert_eq!(LAST.with_borrow(|last| last.0.len()), LastKeys::MAX);
-        assert_eq!(caches[7].keys().1, None, "the oldest are forgotten first");
-        assert_eq!(caches[8].keys().1.as_ref(), Some(route.breaker_key()));
+        let place = |cache: &KeyCache| LastKeys::place(cache.local.service());
+        let later = (1..caches.len())
+            .find(|&i| (0..i).any(|j| place(&caches[j]) == place(&caches[i])))
+            .unwrap();
+        let earlier = (0..later)
+            .find(|&j| place(&caches[j]) == place(&caches[later]))
+            .unwrap();
+        assert_eq!(
+            caches[earlier].keys().1,
+            None,
+            "replaced by the later service"
+        );
+        assert_eq!(caches[later].keys().1.as_ref(), Some(route.breaker_key()));
         // A service whose thread forgot its key looks it up again.
-        let (own, _) = caches[0].keys();
-        caches[0].own = None;
-        assert_eq!(caches[0].get(&route, &headers).key, own.unwrap());
+        let (own, _) = caches[earlier].keys();
+        caches[earlier].own = None;
+        assert_eq!(caches[earlier].get(&route, &headers).key, own.unwrap());
     }
 }
