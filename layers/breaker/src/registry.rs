@@ -359,14 +359,16 @@ impl BreakerRegistry {
 
     fn sweep_locked(&self, map: &mut Map, now: Instant) -> usize {
         map.last_sweep = now;
-        let idle = self.inner.idle_timeout;
+        // Keys last seen at or before this are idle (none when it is before the clock began):
+        // one comparison per key rather than a subtraction.
+        let idle_since = now.checked_sub(self.inner.idle_timeout);
         let before = map.entries.len();
         map.entries.retain(|key, entry| {
             if entry.slot.take_used() {
                 entry.last_seen = now;
                 return true;
             }
-            if now.saturating_duration_since(entry.last_seen) < idle {
+            if idle_since.is_none_or(|since| entry.last_seen > since) {
                 return true;
             }
             let Some(state) = entry.slot.retire_if(Eviction::Idle, now) else {
