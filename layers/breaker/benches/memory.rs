@@ -10,10 +10,10 @@
 //!
 //! Printed: the heap per key and the number of blocks per key, at 100,000 keys; then the time of
 //! one sweep of those keys when all were used since the last one (each mark is cleared), when
-//! none was (nothing to do but look; this one runs right after the first and so also pays for
-//! writing back the lines the first one wrote: a quiet sweep after a quiet one is several times
-//! faster), and when all are idle (each is evicted and freed), with the heap left after; and the
-//! time of one snapshot of every key (what the admin's list of keys reads).
+//! none was (nothing to do but look), and when all are idle (each is evicted and freed), with the
+//! heap left after; and the time of one snapshot of every key (what the admin's list of keys
+//! reads). Single sweeps of 100,000 keys (tens of megabytes) depend on what the caches hold:
+//! compare runs, not single figures.
 //!
 //! `cargo bench -p wsfirst-breaker --bench memory` (a few seconds)
 
