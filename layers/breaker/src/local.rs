@@ -5,9 +5,9 @@
 //! A clone must hold its registry, and holding it means counting it: with one shared `Arc`,
 //! every clone and every drop on every thread would write the same cache line. Instead
 //! [`CircuitBreaker::new`](crate::CircuitBreaker::new) makes a root shard, and the first clone
-//! made on another thread makes that thread's shard (a clone of the registry, the one write to
-//! shared memory) and remembers it for the thread; later clones on that thread count that shard
-//! alone. The root keeps the other shards for its life, so that a shard outlives the clones of
+//! made on another thread makes that thread's shard (a clone of the registry and a place in the
+//! root's list: the writes to shared memory, once per thread) and remembers it for the thread;
+//! later clones on that thread count that shard alone. The root keeps the other shards for its life, so that a shard outlives the clones of
 //! one request; a shard whose thread has ended is let go by the root.
 
 use std::{
@@ -22,13 +22,17 @@ use std::{
 use crate::BreakerRegistry;
 
 /// The registry of a service, held through the shard of the thread that made the clone.
-pub(crate) struct Local(Arc<Shard>);
-
-struct Shard {
+pub(crate) struct Local {
+    shard: Arc<Shard>,
     /// The service it is a shard of (one per [`Local::new`]).
     service: u64,
-    /// The [`thread_tag`] of the thread it was made for.
+    /// The [`thread_tag`] of the thread the shard was made for. Kept here, not in the shard, so
+    /// that a clone made on another thread reads nothing on the line of the shard's counts,
+    /// which its own thread writes.
     thread: usize,
+}
+
+struct Shard {
     registry: BreakerRegistry,
     /// The root's: the shards made for other threads, kept for the root's life.
     others: Mutex<Vec<Arc<Shard>>>,
@@ -58,32 +62,38 @@ pub(crate) fn thread_tag() -> usize {
 impl Local {
     /// The root shard of a new service.
     pub(crate) fn new(registry: BreakerRegistry) -> Self {
-        Local(Arc::new(Shard {
+        Local {
+            shard: Arc::new(Shard {
+                registry,
+                others: Mutex::new(Vec::new()),
+                root: Weak::new(),
+                orphaned: AtomicBool::new(false),
+            }),
             service: NEXT_SERVICE.fetch_add(1, Ordering::Relaxed),
             thread: thread_tag(),
-            registry,
-            others: Mutex::new(Vec::new()),
-            root: Weak::new(),
-            orphaned: AtomicBool::new(false),
-        }))
+        }
     }
 
     /// The registry.
     #[inline]
     pub(crate) fn registry(&self) -> &BreakerRegistry {
-        &self.0.registry
+        &self.shard.registry
     }
 
     /// The service this is a shard of: the same for every clone of it.
     #[inline]
     pub(crate) fn service(&self) -> u64 {
-        self.0.service
+        self.service
     }
 
     /// The shards the root keeps (tests).
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
-        let root = self.0.root.upgrade().unwrap_or_else(|| self.0.clone());
+        let root = self
+            .shard
+            .root
+            .upgrade()
+            .unwrap_or_else(|| self.shard.clone());
         root.others
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -95,43 +105,52 @@ impl Clone for Local {
     /// The same shard on the thread it was made for; elsewhere, the running thread's shard.
     #[inline]
     fn clone(&self) -> Self {
-        if self.0.thread == thread_tag() {
-            return Local(self.0.clone());
+        if self.thread == thread_tag() {
+            return Local {
+                shard: self.shard.clone(),
+                service: self.service,
+                thread: self.thread,
+            };
         }
-        Local(self.0.for_this_thread())
+        self.for_this_thread()
     }
 }
 
 impl fmt::Debug for Local {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Local")
-            .field("service", &self.0.service)
-            .field("registry", &self.0.registry)
+            .field("service", &self.service)
+            .field("registry", &self.shard.registry)
             .finish_non_exhaustive()
     }
 }
 
-impl Shard {
+impl Local {
     /// This service's shard for the running thread, made (and kept by the root) the first time.
     #[cold]
     #[inline(never)]
-    fn for_this_thread(self: &Arc<Shard>) -> Arc<Shard> {
+    fn for_this_thread(&self) -> Local {
+        let here = thread_tag();
+        let local = |shard| Local {
+            shard,
+            service: self.service,
+            thread: here,
+        };
         let Ok(found) = SHARDS.try_with(|shards| shards.borrow_mut().find(self.service)) else {
             // The thread is ending: its shards are gone.
-            return self.clone();
+            return local(self.shard.clone());
         };
         if let Some(shard) = found {
-            return shard;
+            return local(shard);
         }
-        let root = match self.root.upgrade() {
+        let this = &self.shard;
+        let root = match this.root.upgrade() {
             Some(root) => Some(root),
-            None if self.root.ptr_eq(&Weak::new()) => Some(self.clone()),
+            None if this.root.ptr_eq(&Weak::new()) => Some(this.clone()),
             None => None,
         };
         let shard = Arc::new(Shard {
-            service: self.service,
-            thread: thread_tag(),
-            registry: self.registry.clone(),
+            registry: this.registry.clone(),
             others: Mutex::new(Vec::new()),
             root: root.as_ref().map_or_else(Weak::new, Arc::downgrade),
             orphaned: AtomicBool::new(false),
@@ -143,7 +162,7 @@ impl Shard {
             others.push(shard.clone());
         }
         let _ = SHARDS.try_with(|shards| shards.borrow_mut().insert(self.service, &shard));
-        shard
+        local(shard)
     }
 }
 
@@ -183,7 +202,7 @@ mod tests {
     use super::*;
 
     fn count(local: &Local) -> usize {
-        Arc::strong_count(&local.0)
+        Arc::strong_count(&local.shard)
     }
 
     #[test]
@@ -210,14 +229,14 @@ mod tests {
             scope
                 .spawn(|| {
                     let first = root.clone();
-                    assert!(!Arc::ptr_eq(&first.0, &root.0));
+                    assert!(!Arc::ptr_eq(&first.shard, &root.shard));
                     assert_eq!(first.service(), root.service());
                     drop(first);
                     // Like a clone per request: the shard outlived the first clone.
                     let counted = registry.strong_count();
                     let second = root.clone();
                     let third = second.clone();
-                    assert!(Arc::ptr_eq(&second.0, &third.0));
+                    assert!(Arc::ptr_eq(&second.shard, &third.shard));
                     assert_eq!(registry.strong_count(), counted);
                     assert_eq!(root.kept(), 1);
                 })
