@@ -48,21 +48,23 @@ pub(crate) struct KeyCache {
 /// under an unknown random seed are as unlikely as any two 64-bit values: an attacker could only
 /// aim at another client's credential that they already know. The fingerprint in the key, which
 /// is shown, stays a keyed BLAKE3 ([`FingerprintKey`](wsfirst_core::FingerprintKey)).
+///
+/// Only the 64-bit seed is kept (rapidhash's own secrets make the rest of its state), so that a
+/// clone of the service copies 8 bytes rather than 64.
 #[derive(Clone)]
-pub(crate) struct CredentialHasher(RapidSecrets);
+pub(crate) struct CredentialHasher(u64);
 
 impl Default for CredentialHasher {
     /// A random seed (std's `RandomState` hashes nothing with its random keys).
     fn default() -> Self {
-        let seed = RandomState::new().build_hasher().finish();
-        CredentialHasher(RapidSecrets::seed(seed))
+        CredentialHasher(RandomState::new().build_hasher().finish())
     }
 }
 
 impl CredentialHasher {
     #[inline]
     pub(crate) fn digest(&self, credential: Option<&HeaderValue>) -> Option<u64> {
-        credential.map(|value| rapidhash_v3_seeded(value.as_bytes(), &self.0))
+        credential.map(|value| rapidhash_v3_seeded(value.as_bytes(), &RapidSecrets::seed(self.0)))
     }
 }
 
