@@ -49,22 +49,25 @@ pub(crate) struct KeyCache {
 /// aim at another client's credential that they already know. The fingerprint in the key, which
 /// is shown, stays a keyed BLAKE3 ([`FingerprintKey`](wsfirst_core::FingerprintKey)).
 ///
-/// Only the 64-bit seed is kept (rapidhash's own secrets make the rest of its state), so that a
-/// clone of the service copies 8 bytes rather than 64.
+/// Its state is rapidhash's whole: a random seed and random secrets (a random seed alone over
+/// rapidhash's published secrets would leave it open to collisions made without the seed), made
+/// once per service and copied by its clones (64 bytes).
 #[derive(Clone)]
-pub(crate) struct CredentialHasher(u64);
+pub(crate) struct CredentialHasher(RapidSecrets);
 
 impl Default for CredentialHasher {
-    /// A random seed (std's `RandomState` hashes nothing with its random keys).
+    /// Secrets derived from a random seed (std's `RandomState` hashes nothing with its random
+    /// keys).
     fn default() -> Self {
-        CredentialHasher(RandomState::new().build_hasher().finish())
+        let seed = RandomState::new().build_hasher().finish();
+        CredentialHasher(RapidSecrets::seed(seed))
     }
 }
 
 impl CredentialHasher {
     #[inline]
     pub(crate) fn digest(&self, credential: Option<&HeaderValue>) -> Option<u64> {
-        credential.map(|value| rapidhash_v3_seeded(value.as_bytes(), &RapidSecrets::seed(self.0)))
+        credential.map(|value| rapidhash_v3_seeded(value.as_bytes(), &self.0))
     }
 }
 
