@@ -20,6 +20,14 @@
 //! may be either): the figures hold for the host they are taken on. Where the cores cannot be
 //! listed or pinning fails, the threads run unpinned and the bench says so on stderr.
 //!
+//! Stack placement: where on the stack the calls' futures and responses land moved one case by
+//! up to 10 ns per call in one build (2026-11-30, the same binary with the timed loop's frame
+//! shifted by 16 to 1,024 bytes: same instructions, different stalls), which is as much as the
+//! differences this bench is read for. So each thread runs its chunks of calls at eight stack
+//! offsets in turn (multiples of 528 bytes: every 16-byte step within a cache line, spread over
+//! a page), and a figure is their average rather than the luck of one build's layout. Code
+//! placement still differs from build to build: compare builds over several cases, not one.
+//!
 //! Cases: `bare` (the inner service alone), `floor` (a layer without state that does only what
 //! wsfirst's contract makes every breaker do: read the request's `Intent`, `Route` and credential
 //! header and the response's `Served`, and wrap the future and the body; the breaker's own cost is
@@ -268,6 +276,29 @@ impl<B: failsafe::CircuitBreaker + Clone + Send> Case for Failsafe<B> {
     }
 }
 
+/// Runs `f` with the stack `chunk % 8` times 528 bytes further down (see the module docs).
+fn at_stack_offset(chunk: usize, f: impl FnOnce()) {
+    match chunk % 8 {
+        0 => f(),
+        1 => below::<528>(f),
+        2 => below::<1056>(f),
+        3 => below::<1584>(f),
+        4 => below::<2112>(f),
+        5 => below::<2640>(f),
+        6 => below::<3168>(f),
+        _ => below::<3696>(f),
+    }
+}
+
+/// Runs `f` below `N` bytes of this frame's stack.
+#[inline(never)]
+fn below<const N: usize>(f: impl FnOnce()) {
+    let pad = [0u8; N];
+    black_box(&pad);
+    f();
+    black_box(&pad);
+}
+
 /// Pins the running thread to the `index`-th core the process may use (see the module docs).
 fn pin_to_core(index: usize) {
     static WARNED: std::sync::Once = std::sync::Once::new();
@@ -309,13 +340,17 @@ fn measure<C: Case>(
                     RESPONSES.with(|r| r.borrow_mut().push(fresh_response()));
                     let mut total = Duration::ZERO;
                     let mut left = iters as usize;
+                    let mut chunk = 0;
                     while left > 0 {
                         let n = left.min(CHUNK);
                         left -= n;
                         start_chunk.wait();
                         let start = Instant::now();
-                        timed_calls(&mut case, &mut requests, &mut outputs, n);
+                        at_stack_offset(chunk, || {
+                            timed_calls(&mut case, &mut requests, &mut outputs, n);
+                        });
                         total += start.elapsed();
+                        chunk += 1;
                         // Untimed: put requests and responses back for the next chunk.
                         RECEIVED.with(|r| requests.append(&mut r.borrow_mut()));
                         RESPONSES.with(|r| {
