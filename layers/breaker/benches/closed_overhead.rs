@@ -13,6 +13,21 @@
 //! threads start each chunk of calls together; the figure is the time per call seen by each
 //! thread (no cliff = about the same as at 1 thread).
 //!
+//! Pinning: each timed thread pins itself (`core_affinity`) to a core of its own, thread `i` to
+//! the `i`-th core the process may run on, so that the 2-thread figures always come from two
+//! threads on two cores (never time-sliced on one) and the 1-thread figures always from the
+//! first core. Whether two "cores" are hyperthread siblings is the host's business (a VM's vCPUs
+//! may be either): the figures hold for the host they are taken on. Where the cores cannot be
+//! listed or pinning fails, the threads run unpinned and the bench says so on stderr.
+//!
+//! Stack placement: where on the stack the calls' futures and responses land moved one case by
+//! up to 10 ns per call in one build (2026-11-30, the same binary with the timed loop's frame
+//! shifted by 16 to 1,024 bytes: same instructions, different stalls), which is as much as the
+//! differences this bench is read for. So each thread runs its chunks of calls at eight stack
+//! offsets in turn (multiples of 528 bytes: every 16-byte step within a cache line, spread over
+//! a page), and a figure is their average rather than the luck of one build's layout. Code
+//! placement still differs from build to build: compare builds over several cases, not one.
+//!
 //! Cases: `bare` (the inner service alone), `floor` (a layer without state that does only what
 //! wsfirst's contract makes every breaker do: read the request's `Intent`, `Route` and credential
 //! header and the response's `Served`, and wrap the future and the body; the breaker's own cost is
@@ -20,8 +35,10 @@
 //! request's `Authorization` header as by default), `wsfirst_fixed_credential` (the same with a
 //! route whose credential is fixed), `wsfirst_http_passthrough` (requests already on HTTP: only
 //! the layer's plumbing), `wsfirst_clone_per_call` (the service cloned from a never-called
-//! prototype for every call, as axum's `Router` does, so its key cache never hits), `failsafe` and
-//! `tower_resilience`.
+//! prototype for every call, as axum's `Router` does, so its own remembered key is always empty:
+//! it takes the one its thread remembers for the service, and its hold on the registry from the
+//! thread's copy), `failsafe` and `tower_resilience`. The prototype is made on the bench's main
+//! thread and cloned on the timed ones, as a router shared by a server's worker threads is.
 //!
 //! `cargo bench -p wsfirst-breaker --bench closed_overhead`
 
@@ -160,7 +177,7 @@ where
 }
 
 /// A tower service cloned from a never-called prototype for every call, the way axum's `Router`
-/// calls a route's service: per-clone state (the breaker's key cache) is always cold.
+/// calls a route's service: per-clone state (the breaker's own remembered key) is always cold.
 #[derive(Clone)]
 struct ClonePerCall<S, R>(S, R);
 
@@ -259,6 +276,40 @@ impl<B: failsafe::CircuitBreaker + Clone + Send> Case for Failsafe<B> {
     }
 }
 
+/// Runs `f` with the stack `chunk % 8` times 528 bytes further down (see the module docs).
+fn at_stack_offset(chunk: usize, f: impl FnOnce()) {
+    match chunk % 8 {
+        0 => f(),
+        1 => below::<528>(f),
+        2 => below::<1056>(f),
+        3 => below::<1584>(f),
+        4 => below::<2112>(f),
+        5 => below::<2640>(f),
+        6 => below::<3168>(f),
+        _ => below::<3696>(f),
+    }
+}
+
+/// Runs `f` below `N` bytes of this frame's stack.
+#[inline(never)]
+fn below<const N: usize>(f: impl FnOnce()) {
+    let pad = [0u8; N];
+    black_box(&pad);
+    f();
+    black_box(&pad);
+}
+
+/// Pins the running thread to the `index`-th core the process may use (see the module docs).
+fn pin_to_core(index: usize) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let pinned = core_affinity::get_core_ids()
+        .and_then(|cores| cores.get(index).copied())
+        .is_some_and(core_affinity::set_for_current);
+    if !pinned {
+        WARNED.call_once(|| eprintln!("closed_overhead: thread {index} runs unpinned"));
+    }
+}
+
 /// Runs `iters` calls on each of `threads` threads and returns the slowest thread's timed total.
 fn measure<C: Case>(
     case: &C,
@@ -271,10 +322,11 @@ fn measure<C: Case>(
     let start_chunk = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
+            .map(|thread| {
                 let mut case = case.clone();
                 let (route, start_chunk) = (&route, &start_chunk);
                 scope.spawn(move || {
+                    pin_to_core(thread);
                     let mut requests: Vec<Request<()>> =
                         (0..CHUNK).map(|_| fresh_request(route, intent)).collect();
                     let mut outputs: Vec<C::Output> = Vec::with_capacity(CHUNK);
@@ -288,17 +340,17 @@ fn measure<C: Case>(
                     RESPONSES.with(|r| r.borrow_mut().push(fresh_response()));
                     let mut total = Duration::ZERO;
                     let mut left = iters as usize;
+                    let mut chunk = 0;
                     while left > 0 {
                         let n = left.min(CHUNK);
                         left -= n;
                         start_chunk.wait();
                         let start = Instant::now();
-                        for request in requests.drain(..n) {
-                            if let Some(output) = case.call(black_box(request)) {
-                                outputs.push(output);
-                            }
-                        }
+                        at_stack_offset(chunk, || {
+                            timed_calls(&mut case, &mut requests, &mut outputs, n);
+                        });
                         total += start.elapsed();
+                        chunk += 1;
                         // Untimed: put requests and responses back for the next chunk.
                         RECEIVED.with(|r| requests.append(&mut r.borrow_mut()));
                         RESPONSES.with(|r| {
@@ -321,6 +373,41 @@ fn measure<C: Case>(
     })
 }
 
+/// With `CLOSED_OVERHEAD_CALLGRIND=<case>:<calls>` in the environment, that case makes that many
+/// calls on one thread instead of being timed, and no other case runs, for counting instructions
+/// under callgrind (repeatable on a busy machine, unlike times):
+///
+/// ```text
+/// CLOSED_OVERHEAD_CALLGRIND=wsfirst:100000 valgrind --tool=callgrind \
+///     --toggle-collect='*timed_calls*' target/release/deps/closed_overhead-<hash> --bench
+/// ```
+///
+/// The total then counts the calls alone (divide by their number): the chunks' set-up between
+/// them is not collected.
+fn callgrind_calls() -> Option<(String, u64)> {
+    let spec = std::env::var("CLOSED_OVERHEAD_CALLGRIND").ok()?;
+    let parsed = spec
+        .split_once(':')
+        .and_then(|(case, calls)| Some((case.to_owned(), calls.parse().ok()?)));
+    Some(parsed.expect("CLOSED_OVERHEAD_CALLGRIND: <case>:<calls>"))
+}
+
+/// The timed calls of one chunk; out of line so that `callgrind --toggle-collect=*timed_calls*`
+/// counts exactly them (see [`calls_under_callgrind`]).
+#[inline(never)]
+fn timed_calls<C: Case>(
+    case: &mut C,
+    requests: &mut Vec<Request<()>>,
+    outputs: &mut Vec<C::Output>,
+    n: usize,
+) {
+    for request in requests.drain(..n) {
+        if let Some(output) = case.call(black_box(request)) {
+            outputs.push(output);
+        }
+    }
+}
+
 fn bench_case<C: Case>(c: &mut Criterion, name: &str, case: C) {
     bench_with(c, name, case, Intent::WebSocket, Credential::PerRequest);
 }
@@ -332,6 +419,12 @@ fn bench_with<C: Case>(
     intent: Intent,
     credential: Credential,
 ) {
+    if let Some((only, calls)) = callgrind_calls() {
+        if only == name {
+            measure(&case, &intent, credential, 1, calls);
+        }
+        return;
+    }
     let mut group = c.benchmark_group("closed_overhead");
     for threads in [1, 2] {
         group.bench_function(format!("{name}/{threads}_thread"), |b| {
@@ -387,8 +480,9 @@ fn closed_overhead(c: &mut Criterion) {
     );
 
     // The breaker's service cloned for every call from a prototype that is never called, as
-    // axum's `Router` does: the key cache never hits, so every call fingerprints the credential,
-    // builds the key and looks it up in the registry.
+    // axum's `Router` does: the clone's own remembered key is always empty, so every call takes
+    // the key its thread remembers for the service (and the clone the thread's hold on the
+    // registry).
     let prototype = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Upstream);
     bench_case(
         c,

@@ -1,11 +1,13 @@
 //! What the pieces of a closed-state call cost on their own, to read `closed_overhead` against:
 //! the `http` extension and header lookups every breaker with wsfirst's contract must make, the
-//! credential comparison, the reference count and the atomic load wsfirst's breaker adds, and `failsafe`'s own call and
+//! credential comparison (and the keyed hash it is made with, beside the SipHash-1-3 it replaced),
+//! the reference count and the atomic load wsfirst's breaker adds, and `failsafe`'s own call and
 //! `Instant::now()` for the comparison with the figures quoted for other breakers.
 //!
 //! `cargo bench -p wsfirst-breaker --bench components`
 
 use std::{
+    hash::BuildHasher,
     hint::black_box,
     sync::{
         Arc,
@@ -58,6 +60,18 @@ fn components(c: &mut Criterion) {
         .unwrap_or_else(|error| panic!("bench header: {error}"));
     group.bench_function("credential_comparison", |b| {
         b.iter(|| black_box(black_box(&remembered).as_bytes() == black_box(&incoming).as_bytes()))
+    });
+    // The keyed hash the breaker compares credentials by, and the SipHash-1-3 it replaced.
+    let secrets = rapidhash::v3::RapidSecrets::seed(0x5eed);
+    group.bench_function("credential_hash_rapidhash", |b| {
+        b.iter(|| {
+            let bytes = black_box(&incoming).as_bytes();
+            black_box(rapidhash::v3::rapidhash_v3_seeded(bytes, &secrets))
+        })
+    });
+    let siphash = std::hash::RandomState::new();
+    group.bench_function("credential_hash_siphash13", |b| {
+        b.iter(|| black_box(siphash.hash_one(black_box(&incoming).as_bytes())))
     });
     let shared = Arc::new(AtomicU64::new(0));
     group.bench_function("arc_clone_and_drop", |b| {

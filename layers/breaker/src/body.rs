@@ -18,7 +18,6 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -27,12 +26,12 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use wsfirst_core::{BoxError, FailureKind, Phase, WsFailure, find_ws_failure};
 
-use crate::slot::Slot;
+use crate::cache::SlotRef;
 
 /// Which key a WebSocket-served body reports to when it ends.
 #[derive(Debug)]
 pub(crate) struct BodyTracker {
-    pub(crate) slot: Arc<Slot>,
+    pub(crate) slot: SlotRef,
     pub(crate) generation: u32,
 }
 

@@ -3,42 +3,71 @@
 //! fingerprinting the credential and looking the key up in the registry.
 //!
 //! The header value itself is never kept: the cache outlives requests, and shares its entries
-//! with every clone of the service, so a copy of the credential would stay in memory as long as
-//! the service does.
+//! with the other clones of the service on the same thread, so a copy of the credential would
+//! stay in memory as long as the service does.
+//!
+//! Requests in flight hold their key through the remembered entry ([`SlotRef`]), whose count
+//! only the remembering thread writes, rather than through the key's shared state, whose count
+//! every thread would write.
 
 use std::{
+    cell::RefCell,
     fmt,
-    hash::{BuildHasher, RandomState},
-    sync::{Arc, PoisonError, RwLock},
+    hash::{BuildHasher, Hasher, RandomState},
+    ops::Deref,
+    sync::Arc,
 };
 
 use http::{HeaderMap, HeaderValue};
+use rapidhash::v3::{RapidSecrets, rapidhash_v3_seeded};
 use wsfirst_core::{BreakerKey, Route};
 
-use crate::{BreakerRegistry, slot::Slot};
+use crate::{
+    BreakerRegistry,
+    local::{Local, thread_tag},
+    slot::Slot,
+};
 
-/// The last key a service looked up: its own (no shared writes when it hits), and the one all
-/// clones made from one service share (so that clones made for a single request, as axum's
-/// `Router` makes them, skip the registry too). Cloning keeps the own key and shares the other,
-/// and copies the hash key, so that clones compare credentials alike.
-#[derive(Clone, Debug, Default)]
+/// The last key a service looked up: its own (no shared writes when it hits), and the one the
+/// running thread last looked up for any clone of the service (so that clones made for a single
+/// request, as axum's `Router` makes them, skip the registry too). Cloning keeps the own key,
+/// copies the hash key, so that clones compare credentials alike, and takes the registry through
+/// the running thread's shard ([`Local`]).
+#[derive(Clone, Debug)]
 pub(crate) struct KeyCache {
     own: Option<Arc<Cached>>,
-    shared: Arc<RwLock<Option<Arc<Cached>>>>,
+    local: Local,
     hasher: CredentialHasher,
 }
 
-/// A keyed SipHash-1-3 (std's `RandomState`: a random 128-bit key per service) of a credential
-/// header value: what the cache compares instead of the value. Cheap enough for every request
-/// (about a nanosecond per 2 bytes, no allocation), and without the key it tells nothing about
-/// the credential; the key never leaves this process, unlike the fingerprint, which is shown.
-#[derive(Clone, Default)]
-pub(crate) struct CredentialHasher(RandomState);
+/// A keyed hash (rapidhash v3, with a random seed per service) of a credential header value:
+/// what the cache compares instead of the value. Cheap enough for every request (a few
+/// 64-bit multiplications per 48 bytes, no allocation; SipHash-1-3 cost the closed-state path
+/// more than everything else it does), and it keeps no copy of the credential: 64 bits of a
+/// keyed hash do not give back a header value. It is never shown, and two values that collide
+/// under an unknown random seed are as unlikely as any two 64-bit values: an attacker could only
+/// aim at another client's credential that they already know. The fingerprint in the key, which
+/// is shown, stays a keyed BLAKE3 ([`FingerprintKey`](wsfirst_core::FingerprintKey)).
+///
+/// Its state is rapidhash's whole: a random seed and random secrets (a random seed alone over
+/// rapidhash's published secrets would leave it open to collisions made without the seed), made
+/// once per service and copied by its clones (64 bytes).
+#[derive(Clone)]
+pub(crate) struct CredentialHasher(RapidSecrets);
+
+impl Default for CredentialHasher {
+    /// Secrets derived from a random seed (std's `RandomState` hashes nothing with its random
+    /// keys).
+    fn default() -> Self {
+        let seed = RandomState::new().build_hasher().finish();
+        CredentialHasher(RapidSecrets::seed(seed))
+    }
+}
 
 impl CredentialHasher {
     #[inline]
     pub(crate) fn digest(&self, credential: Option<&HeaderValue>) -> Option<u64> {
-        credential.map(|value| self.0.hash_one(value.as_bytes()))
+        credential.map(|value| rapidhash_v3_seeded(value.as_bytes(), &self.0))
     }
 }
 
@@ -49,10 +78,28 @@ impl fmt::Debug for CredentialHasher {
 }
 
 impl KeyCache {
-    /// The key this service remembers, if any (it may be retired).
+    /// A new service's cache, with the registry it looks keys up in.
+    pub(crate) fn new(registry: BreakerRegistry) -> Self {
+        KeyCache {
+            own: None,
+            local: Local::new(registry),
+            hasher: CredentialHasher::default(),
+        }
+    }
+
+    /// The registry keys are looked up in.
     #[inline]
-    pub(crate) fn remembered(&self) -> Option<&Cached> {
-        self.own.as_deref()
+    pub(crate) fn registry(&self) -> &BreakerRegistry {
+        self.local.registry()
+    }
+
+    /// The key this service remembers, if any (it may be retired), unless it was remembered on
+    /// another thread (whose count it would write).
+    #[inline]
+    pub(crate) fn remembered(&self) -> Option<&Arc<Cached>> {
+        self.own
+            .as_ref()
+            .filter(|cached| cached.thread == thread_tag())
     }
 
     /// What credential header values are compared by.
@@ -64,34 +111,33 @@ impl KeyCache {
     /// The key of a request on `route` with these headers, and its breaker: the remembered one
     /// when it matches, else looked up (and remembered).
     #[inline]
-    pub(crate) fn get(
-        &mut self,
-        registry: &BreakerRegistry,
-        route: &Route,
-        headers: &HeaderMap,
-    ) -> &Cached {
+    pub(crate) fn get(&mut self, route: &Route, headers: &HeaderMap) -> &Arc<Cached> {
         let base = route.breaker_key();
         let value = route.credential_header().and_then(|name| headers.get(name));
         let credential = self.hasher.digest(value);
-        let remembered = self.own.take().filter(|cached| !cached.slot.is_retired());
+        let here = thread_tag();
+        let remembered = self
+            .own
+            .take()
+            .filter(|cached| cached.thread == here && !cached.slot.is_retired());
         let fresh = match remembered {
             Some(cached) if cached.matches(base, credential) => cached,
             // Re-based once, so that the next request on this route object matches by pointer.
             Some(cached) if cached.matches_equal(base, credential) => {
                 Arc::new(cached.rebased(base))
             }
-            _ => shared_or_lookup(&self.shared, registry, route, value, credential),
+            _ => last_or_lookup(&self.local, route, value, credential),
         };
         self.own.insert(fresh)
     }
 
-    /// The keys this service and its clones remember (tests).
+    /// The keys this service and its clones on this thread remember (tests).
     #[cfg(test)]
     pub(crate) fn keys(&self) -> (Option<BreakerKey>, Option<BreakerKey>) {
-        let shared = self.shared.read().unwrap_or_else(PoisonError::into_inner);
+        let last = LAST.with_borrow(|last| last.get(self.local.service()));
         (
             self.own.as_ref().map(|cached| cached.key.clone()),
-            shared.as_ref().map(|cached| cached.key.clone()),
+            last.map(|cached| cached.key.clone()),
         )
     }
 }
@@ -106,6 +152,9 @@ pub(crate) struct Cached {
     credential: Option<u64>,
     pub(crate) key: BreakerKey,
     pub(crate) slot: Arc<Slot>,
+    /// The [`thread_tag`] of the thread that made it: only that thread uses it, so that its
+    /// count is written by one thread.
+    thread: usize,
 }
 
 impl fmt::Debug for Cached {
@@ -152,32 +201,101 @@ impl Cached {
             credential: self.credential,
             key: self.key.clone(),
             slot: self.slot.clone(),
+            thread: thread_tag(),
         }
     }
 }
 
-/// The key the clones of this service share if it matches, else a new lookup (then shared).
+/// A request's hold on its key's breaker: a clone of the entry that the service remembers, so
+/// that taking and dropping it writes only the count of the running thread's entry, not the
+/// count of the key's state, which all threads share.
+#[derive(Debug)]
+pub(crate) struct SlotRef(Arc<Cached>);
+
+impl SlotRef {
+    #[inline]
+    pub(crate) fn new(cached: &Arc<Cached>) -> Self {
+        SlotRef(cached.clone())
+    }
+}
+
+impl Deref for SlotRef {
+    type Target = Slot;
+
+    #[inline]
+    fn deref(&self) -> &Slot {
+        &self.0.slot
+    }
+}
+
+thread_local! {
+    /// The last key each service (with all its clones) looked up on this thread.
+    static LAST: RefCell<LastKeys> = const { RefCell::new(LastKeys([const { None }; LastKeys::WAYS])) };
+}
+
+/// One thread's last keys, by service (the [`Local::service`] of its clones): a table with one
+/// place per service number modulo its size, so that finding a service's key costs the same
+/// however many services a thread runs (services are numbered in order: the last
+/// [`LastKeys::WAYS`] made never share a place).
+struct LastKeys([Option<(u64, Arc<Cached>)>; LastKeys::WAYS]);
+
+impl LastKeys {
+    /// The places in the table.
+    const WAYS: usize = 64;
+
+    fn place(service: u64) -> usize {
+        (service % Self::WAYS as u64) as usize
+    }
+
+    fn get(&self, service: u64) -> Option<Arc<Cached>> {
+        match &self.0[Self::place(service)] {
+            Some((of, cached)) if *of == service => Some(cached.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `cached` for `service` (in place of the key of a service in the same place),
+    /// and forgets the keys that were evicted (or whose registry was dropped). Returns what it
+    /// forgot, for the caller to drop.
+    fn set(&mut self, service: u64, cached: Arc<Cached>) -> Vec<(u64, Arc<Cached>)> {
+        let mut forget: Vec<_> = self
+            .0
+            .iter_mut()
+            .filter(|entry| entry.as_ref().is_some_and(|(_, c)| c.slot.is_retired()))
+            .filter_map(Option::take)
+            .collect();
+        forget.extend(self.0[Self::place(service)].replace((service, cached)));
+        forget
+    }
+}
+
+/// The key this thread last looked up for the service if it matches, else a new lookup (then
+/// remembered for the thread).
 #[cold]
 #[inline(never)]
-fn shared_or_lookup(
-    shared: &RwLock<Option<Arc<Cached>>>,
-    registry: &BreakerRegistry,
+fn last_or_lookup(
+    local: &Local,
     route: &Route,
     value: Option<&HeaderValue>,
     credential: Option<u64>,
 ) -> Arc<Cached> {
     let base = route.breaker_key();
-    let rebased = {
-        let last = shared.read().unwrap_or_else(PoisonError::into_inner);
-        match last.as_ref().filter(|c| !c.slot.is_retired()) {
-            Some(cached) if cached.matches(base, credential) => return cached.clone(),
-            // Shared again below, so that the next clones match it by pointer.
-            Some(cached) if cached.matches_equal(base, credential) => Some(cached.rebased(base)),
-            _ => None,
-        }
+    let service = local.service();
+    // The thread is ending (its keys are gone): look up.
+    let last = LAST
+        .try_with(|last| last.borrow().get(service))
+        .ok()
+        .flatten();
+    let fresh = match last.filter(|cached| !cached.slot.is_retired()) {
+        Some(cached) if cached.matches(base, credential) => return cached,
+        // Remembered again below, so that the next clones match it by pointer.
+        Some(cached) if cached.matches_equal(base, credential) => cached.rebased(base),
+        _ => lookup(local.registry(), route, value, credential),
     };
-    let fresh = Arc::new(rebased.unwrap_or_else(|| lookup(registry, route, value, credential)));
-    *shared.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+    let fresh = Arc::new(fresh);
+    // Dropped outside the borrow: the last reference to a key's state may go with it.
+    let forgotten = LAST.try_with(|last| last.borrow_mut().set(service, fresh.clone()));
+    drop(forgotten);
     fresh
 }
 
@@ -205,5 +323,45 @@ fn lookup(
         credential,
         key,
         slot,
+        thread: thread_tag(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_remembers_one_key_per_service_in_a_table_of_64() {
+        let route = Route::builder("openai", "openai-responses")
+            .ws_url("wss://api.openai.com/v1/responses")
+            .http_url("https://api.openai.com/v1/responses")
+            .build()
+            .unwrap();
+        let headers = HeaderMap::new();
+        // 65 services: two of them share a place (tests running alongside take numbers too).
+        let mut caches: Vec<KeyCache> = (0..=LastKeys::WAYS)
+            .map(|_| KeyCache::new(BreakerRegistry::new()))
+            .collect();
+        for cache in &mut caches {
+            cache.get(&route, &headers);
+        }
+        let place = |cache: &KeyCache| LastKeys::place(cache.local.service());
+        let later = (1..caches.len())
+            .find(|&i| (0..i).any(|j| place(&caches[j]) == place(&caches[i])))
+            .unwrap();
+        let earlier = (0..later)
+            .find(|&j| place(&caches[j]) == place(&caches[later]))
+            .unwrap();
+        assert_eq!(
+            caches[earlier].keys().1,
+            None,
+            "replaced by the later service"
+        );
+        assert_eq!(caches[later].keys().1.as_ref(), Some(route.breaker_key()));
+        // A service whose thread forgot its key looks it up again.
+        let (own, _) = caches[earlier].keys();
+        caches[earlier].own = None;
+        assert_eq!(caches[earlier].get(&route, &headers).key, own.unwrap());
     }
 }

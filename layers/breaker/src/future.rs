@@ -7,7 +7,6 @@ use std::{
     future::Future,
     mem,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -18,7 +17,7 @@ use wsfirst_core::{BoxError, MissingExtension, Served, Transport, WsFailure, fin
 
 use crate::{
     body::{BodyTracker, ResponseBody},
-    slot::Slot,
+    cache::SlotRef,
 };
 
 /// What the response future must report, and to which key.
@@ -32,12 +31,12 @@ pub(crate) enum Ticket {
     /// The request lacked an extension and never reached the inner service.
     Missing(&'static MissingExtension),
     /// A closed-state attempt.
-    Closed { slot: Arc<Slot>, generation: u32 },
+    Closed { slot: SlotRef, generation: u32 },
     /// A strict request on an open or half-open key.
-    Observe { slot: Arc<Slot>, generation: u32 },
+    Observe { slot: SlotRef, generation: u32 },
     /// A half-open probe. It must end in a verdict or give its slot back: the response future
     /// gives it back when it is dropped holding it.
-    Probe { slot: Arc<Slot>, generation: u32 },
+    Probe { slot: SlotRef, generation: u32 },
 }
 
 impl Ticket {

@@ -44,14 +44,21 @@
 //!
 //! A closed, healthy key costs three atomic loads (admission, the key's "used" mark, the verdict
 //! when the body ends) and one reference-count increment and decrement per request: no lock, no
-//! allocation, no clock read. A request on the same route and with the same credential header
+//! allocation, no clock read, and no write to memory that another thread writes. The count is
+//! that of the running thread's copy of the remembered key, not of the key's state, which every
+//! thread reads; a success writes nothing to the key's state unless it has failures to forget or
+//! a failure-rate window to fill (a count-based window must record each outcome until then), and
+//! cloning the service (as axum's `Router` does for every request) counts a copy of the registry
+//! that the cloning thread owns. A request on the same route and with the same credential header
 //! value as the service's previous one compares a pointer and a fast keyed hash of the header's
-//! value (SipHash-1-3, never the value itself: the service keeps no credential) instead of
-//! computing the credential's fingerprint and looking the key up (see [`CircuitBreaker`]). The
-//! figures, and what the `http` extension lookups that any breaker of this shape needs cost by
-//! themselves, are in `BENCHMARKS.md` at the repository root. Each key's state is owned by its
-//! [`BreakerRegistry`] behind an `Arc` (requests in flight hold a clone); there is no global
-//! state, and evicted keys are freed. [`BreakerHandle`] reads and steers the keys.
+//! value (rapidhash with a random seed, never the value itself: the service keeps no credential)
+//! instead of computing the credential's fingerprint and looking the key up (see
+//! [`CircuitBreaker`]). The figures, and what the `http` extension lookups that any breaker of
+//! this shape needs cost by themselves, are in `BENCHMARKS.md` at the repository root. Each key's
+//! state is owned by its [`BreakerRegistry`] behind an `Arc` (services and requests in flight
+//! hold it through the entry they remember); there is no global state, and evicted keys are
+//! freed.
+//! [`BreakerHandle`] reads and steers the keys.
 //!
 //! # Settings
 //!
@@ -174,6 +181,7 @@ mod error;
 pub mod future;
 mod handle;
 mod layer;
+mod local;
 mod registry;
 mod service;
 mod slot;

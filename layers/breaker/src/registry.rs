@@ -127,11 +127,13 @@ impl Drop for Inner {
 ///
 /// # Memory
 ///
-/// A key costs about 560 bytes (its 384-byte state behind an `Arc`, its map entry and the shared
-/// key), plus one bit per sliding-window attempt rounded up to 8 bytes (8 bytes for the default
-/// window of 20), plus the key's text and the last failure's message. The registry holds at
-/// most [`max_keys`](BreakerRegistryBuilder::max_keys) keys (default
-/// [`DEFAULT_MAX_KEYS`](Self::DEFAULT_MAX_KEYS), 10,000: about 6 MB), whatever clients send.
+/// A key costs about 440 bytes (its 192-byte state in a 256-byte `Arc`, the shared key with its
+/// text, its map entry, and one bit per sliding-window attempt rounded up to 8 bytes: 8 for the
+/// default window of 20), plus its last failure once it has one (about 110 bytes and the
+/// failure's message); `benches/memory.rs` measures it. The registry holds at most
+/// [`max_keys`](BreakerRegistryBuilder::max_keys) keys (default
+/// [`DEFAULT_MAX_KEYS`](Self::DEFAULT_MAX_KEYS), 10,000: about 4.5 MB), whatever clients send,
+/// and a sweep that leaves the map mostly empty gives its room back.
 ///
 /// **Idle keys.** Keys idle for the idle timeout (default 1 hour) are evicted when they are
 /// closed, their pin (automatic or by hand for a period) has expired, or they are half-open
@@ -159,7 +161,8 @@ impl Drop for Inner {
 ///
 /// Eviction drops the registry's reference to the key's state, which is freed as soon as the
 /// last request in flight for that key ends (outcomes of those requests are ignored) and the
-/// services that remembered the key as their last one have moved on to another; dropping the
+/// services and threads that remembered the key as their last one have moved on to another (a
+/// thread lets such a key go the next time it looks any key up, or when it ends); dropping the
 /// last clone of the registry frees every key the same way.
 #[derive(Clone)]
 pub struct BreakerRegistry {
@@ -278,6 +281,18 @@ impl BreakerRegistry {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How many hold the registry (tests).
+    #[cfg(test)]
+    pub(crate) fn strong_count(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    /// A reference that does not hold the registry (tests).
+    #[cfg(test)]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
     pub(crate) fn existing(&self, key: &BreakerKey) -> Option<Arc<Slot>> {
         self.read().entries.get(key).map(|entry| entry.slot.clone())
     }
@@ -344,14 +359,16 @@ impl BreakerRegistry {
 
     fn sweep_locked(&self, map: &mut Map, now: Instant) -> usize {
         map.last_sweep = now;
-        let idle = self.inner.idle_timeout;
+        // Keys last seen at or before this are idle (none when it is before the clock began):
+        // one comparison per key rather than a subtraction.
+        let idle_since = now.checked_sub(self.inner.idle_timeout);
         let before = map.entries.len();
         map.entries.retain(|key, entry| {
             if entry.slot.take_used() {
                 entry.last_seen = now;
                 return true;
             }
-            if now.saturating_duration_since(entry.last_seen) < idle {
+            if idle_since.is_none_or(|since| entry.last_seen > since) {
                 return true;
             }
             let Some(state) = entry.slot.retire_if(Eviction::Idle, now) else {
@@ -362,6 +379,11 @@ impl BreakerRegistry {
             self.inner.events.removed(key, state);
             false
         });
+        // A map never gives its room back by itself: after a burst of keys, what it held
+        // would stay (about 5 MB per 100,000 keys).
+        if map.entries.capacity() / 4 > map.entries.len().max(64) {
+            map.entries.shrink_to(map.entries.len() * 2);
+        }
         before - map.entries.len()
     }
 
@@ -605,6 +627,29 @@ mod tests {
         registry.slot_for(&key(16));
         assert!(registry.existing(&key(0)).is_none(), "idle");
         assert_eq!(registry.len(), 15);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_that_evicts_most_keys_gives_their_room_back() {
+        let registry = BreakerRegistry::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        for i in 0..1_000 {
+            registry.slot_for(&BreakerKey::new(format!("k{i}"), "wss://k", None));
+        }
+        let room = || registry.read().entries.capacity();
+        assert!(room() >= 1_000);
+        registry.sweep(Instant::now());
+        advance(Duration::from_secs(60)).await;
+        let kept = BreakerKey::new("kept", "wss://k", None);
+        registry.slot_for(&kept);
+        assert_eq!(
+            registry.len(),
+            1,
+            "the sweep of the new key evicted the idle ones"
+        );
+        assert!(room() < 256, "room for {} keys kept", room());
+        assert!(registry.existing(&kept).is_some());
     }
 
     #[test]

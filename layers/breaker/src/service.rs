@@ -1,7 +1,10 @@
 //! The circuit breaker service: admission on the request's key, and the response future that
 //! reports the outcome.
 
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use http::{Request, Response};
 use tokio::time::Instant;
@@ -10,7 +13,7 @@ use wsfirst_core::{BoxError, HttpReason, Intent, MissingExtension, Route, Transp
 
 use crate::{
     BreakerRegistry, ResponseBody,
-    cache::{Cached, KeyCache},
+    cache::{Cached, KeyCache, SlotRef},
     future::{ResponseFuture, Ticket},
     slot::Admission,
 };
@@ -30,17 +33,23 @@ use crate::{
 /// The service carries no settings: each key has the ones its [`BreakerRegistry`] gives it.
 ///
 /// The service remembers the last key it looked up together with a keyed hash of the credential
-/// header's value it came from (a SipHash-1-3 with a random key of the service's, never the value:
-/// the service outlives requests and must not keep credentials), so that a request with the same
+/// header's value it came from (with a random seed of the service's, never the value: the
+/// service outlives requests and must not keep credentials), so that a request with the same
 /// route and credential neither computes the credential's fingerprint nor looks up the registry:
 /// it compares the route's key by pointer and the hash of the request's header value with the
-/// remembered one. Each clone remembers its own last key (no shared writes when it hits), and all
-/// clones made from one service also share the last key any of them looked up, so that clones
-/// made for a single request (as axum's `Router` does) skip the registry too.
+/// remembered one. Each clone remembers its own last key, and each thread the last key any clone
+/// of the service looked up on it, so that clones made for a single request (as axum's `Router`
+/// does) skip the registry too.
+///
+/// A request on a closed key whose key the service remembers takes no lock and writes no memory
+/// that another thread writes: its hold on the key counts the running thread's copy of the
+/// remembered key, and the key's state is only read (a success changes nothing there unless the
+/// key has failures to forget or a failure-rate window to fill). Cloning the service writes only
+/// memory of the cloning thread too, from the second clone made on a thread on: clones hold the
+/// registry through a copy that each thread makes once and the original service keeps.
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker<S> {
     inner: S,
-    registry: BreakerRegistry,
     cache: KeyCache,
 }
 
@@ -49,8 +58,7 @@ impl<S> CircuitBreaker<S> {
     pub fn new(inner: S, registry: BreakerRegistry) -> Self {
         CircuitBreaker {
             inner,
-            registry,
-            cache: KeyCache::default(),
+            cache: KeyCache::new(registry),
         }
     }
 
@@ -71,7 +79,7 @@ impl<S> CircuitBreaker<S> {
 
     /// The registry of breakers.
     pub fn registry(&self) -> &BreakerRegistry {
-        &self.registry
+        self.cache.registry()
     }
 
     /// The keys this service remembers (tests).
@@ -95,22 +103,22 @@ fn credential_value<'a, B>(
 /// The ticket of a request on a key that is not closed, or the deadline of its pin.
 #[cold]
 #[inline(never)]
-fn not_closed(cached: &Cached, admission: Admission) -> Result<Ticket, Option<Instant>> {
+fn not_closed(cached: &Arc<Cached>, admission: Admission) -> Result<Ticket, Option<Instant>> {
     let key = &cached.key;
     match admission {
         Admission::Closed { generation } => Ok(Ticket::Closed {
-            slot: cached.slot.clone(),
+            slot: SlotRef::new(cached),
             generation,
         }),
         Admission::Probe { generation } => {
             tracing::debug!(key = %key, "probing the websocket path of a half-open breaker");
             Ok(Ticket::Probe {
-                slot: cached.slot.clone(),
+                slot: SlotRef::new(cached),
                 generation,
             })
         }
         Admission::Observe { generation } => Ok(Ticket::Observe {
-            slot: cached.slot.clone(),
+            slot: SlotRef::new(cached),
             generation,
         }),
         Admission::Pinned { until } => {
@@ -165,7 +173,7 @@ where
                 if let Some(generation) = cached.slot.closed_generation() {
                     cached.slot.touch();
                     let ticket = Ticket::Closed {
-                        slot: cached.slot.clone(),
+                        slot: SlotRef::new(cached),
                         generation,
                     };
                     return ResponseFuture::tracked(self.inner.call(request), ticket);
@@ -191,11 +199,11 @@ impl<S> CircuitBreaker<S> {
             return ResponseFuture::failed(&MissingExtension::ROUTE);
         };
         let strict = route.mode() == TransportMode::WebSocket;
-        let cached = self.cache.get(&self.registry, route, request.headers());
+        let cached = self.cache.get(route, request.headers());
         cached.slot.touch();
         let ticket = match cached.slot.admit(strict) {
             Admission::Closed { generation } => Ticket::Closed {
-                slot: cached.slot.clone(),
+                slot: SlotRef::new(cached),
                 generation,
             },
             admission => match not_closed(cached, admission) {

@@ -29,7 +29,8 @@ pub(super) struct Machine {
     trips: u32,
     consecutive: u32,
     window: Option<Window>,
-    last_failure: Option<FailureRecord>,
+    /// Boxed: most keys never fail, and a failure's record is about as large as the rest.
+    last_failure: Option<Box<FailureRecord>>,
     rng: fastrand::Rng,
 }
 
@@ -138,11 +139,11 @@ impl Machine {
     }
 
     fn record(&mut self, failure: &WsFailure, verdict: Verdict, now: Instant) {
-        self.last_failure = Some(FailureRecord {
+        self.last_failure = Some(Box::new(FailureRecord {
             failure: failure.clone(),
             verdict,
             at: now,
-        });
+        }));
     }
 
     pub(super) fn closed_success(&mut self, generation: u32) {
@@ -305,7 +306,7 @@ impl Machine {
             window_failures,
             trips,
             probes,
-            self.last_failure.clone(),
+            self.last_failure.as_deref().cloned(),
             now,
         )
     }

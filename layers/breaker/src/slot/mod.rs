@@ -63,8 +63,16 @@ pub(crate) enum Admission {
 }
 
 /// One key's breaker.
+///
+/// Laid out (`repr(C)`, 64-byte aligned, 192 bytes) so that the fields read on every request
+/// ([`Hot`]) share their cache line only with fields written never ([`Slot::epoch`],
+/// [`Slot::events`], [`Slot::home`]): the lock and the state machine, written while a key
+/// records outcomes, take the two lines before it, and the `Arc`'s counts (written when a
+/// service looks the key up, not per request) the line before those.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct Slot {
+    machine: Mutex<Machine>,
     hot: Hot,
     /// The registry's epoch, which [`Hot::until`] counts from.
     epoch: Instant,
@@ -73,14 +81,10 @@ pub(crate) struct Slot {
     /// The registry's map, to forget a key that a refused credential created (weak: the map
     /// owns the slot).
     home: Weak<Home>,
-    machine: Mutex<Machine>,
 }
 
-/// The fields read on every request, on a cache line of their own (128 bytes covers adjacent-line
-/// prefetching), so that taking the key's lock or writing a neighbouring allocation does not
-/// invalidate them.
+/// The fields read on every request (see [`Slot`] for the cache line they are on).
 #[derive(Debug)]
-#[repr(align(128))]
 struct Hot {
     word: AtomicU64,
     /// The open deadline in nanoseconds after the registry's epoch, or [`FOREVER`].
@@ -146,9 +150,10 @@ impl Slot {
         }
     }
 
-    /// Whether the key was used since the last call (clears the mark).
+    /// Whether the key was used since the last call (clears the mark; writes nothing when it
+    /// was not, so that a sweep does not dirty the line of every idle key).
     pub(crate) fn take_used(&self) -> bool {
-        self.hot.used.swap(false, Ordering::Relaxed)
+        self.hot.used.load(Ordering::Relaxed) && self.hot.used.swap(false, Ordering::Relaxed)
     }
 
     /// Stores the summary word (and deadline) for the machine's state. In half-open the probe

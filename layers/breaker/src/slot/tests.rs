@@ -303,3 +303,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_slot_takes_three_cache_lines_and_its_hot_fields_start_one() {
+    use std::mem::{offset_of, size_of};
+    assert_eq!(size_of::<Slot>(), 192);
+    let hot = offset_of!(Slot, hot);
+    assert_eq!(
+        hot % 64,
+        0,
+        "the fields read on every request start a cache line"
+    );
+    assert!(offset_of!(Slot, machine) + size_of::<Mutex<Machine>>() <= hot);
+    assert!(offset_of!(Slot, epoch) > hot && offset_of!(Slot, home) < hot + 64);
+}

@@ -10,6 +10,7 @@ mod half_open;
 mod observability;
 mod open;
 mod pins;
+mod scaling;
 mod settings;
 
 use std::{
