@@ -178,6 +178,7 @@ mod registry;
 mod service;
 mod slot;
 mod snapshot;
+mod store;
 mod transition;
 
 #[cfg(test)]
@@ -192,4 +193,5 @@ pub use layer::CircuitBreakerLayer;
 pub use registry::{BreakerRegistry, BreakerRegistryBuilder};
 pub use service::CircuitBreaker;
 pub use snapshot::{BreakerState, KeySnapshot, LastFailure};
+pub use store::{BreakerStore, Shared, StoreEvent, StoreLink};
 pub use transition::Transition;

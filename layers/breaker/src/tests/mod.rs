@@ -11,6 +11,7 @@ mod observability;
 mod open;
 mod pins;
 mod settings;
+mod store;
 
 use std::{
     fmt,
