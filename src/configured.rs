@@ -43,6 +43,8 @@ pub struct Configured {
     pub wsfirst: Wsfirst,
     /// Each route's path and service, in the order of the file.
     pub routes: Vec<(String, RouteService)>,
+    /// The store the breakers are shared through (`[breaker_store]`), if any.
+    pub breaker_store: Option<wsfirst_breaker_redis::RedisStore>,
 }
 
 impl Configured {
@@ -55,9 +57,13 @@ impl Configured {
     /// Builds the stack and the routes; `tls` is shared by the HTTP client and every route's
     /// WebSocket (build one with the platform's roots with
     /// [`ClientTlsBuilder::build_async`](wsfirst_websocket::tls::ClientTlsBuilder::build_async)).
+    ///
+    /// With a `[breaker_store]`, call it inside a tokio runtime: the store's task starts on it
+    /// (and connects in the background: a store that is down does not stop the gateway).
     pub fn from_config_with_tls(config: &Config, tls: ClientTls) -> Result<Self, ConfigError> {
         config.validate()?;
-        let layers = config.layers()?;
+        let layers = config.running_layers()?;
+        let breaker_store = layers.store;
         let wsfirst = Wsfirst::builder()
             .eligibility(layers.table)
             .registry(layers.registry)
@@ -96,7 +102,11 @@ impl Configured {
                 wsfirst.route_with(layers.route, options),
             ));
         }
-        Ok(Self { wsfirst, routes })
+        Ok(Self {
+            wsfirst,
+            routes,
+            breaker_store,
+        })
     }
 
     /// An axum router with each route's service on `POST <path>`.

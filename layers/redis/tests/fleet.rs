@@ -68,11 +68,7 @@ fn key() -> BreakerKey {
     route().breaker_key().clone()
 }
 
-fn replica(
-    store: RedisStoreConfig,
-    config: BreakerConfig,
-    upstream: &Arc<Upstream>,
-) -> Replica {
+fn replica(store: RedisStoreConfig, config: BreakerConfig, upstream: &Arc<Upstream>) -> Replica {
     let upstream = upstream.clone();
     let inner = service_fn(move |request: Request<()>| {
         let upstream = upstream.clone();
@@ -146,14 +142,19 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-fn store_config(server: &RedisServer, prefix: &str) -> wsfirst_breaker_redis::RedisStoreConfigBuilder {
+fn store_config(
+    server: &RedisServer,
+    prefix: &str,
+) -> wsfirst_breaker_redis::RedisStoreConfigBuilder {
     RedisStoreConfig::builder(server.url())
         .prefix(prefix)
         .reconnect_max(Duration::from_millis(200))
 }
 
 fn breaker() -> wsfirst_breaker::BreakerConfigBuilder {
-    BreakerConfig::builder().consecutive_failures(3).no_failure_rate()
+    BreakerConfig::builder()
+        .consecutive_failures(3)
+        .no_failure_rate()
 }
 
 /// A synchronous connection to look into the server.
@@ -173,7 +174,13 @@ fn stored(server: &RedisServer, prefix: &str) -> (u64, bool) {
         .unwrap();
     let count = counts
         .iter()
-        .map(|key| redis::cmd("GET").arg(key).query::<Option<u64>>(&mut conn).unwrap().unwrap_or(0))
+        .map(|key| {
+            redis::cmd("GET")
+                .arg(key)
+                .query::<Option<u64>>(&mut conn)
+                .unwrap()
+                .unwrap_or(0)
+        })
         .sum();
     let states: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:state:*"))
@@ -191,23 +198,42 @@ fn stored(server: &RedisServer, prefix: &str) -> (u64, bool) {
     (count, open)
 }
 
-async fn fleet(server: &RedisServer, prefix: &str, config: BreakerConfig, upstream: &Arc<Upstream>) -> Vec<Replica> {
+async fn fleet(
+    server: &RedisServer,
+    prefix: &str,
+    config: BreakerConfig,
+    upstream: &Arc<Upstream>,
+) -> Vec<Replica> {
     let replicas: Vec<Replica> = (0..3)
-        .map(|_| replica(store_config(server, prefix).build().unwrap(), config.clone(), upstream))
+        .map(|_| {
+            replica(
+                store_config(server, prefix).build().unwrap(),
+                config.clone(),
+                upstream,
+            )
+        })
         .collect();
-    until("every replica is connected", || replicas.iter().all(|r| r.store.is_connected())).await;
+    until("every replica is connected", || {
+        replicas.iter().all(|r| r.store.is_connected())
+    })
+    .await;
     replicas
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_pin_after_the_threshold_in_total() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let upstream = Upstream::new();
     let replicas = fleet(&server, "t1", breaker().build().unwrap(), &upstream).await;
     // Round robin, one request at a time, each failure counted by the fleet before the next.
     let mut sent = 0;
     while !stored(&server, "t1").1 {
-        assert!(sent < 9, "the fleet must pin before three replicas would alone");
+        assert!(
+            sent < 9,
+            "the fleet must pin before three replicas would alone"
+        );
         let _ = replicas[sent % 3].request().await;
         sent += 1;
         let expected = sent as u64;
@@ -218,10 +244,16 @@ async fn three_replicas_pin_after_the_threshold_in_total() {
         .await;
     }
     until("every replica is pinned", || {
-        replicas.iter().all(|r| r.state() == Some(BreakerState::Open))
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
     })
     .await;
-    assert_eq!(upstream.handshakes(), 3, "threshold 3 in total, one failure per replica");
+    assert_eq!(
+        upstream.handshakes(),
+        3,
+        "threshold 3 in total, one failure per replica"
+    );
     // Pinned everywhere: no more handshakes.
     for replica in &replicas {
         let _ = replica.request().await;
@@ -234,14 +266,18 @@ async fn three_replicas_pin_after_the_threshold_in_total() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pin_by_hand_on_one_replica_applies_to_all() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let upstream = Upstream::new();
     upstream.failing.store(false, Ordering::SeqCst);
     let replicas = fleet(&server, "t2", breaker().build().unwrap(), &upstream).await;
     for replica in &replicas {
         replica.request().await.unwrap();
     }
-    replicas[0].handle.pin(&key(), Some(Duration::from_secs(600)));
+    replicas[0]
+        .handle
+        .pin(&key(), Some(Duration::from_secs(600)));
     until("every replica is pinned by hand", || {
         replicas.iter().all(|r| {
             r.handle
@@ -257,7 +293,9 @@ async fn a_pin_by_hand_on_one_replica_applies_to_all() {
     assert_eq!(upstream.handshakes(), before, "pinned everywhere");
     assert!(replicas[0].handle.unpin(&key()) || replicas[1].handle.unpin(&key()));
     until("every replica is unpinned", || {
-        replicas.iter().all(|r| r.state() == Some(BreakerState::Closed))
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Closed))
     })
     .await;
     // A pin until unpinned, then a reset elsewhere.
@@ -272,14 +310,18 @@ async fn a_pin_by_hand_on_one_replica_applies_to_all() {
     .await;
     assert!(replicas[2].handle.reset(&key()));
     until("reset everywhere", || {
-        replicas.iter().all(|r| r.state() == Some(BreakerState::Closed))
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Closed))
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_probes_once_across_the_fleet() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let upstream = Upstream::new();
     let config = breaker()
         .open_duration(Duration::from_millis(300))
@@ -292,7 +334,9 @@ async fn recovery_probes_once_across_the_fleet() {
         let _ = replica.request().await;
     }
     until("every replica is pinned", || {
-        replicas.iter().all(|r| r.state() == Some(BreakerState::Open))
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
     })
     .await;
     // The upstream heals, but the probe's answer is held back: one probe in flight.
@@ -317,10 +361,16 @@ async fn recovery_probes_once_across_the_fleet() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(upstream.handshakes(), pinned_at + 1, "one probe across three replicas");
+    assert_eq!(
+        upstream.handshakes(),
+        pinned_at + 1,
+        "one probe across three replicas"
+    );
     upstream.held.send_replace(false);
     until("every replica is closed", || {
-        replicas.iter().all(|r| r.state() == Some(BreakerState::Closed))
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Closed))
     })
     .await;
     for probe in probes {
@@ -330,17 +380,27 @@ async fn recovery_probes_once_across_the_fleet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_slot_of_a_replica_that_died_expires() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let upstream = Upstream::new();
     let config = breaker()
         .open_duration(Duration::from_millis(200))
         .jitter(0.0)
         .build()
         .unwrap();
-    let store = || store_config(&server, "t4").probe_lease(Duration::from_millis(500)).build().unwrap();
+    let store = || {
+        store_config(&server, "t4")
+            .probe_lease(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    };
     let doomed = replica(store(), config.clone(), &upstream);
     let survivor = replica(store(), config, &upstream);
-    until("both connected", || doomed.store.is_connected() && survivor.store.is_connected()).await;
+    until("both connected", || {
+        doomed.store.is_connected() && survivor.store.is_connected()
+    })
+    .await;
     survivor.request().await.unwrap_err();
     for _ in 0..2 {
         let _ = doomed.request().await;
@@ -367,10 +427,12 @@ async fn the_probe_slot_of_a_replica_that_died_expires() {
     drop(doomed);
     upstream.held.send_replace(false);
     // The survivor probes once the lease ran out, and closes.
-    until("the survivor probed and closed", || survivor.state() == Some(BreakerState::Closed) || {
-        let request = survivor.request();
-        tokio::spawn(request);
-        false
+    until("the survivor probed and closed", || {
+        survivor.state() == Some(BreakerState::Closed) || {
+            let request = survivor.request();
+            tokio::spawn(request);
+            false
+        }
     })
     .await;
     assert!(upstream.handshakes() > pinned_at + 1);
@@ -378,7 +440,9 @@ async fn the_probe_slot_of_a_replica_that_died_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_mid_run() {
-    let Some(mut server) = RedisServer::start() else { return };
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
     let upstream = Upstream::new();
     upstream.failing.store(false, Ordering::SeqCst);
     let replicas = fleet(&server, "t5", breaker().build().unwrap(), &upstream).await;
@@ -387,14 +451,13 @@ async fn redis_killed_and_restarted_mid_run() {
     }
     server.kill();
     until("every replica knows the store is down", || {
-        replicas.iter().all(|r| !r.store.is_connected())
-            || {
-                // Only a request or an event shows a dead connection; keep traffic going.
-                for replica in &replicas {
-                    tokio::spawn(replica.request());
-                }
-                false
+        replicas.iter().all(|r| !r.store.is_connected()) || {
+            // Only a request or an event shows a dead connection; keep traffic going.
+            for replica in &replicas {
+                tokio::spawn(replica.request());
             }
+            false
+        }
     })
     .await;
     // Requests keep flowing on local breakers: replica 0 alone trips on its own three failures.
@@ -408,9 +471,14 @@ async fn redis_killed_and_restarted_mid_run() {
     replicas[1].request().await.unwrap();
     // Redis comes back empty: replica 0 tells it its pin, and the others catch up.
     server.restart();
-    until("every replica reconnected", || replicas.iter().all(|r| r.store.is_connected())).await;
+    until("every replica reconnected", || {
+        replicas.iter().all(|r| r.store.is_connected())
+    })
+    .await;
     until("the pin reached every replica", || {
-        replicas.iter().all(|r| r.state() == Some(BreakerState::Open))
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
     })
     .await;
     assert!(stored(&server, "t5").1, "the pin is in the store again");
@@ -418,9 +486,14 @@ async fn redis_killed_and_restarted_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_has_a_ttl_and_expires() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let upstream = Upstream::new();
-    let config = breaker().open_duration(Duration::from_millis(200)).build().unwrap();
+    let config = breaker()
+        .open_duration(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let store = store_config(&server, "t6")
         .key_ttl(Duration::from_millis(300))
         .failure_window(Duration::from_millis(300))
