@@ -91,9 +91,11 @@ return write(now, 'open', tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[1
 "#;
 
 /// `ARGV[8..10]`: probes wanted, probes of the fleet, lease (ms). Returns how many probe slots
-/// this replica holds now (its earlier ones renewed).
+/// this replica holds now (its earlier ones renewed); none while the fleet's pin runs (a
+/// replica whose clock is ahead asks again later).
 const LEASE: &str = r#"
 local now = now_ms()
+if pinned(now) then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local members = redis.call('ZRANGE', KEYS[3], 0, -1)
 local tag = ARGV[2] .. ':'

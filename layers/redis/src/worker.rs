@@ -40,6 +40,9 @@ const STREAM_LENGTH: u32 = 10_000;
 pub(crate) struct Status {
     pub(crate) connected: AtomicBool,
     pub(crate) dropped: AtomicU64,
+    /// Events taken into the queue, and events the task finished with.
+    pub(crate) queued: AtomicU64,
+    pub(crate) done: AtomicU64,
 }
 
 /// The two connections: one for scripts and reads, one that waits on the stream.
@@ -198,7 +201,10 @@ impl Worker {
             tokio::select! {
                 () = &mut sleep => return true,
                 event = self.rx.recv() => match event {
-                    Some(event) => self.offline(event),
+                    Some(event) => {
+                        self.offline(event);
+                        self.status.done.fetch_add(1, Ordering::Release);
+                    }
                     None => return false,
                 },
             }
@@ -252,7 +258,15 @@ impl Worker {
         loop {
             let result = tokio::select! {
                 event = self.rx.recv() => match event {
-                    Some(event) => self.handle(&mut conns.writer, event).await,
+                    Some(event) => {
+                        let result = self.handle(&mut conns.writer, event.clone()).await;
+                        if result.is_err() {
+                            // Told when Redis is back (or, for probes, granted here).
+                            self.offline(event);
+                        }
+                        self.status.done.fetch_add(1, Ordering::Release);
+                        result
+                    }
                     None => return Stop::Gone,
                 },
                 entries = &mut read => match entries {
