@@ -150,14 +150,14 @@ impl Events {
                     key = %t.key,
                     cause = cause.unwrap_or(if t.manual { "pinned by hand" } else { "unknown" }),
                     pinned_for = %PinnedFor(t.until),
-                    "websocket path pinned to http by another replica"
+                    "websocket path pinned to http across the fleet"
                 );
             }
             BreakerState::Closed => {
                 tracing::info!(
                     target: TARGET,
                     key = %t.key,
-                    "websocket path unpinned by another replica"
+                    "websocket path unpinned across the fleet"
                 );
             }
             BreakerState::HalfOpen => {}
