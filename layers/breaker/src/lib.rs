@@ -165,7 +165,7 @@
 //! through a [`BreakerStore`] (the crate `wsfirst-breaker-redis` has one on Redis): failures
 //! are counted by the fleet, pins reach every replica, half-open probes are granted across the
 //! fleet. Each request is still decided by this replica's own breakers, and the closed-state
-//! success path never talks to the store. See [`store`](crate::BreakerStore).
+//! success path never talks to the store. See [`BreakerStore`].
 //!
 //! # Feature flags
 //!

@@ -1,64 +1,6 @@
 //! An optional store that shares breaker state between replicas of a gateway: the trait a store
 //! implements ([`BreakerStore`]), what a registry tells it ([`StoreEvent`]) and how it steers the
 //! registry back ([`StoreLink`], [`Shared`]).
-//!
-//! The registry stays the source of every request's decision: each replica keeps its own
-//! breakers (a local mirror of the shared state) and the closed-state success path never talks
-//! to the store. The registry tells the store only about keys it creates, failures it counts,
-//! transitions it makes, pins, unpins and resets by hand, and keys that went half-open; the
-//! store tells the registry what the fleet decided through [`StoreLink::apply`]. A store must
-//! never block: [`BreakerStore::report`] is called on request paths (failures, transitions),
-//! so it hands the event to a background task (a bounded channel) and returns.
-//!
-//! With a store, a half-open key admits no probe until the store grants probe slots
-//! ([`StoreLink::grant_probes`]), so that the whole fleet sends
-//! [`half_open_probes`](crate::BreakerConfigBuilder::half_open_probes) probes, not each replica;
-//! a store that cannot ask the fleet (it is down) grants them at once.
-//!
-//! The crate `wsfirst-breaker-redis` is a store on Redis or Valkey.
-//!
-//! # Example
-//!
-//! A store that shares nothing but counts what it hears, and grants probes at once:
-//!
-//! ```
-//! use std::sync::{Arc, Mutex};
-//! use std::time::Duration;
-//! use wsfirst_breaker::{BreakerRegistry, BreakerStore, StoreEvent, StoreLink};
-//! use wsfirst_core::BreakerKey;
-//!
-//! #[derive(Debug, Default)]
-//! struct Counting {
-//!     link: Mutex<Option<StoreLink>>,
-//!     heard: Mutex<Vec<String>>,
-//! }
-//!
-//! impl BreakerStore for Counting {
-//!     fn attach(&self, link: StoreLink) {
-//!         *self.link.lock().unwrap() = Some(link);
-//!     }
-//!
-//!     fn report(&self, event: StoreEvent) -> bool {
-//!         if let StoreEvent::ProbesWanted { key, generation, probes } = &event {
-//!             let link = self.link.lock().unwrap();
-//!             link.as_ref().unwrap().grant_probes(key, *generation, *probes);
-//!         }
-//!         self.heard.lock().unwrap().push(format!("{event:?}"));
-//!         true
-//!     }
-//! }
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let store = Arc::new(Counting::default());
-//! let registry = BreakerRegistry::builder().store(store.clone()).build();
-//! let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
-//! registry.handle().pin(&key, Some(Duration::from_secs(60)));
-//! let heard = store.heard.lock().unwrap();
-//! assert!(heard[0].starts_with("Created"));
-//! assert!(heard[1].starts_with("Pinned"));
-//! # }
-//! ```
 
 use std::{
     fmt,
@@ -71,8 +13,67 @@ use wsfirst_core::BreakerKey;
 use crate::{BreakerConfig, KeySnapshot, Transition, registry::Home};
 
 /// A store that shares breaker state between the replicas of a gateway; give one to
-/// [`BreakerRegistryBuilder::store`](crate::BreakerRegistryBuilder::store). See the
-/// [module docs](self).
+/// [`BreakerRegistryBuilder::store`](crate::BreakerRegistryBuilder::store).
+///
+/// The registry stays the source of every request's decision: each replica keeps its own
+/// breakers (a local mirror of the shared state) and the closed-state success path never talks
+/// to the store. The registry tells the store only about keys it creates, failures it counts,
+/// transitions it makes, pins, unpins and resets by hand, and keys that went half-open; the
+/// store tells the registry what the fleet decided through [`StoreLink::apply`]. A store must
+/// never block: [`BreakerStore::report`] is called on request paths (failures, transitions),
+/// so it hands the event to a background task (a bounded channel) and returns.
+///
+/// With a store, a half-open key admits no probe until the store grants probe slots
+/// ([`StoreLink::grant_probes`]), so that the whole fleet sends
+/// [`half_open_probes`](crate::BreakerConfigBuilder::half_open_probes) probes, not each replica;
+/// a store that cannot ask the fleet (it is down) grants them at once. While a key waits for its
+/// grant, its snapshot counts the slots not granted yet in `probes_in_flight`, and it is kept
+/// by eviction as a key with a probe in flight is.
+///
+/// The crate `wsfirst-breaker-redis` is a store on Redis or Valkey.
+///
+/// # Example
+///
+/// A store that shares nothing but counts what it hears, and grants probes at once:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use wsfirst_breaker::{BreakerRegistry, BreakerStore, StoreEvent, StoreLink};
+/// use wsfirst_core::BreakerKey;
+///
+/// #[derive(Debug, Default)]
+/// struct Counting {
+///     link: Mutex<Option<StoreLink>>,
+///     heard: Mutex<Vec<String>>,
+/// }
+///
+/// impl BreakerStore for Counting {
+///     fn attach(&self, link: StoreLink) {
+///         *self.link.lock().unwrap() = Some(link);
+///     }
+///
+///     fn report(&self, event: StoreEvent) -> bool {
+///         if let StoreEvent::ProbesWanted { key, generation, probes } = &event {
+///             let link = self.link.lock().unwrap();
+///             link.as_ref().unwrap().grant_probes(key, *generation, *probes);
+///         }
+///         self.heard.lock().unwrap().push(format!("{event:?}"));
+///         true
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = Arc::new(Counting::default());
+/// let registry = BreakerRegistry::builder().store(store.clone()).build();
+/// let key = BreakerKey::new("openai", "wss://api.openai.com/v1/responses", None);
+/// registry.handle().pin(&key, Some(Duration::from_secs(60)));
+/// let heard = store.heard.lock().unwrap();
+/// assert!(heard[0].starts_with("Created"));
+/// assert!(heard[1].starts_with("Pinned"));
+/// # }
+/// ```
 pub trait BreakerStore: Send + Sync + fmt::Debug + 'static {
     /// Called once, when the registry is built: `link` applies the fleet's decisions to it. The
     /// link holds the registry weakly; a store outlives its registry harmlessly.
