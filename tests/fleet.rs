@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use wsfirst::{
     Configured,
     breaker::BreakerState,
-    breaker_store::testing::RedisServer,
+    breaker_store::testing::{RedisServer, until},
     config::Config,
     websocket::testing::{TestUpstream, WsScript},
 };
@@ -85,17 +85,6 @@ async fn settled(fleet: &[Configured]) {
             .all(|g| g.breaker_store.as_ref().unwrap().pending_events() == 0)
     })
     .await;
-}
-
-/// Waits (polling, at most 10 s) until `condition` holds.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 /// Sends requests round robin, one at a time and each failure told to the store before the

@@ -113,6 +113,18 @@ impl Drop for RedisServer {
     }
 }
 
+/// Waits until `condition` holds, checking every 10 ms, at most 10 s; then panics naming
+/// `what`. For conditions that Redis makes true in real time (tests assert no durations).
+pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 fn find_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("WSFIRST_REDIS_SERVER") {
         return Some(PathBuf::from(path));

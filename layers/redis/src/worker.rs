@@ -323,15 +323,9 @@ impl Worker {
         }
         for snapshot in self.link.snapshot() {
             let id = id_of(&snapshot.key);
-            let fields: HashMap<String, String> = self
-                .deadline(
-                    redis::cmd("HGETALL")
-                        .arg(Keys::new(&self.config.prefix, &id).state)
-                        .query_async(writer),
-                )
-                .await?;
+            let stored = self.read_record(writer, &id).await?;
             self.keys.insert(id.clone(), snapshot.key.clone());
-            if let Some(record) = Record::parse(&fields) {
+            if let Some(record) = stored {
                 self.apply(&id, &record);
             } else if snapshot.state == BreakerState::Open {
                 // Redis lost it (restarted empty): this replica's pin is the fleet's again.
@@ -352,6 +346,22 @@ impl Worker {
             }
         }
         Ok(cursor)
+    }
+
+    /// The stored record of the key named `id`, if there is one this crate can read.
+    async fn read_record(
+        &self,
+        writer: &mut MultiplexedConnection,
+        id: &str,
+    ) -> Result<Option<Record>, Stop> {
+        let fields: HashMap<String, String> = self
+            .deadline(
+                redis::cmd("HGETALL")
+                    .arg(Keys::new(&self.config.prefix, id).state)
+                    .query_async(writer),
+            )
+            .await?;
+        Ok(Record::parse(&fields))
     }
 
     /// Runs `command` within the store's timeout.
@@ -385,15 +395,9 @@ impl Worker {
         let (key, record) = match event {
             StoreEvent::Created(key) => {
                 let id = id_of(&key);
-                let fields: HashMap<String, String> = self
-                    .deadline(
-                        redis::cmd("HGETALL")
-                            .arg(Keys::new(&self.config.prefix, &id).state)
-                            .query_async(writer),
-                    )
-                    .await?;
-                self.keys.insert(id.clone(), key.clone());
-                (key, Record::parse(&fields))
+                let record = self.read_record(writer, &id).await?;
+                self.keys.insert(id, key.clone());
+                (key, record)
             }
             StoreEvent::Failure { key, cause } => {
                 let record = self.failure(writer, &key, &cause).await?;
@@ -460,12 +464,32 @@ impl Worker {
             self.lease(writer, &id).await?;
         }
         self.ticks += 1;
-        // About every 30 s: forget keys the registry evicted.
+        // About every 30 s: forget keys the registry evicted, and keep the records of pins
+        // until unpinned alive while this replica holds them (every other record ends with its
+        // pin, plus `key_ttl`).
         if self.ticks % 120 == 0 {
             let link = &self.link;
             self.keys.retain(|_, key| link.contains(key));
             let keys = &self.keys;
             self.applied.retain(|id, _| keys.contains_key(id));
+            self.renew_pins(writer).await?;
+        }
+        Ok(())
+    }
+
+    async fn renew_pins(&self, writer: &mut MultiplexedConnection) -> Result<(), Stop> {
+        for snapshot in self.link.snapshot() {
+            if snapshot.state == BreakerState::Open && snapshot.until.is_none() {
+                let state = Keys::new(&self.config.prefix, &id_of(&snapshot.key)).state;
+                let _: i64 = self
+                    .deadline(
+                        redis::cmd("PEXPIRE")
+                            .arg(state)
+                            .arg(millis(self.config.key_ttl))
+                            .query_async(writer),
+                    )
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -21,7 +21,10 @@ use tower::{ServiceExt, service_fn, util::BoxCloneSyncService};
 use wsfirst_breaker::{
     BreakerConfig, BreakerHandle, BreakerRegistry, BreakerState, CircuitBreaker,
 };
-use wsfirst_breaker_redis::{RedisStore, RedisStoreConfig, testing::RedisServer};
+use wsfirst_breaker_redis::{
+    RedisStore, RedisStoreConfig,
+    testing::{RedisServer, until},
+};
 use wsfirst_core::{
     BoxError, BreakerKey, FailureKind, HttpReason, Intent, Phase, Route, Served, WsFailure,
 };
@@ -129,17 +132,6 @@ impl Replica {
     fn state(&self) -> Option<BreakerState> {
         self.handle.get(&key()).map(|s| s.state)
     }
-}
-
-/// Waits (polling, at most 10 s) until `condition` holds.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn store_config(

@@ -9,7 +9,10 @@ use std::{
 };
 
 use wsfirst_breaker::{BreakerRegistry, BreakerState};
-use wsfirst_breaker_redis::{RedisStore, RedisStoreConfig, testing::RedisServer};
+use wsfirst_breaker_redis::{
+    RedisStore, RedisStoreConfig,
+    testing::{RedisServer, until},
+};
 use wsfirst_core::BreakerKey;
 
 #[derive(Clone, Default)]
@@ -34,16 +37,6 @@ impl Logs {
     fn count(&self, needle: &str) -> usize {
         self.text().matches(needle).count()
     }
-}
-
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
