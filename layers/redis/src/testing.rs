@@ -78,9 +78,35 @@ impl RedisServer {
     /// Kills the server (its data is lost: it saves nothing).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused server must be thawed to die of SIGKILL promptly on every system.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open but nothing is answered, a store
+    /// that is slow beyond any deadline. [`resume`](Self::resume) thaws it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a server [`pause`](Self::pause)d.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let Some(child) = &self.child else {
+            panic!("the server is not running");
+        };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// Starts the server again on the same port, empty, and waits until it answers.

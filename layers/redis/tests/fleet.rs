@@ -521,3 +521,50 @@ async fn every_key_has_a_ttl_and_expires() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_is_worked_around_then_caught_up() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replicas = fleet(&server, "t7", breaker().build().unwrap(), &upstream).await;
+    upstream.failing.store(false, Ordering::SeqCst);
+    for replica in &replicas {
+        replica.request().await.unwrap();
+    }
+    server.pause();
+    // Requests never wait on it (each is bounded by 5 s in `request`, far less than a hang),
+    // and the replicas notice the store is too slow.
+    upstream.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        replicas[0].request().await.unwrap_err();
+    }
+    assert_eq!(
+        replicas[0].state(),
+        Some(BreakerState::Open),
+        "its own breaker decided"
+    );
+    until("every replica counts the store as down", || {
+        replicas.iter().all(|r| !r.store.is_connected()) || {
+            for replica in &replicas[1..] {
+                replica
+                    .handle
+                    .pin(&BreakerKey::new("probe", "wss://nudge", None), None);
+            }
+            false
+        }
+    })
+    .await;
+    server.resume();
+    until("every replica reconnected", || {
+        replicas.iter().all(|r| r.store.is_connected())
+    })
+    .await;
+    until("the pin made meanwhile reached every replica", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
+    })
+    .await;
+}
