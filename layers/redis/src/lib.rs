@@ -13,9 +13,10 @@
 //!   total within [`failure_window`](RedisStoreConfigBuilder::failure_window) (default 10 s)
 //!   the key is pinned for the whole fleet. A success on one replica does not take the count
 //!   back (the closed-state success path never talks to the store), which is why the count is
-//!   forgotten after the window. The slack: requests already in flight when the pin is written
-//!   still fail (at most one per replica and request in flight), and the failure-rate rule stays
-//!   each replica's own. Each replica's own breaker still trips on its own counts as before.
+//!   forgotten after the window. The slack: requests already in flight across the fleet when the
+//!   threshold is reached, and those sent in the milliseconds the pin takes to reach each
+//!   replica, still pay their handshake. The failure-rate rule stays each replica's own, and each
+//!   replica's own breaker still trips on its own counts as before.
 //! - **A pin reaches every replica within milliseconds.** Every change is appended to a Redis
 //!   stream that each replica follows with a blocking `XREAD` (not pub/sub: a replica that was
 //!   away for a moment reads what it missed from its position in the stream). The pin carries
