@@ -27,9 +27,9 @@ use http::StatusCode;
 use tokio::time::Instant;
 use wsfirst_core::{BreakerKey, FailureKind, WsFailure};
 
-use self::shared::Origin;
 use self::{
     machine::Machine,
+    shared::Origin,
     word::{
         CLOSED, DIRTY, FAR, FOREVER, HALF_OPEN, OPEN, PROBE_MASK, PROBE_ONE, RETIRED, STATE_MASK,
         free_probes, generation_of,

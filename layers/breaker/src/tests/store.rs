@@ -204,3 +204,53 @@ async fn pins_unpins_and_resets_by_hand_are_told_once() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_probing_key_stays_half_open_for_the_pin_that_ended_and_a_reset_forgets() {
+    let store = Arc::new(Recording::default());
+    let mut h = harness(
+        store.clone(),
+        config().consecutive_failures(1).build().unwrap(),
+    );
+    let route = route(TransportMode::Auto);
+    h.ws(&route, Outcome::Fail(refused())).await;
+    let ended = h.only().until.unwrap();
+    advance(Duration::from_secs(30)).await;
+    assert!(pinned(&h.ws(&route, Outcome::Http).await));
+    assert_eq!(h.state(), BreakerState::HalfOpen);
+    let key = h.only().key;
+    let link = store.link();
+    // The fleet's record of the same pin, already over: the key keeps probing.
+    let same = Shared::Open {
+        until: Some(ended),
+        manual: false,
+        trips: 1,
+        cause: None,
+    };
+    link.apply(&key, &same);
+    assert_eq!(h.state(), BreakerState::HalfOpen);
+    // A reset elsewhere closes it and forgets its trips and last failure.
+    link.apply(
+        &key,
+        &Shared::Closed {
+            trips: 0,
+            reset: true,
+        },
+    );
+    let snapshot = h.only();
+    assert_eq!(snapshot.state, BreakerState::Closed);
+    assert_eq!(snapshot.trips, 0);
+    assert!(snapshot.last_failure.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_the_classifier_ignores_are_not_told() {
+    let store = Arc::new(Recording::default());
+    let mut h = harness(store.clone(), config().build().unwrap());
+    let route = route(TransportMode::Auto);
+    h.ws(&route, Outcome::Ws).await;
+    store.take();
+    // A refused credential (401) is the client's, not the path's.
+    h.ws(&route, Outcome::Fallback(upgrade(401))).await;
+    assert_eq!(store.take(), Vec::<String>::new());
+}
