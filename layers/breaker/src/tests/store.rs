@@ -83,16 +83,7 @@ async fn the_store_hears_failures_and_transitions_but_never_successes() {
 
 #[tokio::test(start_paused = true)]
 async fn half_open_probes_wait_for_the_store_to_grant_them() {
-    let store = Arc::new(Recording::default());
-    let mut h = harness(
-        store.clone(),
-        config().consecutive_failures(1).build().unwrap(),
-    );
-    let route = route(TransportMode::Auto);
-    h.ws(&route, Outcome::Fail(refused())).await;
-    advance(Duration::from_secs(30)).await;
-    // Due: the key goes half-open, asks the store, and admits nobody until it grants.
-    assert!(pinned(&h.ws(&route, Outcome::Http).await));
+    let (store, mut h, route, _) = half_open().await;
     let generation = current_generation(&store);
     assert_eq!(store.take(), ["created", "closed->open", "probes wanted 1"]);
     assert_eq!(h.state(), BreakerState::HalfOpen);
@@ -111,6 +102,23 @@ async fn half_open_probes_wait_for_the_store_to_grant_them() {
     );
     assert_eq!(h.state(), BreakerState::Closed);
     assert_eq!(store.take(), ["half_open->closed"]);
+}
+
+/// A key tripped by one failure whose pin ended: its next request finds it due, so it goes
+/// half-open, asks the store for probes and is pinned meanwhile. Also returns the deadline
+/// that ended the pin.
+async fn half_open() -> (Arc<Recording>, Harness, Route, Instant) {
+    let store = Arc::new(Recording::default());
+    let mut h = harness(
+        store.clone(),
+        config().consecutive_failures(1).build().unwrap(),
+    );
+    let route = route(TransportMode::Auto);
+    h.ws(&route, Outcome::Fail(refused())).await;
+    let ended = h.only().until.unwrap();
+    advance(Duration::from_secs(30)).await;
+    assert!(pinned(&h.ws(&route, Outcome::Http).await));
+    (store, h, route, ended)
 }
 
 /// The generation the last `ProbesWanted` was asked with (peeked before `take`).
@@ -207,16 +215,7 @@ async fn pins_unpins_and_resets_by_hand_are_told_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_probing_key_stays_half_open_for_the_pin_that_ended_and_a_reset_forgets() {
-    let store = Arc::new(Recording::default());
-    let mut h = harness(
-        store.clone(),
-        config().consecutive_failures(1).build().unwrap(),
-    );
-    let route = route(TransportMode::Auto);
-    h.ws(&route, Outcome::Fail(refused())).await;
-    let ended = h.only().until.unwrap();
-    advance(Duration::from_secs(30)).await;
-    assert!(pinned(&h.ws(&route, Outcome::Http).await));
+    let (store, h, _, ended) = half_open().await;
     assert_eq!(h.state(), BreakerState::HalfOpen);
     let key = h.only().key;
     let link = store.link();
