@@ -47,6 +47,8 @@ pub struct Configured {
     /// Each route's client WebSocket limits (`[routes.client_websocket]`), in the order of
     /// `routes`; `None` for a route that takes no client WebSocket connections.
     pub client_websockets: Vec<Option<ClientWsConfig>>,
+    /// The store the breakers are shared through (`[breaker_store]`), if any.
+    pub breaker_store: Option<wsfirst_breaker_redis::RedisStore>,
 }
 
 impl Configured {
@@ -59,9 +61,13 @@ impl Configured {
     /// Builds the stack and the routes; `tls` is shared by the HTTP client and every route's
     /// WebSocket (build one with the platform's roots with
     /// [`ClientTlsBuilder::build_async`](wsfirst_websocket::tls::ClientTlsBuilder::build_async)).
+    ///
+    /// With a `[breaker_store]`, call it inside a tokio runtime: the store's task starts on it
+    /// (and connects in the background: a store that is down does not stop the gateway).
     pub fn from_config_with_tls(config: &Config, tls: ClientTls) -> Result<Self, ConfigError> {
         config.validate()?;
-        let layers = config.layers()?;
+        let layers = config.running_layers()?;
+        let breaker_store = layers.store;
         let wsfirst = Wsfirst::builder()
             .eligibility(layers.table)
             .registry(layers.registry)
@@ -112,6 +118,7 @@ impl Configured {
             wsfirst,
             routes,
             client_websockets,
+            breaker_store,
         })
     }
 

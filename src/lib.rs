@@ -92,6 +92,7 @@ pub use stack::{
 };
 
 pub use wsfirst_breaker as breaker;
+pub use wsfirst_breaker_redis as breaker_store;
 pub use wsfirst_core as core;
 pub use wsfirst_eligibility as eligibility;
 pub use wsfirst_fallback as fallback;

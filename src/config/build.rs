@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 
 use http::{HeaderName, Uri};
+use std::sync::Arc;
+
 use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
+use wsfirst_breaker_redis::{RedisStore, RedisStoreConfig};
 use wsfirst_core::{FingerprintKey, Route, RouteError};
 use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
 use wsfirst_fallback::{FallbackConfig, Replay};
@@ -20,7 +23,9 @@ use crate::upstream::{HttpTimeouts, HttpUpstream};
 
 use super::{
     error::{ConfigError, key_segment},
-    schema::{Config, EligibilityConfig, PoolConfig, ReplayConfig, RouteConfig},
+    schema::{
+        BreakerStoreConfig, Config, EligibilityConfig, PoolConfig, ReplayConfig, RouteConfig,
+    },
 };
 
 /// Everything the layers need, built and checked by their own builders.
@@ -29,6 +34,9 @@ pub(crate) struct Layers {
     pub(crate) table: EligibilityTable,
     pub(crate) registry: BreakerRegistry,
     pub(crate) routes: Vec<RouteLayers>,
+    /// The store the registry shares its breakers through, when the file has one and the layers
+    /// were built to run ([`Config::running_layers`]).
+    pub(crate) store: Option<RedisStore>,
 }
 
 /// One route's extension and layer settings.
@@ -89,12 +97,35 @@ impl Config {
 
     /// Builds every layer's settings from the file, with the key of
     /// [`fingerprint_key`](Self::fingerprint_key), or names the first invalid value.
+    /// A `[breaker_store]` is checked, not connected: see [`running_layers`](Self::running_layers).
     pub(crate) fn layers(&self) -> Result<Layers, ConfigError> {
         self.layers_with_key(&self.fingerprint_key()?)
     }
 
+    /// [`layers`](Self::layers) to serve with: the registry shares its breakers through the
+    /// `[breaker_store]`, if any, whose task starts on the current tokio runtime (an error
+    /// without one).
+    pub(crate) fn running_layers(&self) -> Result<Layers, ConfigError> {
+        let store = match &self.breaker_store {
+            Some(config) => Some(RedisStore::new(config.to_store_config()?).map_err(store_error)?),
+            None => None,
+        };
+        self.layers_with(&self.fingerprint_key()?, store)
+    }
+
     /// [`layers`](Self::layers), with routes whose fingerprints use `key`.
     pub(crate) fn layers_with_key(&self, key: &FingerprintKey) -> Result<Layers, ConfigError> {
+        if let Some(config) = &self.breaker_store {
+            config.to_store_config()?;
+        }
+        self.layers_with(key, None)
+    }
+
+    fn layers_with(
+        &self,
+        key: &FingerprintKey,
+        store: Option<RedisStore>,
+    ) -> Result<Layers, ConfigError> {
         let table = self
             .eligibility
             .to_table()
@@ -108,6 +139,9 @@ impl Config {
         }
         if let Some(per_credential) = self.breakers.gauge_per_credential {
             registry = registry.state_gauge_per_credential(per_credential);
+        }
+        if let Some(store) = &store {
+            registry = registry.store(Arc::new(store.clone()));
         }
         // The first route (by index) to reach each provider + endpoint, with its settings.
         let mut owners: HashMap<(String, String), (usize, BreakerConfig)> = HashMap::new();
@@ -155,8 +189,44 @@ impl Config {
             table,
             registry,
             routes,
+            store,
         })
     }
+}
+
+impl BreakerStoreConfig {
+    /// The store's settings, checked by its own builder (no connection is made); errors are
+    /// under `breaker_store`.
+    pub fn to_store_config(&self) -> Result<RedisStoreConfig, ConfigError> {
+        let mut builder = RedisStoreConfig::builder(self.redis_url.as_str());
+        if let Some(prefix) = &self.prefix {
+            builder = builder.prefix(prefix.as_str());
+        }
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(timeout) = self.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(window) = self.failure_window {
+            builder = builder.failure_window(window);
+        }
+        if let Some(lease) = self.probe_lease {
+            builder = builder.probe_lease(lease);
+        }
+        if let Some(ttl) = self.key_ttl {
+            builder = builder.key_ttl(ttl);
+        }
+        builder.build().map_err(store_error)
+    }
+}
+
+/// A store setting's error, under `breaker_store`.
+fn store_error(error: wsfirst_breaker_redis::StoreConfigError) -> ConfigError {
+    ConfigError::invalid(
+        format!("breaker_store.{}", error.field()),
+        error.to_string(),
+    )
 }
 
 impl RouteConfig {

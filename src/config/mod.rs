@@ -75,6 +75,13 @@
 //! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
 //! | `breakers.max_keys` | integer, > 0 | 10000 | the most breaker keys (one per provider + endpoint + credential); past it the least recently used are evicted, but never a key pinned by hand or with a probe in flight (see [`BreakerRegistry`](crate::breaker::BreakerRegistry), "Memory") |
 //! | `breakers.gauge_per_credential` | bool | `false` | `true`: one `wsfirst_breaker_state` series per key, labelled with its credential fingerprint; `false`: one per provider and endpoint, showing its worst key |
+//! | `breaker_store.redis_url` | `redis://` URL | no store | share breaker state with the other replicas through Redis or Valkey (see [`wsfirst_breaker_redis`]): failures counted by the fleet, pins (automatic and by hand) on every replica, half-open probes across the fleet; requires `fingerprint_key_env`; a store that is down leaves each replica its own breakers |
+//! | `breaker_store.prefix` | string, no spaces | `"wsfirst:breaker"` | the start of every key; replicas that share breakers use the same one |
+//! | `breaker_store.timeout` | duration, > 0 | 250ms | the deadline of one command; past it the store counts as down |
+//! | `breaker_store.connect_timeout` | duration, > 0 | 1s | the deadline of a connection attempt |
+//! | `breaker_store.failure_window` | duration, > 0 | 10s | the fleet's failure count of a key is forgotten this long after its last failure |
+//! | `breaker_store.probe_lease` | duration, > 0 | 60s | a half-open probe slot of a replica that died is free again after this |
+//! | `breaker_store.key_ttl` | duration, > 0 | 1h | a key's record lives this long after its pin ends |
 //! | `routes[].path` | string starting with `/`, unique | required | the path the route is mounted on |
 //! | `routes[].provider` | non-empty string | required | provider id, as in the eligibility pairs |
 //! | `routes[].api` | non-empty string | required | API id, as in the eligibility pairs |
@@ -129,7 +136,8 @@ mod tests;
 
 pub use error::ConfigError;
 pub use schema::{
-    AdminConfig, BreakerConfig, BreakersConfig, ClientWebSocketConfig, Config, EligibilityConfig,
+    AdminConfig, BreakerConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,
+    EligibilityConfig,
     FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig, ServerLimitsConfig,
     TimeoutsConfig,
 };

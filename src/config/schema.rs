@@ -34,6 +34,36 @@ pub struct Config {
     /// (at least 16 bytes; see [`Config::fingerprint_key`]); `None`: a random key for each
     /// process.
     pub fingerprint_key_env: Option<String>,
+    /// The store that shares the breakers with other replicas of this gateway; `None`: each
+    /// process has its own breakers.
+    pub breaker_store: Option<BreakerStoreConfig>,
+}
+
+/// The `[breaker_store]` table: share breaker state with the other replicas through Redis or
+/// Valkey (see [`wsfirst_breaker_redis`]); `None` fields take the store's defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerStoreConfig {
+    /// `redis://[:password@]host:port/db`.
+    pub redis_url: String,
+    /// The start of every key (replicas that share breakers use the same one).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The deadline of one command; past it the store counts as down.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub timeout: Option<Duration>,
+    /// The deadline of a connection attempt.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// How long the fleet's failure count of a key lasts after its last failure.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub failure_window: Option<Duration>,
+    /// How long a replica holds a half-open probe slot.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub probe_lease: Option<Duration>,
+    /// How long a key's record lives after its pin ends.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub key_ttl: Option<Duration>,
 }
 
 /// The `[server]` table: the public listener's limits; `None`: the defaults of

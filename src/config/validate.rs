@@ -31,6 +31,13 @@ impl Config {
                 ));
             }
         }
+        if self.breaker_store.is_some() && self.fingerprint_key_env.is_none() {
+            // Each process's random key would give each replica other keys for one credential.
+            return Err(ConfigError::invalid(
+                "breaker_store",
+                "replicas that share breakers must share the fingerprint key: set fingerprint_key_env",
+            ));
+        }
         self.server.to_server_config()?;
         // Every value that a layer takes is checked by that layer's own builder.
         self.layers().map(drop)

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wsfirst_core::BreakerKey;
 
-use crate::{BreakerRegistry, KeySnapshot};
+use crate::{BreakerRegistry, KeySnapshot, StoreEvent};
 
 // Here rather than in `registry.rs`, so that the registry does not depend on its handle.
 impl BreakerRegistry {
@@ -42,6 +42,9 @@ impl BreakerRegistry {
 
 /// Reads and steers the breakers of one [`BreakerRegistry`]; get one with
 /// [`BreakerRegistry::handle`]. Cheap to clone, `Send + Sync`.
+///
+/// With a [`BreakerStore`](crate::BreakerStore), pins, unpins and resets apply to every
+/// replica sharing it, and the snapshot shows the state this replica mirrors from the fleet.
 #[derive(Clone, Debug)]
 pub struct BreakerHandle {
     registry: BreakerRegistry,
@@ -123,7 +126,13 @@ impl BreakerHandle {
         loop {
             let slot = self.registry.slot_for(key);
             between();
-            if slot.pin(Instant::now(), duration) {
+            let now = Instant::now();
+            if slot.pin(now, duration) {
+                // Every replica sharing a store pins it too.
+                self.registry.report(|| StoreEvent::Pinned {
+                    key: key.clone(),
+                    until: duration.map(|d| now + d.min(wsfirst_core::MAX_DURATION)),
+                });
                 return;
             }
         }
@@ -131,7 +140,10 @@ impl BreakerHandle {
 
     /// Closes `key` if it is open or half-open (its trip count is kept). Returns whether it was.
     pub fn unpin(&self, key: &BreakerKey) -> bool {
-        self.unpin_with(key, || {})
+        let was_open = self.unpin_with(key, || {});
+        // Even a key closed here may be open on other replicas sharing a store.
+        self.registry.report(|| StoreEvent::Unpinned(key.clone()));
+        was_open
     }
 
     /// [`unpin`](Self::unpin), calling `between` after each look-up of the key.
@@ -151,7 +163,9 @@ impl BreakerHandle {
     /// Closes `key` and forgets its counts, trips and last failure; outcomes of requests admitted
     /// before the reset are ignored. Returns whether the registry has the key.
     pub fn reset(&self, key: &BreakerKey) -> bool {
-        self.reset_with(key, || {})
+        let had = self.reset_with(key, || {});
+        self.registry.report(|| StoreEvent::Reset(key.clone()));
+        had
     }
 
     /// [`reset`](Self::reset), calling `between` after each look-up of the key.
@@ -172,7 +186,9 @@ impl BreakerHandle {
     pub fn reset_all(&self) {
         let now = Instant::now();
         for slot in self.registry.slots() {
-            slot.reset(now);
+            if slot.reset(now) {
+                self.registry.report(|| StoreEvent::Reset(slot.key()));
+            }
         }
     }
 

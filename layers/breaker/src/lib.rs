@@ -91,6 +91,8 @@
 //! | open -> half-open, other transitions | DEBUG | `key`, `from`, `to`, `cause` |
 //! | a request routed around an open key, a probe admitted | DEBUG | `key` |
 //! | an idle key evicted | DEBUG | `key` |
+//! | with a [`BreakerStore`]: pinned by the fleet (its failures, or by hand on a replica) | WARN | `key`, `cause`, `pinned_for` |
+//! | with a [`BreakerStore`]: unpinned by the fleet | INFO | `key` |
 //!
 //! Metrics (`metrics`):
 //!
@@ -164,6 +166,14 @@
 //! # }
 //! ```
 //!
+//! # Several replicas
+//!
+//! [`BreakerRegistryBuilder::store`] shares the breakers with the other replicas of a gateway
+//! through a [`BreakerStore`] (the crate `wsfirst-breaker-redis` has one on Redis): failures
+//! are counted by the fleet, pins reach every replica, half-open probes are granted across the
+//! fleet. Each request is still decided by this replica's own breakers, and the closed-state
+//! success path never talks to the store. See [`BreakerStore`].
+//!
 //! # Feature flags
 //!
 //! None. [`KeySnapshot`] implements `serde::Serialize` so that it can be served as JSON.
@@ -186,6 +196,7 @@ mod registry;
 mod service;
 mod slot;
 mod snapshot;
+mod store;
 mod transition;
 
 #[cfg(test)]
@@ -200,4 +211,5 @@ pub use layer::CircuitBreakerLayer;
 pub use registry::{BreakerRegistry, BreakerRegistryBuilder};
 pub use service::CircuitBreaker;
 pub use snapshot::{BreakerState, KeySnapshot, LastFailure};
+pub use store::{BreakerStore, Shared, StoreEvent, StoreLink};
 pub use transition::Transition;

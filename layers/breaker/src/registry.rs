@@ -47,8 +47,9 @@ use tokio::time::Instant;
 use wsfirst_core::BreakerKey;
 
 use crate::{
-    BreakerConfig, ConfigError, Transition,
+    BreakerConfig, BreakerStore, ConfigError, StoreEvent, StoreLink, Transition,
     slot::{Eviction, Slot},
+    store::SharedStore,
     transition::{Callback, Events},
 };
 
@@ -84,6 +85,31 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The slot of `key`, if the map has it.
+    pub(crate) fn existing(&self, key: &BreakerKey) -> Option<Arc<Slot>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        map.entries.get(key).map(|entry| entry.slot.clone())
+    }
+
+    /// Every slot of the map.
+    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        map.entries
+            .values()
+            .map(|entry| entry.slot.clone())
+            .collect()
+    }
+
+    /// See [`BreakerRegistry::config_for`].
+    pub(crate) fn config_for(&self, key: &BreakerKey) -> &BreakerConfig {
+        if self.overrides.is_empty() {
+            return &self.config;
+        }
+        self.overrides
+            .get(&key.with_credential(None))
+            .unwrap_or(&self.config)
+    }
+
     /// Removes `slot` from the map if `retire` retires it (it returns the slot's key then); the
     /// map's lock is held around it, so no request finds the slot between the two.
     pub(crate) fn forget(&self, slot: &Slot, retire: impl FnOnce(&Slot) -> Option<BreakerKey>) {
@@ -211,6 +237,7 @@ impl BreakerRegistry {
             on_transition: None,
             config: BreakerConfig::default(),
             overrides: HashMap::new(),
+            store: None,
         }
     }
 
@@ -248,13 +275,7 @@ impl BreakerRegistry {
     /// # Ok::<(), wsfirst_breaker::ConfigError>(())
     /// ```
     pub fn config_for(&self, key: &BreakerKey) -> &BreakerConfig {
-        if self.inner.overrides.is_empty() {
-            return &self.inner.config;
-        }
-        self.inner
-            .overrides
-            .get(&key.with_credential(None))
-            .unwrap_or(&self.inner.config)
+        self.inner.config_for(key)
     }
 
     /// The number of keys.
@@ -294,15 +315,16 @@ impl BreakerRegistry {
     }
 
     pub(crate) fn existing(&self, key: &BreakerKey) -> Option<Arc<Slot>> {
-        self.read().entries.get(key).map(|entry| entry.slot.clone())
+        self.inner.existing(key)
     }
 
     pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
-        self.read()
-            .entries
-            .values()
-            .map(|entry| entry.slot.clone())
-            .collect()
+        self.inner.slots()
+    }
+
+    /// Tells the registry's store, if it has one, about `event`; whether it took it.
+    pub(crate) fn report(&self, event: impl FnOnce() -> StoreEvent) -> bool {
+        self.inner.events.report(event)
     }
 
     pub(crate) fn keys(&self) -> Vec<BreakerKey> {
@@ -349,6 +371,10 @@ impl BreakerRegistry {
                 born,
             },
         );
+        drop(map);
+        // The fleet may know this key already: the store tells the new slot (not on the
+        // closed-state path: only when a key is made).
+        self.report(|| StoreEvent::Created(key.clone()));
         slot
     }
 
@@ -432,6 +458,7 @@ pub struct BreakerRegistryBuilder {
     on_transition: Option<Callback>,
     config: BreakerConfig,
     overrides: HashMap<BreakerKey, BreakerConfig>,
+    store: SharedStore,
 }
 
 impl fmt::Debug for BreakerRegistryBuilder {
@@ -446,11 +473,22 @@ impl fmt::Debug for BreakerRegistryBuilder {
             )
             .field("config", &self.config)
             .field("overrides", &self.overrides)
+            .field("store", &self.store)
             .finish()
     }
 }
 
 impl BreakerRegistryBuilder {
+    /// Shares the breakers' state with other replicas through `store` (default: none, every
+    /// replica learns on its own). See [`BreakerStore`]: the registry keeps deciding every
+    /// request from its own breakers, and tells the store only about new keys, counted
+    /// failures, transitions and changes by hand; with a store, half-open probes wait for the
+    /// store to grant them.
+    pub fn store(mut self, store: Arc<dyn BreakerStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// The settings of every key without an override (default [`BreakerConfig::default`]).
     pub fn config(mut self, config: BreakerConfig) -> Self {
         self.config = config;
@@ -518,12 +556,17 @@ impl BreakerRegistryBuilder {
             return Err(ConfigError::Zero { field: "max_keys" });
         }
         let epoch = Instant::now();
-        Ok(BreakerRegistry {
+        let store = self.store.clone();
+        let registry = BreakerRegistry {
             inner: Arc::new(Inner {
                 epoch,
                 idle_timeout: self.idle_timeout,
                 max_keys: self.max_keys,
-                events: Arc::new(Events::new(self.on_transition, self.per_credential)),
+                events: Arc::new(Events::new(
+                    self.on_transition,
+                    self.per_credential,
+                    self.store,
+                )),
                 config: self.config,
                 overrides: self.overrides,
                 map: RwLock::new(Map {
@@ -532,7 +575,11 @@ impl BreakerRegistryBuilder {
                     next_born: 0,
                 }),
             }),
-        })
+        };
+        if let Some(store) = store {
+            store.attach(StoreLink::new(&registry.inner));
+        }
+        Ok(registry)
     }
 
     /// Builds the registry.

@@ -20,7 +20,7 @@ use std::{
 use tokio::time::Instant;
 use wsfirst_core::{BreakerKey, WsFailure};
 
-use crate::BreakerState;
+use crate::{BreakerState, StoreEvent, store::SharedStore};
 
 /// A key changed state; passed to the callback of
 /// [`BreakerRegistryBuilder::on_transition`](crate::BreakerRegistryBuilder::on_transition).
@@ -65,6 +65,8 @@ pub(crate) struct Events {
     /// half-open. Bounded by the routes' endpoints (and keys pinned by hand), not by clients;
     /// an entry is removed when both counts are back to zero.
     states: Mutex<HashMap<BreakerKey, Counts>>,
+    /// The store that shares the breakers with other replicas, if any.
+    store: SharedStore,
 }
 
 /// How many keys of one provider and endpoint are in each state that is not closed. Signed:
@@ -105,17 +107,62 @@ impl fmt::Debug for Events {
                 &self.on_transition.as_ref().map(|_| "Fn(&Transition)"),
             )
             .field("per_credential", &self.per_credential)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
 
 impl Events {
-    pub(crate) fn new(on_transition: Option<Callback>, per_credential: bool) -> Self {
+    pub(crate) fn new(
+        on_transition: Option<Callback>,
+        per_credential: bool,
+        store: SharedStore,
+    ) -> Self {
         Events {
             on_transition,
             per_credential,
             states: Mutex::new(HashMap::new()),
+            store,
         }
+    }
+
+    /// Whether the breakers are shared through a store.
+    #[inline]
+    pub(crate) fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Hands `event` to the store, if there is one (built only then); whether it took it.
+    pub(crate) fn report(&self, event: impl FnOnce() -> StoreEvent) -> bool {
+        match &self.store {
+            Some(store) => store.report(event()),
+            None => false,
+        }
+    }
+
+    /// Logs, counts and reports a transition that the fleet decided (applied from the store);
+    /// `cause` is the message of the failure that tripped the key elsewhere.
+    pub(crate) fn emit_shared(&self, t: &Transition, cause: Option<&str>) {
+        match t.to {
+            BreakerState::Open => {
+                tracing::warn!(
+                    target: TARGET,
+                    key = %t.key,
+                    cause = cause.unwrap_or(if t.manual { "pinned by hand" } else { "unknown" }),
+                    pinned_for = %PinnedFor(t.until),
+                    "websocket path pinned to http across the fleet"
+                );
+            }
+            BreakerState::Closed => {
+                tracing::info!(
+                    target: TARGET,
+                    key = %t.key,
+                    "websocket path unpinned across the fleet"
+                );
+            }
+            BreakerState::HalfOpen => {}
+        }
+        self.count(t);
     }
 
     /// Moves the state gauge for a key that went from `from` to `to` (`None`: the key left the
@@ -209,6 +256,11 @@ impl Events {
                 );
             }
         }
+        self.count(t);
+    }
+
+    /// The metrics and the callback of a transition.
+    fn count(&self, t: &Transition) {
         self.move_gauge(&t.key, t.from, Some(t.to));
         metrics::counter!(
             "wsfirst_breaker_transitions_total",
@@ -288,7 +340,7 @@ mod tests {
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let _guard = metrics::set_default_local_recorder(&recorder);
-        let events = Events::new(None, false);
+        let events = Events::new(None, false, None);
         let scope = BreakerKey::new("openai", "wss://api.example/v1", None);
         let alice = scope.with_credential(Some(wsfirst_core::Fingerprint::of("alice")));
         let bob = scope.with_credential(Some(wsfirst_core::Fingerprint::of("bob")));

@@ -89,7 +89,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             "lissen = \"127.0.0.1:1\"".to_owned(),
-            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `breakers`, `admin`, `server`, `routes`, `fingerprint_key_env`",
+            "lissen: unknown field `lissen`, expected one of `listen`, `eligibility`, `breakers`, `admin`, `server`, `routes`, `fingerprint_key_env`, `breaker_store`",
         ),
         (
             "[eligibility]\nprovider_hosts = { \"my.provider\" = [\"a.example\", 5] }".to_owned(),

@@ -268,6 +268,33 @@ impl Machine {
         self.transition(BreakerState::Closed, now, None)
     }
 
+    /// The fleet pinned the key (through a store): until `until` (`None`: until unpinned), by
+    /// hand or not, after `trips` trips. A key probing after a pin that ended stays half-open.
+    pub(super) fn adopt_open(
+        &mut self,
+        until: Option<Instant>,
+        manual: bool,
+        trips: u32,
+        now: Instant,
+    ) -> Option<Transition> {
+        self.trips = trips;
+        let ended = until.is_some_and(|until| now >= until);
+        if self.state == BreakerState::HalfOpen && ended && !manual {
+            return None;
+        }
+        self.until = until.map(|until| until.min(now + wsfirst_core::MAX_DURATION));
+        self.manual = manual;
+        if self.state == BreakerState::Open {
+            return None;
+        }
+        self.transition(BreakerState::Open, now, None)
+    }
+
+    /// The fleet's count of consecutive trips (through a store).
+    pub(super) fn adopt_trips(&mut self, trips: u32) {
+        self.trips = trips;
+    }
+
     /// Marks the key as no longer in its registry, with a new generation so that outcomes still
     /// in flight are ignored.
     pub(super) fn retire(&mut self) {

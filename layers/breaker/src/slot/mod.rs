@@ -11,6 +11,7 @@
 //! the registry's reference: the slot is freed when the last request in flight for it ends.
 
 mod machine;
+mod shared;
 mod window;
 mod word;
 
@@ -28,14 +29,15 @@ use wsfirst_core::{BreakerKey, FailureKind, WsFailure};
 
 use self::{
     machine::Machine,
+    shared::Origin,
     word::{
         CLOSED, DIRTY, FAR, FOREVER, HALF_OPEN, OPEN, PROBE_MASK, PROBE_ONE, RETIRED, STATE_MASK,
         free_probes, generation_of,
     },
 };
 use crate::{
-    BreakerConfig, BreakerState, Transition, Verdict, registry::Home, snapshot::KeySnapshot,
-    transition::Events,
+    BreakerConfig, BreakerState, StoreEvent, Transition, Verdict, registry::Home,
+    snapshot::KeySnapshot, transition::Events,
 };
 
 /// Why a key is evicted, which decides which keys may go.
@@ -132,6 +134,11 @@ impl Slot {
         m.state
     }
 
+    /// The slot's key.
+    pub(crate) fn key(&self) -> BreakerKey {
+        self.lock().key().clone()
+    }
+
     /// Whether the slot was retired (its key evicted or its registry dropped).
     #[inline]
     pub(crate) fn is_retired(&self) -> bool {
@@ -165,7 +172,8 @@ impl Slot {
         }
         let until = word::encode_until(m.until, self.epoch);
         self.hot.until.store(until, Ordering::Release);
-        let probes = if m.state == BreakerState::HalfOpen {
+        // With a store, the fleet's probe slots are granted by it (`grant_probes`).
+        let probes = if m.state == BreakerState::HalfOpen && !self.events.has_store() {
             m.config.inner.probes
         } else {
             0
@@ -175,16 +183,37 @@ impl Slot {
     }
 
     /// Runs `f` under the lock, publishes, then emits the transition (outside the lock), unless
-    /// the slot is retired.
+    /// the slot is retired, and tells the store (if any) about it.
     fn with<R>(&self, f: impl FnOnce(&mut Machine) -> (R, Option<Transition>)) -> R {
-        let (result, report) = {
+        self.run(Origin::Here, f)
+    }
+
+    /// [`Slot::with`] for a change by hand: the handle tells the store itself.
+    fn with_by_hand<R>(&self, f: impl FnOnce(&mut Machine) -> (R, Option<Transition>)) -> R {
+        self.run(Origin::ByHand, f)
+    }
+
+    fn run<R>(
+        &self,
+        origin: Origin<'_>,
+        f: impl FnOnce(&mut Machine) -> (R, Option<Transition>),
+    ) -> R {
+        let (result, report, generation, probes) = {
             let mut m = self.lock();
             let (result, transition) = f(&mut m);
             self.publish(&m, transition.is_some());
-            (result, transition.filter(|_| !m.retired))
+            let transition = transition.filter(|_| !m.retired);
+            (result, transition, m.generation, m.config.inner.probes)
         };
         if let Some(transition) = report {
-            self.events.emit(&transition);
+            match origin {
+                Origin::Here => {
+                    self.events.emit(&transition);
+                    self.tell_store(transition, generation, probes);
+                }
+                Origin::ByHand => self.events.emit(&transition),
+                Origin::Shared(cause) => self.events.emit_shared(&transition, cause),
+            }
         }
         result
     }
@@ -289,14 +318,25 @@ impl Slot {
     /// ([`Verdict::Ignore`]) on a key that remembers nothing else forgets the key: a wrong
     /// credential must not create (or keep) a key.
     pub(crate) fn closed_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
-        let forget = self.with(|m| {
+        let (forget, counted) = self.with(|m| {
             let verdict = m.config.inner.classifier.classify(failure);
+            let current = generation == m.generation && m.state == BreakerState::Closed;
             let forget = verdict == Verdict::Ignore
                 && refuses_credential(failure)
-                && generation == m.generation
+                && current
                 && m.is_blank();
-            (forget, m.closed_failure(generation, failure, verdict, now))
+            let transition = m.closed_failure(generation, failure, verdict, now);
+            // A failure that tripped the key reaches the store as the transition.
+            let counted = verdict == Verdict::Count && current && transition.is_none();
+            let counted = (counted && self.events.has_store()).then(|| m.key().clone());
+            ((forget, counted), transition)
         });
+        if let Some(key) = counted {
+            self.events.report(|| StoreEvent::Failure {
+                key,
+                cause: failure.to_string(),
+            });
+        }
         if forget {
             self.forget(generation);
         }
@@ -378,7 +418,7 @@ impl Slot {
     /// Pins the key by hand. Returns `false`, changing nothing, if the slot was retired (the
     /// caller looks the key up again: a pin on an evicted copy would be lost).
     pub(crate) fn pin(&self, now: Instant, duration: Option<Duration>) -> bool {
-        self.with(|m| {
+        self.with_by_hand(|m| {
             if m.retired {
                 return (false, None);
             }
@@ -389,7 +429,7 @@ impl Slot {
     /// Closes the key; returns whether it was open or half-open, or `None`, changing nothing, if
     /// the slot was retired.
     pub(crate) fn unpin(&self, now: Instant) -> Option<bool> {
-        self.with(|m| {
+        self.with_by_hand(|m| {
             if m.retired {
                 return (None, None);
             }
@@ -400,7 +440,7 @@ impl Slot {
 
     /// Resets the key. Returns `false`, changing nothing, if the slot was retired.
     pub(crate) fn reset(&self, now: Instant) -> bool {
-        self.with(|m| {
+        self.with_by_hand(|m| {
             if m.retired {
                 return (false, None);
             }

@@ -12,6 +12,7 @@ mod open;
 mod pins;
 mod scaling;
 mod settings;
+mod store;
 
 use std::{
     fmt,

@@ -1,0 +1,570 @@
+//! Three replicas' breakers sharing one real `redis-server` (started by the test on a free
+//! loopback port): the fleet's failure count, pins by hand, probes across the fleet, a probe
+//! slot of a replica that died, Redis killed and restarted, keys expiring. Redis runs in real
+//! time: every wait is a bounded polling loop, nothing asserts on durations.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use tokio::sync::watch;
+use tower::{ServiceExt, service_fn, util::BoxCloneSyncService};
+use wsfirst_breaker::{
+    BreakerConfig, BreakerHandle, BreakerRegistry, BreakerState, CircuitBreaker,
+};
+use wsfirst_breaker_redis::{
+    RedisStore, RedisStoreConfig,
+    testing::{RedisServer, until},
+};
+use wsfirst_core::{
+    BoxError, BreakerKey, FailureKind, HttpReason, Intent, Phase, Route, Served, WsFailure,
+};
+
+/// The upstream the replicas share: its WebSocket upgrade answers 500 while `failing`; while
+/// `held`, WebSocket attempts wait (a probe in flight).
+struct Upstream {
+    failing: AtomicBool,
+    handshakes: AtomicUsize,
+    held: watch::Sender<bool>,
+}
+
+impl Upstream {
+    fn new() -> Arc<Self> {
+        Arc::new(Upstream {
+            failing: AtomicBool::new(true),
+            handshakes: AtomicUsize::new(0),
+            held: watch::channel(false).0,
+        })
+    }
+
+    fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+}
+
+type Inner = BoxCloneSyncService<Request<()>, Response<Empty<Bytes>>, WsFailure>;
+
+struct Replica {
+    handle: BreakerHandle,
+    store: RedisStore,
+    service: CircuitBreaker<Inner>,
+}
+
+fn route() -> Route {
+    Route::builder("openai", "openai-responses")
+        .ws_url("ws://upstream.test/v1/responses")
+        .http_url("http://upstream.test/v1/responses")
+        .build()
+        .unwrap()
+}
+
+fn key() -> BreakerKey {
+    route().breaker_key().clone()
+}
+
+fn replica(store: RedisStoreConfig, config: BreakerConfig, upstream: &Arc<Upstream>) -> Replica {
+    let upstream = upstream.clone();
+    let inner = service_fn(move |request: Request<()>| {
+        let upstream = upstream.clone();
+        async move {
+            let mut response = Response::new(Empty::new());
+            if let Some(Intent::WebSocket) = request.extensions().get::<Intent>() {
+                upstream.handshakes.fetch_add(1, Ordering::SeqCst);
+                let mut held = upstream.held.subscribe();
+                let _ = held.wait_for(|held| !held).await;
+                if upstream.failing.load(Ordering::SeqCst) {
+                    return Err(WsFailure::new(
+                        Phase::Handshake,
+                        FailureKind::UpgradeStatus {
+                            status: StatusCode::INTERNAL_SERVER_ERROR,
+                            body: Bytes::new(),
+                        },
+                    ));
+                }
+                response
+                    .extensions_mut()
+                    .insert(Served::websocket(Duration::from_millis(1)));
+            } else {
+                response
+                    .extensions_mut()
+                    .insert(Served::http(HttpReason::ModeHttp));
+            }
+            Ok(response)
+        }
+    });
+    let store = RedisStore::new(store).unwrap();
+    let registry = BreakerRegistry::builder()
+        .config(config)
+        .store(Arc::new(store.clone()))
+        .build();
+    Replica {
+        handle: registry.handle(),
+        store,
+        service: CircuitBreaker::new(BoxCloneSyncService::new(inner), registry),
+    }
+}
+
+impl Replica {
+    /// One WebSocket request, answered (`Ok`) or failed. Bounded: a request must never wait
+    /// on the store.
+    fn request(&self) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> {
+        let mut request = Request::new(());
+        request.extensions_mut().insert(route());
+        request.extensions_mut().insert(Intent::WebSocket);
+        let service = self.service.clone();
+        Box::pin(async move {
+            tokio::time::timeout(Duration::from_secs(5), service.oneshot(request))
+                .await
+                .expect("a request never waits on the store")
+                .map(drop)
+        })
+    }
+
+    fn state(&self) -> Option<BreakerState> {
+        self.handle.get(&key()).map(|s| s.state)
+    }
+}
+
+fn store_config(
+    server: &RedisServer,
+    prefix: &str,
+) -> wsfirst_breaker_redis::RedisStoreConfigBuilder {
+    RedisStoreConfig::builder(server.url())
+        .prefix(prefix)
+        .reconnect_max(Duration::from_millis(200))
+}
+
+fn breaker() -> wsfirst_breaker::BreakerConfigBuilder {
+    BreakerConfig::builder()
+        .consecutive_failures(3)
+        .no_failure_rate()
+}
+
+/// A synchronous connection to look into the server.
+fn peek(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// The fleet's failure count and whether the key's record says open.
+fn stored(server: &RedisServer, prefix: &str) -> (u64, bool) {
+    let mut conn = peek(server);
+    let counts: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:count:*"))
+        .query(&mut conn)
+        .unwrap();
+    let count = counts
+        .iter()
+        .map(|key| {
+            redis::cmd("GET")
+                .arg(key)
+                .query::<Option<u64>>(&mut conn)
+                .unwrap()
+                .unwrap_or(0)
+        })
+        .sum();
+    let states: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:state:*"))
+        .query(&mut conn)
+        .unwrap();
+    let open = states.iter().any(|key| {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg("state")
+            .query::<Option<String>>(&mut conn)
+            .unwrap()
+            .as_deref()
+            == Some("open")
+    });
+    (count, open)
+}
+
+async fn fleet(
+    server: &RedisServer,
+    prefix: &str,
+    config: BreakerConfig,
+    upstream: &Arc<Upstream>,
+) -> Vec<Replica> {
+    let replicas: Vec<Replica> = (0..3)
+        .map(|_| {
+            replica(
+                store_config(server, prefix).build().unwrap(),
+                config.clone(),
+                upstream,
+            )
+        })
+        .collect();
+    until("every replica is connected", || {
+        replicas.iter().all(|r| r.store.is_connected())
+    })
+    .await;
+    replicas
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_pin_after_the_threshold_in_total() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replicas = fleet(&server, "t1", breaker().build().unwrap(), &upstream).await;
+    // Round robin, one request at a time, each failure counted by the fleet before the next.
+    let mut sent = 0;
+    while !stored(&server, "t1").1 {
+        assert!(
+            sent < 9,
+            "the fleet must pin before three replicas would alone"
+        );
+        let _ = replicas[sent % 3].request().await;
+        sent += 1;
+        let expected = sent as u64;
+        until("the failure is counted", || {
+            let (count, open) = stored(&server, "t1");
+            open || count == expected
+        })
+        .await;
+    }
+    until("every replica is pinned", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
+    })
+    .await;
+    assert_eq!(
+        upstream.handshakes(),
+        3,
+        "threshold 3 in total, one failure per replica"
+    );
+    // Pinned everywhere: no more handshakes.
+    for replica in &replicas {
+        let _ = replica.request().await;
+    }
+    assert_eq!(upstream.handshakes(), 3);
+    let snapshot = replicas[2].handle.get(&key()).unwrap();
+    assert_eq!(snapshot.trips, 1);
+    assert!(snapshot.until_secs.unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_by_hand_on_one_replica_applies_to_all() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    upstream.failing.store(false, Ordering::SeqCst);
+    let replicas = fleet(&server, "t2", breaker().build().unwrap(), &upstream).await;
+    for replica in &replicas {
+        replica.request().await.unwrap();
+    }
+    replicas[0]
+        .handle
+        .pin(&key(), Some(Duration::from_secs(600)));
+    until("every replica is pinned by hand", || {
+        replicas.iter().all(|r| {
+            r.handle
+                .get(&key())
+                .is_some_and(|s| s.state == BreakerState::Open && s.pinned_by_hand)
+        })
+    })
+    .await;
+    let before = upstream.handshakes();
+    for replica in &replicas {
+        replica.request().await.unwrap();
+    }
+    assert_eq!(upstream.handshakes(), before, "pinned everywhere");
+    assert!(replicas[0].handle.unpin(&key()) || replicas[1].handle.unpin(&key()));
+    until("every replica is unpinned", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Closed))
+    })
+    .await;
+    // A pin until unpinned, then a reset elsewhere.
+    replicas[1].handle.pin(&key(), None);
+    until("pinned until unpinned everywhere", || {
+        replicas.iter().all(|r| {
+            r.handle
+                .get(&key())
+                .is_some_and(|s| s.state == BreakerState::Open && s.until_secs.is_none())
+        })
+    })
+    .await;
+    assert!(replicas[2].handle.reset(&key()));
+    until("reset everywhere", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Closed))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_probes_once_across_the_fleet() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_millis(300))
+        .jitter(0.0)
+        .half_open_probes(1)
+        .build()
+        .unwrap();
+    let replicas = fleet(&server, "t3", config, &upstream).await;
+    for replica in &replicas {
+        let _ = replica.request().await;
+    }
+    until("every replica is pinned", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
+    })
+    .await;
+    // The upstream heals, but the probe's answer is held back: one probe in flight.
+    upstream.failing.store(false, Ordering::SeqCst);
+    upstream.held.send_replace(true);
+    let pinned_at = upstream.handshakes();
+    let mut probes = Vec::new();
+    for round in 0..1000 {
+        assert!(round < 999, "no probe was admitted");
+        for replica in &replicas {
+            probes.push(tokio::spawn(replica.request()));
+        }
+        if upstream.handshakes() > pinned_at {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Everybody keeps asking for a while: still one probe across the fleet.
+    for _ in 0..30 {
+        for replica in &replicas {
+            probes.push(tokio::spawn(replica.request()));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        upstream.handshakes(),
+        pinned_at + 1,
+        "one probe across three replicas"
+    );
+    upstream.held.send_replace(false);
+    until("every replica is closed", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Closed))
+    })
+    .await;
+    for probe in probes {
+        probe.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_slot_of_a_replica_that_died_expires() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_millis(200))
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let store = || {
+        store_config(&server, "t4")
+            .probe_lease(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    };
+    let doomed = replica(store(), config.clone(), &upstream);
+    let survivor = replica(store(), config, &upstream);
+    until("both connected", || {
+        doomed.store.is_connected() && survivor.store.is_connected()
+    })
+    .await;
+    survivor.request().await.unwrap_err();
+    for _ in 0..2 {
+        let _ = doomed.request().await;
+    }
+    until("both pinned", || {
+        doomed.state() == Some(BreakerState::Open) && survivor.state() == Some(BreakerState::Open)
+    })
+    .await;
+    // The doomed replica takes the probe slot, its probe hangs, and it dies.
+    upstream.failing.store(false, Ordering::SeqCst);
+    upstream.held.send_replace(true);
+    let pinned_at = upstream.handshakes();
+    let mut hanging = None;
+    for _ in 0..1000 {
+        let probe = tokio::spawn(doomed.request());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if upstream.handshakes() > pinned_at {
+            hanging = Some(probe);
+            break;
+        }
+    }
+    let hanging = hanging.expect("the doomed replica probed");
+    hanging.abort();
+    drop(doomed);
+    upstream.held.send_replace(false);
+    // The survivor probes once the lease ran out, and closes.
+    until("the survivor probed and closed", || {
+        survivor.state() == Some(BreakerState::Closed) || {
+            let request = survivor.request();
+            tokio::spawn(request);
+            false
+        }
+    })
+    .await;
+    assert!(upstream.handshakes() > pinned_at + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_run() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    upstream.failing.store(false, Ordering::SeqCst);
+    let replicas = fleet(&server, "t5", breaker().build().unwrap(), &upstream).await;
+    for replica in &replicas {
+        replica.request().await.unwrap();
+    }
+    server.kill();
+    until("every replica knows the store is down", || {
+        replicas.iter().all(|r| !r.store.is_connected()) || {
+            // Only a request or an event shows a dead connection; keep traffic going.
+            for replica in &replicas {
+                tokio::spawn(replica.request());
+            }
+            false
+        }
+    })
+    .await;
+    // Requests keep flowing on local breakers: replica 0 alone trips on its own three failures.
+    upstream.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        replicas[0].request().await.unwrap_err();
+    }
+    assert_eq!(replicas[0].state(), Some(BreakerState::Open));
+    assert_eq!(replicas[1].state(), Some(BreakerState::Closed));
+    upstream.failing.store(false, Ordering::SeqCst);
+    replicas[1].request().await.unwrap();
+    // Redis comes back empty: replica 0 tells it its pin, and the others catch up.
+    server.restart();
+    until("every replica reconnected", || {
+        replicas.iter().all(|r| r.store.is_connected())
+    })
+    .await;
+    until("the pin reached every replica", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
+    })
+    .await;
+    assert!(stored(&server, "t5").1, "the pin is in the store again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_has_a_ttl_and_expires() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let store = store_config(&server, "t6")
+        .key_ttl(Duration::from_millis(300))
+        .failure_window(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let replica = replica(store, config, &upstream);
+    until("connected", || replica.store.is_connected()).await;
+    replica.request().await.unwrap_err();
+    until("the failure is counted", || stored(&server, "t6").0 == 1).await;
+    let mut conn = peek(&server);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("t6:*").query(&mut conn).unwrap();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
+        assert!(ttl > 0, "{key} has no ttl ({ttl})");
+    }
+    for _ in 0..2 {
+        let _ = replica.request().await;
+    }
+    until("pinned", || stored(&server, "t6").1).await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("t6:*").query(&mut conn).unwrap();
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
+        assert!(ttl > 0, "{key} has no ttl ({ttl})");
+    }
+    // The record never names the credential; then everything expires.
+    until("every key expired", || {
+        redis::cmd("KEYS")
+            .arg("t6:*")
+            .query::<Vec<String>>(&mut peek(&server))
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_is_worked_around_then_caught_up() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replicas = fleet(&server, "t7", breaker().build().unwrap(), &upstream).await;
+    upstream.failing.store(false, Ordering::SeqCst);
+    for replica in &replicas {
+        replica.request().await.unwrap();
+    }
+    server.pause();
+    // Requests never wait on it (each is bounded by 5 s in `request`, far less than a hang),
+    // and the replicas notice the store is too slow.
+    upstream.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        replicas[0].request().await.unwrap_err();
+    }
+    assert_eq!(
+        replicas[0].state(),
+        Some(BreakerState::Open),
+        "its own breaker decided"
+    );
+    until("every replica counts the store as down", || {
+        replicas.iter().all(|r| !r.store.is_connected()) || {
+            for replica in &replicas[1..] {
+                replica
+                    .handle
+                    .pin(&BreakerKey::new("probe", "wss://nudge", None), None);
+            }
+            false
+        }
+    })
+    .await;
+    server.resume();
+    until("every replica reconnected", || {
+        replicas.iter().all(|r| r.store.is_connected())
+    })
+    .await;
+    until("the pin made meanwhile reached every replica", || {
+        replicas
+            .iter()
+            .all(|r| r.state() == Some(BreakerState::Open))
+    })
+    .await;
+}
