@@ -88,3 +88,5 @@ pub(crate) async fn exchange_as(
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, transport, reason, bytes)
 }
+
+pub(crate) mod reused_close;
