@@ -516,14 +516,16 @@ async fn call(service: &RouteService, body: &str) -> (Got, Option<Bytes>) {
         .expect("the stack answers")
         .unwrap();
     let status = response.status();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|value| value.to_str().unwrap().to_owned())
-            .unwrap_or_default()
+    let (transport, reason) = {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|value| value.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        (header("x-wsfirst-transport"), header("x-wsfirst-reason"))
     };
-    let (transport, reason) = (header("x-wsfirst-transport"), header("x-wsfirst-reason"));
     let read = tokio::time::timeout(WAIT, response.into_body().collect())
         .await
         .expect("the body ends");
@@ -835,4 +837,38 @@ async fn a_client_that_disconnects_mid_stream_closes_the_upstream_connection() {
     let snapshot = wsfirst.breakers().snapshot();
     assert_eq!(snapshot[0].state, BreakerState::Closed);
     assert_eq!(snapshot[0].consecutive_failures, 0);
+}
+
+/// One refused handshake that several requests waited for (coalesced) is one failure of the
+/// path: it must not count once per waiting request, or a single refused handshake under load
+/// pins a provider whose threshold is several failures in a row.
+#[tokio::test]
+#[ignore = "found by the chaos test, not fixed: every request that waited for a coalesced handshake counts its failure (pool/checkout.rs hands each waiter a clone, the breaker counts each), so one refused handshake under load opens the key"]
+async fn one_failed_coalesced_handshake_counts_once() {
+    let kit = TestUpstream::start().await;
+    kit.push_ws_script(WsScript::refuse(StatusCode::SERVICE_UNAVAILABLE, "once"));
+    let (wsfirst, route) = stack(&kit.ws_url(), &kit, TransportMode::Auto);
+    let service = wsfirst.route_with(route, options());
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let service = service.clone();
+        calls.spawn(async move { call(&service, STREAM).await.0 });
+    }
+    let mut got = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        got.push(done.unwrap());
+    }
+    assert!(
+        got.iter().all(|got| matches!(got, Got::Answer(..))),
+        "{got:?}"
+    );
+    assert_eq!(kit.http_requests() + kit.ws_requests(), 8);
+    let handshakes = kit.handshakes();
+    let snapshot = wsfirst.breakers().snapshot();
+    assert_eq!(
+        (snapshot[0].state, snapshot[0].consecutive_failures.min(1)),
+        (BreakerState::Closed, 1),
+        "{handshakes} handshakes, one refused: {:?}",
+        snapshot[0]
+    );
 }
