@@ -4,6 +4,7 @@ mod bounds;
 mod documents;
 mod errors;
 mod fingerprint;
+mod fuzz;
 
 use super::Config;
 
