@@ -89,4 +89,5 @@ pub(crate) async fn exchange_as(
     (status, transport, reason, bytes)
 }
 
+pub(crate) mod recorder;
 pub(crate) mod reused_close;

@@ -141,11 +141,9 @@ fn spaced(value: &Value, gaps: &[String]) -> String {
         }
         match c {
             '"' => in_string = true,
-            '{' | '[' | ',' | ':' => {
-                if !gaps.is_empty() {
-                    out.push_str(&gaps[gap % gaps.len()]);
-                    gap += 1;
-                }
+            '{' | '[' | ',' | ':' if !gaps.is_empty() => {
+                out.push_str(&gaps[gap % gaps.len()]);
+                gap += 1;
             }
             _ => {}
         }
