@@ -465,5 +465,19 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(error.field(), "body_read_timeout");
+        let error = ServerConfig::builder()
+            .shutdown_grace(MAX_DURATION + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "shutdown_grace");
+        let config = ServerConfig::builder()
+            .shutdown_grace(Duration::ZERO)
+            .build()
+            .unwrap();
+        assert_eq!(config.shutdown_grace(), Duration::ZERO);
+        assert_eq!(
+            ServerConfig::default().shutdown_grace(),
+            Duration::from_secs(10)
+        );
     }
 }

@@ -300,17 +300,47 @@ struct Figures {
     elapsed: Duration,
 }
 
-/// Runs `plan` and checks every promise; returns the figures.
+/// The stack under test and what its breakers reported.
+struct Stack {
+    wsfirst: Wsfirst,
+    transitions: Transitions,
+}
+
+impl Stack {
+    fn new() -> Self {
+        let transitions = Transitions::default();
+        Self {
+            wsfirst: wsfirst(Arc::clone(&transitions)),
+            transitions,
+        }
+    }
+}
+
+/// Runs `plan` on a fresh stack, checks every promise, and checks that with the stack gone the
+/// runtime is back to its tasks of before; returns the figures.
 async fn run(plan: Plan, seed: u64) -> Figures {
+    let (figures, stack) = run_on(plan, seed, Stack::new()).await;
+    drop(stack);
+    let before = figures.tasks.0;
+    settle("the runtime's tasks", || alive_tasks() <= before).await;
+    Figures {
+        tasks: (before, figures.tasks.1, alive_tasks()),
+        ..figures
+    }
+}
+
+/// Runs `plan` on `stack` (against an upstream of its own) and checks every promise but the
+/// tasks' return; gives the stack back.
+async fn run_on(plan: Plan, seed: u64, stack: Stack) -> (Figures, Stack) {
     let started = std::time::Instant::now();
     let upstream = Arc::new(TestUpstream::start().await);
     let mut rng = Rng(seed);
     for script in scripts(&plan, &mut rng, plan.requests * 4) {
         upstream.push_ws_script(script);
     }
-    let transitions = Transitions::default();
-    let wsfirst = wsfirst(Arc::clone(&transitions));
-    let service = service(&wsfirst, &upstream);
+    stack.transitions.lock().unwrap().clear();
+    let (wsfirst, transitions) = (&stack.wsfirst, &stack.transitions);
+    let service = service(wsfirst, &upstream);
 
     let tasks_before = alive_tasks();
     let (pool_before, keys_before) = (wsfirst.pool().connections(), wsfirst.registry().len());
@@ -447,13 +477,7 @@ async fn run(plan: Plan, seed: u64) -> Figures {
         elapsed: started.elapsed(),
     };
     drop(service);
-    drop(wsfirst);
-    settle("the runtime's tasks", || alive_tasks() <= tasks_before).await;
-    let tasks_after = alive_tasks();
-    Figures {
-        tasks: (tasks_before, tasks_peak, tasks_after),
-        ..figures
-    }
+    (figures, stack)
 }
 
 fn report(plan: &Plan, figures: &Figures) {
@@ -499,4 +523,61 @@ async fn ten_thousand_requests_through_chaos() {
     assert!(!figures.transitions.is_empty(), "the breaker never moved");
     // Every request was executed at most once; those that got a whole answer exactly once.
     assert!(figures.executions.keys().all(|count| *count <= 1));
+}
+
+/// The resident set size of this process, from `/proc/self/statm` (Linux), in KiB.
+fn rss_kib() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
+}
+
+/// The soak: the chaos plan again and again for `SOAK_SECS` seconds (default 180), memory
+/// measured after the first round (warm) and after the last. Not in CI; its figures are in
+/// BENCHMARKS.md (`cargo test --release --test chaos -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes long: run by hand for BENCHMARKS.md"]
+async fn soak() {
+    let seconds: u64 = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(180);
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    let mut requests = 0;
+    let mut warm = None;
+    let mut outcomes: BTreeMap<Outcome, usize> = BTreeMap::new();
+    // One stack for the whole soak, as a gateway keeps it; each round has an upstream (so keys
+    // and connections of finished rounds must go).
+    let mut stack = Stack::new();
+    while rounds == 0 || started.elapsed() < Duration::from_secs(seconds) {
+        let (figures, kept) = run_on(CI, 0x5eed_cafe + rounds, stack).await;
+        stack = kept;
+        rounds += 1;
+        requests += CI.requests;
+        for (outcome, count) in figures.outcomes {
+            *outcomes.entry(outcome).or_default() += count;
+        }
+        assert!(figures.executions.keys().all(|count| *count <= 1));
+        if warm.is_none() {
+            warm = rss_kib();
+        }
+        eprintln!(
+            "soak: round {rounds}, {requests} requests, {:?}, rss {:?} KiB, alive tasks {}, pool connections {}, registry keys {}",
+            started.elapsed(),
+            rss_kib(),
+            alive_tasks(),
+            stack.wsfirst.pool().connections(),
+            stack.wsfirst.registry().len(),
+        );
+    }
+    eprintln!(
+        "soak: {rounds} rounds, {requests} requests in {:?}; rss after the first round {:?} KiB, at the end {:?} KiB",
+        started.elapsed(),
+        warm,
+        rss_kib()
+    );
+    for (outcome, count) in &outcomes {
+        eprintln!("  {count:>8}  {outcome:?}");
+    }
 }
