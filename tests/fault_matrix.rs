@@ -140,7 +140,7 @@ fn faults() -> Vec<Fault> {
     };
     let upgrade = |status: u16, verdict| {
         fault(
-            "upgrade refused",
+            upgrade_name(status),
             refuse(status),
             FALLBACK,
             Got::Error(502, "upgrade_status"),
@@ -150,7 +150,7 @@ fn faults() -> Vec<Fault> {
     };
     let closed = Got::Error(502, "closed");
     let text = Answer::text("hello world");
-    let mut faults = vec![
+    vec![
         fault(
             "connect refused",
             Setup::Refused,
@@ -347,15 +347,7 @@ fn faults() -> Vec<Fault> {
             true,
             Count,
         ),
-    ];
-    for fault in &mut faults {
-        if fault.name == "upgrade refused" {
-            if let Setup::Kit(WsScript::Refuse { status, .. }, _) = &fault.setup {
-                fault.name = upgrade_name(status.as_u16());
-            }
-        }
-    }
-    faults
+    ]
 }
 
 fn upgrade_name(status: u16) -> &'static str {
