@@ -17,17 +17,19 @@ use std::{
     time::Duration,
 };
 
+mod support;
+
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use support::{alive_tasks, error_chain, local_table, transport_headers};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tower::ServiceExt;
 use wsfirst::{
     RouteOptions, RouteService, Wsfirst,
     breaker::{BreakerConfig, BreakerRegistry, BreakerState},
     core::{Route, TransportMode},
-    eligibility::EligibilityTable,
     upstream::HttpUpstream,
     websocket::{
         Pool, WebSocketConfig,
@@ -131,12 +133,7 @@ fn wsfirst(transitions: Transitions) -> Wsfirst {
         })
         .build();
     Wsfirst::builder()
-        .eligibility(
-            EligibilityTable::builder()
-                .allow("local", "responses")
-                .build()
-                .unwrap(),
-        )
+        .eligibility(local_table())
         .registry(registry)
         .pool(
             Pool::builder()
@@ -191,17 +188,7 @@ async fn one(service: RouteService, id: usize, credential: usize, stream: bool) 
         .unwrap();
     let response = service.oneshot(request).await.unwrap();
     let status = response.status();
-    let (transport, reason) = {
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        (header("x-wsfirst-transport"), header("x-wsfirst-reason"))
-    };
+    let (transport, reason) = transport_headers(&response);
     let read = response.into_body().collect().await;
     match (status, read) {
         (StatusCode::OK, Ok(collected)) => {
@@ -216,7 +203,7 @@ async fn one(service: RouteService, id: usize, credential: usize, stream: bool) 
             Outcome::Answered { transport, reason }
         }
         (StatusCode::OK, Err(error)) => {
-            let text = chain(&error);
+            let text = error_chain(&error);
             assert!(
                 text.contains("mid-stream"),
                 "request {id}: a cut answer must say why: {text}"
@@ -245,17 +232,6 @@ async fn one(service: RouteService, id: usize, credential: usize, stream: bool) 
     }
 }
 
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(cause) = current {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        current = cause.source();
-    }
-    text
-}
-
 /// Waits (bounded) until `done` holds, naming `what` on failure.
 async fn settle(what: &str, mut done: impl FnMut() -> bool) {
     let wait = async {
@@ -266,12 +242,6 @@ async fn settle(what: &str, mut done: impl FnMut() -> bool) {
     if tokio::time::timeout(SETTLE, wait).await.is_err() {
         panic!("{what} did not settle within {SETTLE:?}");
     }
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
 }
 
 /// Legal edges of the breaker's state machine (no manual pins here).

@@ -17,13 +17,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
-use support::{NO_STREAM, STREAM, reused_close::ReusedClose};
+use support::{
+    NO_STREAM, STREAM, local_table, reused_close::ReusedClose, transport_headers, until,
+};
 use tower::ServiceExt;
 use wsfirst::{
     RouteOptions, RouteService, Wsfirst,
     breaker::{BreakerConfig, BreakerRegistry, BreakerState},
     core::{Route, TransportMode},
-    eligibility::EligibilityTable,
     websocket::{
         WebSocketConfig,
         testing::{Answer, HttpScript, TestUpstream, WsScript},
@@ -453,12 +454,7 @@ impl Upstreams {
 
 fn stack(ws_url: &str, kit: &TestUpstream, mode: TransportMode) -> (Wsfirst, Route) {
     let wsfirst = Wsfirst::builder()
-        .eligibility(
-            EligibilityTable::builder()
-                .allow("local", "responses")
-                .build()
-                .unwrap(),
-        )
+        .eligibility(local_table())
         .registry(
             BreakerRegistry::builder()
                 .config(
@@ -508,16 +504,7 @@ async fn call(service: &RouteService, body: &str) -> (Got, Option<Bytes>) {
         .expect("the stack answers")
         .unwrap();
     let status = response.status();
-    let (transport, reason) = {
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .map(|value| value.to_str().unwrap().to_owned())
-                .unwrap_or_default()
-        };
-        (header("x-wsfirst-transport"), header("x-wsfirst-reason"))
-    };
+    let (transport, reason) = transport_headers(&response);
     let read = tokio::time::timeout(WAIT, response.into_body().collect())
         .await
         .expect("the body ends");
@@ -545,18 +532,6 @@ fn headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("authorization", HeaderValue::from_static(CREDENTIAL));
     headers
-}
-
-/// Waits (bounded) until `done` holds, polling every 10 ms of (paused) time.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
 }
 
 /// Runs one row: the fault on a fresh stack and fresh upstreams, from `start`, in `mode`.

@@ -12,12 +12,15 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use support::recorder::{Ended, Recorder};
+use support::{
+    alive_tasks, local_table,
+    recorder::{Ended, Recorder},
+    until,
+};
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use wsfirst::{
     Wsfirst,
     core::Route,
-    eligibility::EligibilityTable,
     serve::{ServerConfig, serve},
     websocket::{
         Pool,
@@ -27,24 +30,6 @@ use wsfirst::{
 
 /// A bound on every wait, so that a broken shutdown fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Waits (bounded) until `done` holds.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
-}
 
 /// A gateway served on loopback in this process: the stack, the server task and its stop.
 struct Served {
@@ -56,12 +41,7 @@ struct Served {
 
 async fn start(recorder: &Recorder, kit: &TestUpstream, grace: Duration) -> Served {
     let wsfirst = Wsfirst::builder()
-        .eligibility(
-            EligibilityTable::builder()
-                .allow("local", "responses")
-                .build()
-                .unwrap(),
-        )
+        .eligibility(local_table())
         // The reaper task (which closes expired idle connections) ends at its next tick after
         // the pool is closed: half the idle timeout.
         .pool(
@@ -210,16 +190,8 @@ async fn shutdown_drains_the_stream_closes_every_pooled_websocket_and_leaves_not
     );
     assert_eq!(kit.http_requests(), 0);
 
-    // Nothing left behind: with the stack and the upstreams gone, the runtime is back to its
-    // tasks of before.
-    drop(served);
     drop(pool);
-    drop(recorder);
-    kit.shutdown().await;
-    until("the tasks of the stack end", || {
-        alive_tasks() <= tasks_before
-    })
-    .await;
+    nothing_left(served, recorder, kit, tasks_before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,12 +232,15 @@ async fn a_stream_past_the_grace_period_is_closed_and_its_websocket_too() {
     .await;
     assert_eq!(recorder.ended(), [Ended::Close(None)]);
 
-    drop(served);
     drop(pool);
+    nothing_left(served, recorder, kit, tasks_before).await;
+}
+
+/// Nothing left behind: with the stack and the upstreams gone, the runtime is back to its tasks
+/// of before.
+async fn nothing_left(served: Served, recorder: Recorder, kit: TestUpstream, before: usize) {
+    drop(served);
     drop(recorder);
     kit.shutdown().await;
-    until("the tasks of the stack end", || {
-        alive_tasks() <= tasks_before
-    })
-    .await;
+    until("the tasks of the stack end", || alive_tasks() <= before).await;
 }
