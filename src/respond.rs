@@ -109,7 +109,9 @@ fn classify(error: &(dyn Error + 'static)) -> (StatusCode, &'static str) {
         current = error.source();
     }
     match find_ws_failure(error) {
-        Some(failure) if failure.is_replay_safe() => (StatusCode::BAD_GATEWAY, "websocket_failed"),
+        Some(failure) if failure.phase().is_before_first_event() => {
+            (StatusCode::BAD_GATEWAY, "websocket_failed")
+        }
         Some(_) => (StatusCode::BAD_GATEWAY, "websocket_failed_mid_stream"),
         None => (StatusCode::BAD_GATEWAY, "upstream_failed"),
     }

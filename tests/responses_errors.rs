@@ -1,7 +1,8 @@
 //! The Responses API's error events through the whole stack (Eligibility -> CircuitBreaker ->
 //! Fallback -> WebSocket -> HTTP) against the scriptable upstream on 127.0.0.1: a client error
 //! is answered as the HTTP endpoint would answer it, executed once and never counted; a server
-//! error still falls back; an error after output ends the stream cleanly.
+//! error before output is a failure, never replayed (the upstream had the request); an error
+//! after output ends the stream cleanly.
 
 mod support;
 
@@ -156,7 +157,7 @@ async fn a_rate_limit_reaches_the_client_with_its_retry_after_and_is_not_replaye
 }
 
 #[tokio::test]
-async fn a_server_error_before_output_still_falls_back_and_counts() {
+async fn a_server_error_before_output_is_a_502_never_replayed_and_counts() {
     let upstream = TestUpstream::start().await;
     upstream.set_answer(Answer::text("over http"));
     let (wsfirst, service) = stack(&upstream, TransportMode::Auto);
@@ -167,18 +168,12 @@ async fn a_server_error_before_output_still_falls_back_and_counts() {
             "The server had an error.",
         ));
         let answered = exchange(&service, STREAM).await;
-        assert_eq!(
-            (
-                answered.status,
-                answered.transport.as_str(),
-                answered.reason.as_str()
-            ),
-            (StatusCode::OK, "http", "fallback")
-        );
-        assert_eq!(answered.body, Answer::text("over http").sse());
+        assert_eq!(answered.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(json_of(&answered.body)["error"]["code"], "websocket_failed");
+        // The upstream had the request and may have started on it: executed once, not replayed.
         assert_eq!(
             (upstream.ws_requests(), upstream.http_requests()),
-            (round, round)
+            (round, 0)
         );
     }
     // Three provider failures in a row: pinned.

@@ -197,28 +197,17 @@ async fn hung_upgrade_falls_back_after_the_handshake_timeout() {
 }
 
 #[tokio::test]
-async fn close_before_the_first_event_falls_back() {
+async fn close_before_the_first_event_is_not_replayed_the_upstream_had_the_request() {
     let upstream = TestUpstream::start().await;
     upstream.set_default_ws_script(WsScript::CloseBeforeFirstEvent { code: 1011 });
     let (_wsfirst, service) = service(&upstream, TransportMode::Auto);
-    let response = send(&service, STREAM).await;
-    let served = response.extensions().get::<Served>().unwrap().clone();
-    assert_eq!(served.transport(), Transport::Http);
-    let cause = served.fallback_cause().unwrap();
-    assert_eq!(cause.phase(), Phase::BeforeFirstEvent);
-    assert!(
-        matches!(
-            cause.kind(),
-            FailureKind::Closed {
-                code: Some(1011),
-                ..
-            }
-        ),
-        "{cause}"
-    );
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, Answer::text("hello world").sse());
-    assert_eq!(upstream.http_requests(), 1);
+    let (status, _, _, body) = exchange(&service, STREAM).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "websocket_failed");
+    // Executed upstream once: the WebSocket had the request when it closed.
+    assert_eq!(upstream.ws_requests(), 1);
+    assert_eq!(upstream.http_requests(), 0);
 }
 
 #[tokio::test]
@@ -340,7 +329,7 @@ async fn bytes_are_identical_whichever_transport_served() {
         assert_eq!(over_websocket, over_http, "request {body}");
     }
     // And after a fallback.
-    upstream.set_default_ws_script(WsScript::CloseBeforeFirstEvent { code: 1011 });
+    upstream.set_default_ws_script(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, "down"));
     let (_wsfirst, falling_back) = service(&upstream, TransportMode::Auto);
     let (_, transport, reason, replayed) = exchange(&falling_back, STREAM).await;
     assert_eq!((transport.as_str(), reason.as_str()), ("http", "fallback"));
@@ -350,7 +339,10 @@ async fn bytes_are_identical_whichever_transport_served() {
 #[tokio::test]
 async fn one_mib_body_is_replayed_over_http_byte_identical() {
     let upstream = TestUpstream::start().await;
-    upstream.set_default_ws_script(WsScript::CloseBeforeFirstEvent { code: 1011 });
+    // The upstream refuses the request on each connection without executing it (the connection
+    // limit), so it is sent once more on a fresh connection, then replayed over HTTP.
+    upstream.push_answer(Answer::connection_limit_reached());
+    upstream.push_answer(Answer::connection_limit_reached());
     let (_wsfirst, service) = service(&upstream, TransportMode::Auto);
     let input: String = (0..1024 * 1024)
         .map(|i| char::from(b'a' + (i % 26) as u8))
@@ -367,8 +359,8 @@ async fn one_mib_body_is_replayed_over_http_byte_identical() {
         .collect();
     assert_eq!(http.len(), 1);
     assert_eq!(http[0].body, body.as_bytes());
-    // The WebSocket attempt carried the same request before it failed.
-    assert_eq!(upstream.ws_requests(), 1);
+    // The WebSocket attempts carried the same request before they were refused.
+    assert_eq!(upstream.ws_requests(), 2);
 }
 
 #[tokio::test]

@@ -5,10 +5,12 @@ use std::{error::Error, fmt, sync::Arc, time::Duration};
 use bytes::Bytes;
 use http::StatusCode;
 
+use crate::Delivery;
+
 /// The phase of a WebSocket attempt in which a failure happened.
 ///
-/// Every phase before [`Phase::MidStream`] is *replay-safe*: the upstream cannot have reported
-/// anything it executed, so the request may be sent again over HTTP.
+/// The phase alone does not say whether the request may be sent again: the upstream may have
+/// executed a request whose attempt failed before the first event (see [`Delivery`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Opening the TCP (and TLS) connection, DNS included.
@@ -24,8 +26,9 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Whether the request may be replayed over HTTP after a failure in this phase.
-    pub fn is_replay_safe(self) -> bool {
+    /// Whether nothing of the answer had reached the caller: every phase but
+    /// [`Phase::MidStream`].
+    pub fn is_before_first_event(self) -> bool {
         !matches!(self, Phase::MidStream)
     }
 
@@ -183,7 +186,9 @@ impl FailureKind {
 #[non_exhaustive]
 pub enum ErrorScope {
     /// This connection is finished (too old, over the upstream's connection limit): another
-    /// connection may succeed.
+    /// connection may succeed. Before any event it also says that the upstream refused the
+    /// request without executing it ([`Delivery::Refused`]), so a codec puts an error here only
+    /// when its API says so.
     Connection,
     /// About this request or this client (a rate limit, an invalid request, a response id the
     /// upstream does not know), not the path's health.
@@ -281,11 +286,12 @@ impl fmt::Display for FailureKind {
     }
 }
 
-/// A failed WebSocket attempt: the [`Phase`] it failed in and the [`FailureKind`].
+/// A failed WebSocket attempt: the [`Phase`] it failed in, the [`FailureKind`], and how far
+/// the request got ([`Delivery`], which decides whether it may be sent again).
 ///
 /// It is cheap to clone (the optional underlying error is shared), so it can travel in
 /// [`Intent`](crate::Intent), [`Served`](crate::Served) and breaker snapshots at once. Equality
-/// compares phase and kind only.
+/// compares phase, kind and delivery.
 ///
 /// ```
 /// use http::StatusCode;
@@ -302,11 +308,13 @@ impl fmt::Display for FailureKind {
 pub struct WsFailure {
     phase: Phase,
     kind: FailureKind,
+    delivery: Delivery,
     source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
 impl WsFailure {
-    /// A failure of `kind` in `phase`.
+    /// A failure of `kind` in `phase`; its [`Delivery`] is the phase's
+    /// ([`Delivery::of_phase`]) until [`with_delivery`](Self::with_delivery) says otherwise.
     ///
     /// The body of an upgrade answered 401 or 403 is dropped here, so that no failure (a
     /// breaker's last failure, a log line, the admin JSON, a fallback cause) carries text that
@@ -333,8 +341,20 @@ impl WsFailure {
         Self {
             phase,
             kind,
+            delivery: Delivery::of_phase(phase),
             source: None,
         }
+    }
+
+    /// Says how far the request got, where the phase alone does not tell (a connection found
+    /// closed before the write, a refusal). A [`Phase::MidStream`] failure stays
+    /// [`Delivery::MaybeExecuted`].
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = match self.phase {
+            Phase::MidStream => Delivery::MaybeExecuted,
+            _ => delivery,
+        };
+        self
     }
 
     /// Attaches the underlying error, returned by [`Error::source`].
@@ -343,9 +363,13 @@ impl WsFailure {
         self
     }
 
-    /// The same failure, moved to another phase (for example a handshake failure seen mid-stream).
+    /// The same failure, moved to another phase (for example a handshake failure seen
+    /// mid-stream). Moved to a phase after the write, it may have been executed.
     pub fn in_phase(mut self, phase: Phase) -> Self {
         self.phase = phase;
+        if Delivery::of_phase(phase) == Delivery::MaybeExecuted {
+            self.delivery = Delivery::MaybeExecuted;
+        }
         self
     }
 
@@ -359,15 +383,22 @@ impl WsFailure {
         &self.kind
     }
 
-    /// Whether the request may be replayed over HTTP: nothing the upstream executed was reported.
+    /// How far the request got before the attempt failed.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// Whether the request may be sent again (over HTTP, or on another WebSocket connection):
+    /// the upstream provably did not execute it ([`Delivery::is_unexecuted`]). Which of those
+    /// failures a route does send again is its [`Replay`](crate::Replay) setting.
     pub fn is_replay_safe(&self) -> bool {
-        self.phase.is_replay_safe()
+        self.delivery.is_unexecuted()
     }
 }
 
 impl PartialEq for WsFailure {
     fn eq(&self, other: &Self) -> bool {
-        self.phase == other.phase && self.kind == other.kind
+        self.phase == other.phase && self.kind == other.kind && self.delivery == other.delivery
     }
 }
 
@@ -376,7 +407,10 @@ impl Eq for WsFailure {}
 impl fmt::Debug for WsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("WsFailure");
-        debug.field("phase", &self.phase).field("kind", &self.kind);
+        debug
+            .field("phase", &self.phase)
+            .field("kind", &self.kind)
+            .field("delivery", &self.delivery);
         if let Some(source) = &self.source {
             debug.field("source", &format_args!("{source}"));
         }
@@ -410,16 +444,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_mid_stream_is_unsafe_to_replay() {
-        for phase in [
-            Phase::Connect,
-            Phase::Handshake,
-            Phase::Send,
-            Phase::BeforeFirstEvent,
-        ] {
-            assert!(phase.is_replay_safe(), "{phase:?}");
+    fn only_a_failure_before_the_write_is_safe_to_send_again_by_default() {
+        for phase in [Phase::Connect, Phase::Handshake, Phase::Send] {
+            let failure = WsFailure::new(phase, FailureKind::Local("x".into()));
+            assert!(failure.is_replay_safe(), "{phase:?}");
+            assert!(phase.is_before_first_event(), "{phase:?}");
         }
-        assert!(!Phase::MidStream.is_replay_safe());
+        let closed = FailureKind::Closed {
+            code: Some(1001),
+            reason: String::new(),
+        };
+        for phase in [Phase::BeforeFirstEvent, Phase::MidStream] {
+            let failure = WsFailure::new(phase, closed.clone());
+            assert!(!failure.is_replay_safe(), "{phase:?}");
+        }
+        assert!(!Phase::MidStream.is_before_first_event());
+        // The layer that knows better says so, and equality sees it.
+        let refused =
+            WsFailure::new(Phase::BeforeFirstEvent, closed).with_delivery(Delivery::Refused);
+        assert!(refused.is_replay_safe());
+        assert_ne!(refused.clone().in_phase(Phase::MidStream), refused);
+        assert!(!refused.in_phase(Phase::MidStream).is_replay_safe());
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! No layer talks to another through globals. A request carries a [`Route`] (who it is for) and an
 //! [`Intent`] (the transport chosen so far and why); a response carries [`Served`] (which transport
 //! served it, and the fallback cause if any); a failed WebSocket attempt is a [`WsFailure`] with the
-//! [`Phase`] it happened in (which decides whether a replay is safe) and its [`FailureKind`] (which
-//! decides how much it counts against the provider).
+//! [`Phase`] it happened in, its [`FailureKind`] (which decides how much it counts against the
+//! provider) and its [`Delivery`] (how far the request got, which decides, with the route's
+//! [`Replay`] setting, whether it may be sent again: only when the upstream provably did not
+//! execute it).
 //!
 //! Nothing here shows a secret: credentials are known by a keyed [`Fingerprint`] (see
 //! [`FingerprintKey`]), URLs are shown without userinfo or query string ([`redact`]), and an
@@ -51,6 +53,7 @@ pub mod headers;
 mod intent;
 pub mod limits;
 pub mod redact;
+mod resend;
 mod route;
 mod served;
 
@@ -59,6 +62,7 @@ pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};
 pub use intent::{HttpReason, Ineligible, Intent};
+pub use resend::{Delivery, Replay};
 pub use route::{Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
 

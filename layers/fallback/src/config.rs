@@ -23,65 +23,16 @@
 
 use std::time::Duration;
 
-use wsfirst_core::{MAX_DURATION, WsFailure, limits::DEFAULT_MAX_MESSAGE_SIZE};
+use wsfirst_core::{MAX_DURATION, Replay, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
 use crate::ConfigError;
-
-/// Which WebSocket failures the fallback layer replays over HTTP.
-///
-/// ```
-/// use std::time::Duration;
-/// use wsfirst_core::{FailureKind, Phase, WsFailure};
-/// use wsfirst_fallback::Replay;
-///
-/// let closed = WsFailure::new(
-///     Phase::BeforeFirstEvent,
-///     FailureKind::Closed { code: Some(1011), reason: String::new() },
-/// );
-/// assert!(Replay::BeforeFirstEvent.allows(&closed));
-/// assert!(!Replay::ConnectOnly.allows(&closed));
-///
-/// let timeout = WsFailure::new(Phase::Connect, FailureKind::Timeout(Duration::from_secs(5)));
-/// assert!(Replay::ConnectOnly.allows(&timeout));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Replay {
-    /// Replay after any replay-safe failure ([`WsFailure::is_replay_safe`]): connect,
-    /// handshake, send, or waiting for the first event. The default.
-    #[default]
-    BeforeFirstEvent,
-    /// Replay only when the connection could not be set up (connect or handshake): the request's
-    /// messages were never sent.
-    ConnectOnly,
-}
-
-impl Replay {
-    /// Whether a request whose WebSocket attempt failed with `failure` is replayed over HTTP.
-    ///
-    /// A [`Phase::MidStream`](wsfirst_core::Phase::MidStream) failure is never replayed.
-    pub fn allows(self, failure: &WsFailure) -> bool {
-        match self {
-            Replay::BeforeFirstEvent => failure.is_replay_safe(),
-            Replay::ConnectOnly => failure.phase().is_connection_setup(),
-        }
-    }
-
-    /// `"before_first_event"` or `"connect_only"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Replay::BeforeFirstEvent => "before_first_event",
-            Replay::ConnectOnly => "connect_only",
-        }
-    }
-}
 
 /// The fallback layer's settings, built with [`FallbackConfig::builder`].
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`body_limit`](FallbackConfigBuilder::body_limit) | [`DEFAULT_MAX_MESSAGE_SIZE`] (16 MiB) | the largest request body buffered for a replay |
-/// | [`replay`](FallbackConfigBuilder::replay) | [`Replay::BeforeFirstEvent`] | which failures are replayed |
+/// | [`replay`](FallbackConfigBuilder::replay) | [`Replay::BeforeFirstEvent`] | which failures are sent again, over HTTP here and on a fresh WebSocket by the WebSocket layer |
 /// | [`warn_interval`](FallbackConfigBuilder::warn_interval) | 60 s | at most one WARN per breaker key per interval; `None` never warns |
 ///
 /// The body limit is one of the stack's three size limits; [`wsfirst_core::limits`] says what
@@ -171,7 +122,10 @@ impl FallbackConfigBuilder {
         self
     }
 
-    /// Which failures are replayed (default [`Replay::BeforeFirstEvent`]).
+    /// Which failures are sent again (default [`Replay::BeforeFirstEvent`]): replayed over HTTP
+    /// by this layer, and sent on a fresh connection by the WebSocket layer, which finds the
+    /// setting in the request's extensions (this layer puts it there). This is the one place
+    /// the setting is made.
     pub const fn replay(mut self, replay: Replay) -> Self {
         self.config.replay = replay;
         self

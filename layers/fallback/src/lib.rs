@@ -9,11 +9,17 @@
 //! stack again with the identical request and `Intent::Http(HttpReason::Fallback(failure))`. The
 //! response then carries [`Served::fallback`](wsfirst_core::Served::fallback).
 //!
-//! - Replay-safe means the upstream cannot have reported anything it executed: a failure before
-//!   the first event ([`Replay::BeforeFirstEvent`], the default) or, stricter, while connecting
-//!   ([`Replay::ConnectOnly`]). A [`Phase::MidStream`](wsfirst_core::Phase::MidStream) failure is
-//!   never replayed, nor is anything after the inner future answered: the request is executed
-//!   upstream at most once.
+//! - A request is replayed only when the upstream provably did not execute it: the
+//!   [`WsFailure`](wsfirst_core::WsFailure)'s [`Delivery`](wsfirst_core::Delivery) says how far
+//!   it got, and the [`Replay`] setting which of those are replayed:
+//!   [`Replay::BeforeFirstEvent`] (the default) replays a request that was not sent, not sent in
+//!   full, or refused by the upstream; [`Replay::ConnectOnly`] only one of which nothing was
+//!   written. A failure after the request was written (a close, a first-event timeout, an error
+//!   event that does not say "refused") and anything after the inner future answered is never
+//!   replayed: the request is executed upstream at most once.
+//! - The setting has one owner, this layer's [`FallbackConfig`]: the layer puts it in the
+//!   extensions of every WebSocket-intended request it passes on, where the WebSocket layer reads
+//!   it to decide whether it may send the request again on a fresh connection.
 //! - Strict `websocket` mode and `Http` intents pass through, body untouched: failures reach the
 //!   caller.
 //! - A body is never truncated. It is read with [`http_body_util::Limited`] and
@@ -99,10 +105,13 @@ mod service;
 mod warn;
 
 pub use body::ReplayBody;
-pub use config::{FallbackConfig, FallbackConfigBuilder, Replay};
+pub use config::{FallbackConfig, FallbackConfigBuilder};
 pub use error::{BodyTooLarge, ConfigError, HttpAfterWebSocket, ReadBodyError};
 pub use layer::FallbackLayer;
 pub use service::Fallback;
+/// Which failures are sent again; defined in `wsfirst-core` so that the WebSocket layer reads the
+/// same setting (see [`FallbackConfigBuilder::replay`]).
+pub use wsfirst_core::Replay;
 
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,8 @@ use crate::{
 /// 1. buffers the body (up to [`FallbackConfig::body_limit`]); a body declared larger goes to
 ///    the inner service at once with
 ///    `Intent::Http(HttpReason::Ineligible(Ineligible::BodyNotReplayable { .. }))`;
-/// 2. calls the inner service with the request as it came (intent `WebSocket`);
+/// 2. calls the inner service with the request as it came (intent `WebSocket`), plus the
+///    [`Replay`](crate::Replay) setting in its extensions, for the WebSocket layer;
 /// 3. if that fails with a [`WsFailure`](wsfirst_core::WsFailure) that the
 ///    [`Replay`](crate::Replay) setting allows, waits for the inner service to be ready again and
 ///    calls it with the identical request (method, URI, version, headers, extensions, body bytes
@@ -36,8 +37,9 @@ use crate::{
 ///    stamps [`Served::fallback`](wsfirst_core::Served::fallback) on the response.
 ///
 /// Every other request (intent `Http`, strict `websocket` mode) goes to the inner service with
-/// its body streamed through untouched ([`ReplayBody::streaming`]), and so does every error: a
-/// failure that is not replay-safe (such as
+/// its body streamed through untouched ([`ReplayBody::streaming`]; a strict-mode request gets the
+/// `Replay` extension too), and so does every error: a failure that the setting does not allow
+/// (one the upstream may have executed, such as
 /// [`Phase::MidStream`](wsfirst_core::Phase::MidStream)) reaches the caller unchanged. Once the
 /// inner future has answered with a response nothing is replayed: an error in the response body
 /// flows through to the caller.
@@ -107,13 +109,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let extensions = request.extensions();
-        match extensions.get::<Intent>() {
+        match request.extensions().get::<Intent>() {
             None => return ResponseFuture::error(MissingExtension::INTENT.into()),
             Some(Intent::Http(_)) => return self.pass_through(request),
             Some(Intent::WebSocket) => {}
         }
-        let Some(route) = extensions.get::<Route>() else {
+        // The WebSocket layer sends the request again on a fresh connection only as far as
+        // this setting allows (strict mode included).
+        request.extensions_mut().insert(self.config.replay());
+        let Some(route) = request.extensions().get::<Route>() else {
             return ResponseFuture::error(MissingExtension::ROUTE.into());
         };
         if route.mode() != TransportMode::Auto {

@@ -47,7 +47,7 @@ async fn fall_back_once(service: &mut Svc, handle: &mut Handle<Req, Res>, target
     request.extensions_mut().insert(target);
     assert!(service.poll_ready().is_ready());
     let response = tokio::spawn(service.call(request));
-    let (_, reply) = handle.next_request().await.unwrap();
+    let (_, reply) = next(handle).await;
     reply.send_error(WsFailure::new(
         Phase::Handshake,
         FailureKind::UpgradeStatus {
@@ -55,9 +55,25 @@ async fn fall_back_once(service: &mut Svc, handle: &mut Handle<Req, Res>, target
             body: Bytes::from_static(b"oops"),
         },
     ));
-    let (_, reply) = handle.next_request().await.unwrap();
+    let (_, reply) = next(handle).await;
     reply.send_response(Response::new("http"));
-    response.await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, response)
+        .await
+        .expect("the fallback layer answers")
+        .unwrap()
+        .unwrap();
+}
+
+/// How long the test waits for the layer or the mock (paused time: a stuck layer fails the test
+/// at once instead of hanging it).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The next request of the inner service (the mock), waited for at most [`WAIT`].
+async fn next(handle: &mut Handle<Req, Res>) -> (Req, tower_test::mock::SendResponse<Res>) {
+    tokio::time::timeout(WAIT, handle.next_request())
+        .await
+        .expect("a request to the inner service did not come: the layer is stuck")
+        .expect("the inner service is gone")
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,13 +8,15 @@ use http::{HeaderMap, Response, Uri, header::CONTENT_TYPE};
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
-use wsfirst_core::{BoxError, ErrorScope, FailureKind, Phase, Route, Served, WsFailure};
+use wsfirst_core::{
+    BoxError, Delivery, ErrorScope, FailureKind, Phase, Replay, Route, Served, WsFailure,
+};
 
 use crate::{
     Codec, Decoded, Exchange, Pool, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
-    metrics::{record_failure, record_rejection},
+    metrics::{Resend, record_failure, record_rejection, record_resend},
     pool::{PoolKey, pooled::Pooled},
     read::read,
 };
@@ -23,8 +25,7 @@ use crate::{
 enum Exchanged {
     /// The first event arrived (and for a non-streaming answer, the whole answer).
     Done(Response<WsBody>),
-    /// The upstream said "this connection, not the endpoint": try once more on a fresh one.
-    Retry(WsFailure),
+    /// It failed; the failure says how far the request got ([`WsFailure::delivery`]).
     Failed(WsFailure),
 }
 
@@ -98,14 +99,16 @@ async fn run(
     // Asked before `encode` takes the body: the response this request continues, if any.
     let continues = config.codec().continues(&parts, &body);
     let encoded = config.codec().encode(&parts, body).map_err(|error| {
-        WsFailure::new(Phase::Send, FailureKind::Local(error.to_string())).with_source(error)
+        WsFailure::new(Phase::Send, FailureKind::Local(error.to_string()))
+            .with_delivery(Delivery::Unsent)
+            .with_source(error)
     })?;
     let (messages, content_type, streaming) = encoded.into_parts();
     if let Some(size) = messages.iter().map(Message::len).find(|size| *size > limit) {
-        return Err(Box::new(WsFailure::new(
-            Phase::Send,
-            FailureKind::TooLarge { size, limit },
-        )));
+        return Err(Box::new(
+            WsFailure::new(Phase::Send, FailureKind::TooLarge { size, limit })
+                .with_delivery(Delivery::Unsent),
+        ));
     }
 
     let handshake: HeaderMap = connector::handshake_headers(&config, &parts.headers);
@@ -126,64 +129,65 @@ async fn run(
         started,
     };
 
-    let mut fresh = false;
-    let mut replaced_dead = false;
-    let mut retried_code = false;
+    // The route's setting, put there by the fallback layer (the one owner of the setting).
+    let replay = parts
+        .extensions
+        .get::<Replay>()
+        .copied()
+        .unwrap_or_default();
+    // Once sent again, always on a fresh connection, and never a second time.
+    let mut resent = false;
     loop {
         let conn = pool
             .checkout(
                 &key,
                 continues.as_deref(),
-                fresh,
+                resent,
                 config.handshake_timeout(),
                 || connector::connect(&url, &handshake, &config),
             )
             .await?;
         let reused = conn.reused();
         tracing::Span::current().record("reused", reused);
-        match exchange(&job, conn).await {
-            Exchanged::Done(response) => {
-                return Ok(response);
+        let failure = match exchange(&job, conn).await {
+            Exchanged::Done(response) => return Ok(response),
+            Exchanged::Failed(failure) => failure,
+        };
+        match resend_reason(&failure, reused) {
+            Some(reason) if !resent && replay.allows(&failure) => {
+                record_resend(reason, &failure);
+                resent = true;
             }
-            Exchanged::Retry(failure) if !retried_code => {
-                tracing::debug!(error = %failure, "retrying once on a fresh websocket connection");
-                retried_code = true;
-                fresh = true;
-            }
-            Exchanged::Retry(failure) => return Err(Box::new(failure)),
-            Exchanged::Failed(failure) if reused && !replaced_dead && connection_gone(&failure) => {
-                // The pooled connection died under us (the upstream closed it while idle, or
-                // is going away): replace it once without counting a failure.
-                tracing::debug!(error = %failure, "pooled websocket connection was dead, replacing it");
-                replaced_dead = true;
-                fresh = true;
-            }
-            Exchanged::Failed(failure) => return Err(Box::new(failure)),
+            _ => return Err(Box::new(failure)),
         }
     }
 }
 
-/// The close codes with which an upstream says "this connection is going away, open another"
-/// rather than "this request failed" (RFC 6455, section 7.4.1): 1001 going away, 1011 internal
-/// error, 1012 service restart, 1013 try again later. The official Python SDK reconnects after
-/// them (`_RECOVERABLE_CLOSE_CODES` in `src/openai/types/websocket_reconnection.py`).
-const GONE_CLOSE_CODES: [u16; 4] = [1001, 1011, 1012, 1013];
-
-/// Whether a failure of a reused connection means that the connection is gone, not that the
-/// provider is failing: an I/O error, a close without a code, or a close with one of the
-/// [`GONE_CLOSE_CODES`], while sending the request or before its first event. The connection
-/// produced nothing for this request, so it is replaced once, and the failure is not counted.
-/// (The client cannot see whether the close left the upstream before the request arrived; a
-/// second such failure, on the fresh connection, is the provider's.)
-fn connection_gone(failure: &WsFailure) -> bool {
-    matches!(failure.phase(), Phase::Send | Phase::BeforeFirstEvent)
-        && match failure.kind() {
-            FailureKind::Closed { code: None, .. } | FailureKind::Io { .. } => true,
-            FailureKind::Closed {
-                code: Some(code), ..
-            } => GONE_CLOSE_CODES.contains(code),
-            _ => false,
-        }
+/// Why a failed exchange may be tried once more on a fresh connection, if it may: the upstream
+/// provably did not execute the request (see the crate docs, "When a request is sent again"),
+/// and the failure says nothing about the endpoint, only about this connection.
+///
+/// - A reused connection found closed right before the write ([`Delivery::Unsent`]): the
+///   upstream closed it while it was idle.
+/// - A reused connection whose write failed before the message was complete
+///   ([`Delivery::Incomplete`]): it died while idle, and the upstream never got the whole
+///   message.
+/// - A refusal of the request on this connection ([`Delivery::Refused`], an error event of
+///   [`ErrorScope::Connection`], on any connection): for the Responses API the connection limit,
+///   which the API answers with status 400 (the request was rejected, not executed) and "open a
+///   new connection" (`responses::CONNECTION_SCOPED_CODES`).
+///
+/// The same failures of a fresh connection (other than a refusal) are the endpoint's: they go
+/// to the caller, and the fallback layer may replay them over HTTP. Anything after our message
+/// was written ([`Delivery::MaybeExecuted`]: a close with any code, an end of stream, a timeout,
+/// another error event) is never sent again.
+fn resend_reason(failure: &WsFailure, reused: bool) -> Option<Resend> {
+    match failure.delivery() {
+        Delivery::Unsent if reused => Some(Resend::ClosedBeforeWrite),
+        Delivery::Incomplete if reused => Some(Resend::WriteFailed),
+        Delivery::Refused => Some(Resend::Refused),
+        _ => None,
+    }
 }
 
 /// Sends the request on `conn` and reads up to the first event (a streaming answer) or the end
@@ -192,21 +196,36 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
     // The first-event deadline covers the send too: an upstream that stops reading (or a
     // silently dead pooled connection) would otherwise hold a large write until TCP gives up.
     let mut deadline = Instant::now() + job.first_event_timeout;
+    // The upstream's close (or end of stream) already there: nothing is written on it.
+    if let Some(failure) = conn.closed_before_write() {
+        return Exchanged::Failed(failure);
+    }
+    // How many messages went into the socket's buffer in full. A failure while writing leaves
+    // the request incomplete (nothing an upstream acts on) unless an earlier message of several
+    // may have reached it in full.
+    let mut fed = 0;
     let stream = conn.stream();
     let send = async {
         for message in &job.messages {
             stream.feed(message.clone()).await?;
+            fed += 1;
         }
         stream.flush().await
     };
-    match timeout_at(deadline, send).await {
+    let sent = timeout_at(deadline, send).await;
+    let delivery = if fed == 0 || job.messages.len() == 1 {
+        Delivery::Incomplete
+    } else {
+        Delivery::MaybeExecuted
+    };
+    match sent {
         Err(_) => {
-            return Exchanged::Failed(WsFailure::new(
-                Phase::Send,
-                FailureKind::Timeout(job.first_event_timeout),
-            ));
+            let kind = FailureKind::Timeout(job.first_event_timeout);
+            return Exchanged::Failed(WsFailure::new(Phase::Send, kind).with_delivery(delivery));
         }
-        Ok(Err(error)) => return Exchanged::Failed(map_error(Phase::Send, error)),
+        Ok(Err(error)) => {
+            return Exchanged::Failed(map_error(Phase::Send, error).with_delivery(delivery));
+        }
         Ok(Ok(())) => {}
     }
     let sent = Instant::now();
@@ -257,11 +276,12 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                         scope,
                     },
                 );
-                return if scope == ErrorScope::Connection {
-                    Exchanged::Retry(failure)
+                // Only the codec knows the API's word for "refused, not executed".
+                return Exchanged::Failed(if scope == ErrorScope::Connection {
+                    failure.with_delivery(Delivery::Refused)
                 } else {
-                    Exchanged::Failed(failure)
-                };
+                    failure
+                });
             }
             Decoded::Error {
                 code,
@@ -363,5 +383,61 @@ fn concat(frames: Vec<Bytes>) -> Option<Bytes> {
         0 => None,
         1 => frames.into_iter().next(),
         _ => Some(Bytes::from(frames.concat())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(phase: Phase, delivery: Delivery) -> WsFailure {
+        WsFailure::new(phase, FailureKind::Local("x".into())).with_delivery(delivery)
+    }
+
+    #[test]
+    fn only_a_reused_connection_or_a_refusal_is_worth_a_fresh_connection() {
+        let table = [
+            (
+                Phase::Send,
+                Delivery::Unsent,
+                true,
+                Some(Resend::ClosedBeforeWrite),
+            ),
+            (Phase::Send, Delivery::Unsent, false, None),
+            (
+                Phase::Send,
+                Delivery::Incomplete,
+                true,
+                Some(Resend::WriteFailed),
+            ),
+            (Phase::Send, Delivery::Incomplete, false, None),
+            (
+                Phase::BeforeFirstEvent,
+                Delivery::Refused,
+                true,
+                Some(Resend::Refused),
+            ),
+            (
+                Phase::BeforeFirstEvent,
+                Delivery::Refused,
+                false,
+                Some(Resend::Refused),
+            ),
+            (Phase::BeforeFirstEvent, Delivery::MaybeExecuted, true, None),
+            (
+                Phase::BeforeFirstEvent,
+                Delivery::MaybeExecuted,
+                false,
+                None,
+            ),
+            (Phase::MidStream, Delivery::MaybeExecuted, true, None),
+        ];
+        for (phase, delivery, reused, reason) in table {
+            assert_eq!(
+                resend_reason(&failed(phase, delivery), reused),
+                reason,
+                "{phase:?} {delivery:?} reused: {reused}"
+            );
+        }
     }
 }

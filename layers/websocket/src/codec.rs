@@ -246,7 +246,7 @@ impl Exchange {
 /// |---|---|---|
 /// | [`End`](Decoded::End) | the response (a non-streaming answer: its whole body) | the body's last frame, then a clean end |
 /// | [`Reject`](Decoded::Reject) | a response with the upstream's own status, headers and body; never replayed, a success for the breaker | not allowed: a `Protocol` failure |
-/// | [`Error`](Decoded::Error) | a replay-safe failure (a [`Connection`](ErrorScope::Connection) error is first retried once on a fresh connection) | its frame, then a clean end; without a frame, the body ends with a mid-stream failure |
+/// | [`Error`](Decoded::Error) | a failure, not sent again, except a [`Connection`](ErrorScope::Connection) error: a refusal, sent again once on a fresh connection, then replayable | its frame, then a clean end; without a frame, the body ends with a mid-stream failure |
 ///
 /// A non-streaming answer's response is built at its end, so everything it decodes is "before
 /// the response is built" (but after its first event, an [`Error`](Decoded::Error) is a
@@ -281,7 +281,9 @@ pub enum Decoded {
         /// The response's whole body.
         body: Bytes,
     },
-    /// The upstream reported an error. Before any event this fails the attempt (replay-safe);
+    /// The upstream reported an error. Before any event this fails the attempt (sent again only
+    /// when its scope is [`Connection`](ErrorScope::Connection), see the crate docs, "When a
+    /// request is sent again");
     /// after, the frame (the error in the answer's own format, such as an SSE `error` event) is
     /// forwarded and the body ends cleanly, as the HTTP endpoint's stream would; without a
     /// frame the body ends with a mid-stream failure. The connection is not reused.
@@ -293,7 +295,9 @@ pub enum Decoded {
         /// The error's message.
         message: String,
         /// What the error is about: a [`Connection`](ErrorScope::Connection) error before any
-        /// event is retried once on a fresh connection; the breaker counts only
+        /// event says the upstream refused the request on this connection without executing it
+        /// (so use it only where the API says so), and it is sent again once on a fresh
+        /// connection; the breaker counts only
         /// [`Provider`](ErrorScope::Provider) errors.
         scope: ErrorScope,
     },

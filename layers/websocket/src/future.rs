@@ -17,7 +17,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited, combinators::Collect};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 use wsfirst_core::{
-    BoxError, FailureKind, HttpReason, Ineligible, Intent, Phase, Route, Served, WsFailure,
+    BoxError, Delivery, FailureKind, HttpReason, Ineligible, Intent, Phase, Route, Served,
+    WsFailure,
 };
 
 use crate::{
@@ -262,7 +263,8 @@ fn read_failed<S>(error: BoxError, next: &Next<S>) -> BoxError {
                     .max(limit + 1),
                 limit,
             },
-        );
+        )
+        .with_delivery(Delivery::Unsent);
         record_failure(&failure);
         Box::new(failure)
     } else {

@@ -7,8 +7,8 @@
 //! [`Pool`] to the route's WebSocket URL, and its answer comes back as the same response body
 //! the HTTP path would have produced, stamped with [`Served`](wsfirst_core::Served). The
 //! service's future resolves once the upstream's first event has arrived, so a failure before
-//! it is an `Err` with a replay-safe [`WsFailure`](wsfirst_core::WsFailure), and one after it
-//! ends the body with a `MidStream` failure.
+//! it is an `Err` with a [`WsFailure`](wsfirst_core::WsFailure) that says how far the request
+//! got, and one after it ends the body with a `MidStream` failure.
 //!
 //! # Example
 //!
@@ -79,6 +79,32 @@
 //! # }
 //! ```
 //!
+//! # When a request is sent again
+//!
+//! The rule, for this layer and the fallback layer alike: a request is sent again (on a fresh
+//! WebSocket connection here, over HTTP by the fallback layer) only when the upstream provably
+//! did not execute it, at most once here, and only as far as the route's
+//! [`Replay`](wsfirst_core::Replay) setting allows. The setting belongs to the fallback layer's
+//! configuration, which puts it in the extensions of each WebSocket-intended request; this
+//! layer reads it there (a request without it follows the default,
+//! [`Replay::BeforeFirstEvent`](wsfirst_core::Replay::BeforeFirstEvent)).
+//!
+//! What the failure says ([`Delivery`](wsfirst_core::Delivery)) and what happens:
+//!
+//! | how far the request got | sent again on a fresh connection | replayed over HTTP |
+//! |---|---|---|
+//! | `Unsent`: connect or handshake failed, or a reused connection was found closed right before the write (checked without waiting) | a reused connection: yes, under either setting | yes, under either setting |
+//! | `Incomplete`: the write failed or timed out before the message was complete | a reused connection: under `BeforeFirstEvent` | under `BeforeFirstEvent` |
+//! | `Refused`: an error event of [`ErrorScope::Connection`](wsfirst_core::ErrorScope::Connection) before any event (see [`responses`], "Which errors say not executed") | under `BeforeFirstEvent` | under `BeforeFirstEvent` |
+//! | `MaybeExecuted`: anything after the write (a close with any code, 1001 included, an end of stream, a first-event timeout, another error event, a broken event), and every mid-stream failure | never | never |
+//!
+//! A fresh connection's `Unsent` or `Incomplete` failure is the endpoint's, so it is not tried
+//! on another WebSocket connection (the fallback layer may still replay it over HTTP). A request
+//! is sent again here at most once, always on a newly opened connection, and each time is
+//! counted in `wsfirst_ws_resends_total{reason}` (`closed_before_write`, `write_failed`,
+//! `refused`); the fallback layer counts its replays in `wsfirst_fallbacks_total`. A connection
+//! on which anything failed is never returned to the pool.
+//!
 //! # Settings that are shared
 //!
 //! - [`tls::ClientTls`]: one rustls configuration (webpki, platform and extra roots) built once
@@ -100,8 +126,10 @@
 //!
 //! `wsfirst_ws_handshake_seconds` and `wsfirst_ws_first_event_seconds` (histograms),
 //! `wsfirst_ws_pool_connections{state="idle"|"in_use"}` (gauge) and
-//! `wsfirst_ws_failures_total{phase,kind}`, `wsfirst_ws_error_answers_total{answer,status}` (an
-//! upstream error event passed to the client as the HTTP endpoint's answer) and
+//! `wsfirst_ws_failures_total{phase,kind}`, `wsfirst_ws_resends_total{reason}` (a request sent
+//! again on a fresh connection, see "When a request is sent again"),
+//! `wsfirst_ws_error_answers_total{answer,status}` (an upstream error event passed to the client
+//! as the HTTP endpoint's answer) and
 //! `wsfirst_ws_ineligible_total{provider,api,reason,field}` (counters). Each attempt runs in a
 //! `websocket_attempt` tracing span.
 //!

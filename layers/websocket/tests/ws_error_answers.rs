@@ -1,7 +1,8 @@
 //! The Responses API's own signals at the layer level: error events with a client-error status
-//! are answers (never failures), server errors are replay-safe failures, errors after output
-//! end the stream the way the HTTP endpoint's stream ends; a reused connection that the
-//! upstream closes as "going away" is replaced once; the route's beta flags are added to the
+//! are answers (never failures), server errors are failures that are not sent again (the
+//! upstream may have started on the request), errors after output end the stream the way the
+//! HTTP endpoint's stream ends; a reused connection that the upstream closes as "going away"
+//! with our request in hand is not sent again; the route's beta flags are added to the
 //! client's; an answer may be silent for minutes.
 #![cfg(feature = "testing")]
 
@@ -156,7 +157,7 @@ async fn a_rate_limit_is_answered_429_with_its_retry_and_rate_limit_headers() {
 }
 
 #[tokio::test]
-async fn a_server_error_before_output_is_still_a_replay_safe_failure_of_the_provider() {
+async fn a_server_error_before_output_is_a_failure_of_the_provider_never_sent_again() {
     for status in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY] {
         let upstream = TestUpstream::start().await;
         upstream.set_answer(Answer::error(
@@ -167,7 +168,8 @@ async fn a_server_error_before_output_is_still_a_replay_safe_failure_of_the_prov
         let (mut service, http_calls) = service(config(), &Pool::new());
         let failure = failure_of(call(&mut service, request(&route(&upstream), true)).await);
         assert_eq!(failure.phase(), Phase::BeforeFirstEvent);
-        assert!(failure.is_replay_safe());
+        // The upstream may have started on it: neither this layer nor a fallback sends it again.
+        assert!(!failure.is_replay_safe());
         assert_eq!(
             failure.kind(),
             &FailureKind::UpstreamError {
@@ -176,7 +178,7 @@ async fn a_server_error_before_output_is_still_a_replay_safe_failure_of_the_prov
                 scope: ErrorScope::Provider,
             }
         );
-        // Not retried on another connection: the fallback decides.
+        // Not retried on another connection.
         assert_eq!((upstream.ws_requests(), upstream.handshakes()), (1, 1));
         assert_eq!(http_calls.load(Ordering::SeqCst), 0);
     }
@@ -270,7 +272,7 @@ async fn an_error_after_a_non_streaming_answers_first_event_is_the_http_endpoint
 
 /// An upstream on 127.0.0.1 whose first connection answers its first request with `answer`
 /// and closes with `code` when the second request arrives, and whose other connections answer
-/// every request: the shape of a server going away while a pooled connection was idle.
+/// every request: the shape of a server going away with a request in hand.
 /// Returns the URL and a counter of accepted connections.
 async fn going_away_upstream(
     answer: Answer,
@@ -320,24 +322,37 @@ async fn going_away_upstream(
 }
 
 #[tokio::test]
-async fn a_reused_connection_closed_as_going_away_before_any_event_is_replaced_once() {
+async fn a_reused_connection_closed_as_going_away_after_the_write_is_not_sent_again() {
     for code in [1001, 1011, 1012, 1013] {
         let answer = Answer::text("hello world");
         let (url, accepted) = going_away_upstream(answer.clone(), code).await;
         let (mut service, http_calls) = service(config(), &Pool::new());
         let route = route_to(&url);
-        for _ in 0..2 {
-            let response = call(&mut service, request(&route, false))
-                .await
-                .unwrap_or_else(|error| panic!("{code}: {error}"));
-            let (bytes, error) = read_body(response.into_body()).await;
-            assert!(error.is_none());
-            assert_eq!(
-                String::from_utf8(bytes).unwrap(),
-                answer.final_json().unwrap()
-            );
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 2, "{code}");
+        let response = call(&mut service, request(&route, false))
+            .await
+            .unwrap_or_else(|error| panic!("{code}: {error}"));
+        let (bytes, error) = read_body(response.into_body()).await;
+        assert!(error.is_none());
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            answer.final_json().unwrap()
+        );
+        // The upstream closes with the second request in hand: it may have executed it.
+        let failure = failure_of(call(&mut service, request(&route, false)).await);
+        assert_eq!(failure.phase(), Phase::BeforeFirstEvent, "{code}");
+        assert_eq!(
+            failure.kind(),
+            &FailureKind::Closed {
+                code: Some(code),
+                reason: "going away".into()
+            }
+        );
+        assert!(!failure.is_replay_safe(), "{code}");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "{code}: no fresh connection"
+        );
         assert_eq!(http_calls.load(Ordering::SeqCst), 0);
     }
 }

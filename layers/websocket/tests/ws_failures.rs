@@ -114,7 +114,9 @@ async fn close_before_the_first_event_keeps_the_close_code() {
         ),
         "{failure:?}"
     );
-    assert!(failure.is_replay_safe());
+    // Our request was written: the upstream may have executed it.
+    assert!(!failure.is_replay_safe());
+    assert_eq!(failure.delivery(), wsfirst_core::Delivery::MaybeExecuted);
 }
 
 #[tokio::test]
@@ -432,6 +434,8 @@ async fn upstream_that_stops_reading_is_a_send_timeout() {
         failure.kind(),
         &FailureKind::Timeout(Duration::from_secs(30))
     );
+    // The message never went out in full: the upstream cannot have acted on it.
+    assert_eq!(failure.delivery(), wsfirst_core::Delivery::Incomplete);
     assert!(failure.is_replay_safe());
     assert_eq!(http_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

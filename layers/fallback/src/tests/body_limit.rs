@@ -4,7 +4,7 @@ use http_body_util::{Full, LengthLimitError, Limited};
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn declared_oversize_body_goes_straight_to_http() {
     let (mut service, mut handle) = spawn(limited(4));
     let response = send(
@@ -15,7 +15,7 @@ async fn declared_oversize_body_goes_straight_to_http() {
             TransportMode::Auto,
         ),
     );
-    let (http, reply) = handle.next_request().await.unwrap();
+    let (http, reply) = next(&mut handle).await;
     assert_eq!(
         http.extensions().get::<Intent>(),
         Some(&Intent::Http(HttpReason::Ineligible(
@@ -35,7 +35,7 @@ async fn declared_oversize_body_goes_straight_to_http() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn content_length_over_the_limit_goes_straight_to_http() {
     let (mut service, mut handle) = spawn(limited(4));
     let mut request = request(
@@ -47,7 +47,7 @@ async fn content_length_over_the_limit_goes_straight_to_http() {
         .headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from_static("6"));
     let response = send(&mut service, request);
-    let (http, reply) = handle.next_request().await.unwrap();
+    let (http, reply) = next(&mut handle).await;
     assert_eq!(
         http.extensions().get::<Intent>().map(Intent::reason_label),
         Some("body_not_replayable")
@@ -56,7 +56,7 @@ async fn content_length_over_the_limit_goes_straight_to_http() {
     assert!(response.await.unwrap().is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn undeclared_oversize_body_fails_before_anything_is_sent() {
     let (mut service, mut handle) = spawn(limited(4));
     let response = send(
@@ -78,7 +78,7 @@ async fn undeclared_oversize_body_fails_before_anything_is_sent() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn body_at_the_limit_is_buffered() {
     let (mut service, mut handle) = spawn(limited(4));
     let response = send(
@@ -89,7 +89,7 @@ async fn body_at_the_limit_is_buffered() {
             TransportMode::Auto,
         ),
     );
-    let (websocket, reply) = handle.next_request().await.unwrap();
+    let (websocket, reply) = next(&mut handle).await;
     assert_eq!(
         websocket.body().as_bytes(),
         Some(&Bytes::from_static(b"1234"))
@@ -114,7 +114,7 @@ async fn error_of_body_failing_with(error: BoxError) -> BoxError {
     error
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn body_error_while_buffering_fails_before_anything_is_sent() {
     let error = error_of_body_failing_with("reset by peer".into()).await;
     assert!(error.downcast_ref::<ReadBodyError>().is_some(), "{error}");
@@ -124,7 +124,7 @@ async fn body_error_while_buffering_fails_before_anything_is_sent() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_callers_own_length_limit_is_a_read_error_not_ours() {
     // The caller's body is itself length-limited (by a server in front, say) and fails with the
     // same error type that our buffer's limit uses: it is the body's error, not `BodyTooLarge`.
@@ -141,7 +141,7 @@ async fn the_callers_own_length_limit_is_a_read_error_not_ours() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_default_limit_buffers_a_body_larger_than_the_old_eight_mib() {
     let data = vec![b'x'; 8 * 1024 * 1024 + 1];
     let (mut service, mut handle) = spawn(FallbackConfig::default());
@@ -153,7 +153,7 @@ async fn the_default_limit_buffers_a_body_larger_than_the_old_eight_mib() {
             TransportMode::Auto,
         ),
     );
-    let (websocket, reply) = handle.next_request().await.unwrap();
+    let (websocket, reply) = next(&mut handle).await;
     assert_eq!(
         websocket.body().as_bytes().map(Bytes::len),
         Some(data.len())

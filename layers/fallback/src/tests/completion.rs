@@ -7,7 +7,7 @@ use super::*;
 /// Answers the inner service's next request with `answer`.
 fn answer_next(mut handle: Handle<Req, Res>, answer: &'static str) {
     tokio::spawn(async move {
-        let (_, reply) = handle.next_request().await.unwrap();
+        let (_, reply) = next(&mut handle).await;
         reply.send_response(Response::new(answer));
     });
 }
@@ -15,12 +15,12 @@ fn answer_next(mut handle: Handle<Req, Res>, answer: &'static str) {
 /// Runs `future` to its end, then polls it once more.
 async fn poll_twice<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let output = future.as_mut().await;
+    let output = bounded("the response future", future.as_mut()).await;
     poll_fn(|cx| future.as_mut().poll(cx)).await;
     output
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 #[should_panic(expected = "`ResponseFuture` polled after completion")]
 async fn pass_through_panics_when_polled_again() {
     let (mut service, handle) = spawn(FallbackConfig::default());
@@ -34,7 +34,7 @@ async fn pass_through_panics_when_polled_again() {
     poll_twice(service.call(request)).await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 #[should_panic(expected = "`ResponseFuture` polled after completion")]
 async fn candidate_panics_when_polled_again() {
     let (mut service, handle) = spawn(FallbackConfig::default());
@@ -43,7 +43,7 @@ async fn candidate_panics_when_polled_again() {
     poll_twice(service.call(candidate())).await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 #[should_panic(expected = "`ResponseFuture` polled after completion")]
 async fn early_error_panics_when_polled_again() {
     let (mut service, _handle) = spawn(FallbackConfig::default());
@@ -52,7 +52,7 @@ async fn early_error_panics_when_polled_again() {
     poll_twice(service.call(no_intent)).await.unwrap_err();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 #[should_panic(expected = "`ResponseFuture` polled after completion")]
 async fn buffering_failure_panics_when_polled_again() {
     let (mut service, _handle) = spawn(limited(1));

@@ -21,8 +21,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tower_test::mock::{self, Handle, Spawn};
 use wsfirst_core::{
-    BoxError, FailureKind, HttpReason, Ineligible, Intent, MissingExtension, Phase, Route, Served,
-    Transport, TransportMode, WsFailure, find_ws_failure,
+    BoxError, Delivery, FailureKind, HttpReason, Ineligible, Intent, MissingExtension, Phase,
+    Route, Served, Transport, TransportMode, WsFailure, find_ws_failure,
 };
 
 use crate::{
@@ -124,19 +124,42 @@ async fn bytes_of(body: ReplayBody<TestBody>) -> Bytes {
     body.collect().await.unwrap().to_bytes()
 }
 
-/// Calls the service and spawns the response future.
+/// How long a test waits for the layer or the mock (paused time: the clock jumps there as soon
+/// as nothing else can happen, so a stuck layer fails the test with a message at once).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Waits for `future`, at most [`WAIT`]; a layer that never gets there fails the test, saying
+/// what did not come, instead of hanging it.
+async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not come within {WAIT:?}: the layer is stuck"),
+    }
+}
+
+/// The next request the inner service (the mock) receives, waited for at most [`WAIT`].
+async fn next(handle: &mut Handle<Req, Res>) -> (Req, mock::SendResponse<Res>) {
+    bounded("a request to the inner service", handle.next_request())
+        .await
+        .expect("the inner service is gone")
+}
+
+/// Calls the service and spawns the response future; the returned future waits for its answer
+/// at most [`WAIT`].
 fn send(
     service: &mut Svc,
     request: Request<TestBody>,
-) -> tokio::task::JoinHandle<Result<Res, BoxError>> {
+) -> impl Future<Output = Result<Result<Res, BoxError>, tokio::task::JoinError>> {
     assert!(service.poll_ready().is_ready());
-    tokio::spawn(service.call(request))
+    let task = tokio::spawn(service.call(request));
+    bounded("the fallback layer's answer", task)
 }
 
 /// Drops the service and checks that the inner service received no other request.
 async fn assert_no_more_requests(service: Svc, handle: &mut Handle<Req, Res>) {
     drop(service);
-    assert!(handle.next_request().await.is_none());
+    let next = bounded("the end of the inner service", handle.next_request()).await;
+    assert!(next.is_none(), "the inner service received another request");
 }
 
 #[derive(Debug)]

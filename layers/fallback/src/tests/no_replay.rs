@@ -2,11 +2,11 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn mid_stream_failure_is_not_replayed() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     let response = send(&mut service, candidate());
-    let (_, reply) = handle.next_request().await.unwrap();
+    let (_, reply) = next(&mut handle).await;
     reply.send_error(failure(Phase::MidStream));
 
     let error = response.await.unwrap().unwrap_err();
@@ -17,11 +17,11 @@ async fn mid_stream_failure_is_not_replayed() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn other_errors_reach_the_caller_unchanged() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     let response = send(&mut service, candidate());
-    let (_, reply) = handle.next_request().await.unwrap();
+    let (_, reply) = next(&mut handle).await;
     reply.send_error(NotAWsFailure);
 
     let error = response.await.unwrap().unwrap_err();
@@ -29,7 +29,7 @@ async fn other_errors_reach_the_caller_unchanged() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn strict_mode_surfaces_the_failure_and_streams_the_body() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     let response = send(
@@ -40,7 +40,7 @@ async fn strict_mode_surfaces_the_failure_and_streams_the_body() {
             TransportMode::WebSocket,
         ),
     );
-    let (websocket, reply) = handle.next_request().await.unwrap();
+    let (websocket, reply) = next(&mut handle).await;
     assert!(!websocket.body().is_buffered());
     reply.send_error(failure(Phase::Handshake));
 
@@ -49,7 +49,7 @@ async fn strict_mode_surfaces_the_failure_and_streams_the_body() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn http_intent_passes_through_unbuffered_and_untouched() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     let intent = Intent::Http(HttpReason::ModeHttp);
@@ -61,7 +61,7 @@ async fn http_intent_passes_through_unbuffered_and_untouched() {
             TransportMode::Http,
         ),
     );
-    let (http, reply) = handle.next_request().await.unwrap();
+    let (http, reply) = next(&mut handle).await;
     assert_eq!(http.extensions().get::<Intent>(), Some(&intent));
     assert!(!http.body().is_buffered());
     assert_eq!(bytes_of(http.into_body()).await, Bytes::from_static(b"abc"));
@@ -79,11 +79,11 @@ async fn http_intent_passes_through_unbuffered_and_untouched() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn websocket_success_is_returned_as_is() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     let response = send(&mut service, candidate());
-    let (_, reply) = handle.next_request().await.unwrap();
+    let (_, reply) = next(&mut handle).await;
     let mut answer = Response::new("websocket");
     answer
         .extensions_mut()
@@ -99,7 +99,7 @@ async fn websocket_success_is_returned_as_is() {
     assert_no_more_requests(service, &mut handle).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn missing_extensions_are_errors() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
 

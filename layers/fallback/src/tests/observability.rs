@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn fallbacks_are_counted_by_provider_cause_and_phase() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
@@ -14,15 +14,15 @@ async fn fallbacks_are_counted_by_provider_cause_and_phase() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     for _ in 0..2 {
         let response = send(&mut service, candidate());
-        let (_, reply) = handle.next_request().await.unwrap();
+        let (_, reply) = next(&mut handle).await;
         reply.send_error(failure(Phase::Handshake));
-        let (_, reply) = handle.next_request().await.unwrap();
+        let (_, reply) = next(&mut handle).await;
         reply.send_response(Response::new("http"));
         response.await.unwrap().unwrap();
     }
     // Not a fallback: not counted.
     let response = send(&mut service, candidate());
-    let (_, reply) = handle.next_request().await.unwrap();
+    let (_, reply) = next(&mut handle).await;
     reply.send_error(failure(Phase::MidStream));
     response.await.unwrap().unwrap_err();
 

@@ -17,7 +17,7 @@ use wsfirst_core::{FailureKind, Phase, WsFailure};
 
 use super::{
     Outcome, Pool, PoolKey,
-    connection::{Conn, close_later, gauge, is_alive},
+    connection::{Conn, close_later, gauge},
     pooled::Pooled,
 };
 use crate::{PoolExhausted, connector::WsStream};
@@ -133,14 +133,11 @@ impl Pool {
                 }
             };
             match step {
-                Step::Reuse(mut conn) => {
-                    if is_alive(&mut conn.stream) {
-                        gauge("in_use", 1.0);
-                        return Ok(self.pooled(key, *conn, true));
-                    }
-                    // Replaced without counting as a failure: the upstream closed it while idle.
-                    tracing::debug!("pooled websocket connection found dead, replacing it");
-                    self.retire(key, *conn);
+                Step::Reuse(conn) => {
+                    // Whether the upstream closed it while idle is checked right before the
+                    // request is written on it (`Pooled::closed_before_write`).
+                    gauge("in_use", 1.0);
+                    return Ok(self.pooled(key, *conn, true));
                 }
                 Step::Open(announce) => {
                     let mut guard = Opening {

@@ -1,5 +1,5 @@
 //! One pooled connection's life outside the pool's books: its birth time and the responses it
-//! produced, the liveness check before reuse, the graceful close, and the gauge of connections.
+//! produced, what is waiting on it before a request is written, the graceful close, and the gauge of connections.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -7,7 +7,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::connector::WsStream;
+use crate::{connector::WsStream, read::Incoming};
 
 /// How long a graceful close may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -55,15 +55,15 @@ pub(super) async fn close_gracefully(mut conn: Conn) {
     let _ = tokio::time::timeout(CLOSE_GRACE, conn.stream.close(None)).await;
 }
 
-/// Whether a pooled connection still looks alive: nothing but pings and pongs is waiting on it,
-/// and it has not been closed. Never waits.
-pub(super) fn is_alive(stream: &mut WsStream) -> bool {
+/// What is already waiting on a connection, read without waiting: `None` when nothing but
+/// pings and pongs (it looks open), else the first other item: a close, an error, the end of
+/// the stream (`Some(None)`), or a message nobody asked for.
+pub(super) fn waiting(stream: &mut WsStream) -> Option<Incoming> {
     loop {
         match stream.next().now_or_never() {
-            None => return true,
+            None => return None,
             Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            // A close, an error, the end of the stream, or a message nobody asked for.
-            Some(_) => return false,
+            Some(other) => return Some(other),
         }
     }
 }

@@ -16,7 +16,7 @@ use tokio::{
 
 use super::{
     Pool, PoolKey,
-    connection::{Conn, close_later, gauge, is_alive},
+    connection::{Conn, close_later, gauge},
     pooled::Pooled,
 };
 
@@ -134,7 +134,7 @@ impl Pool {
     /// The connection of `key` that produced `response_id`, checked out: at once when it is
     /// idle, after a wait of at most the conversation wait while it is busy. `None` when no
     /// live connection of the key produced it (never, forgotten, or the connection is gone),
-    /// when it died while idle, or when the wait ran out: the caller then checks out as usual.
+    /// or when the wait ran out: the caller then checks out as usual.
     pub(super) async fn follow(&self, key: &PoolKey, response_id: &str) -> Option<Pooled> {
         enum Step {
             Take(Box<Conn>),
@@ -176,17 +176,10 @@ impl Pool {
                 }
             };
             match step {
-                Step::Take(mut conn) => {
-                    if is_alive(&mut conn.stream) {
-                        gauge("in_use", 1.0);
-                        return Some(Pooled::new(self.clone(), key.clone(), *conn, true));
-                    }
-                    tracing::debug!(
-                        "the websocket connection of a conversation was found dead, \
-                         the request takes another one"
-                    );
-                    self.retire(key, *conn);
-                    return None;
+                Step::Take(conn) => {
+                    // Checked right before the request is written on it, like any reused one.
+                    gauge("in_use", 1.0);
+                    return Some(Pooled::new(self.clone(), key.clone(), *conn, true));
                 }
                 Step::Wait(mut returned, claim) => {
                     if let Some(conn) = claim {

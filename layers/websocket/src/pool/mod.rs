@@ -1,12 +1,13 @@
 //! The WebSocket connection [`Pool`]: per key, exclusive checkout, idle timeout, maximum age,
-//! liveness check, coalesced handshakes, conversations that keep their socket, caps on
+//! the check for a close right before a write, coalesced handshakes, conversations that keep their socket, caps on
 //! connections in total and idle in total, the write-stall deadline, and clean close.
 //!
 //! This file holds the pool's handle, settings and books; the rest is one file per job:
 //! [`key`] (what a connection is pooled under), [`checkout`] (reuse, open with a shared
 //! handshake, or wait), [`conversation`] (which connection produced which response, and the
 //! checkout of the one a request continues), [`pooled`] (a checked-out connection and its
-//! return), [`connection`] (liveness, close, gauge), [`reaper`] (closing expired idle
+//! return, and the check before the write), [`connection`] (what waits on a connection, close,
+//! gauge), [`reaper`] (closing expired idle
 //! connections) and [`stall`] (closing the connection of an answer nobody reads).
 //!
 //! # Example
@@ -146,8 +147,13 @@ use crate::ConfigError;
 ///   whatever it is (`previous_response_not_found` for a `store: false` response, the continued
 ///   answer when the upstream can load it), reaches the client unchanged.
 ///
-/// A retry on a fresh connection (after a connection-scoped error event, or when the pooled
-/// connection turned out dead) does not follow the conversation.
+/// A request sent again on a fresh connection (see the crate docs, "When a request is sent
+/// again") does not follow the conversation.
+///
+/// **Closed while idle.** A checked-out connection is not tested by the pool: right before the
+/// request is written, the attempt checks without waiting whether the upstream's close (or the
+/// end of the stream, or anything but pings and pongs) already arrived, and if so drops the
+/// connection and sends the request on a fresh one, counted in `wsfirst_ws_resends_total`.
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<PoolInner>,

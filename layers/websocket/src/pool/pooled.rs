@@ -4,12 +4,14 @@
 use std::fmt;
 
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use wsfirst_core::{Delivery, FailureKind, Phase, WsFailure};
 
 use super::{
     Pool, PoolKey,
-    connection::{Conn, Idle, close_later, gauge},
+    connection::{Conn, Idle, close_later, gauge, waiting},
 };
-use crate::connector::WsStream;
+use crate::connector::{WsStream, map_error};
 
 /// A checked-out connection. [`release`](Self::release) returns it after a complete response;
 /// dropping it closes it (a response was cut short, so the connection's state is unknown).
@@ -44,6 +46,30 @@ impl Pooled {
     /// frame ([`PoolBuilder::write_stall_timeout`](super::PoolBuilder::write_stall_timeout)).
     pub(crate) fn write_stall_timeout(&self) -> std::time::Duration {
         self.pool.inner.write_stall
+    }
+
+    /// Checks, without waiting, right before a request is written, that nothing but pings and
+    /// pongs arrived on the connection since it was last used: else the upstream's close, the
+    /// end of the stream, an error or a message nobody asked for came first, and the failure
+    /// says so, as a `Send` failure of a request that was not sent ([`Delivery::Unsent`]).
+    pub(crate) fn closed_before_write(&mut self) -> Option<WsFailure> {
+        let kind = match waiting(self.stream())? {
+            None | Some(Ok(Message::Close(None))) => FailureKind::Closed {
+                code: None,
+                reason: String::new(),
+            },
+            Some(Ok(Message::Close(Some(frame)))) => FailureKind::Closed {
+                code: Some(u16::from(frame.code)),
+                reason: frame.reason.to_string(),
+            },
+            Some(Err(error)) => {
+                return Some(map_error(Phase::Send, error).with_delivery(Delivery::Unsent));
+            }
+            Some(Ok(_)) => FailureKind::Protocol(
+                "a message arrived on the idle connection before the request was written".into(),
+            ),
+        };
+        Some(WsFailure::new(Phase::Send, kind).with_delivery(Delivery::Unsent))
     }
 
     /// Whether the connection had served a response before.

@@ -166,17 +166,37 @@ async fn connections_retire_at_max_age() {
     assert_eq!(connector.connects(), 2);
 }
 
-#[tokio::test]
-async fn dead_idle_connection_is_replaced_silently() {
-    let pool = Pool::new();
-    let connector = Connector::new(2).await;
-    let key = PoolKey::for_test("ws://a/v1", None);
-    checkout(&pool, &key, &connector).await.release();
-    // The upstream closes the idle connection.
+/// Closes the server end of the first prepared connection, and lets the close arrive.
+async fn close_server(connector: &Connector) {
     let mut server = connector.servers.lock().unwrap().remove(0);
     server.close(None).await.unwrap();
     drop(server);
-    tokio::task::yield_now().await;
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_connection_closed_while_idle_says_so_before_the_write_and_is_not_reused() {
+    let pool = Pool::new();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut conn = checkout(&pool, &key, &connector).await;
+    assert!(conn.closed_before_write().is_none(), "open");
+    conn.release();
+    close_server(&connector).await;
+    // Handed out as it is: the check right before the write finds the close.
+    let mut conn = checkout(&pool, &key, &connector).await;
+    assert!(conn.reused());
+    let failure = conn.closed_before_write().expect("found closed");
+    assert_eq!(failure.phase(), Phase::Send);
+    assert_eq!(failure.delivery(), wsfirst_core::Delivery::Unsent);
+    assert!(
+        matches!(failure.kind(), FailureKind::Closed { .. }),
+        "{failure:?}"
+    );
+    drop(conn);
+    assert_eq!(pool.connections(), 0);
     let conn = checkout(&pool, &key, &connector).await;
     assert!(!conn.reused());
     assert_eq!(connector.connects(), 2);
@@ -420,22 +440,24 @@ async fn a_waiting_request_moves_on_as_soon_as_its_connection_dies() {
 }
 
 #[tokio::test]
-async fn a_dead_idle_connection_of_a_conversation_is_replaced() {
+async fn a_conversation_s_connection_closed_while_idle_is_found_before_the_write() {
     let pool = Pool::new();
     let connector = Connector::new(2).await;
     let key = PoolKey::for_test("ws://a/v1", None);
     let mut conn = checkout(&pool, &key, &connector).await;
     conn.remember("resp_1");
     conn.release();
-    let mut server = connector.servers.lock().unwrap().remove(0);
-    server.close(None).await.unwrap();
-    drop(server);
-    tokio::task::yield_now().await;
+    close_server(&connector).await;
+    // Followed, then found closed before the write: dropped, its responses forgotten.
+    let mut conn = follow(&pool, &key, &connector, "resp_1").await;
+    assert!(conn.reused());
+    assert!(conn.closed_before_write().is_some());
+    drop(conn);
+    assert_eq!(conversation::remembered(&pool), 0);
     let conn = follow(&pool, &key, &connector, "resp_1").await;
     assert!(!conn.reused());
     assert_eq!(connector.connects(), 2);
     assert_eq!(pool.connections(), 1);
-    assert_eq!(conversation::remembered(&pool), 0);
 }
 
 #[tokio::test]

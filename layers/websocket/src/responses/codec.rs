@@ -615,6 +615,28 @@ mod tests {
         assert!(error.message().contains("no response field"), "{error}");
     }
 
+    #[test]
+    fn a_streaming_answer_ends_on_each_terminal_event_with_its_frame() {
+        let codec = ResponsesCodec::new();
+        let exchange = after(true, 1);
+        for kind in [
+            "response.completed",
+            "response.failed",
+            "response.incomplete",
+        ] {
+            let message = format!(r#"{{"type":"{kind}","response":{{"id":"r1"}}}}"#);
+            assert_eq!(
+                codec
+                    .decode(Message::text(message.clone()), &exchange)
+                    .unwrap(),
+                Decoded::End {
+                    frame: Some(Bytes::from(format!("event: {kind}\ndata: {message}\n\n")))
+                },
+                "{kind}"
+            );
+        }
+    }
+
     /// An exchange that has seen `events` events.
     fn after(streaming: bool, events: usize) -> Exchange {
         let mut exchange = Exchange::new(streaming);

@@ -12,6 +12,18 @@
 //! `map_wrapped_websocket_error_event`: a status becomes the HTTP error it stands for, except
 //! `websocket_connection_limit_reached`, which is retried on a new connection).
 //!
+//! # Which errors say "not executed"
+//!
+//! An error of [`ErrorScope::Connection`] before any event is, for the WebSocket layer, the
+//! upstream's word that it refused the request on this connection without executing it, so the
+//! request may be sent again (once on a fresh connection, then over HTTP). Only two kinds of
+//! error say that: the connection limit (`websocket_connection_limit_reached`: the guide says a
+//! connection lives at most 60 minutes and the client must open a new one; the event comes with
+//! status 400, the HTTP status of a request that was rejected, not run), and an error whose
+//! message asks the client to reconnect ("connection too old", "please reconnect": the same
+//! limit in other words). Every other error before any event (a 5xx, one without a status) may
+//! come after the upstream started on the request: it is a failure that is not sent again.
+//!
 //! # Example
 //!
 //! ```
@@ -21,7 +33,7 @@
 //!
 //! assert_eq!(error_scope(Some("websocket_connection_limit_reached"), ""), ErrorScope::Connection);
 //! assert_eq!(error_scope(Some("rate_limit_exceeded"), "slow down"), ErrorScope::Request);
-//! assert_eq!(error_scope(None, "Connection too old, please reconnect"), ErrorScope::Request);
+//! assert_eq!(error_scope(None, "Connection too old, please reconnect"), ErrorScope::Connection);
 //! assert_eq!(error_scope(Some("server_error"), "boom"), ErrorScope::Provider);
 //!
 //! // A client error is the upstream's answer, a server error a failure of the path.
@@ -36,9 +48,9 @@
 use http::StatusCode;
 use wsfirst_core::ErrorScope;
 
-/// Error codes that mean "this connection is finished, open another", not "this endpoint":
-/// before any event, the attempt is retried once on a fresh connection, and the breaker does
-/// not count them.
+/// Error codes that mean "this connection is finished, open another", not "this endpoint", and
+/// that the request was not executed: before any event, the request is sent again once on a
+/// fresh connection, and the breaker does not count them.
 ///
 /// `websocket_connection_limit_reached`: a connection lives at most 60 minutes (the guide;
 /// the real event comes with status 400, type `invalid_request_error`).
@@ -52,19 +64,21 @@ pub const CONNECTION_SCOPED_CODES: [&str; 1] = ["websocket_connection_limit_reac
 pub const REQUEST_SCOPED_CODES: [&str; 2] = ["rate_limit_exceeded", "previous_response_not_found"];
 
 /// Message fragments (lower case, matched in any case) of errors that ask the client to
-/// reconnect, whatever their code and status: the breaker does not count them, and they are
-/// never passed to the client as answers (the request is replayed over HTTP instead).
+/// reconnect, whatever their status (unless their code is one of the [`REQUEST_SCOPED_CODES`]):
+/// like the [`CONNECTION_SCOPED_CODES`], the request was refused on this connection, so it is
+/// sent again on a fresh one (then over HTTP); the breaker does not count them, and they are
+/// never passed to the client as answers.
 pub const RECONNECT_MESSAGES: [&str; 2] = ["connection too old", "please reconnect"];
 
 /// What an error event with this code and message is about: [`ErrorScope::Connection`] for the
-/// [`CONNECTION_SCOPED_CODES`], [`ErrorScope::Request`] for the [`REQUEST_SCOPED_CODES`] and for
-/// messages containing one of the [`RECONNECT_MESSAGES`], and [`ErrorScope::Provider`] for
+/// [`CONNECTION_SCOPED_CODES`] and for messages containing one of the [`RECONNECT_MESSAGES`],
+/// [`ErrorScope::Request`] for the [`REQUEST_SCOPED_CODES`], and [`ErrorScope::Provider`] for
 /// everything else (an unknown error counts against the path).
 pub fn error_scope(code: Option<&str>, message: &str) -> ErrorScope {
     match code {
         Some(code) if CONNECTION_SCOPED_CODES.contains(&code) => ErrorScope::Connection,
         Some(code) if REQUEST_SCOPED_CODES.contains(&code) => ErrorScope::Request,
-        _ if asks_to_reconnect(message) => ErrorScope::Request,
+        _ if asks_to_reconnect(message) => ErrorScope::Connection,
         _ => ErrorScope::Provider,
     }
 }
@@ -73,8 +87,9 @@ pub fn error_scope(code: Option<&str>, message: &str) -> ErrorScope {
 /// which the client gets as it is (the status, the HTTP error body, the rate-limit headers),
 /// rather than a failure of the WebSocket path: a client-error status (4xx, 429 included),
 /// unless the code is one of the [`CONNECTION_SCOPED_CODES`] or the message one of the
-/// [`RECONNECT_MESSAGES`]. A server error (5xx) or an event without a status is a failure:
-/// replay-safe, and counted against the provider unless [`error_scope`] says otherwise.
+/// [`RECONNECT_MESSAGES`]. A server error (5xx) or an event without a status is a failure,
+/// counted against the provider unless [`error_scope`] says otherwise, and not sent again
+/// (the upstream may have started on the request).
 pub fn is_answer(status: Option<StatusCode>, code: Option<&str>, message: &str) -> bool {
     status.is_some_and(|status| status.is_client_error())
         && error_scope(code, message) != ErrorScope::Connection
@@ -113,13 +128,17 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_messages_are_about_the_request_in_any_case_and_with_any_code() {
+    fn reconnect_messages_are_about_the_connection_in_any_case_and_with_any_other_code() {
         for fragment in RECONNECT_MESSAGES {
             let upper = format!("Upstream: {}!", fragment.to_ascii_uppercase());
+            assert_eq!(
+                error_scope(Some("rate_limit_exceeded"), &upper),
+                ErrorScope::Request
+            );
             for code in [None, Some("server_error"), Some("unknown")] {
                 assert_eq!(
                     error_scope(code, &upper),
-                    ErrorScope::Request,
+                    ErrorScope::Connection,
                     "{code:?} {upper}"
                 );
             }

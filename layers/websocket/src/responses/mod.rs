@@ -18,12 +18,13 @@
 //! | events, then `response.completed` / `failed` / `incomplete` | the same SSE stream (or final JSON) as over HTTP | no | a success |
 //! | before any event, an `error` event with a 4xx status (`invalid_value`, auth, not found, `previous_response_not_found`, ...) | that status and the HTTP endpoint's error body `{"error":{"message","type","param","code"}}` (`application/json`), streaming or not | no | a success (the path answered) |
 //! | before any event, an `error` event with status 429 | status 429, the same body, and the event's `retry-after`, `retry-after-ms`, `x-should-retry`, `x-request-id` and `x-ratelimit-*` headers ([`is_answer_header`]) | no | a success |
-//! | before any event, an `error` event with a 5xx status or none | nothing yet: a replay-safe failure, the request goes over HTTP (in `auto` mode) | yes | counted, unless its code or message is one of [`REQUEST_SCOPED_CODES`] / [`RECONNECT_MESSAGES`] |
-//! | before any event, `websocket_connection_limit_reached` ([`CONNECTION_SCOPED_CODES`]; it comes with status 400) | the answer of a fresh connection, tried once; if that fails too, a replay-safe failure | only after the second try | not counted |
+//! | before any event, an `error` event with a 5xx status or none | a failure: the upstream may have started on the request, so it is not sent again | no | counted, unless its code is one of [`REQUEST_SCOPED_CODES`] |
+//! | before any event, `websocket_connection_limit_reached` ([`CONNECTION_SCOPED_CODES`]; it comes with status 400) or a message of [`RECONNECT_MESSAGES`] | the answer of a fresh connection, tried once (the request was refused, not executed); if that fails too, a failure that may be replayed | only after the second try (under `replay = "before_first_event"`) | not counted |
 //! | after output, an `error` event (streaming request) | the HTTP stream's ending: `event: error` with `{"type":"error","code","message","param","sequence_number"}` (the event's other fields, such as `headers`, are dropped), then a clean end of the body | no | a success: the answer, error included, reached its end (only transport failures mid-stream count) |
 //! | after `response.created`, an `error` event (non-streaming request) | the event's status (500 without one) and the HTTP error body | no | a success |
-//! | a close 1001 / 1011 / 1012 / 1013 (or none) on a reused connection before any event | the answer of a fresh connection, tried once (the connection was gone) | only if that fails too | not counted for the reused connection |
-//! | a message larger than [`max_incoming_message_size`](crate::WebSocketConfigBuilder::max_incoming_message_size) (64 MiB) | a `TooLarge` failure: replay-safe before the first event, the body's error after | before the first event | not counted |
+//! | a close (any code) or end of stream on a reused connection, already there before the request is written | the answer of a fresh connection (the request was not sent) | only if that fails too | not counted for the reused connection |
+//! | a close (any code, 1001 included) or end of stream after the request was written, before any event | a `Closed` failure: the upstream may have executed the request, it is not sent again | no | counted |
+//! | a message larger than [`max_incoming_message_size`](crate::WebSocketConfigBuilder::max_incoming_message_size) (64 MiB) | a `TooLarge` failure (the body's error after the first event) | no | not counted |
 //! | silence longer than [`idle_timeout`](crate::WebSocketConfigBuilder::idle_timeout) (300 s) between two events | a mid-stream `Timeout` failure | no | counted |
 //!
 //! On the handshake, the route's static `OpenAI-Beta` value is added to the client's own beta
@@ -45,8 +46,8 @@
 //! let config = WebSocketConfig::builder().codec(responses::ResponsesCodec::new()).build()?;
 //! assert_eq!(config.forward_headers(), &responses::FORWARD_HEADERS);
 //!
-//! // An error event about the connection is retried once on a fresh one; a client error is the
-//! // upstream's answer.
+//! // An error event about the connection (a refusal: not executed) is sent again once on a
+//! // fresh connection; a client error is the upstream's answer.
 //! assert_eq!(
 //!     responses::error_scope(Some("websocket_connection_limit_reached"), ""),
 //!     ErrorScope::Connection,

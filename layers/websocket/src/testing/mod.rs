@@ -3,7 +3,7 @@
 //!
 //! [`TestUpstream::start`] binds an ephemeral port. A `GET` with `Upgrade: websocket` on any path
 //! is a WebSocket handshake, handled by the next [`WsScript`] (accept, refuse with any status,
-//! hang, close before or after N events, send an error event, send events slowly, stall); every
+//! hang, close before or after N events or on the n-th request, send an error event, send events slowly, stall); every
 //! `POST` on any path is an HTTP request, handled by the next [`HttpScript`] (answer, fail with a
 //! status, slow, abort mid-stream). Both transports serve the same [`Answer`], byte for byte:
 //!

@@ -37,6 +37,17 @@ pub enum WsScript {
         /// The close code, such as `1011`.
         code: u16,
     },
+    /// Accept the upgrade and answer every request with all the answer's events, except the
+    /// `request`-th one on this connection (counting from 1): receive it, then close the
+    /// connection with `code` before any event, as an upstream that goes away with a request
+    /// in hand. `request: 2` closes a connection that a pool reuses after our message was
+    /// written.
+    CloseOnRequest {
+        /// Which request of the connection is met with the close (1 = the first).
+        request: usize,
+        /// The close code, such as `1001`.
+        code: u16,
+    },
     /// Accept the upgrade, receive the request, send the first `events` events, then close the
     /// connection with this close code.
     CloseAfterEvents {

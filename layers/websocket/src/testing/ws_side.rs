@@ -59,6 +59,7 @@ pub(super) async fn upgrade(shared: Arc<Shared>, request: axum::extract::Request
                 headers,
                 memory: Memory::default(),
                 complete: false,
+                requests: 0,
             };
             conn.serve().await;
             drop(conn);
@@ -88,6 +89,8 @@ struct Connection {
     memory: Memory,
     /// Whether the last answer was sent in full.
     complete: bool,
+    /// How many requests this connection received.
+    requests: usize,
 }
 
 impl Connection {
@@ -117,6 +120,7 @@ impl Connection {
                 continue;
             }
             let turn = Turn::of(&body);
+            self.requests += 1;
             self.shared.executed(CapturedRequest {
                 transport: Transport::WebSocket,
                 uri: self.uri.clone(),
@@ -157,6 +161,10 @@ impl Connection {
             WsScript::Accept => self.send_events(answer, all, None).await,
             WsScript::SlowEvents { delay } => self.send_events(answer, all, Some(delay)).await,
             WsScript::CloseBeforeFirstEvent { code } => Next::Close(code),
+            WsScript::CloseOnRequest { request, code } if request == self.requests => {
+                Next::Close(code)
+            }
+            WsScript::CloseOnRequest { .. } => self.send_events(answer, all, None).await,
             WsScript::CloseAfterEvents { events, code } => {
                 match self.send_events(answer, events, None).await {
                     Next::Continue => Next::Close(code),
