@@ -1,5 +1,6 @@
 //! The fault matrix: every failure kind of the WebSocket path, for each transport mode (auto,
-//! strict WebSocket, HTTP) and each breaker state (closed, open, half-open), through the composed
+//! with either replay setting; strict WebSocket; HTTP) and each breaker state (closed, open,
+//! half-open), through the composed
 //! stack against real servers on 127.0.0.1. Each row asserts the transport, what the caller got,
 //! the executions counted on the upstream side (never more than one) and the breaker's state
 //! after the request. Plus the HTTP path failing after a fallback, and a client that goes away
@@ -25,6 +26,7 @@ use wsfirst::{
     RouteOptions, RouteService, Wsfirst,
     breaker::{BreakerConfig, BreakerRegistry, BreakerState},
     core::{Route, TransportMode},
+    fallback::{FallbackConfig, Replay},
     websocket::{
         WebSocketConfig,
         testing::{Answer, HttpScript, TestUpstream, WsScript},
@@ -366,24 +368,13 @@ fn upgrade_name(status: u16) -> &'static str {
     }
 }
 
-/// What a row expects.
-#[derive(Debug, PartialEq, Eq)]
-struct Expected {
-    got: Got,
-    ws_executions: usize,
-    http_executions: usize,
-    state: BreakerState,
-    /// Counted failures in a row after the request (closed keys only).
-    consecutive: Option<u32>,
-}
-
-fn expected(fault: &Fault, mode: TransportMode, start: Start) -> Expected {
+fn expected(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
     let before = match start {
         Start::Closed => BreakerState::Closed,
         Start::Open => BreakerState::Open,
         Start::HalfOpen => BreakerState::HalfOpen,
     };
-    let http = |got| Expected {
+    let http = |got| Observed {
         got,
         ws_executions: 0,
         http_executions: 1,
@@ -420,7 +411,7 @@ fn expected(fault: &Fault, mode: TransportMode, start: Start) -> Expected {
         (Start::HalfOpen, false) if failed => BreakerState::Open,
         (Start::HalfOpen, false) => BreakerState::HalfOpen,
     };
-    Expected {
+    Observed {
         got,
         ws_executions: usize::from(fault.received),
         http_executions: usize::from(got == FALLBACK),
@@ -430,7 +421,7 @@ fn expected(fault: &Fault, mode: TransportMode, start: Start) -> Expected {
     }
 }
 
-/// What a row observed.
+/// What a row expects or observed.
 #[derive(Debug, PartialEq, Eq)]
 struct Observed {
     got: Got,
@@ -477,16 +468,18 @@ fn stack(ws_url: &str, kit: &TestUpstream, mode: TransportMode) -> (Wsfirst, Rou
     (wsfirst, route)
 }
 
-fn options() -> RouteOptions {
-    RouteOptions::new().websocket(
-        WebSocketConfig::builder()
-            .handshake_timeout(Duration::from_secs(5))
-            .first_event_timeout(Duration::from_secs(10))
-            .idle_timeout(Duration::from_secs(5))
-            .max_incoming_message_size(MAX_INCOMING)
-            .build()
-            .unwrap(),
-    )
+fn options(replay: Replay) -> RouteOptions {
+    RouteOptions::new()
+        .fallback(FallbackConfig::builder().replay(replay).build().unwrap())
+        .websocket(
+            WebSocketConfig::builder()
+                .handshake_timeout(Duration::from_secs(5))
+                .first_event_timeout(Duration::from_secs(10))
+                .idle_timeout(Duration::from_secs(5))
+                .max_incoming_message_size(MAX_INCOMING)
+                .build()
+                .unwrap(),
+        )
 }
 
 fn request(body: &str) -> Request<Body> {
@@ -535,7 +528,7 @@ fn headers() -> HeaderMap {
 }
 
 /// Runs one row: the fault on a fresh stack and fresh upstreams, from `start`, in `mode`.
-async fn run(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
+async fn run(fault: &Fault, mode: TransportMode, replay: Replay, start: Start) -> Observed {
     let upstreams = Upstreams {
         kit: TestUpstream::start().await,
         reused: match fault.setup {
@@ -559,7 +552,7 @@ async fn run(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
         Setup::Kit(..) | Setup::ReusedClosedIdle => kit.ws_url(),
     };
     let (wsfirst, route) = stack(&ws_url, kit, mode);
-    let service = wsfirst.route_with(route.clone(), options());
+    let service = wsfirst.route_with(route.clone(), options(replay));
 
     // A reused connection: one request served on the WebSocket first (on an auto route of the
     // same key), while the key is closed.
@@ -573,7 +566,7 @@ async fn run(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
                 .http_url(kit.http_url())
                 .build()
                 .unwrap();
-            wsfirst.route_with(route, options())
+            wsfirst.route_with(route, options(Replay::default()))
         };
         let (got, _) = call(&warm, STREAM).await;
         assert_eq!(got, WS, "{}: the warm-up request", fault.name);
@@ -650,12 +643,14 @@ async fn run(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
 struct Row<'a> {
     fault: &'a Fault,
     mode: TransportMode,
+    replay: Replay,
     start: Start,
 }
 
 impl fmt::Display for Row<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} / {} / {:?}", self.fault.name, self.mode, self.start)
+        let (fault, mode, replay) = (self.fault.name, self.mode, self.replay.as_str());
+        write!(f, "{fault} / {mode} (replay {replay}) / {:?}", self.start)
     }
 }
 
@@ -664,14 +659,22 @@ async fn every_failure_kind_in_every_mode_and_breaker_state() {
     let mut failures = Vec::new();
     let mut rows = 0;
     for fault in &faults() {
-        for mode in [
-            TransportMode::Auto,
-            TransportMode::WebSocket,
-            TransportMode::Http,
+        // The replay setting changes none of these rows: what the upstream may have executed is
+        // never sent again under either, and what was never sent is sent again under both.
+        for (mode, replay) in [
+            (TransportMode::Auto, Replay::BeforeFirstEvent),
+            (TransportMode::Auto, Replay::ConnectOnly),
+            (TransportMode::WebSocket, Replay::BeforeFirstEvent),
+            (TransportMode::Http, Replay::BeforeFirstEvent),
         ] {
             for start in [Start::Closed, Start::Open, Start::HalfOpen] {
-                let row = Row { fault, mode, start };
-                let observed = run(fault, mode, start).await;
+                let row = Row {
+                    fault,
+                    mode,
+                    replay,
+                    start,
+                };
+                let observed = run(fault, mode, replay, start).await;
                 let expected = expected(fault, mode, start);
                 rows += 1;
                 // Never more than one execution, whatever the row expects.
@@ -679,13 +682,6 @@ async fn every_failure_kind_in_every_mode_and_breaker_state() {
                     failures.push(format!("{row}: executed twice: {observed:?}"));
                     continue;
                 }
-                let expected = Observed {
-                    got: expected.got,
-                    ws_executions: expected.ws_executions,
-                    http_executions: expected.http_executions,
-                    state: expected.state,
-                    consecutive: expected.consecutive,
-                };
                 if observed != expected {
                     failures.push(format!(
                         "{row}:\n    expected {expected:?}\n    observed {observed:?}"
@@ -694,7 +690,7 @@ async fn every_failure_kind_in_every_mode_and_breaker_state() {
             }
         }
     }
-    assert!(rows >= 27 * 9, "{rows} rows");
+    assert!(rows >= 29 * 12, "{rows} rows");
     assert!(
         failures.is_empty(),
         "{} of {rows} rows failed:\n{}",
@@ -741,7 +737,7 @@ async fn the_http_path_failing_after_a_fallback() {
             .http_url(http_url)
             .build()
             .unwrap();
-        let service = wsfirst.route_with(route, options());
+        let service = wsfirst.route_with(route, options(Replay::default()));
         let (got, _) = call(&service, STREAM).await;
         let (status, executions) = expected;
         match (status, got) {
@@ -764,7 +760,7 @@ async fn a_client_that_disconnects_mid_stream_closes_the_upstream_connection() {
         delay: Duration::from_millis(100),
     });
     let (wsfirst, route) = stack(&kit.ws_url(), &kit, TransportMode::Auto);
-    let service = wsfirst.route_with(route, options());
+    let service = wsfirst.route_with(route, options(Replay::default()));
     let response = tokio::time::timeout(WAIT, service.clone().oneshot(request(STREAM)))
         .await
         .expect("the stack answers")
@@ -810,7 +806,7 @@ async fn one_failed_coalesced_handshake_counts_once() {
     let kit = TestUpstream::start().await;
     kit.push_ws_script(WsScript::refuse(StatusCode::SERVICE_UNAVAILABLE, "once"));
     let (wsfirst, route) = stack(&kit.ws_url(), &kit, TransportMode::Auto);
-    let service = wsfirst.route_with(route, options());
+    let service = wsfirst.route_with(route, options(Replay::default()));
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let service = service.clone();
