@@ -18,9 +18,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
-use support::{
-    NO_STREAM, STREAM, local_table, reused_close::ReusedClose, transport_headers, until,
-};
+use support::{NO_STREAM, STREAM, local_table, transport_headers, until};
 use tower::ServiceExt;
 use wsfirst::{
     RouteOptions, RouteService, Wsfirst,
@@ -62,8 +60,8 @@ enum Setup {
     /// it while idle, before the row's request is written.
     ReusedClosedIdle,
     /// A request served on the WebSocket first pools its connection; the upstream closes it
-    /// with this code (`None`: drops it) after receiving the row's request, before any event.
-    ReusedClosedAfterWrite(Option<u16>),
+    /// with this code (1006: drops it) after receiving the row's request, before any event.
+    ReusedClosedAfterWrite(u16),
 }
 
 /// What the caller got.
@@ -336,7 +334,7 @@ fn faults() -> Vec<Fault> {
         ),
         fault(
             "reused connection closed after our write (1001)",
-            Setup::ReusedClosedAfterWrite(Some(1001)),
+            Setup::ReusedClosedAfterWrite(1001),
             closed,
             closed,
             true,
@@ -344,7 +342,7 @@ fn faults() -> Vec<Fault> {
         ),
         fault(
             "reused connection dropped after our write",
-            Setup::ReusedClosedAfterWrite(None),
+            Setup::ReusedClosedAfterWrite(1006),
             closed,
             closed,
             true,
@@ -429,18 +427,6 @@ struct Observed {
     http_executions: usize,
     state: BreakerState,
     consecutive: Option<u32>,
-}
-
-/// The upstreams of one row and their counts.
-struct Upstreams {
-    kit: TestUpstream,
-    reused: Option<ReusedClose>,
-}
-
-impl Upstreams {
-    fn ws_executions(&self) -> usize {
-        self.kit.ws_requests() + self.reused.as_ref().map_or(0, ReusedClose::requests)
-    }
 }
 
 fn stack(ws_url: &str, kit: &TestUpstream, mode: TransportMode) -> (Wsfirst, Route) {
@@ -529,16 +515,7 @@ fn headers() -> HeaderMap {
 
 /// Runs one row: the fault on a fresh stack and fresh upstreams, from `start`, in `mode`.
 async fn run(fault: &Fault, mode: TransportMode, replay: Replay, start: Start) -> Observed {
-    let upstreams = Upstreams {
-        kit: TestUpstream::start().await,
-        reused: match fault.setup {
-            Setup::ReusedClosedAfterWrite(code) => {
-                Some(ReusedClose::start(Answer::text("hello world"), code).await)
-            }
-            _ => None,
-        },
-    };
-    let kit = &upstreams.kit;
+    let kit = &TestUpstream::start().await;
     let ws_url = match &fault.setup {
         Setup::Refused => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -548,12 +525,14 @@ async fn run(fault: &Fault, mode: TransportMode, replay: Replay, start: Start) -
         }
         Setup::Dns => "ws://wsfirst-fault-matrix.invalid/v1/responses".to_owned(),
         Setup::Tls => format!("wss://{}/v1/responses", kit.addr()),
-        Setup::ReusedClosedAfterWrite(_) => upstreams.reused.as_ref().unwrap().ws_url(),
-        Setup::Kit(..) | Setup::ReusedClosedIdle => kit.ws_url(),
+        Setup::Kit(..) | Setup::ReusedClosedIdle | Setup::ReusedClosedAfterWrite(_) => kit.ws_url(),
     };
     let (wsfirst, route) = stack(&ws_url, kit, mode);
     let service = wsfirst.route_with(route.clone(), options(replay));
 
+    if let Setup::ReusedClosedAfterWrite(code) = fault.setup {
+        kit.set_default_ws_script(WsScript::CloseOnRequest { request: 2, code });
+    }
     // A reused connection: one request served on the WebSocket first (on an auto route of the
     // same key), while the key is closed.
     if matches!(
@@ -606,7 +585,7 @@ async fn run(fault: &Fault, mode: TransportMode, replay: Replay, start: Start) -
         }
     }
 
-    let (ws_before, http_before) = (upstreams.ws_executions(), kit.http_requests());
+    let (ws_before, http_before) = (kit.ws_requests(), kit.http_requests());
     let (got, body) = call(&service, if fault.stream { STREAM } else { NO_STREAM }).await;
     // A whole answer is the kit's answer, byte for byte, whichever transport carried it.
     if let (Got::Answer(..), Some(body)) = (got, &body) {
@@ -627,7 +606,7 @@ async fn run(fault: &Fault, mode: TransportMode, replay: Replay, start: Start) -
     let snapshot = state_of();
     Observed {
         got,
-        ws_executions: upstreams.ws_executions() - ws_before,
+        ws_executions: kit.ws_requests() - ws_before,
         http_executions: kit.http_requests() - http_before,
         state: snapshot
             .as_ref()

@@ -90,7 +90,6 @@ pub(crate) async fn exchange_as(
 }
 
 pub(crate) mod recorder;
-pub(crate) mod reused_close;
 
 /// The eligibility table of these tests: `local` / `responses` may use the WebSocket.
 pub(crate) fn local_table() -> EligibilityTable {
