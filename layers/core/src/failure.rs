@@ -1,4 +1,5 @@
-//! Typed WebSocket failures: the phase decides replay safety, the kind decides how much it counts.
+//! Typed WebSocket failures: how far the request got decides whether it may be sent again, the
+//! kind how much it counts.
 
 use std::{error::Error, fmt, sync::Arc, time::Duration};
 
@@ -111,7 +112,7 @@ pub enum FailureKind {
     },
     /// A local condition, not the upstream's fault: the route has no usable WebSocket URL, the
     /// pool is closed or every connection of the key is busy, the request cannot be encoded.
-    /// Replay-safe like any failure before the first event; the breaker ignores it by default.
+    /// The request was not sent, so it is replay-safe; the breaker ignores it by default.
     Local(String),
     /// A message exceeded the size limit.
     TooLarge {

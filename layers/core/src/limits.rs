@@ -10,7 +10,7 @@
 //! | setting | owner | protects | default | over the limit |
 //! |---|---|---|---|---|
 //! | WebSocket message size | `wsfirst-websocket` (`WebSocketConfigBuilder::max_message_size`) | the upstream's frame limit: every request message sent on a WebSocket | [`DEFAULT_MAX_MESSAGE_SIZE`] | `TooLarge` in the send phase, replayed over HTTP |
-//! | WebSocket incoming message size | `wsfirst-websocket` (`WebSocketConfigBuilder::max_incoming_message_size`) | the gateway's memory: every message received from the upstream | [`DEFAULT_MAX_INCOMING_MESSAGE_SIZE`] | `TooLarge` naming the size and the limit: replay-safe before the first event, the body's error after it |
+//! | WebSocket incoming message size | `wsfirst-websocket` (`WebSocketConfigBuilder::max_incoming_message_size`) | the gateway's memory: every message received from the upstream | [`DEFAULT_MAX_INCOMING_MESSAGE_SIZE`] | `TooLarge` naming the size and the limit: a failure that is not sent again (the upstream executed the request), the body's error after the first event |
 //! | eligibility body size | `wsfirst-eligibility` (`EligibilityTableBuilder::max_message_size`) | saves a doomed WebSocket attempt: a body declared larger than a message may be goes straight to HTTP | [`DEFAULT_MAX_MESSAGE_SIZE`] (keep it equal to the WebSocket message size) | `Http(Ineligible(BodyTooLarge))` |
 //! | fallback buffer | `wsfirst-fallback` (`FallbackConfig::body_limit`) | the gateway's memory: how much of a request body is held so it can be replayed | [`DEFAULT_MAX_MESSAGE_SIZE`] | declared larger: sent over HTTP without a WebSocket attempt; undeclared and larger: `BodyTooLarge` before anything is sent |
 //!

@@ -104,7 +104,7 @@ pin_project! {
             #[pin]
             future: F,
         },
-        // The WebSocket attempt failed in a replay-safe phase; waiting for the inner service.
+        // The WebSocket attempt failed and the setting replays it; waiting for the inner service.
         WaitingReady,
         // The replay over HTTP.
         Http {
@@ -300,7 +300,7 @@ pub(crate) struct Candidate<S> {
     trailers: Option<HeaderMap>,
     /// When the WebSocket attempt started.
     started: Instant,
-    /// The replay-safe failure of the WebSocket attempt, once it failed.
+    /// The failure of the WebSocket attempt that the setting replays, once it failed.
     failure: Option<WsFailure>,
     /// How long the WebSocket attempt took.
     attempt: Duration,

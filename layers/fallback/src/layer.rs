@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use crate::{Fallback, FallbackConfig, warn::Warnings};
 
 /// Wraps a service in [`Fallback`]: WebSocket candidates are made replayable and replayed over
-/// HTTP after a replay-safe WebSocket failure.
+/// HTTP after a WebSocket failure that the upstream provably did not execute.
 ///
 /// Cloning this layer, and every service it makes, shares one record of when each key last
 /// warned, so that [`FallbackConfig::warn_interval`] holds across clones.

@@ -1,11 +1,13 @@
-//! A tower layer that replays a request over HTTP when its WebSocket attempt fails before the
-//! upstream's first event.
+//! A tower layer that replays a request over HTTP when its WebSocket attempt fails in a way the
+//! upstream provably did not execute it (before the first event, and before or without the
+//! upstream acting on it).
 //!
 //! [`FallbackLayer`] sits between the circuit breaker and the WebSocket layer of a wsfirst stack
 //! (`Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP`). For a request whose
 //! [`Intent`](wsfirst_core::Intent) is `WebSocket` and whose route's mode is `auto`, it buffers
 //! the body (so that the request can be sent twice), lets the inner stack try the WebSocket, and
-//! when that fails with a replay-safe [`WsFailure`](wsfirst_core::WsFailure), calls the inner
+//! when that fails with a [`WsFailure`](wsfirst_core::WsFailure) that the [`Replay`] setting
+//! replays (the upstream provably did not execute the request), calls the inner
 //! stack again with the identical request and `Intent::Http(HttpReason::Fallback(failure))`. The
 //! response then carries [`Served::fallback`](wsfirst_core::Served::fallback).
 //!

@@ -279,8 +279,8 @@ impl WebSocketConfigBuilder {
     /// [`DEFAULT_MAX_INCOMING_MESSAGE_SIZE`], 64 MiB). A Responses API answer's terminal event
     /// (`response.completed`) repeats the whole output, generated images (base64) and encrypted
     /// reasoning included, so it can be far larger than any request. A message over the limit
-    /// is a `TooLarge` failure naming its size and the limit: replay-safe before the first
-    /// event, the body's error after it.
+    /// is a `TooLarge` failure naming its size and the limit, never sent again (the upstream
+    /// executed the request): the attempt's error before the first event, the body's after it.
     pub fn max_incoming_message_size(mut self, bytes: usize) -> Self {
         self.max_incoming_message_size = bytes;
         self

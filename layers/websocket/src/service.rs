@@ -34,8 +34,10 @@ use crate::{
 ///   first event arrived (a non-streaming answer: once it is complete).
 /// - A request without an `Intent` fails with [`MissingExtension::INTENT`]; a WebSocket request
 ///   without a `Route` with [`MissingExtension::ROUTE`].
-/// - Failures before the first event are `Err`s carrying a replay-safe
-///   [`WsFailure`](wsfirst_core::WsFailure); after it, the body ends with a `MidStream` one.
+/// - Failures before the first event are `Err`s carrying a
+///   [`WsFailure`](wsfirst_core::WsFailure) that says how far the request got (whether it may
+///   be sent again: see the crate docs, "When a request is sent again"); after it, the body
+///   ends with a `MidStream` one.
 ///
 /// `inner` must be `Clone` (the ready one moves into a WebSocket request's future, which may
 /// need it) and the request body must be buildable from bytes (`From<Bytes>`, as

@@ -1,13 +1,23 @@
-//! When a request is sent again, against the test kit, counted on the upstream's side: a reused
-//! connection closed before our write is replaced (and counted in `wsfirst_ws_resends_total`),
+//! When a request is sent again, against the test kit (and one upstream of its own), counted on
+//! the upstream's side: a reused connection closed before our write, or whose write fails, is
+//! replaced (and counted in `wsfirst_ws_resends_total`) as far as the route's `Replay` allows;
 //! one closed after our write is not (and the fallback layer does not replay it over HTTP,
-//! whatever its setting), nor is a fresh one closed with 1001; a connection that failed
-//! mid-stream never goes back to the pool; a streaming `response.incomplete` ends the stream.
+//! whatever its setting), nor is a fresh one closed with 1001; a refused request is sent again
+//! once; a connection that failed mid-stream never goes back to the pool; a streaming
+//! `response.incomplete` ends the stream.
 #![cfg(feature = "testing")]
 
 mod ws_support;
 
-use std::{collections::BTreeMap, convert::Infallible, time::Duration};
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -232,7 +242,7 @@ async fn a_fresh_connection_closed_going_away_before_the_first_event_is_executed
     let failure = failure_of(call(&mut service, request(&route, true)).await);
     assert_eq!(failure.phase(), Phase::BeforeFirstEvent);
     assert_eq!(failure.delivery(), Delivery::MaybeExecuted);
-    assert_eq!(http_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(http_calls.load(Ordering::SeqCst), 0);
     assert_eq!((upstream.handshakes(), upstream.ws_requests()), (1, 1));
 
     let mut stack = stack(&upstream, &Pool::new(), Replay::BeforeFirstEvent);
@@ -377,4 +387,101 @@ async fn a_streaming_response_incomplete_ends_the_stream() {
     // A complete answer: the connection serves the next request.
     assert_eq!(pool.idle_connections(), 1);
     assert_eq!(upstream.open_ws_connections(), 1);
+}
+
+/// An upstream on 127.0.0.1 that answers every request with `answer`, except that its first
+/// connection takes messages of at most 1 MiB: a larger one is refused at its frame's header
+/// and the connection is dropped unread, so the client's write fails before the message is
+/// complete. Returns the URL, the connections accepted and the requests received in full.
+async fn resetting_upstream(answer: Answer) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig as Limits};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/responses", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
+    let (accepted_by_server, received_by_server) = (accepted.clone(), received.clone());
+    spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let number = accepted_by_server.fetch_add(1, Ordering::SeqCst) + 1;
+            let limit = if number == 1 { 1 << 20 } else { 64 << 20 };
+            let limits = Limits::default()
+                .max_message_size(Some(limit))
+                .max_frame_size(Some(limit));
+            let (answer, received) = (answer.clone(), received_by_server.clone());
+            spawn(async move {
+                let accepted = tokio_tungstenite::accept_async_with_config(tcp, Some(limits));
+                let Ok(mut socket) = accepted.await else {
+                    return;
+                };
+                // An error (the message over the limit) drops the socket with data unread.
+                while let Some(Ok(message)) = socket.next().await {
+                    if !message.is_text() {
+                        continue;
+                    }
+                    received.fetch_add(1, Ordering::SeqCst);
+                    for event in answer.messages() {
+                        if socket.send(Message::text(event.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, received)
+}
+
+#[tokio::test]
+async fn a_reused_connection_whose_write_fails_is_replaced_once_only_before_the_first_event() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    // Larger than the socket buffers of both ends: the write is still under way when the
+    // upstream drops the connection.
+    let input = "x".repeat(40 << 20);
+    let large = format!(r#"{{"model":"gpt-kit","input":"{input}","stream":false}}"#);
+    for (replay, resent) in [
+        (Replay::BeforeFirstEvent, true),
+        (Replay::ConnectOnly, false),
+    ] {
+        let answer = Answer::text("hello world");
+        let (url, accepted, received) = resetting_upstream(answer.clone()).await;
+        let config = WebSocketConfig::builder()
+            .max_message_size(64 << 20)
+            .build()
+            .unwrap();
+        let (mut service, http_calls) = service(config, &Pool::new());
+        let route = route_to(&url);
+        let response = call(&mut service, request(&route, false)).await.unwrap();
+        let (_, error) = read_body(response.into_body()).await;
+        assert!(error.is_none(), "{error:?}");
+
+        let mut large = request_with(&route, large.clone(), &[]);
+        large.extensions_mut().insert(replay);
+        let result = tokio::time::timeout(WAIT, call(&mut service, large))
+            .await
+            .expect("the attempt ends");
+        if resent {
+            let response = result.expect("sent again on a fresh connection");
+            let (bytes, error) = read_body(response.into_body()).await;
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(
+                String::from_utf8(bytes).unwrap(),
+                answer.final_json().unwrap()
+            );
+            assert_eq!(resends(&snapshotter), counted(&[("write_failed", 1)]));
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        } else {
+            let failure = failure_of(result);
+            assert_eq!(failure.phase(), Phase::Send, "{failure:?}");
+            assert_eq!(failure.delivery(), Delivery::Incomplete);
+            assert_eq!(resends(&snapshotter), counted(&[]));
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        }
+        // The first connection never had the large request in full.
+        assert_eq!(received.load(Ordering::SeqCst), 1 + usize::from(resent));
+        assert_eq!(http_calls.load(Ordering::SeqCst), 0);
+    }
 }
