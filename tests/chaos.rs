@@ -200,10 +200,15 @@ async fn one(service: RouteService, id: usize, credential: usize, stream: bool) 
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap();
-    let response = service.oneshot(request).await.unwrap();
+    let response = tokio::time::timeout(SETTLE, service.oneshot(request))
+        .await
+        .unwrap_or_else(|_| panic!("request {id}: no answer within {SETTLE:?}"))
+        .unwrap();
     let status = response.status();
     let (transport, reason) = transport_headers(&response);
-    let read = response.into_body().collect().await;
+    let read = tokio::time::timeout(SETTLE, response.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("request {id}: the body did not end within {SETTLE:?}"));
     match (status, read) {
         (StatusCode::OK, Ok(collected)) => {
             let bytes = collected.to_bytes();

@@ -1,10 +1,9 @@
 //! The fault matrix: every failure kind of the WebSocket path, for each transport mode (auto,
-//! with either replay setting; strict WebSocket; HTTP) and each breaker state (closed, open,
-//! half-open), through the composed
-//! stack against real servers on 127.0.0.1. Each row asserts the transport, what the caller got,
-//! the executions counted on the upstream side (never more than one) and the breaker's state
-//! after the request. Plus the HTTP path failing after a fallback, and a client that goes away
-//! mid-stream.
+//! under either replay setting; strict WebSocket; HTTP) and each breaker state (closed, open,
+//! half-open), through the composed stack against real servers on 127.0.0.1. Each row asserts
+//! the transport, what the caller got, the executions counted on the upstream side (never more
+//! than one) and the breaker's state after the request. Plus the HTTP path failing after a
+//! fallback, and a client that goes away mid-stream.
 //!
 //! Time is paused: timeouts fire as soon as the runtime has nothing else to do, and the open
 //! period of a breaker ends by advancing the clock.
@@ -366,6 +365,7 @@ fn upgrade_name(status: u16) -> &'static str {
     }
 }
 
+/// What a row expects, from the fault's facts on a closed key, the mode and the starting state.
 fn expected(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
     let before = match start {
         Start::Closed => BreakerState::Closed,
