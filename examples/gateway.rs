@@ -73,9 +73,9 @@ use wsfirst_websocket::testing::{TestUpstream, WsScript};
 
 /// Where the gateway listens when the configuration has no `listen` key.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// How long the pooled WebSockets' close frames and the last tasks may take once the server
-/// stopped.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long the pooled WebSockets' close frames (each bounded by one second) and the last tasks
+/// may take once the server stopped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How often the Prometheus recorder drains its histograms.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
@@ -301,7 +301,9 @@ async fn run() -> Result<(), BoxError> {
 }
 
 /// Waits, at most `grace`, until no spawned task is alive (the closes of the last pooled
-/// WebSockets, the pool's reaper, the client connections' tasks); how many are left.
+/// WebSockets, the client connections' tasks); how many are left. The pool's reaper, if it
+/// ran, holds only a weak reference to the pool and ends at its next tick (half the idle
+/// timeout), so it may be counted here.
 async fn tasks_left(grace: Duration) -> usize {
     let metrics = tokio::runtime::Handle::current().metrics();
     let deadline = tokio::time::Instant::now() + grace;
