@@ -68,8 +68,8 @@ enum Setup {
 enum Got {
     /// `200` and the whole answer, byte for byte, over this transport, with this reason header.
     Answer(&'static str, &'static str),
-    /// `200` over the WebSocket, then the body failed: the answer was cut short.
-    Cut,
+    /// `200` over this transport, then the body failed: the answer was cut short.
+    Cut(&'static str),
     /// The upstream's own error answer with this status, over the WebSocket.
     Upstream(u16),
     /// wsfirst's error response with this status and reason header (the failure's kind).
@@ -80,6 +80,7 @@ const WS: Got = Got::Answer("websocket", "websocket");
 const FALLBACK: Got = Got::Answer("http", "fallback");
 const PINNED: Got = Got::Answer("http", "pinned");
 const MODE_HTTP: Got = Got::Answer("http", "mode_http");
+const CUT: Got = Got::Cut("websocket");
 
 /// What the breaker makes of the row's WebSocket attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,8 +256,8 @@ fn faults() -> Vec<Fault> {
                 events: 3,
                 code: 1011,
             }),
-            Got::Cut,
-            Got::Cut,
+            CUT,
+            CUT,
             true,
             Count,
         ),
@@ -277,16 +278,16 @@ fn faults() -> Vec<Fault> {
         fault(
             "idle timeout mid-stream",
             kit(WsScript::Stall { after_events: 3 }),
-            Got::Cut,
-            Got::Cut,
+            CUT,
+            CUT,
             true,
             Count,
         ),
         fault(
             "oversized message mid-stream",
             answer(Answer::large_text(4 * MAX_INCOMING)),
-            Got::Cut,
-            Got::Cut,
+            CUT,
+            CUT,
             true,
             Ignore,
         ),
@@ -318,8 +319,8 @@ fn faults() -> Vec<Fault> {
                     .cloned()
                     .chain(["{not json".to_owned()]),
             )),
-            Got::Cut,
-            Got::Cut,
+            CUT,
+            CUT,
             true,
             Count,
         ),
@@ -401,7 +402,7 @@ fn expected(fault: &Fault, mode: TransportMode, start: Start) -> Observed {
         (Start::Open, _) => BreakerState::Open,
         // A probe (or a strict request) that gets its first event closes the key, whatever
         // happens to the rest of its stream (which then counts on the closed key).
-        (Start::HalfOpen, _) if got == Got::Cut => BreakerState::Closed,
+        (Start::HalfOpen, _) if got == CUT => BreakerState::Closed,
         (Start::HalfOpen, true) if fault.verdict == Verdict::Success => BreakerState::Closed,
         (Start::HalfOpen, true) => BreakerState::HalfOpen,
         // The probe decides.
@@ -489,7 +490,7 @@ async fn call(service: &RouteService, body: &str) -> (Got, Option<Bytes>) {
         .expect("the body ends");
     let bytes = match read {
         Ok(collected) => collected.to_bytes(),
-        Err(_) if status == StatusCode::OK => return (Got::Cut, None),
+        Err(_) if status == StatusCode::OK => return (Got::Cut(leak(transport)), None),
         Err(error) => panic!("an error answer's body failed: {error}"),
     };
     let got = if status == StatusCode::OK {
@@ -721,7 +722,7 @@ async fn the_http_path_failing_after_a_fallback() {
         let (status, executions) = expected;
         match (status, got) {
             (Some(status), Got::Error(got, _)) => assert_eq!(got, status, "{name}"),
-            (None, Got::Cut) => {}
+            (None, Got::Cut("http")) => {}
             (_, got) => panic!("{name}: got {got:?}"),
         }
         assert_eq!(kit.ws_requests(), 0, "{name}");
