@@ -19,7 +19,8 @@ use tokio::{
 use ws_support::{call, request_with, route_to, service};
 use wsfirst_core::{FailureKind, Phase, find_ws_failure};
 use wsfirst_websocket::{
-    Codec, Decoded, Exchange, Message, Pool, ResponsesCodec, WebSocketConfig, testing::Answer,
+    Codec, Decoded, Exchange, Message, Pool, ResponsesCodec, WebSocketConfig,
+    testing::{Answer, TestUpstream},
 };
 
 fn parts() -> http::request::Parts {
@@ -405,6 +406,91 @@ fn arbitrary_upgrade_answers_fail_cleanly_in_the_handshake() {
     runner
         .run(&upgrade(), |case| {
             runtime.block_on(check_upgrade(&listener, &case));
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A mutated answer served over a real WebSocket, through the layer: whatever the events, the
+/// attempt fails with a typed failure or answers; a streamed body is well-formed SSE up to its
+/// end or its mid-stream error, and nothing is sent to HTTP.
+async fn check_served(upstream: &TestUpstream, messages: Vec<String>, stream: bool) {
+    upstream.set_answer(Answer::raw_events(messages));
+    let config = WebSocketConfig::builder()
+        .first_event_timeout(Duration::from_secs(2))
+        .idle_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let (mut service, http_calls) = service(config, &Pool::new());
+    let route = route_to(&upstream.ws_url());
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(
+            &mut service,
+            request_with(&route, ws_support::body(stream), &[]),
+        ),
+    )
+    .await
+    .expect("the attempt ends");
+    assert_eq!(http_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let response = match attempt {
+        Ok(response) => response,
+        Err(error) => {
+            let failure =
+                find_ws_failure(&*error).unwrap_or_else(|| panic!("no WsFailure in {error}"));
+            assert!(failure.to_string().starts_with("websocket "), "{failure}");
+            return;
+        }
+    };
+    let status = response.status();
+    let (bytes, error) = tokio::time::timeout(
+        Duration::from_secs(10),
+        ws_support::read_body(response.into_body()),
+    )
+    .await
+    .expect("the body ends");
+    if let Some(error) = error {
+        let failure = find_ws_failure(&*error).unwrap_or_else(|| panic!("no WsFailure in {error}"));
+        assert_eq!(failure.phase(), Phase::MidStream, "{failure}");
+    }
+    if stream && status == StatusCode::OK {
+        let text = std::str::from_utf8(&bytes).expect("utf-8 frames");
+        assert!(!text.contains('\r'), "{text:?}");
+        assert!(text.is_empty() || text.ends_with("\n\n"), "{text:?}");
+        for frame in text.split_terminator("\n\n") {
+            assert!(frame.starts_with("event: "), "{frame:?}");
+            assert!(
+                frame.lines().skip(1).all(|line| line.starts_with("data: ")),
+                "{frame:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mutated_answers_through_the_layer_fail_cleanly_or_stream_well_formed_sse() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let upstream = runtime.block_on(TestUpstream::start());
+    let messages = Answer::text("héllo\r\nworld").messages().to_vec();
+    let strategy = (
+        prop::collection::vec(
+            (0..messages.len(), prop::collection::vec(mutation(), 0..3)),
+            1..4,
+        ),
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(ProptestConfig::with_cases(48));
+    runner
+        .run(&strategy, |(changes, stream)| {
+            let mut answer = messages.clone();
+            for (index, mutations) in &changes {
+                let bytes = mutate(&answer[*index], mutations);
+                answer[*index] = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            runtime.block_on(check_served(&upstream, answer, stream));
             Ok(())
         })
         .unwrap();
