@@ -1,5 +1,6 @@
-//! What the facade's integration tests share: a stack in front of the test kit, and one request
-//! read to the end. Each test binary uses a part of it.
+//! What the facade's integration tests share: a stack in front of the test kit, one request read
+//! to the end, small helpers (bounded waits, headers, error chains, task counts) and a WebSocket
+//! upstream that records how its connections ended. Each test binary uses a part of it.
 #![allow(dead_code)]
 
 use std::time::Duration;
