@@ -36,8 +36,10 @@
 //! (method, path) around what the layers log while serving it; `gateway=trace` also logs each
 //! request's headers, with credentials (`authorization`, `cookie`, `x-api-key`...) shown as
 //! `Sensitive`. Both come from tower-http's `TraceLayer`. On SIGINT or SIGTERM it
-//! stops accepting connections, lets requests in flight finish for up to 10 s, then closes its
-//! pooled WebSockets cleanly. A bad file or an unusable address exits with status 1 and a message
+//! stops accepting connections, lets requests in flight (streams included) finish for up to the
+//! grace period (10 s), closes the connections still open after it, sends a close frame on
+//! every pooled WebSocket, and logs how many of its tasks were left when it stopped (none, when
+//! all went well). A bad file or an unusable address exits with status 1 and a message
 //! naming what is wrong.
 
 use std::{
@@ -75,8 +77,9 @@ use wsfirst_websocket::testing::{TestUpstream, WsScript};
 
 /// Where the gateway listens when the configuration has no `listen` key.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// How long requests in flight may take to finish once a shutdown signal arrived.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the pooled WebSockets' close frames (each bounded by one second) and the last tasks
+/// may take once the server stopped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How often the Prometheus recorder drains its histograms.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
@@ -256,9 +259,10 @@ async fn run() -> Result<(), BoxError> {
     let mut server = tokio::spawn(wsfirst::serve::serve(listener, app, limits, async move {
         let _ = stopped.await;
     }));
+    let grace = limits.shutdown_grace();
     tokio::select! {
         signal = shutdown_signal() => {
-            tracing::info!(signal, "shutting down: no new connections, waiting up to {}s for requests in flight", SHUTDOWN_GRACE.as_secs());
+            tracing::info!(signal, "shutting down: no new connections, waiting up to {:?} for requests in flight", grace);
         }
         result = &mut server => {
             upkeep.abort();
@@ -273,14 +277,16 @@ async fn run() -> Result<(), BoxError> {
         }
     }
     let _ = stop.send(());
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+    // `serve` itself closes what is still open past the grace period; the timeout only guards
+    // against a server that does not return.
+    match tokio::time::timeout(grace + CLOSE_GRACE, &mut server).await {
         Ok(Ok(Ok(()))) => tracing::info!("requests in flight finished"),
         Ok(Ok(Err(error))) => tracing::error!(%error, "the server failed while shutting down"),
         Ok(Err(error)) => tracing::error!(%error, "the server task failed while shutting down"),
         Err(_) => {
             tracing::warn!(
-                "requests still in flight after {}s: closing them",
-                SHUTDOWN_GRACE.as_secs()
+                "the server did not stop within {:?}: aborting it",
+                grace + CLOSE_GRACE
             );
             server.abort();
         }
@@ -289,14 +295,34 @@ async fn run() -> Result<(), BoxError> {
     if let Some(admin) = admin {
         admin.abort();
     }
-    configured.wsfirst.shutdown().await;
+    // A close frame on every pooled WebSocket (the requests are over: none is busy).
+    let left = configured.wsfirst.pool().shutdown(CLOSE_GRACE).await;
     if let Some(upstream) = local {
         if let Ok(upstream) = Arc::try_unwrap(upstream) {
             upstream.shutdown().await;
         }
     }
-    tracing::info!("pooled websockets closed, stopped");
+    drop(configured);
+    let tasks = tasks_left(CLOSE_GRACE).await;
+    tracing::info!(
+        websockets_left = left,
+        tasks_left = tasks,
+        "pooled websockets closed, stopped"
+    );
     Ok(())
+}
+
+/// Waits, at most `grace`, until no spawned task is alive (the closes of the last pooled
+/// WebSockets, the client connections' tasks); how many are left. The pool's reaper, if it
+/// ran, holds only a weak reference to the pool and ends at its next tick (half the idle
+/// timeout), so it may be counted here.
+async fn tasks_left(grace: Duration) -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let deadline = tokio::time::Instant::now() + grace;
+    while metrics.num_alive_tasks() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    metrics.num_alive_tasks()
 }
 
 /// `gateway.toml` given from the repository root means the shipped `examples/gateway.toml`

@@ -13,6 +13,12 @@
 //! | [`body_read_timeout`](ServerConfigBuilder::body_read_timeout) | 60 s | a client that trickles its request body, holding a connection and a fallback buffer: the whole body must arrive within it, else `408` |
 //! | [`max_connections`](ServerConfigBuilder::max_connections) | 1024 | too many open connections: further ones wait in the listen backlog |
 //! | [`max_header_bytes`](ServerConfigBuilder::max_header_bytes) | 64 KiB | huge request headers: `431` (HTTP/1), refused (HTTP/2) |
+//! | [`shutdown_grace`](ServerConfigBuilder::shutdown_grace) | 10 s | a shutdown held up forever by a stream that does not end: past it, the connections still open are closed |
+//!
+//! On shutdown [`serve`] stops accepting at once, lets the requests in flight finish (streams
+//! included) within the grace period, then closes the connections still open, and returns once
+//! every connection's task has ended: nothing it spawned is left behind. Close the pooled
+//! WebSockets after it returns ([`Pool::shutdown`](wsfirst_websocket::Pool::shutdown)).
 //!
 //! # Example
 //!
@@ -29,8 +35,9 @@
 //! let app = Router::new().route("/v1/responses", post_service(wsfirst.route(route)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! let shutdown = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
-//! wsfirst::serve::serve(listener, app, ServerConfig::default(), shutdown).await?;
-//! wsfirst.shutdown().await;
+//! let config = ServerConfig::default();
+//! wsfirst::serve::serve(listener, app, config, shutdown).await?;
+//! wsfirst.pool().shutdown(config.shutdown_grace()).await;
 //! # Ok(())
 //! # }
 //! ```
@@ -60,6 +67,7 @@ use hyper_util::{
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
+    task::JoinSet,
     time::{Instant, Sleep},
 };
 use tower::ServiceExt;
@@ -84,6 +92,7 @@ pub struct ServerConfig {
     body_read_timeout: Duration,
     max_connections: usize,
     max_header_bytes: usize,
+    shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +102,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(60),
             max_connections: 1024,
             max_header_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -123,6 +133,11 @@ impl ServerConfig {
     /// The largest request headers, in bytes.
     pub fn max_header_bytes(&self) -> usize {
         self.max_header_bytes
+    }
+
+    /// How long requests in flight may take to finish once shutdown began.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
     }
 }
 
@@ -159,6 +174,14 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// How long requests in flight (streams included) may take to finish once shutdown began
+    /// (default 10 s; zero closes them at once); past it [`serve`] closes the connections still
+    /// open.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
     /// Checks the values and builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ServerConfigError> {
         let config = self.config;
@@ -172,6 +195,12 @@ impl ServerConfigBuilder {
             if value > MAX_DURATION {
                 return Err(ServerConfigError::TooLong { field, value });
             }
+        }
+        if config.shutdown_grace > MAX_DURATION {
+            return Err(ServerConfigError::TooLong {
+                field: "shutdown_grace",
+                value: config.shutdown_grace,
+            });
         }
         if config.max_connections == 0 {
             return Err(ServerConfigError::Zero {
@@ -249,8 +278,9 @@ impl fmt::Display for ServerConfigError {
 impl std::error::Error for ServerConfigError {}
 
 /// Serves `router` on `listener` with the limits of `config` and `TCP_NODELAY` on every socket,
-/// until `shutdown` completes; then stops accepting and returns once the connections in flight
-/// have ended (wrap it in a timeout to bound the drain).
+/// until `shutdown` completes; then stops accepting, lets the requests in flight finish within
+/// the [grace period](ServerConfigBuilder::shutdown_grace), closes the connections still open
+/// after it, and returns once every connection's task has ended.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -275,6 +305,8 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
+    // Every connection's task, so that none outlives `serve`.
+    let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // A connection is accepted only when one of the `max_connections` slots is free.
@@ -300,15 +332,29 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
             drop(permit);
         });
+        // Forget the tasks that ended (the set holds the open connections only).
+        while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    graceful.shutdown().await;
+    let grace = config.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            ?grace,
+            "requests still in flight at the end of the shutdown grace period: closing their connections"
+        );
+    }
+    // Their tasks end now (cut short past the grace period), before `serve` returns.
+    connections.shutdown().await;
     Ok(())
 }
 
@@ -419,5 +465,19 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(error.field(), "body_read_timeout");
+        let error = ServerConfig::builder()
+            .shutdown_grace(MAX_DURATION + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "shutdown_grace");
+        let config = ServerConfig::builder()
+            .shutdown_grace(Duration::ZERO)
+            .build()
+            .unwrap();
+        assert_eq!(config.shutdown_grace(), Duration::ZERO);
+        assert_eq!(
+            ServerConfig::default().shutdown_grace(),
+            Duration::from_secs(10)
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! What the facade's integration tests share: a stack in front of the test kit, and one request
-//! read to the end. Each test binary uses a part of it.
+//! What the facade's integration tests share: a stack in front of the test kit, one request read
+//! to the end, small helpers (bounded waits, headers, error chains, task counts) and a WebSocket
+//! upstream that records how its connections ended. Each test binary uses a part of it.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -87,4 +88,58 @@ pub(crate) async fn exchange_as(
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, transport, reason, bytes)
+}
+
+pub(crate) mod recorder;
+
+/// The eligibility table of these tests: `local` / `responses` may use the WebSocket.
+pub(crate) fn local_table() -> EligibilityTable {
+    EligibilityTable::builder()
+        .allow("local", "responses")
+        .build()
+        .unwrap()
+}
+
+/// The transport and reason headers of a response (empty when absent).
+pub(crate) fn transport_headers<B>(response: &http::Response<B>) -> (String, String) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (header("x-wsfirst-transport"), header("x-wsfirst-reason"))
+}
+
+/// An error and its causes as one string.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        current = cause.source();
+    }
+    text
+}
+
+/// Waits until `done` holds, checking every 10 ms, at most 20 s (then fails naming `what`).
+pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// The number of tasks alive in the current runtime.
+pub(crate) fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
 }

@@ -5,6 +5,7 @@ mod client_ws;
 mod documents;
 mod errors;
 mod fingerprint;
+mod fuzz;
 mod store;
 
 use super::Config;

@@ -38,6 +38,7 @@ mod conversation;
 mod key;
 pub(crate) mod pooled;
 mod reaper;
+mod shutdown;
 pub(crate) mod stall;
 #[cfg(test)]
 mod tests;

@@ -270,16 +270,29 @@ struct HttpStreamError<'a> {
     sequence_number: u64,
 }
 
-/// `event: <type>\ndata: <json>\n\n`, one `data:` line per line of the JSON text.
+/// `event: <type>\ndata: <json>\n\n`, one `data:` line per line of the JSON text. A line ends
+/// with `\r\n`, `\n` or a lone `\r`, as SSE reads it: a `\r` left in a `data:` line would end
+/// that line for the client, and the rest of the JSON would be read as a field of its own.
 fn sse_frame(kind: &str, json: &str) -> Bytes {
     let mut frame = BytesMut::with_capacity(kind.len() + json.len() + 16);
     frame.put_slice(b"event: ");
     frame.put_slice(kind.as_bytes());
     frame.put_u8(b'\n');
-    for line in json.split('\n') {
+    let mut rest = json;
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
         frame.put_slice(b"data: ");
-        frame.put_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+        frame.put_slice(&rest.as_bytes()[..end]);
         frame.put_u8(b'\n');
+        if end == rest.len() {
+            break;
+        }
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
     }
     frame.put_u8(b'\n');
     frame.freeze()
