@@ -37,8 +37,9 @@
 //! request's headers, with credentials (`authorization`, `cookie`, `x-api-key`...) shown as
 //! `Sensitive`. Both come from tower-http's `TraceLayer`. On SIGINT or SIGTERM it
 //! stops accepting connections, lets requests in flight (streams included) finish for up to the
-//! grace period (10 s), closes the connections still open after it, sends a close frame on
-//! every pooled WebSocket, and logs how many of its tasks were left when it stopped (none, when
+//! grace period (`[server] shutdown_grace`, 10 s by default), closes the connections still open
+//! after it, sends a close frame (1001) on every client WebSocket and every pooled WebSocket,
+//! and logs how many of its tasks were left when it stopped (none, when
 //! all went well). A bad file or an unusable address exits with status 1 and a message
 //! naming what is wrong.
 
@@ -295,8 +296,9 @@ async fn run() -> Result<(), BoxError> {
     if let Some(admin) = admin {
         admin.abort();
     }
-    // A close frame on every pooled WebSocket (the requests are over: none is busy).
-    let left = configured.wsfirst.pool().shutdown(CLOSE_GRACE).await;
+    // A close frame (1001) on every client WebSocket, after its running response (the server
+    // does not track upgraded connections), then on every pooled WebSocket.
+    let left = configured.wsfirst.shutdown_within(CLOSE_GRACE).await;
     if let Some(upstream) = local {
         if let Ok(upstream) = Arc::try_unwrap(upstream) {
             upstream.shutdown().await;
@@ -313,9 +315,7 @@ async fn run() -> Result<(), BoxError> {
 }
 
 /// Waits, at most `grace`, until no spawned task is alive (the closes of the last pooled
-/// WebSockets, the client connections' tasks); how many are left. The pool's reaper, if it
-/// ran, holds only a weak reference to the pool and ends at its next tick (half the idle
-/// timeout), so it may be counted here.
+/// WebSockets, the client connections' tasks); how many are left.
 async fn tasks_left(grace: Duration) -> usize {
     let metrics = tokio::runtime::Handle::current().metrics();
     let deadline = tokio::time::Instant::now() + grace;

@@ -37,7 +37,8 @@
 //! let shutdown = async { tokio::signal::ctrl_c().await.unwrap_or_default() };
 //! let config = ServerConfig::default();
 //! wsfirst::serve::serve(listener, app, config, shutdown).await?;
-//! wsfirst.pool().shutdown(config.shutdown_grace()).await;
+//! // Client WebSockets closed (1001), then pooled WebSockets, busy ones within the grace.
+//! wsfirst.shutdown_within(config.shutdown_grace()).await;
 //! # Ok(())
 //! # }
 //! ```

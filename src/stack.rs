@@ -39,6 +39,7 @@ use std::{
     fmt,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -232,10 +233,20 @@ impl Wsfirst {
 
     /// Closes every client WebSocket (close frames `1001`, after each running response within
     /// its shutdown grace), then every pooled WebSocket cleanly (close frames); call on
-    /// shutdown.
+    /// shutdown, once the server stopped taking requests. Busy pooled WebSockets get
+    /// [`Wsfirst::POOL_SHUTDOWN_GRACE`]; see [`shutdown_within`](Self::shutdown_within).
     pub async fn shutdown(&self) {
+        self.shutdown_within(Self::POOL_SHUTDOWN_GRACE).await;
+    }
+
+    /// How long [`shutdown`](Self::shutdown) lets busy pooled WebSockets finish their answers.
+    pub const POOL_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+    /// [`shutdown`](Self::shutdown), letting busy pooled WebSockets finish their answers for at
+    /// most `grace` ([`Pool::shutdown`]); returns how many were still busy then.
+    pub async fn shutdown_within(&self, grace: Duration) -> usize {
         self.clients.close().await;
-        self.pool.close().await;
+        self.pool.shutdown(grace).await
     }
 }
 

@@ -780,8 +780,9 @@ async fn a_client_that_disconnects_mid_stream_closes_the_upstream_connection() {
 /// One refused handshake that several requests waited for (coalesced) is one failure of the
 /// path: it must not count once per waiting request, or a single refused handshake under load
 /// pins a provider whose threshold is several failures in a row.
+/// (Found by the chaos test: the pool handed each waiter a copy of the failure, and the breaker
+/// counted each; waiters now get it marked [`WsFailure::shared`](wsfirst::core::WsFailure::shared).)
 #[tokio::test]
-#[ignore = "found by the chaos test, not fixed: every request that waited for a coalesced handshake counts its failure (pool/checkout.rs hands each waiter a clone, the breaker counts each), so one refused handshake under load opens the key"]
 async fn one_failed_coalesced_handshake_counts_once() {
     let kit = TestUpstream::start().await;
     kit.push_ws_script(WsScript::refuse(StatusCode::SERVICE_UNAVAILABLE, "once"));

@@ -524,6 +524,9 @@ impl super::ServerLimitsConfig {
         if let Some(bytes) = self.max_header_bytes {
             builder = builder.max_header_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
+        if let Some(grace) = self.shutdown_grace {
+            builder = builder.shutdown_grace(grace);
+        }
         builder.build().map_err(|error| {
             ConfigError::invalid(format!("server.{}", error.field()), error.to_string())
         })

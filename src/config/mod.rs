@@ -70,6 +70,7 @@
 //! | `server.body_read_timeout` | duration | 60s | the time a client has to send a request's whole body; past it `408` |
 //! | `server.max_connections` | integer, > 0 | 1024 | connections served at once; more wait in the backlog |
 //! | `server.max_header_bytes` | byte size, >= 8 KiB | 64 KiB | the largest request headers; larger is `431` |
+//! | `server.shutdown_grace` | duration, <= 1 year | 10s | on shutdown, how long requests in flight may finish; past it, the connections still open are closed |
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
 //! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401` |
 //! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
@@ -137,7 +138,6 @@ mod tests;
 pub use error::ConfigError;
 pub use schema::{
     AdminConfig, BreakerConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,
-    EligibilityConfig,
-    FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig, ServerLimitsConfig,
-    TimeoutsConfig,
+    EligibilityConfig, FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig,
+    ServerLimitsConfig, TimeoutsConfig,
 };

@@ -82,6 +82,9 @@ pub struct ServerLimitsConfig {
     /// The largest request headers.
     #[serde(deserialize_with = "de_bytes")]
     pub max_header_bytes: Option<u64>,
+    /// How long requests in flight may take to finish on shutdown.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Option<Duration>,
 }
 
 /// The `[admin]` table: where the admin endpoints (`/admin/transport`, `/metrics`) are served,

@@ -310,6 +310,8 @@ pub struct WsFailure {
     phase: Phase,
     kind: FailureKind,
     delivery: Delivery,
+    /// A copy of another request's failure (see [`WsFailure::shared`]).
+    shared: bool,
     source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
@@ -343,8 +345,34 @@ impl WsFailure {
             phase,
             kind,
             delivery: Delivery::of_phase(phase),
+            shared: false,
             source: None,
         }
+    }
+
+    /// Marks the failure as a copy of one that another request already reported: requests that
+    /// waited for the same coalesced handshake each get the handshake's failure, but only the
+    /// request that made the handshake counts it, so that one refused handshake is one failure
+    /// for a breaker, however many requests waited for it.
+    ///
+    /// ```
+    /// use wsfirst_core::{FailureKind, Phase, WsFailure};
+    ///
+    /// let refused = WsFailure::new(Phase::Connect, FailureKind::Local("refused".into()));
+    /// assert!(!refused.is_shared());
+    /// let copy = refused.clone().shared();
+    /// assert!(copy.is_shared());
+    /// assert_eq!(copy, refused); // the same failure, seen by another request
+    /// ```
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
+    }
+
+    /// Whether this is a copy of a failure another request reported ([`WsFailure::shared`]):
+    /// not to be counted again.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Says how far the request got, where the phase alone does not tell (a connection found
@@ -412,6 +440,9 @@ impl fmt::Debug for WsFailure {
             .field("phase", &self.phase)
             .field("kind", &self.kind)
             .field("delivery", &self.delivery);
+        if self.shared {
+            debug.field("shared", &true);
+        }
         if let Some(source) = &self.source {
             debug.field("source", &format_args!("{source}"));
         }

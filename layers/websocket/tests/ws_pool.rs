@@ -244,3 +244,30 @@ async fn a_conversation_never_follows_an_expired_connection() {
     let _ = call(&mut service, request_with(&route, next.into(), &[])).await;
     assert_eq!(upstream.captured()[2].connection, Some(2));
 }
+
+/// The reaper task ends as soon as the pool shuts down, not at its next tick (30 s with the
+/// default idle timeout): a shut-down pool leaves no task behind.
+#[tokio::test]
+async fn shutdown_leaves_no_reaper_task_behind() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let upstream = TestUpstream::start().await;
+    let pool = Pool::new();
+    let (mut service, _) = service(config(), &pool);
+    let route = route(&upstream);
+    complete(&mut service, request(&route, true)).await;
+    assert_eq!(pool.idle_connections(), 1);
+
+    assert_eq!(pool.shutdown(Duration::from_secs(5)).await, 0);
+    upstream.shutdown().await;
+    // Within seconds, where the reaper's next tick is 30 s away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tasks() > before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(tasks(), before, "tasks left after the pool's shutdown");
+}

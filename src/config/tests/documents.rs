@@ -184,7 +184,7 @@ fn the_admin_table_is_its_own_listener_and_token_variable() {
 #[test]
 fn the_server_table_maps_onto_the_server_limits() {
     let config = Config::from_toml_str(
-        "[server]\nheader_read_timeout = \"5s\"\nbody_read_timeout = \"30s\"\nmax_connections = 10\nmax_header_bytes = \"16KiB\"",
+        "[server]\nheader_read_timeout = \"5s\"\nbody_read_timeout = \"30s\"\nmax_connections = 10\nmax_header_bytes = \"16KiB\"\nshutdown_grace = \"3s\"",
     )
     .unwrap();
     let limits = config.server.to_server_config().unwrap();
@@ -192,6 +192,7 @@ fn the_server_table_maps_onto_the_server_limits() {
     assert_eq!(limits.body_read_timeout(), Duration::from_secs(30));
     assert_eq!(limits.max_connections(), 10);
     assert_eq!(limits.max_header_bytes(), 16 * 1024);
+    assert_eq!(limits.shutdown_grace(), Duration::from_secs(3));
     let error = Config::from_toml_str("[server]\nmax_header_bytes = 100").unwrap_err();
     assert_eq!(
         error.to_string(),

@@ -35,6 +35,16 @@ pub(super) struct Machine {
 }
 
 impl Machine {
+    /// What the key's classifier says of `failure`; a copy of a failure another request already
+    /// reported ([`WsFailure::is_shared`], a coalesced handshake) is never counted twice.
+    pub(super) fn verdict(&self, failure: &WsFailure) -> Verdict {
+        if failure.is_shared() {
+            Verdict::Ignore
+        } else {
+            self.config.inner.classifier.classify(failure)
+        }
+    }
+
     pub(super) fn new(key: BreakerKey, config: &BreakerConfig, now: Instant) -> Self {
         Machine {
             key,

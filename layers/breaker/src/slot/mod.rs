@@ -319,7 +319,7 @@ impl Slot {
     /// credential must not create (or keep) a key.
     pub(crate) fn closed_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
         let (forget, counted) = self.with(|m| {
-            let verdict = m.config.inner.classifier.classify(failure);
+            let verdict = m.verdict(failure);
             let current = generation == m.generation && m.state == BreakerState::Closed;
             let forget = verdict == Verdict::Ignore
                 && refuses_credential(failure)
@@ -378,7 +378,7 @@ impl Slot {
     /// A probe failed; on a [`Verdict::Ignore`] the probe's slot is given back.
     pub(crate) fn probe_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
         let ignored = self.with(|m| {
-            let verdict = m.config.inner.classifier.classify(failure);
+            let verdict = m.verdict(failure);
             if verdict == Verdict::Ignore {
                 (true, None)
             } else {
@@ -393,7 +393,7 @@ impl Slot {
     /// A strict request on an open key failed: remembered, not counted.
     pub(crate) fn observe_failure(&self, generation: u32, failure: &WsFailure, now: Instant) {
         self.with(|m| {
-            let verdict = m.config.inner.classifier.classify(failure);
+            let verdict = m.verdict(failure);
             m.observe_failure(generation, failure, verdict, now);
             ((), None)
         });

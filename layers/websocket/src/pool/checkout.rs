@@ -167,8 +167,10 @@ impl Pool {
                         // The opener was cancelled: try again (someone else will lead).
                         Ok(Err(_)) => {}
                         Ok(Ok(result)) => {
+                            // The opener reports the handshake's failure; a waiter's copy is
+                            // not counted again (one refused handshake is one failure).
                             if let Some(Err(failure)) = &*result {
-                                return Err(failure.clone());
+                                return Err(failure.clone().shared());
                             }
                             coalesce = false;
                         }

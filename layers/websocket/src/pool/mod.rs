@@ -173,6 +173,9 @@ struct PoolInner {
     /// Woken (all waiters) when a connection stops counting or comes back idle: requests
     /// waiting for room under the total maximum look again.
     room: Notify,
+    /// Woken (all waiters) when the pool closes: the reaper ends at once rather than at its
+    /// next tick.
+    closing: Arc<Notify>,
     state: Mutex<State>,
 }
 
@@ -385,6 +388,7 @@ impl PoolBuilder {
                 write_stall: self.write_stall,
                 next_conn: AtomicU64::new(1),
                 room: Notify::new(),
+                closing: Arc::new(Notify::new()),
                 state: Mutex::new(State::default()),
             }),
         })
@@ -450,8 +454,9 @@ impl Pool {
             state.open -= conns.len();
             state.idle -= conns.len();
             state.keys.retain(|_, slot| !slot.is_empty());
-            // Requests waiting for room find the pool closed.
+            // Requests waiting for room find the pool closed; the reaper ends.
             self.inner.room.notify_waiters();
+            self.inner.closing.notify_waiters();
             conns
         };
         futures_util::future::join_all(conns.into_iter().map(close_gracefully)).await;

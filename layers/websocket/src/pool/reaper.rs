@@ -16,19 +16,32 @@ use super::{
 impl Pool {
     /// Closes expired idle connections in the background, so sockets do not linger for keys
     /// that see no more requests (such as finished sessions' affinity keys). The task runs only
-    /// while the pool holds idle connections, and ends with the pool.
+    /// while the pool holds idle connections, and ends with the pool or as soon as it closes.
     pub(super) fn start_reaper(&self) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             self.lock().reaper = false;
             return;
         };
         let weak: Weak<PoolInner> = Arc::downgrade(&self.inner);
+        let closing = Arc::clone(&self.inner.closing);
         let period = (self.inner.idle_timeout / 2).max(Duration::from_millis(100));
         handle.spawn(async move {
             let mut ticker = tokio::time::interval(period);
             ticker.tick().await;
             loop {
-                ticker.tick().await;
+                // Enabled before the pool's state is read, so a close between the two still
+                // wakes this wait.
+                let closed = closing.notified();
+                tokio::pin!(closed);
+                closed.as_mut().enable();
+                match weak.upgrade() {
+                    Some(inner) if !inner.lock().closed => {}
+                    _ => return,
+                }
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = &mut closed => return,
+                }
                 let Some(inner) = weak.upgrade() else { return };
                 let (expired, more) = inner.reap(Instant::now());
                 drop(inner);
