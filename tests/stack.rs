@@ -510,13 +510,23 @@ async fn concurrent_requests_to_a_refusing_endpoint_cost_one_handshake() {
         assert_eq!(body, Answer::text("hello world").sse());
     }
     // The handshakes were coalesced, every request executed exactly once over HTTP, and the
-    // shared failure tripped the key.
+    // one refused handshake is one failure of the path, not 64 (the waiters' copies are not
+    // counted): the key trips at its threshold of refused handshakes (3), then costs nothing.
     assert_eq!(upstream.handshakes(), 1);
     assert_eq!(upstream.http_requests(), 64);
+    let snapshot = wsfirst.breakers().snapshot();
+    assert_eq!(
+        (snapshot[0].state, snapshot[0].consecutive_failures),
+        (BreakerState::Closed, 1)
+    );
+    for _ in 0..2 {
+        let (_, _, reason, _) = exchange(&service, STREAM).await;
+        assert_eq!(reason, "fallback");
+    }
     assert_eq!(state(&wsfirst), Some(BreakerState::Open));
     let (_, _, reason, _) = exchange(&service, STREAM).await;
     assert_eq!(reason, "pinned");
-    assert_eq!(upstream.handshakes(), 1);
+    assert_eq!(upstream.handshakes(), 3);
 }
 
 #[tokio::test]

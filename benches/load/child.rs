@@ -51,9 +51,17 @@ impl Drop for Server {
     }
 }
 
+/// Names another gateway binary to measure instead of this tree's (an older build, to compare
+/// side by side in one run).
+pub(crate) const GATEWAY_ENV: &str = "WSFIRST_LOAD_GATEWAY";
+
 /// The release gateway binary, built first (`cargo build --release --example gateway`, a no-op
-/// when it is up to date) so that the figures are always those of the current source.
+/// when it is up to date) so that the figures are always those of the current source; or the
+/// binary [`GATEWAY_ENV`] names.
 pub(crate) fn gateway_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os(GATEWAY_ENV) {
+        return binary.into();
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)

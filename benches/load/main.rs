@@ -27,7 +27,8 @@
 //!
 //! `cargo bench --bench load` (all cases, about 90 s), or `cargo bench --bench load -- gateway`
 //! for the cases whose name contains `gateway`; `WSFIRST_LOAD_WINDOW_MS=20000` holds each case
-//! for 20 s (to profile the gateway: `perf record -g -p $(pgrep -f release/examples/gateway)`). It builds the release gateway first
+//! for 20 s (to profile the gateway: `perf record -g -p $(pgrep -f release/examples/gateway)`);
+//! `WSFIRST_LOAD_GATEWAY=<path>` measures another gateway binary (an older build) instead. It builds the release gateway first
 //! (`cargo build --release --example gateway`). Nothing is asserted on time; each case is checked
 //! once (status, `x-wsfirst-reason`, bytes) before it is measured.
 

@@ -337,13 +337,16 @@ pub struct FallbackConfig {
     pub replay: Option<ReplayConfig>,
 }
 
-/// Which WebSocket failures are replayed over HTTP. Never after the first event.
+/// Which WebSocket failures are sent again (over HTTP, or once on a fresh WebSocket); never
+/// one the upstream may have executed ([`Replay`](crate::core::Replay)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayConfig {
-    /// Any failure before the upstream's first event (`"before_first_event"`, the default).
+    /// Any failure the upstream provably did not execute: nothing written, a failed write, a
+    /// refusal (`"before_first_event"`, the default).
     #[default]
     BeforeFirstEvent,
-    /// Only connect and handshake failures (`"connect_only"`).
+    /// Only failures where nothing was written: connect and handshake failures, and a reused
+    /// connection found closed before the write (`"connect_only"`).
     ConnectOnly,
 }
