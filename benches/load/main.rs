@@ -26,7 +26,7 @@
 //! 1,000 streams in flight (the upstream slowed to 50 ms per event) and after they end.
 //!
 //! `cargo bench --bench load` (all cases, about 90 s), or `cargo bench --bench load -- gateway`
-//! for the cases whose name contains `gateway`; `WSFIRST_LOAD_WINDOW_MS=20000` holds each case
+//! for the cases whose name contains `gateway` (several, comma-separated: `-- minimal,http_only`); `WSFIRST_LOAD_WINDOW_MS=20000` holds each case
 //! for 20 s (to profile the gateway: `perf record -g -p $(pgrep -f release/examples/gateway)`);
 //! `WSFIRST_LOAD_GATEWAY=<path>` measures another gateway binary (an older build) instead. It builds the release gateway first
 //! (`cargo build --release --example gateway`). Nothing is asserted on time; each case is checked
@@ -126,7 +126,7 @@ async fn run(filter: Option<String>) {
     for case in cases.iter().filter(|case| {
         filter
             .as_deref()
-            .is_none_or(|filter| case.name.contains(filter))
+            .is_none_or(|filter| filter.split(',').any(|part| case.name.contains(part)))
     }) {
         check(case, &answer).await;
         for concurrency in CONCURRENCY {

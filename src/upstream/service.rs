@@ -162,7 +162,7 @@ fn host_of(url: &Uri) -> Arc<str> {
 /// Configures an [`HttpUpstream`]; see [`HttpUpstream::builder`].
 ///
 /// Defaults: connect timeout (DNS + TCP + TLS) 10 s, response timeout 10 min, body idle timeout
-/// 300 s, idle pooled connections kept 90 s (at most 32 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
+/// 300 s, idle pooled connections kept 90 s (at most 256 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
 /// [`ClientTls::default`] (Mozilla's webpki roots). Which headers are forwarded is no setting of
 /// the upstream, which routes share: each request's [`HeaderPolicy`] decides (see
 /// [`HttpUpstream`]).
@@ -184,7 +184,7 @@ impl Default for HttpUpstreamBuilder {
             response_timeout: Some(Duration::from_secs(600)),
             body_idle_timeout: Some(Duration::from_secs(300)),
             pool_idle_timeout: Some(Duration::from_secs(90)),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 256,
             http2: true,
             tls: None,
         }
@@ -225,7 +225,11 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// The most idle connections kept per host (default 32).
+    /// The most idle connections kept per host (default 256). Keep it at least at the number of
+    /// requests in flight to one host at busy times: past it, each answer's connection is closed
+    /// and the next request opens a new one (at 256 clients with a limit of 32, connecting was
+    /// 15 % of the gateway's CPU and cut its JSON throughput to 62 % of a minimal proxy's; see
+    /// BENCHMARKS.md).
     pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
         self.pool_max_idle_per_host = max;
         self
