@@ -9,10 +9,10 @@
 //! `websockets` package (`pip install 'openai[realtime]'`). Without it these tests print how to
 //! set it up and pass without checking anything, unless `WSFIRST_REQUIRE_SDK=1`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+#[path = "sdk/python.rs"]
+mod python;
+
+use std::path::PathBuf;
 
 use http::StatusCode;
 use serde_json::Value;
@@ -33,7 +33,7 @@ struct Gateway {
 
 impl Gateway {
     async fn start() -> Option<Self> {
-        let python = python_with_websockets()?;
+        let python = python::python_with("openai, websockets", "openai[realtime]")?;
         let upstream = TestUpstream::start().await;
         upstream.set_answer(Answer::text(TEXT));
         let config = Config::from_toml_str(&format!(
@@ -79,32 +79,12 @@ impl Gateway {
 
     /// Runs the script for `count` responses on one connection; its report's responses.
     async fn run(&self, count: usize) -> Vec<Value> {
-        let (python, base_url) = (self.python.clone(), self.base_url.clone());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/responses_connect.py");
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(&python)
-                .arg(script)
-                .arg(&base_url)
-                .arg("sk-test")
-                .arg(count.to_string())
-                .env("NO_PROXY", "127.0.0.1,localhost")
-                .env("no_proxy", "127.0.0.1,localhost")
-                .env_remove("OPENAI_BASE_URL")
-                .env_remove("OPENAI_WEBSOCKET_BASE_URL")
-                .output()
-        })
-        .await
-        .expect("the script's task")
-        .expect("run the python sdk script");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "the sdk script failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-            output.status
-        );
-        let report: Value = serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|error| panic!("the sdk script printed no report ({error}): {stdout}"));
+        let args = vec![
+            self.base_url.clone(),
+            "sk-test".to_owned(),
+            count.to_string(),
+        ];
+        let report = python::run_script(&self.python, "responses_connect.py", args).await;
         report["responses"]
             .as_array()
             .unwrap_or_else(|| panic!("no responses in {report}"))
@@ -119,42 +99,6 @@ impl Gateway {
         self.configured.wsfirst.shutdown().await;
         self.upstream.shutdown().await;
     }
-}
-
-/// A Python that can `import openai, websockets`, as `tests/openai_sdk.rs` finds one.
-fn python_with_websockets() -> Option<PathBuf> {
-    let venv = if cfg!(windows) {
-        ".venv/Scripts/python.exe"
-    } else {
-        ".venv/bin/python"
-    };
-    let python = std::env::var_os("WSFIRST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(venv));
-    let problem = match Command::new(&python)
-        .args(["-c", "import openai, websockets"])
-        .output()
-    {
-        Ok(output) if output.status.success() => return Some(python),
-        Ok(output) => format!(
-            "{} cannot import openai and websockets: {}",
-            python.display(),
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-        ),
-        Err(error) => format!("cannot run {}: {error}", python.display()),
-    };
-    let setup = "set up the SDK with `python3 -m venv .venv && .venv/bin/pip install 'openai[realtime]'` \
-                 at the repository root, or point WSFIRST_PYTHON at a Python that has it";
-    if std::env::var("WSFIRST_REQUIRE_SDK").is_ok_and(|value| value == "1") {
-        panic!(
-            "WSFIRST_REQUIRE_SDK=1 but the OpenAI SDK's websocket mode is not available: {problem}; {setup}"
-        );
-    }
-    eprintln!("skipping the OpenAI SDK websocket test, nothing was checked: {problem}; {setup}");
-    None
 }
 
 /// Checks that a response is the whole answer, message for message.

@@ -16,10 +16,10 @@
 //! such Python can `import openai`, these tests print how to set it up and pass without checking
 //! anything**, unless `WSFIRST_REQUIRE_SDK=1` is set (as `.ci/run` does), in which case they fail.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+#[path = "sdk/python.rs"]
+mod python;
+
+use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
 use serde_json::Value;
@@ -57,7 +57,7 @@ impl Gateway {
     /// Starts the upstream and the gateway, or returns `None` (after saying why) when no Python
     /// with the `openai` package is available and `WSFIRST_REQUIRE_SDK` is not `1`.
     async fn start() -> Option<Self> {
-        let python = python_with_openai()?;
+        let python = python::python_with("openai", "openai")?;
         let upstream = TestUpstream::start().await;
         upstream.set_answer(Answer::text(TEXT));
         let config = Config::from_toml_str(&format!(
@@ -143,35 +143,9 @@ impl Gateway {
 
     /// Runs `tests/sdk/<name>` with the base URL, `api_key` and `args`, returning its report.
     async fn run_script(&self, name: &str, api_key: &str, args: &[&str]) -> Value {
-        let python = self.python.clone();
-        let base_url = self.base_url.clone();
-        let api_key = api_key.to_owned();
-        let script = script(name);
-        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(&python)
-                .arg(script)
-                .arg(&base_url)
-                .arg(&api_key)
-                .args(&args)
-                // Loopback must not go through a proxy set in the environment.
-                .env("NO_PROXY", "127.0.0.1,localhost")
-                .env("no_proxy", "127.0.0.1,localhost")
-                .env_remove("OPENAI_BASE_URL")
-                .output()
-        })
-        .await
-        .expect("the script's task")
-        .expect("run the python sdk script");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "the sdk script failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-            output.status
-        );
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|error| panic!("the sdk script printed no report ({error}): {stdout}"))
+        let mut all = vec![self.base_url.clone(), api_key.to_owned()];
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        python::run_script(&self.python, name, all).await
     }
 
     /// Every request the upstream captured after `since`, with its transport and the
@@ -193,46 +167,6 @@ impl Gateway {
         self.configured.wsfirst.shutdown().await;
         self.upstream.shutdown().await;
     }
-}
-
-/// The path of the SDK script `name`.
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sdk")
-        .join(name)
-}
-
-/// A Python interpreter that can `import openai`: `$WSFIRST_PYTHON`, else the repository's
-/// `.venv`. `None` (with a note on stderr) when there is none, unless `WSFIRST_REQUIRE_SDK=1`,
-/// which turns that into a failure.
-fn python_with_openai() -> Option<PathBuf> {
-    let venv = if cfg!(windows) {
-        ".venv/Scripts/python.exe"
-    } else {
-        ".venv/bin/python"
-    };
-    let python = std::env::var_os("WSFIRST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(venv));
-    let problem = match Command::new(&python).args(["-c", "import openai"]).output() {
-        Ok(output) if output.status.success() => return Some(python),
-        Ok(output) => format!(
-            "{} cannot import openai: {}",
-            python.display(),
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-        ),
-        Err(error) => format!("cannot run {}: {error}", python.display()),
-    };
-    let setup = "set up the SDK with `python3 -m venv .venv && .venv/bin/pip install openai` at \
-                 the repository root, or point WSFIRST_PYTHON at a Python that has it";
-    if std::env::var("WSFIRST_REQUIRE_SDK").is_ok_and(|value| value == "1") {
-        panic!("WSFIRST_REQUIRE_SDK=1 but the OpenAI SDK is not available: {problem}; {setup}");
-    }
-    eprintln!("skipping the OpenAI SDK test, nothing was checked: {problem}; {setup}");
-    None
 }
 
 /// Checks that the SDK parsed the full answer from both calls, served by `transport` for
