@@ -14,7 +14,10 @@
 //! - `gateway_pinned`: an `auto` route whose upstream refuses every upgrade with `500`, pinned
 //!   to HTTP by its breaker;
 //! - `gateway_refused_no_breaker`: the same upstream without a breaker: every request tries the
-//!   upgrade, is refused and is replayed over HTTP (the incident's behaviour).
+//!   upgrade, is refused and is replayed over HTTP (the incident's behaviour);
+//! - `gateway_client_ws_websocket`, `gateway_client_ws_http_only`: a client in WebSocket mode
+//!   (one `response.create` after another on one socket to the gateway, as
+//!   `client.responses.connect()` does), served upstream over the pooled WebSocket or over HTTP.
 //!
 //! Figures: median and p99 latency, requests per second, and for the proxies (gateway and
 //! minimal proxy, separate processes) their CPU time per request from `/proc/<pid>/stat` (10 ms
@@ -305,6 +308,23 @@ fn cases(healthy: &TestUpstream, gateway: &Server, minimal: &Server) -> Vec<Case
                 reason: None,
                 server: None,
             });
+            // Clients in WebSocket mode: `response.create` messages on a WebSocket to the
+            // gateway (what `client.responses.connect()` opens), served upstream over the pooled
+            // WebSocket or over HTTP.
+            for (name, path) in [
+                ("gateway_client_ws_websocket", "/ws/v1/responses"),
+                ("gateway_client_ws_http_only", "/http/v1/responses"),
+            ] {
+                cases.push(Case {
+                    name,
+                    target: Target::WebSocket {
+                        url: format!("ws://{}{path}", gateway.addr),
+                    },
+                    body: WS_BODY,
+                    reason: None,
+                    server: Some(gateway.pid()),
+                });
+            }
         }
         cases.push(Case {
             name: "minimal_proxy",
