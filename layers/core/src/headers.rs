@@ -51,7 +51,10 @@
 //! # Ok::<(), headers::ReservedHeader>(())
 //! ```
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use http::{
     HeaderMap, HeaderName, HeaderValue,
@@ -97,6 +100,22 @@ pub const BODY_HEADERS: [HeaderName; 3] = [
     header::ACCEPT,
 ];
 
+/// The request headers the OpenAI Responses API reads, on its WebSocket handshake and over
+/// HTTP alike: `authorization`, `openai-beta`, `openai-organization` and `openai-project`. The
+/// forward list of [`HeaderPolicy::responses`], the default of every
+/// [`Route`](crate::Route).
+pub static RESPONSES_FORWARD_HEADERS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("openai-beta"),
+    HeaderName::from_static("openai-organization"),
+    HeaderName::from_static("openai-project"),
+];
+
+/// The Responses API's headers whose values are comma-separated lists of flags: `openai-beta`.
+/// A route's static `OpenAI-Beta` value (such as `responses_websockets=2026-02-06`) is added to
+/// the client's own flags, so a client that asks for other betas keeps them.
+pub static RESPONSES_LIST_HEADERS: [HeaderName; 1] = [HeaderName::from_static("openai-beta")];
+
 /// Whether `name` is a hop-by-hop header (see [`HOP_BY_HOP`]).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
@@ -121,8 +140,7 @@ pub fn is_reserved_for_websocket(name: &HeaderName) -> bool {
 ///
 /// Nothing else is forwarded. `Host` and `Content-Length` are set by the client that sends the
 /// upstream request, from the URL and the body. The default forwards nothing but the body
-/// headers over HTTP; a `WebSocketConfig`'s default is the codec's list (for the Responses
-/// API: `authorization`, `openai-beta`, `openai-organization`, `openai-project`).
+/// headers over HTTP; a [`Route`](crate::Route)'s default is [`HeaderPolicy::responses`].
 ///
 /// Cheap to clone (one `Arc`); `Debug` shows static header names, never their values. See the
 /// [module docs](self) for an example.
@@ -142,6 +160,45 @@ impl HeaderPolicy {
         HeaderPolicyBuilder::default()
     }
 
+    /// The OpenAI Responses API's policy, the default of every [`Route`](crate::Route): it
+    /// forwards [`RESPONSES_FORWARD_HEADERS`], with `openai-beta` a list header
+    /// ([`RESPONSES_LIST_HEADERS`]), and sets nothing.
+    ///
+    /// ```
+    /// use wsfirst_core::headers::{HeaderPolicy, RESPONSES_FORWARD_HEADERS};
+    ///
+    /// let policy = HeaderPolicy::responses();
+    /// assert_eq!(policy.forward_headers(), &RESPONSES_FORWARD_HEADERS);
+    /// // Add to it, such as a gateway's own key:
+    /// let gateway = policy
+    ///     .to_builder()
+    ///     .static_header(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer sk-gateway"))
+    ///     .build()?;
+    /// assert!(gateway.static_value(&http::header::AUTHORIZATION).is_some());
+    /// # Ok::<(), wsfirst_core::headers::ReservedHeader>(())
+    /// ```
+    pub fn responses() -> Self {
+        static RESPONSES: OnceLock<HeaderPolicy> = OnceLock::new();
+        RESPONSES
+            .get_or_init(|| {
+                HeaderPolicy(Arc::new(PolicyInner {
+                    forward: RESPONSES_FORWARD_HEADERS.to_vec(),
+                    fixed: Vec::new(),
+                    lists: RESPONSES_LIST_HEADERS.to_vec(),
+                }))
+            })
+            .clone()
+    }
+
+    /// A builder holding this policy's lists, to add to them.
+    pub fn to_builder(&self) -> HeaderPolicyBuilder {
+        HeaderPolicyBuilder {
+            forward: self.0.forward.clone(),
+            fixed: self.0.fixed.clone(),
+            lists: self.0.lists.clone(),
+        }
+    }
+
     /// The request headers forwarded to both transports, in order, without duplicates.
     pub fn forward_headers(&self) -> &[HeaderName] {
         &self.0.forward
@@ -156,6 +213,21 @@ impl HeaderPolicy {
     /// them.
     pub fn list_headers(&self) -> &[HeaderName] {
         &self.0.lists
+    }
+
+    /// The value the policy sets for `name` in place of the request's, if any: its last static
+    /// value of that name, unless `name` is a list header (whose value the request's items
+    /// join).
+    pub fn static_value(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        if self.0.lists.contains(name) {
+            return None;
+        }
+        self.0
+            .fixed
+            .iter()
+            .rev()
+            .find(|(fixed, _)| fixed == name)
+            .map(|(_, value)| value)
     }
 
     /// Whether the policy forwards or sets `name` (on either transport; the [`BODY_HEADERS`]
@@ -402,17 +474,27 @@ mod tests {
     }
 
     fn responses() -> HeaderPolicyBuilder {
-        HeaderPolicy::builder()
-            .forward_headers(
-                [
-                    "authorization",
-                    "openai-beta",
-                    "openai-organization",
-                    "openai-project",
-                ]
-                .map(HeaderName::from_static),
+        HeaderPolicy::responses().to_builder()
+    }
+
+    #[test]
+    fn static_values_are_the_last_set_and_never_a_list_header_s() {
+        let policy = responses()
+            .static_header(header::AUTHORIZATION, HeaderValue::from_static("first"))
+            .static_header(header::AUTHORIZATION, HeaderValue::from_static("last"))
+            .static_header(
+                HeaderName::from_static("openai-beta"),
+                HeaderValue::from_static("flag"),
             )
-            .list_header(HeaderName::from_static("openai-beta"))
+            .build()
+            .unwrap();
+        assert_eq!(policy.static_value(&header::AUTHORIZATION).unwrap(), "last");
+        assert!(
+            policy
+                .static_value(&HeaderName::from_static("openai-beta"))
+                .is_none()
+        );
+        assert!(HeaderPolicy::responses().static_value(&header::AUTHORIZATION).is_none());
     }
 
     #[test]

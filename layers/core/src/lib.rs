@@ -56,6 +56,7 @@ pub mod redact;
 mod resend;
 mod route;
 mod served;
+mod timeouts;
 
 pub use breaker_key::BreakerKey;
 pub use error::MissingExtension;
@@ -65,6 +66,7 @@ pub use intent::{HttpReason, Ineligible, Intent};
 pub use resend::{Delivery, Replay};
 pub use route::{Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
+pub use timeouts::HttpTimeouts;
 
 /// The longest duration any wsfirst setting accepts (100 years): every timeout and pin is
 /// added to an `Instant`, and far larger values would overflow it. Builders reject longer ones.

@@ -1,10 +1,11 @@
-//! Who a request is for: provider, API, upstream URLs, transport mode and breaker key.
+//! Who a request is for: provider, API, upstream URLs, transport mode and breaker key, and
+//! the settings both transports read from it: the header policy and the HTTP timeouts.
 
 use std::{fmt, str::FromStr, sync::Arc};
 
 use http::{HeaderMap, HeaderName, Uri, header::AUTHORIZATION};
 
-use crate::{BreakerKey, Fingerprint, FingerprintKey, redact};
+use crate::{BreakerKey, Fingerprint, FingerprintKey, HttpTimeouts, headers::HeaderPolicy, redact};
 
 /// How a route may use the WebSocket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -54,16 +55,41 @@ impl FromStr for TransportMode {
 enum CredentialSource {
     /// No credential: one key for the provider's endpoint.
     None,
-    /// A credential fixed for the route; only its fingerprint is kept.
-    Fixed,
+    /// A credential fixed for the route (given to the builder, or a static header of the
+    /// header policy); only its fingerprint is kept.
+    Fixed(Fingerprint),
     /// Read from a request header on each request.
     Header(HeaderName),
 }
 
-/// Who a request is for: provider, API, upstream URLs, transport mode and breaker key.
+impl CredentialSource {
+    /// The credential the upstream actually receives: a header that the policy replaces with a
+    /// static value is that value, whatever the client sent (so clients cannot steer the
+    /// breaker key of a gateway that holds the key).
+    fn sent_upstream(&self, headers: &HeaderPolicy, key: &FingerprintKey) -> Self {
+        match self {
+            CredentialSource::Header(name) => match headers.static_value(name) {
+                Some(value) => CredentialSource::Fixed(key.fingerprint(value.as_bytes())),
+                None => self.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+
+    fn fixed(&self) -> Option<Fingerprint> {
+        match self {
+            CredentialSource::Fixed(fingerprint) => Some(*fingerprint),
+            CredentialSource::None | CredentialSource::Header(_) => None,
+        }
+    }
+}
+
+/// Who a request is for: provider, API, upstream URLs, transport mode and breaker key, and the
+/// settings both transports read from it: the [header policy](Route::headers) and the
+/// [HTTP timeouts](Route::http_timeouts).
 ///
-/// Set once per route and inserted into each request's extensions. Cloning is cheap (one
-/// reference count).
+/// Set once per route and inserted into each request's extensions (the facade's `RouteLayer`
+/// does it). Cloning is cheap (one reference count).
 ///
 /// ```
 /// use wsfirst_core::{Route, TransportMode};
@@ -89,9 +115,14 @@ struct RouteInner {
     ws_url: Option<Uri>,
     http_url: Uri,
     mode: TransportMode,
+    /// As given to the builder.
+    declared: CredentialSource,
+    /// As sent upstream ([`CredentialSource::sent_upstream`]).
     credential: CredentialSource,
     fingerprint_key: FingerprintKey,
     key: BreakerKey,
+    headers: HeaderPolicy,
+    http_timeouts: HttpTimeouts,
 }
 
 impl Route {
@@ -106,7 +137,56 @@ impl Route {
             credential: CredentialSource::Header(AUTHORIZATION),
             secret: None,
             fingerprint_key: None,
+            headers: None,
+            http_timeouts: HttpTimeouts::default(),
         }
+    }
+
+    /// Which request headers reach the upstream, on the WebSocket handshake and over HTTP alike
+    /// (default: [`HeaderPolicy::responses`]); see [`RouteBuilder::headers`].
+    pub fn headers(&self) -> &HeaderPolicy {
+        &self.0.headers
+    }
+
+    /// The route's HTTP timeouts, which override the HTTP upstream's own (default: none set).
+    pub fn http_timeouts(&self) -> HttpTimeouts {
+        self.0.http_timeouts
+    }
+
+    /// The same route with another header policy, its breaker key following the credential the
+    /// new policy sends upstream (see [`RouteBuilder::headers`]). The facade takes the
+    /// eligibility override header out of a route's policy this way.
+    ///
+    /// ```
+    /// use http::{HeaderName, HeaderValue};
+    /// use wsfirst_core::Route;
+    ///
+    /// let route = Route::builder("p", "a").http_url("http://x").build()?;
+    /// let team = HeaderName::from_static("x-team");
+    /// let policy = route.headers().to_builder().forward_header(team.clone()).build()?;
+    /// let with_team = route.with_headers(policy);
+    /// assert!(with_team.headers().forwards_or_sets(&team));
+    /// assert!(!route.headers().forwards_or_sets(&team));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_headers(&self, headers: HeaderPolicy) -> Route {
+        let inner = &*self.0;
+        let credential = inner
+            .declared
+            .sent_upstream(&headers, &inner.fingerprint_key);
+        Route(Arc::new(RouteInner {
+            provider: inner.provider.clone(),
+            api: inner.api.clone(),
+            ws_url: inner.ws_url.clone(),
+            http_url: inner.http_url.clone(),
+            mode: inner.mode,
+            declared: inner.declared.clone(),
+            key: inner.key.with_credential(credential.fixed()),
+            credential,
+            fingerprint_key: inner.fingerprint_key.clone(),
+            headers,
+            http_timeouts: inner.http_timeouts,
+        }))
     }
 
     /// The provider id, such as `openai`.
@@ -154,7 +234,8 @@ impl Route {
     /// The route's breaker key, without a per-request credential.
     ///
     /// When the credential is read from a request header (the default, `Authorization`), use
-    /// [`Route::breaker_key_for`].
+    /// [`Route::breaker_key_for`]. When the route's [header policy](Route::headers) sets that
+    /// header to a static value, the key holds the static value's fingerprint.
     pub fn breaker_key(&self) -> &BreakerKey {
         &self.0.key
     }
@@ -165,12 +246,13 @@ impl Route {
             CredentialSource::Header(name) => headers
                 .get(name)
                 .map(|value| self.0.fingerprint_key.fingerprint(value.as_bytes())),
-            CredentialSource::None | CredentialSource::Fixed => None,
+            CredentialSource::None | CredentialSource::Fixed(_) => None,
         }
     }
 
     /// The request header the route reads its credential from (`Authorization` by default),
-    /// `None` when the credential is fixed or not part of the key.
+    /// `None` when the credential is fixed (given to the builder, or set by a static header of
+    /// the policy) or not part of the key.
     ///
     /// Layers on the hot path can remember which header value they last fingerprinted (by a
     /// cheap keyed hash, not the value itself) and skip the fingerprint when the next request
@@ -178,7 +260,7 @@ impl Route {
     pub fn credential_header(&self) -> Option<&HeaderName> {
         match &self.0.credential {
             CredentialSource::Header(name) => Some(name),
-            CredentialSource::None | CredentialSource::Fixed => None,
+            CredentialSource::None | CredentialSource::Fixed(_) => None,
         }
     }
 
@@ -204,7 +286,7 @@ impl Route {
     /// ```
     pub fn credential_for(&self, headers: &HeaderMap) -> Option<Fingerprint> {
         match &self.0.credential {
-            CredentialSource::Fixed => self.0.key.credential(),
+            CredentialSource::Fixed(fingerprint) => Some(*fingerprint),
             _ => self.request_credential(headers),
         }
     }
@@ -246,6 +328,8 @@ impl fmt::Debug for Route {
             .field("mode", &self.0.mode)
             .field("credential", &self.0.credential)
             .field("key", &self.0.key)
+            .field("headers", &self.0.headers)
+            .field("http_timeouts", &self.0.http_timeouts)
             .finish()
     }
 }
@@ -263,6 +347,8 @@ pub struct RouteBuilder {
     /// keeps only the fingerprint).
     secret: Option<Box<[u8]>>,
     fingerprint_key: Option<FingerprintKey>,
+    headers: Option<HeaderPolicy>,
+    http_timeouts: HttpTimeouts,
 }
 
 impl RouteBuilder {
@@ -288,8 +374,45 @@ impl RouteBuilder {
     /// Scopes the breaker key to a credential fixed for this route. The route keeps only its
     /// fingerprint.
     pub fn credential(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.credential = CredentialSource::Fixed;
+        self.credential = CredentialSource::None;
         self.secret = Some(secret.as_ref().into());
+        self
+    }
+
+    /// Which request headers reach the upstream, on the WebSocket handshake and over HTTP alike
+    /// (default: [`HeaderPolicy::responses`], the OpenAI Responses API's `authorization`,
+    /// `openai-beta`, `openai-organization` and `openai-project`). Its static headers, such as
+    /// the `Authorization` of a gateway that holds the API key, replace the client's.
+    ///
+    /// The breaker key follows the credential sent upstream: when the policy sets the
+    /// [credential header](Self::credential_header) to a static value, every request's key
+    /// holds that value's fingerprint, whatever the client sent.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    /// use wsfirst_core::{Route, headers::HeaderPolicy};
+    ///
+    /// let gateway_key = HeaderPolicy::responses()
+    ///     .to_builder()
+    ///     .static_header(AUTHORIZATION, HeaderValue::from_static("Bearer sk-gateway"))
+    ///     .build()?;
+    /// let route = Route::builder("openai", "openai-responses")
+    ///     .http_url("https://api.openai.com/v1/responses")
+    ///     .headers(gateway_key)
+    ///     .build()?;
+    /// let mut alice = HeaderMap::new();
+    /// alice.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sk-alice"));
+    /// assert_eq!(&route.breaker_key_for(&alice), route.breaker_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn headers(mut self, headers: HeaderPolicy) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// The route's HTTP timeouts, overriding the HTTP upstream's own (default: none set).
+    pub fn http_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.http_timeouts = timeouts;
         self
     }
 
@@ -363,19 +486,30 @@ impl RouteBuilder {
             .fingerprint_key
             .unwrap_or_else(|| FingerprintKey::process_default().clone());
         let endpoint = ws_url.as_ref().map(ToString::to_string).unwrap_or_default();
-        let fixed = self
-            .secret
-            .map(|secret| fingerprint_key.fingerprint(secret));
-        let key = BreakerKey::new_keyed(&fingerprint_key, self.provider.as_str(), endpoint, fixed);
+        let declared = match self.secret {
+            Some(secret) => CredentialSource::Fixed(fingerprint_key.fingerprint(secret)),
+            None => self.credential,
+        };
+        let headers = self.headers.unwrap_or_else(HeaderPolicy::responses);
+        let credential = declared.sent_upstream(&headers, &fingerprint_key);
+        let key = BreakerKey::new_keyed(
+            &fingerprint_key,
+            self.provider.as_str(),
+            endpoint,
+            credential.fixed(),
+        );
         Ok(Route(Arc::new(RouteInner {
             provider: self.provider.into(),
             api: self.api.into(),
             ws_url,
             http_url,
             mode: self.mode,
-            credential: self.credential,
+            declared,
+            credential,
             fingerprint_key,
             key,
+            headers,
+            http_timeouts: self.http_timeouts,
         })))
     }
 }
@@ -389,7 +523,10 @@ impl fmt::Debug for RouteBuilder {
             .field("http_url", &self.http_url.as_deref().map(redact::url))
             .field("mode", &self.mode)
             .field("credential", &self.credential)
+            .field("fixed_credential", &self.secret.is_some())
             .field("fingerprint_key", &self.fingerprint_key)
+            .field("headers", &self.headers)
+            .field("http_timeouts", &self.http_timeouts)
             .finish_non_exhaustive()
     }
 }
@@ -561,6 +698,43 @@ mod tests {
             error.to_string(),
             r#"invalid ws_url "wss://bad host/": expected a url such as wss://host/path"#
         );
+    }
+
+    /// Issue 23: a static `Authorization` replaces the client's, so the client's value must not
+    /// choose the breaker key; without one, each client's credential has its own key.
+    #[test]
+    fn a_static_credential_header_fixes_the_breaker_key() {
+        let client = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_static(value));
+            headers
+        };
+        let gateway = HeaderPolicy::responses()
+            .to_builder()
+            .static_header(AUTHORIZATION, HeaderValue::from_static("Bearer sk-gateway"))
+            .build()
+            .unwrap();
+        let held = route().headers(gateway.clone()).build().unwrap();
+        assert_eq!(
+            held.breaker_key_for(&client("Bearer sk-alice")),
+            held.breaker_key_for(&client("Bearer sk-bob"))
+        );
+        assert_eq!(
+            held.breaker_key().credential(),
+            Some(held.fingerprint_key().fingerprint("Bearer sk-gateway"))
+        );
+        assert!(held.credential_header().is_none());
+        let passed = route().build().unwrap();
+        assert_ne!(
+            passed.breaker_key_for(&client("Bearer sk-alice")),
+            passed.breaker_key_for(&client("Bearer sk-bob"))
+        );
+        // `with_headers` follows the new policy both ways.
+        let held_later = passed.with_headers(gateway);
+        assert_eq!(held_later.breaker_key(), held.breaker_key());
+        let passed_again = held_later.with_headers(HeaderPolicy::responses());
+        assert_eq!(passed_again.credential_header(), Some(&AUTHORIZATION));
+        assert_eq!(passed_again.breaker_key(), passed.breaker_key());
     }
 
     #[test]
