@@ -111,7 +111,7 @@ async fn run(
         ));
     }
 
-    let handshake: HeaderMap = connector::handshake_headers(&config, &parts.headers);
+    let handshake: HeaderMap = connector::handshake_headers(&route, &parts.headers);
     let key = PoolKey::new(
         &url,
         &route,

@@ -5,19 +5,17 @@
 //!
 //! A codec for an upstream that answers each request with one line of text per message and a
 //! final `"DONE"` message, refuses a request it cannot serve with `"DENIED <reason>"` before
-//! any line (which its HTTP endpoint answers with status 403 and the reason), and that
-//! authenticates the handshake with the request's API key:
+//! any line (which its HTTP endpoint answers with status 403 and the reason). Which request
+//! headers reach its handshake (such as its API key) is the route's
+//! [header policy](wsfirst_core::Route::headers), not the codec's business:
 //!
 //! ```
 //! use bytes::Bytes;
-//! use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+//! use http::{HeaderMap, HeaderValue, StatusCode};
 //! use wsfirst_websocket::{Codec, CodecError, Decoded, Encoded, Exchange, Message, WebSocketConfig};
 //!
 //! #[derive(Debug)]
 //! struct Lines;
-//!
-//! /// The request headers this API's handshake needs.
-//! static FORWARD: [HeaderName; 1] = [HeaderName::from_static("x-api-key")];
 //!
 //! impl Codec for Lines {
 //!     fn encode(&self, _request: &http::request::Parts, body: Bytes) -> Result<Encoded, CodecError> {
@@ -44,10 +42,6 @@
 //!             _ => Ok(Decoded::Ignore),
 //!         }
 //!     }
-//!
-//!     fn forward_headers(&self) -> &[HeaderName] {
-//!         &FORWARD
-//!     }
 //! }
 //!
 //! let (parts, ()) = http::Request::new(()).into_parts();
@@ -58,9 +52,7 @@
 //! let denied = Lines.decode(Message::text("DENIED not yours"), &Exchange::new(true))?;
 //! assert!(matches!(denied, Decoded::Reject { status: StatusCode::FORBIDDEN, .. }));
 //!
-//! // A configuration forwards the codec's headers unless it lists its own.
 //! let config = WebSocketConfig::builder().codec(Lines).build()?;
-//! assert_eq!(config.forward_headers(), &FORWARD);
 //! # fn _object_safe(_: Box<dyn Codec>) {}
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -68,7 +60,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use wsfirst_core::ErrorScope;
 
 pub(crate) use crate::error::CodecError;
@@ -93,23 +85,6 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     /// connection is returned to the pool after each answer.
     fn ends_on_close(&self) -> bool {
         false
-    }
-
-    /// The request headers this API's handshake needs, such as its credentials: a
-    /// [`WebSocketConfig`](crate::WebSocketConfig) forwards them unless it is given its own list
-    /// (default: none). Headers reserved for the handshake
-    /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)) make
-    /// the configuration fail to build.
-    fn forward_headers(&self) -> &[HeaderName] {
-        &[]
-    }
-
-    /// The handshake headers whose values are comma-separated lists of flags, such as the
-    /// Responses API's `OpenAI-Beta`: a [static header](crate::WebSocketConfigBuilder::static_header)
-    /// of one of these names adds its flags to the ones the request forwards (no duplicates)
-    /// instead of replacing them (default: none).
-    fn list_headers(&self) -> &[HeaderName] {
-        &[]
     }
 
     /// The id of the earlier response this request continues, if any (for the Responses API,

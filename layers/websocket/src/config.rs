@@ -1,5 +1,6 @@
-//! Per-route configuration of the WebSocket attempt: timeouts, limits, codec, TLS, and the
-//! route's header policy (which the facade applies to the HTTP request too).
+//! Per-route configuration of the WebSocket attempt: timeouts, limits, codec and TLS. Which
+//! headers the handshake carries is the [`Route`](wsfirst_core::Route)'s
+//! [header policy](wsfirst_core::Route::headers), the same for both transports.
 //!
 //! # Example
 //!
@@ -9,25 +10,21 @@
 //!
 //! let config = WebSocketConfig::builder()
 //!     .handshake_timeout(Duration::from_secs(3))
-//!     .static_header("openai-beta", "responses-websocket=v1")
 //!     .affinity_header("x-session-id")
 //!     .codec(ResponsesCodec::new())
 //!     .build()?;
 //! assert_eq!(config.handshake_timeout(), Duration::from_secs(3));
 //!
 //! // Invalid values name the field.
-//! let error = WebSocketConfig::builder().forward_header("connection").build().unwrap_err();
-//! assert_eq!(error.field(), "forward_headers");
+//! let error = WebSocketConfig::builder().affinity_header("no spaces").build().unwrap_err();
+//! assert_eq!(error.field(), "affinity_header");
 //! # Ok::<(), wsfirst_websocket::ConfigError>(())
 //! ```
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use http::{HeaderName, HeaderValue};
-use wsfirst_core::{
-    headers::HeaderPolicy,
-    limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE},
-};
+use http::HeaderName;
+use wsfirst_core::limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 
 use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
 
@@ -44,7 +41,6 @@ struct ConfigInner {
     idle_timeout: Duration,
     max_message_size: usize,
     max_incoming_message_size: usize,
-    headers: HeaderPolicy,
     affinity_header: Option<HeaderName>,
     codec: Arc<dyn Codec>,
     tls: Option<ClientTls>,
@@ -86,25 +82,6 @@ impl WebSocketConfig {
         self.0.max_incoming_message_size
     }
 
-    /// The route's header policy: which request headers reach the upstream, on the handshake
-    /// and (handed to the HTTP upstream by the facade) on the HTTP request alike. Built from
-    /// the [forwarded](WebSocketConfigBuilder::forward_headers) and
-    /// [static](WebSocketConfigBuilder::static_header) headers and the codec's
-    /// [list headers](Codec::list_headers).
-    pub fn headers(&self) -> &HeaderPolicy {
-        &self.0.headers
-    }
-
-    /// The request headers copied to the upstream request (see [`headers`](Self::headers)).
-    pub fn forward_headers(&self) -> &[HeaderName] {
-        self.0.headers.forward_headers()
-    }
-
-    /// Headers set on every upstream request (see [`headers`](Self::headers)).
-    pub fn static_headers(&self) -> &[(HeaderName, HeaderValue)] {
-        self.0.headers.static_headers()
-    }
-
     /// The request header whose value pins a request to its own pooled connections.
     pub fn affinity_header(&self) -> Option<&HeaderName> {
         self.0.affinity_header.as_ref()
@@ -135,25 +112,6 @@ impl WebSocketConfig {
         inner.tls = Some(tls);
         Self(Arc::new(inner))
     }
-
-    /// The same configuration with this header policy (the other settings are kept). The
-    /// facade uses it to take the eligibility override header out of a route's policy.
-    ///
-    /// ```
-    /// use http::HeaderName;
-    /// use wsfirst_websocket::WebSocketConfig;
-    ///
-    /// let config = WebSocketConfig::builder().forward_header("x-team").build()?;
-    /// let team = HeaderName::from_static("x-team");
-    /// let config = config.clone().with_headers(config.headers().without(&team));
-    /// assert!(!config.forward_headers().contains(&team));
-    /// # Ok::<(), wsfirst_websocket::ConfigError>(())
-    /// ```
-    pub fn with_headers(self, headers: HeaderPolicy) -> Self {
-        let mut inner = Arc::unwrap_or_clone(self.0);
-        inner.headers = headers;
-        Self(Arc::new(inner))
-    }
 }
 
 impl Default for WebSocketConfig {
@@ -176,7 +134,6 @@ impl fmt::Debug for WebSocketConfig {
                 "max_incoming_message_size",
                 &self.0.max_incoming_message_size,
             )
-            .field("headers", &self.0.headers)
             .field("affinity_header", &self.0.affinity_header)
             .field("codec", &self.0.codec)
             .field("tls", &self.0.tls)
@@ -196,11 +153,6 @@ pub struct WebSocketConfigBuilder {
     idle_timeout: Duration,
     max_message_size: usize,
     max_incoming_message_size: usize,
-    /// The list that replaces the codec's, if any.
-    forward_headers: Option<Vec<String>>,
-    /// Headers added to the list (the codec's or the replacement).
-    more_forward_headers: Vec<String>,
-    static_headers: Vec<(String, String)>,
     affinity_header: Option<String>,
     codec: Arc<dyn Codec>,
     tls: Option<ClientTls>,
@@ -214,9 +166,6 @@ impl Default for WebSocketConfigBuilder {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_incoming_message_size: DEFAULT_MAX_INCOMING_MESSAGE_SIZE,
-            forward_headers: None,
-            more_forward_headers: Vec::new(),
-            static_headers: Vec::new(),
             affinity_header: None,
             codec: Arc::new(ResponsesCodec::new()),
             tls: None,
@@ -232,8 +181,6 @@ impl fmt::Debug for WebSocketConfigBuilder {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_incoming_message_size", &self.max_incoming_message_size)
-            .field("forward_headers", &self.forward_headers)
-            .field("more_forward_headers", &self.more_forward_headers)
             .field("affinity_header", &self.affinity_header)
             .field("codec", &self.codec)
             .field("tls", &self.tls)
@@ -286,40 +233,6 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// Replaces the list of request headers forwarded to the upstream, on the handshake and
-    /// over HTTP alike (default: the codec's [`forward_headers`](Codec::forward_headers)), and
-    /// forgets the headers added before. Hop-by-hop and handshake headers are rejected
-    /// ([`is_reserved_for_websocket`](wsfirst_core::headers::is_reserved_for_websocket)).
-    /// Headers not listed are never forwarded (`cookie` included), except the
-    /// [body headers](wsfirst_core::headers::BODY_HEADERS), which the HTTP request always
-    /// carries; see [`HeaderPolicy`].
-    pub fn forward_headers<I, N>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = N>,
-        N: Into<String>,
-    {
-        self.forward_headers = Some(names.into_iter().map(Into::into).collect());
-        self.more_forward_headers.clear();
-        self
-    }
-
-    /// Adds one request header to forward to the upstream (both transports), after the codec's
-    /// (or the list given to [`forward_headers`](Self::forward_headers)).
-    pub fn forward_header(mut self, name: impl Into<String>) -> Self {
-        self.more_forward_headers.push(name.into());
-        self
-    }
-
-    /// Sets a header on every upstream request, on the handshake and over HTTP alike, such as
-    /// `OpenAI-Beta: responses-websocket=v1`, or the `Authorization` of a gateway that holds
-    /// the API key. It replaces a forwarded request header of the same name, except for the
-    /// codec's [list headers](Codec::list_headers) (the Responses API's `OpenAI-Beta`), whose
-    /// value is added to the request's own items, comma-separated and without duplicates.
-    pub fn static_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.static_headers.push((name.into(), value.into()));
-        self
-    }
-
     /// Reads a session's affinity key from this request header: requests with the same value
     /// reuse the same pooled connections (default: none).
     pub fn affinity_header(mut self, name: impl Into<String>) -> Self {
@@ -327,9 +240,7 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// The codec (default [`ResponsesCodec`]). Unless the list is set with
-    /// [`forward_headers`](Self::forward_headers), the headers forwarded to the upstream are
-    /// the codec's [`forward_headers`](Codec::forward_headers).
+    /// The codec (default [`ResponsesCodec`]).
     pub fn codec(mut self, codec: impl Codec) -> Self {
         self.codec = Arc::new(codec);
         self
@@ -366,34 +277,6 @@ impl WebSocketConfigBuilder {
                 return Err(ConfigError::Zero { field });
             }
         }
-        let mut headers = HeaderPolicy::builder();
-        headers = match &self.forward_headers {
-            Some(names) => names.iter().try_fold(headers, |headers, raw| {
-                Ok::<_, ConfigError>(headers.forward_header(header_name("forward_headers", raw)?))
-            })?,
-            None => headers.forward_headers(self.codec.forward_headers().iter().cloned()),
-        };
-        for raw in &self.more_forward_headers {
-            headers = headers.forward_header(header_name("forward_headers", raw)?);
-        }
-        for (name, value) in &self.static_headers {
-            let name = header_name("static_headers", name)?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| ConfigError::InvalidHeaderValue {
-                    field: "static_headers",
-                    name: name.clone(),
-                })?;
-            headers = headers.static_header(name, value);
-        }
-        for name in self.codec.list_headers() {
-            headers = headers.list_header(name.clone());
-        }
-        let headers = headers
-            .build()
-            .map_err(|error| ConfigError::ReservedHeader {
-                field: error.field(),
-                name: error.name().clone(),
-            })?;
         let affinity_header = match &self.affinity_header {
             Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
                 ConfigError::InvalidHeaderName {
@@ -409,20 +292,11 @@ impl WebSocketConfigBuilder {
             idle_timeout: self.idle_timeout,
             max_message_size: self.max_message_size,
             max_incoming_message_size: self.max_incoming_message_size,
-            headers,
             affinity_header,
             codec: self.codec,
             tls: self.tls,
         })))
     }
-}
-
-/// Parses a header name given to `field` (the [`HeaderPolicy`] rejects the reserved ones).
-fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
-    HeaderName::from_bytes(raw.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
-        field,
-        name: raw.to_owned(),
-    })
 }
 
 #[cfg(test)]
@@ -438,54 +312,7 @@ mod tests {
         assert_eq!(config.max_message_size(), 16 * 1024 * 1024);
         assert_eq!(config.max_incoming_message_size(), 64 * 1024 * 1024);
         assert!(config.tls().is_none());
-        let names: Vec<_> = config
-            .forward_headers()
-            .iter()
-            .map(HeaderName::as_str)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "authorization",
-                "openai-beta",
-                "openai-organization",
-                "openai-project"
-            ]
-        );
         assert!(config.affinity_header().is_none());
-        assert_eq!(config.headers().forward_headers(), config.forward_headers());
-        assert_eq!(
-            config.headers().list_headers(),
-            &crate::responses::LIST_HEADERS
-        );
-        assert!(config.headers().static_headers().is_empty());
-    }
-
-    #[test]
-    fn the_header_policy_holds_the_forwarded_and_static_headers() {
-        let config = WebSocketConfig::builder()
-            .codec(crate::RawCodec::new())
-            .forward_header("X-Team")
-            .static_header("Authorization", "Bearer sk-route")
-            .build()
-            .unwrap();
-        let policy = config.headers();
-        assert_eq!(policy.forward_headers(), ["x-team"]);
-        assert!(policy.list_headers().is_empty());
-        let [(name, value)] = policy.static_headers() else {
-            panic!("one static header expected: {policy:?}");
-        };
-        assert_eq!(
-            (name.as_str(), value.to_str().unwrap()),
-            ("authorization", "Bearer sk-route")
-        );
-        // `with_headers` replaces the policy and keeps the rest.
-        let replaced = config
-            .clone()
-            .with_headers(wsfirst_core::headers::HeaderPolicy::default());
-        assert!(replaced.forward_headers().is_empty());
-        assert!(replaced.static_headers().is_empty());
-        assert_eq!(replaced.handshake_timeout(), config.handshake_timeout());
     }
 
     #[test]
@@ -512,22 +339,6 @@ mod tests {
                 "max_incoming_message_size",
             ),
             (
-                WebSocketConfig::builder().forward_header("Transfer-Encoding"),
-                "forward_headers",
-            ),
-            (
-                WebSocketConfig::builder().forward_header("bad header"),
-                "forward_headers",
-            ),
-            (
-                WebSocketConfig::builder().static_header("upgrade", "h2c"),
-                "static_headers",
-            ),
-            (
-                WebSocketConfig::builder().static_header("x-ok", "bad\nvalue"),
-                "static_headers",
-            ),
-            (
                 WebSocketConfig::builder().affinity_header("no spaces"),
                 "affinity_header",
             ),
@@ -537,102 +348,5 @@ mod tests {
             assert_eq!(error.field(), field, "{error}");
             assert!(error.to_string().contains(field), "{error}");
         }
-    }
-
-    #[test]
-    fn forwarded_headers_come_from_the_codec_unless_listed() {
-        fn names(builder: WebSocketConfigBuilder) -> Vec<String> {
-            let config = builder.build().unwrap();
-            config
-                .forward_headers()
-                .iter()
-                .map(|name| name.as_str().to_owned())
-                .collect()
-        }
-        let responses: Vec<String> = crate::responses::FORWARD_HEADERS
-            .iter()
-            .map(|name| name.as_str().to_owned())
-            .collect();
-        assert_eq!(names(WebSocketConfig::builder()), responses);
-        assert!(names(WebSocketConfig::builder().codec(crate::RawCodec::new())).is_empty());
-        // Added headers come after the codec's, whichever is set first.
-        assert_eq!(
-            names(
-                WebSocketConfig::builder()
-                    .forward_header("X-Session")
-                    .codec(crate::RawCodec::new())
-            ),
-            ["x-session"]
-        );
-        let mut more = responses.clone();
-        more.push("x-session".into());
-        assert_eq!(
-            names(
-                WebSocketConfig::builder()
-                    .forward_header("x-session")
-                    .forward_header("authorization")
-            ),
-            more
-        );
-        // A list replaces the codec's and what was added before it.
-        assert_eq!(
-            names(
-                WebSocketConfig::builder()
-                    .forward_header("x-before")
-                    .forward_headers(["authorization"])
-                    .forward_header("x-after")
-            ),
-            ["authorization", "x-after"]
-        );
-    }
-
-    #[test]
-    fn a_codec_asking_for_a_reserved_header_fails_the_build() {
-        #[derive(Debug)]
-        struct Upgrade;
-        static NAMES: [HeaderName; 1] = [http::header::UPGRADE];
-        impl Codec for Upgrade {
-            fn encode(
-                &self,
-                _: &http::request::Parts,
-                _: bytes::Bytes,
-            ) -> Result<crate::Encoded, crate::CodecError> {
-                unreachable!()
-            }
-            fn decode(
-                &self,
-                _: crate::Message,
-                _: &crate::Exchange,
-            ) -> Result<crate::Decoded, crate::CodecError> {
-                unreachable!()
-            }
-            fn forward_headers(&self) -> &[HeaderName] {
-                &NAMES
-            }
-        }
-        let error = WebSocketConfig::builder()
-            .codec(Upgrade)
-            .build()
-            .unwrap_err();
-        assert_eq!(error.field(), "forward_headers");
-        // A list of its own replaces the codec's.
-        assert!(
-            WebSocketConfig::builder()
-                .codec(Upgrade)
-                .forward_headers(["authorization"])
-                .build()
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn debug_hides_static_header_values() {
-        let config = WebSocketConfig::builder()
-            .static_header("x-api-key", "secret-value")
-            .build()
-            .unwrap();
-        let debug = format!("{config:?}");
-        assert!(debug.contains("x-api-key"), "{debug}");
-        assert!(!debug.contains("secret-value"), "{debug}");
     }
 }

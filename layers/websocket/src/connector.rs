@@ -13,7 +13,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, client_async_with_config,
     tungstenite::{self, client::IntoClientRequest, error::ProtocolError},
 };
-use wsfirst_core::{FailureKind, Phase, Transport, WsFailure, redact};
+use wsfirst_core::{FailureKind, Phase, Route, Transport, WsFailure, redact};
 
 use crate::{WebSocketConfig, tls};
 
@@ -23,12 +23,11 @@ pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How many bytes of an upgrade answer's body are kept.
 const UPGRADE_BODY_LIMIT: usize = 1024;
 
-/// The handshake headers for a request: those the route's [`HeaderPolicy`] gives for the
-/// WebSocket, the same rules as for the HTTP request (see [`WebSocketConfig::headers`]).
-///
-/// [`HeaderPolicy`]: wsfirst_core::headers::HeaderPolicy
-pub(crate) fn handshake_headers(config: &WebSocketConfig, request: &HeaderMap) -> HeaderMap {
-    config.headers().headers_for(request, Transport::WebSocket)
+/// The handshake headers for a request: those the route's
+/// [header policy](wsfirst_core::Route::headers) gives for the WebSocket, the same rules as for
+/// the HTTP request.
+pub(crate) fn handshake_headers(route: &Route, request: &HeaderMap) -> HeaderMap {
+    route.headers().headers_for(request, Transport::WebSocket)
 }
 
 /// The size of each read from a WebSocket's socket, on the upstream side and (in the facade) on
@@ -254,24 +253,39 @@ pub(crate) fn map_error(phase: Phase, error: tungstenite::Error) -> WsFailure {
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderValue, StatusCode};
+    use http::{HeaderName, HeaderValue, StatusCode, header::AUTHORIZATION};
+    use wsfirst_core::headers::HeaderPolicy;
 
     use super::*;
 
+    fn route(policy: HeaderPolicy) -> Route {
+        Route::builder("p", "a")
+            .http_url("http://x")
+            .headers(policy)
+            .build()
+            .unwrap()
+    }
+
     #[test]
-    fn handshake_headers_are_the_allowlist_plus_static_headers() {
-        let config = WebSocketConfig::builder()
-            .static_header("OpenAI-Beta", "responses-websocket=v1")
-            .static_header("authorization", "Bearer sk-route")
+    fn handshake_headers_are_the_route_s_allowlist_plus_static_headers() {
+        let policy = HeaderPolicy::responses()
+            .to_builder()
+            .static_header(
+                HeaderName::from_static("openai-beta"),
+                HeaderValue::from_static("responses-websocket=v1"),
+            )
+            .static_header(AUTHORIZATION, HeaderValue::from_static("Bearer sk-route"))
             .build()
             .unwrap();
+        let route = route(policy);
         let mut request = HeaderMap::new();
         request.insert("authorization", HeaderValue::from_static("Bearer sk-1"));
         request.insert("openai-beta", HeaderValue::from_static("other"));
         request.insert("cookie", HeaderValue::from_static("c=1"));
         request.insert("connection", HeaderValue::from_static("keep-alive"));
         request.insert("host", HeaderValue::from_static("client.example"));
-        let headers = handshake_headers(&config, &request);
+        request.insert("content-type", HeaderValue::from_static("application/json"));
+        let headers = handshake_headers(&route, &request);
         assert_eq!(headers.len(), 2, "{headers:?}");
         // A static header replaces the forwarded one...
         assert_eq!(headers["authorization"], "Bearer sk-route");
@@ -279,47 +293,24 @@ mod tests {
         assert_eq!(headers["openai-beta"], "other, responses-websocket=v1");
 
         // Without client flags, the route's value alone.
-        let headers = handshake_headers(&config, &HeaderMap::new());
+        let headers = handshake_headers(&route, &HeaderMap::new());
         assert_eq!(headers["openai-beta"], "responses-websocket=v1");
     }
 
     #[test]
-    fn beta_flags_are_merged_without_duplicates() {
-        let config = WebSocketConfig::builder()
-            .static_header(
-                "OpenAI-Beta",
-                "responses_websockets=2026-02-06, assistants=v2",
-            )
-            .build()
-            .unwrap();
-        let mut request = HeaderMap::new();
-        request.append(
-            "openai-beta",
-            HeaderValue::from_static("assistants=v2,realtime=v1"),
-        );
-        request.append(
-            "openai-beta",
-            HeaderValue::from_static(" , responses_websockets=2026-02-06"),
-        );
-        let headers = handshake_headers(&config, &request);
-        assert_eq!(headers.get_all("openai-beta").iter().count(), 1);
-        assert_eq!(
-            headers["openai-beta"],
-            "assistants=v2, realtime=v1, responses_websockets=2026-02-06"
-        );
-    }
-
-    #[test]
-    fn a_codec_without_list_headers_replaces_the_beta_header() {
-        let config = WebSocketConfig::builder()
-            .codec(crate::RawCodec::new())
-            .forward_header("openai-beta")
-            .static_header("OpenAI-Beta", "mine")
+    fn a_policy_without_list_headers_replaces_the_beta_header() {
+        let beta = HeaderName::from_static("openai-beta");
+        let policy = HeaderPolicy::builder()
+            .forward_header(beta.clone())
+            .static_header(beta, HeaderValue::from_static("mine"))
             .build()
             .unwrap();
         let mut request = HeaderMap::new();
         request.insert("openai-beta", HeaderValue::from_static("theirs"));
-        assert_eq!(handshake_headers(&config, &request)["openai-beta"], "mine");
+        assert_eq!(
+            handshake_headers(&route(policy), &request)["openai-beta"],
+            "mine"
+        );
     }
 
     #[test]

@@ -48,9 +48,7 @@
 //!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"over http"))))
 //! });
 //! let pool = Pool::new(); // share clones of it between the layers of all routes
-//! let config = WebSocketConfig::builder()
-//!     .static_header("openai-beta", "responses-websocket=v1")
-//!     .build()?;
+//! let config = WebSocketConfig::default();
 //! let mut service = ServiceBuilder::new()
 //!     .layer(WebSocketLayer::with_pool(config, pool.clone()))
 //!     .service(http_upstream);

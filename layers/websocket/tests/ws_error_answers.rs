@@ -379,13 +379,19 @@ async fn a_fresh_connection_closed_before_any_event_is_still_a_failure() {
 #[tokio::test]
 async fn the_routes_beta_flag_is_added_to_the_clients_own() {
     let upstream = TestUpstream::start().await;
-    let config = WebSocketConfig::builder()
-        .static_header("OpenAI-Beta", "responses_websockets=2026-02-06")
+    let route = route(&upstream);
+    let policy = route
+        .headers()
+        .to_builder()
+        .static_header(
+            http::HeaderName::from_static("openai-beta"),
+            http::HeaderValue::from_static("responses_websockets=2026-02-06"),
+        )
         .build()
         .unwrap();
-    let (mut service, _) = service(config, &Pool::new());
+    let (mut service, _) = service(WebSocketConfig::default(), &Pool::new());
     let request = request_with(
-        &route(&upstream),
+        &route.with_headers(policy),
         body(true),
         &[(
             "openai-beta",

@@ -17,10 +17,22 @@ use wsfirst_websocket::{
 };
 
 fn config() -> WebSocketConfig {
-    WebSocketConfig::builder()
-        .static_header("OpenAI-Beta", "responses-websocket=v1")
+    WebSocketConfig::default()
+}
+
+/// The kit's route, whose header policy sets a beta flag.
+fn beta_route(upstream: &TestUpstream) -> wsfirst_core::Route {
+    let route = route(upstream);
+    let policy = route
+        .headers()
+        .to_builder()
+        .static_header(
+            http::HeaderName::from_static("openai-beta"),
+            http::HeaderValue::from_static("responses-websocket=v1"),
+        )
         .build()
-        .unwrap()
+        .unwrap();
+    route.with_headers(policy)
 }
 
 /// The same request over the upstream's HTTP path: (content type, body).
@@ -112,7 +124,7 @@ async fn request_becomes_response_create_with_allowed_headers_only() {
     let (mut service, _) = service(config(), &Pool::new());
     let body = r#"{"model":"gpt-kit","stream":true,"background":false,"input":[{"role":"user","content":"hi"}],"store":false}"#;
     let request = request_with(
-        &route(&upstream),
+        &beta_route(&upstream),
         body.to_owned(),
         &[
             ("cookie", "session=secret"),

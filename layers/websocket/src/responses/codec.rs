@@ -32,7 +32,7 @@ use serde::{
 };
 use serde_json::{Map, Value, value::RawValue};
 
-use super::{FORWARD_HEADERS, LIST_HEADERS, error_scope, is_answer, is_answer_header, unsupported};
+use super::{error_scope, is_answer, is_answer_header, unsupported};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// The OpenAI Responses API over its WebSocket mode.
@@ -66,7 +66,8 @@ use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 ///     business); the body then ends cleanly;
 ///   - after `response.created`, non-streaming: [`Decoded::Reject`] with the event's status
 ///     (500 without one) and the error body, the answer the HTTP endpoint would have given.
-/// - Handshake headers: [`FORWARD_HEADERS`] are forwarded by default; `OpenAI-Beta` is a
+/// - Handshake headers: a route's default header policy forwards
+///   [`FORWARD_HEADERS`](super::FORWARD_HEADERS); `OpenAI-Beta` is a
 ///   [list header](super::LIST_HEADERS).
 /// - Conversations: a request with a `previous_response_id` goes to the connection that
 ///   produced that response (see [`conversation`](super::conversation)).
@@ -406,14 +407,6 @@ impl Codec for ResponsesCodec {
             }),
             _ => Ok(Decoded::Event { frame: None }),
         }
-    }
-
-    fn forward_headers(&self) -> &[HeaderName] {
-        &FORWARD_HEADERS
-    }
-
-    fn list_headers(&self) -> &[HeaderName] {
-        &LIST_HEADERS
     }
 
     fn continues(&self, _request: &http::request::Parts, body: &Bytes) -> Option<String> {
@@ -852,11 +845,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn the_beta_header_is_a_list() {
-        assert_eq!(ResponsesCodec::new().list_headers(), &LIST_HEADERS);
     }
 
     #[test]

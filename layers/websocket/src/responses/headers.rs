@@ -6,39 +6,26 @@
 //!
 //! ```
 //! use http::HeaderName;
-//! use wsfirst_websocket::{Codec, responses::{FORWARD_HEADERS, LIST_HEADERS, ResponsesCodec, is_answer_header}};
+//! use wsfirst_websocket::responses::{FORWARD_HEADERS, LIST_HEADERS, is_answer_header};
 //!
-//! assert_eq!(ResponsesCodec::new().forward_headers(), &FORWARD_HEADERS);
 //! assert!(FORWARD_HEADERS.iter().any(|name| name == "authorization"));
-//! assert_eq!(ResponsesCodec::new().list_headers(), &LIST_HEADERS);
+//! assert_eq!(LIST_HEADERS[0], "openai-beta");
 //!
 //! assert!(is_answer_header(&HeaderName::from_static("retry-after")));
 //! assert!(is_answer_header(&HeaderName::from_static("x-ratelimit-remaining-requests")));
 //! assert!(!is_answer_header(&HeaderName::from_static("set-cookie")));
 //! ```
 
-use http::{
-    HeaderName,
-    header::{AUTHORIZATION, RETRY_AFTER},
-};
+use http::{HeaderName, header::RETRY_AFTER};
 
-/// The request headers that [`ResponsesCodec`](super::ResponsesCodec) forwards to the handshake
-/// (its [`Codec::forward_headers`](crate::Codec::forward_headers)): `authorization`,
-/// `openai-beta`, `openai-organization` and `openai-project`. A configuration that sets its own
-/// list replaces them.
-pub static FORWARD_HEADERS: [HeaderName; 4] = [
-    AUTHORIZATION,
-    HeaderName::from_static("openai-beta"),
-    HeaderName::from_static("openai-organization"),
-    HeaderName::from_static("openai-project"),
-];
+/// The request headers this API reads, forwarded by a route's default header policy
+/// ([`HeaderPolicy::responses`](wsfirst_core::headers::HeaderPolicy::responses)): core's
+/// [`RESPONSES_FORWARD_HEADERS`](wsfirst_core::headers::RESPONSES_FORWARD_HEADERS).
+pub use wsfirst_core::headers::RESPONSES_FORWARD_HEADERS as FORWARD_HEADERS;
 
-/// The handshake headers whose values are comma-separated lists of flags (the
-/// [`Codec::list_headers`](crate::Codec::list_headers) of
-/// [`ResponsesCodec`](super::ResponsesCodec)): `openai-beta`. A route's static `OpenAI-Beta`
-/// value (such as `responses_websockets=2026-02-06`) is added to the client's own beta flags,
-/// so a client that asks for other betas keeps them.
-pub static LIST_HEADERS: [HeaderName; 1] = [HeaderName::from_static("openai-beta")];
+/// The API's list-valued headers (`openai-beta`): core's
+/// [`RESPONSES_LIST_HEADERS`](wsfirst_core::headers::RESPONSES_LIST_HEADERS).
+pub use wsfirst_core::headers::RESPONSES_LIST_HEADERS as LIST_HEADERS;
 
 /// The headers of an error event that reach the client with the answer: `retry-after` and
 /// `retry-after-ms` (the official Python SDK waits for them before a retry, preferring the

@@ -32,7 +32,7 @@
 //!
 //! The generic parts of the crate know nothing of this API: the attempt and the body ask the
 //! [`Codec`](crate::Codec) (its `decode` sets the [`ErrorScope`](wsfirst_core::ErrorScope) of an
-//! error event, its `forward_headers` gives the configuration's default), and the facade feeds
+//! error event), and the facade feeds
 //! the plain constants here to the eligibility table's builder. A second API's WebSocket mode
 //! (another provider's) is one more module like this one.
 //!
@@ -40,11 +40,11 @@
 //!
 //! ```
 //! use wsfirst_core::ErrorScope;
-//! use wsfirst_websocket::{Codec, WebSocketConfig, responses};
+//! use wsfirst_websocket::responses;
 //!
-//! // The configuration's default forwarded headers are the codec's.
-//! let config = WebSocketConfig::builder().codec(responses::ResponsesCodec::new()).build()?;
-//! assert_eq!(config.forward_headers(), &responses::FORWARD_HEADERS);
+//! // A route's default header policy forwards the API's headers.
+//! let policy = wsfirst_core::headers::HeaderPolicy::responses();
+//! assert_eq!(policy.forward_headers(), &responses::FORWARD_HEADERS);
 //!
 //! // An error event about the connection (a refusal: not executed) is sent again once on a
 //! // fresh connection; a client error is the upstream's answer.
@@ -56,7 +56,6 @@
 //!
 //! // The facade's default eligibility table allows this pair.
 //! assert!(responses::WEBSOCKET_PAIRS.contains(&("openai", "openai-responses")));
-//! # Ok::<(), wsfirst_websocket::ConfigError>(())
 //! ```
 
 mod codec;
