@@ -4,6 +4,8 @@ use std::{error::Error, fmt};
 
 use wsfirst_core::BoxError;
 
+use crate::connect::ConnectTimedOut;
+
 /// What went wrong in an [`HttpUpstreamError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -44,7 +46,7 @@ impl HttpUpstreamErrorKind {
 /// response passes through.
 ///
 /// ```
-/// use wsfirst::upstream::{HttpUpstreamError, HttpUpstreamErrorKind};
+/// use wsfirst_http::{HttpUpstreamError, HttpUpstreamErrorKind};
 ///
 /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
 /// let error = HttpUpstreamError::new(HttpUpstreamErrorKind::Connect, "api.example.com:443", io);
@@ -134,11 +136,11 @@ impl Error for HttpUpstreamError {
     }
 }
 
-/// A setting of an [`HttpUpstream`](super::HttpUpstream) is invalid; names the builder field.
+/// A setting of an [`HttpUpstream`](crate::HttpUpstream) is invalid; names the builder field.
 ///
 /// ```
 /// use std::time::Duration;
-/// use wsfirst::upstream::HttpUpstream;
+/// use wsfirst_http::HttpUpstream;
 ///
 /// let error = HttpUpstream::builder().connect_timeout(Duration::ZERO).build().unwrap_err();
 /// assert_eq!(error.field(), "connect_timeout");
@@ -186,3 +188,27 @@ impl fmt::Display for HttpUpstreamBuildError {
 }
 
 impl Error for HttpUpstreamBuildError {}
+
+/// Maps a client error to an [`HttpUpstreamError`].
+pub(crate) fn client_error(
+    error: hyper_util::client::legacy::Error,
+    host: &str,
+) -> HttpUpstreamError {
+    let timed_out = {
+        let mut source = Error::source(&error);
+        std::iter::from_fn(|| {
+            let current = source?;
+            source = current.source();
+            Some(current)
+        })
+        .any(|cause| cause.is::<ConnectTimedOut>())
+    };
+    let kind = if timed_out {
+        HttpUpstreamErrorKind::ConnectTimeout
+    } else if error.is_connect() {
+        HttpUpstreamErrorKind::Connect
+    } else {
+        HttpUpstreamErrorKind::Request
+    };
+    HttpUpstreamError::new(kind, host, error)
+}

@@ -13,10 +13,10 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use wsfirst_core::BoxError;
 
-use super::{HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody, service::client_error};
+use crate::{HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody, error::client_error};
 
 pin_project! {
-    /// The response future of [`HttpUpstream`](super::HttpUpstream).
+    /// The response future of [`HttpUpstream`](crate::HttpUpstream).
     pub struct ResponseFuture {
         #[pin]
         state: State,

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Duration,
 };
@@ -15,15 +15,12 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
 };
+use rustls::{ClientConfig, RootCertStore};
 use tower_service::Service;
-use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route, headers::HeaderPolicy};
-use wsfirst_websocket::tls::ClientTls;
+use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route, Transport};
 
-use super::{
-    HttpTimeouts, HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody,
-    connect::{ConnectTimedOut, TimeoutConnector},
-    future::ResponseFuture,
-    headers,
+use crate::{
+    HttpUpstreamBuildError, UpstreamBody, connect::TimeoutConnector, future::ResponseFuture,
 };
 
 /// The request body type the client sends: any body, boxed once.
@@ -34,20 +31,20 @@ type HttpClient = Client<TimeoutConnector<HttpsConnector<HttpConnector>>, Reques
 /// hyper-util client (`http://` and `https://` via rustls) and streams the answer back.
 ///
 /// - The request goes to `route.http_url()` (never to a URL taken from the client's request)
-///   with its method, body and the headers its [`HeaderPolicy`] extension gives for HTTP: the
-///   route's policy, the one its WebSocket handshake uses (the facade's route service sets it),
-///   so both transports forward the same headers. Without one, a default route's policy: the
-///   Responses API's `authorization`, `openai-beta`, `openai-organization`, `openai-project`,
-///   and the body's `content-type`, `content-encoding`, `accept`. Nothing else: never a
-///   `cookie`, never a hop-by-hop header; `Host` and `Content-Length` are set from the URL and
-///   the body.
+///   with its method, body and the headers its route's
+///   [header policy](wsfirst_core::Route::headers) gives for HTTP, the policy its WebSocket
+///   handshake uses, so both transports forward the same headers (by default the Responses
+///   API's `authorization`, `openai-beta`, `openai-organization`, `openai-project`, and the
+///   body's `content-type`, `content-encoding`, `accept`). Nothing else: never a `cookie`, never
+///   a hop-by-hop header; `Host` and `Content-Length` are set from the URL and the body.
+/// - The route's [HTTP timeouts](wsfirst_core::Route::http_timeouts) override the upstream's.
 /// - The response is the upstream's, unchanged: statuses pass through (a `500` from the upstream
 ///   is an `Ok` response with status `500`), and the body streams as it arrives (SSE frame by
 ///   frame, nothing buffered).
 /// - Errors are boxed: [`MissingExtension::ROUTE`] when the request has no `Route`, else an
 ///   [`HttpUpstreamError`] (connect failure, response timeout, broken request).
 ///
-/// Cloning shares the connection pool. See the [module docs](super) for an example.
+/// Cloning shares the connection pool. See the [crate docs](crate) for an example.
 #[derive(Clone)]
 pub struct HttpUpstream {
     client: HttpClient,
@@ -56,21 +53,19 @@ pub struct HttpUpstream {
 
 #[derive(Debug)]
 struct Config {
-    /// The policy of requests without a [`HeaderPolicy`] extension.
-    headers: HeaderPolicy,
     response_timeout: Option<Duration>,
     body_idle_timeout: Option<Duration>,
     connect_timeout: Duration,
 }
 
 impl HttpUpstream {
-    /// An upstream service with the default settings and this TLS configuration (the one the
-    /// WebSocket layer uses, so both trust the same roots).
-    pub fn with_tls(tls: ClientTls) -> Self {
+    /// An upstream service with the default settings and this TLS configuration (such as the
+    /// one the WebSocket layer uses, so both trust the same roots).
+    pub fn with_tls(tls: impl Into<Arc<ClientConfig>>) -> Self {
         Self::builder()
             .tls(tls)
             .build()
-            .expect("the default configuration builds with any ClientTls")
+            .expect("the default configuration builds with any ClientConfig")
     }
 
     /// An upstream service with the default settings (see [`HttpUpstreamBuilder`]).
@@ -95,7 +90,6 @@ impl Default for HttpUpstream {
 impl fmt::Debug for HttpUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpUpstream")
-            .field("headers", &self.config.headers)
             .field("connect_timeout", &self.config.connect_timeout)
             .field("response_timeout", &self.config.response_timeout)
             .field("body_idle_timeout", &self.config.body_idle_timeout)
@@ -123,19 +117,17 @@ where
         };
         let url = route.http_url().clone();
         let host = host_of(&url);
-        let timeouts = request
-            .extensions()
-            .get::<HttpTimeouts>()
-            .copied()
-            .unwrap_or_default();
+        let timeouts = route.http_timeouts();
+        let headers = route.headers().headers_for(request.headers(), Transport::Http);
         let (parts, body) = request.into_parts();
         let mut outgoing = Request::new(body.map_err(Into::into).boxed_unsync());
         *outgoing.method_mut() = parts.method;
         *outgoing.uri_mut() = url;
         // The client picks HTTP/2 itself when the upstream negotiates it.
         *outgoing.version_mut() = Version::HTTP_11;
-        *outgoing.headers_mut() =
-            headers::outgoing(&parts.headers, &parts.extensions, &self.config.headers);
+        // Never `Host` or `Content-Length`: the client sets them from the URL and the body, so a
+        // replayed body always matches its length.
+        *outgoing.headers_mut() = headers;
         tracing::trace!(upstream = %host, "sending request to the http upstream");
         ResponseFuture::new(
             self.client.request(outgoing),
@@ -162,10 +154,10 @@ fn host_of(url: &Uri) -> Arc<str> {
 /// Configures an [`HttpUpstream`]; see [`HttpUpstream::builder`].
 ///
 /// Defaults: connect timeout (DNS + TCP + TLS) 10 s, response timeout 10 min, body idle timeout
-/// 300 s, idle pooled connections kept 90 s (at most 256 per host), HTTP/1.1 and HTTP/2 (negotiated with ALPN over TLS), the TLS roots of
-/// [`ClientTls::default`] (Mozilla's webpki roots). Which headers are forwarded is no setting of
-/// the upstream, which routes share: each request's [`HeaderPolicy`] decides (see
-/// [`HttpUpstream`]).
+/// 300 s, idle pooled connections kept 90 s (at most 256 per host), HTTP/1.1 and HTTP/2
+/// (negotiated with ALPN over TLS), Mozilla's webpki roots with ring. Which headers are
+/// forwarded is no setting of the upstream, which routes share: each request's route decides
+/// (see [`HttpUpstream`]).
 #[derive(Clone)]
 pub struct HttpUpstreamBuilder {
     connect_timeout: Duration,
@@ -174,7 +166,7 @@ pub struct HttpUpstreamBuilder {
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
     http2: bool,
-    tls: Option<ClientTls>,
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Default for HttpUpstreamBuilder {
@@ -203,8 +195,8 @@ impl HttpUpstreamBuilder {
     /// The limit on the time from sending the request to the response headers, connecting
     /// included (default 10 min, as the official OpenAI SDKs wait: a non-streaming answer's
     /// headers come only when the whole answer is ready; `None`: no limit). Past it, an
-    /// [`HttpUpstreamError`] of kind [`Timeout`](HttpUpstreamErrorKind::Timeout). A request's
-    /// [`HttpTimeouts`] extension overrides it.
+    /// [`HttpUpstreamError`] of kind [`Timeout`](HttpUpstreamErrorKind::Timeout). A route's
+    /// [`http_timeouts`](wsfirst_core::Route::http_timeouts) override it.
     pub fn response_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.response_timeout = timeout.into();
         self
@@ -213,7 +205,7 @@ impl HttpUpstreamBuilder {
     /// The limit on the time between two chunks of the response body (default 300 s, long
     /// enough for a reasoning model's silences; `None`: no limit). Past it, the body ends with
     /// an [`HttpUpstreamError`] of kind [`BodyTimeout`](HttpUpstreamErrorKind::BodyTimeout).
-    /// A request's [`HttpTimeouts`] extension overrides it.
+    /// A route's [`http_timeouts`](wsfirst_core::Route::http_timeouts) override it.
     pub fn body_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.body_idle_timeout = timeout.into();
         self
@@ -241,17 +233,28 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// The TLS configuration (roots, client certificates), shared with the WebSocket layer so
-    /// both trust the same roots (default: [`ClientTls::default`]). Its ALPN protocols are
+    /// The rustls configuration (roots, client certificates, verifier), such as the one the
+    /// WebSocket layer uses (`ClientTls::client_config` of `wsfirst-websocket`), so both trust
+    /// the same roots (default: Mozilla's webpki roots with ring). Its ALPN protocols are
     /// replaced to match [`http2`](Self::http2).
-    pub fn tls(mut self, tls: ClientTls) -> Self {
-        self.tls = Some(tls);
+    pub fn tls(mut self, config: impl Into<Arc<ClientConfig>>) -> Self {
+        self.tls = Some(config.into());
         self
     }
 
-    /// Checks the settings without building anything (the facade checks a route's timeouts
-    /// with it).
-    pub(crate) fn check(&self) -> Result<(), HttpUpstreamBuildError> {
+    /// Checks the settings without building anything (a gateway checks the timeouts of its
+    /// routes' [`HttpTimeouts`](wsfirst_core::HttpTimeouts) with it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let error = wsfirst_http::HttpUpstream::builder()
+    ///     .body_idle_timeout(Duration::ZERO)
+    ///     .check()
+    ///     .unwrap_err();
+    /// assert_eq!(error.field(), "body_idle_timeout");
+    /// ```
+    pub fn check(&self) -> Result<(), HttpUpstreamBuildError> {
         check_duration("connect_timeout", Some(self.connect_timeout))?;
         check_duration("response_timeout", self.response_timeout)?;
         check_duration("body_idle_timeout", self.body_idle_timeout)?;
@@ -262,7 +265,11 @@ impl HttpUpstreamBuilder {
     pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
         self.check()?;
         // The connector sets ALPN to match the enabled HTTP versions.
-        let tls = self.tls.clone().unwrap_or_default().with_alpn(Vec::new());
+        let mut tls = match &self.tls {
+            Some(config) => ClientConfig::clone(config),
+            None => ClientConfig::clone(default_tls()),
+        };
+        tls.alpn_protocols = Vec::new();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -288,7 +295,6 @@ impl HttpUpstreamBuilder {
         Ok(HttpUpstream {
             client,
             config: Arc::new(Config {
-                headers: headers::default_policy(),
                 response_timeout: self.response_timeout,
                 body_idle_timeout: self.body_idle_timeout,
                 connect_timeout: self.connect_timeout,
@@ -319,33 +325,23 @@ impl fmt::Debug for HttpUpstreamBuilder {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("http2", &self.http2)
-            .field("tls", &self.tls)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
 
-/// Maps a client error to an [`HttpUpstreamError`].
-pub(crate) fn client_error(
-    error: hyper_util::client::legacy::Error,
-    host: &str,
-) -> HttpUpstreamError {
-    let timed_out = {
-        let mut source = std::error::Error::source(&error);
-        std::iter::from_fn(|| {
-            let current = source?;
-            source = current.source();
-            Some(current)
-        })
-        .any(|cause| cause.is::<ConnectTimedOut>())
-    };
-    let kind = if timed_out {
-        HttpUpstreamErrorKind::ConnectTimeout
-    } else if error.is_connect() {
-        HttpUpstreamErrorKind::Connect
-    } else {
-        HttpUpstreamErrorKind::Request
-    };
-    HttpUpstreamError::new(kind, host, error)
+/// Mozilla's webpki roots with ring's default protocol versions, built once.
+fn default_tls() -> &'static ClientConfig {
+    static DEFAULT: OnceLock<ClientConfig> = OnceLock::new();
+    DEFAULT.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! The HTTP upstream's response body: the upstream's bytes as they arrive, failing when the
 //! upstream goes silent for longer than the idle timeout.
+//!
+//! Not tower-http's `TimeoutBody`, whose idle timer (reset by each frame) would fit: in
+//! tower-http 0.7 it forwards neither `size_hint` nor `is_end_stream`, so a JSON answer's exact
+//! length would be lost (served chunked instead of with its `Content-Length`) and the end of a
+//! body would cost one more poll.
 
 use std::{
     pin::Pin,
@@ -15,11 +20,12 @@ use std::future::Future;
 use tokio::time::{Instant, Sleep};
 use wsfirst_core::BoxError;
 
-use super::{HttpUpstreamError, HttpUpstreamErrorKind};
+use crate::{HttpUpstreamError, HttpUpstreamErrorKind};
 
-/// The body of an [`HttpUpstream`](super::HttpUpstream) response: the upstream's body,
+/// The body of an [`HttpUpstream`](crate::HttpUpstream) response: the upstream's body,
 /// unchanged, that ends with an [`HttpUpstreamError`] of kind
-/// [`BodyTimeout`](HttpUpstreamErrorKind::BodyTimeout) when no data arrives for the idle timeout.
+/// [`BodyTimeout`](HttpUpstreamErrorKind::BodyTimeout) when no data arrives for the idle timeout
+/// (each frame restarts the timer, so a long answer that keeps coming never times out).
 ///
 /// `Unpin`, like hyper's own body (the timer is boxed once per response).
 pub struct UpstreamBody {
