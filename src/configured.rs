@@ -91,9 +91,6 @@ impl Configured {
             if !layers.breaker {
                 options = options.no_breaker();
             }
-            if let Some(timeouts) = layers.http_timeouts {
-                options = options.http_timeouts(timeouts);
-            }
             if let Some(pool_config) = layers.pool {
                 let pool = match pools.get(&pool_config) {
                     Some(pool) => pool.clone(),

@@ -1,9 +1,10 @@
 //! Future types
 
 use std::{
+    convert::Infallible,
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
@@ -14,73 +15,58 @@ use wsfirst_core::BoxError;
 use crate::respond::{error_response, success};
 
 pin_project! {
-    /// The future of [`RouteService`](crate::RouteService): never fails, failures become
+    /// The future of [`Respond`](crate::respond::Respond): never fails, failures become
     /// responses (see [`error_response`]).
-    ///
-    /// `G` is the future of a route with a circuit breaker, `U` of a route without one.
-    pub struct ResponseFuture<G, U> {
+    pub struct ResponseFuture<F> {
         #[pin]
-        kind: Kind<G, U>,
+        state: State<F>,
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    enum Kind<G, U> {
-        Guarded { #[pin] future: G },
-        Unguarded { #[pin] future: U },
-        Failed { error: Option<BoxError> },
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] future: F },
+        NotReady { error: Option<BoxError> },
     }
 }
 
-impl<G, U> ResponseFuture<G, U> {
-    pub(crate) fn guarded(future: G) -> Self {
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(future: F) -> Self {
         Self {
-            kind: Kind::Guarded { future },
-        }
-    }
-
-    pub(crate) fn unguarded(future: U) -> Self {
-        Self {
-            kind: Kind::Unguarded { future },
+            state: State::Called { future },
         }
     }
 
     pub(crate) fn failed(error: BoxError) -> Self {
         Self {
-            kind: Kind::Failed { error: Some(error) },
+            state: State::NotReady { error: Some(error) },
         }
     }
 }
 
-impl<G, U> std::fmt::Debug for ResponseFuture<G, U> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<G, U, GB, UB> Future for ResponseFuture<G, U>
+impl<F, B, E> Future for ResponseFuture<F>
 where
-    G: Future<Output = Result<Response<GB>, BoxError>>,
-    U: Future<Output = Result<Response<UB>, BoxError>>,
-    GB: http_body::Body<Data = Bytes> + Send + 'static,
-    GB::Error: Into<BoxError>,
-    UB: http_body::Body<Data = Bytes> + Send + 'static,
-    UB::Error: Into<BoxError>,
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
-    type Output = Result<Response<axum::body::Body>, std::convert::Infallible>;
+    type Output = Result<Response<axum::body::Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let response = match self.project().kind.project() {
-            KindProj::Guarded { future } => match std::task::ready!(future.poll(cx)) {
+        let response = match self.project().state.project() {
+            StateProj::Called { future } => match ready!(future.poll(cx)) {
                 Ok(response) => success(response),
-                Err(error) => error_response(&*error),
+                Err(error) => error_response(&*error.into()),
             },
-            KindProj::Unguarded { future } => match std::task::ready!(future.poll(cx)) {
-                Ok(response) => success(response),
-                Err(error) => error_response(&*error),
-            },
-            KindProj::Failed { error } => {
+            StateProj::NotReady { error } => {
                 let error = error
                     .take()
                     .expect("`ResponseFuture` polled after completion");
@@ -102,7 +88,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "`ResponseFuture` polled after completion")]
     fn a_failed_future_polled_after_completion_panics() {
-        let mut future = std::pin::pin!(ResponseFuture::<Never, Never>::failed("broken".into()));
+        let mut future = std::pin::pin!(ResponseFuture::<Never>::failed("broken".into()));
         let mut cx = Context::from_waker(Waker::noop());
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(Ok(response)) => assert_eq!(response.status(), 502),

@@ -79,15 +79,17 @@ pub mod future;
 pub mod logging;
 pub mod respond;
 pub mod serve;
+pub mod set_route;
 pub mod stack;
-pub mod upstream;
 
 mod duration;
 
 pub use configured::Configured;
 pub use respond::{REASON_HEADER, TRANSPORT_HEADER};
+pub use respond::{Respond, RespondLayer};
+pub use set_route::{RouteLayer, SetRoute};
 pub use stack::{
-    GuardedStack, RouteOptions, RouteService, RouteStack, UnguardedStack, Wsfirst, WsfirstBuilder,
+    GuardedStack, RouteOptions, RouteService, UnguardedStack, Wsfirst, WsfirstBuilder,
     openai_responses_table,
 };
 
@@ -96,6 +98,8 @@ pub use wsfirst_breaker_redis as breaker_store;
 pub use wsfirst_core as core;
 pub use wsfirst_eligibility as eligibility;
 pub use wsfirst_fallback as fallback;
+/// The HTTP upstream service ([`wsfirst-http`](wsfirst_http)).
+pub use wsfirst_http as upstream;
 pub use wsfirst_websocket as websocket;
 
 #[cfg(feature = "testing")]

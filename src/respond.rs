@@ -1,7 +1,29 @@
-//! How a route's result becomes a response: transport headers on success, a
-//! small JSON error body on failure.
+//! How a route's result becomes a response: [`RespondLayer`] turns the stack's errors into
+//! responses (a small JSON error body, see [`error_response`]) and adds the transport headers
+//! ([`TRANSPORT_HEADER`], [`REASON_HEADER`]) to every answer, so that the route is a service with
+//! `Error = Infallible`, as an axum router needs.
 //!
-//! # Example
+//! The outermost piece of a route's stack, in the manner of tower-http's `map_response_body`:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use wsfirst::core::BoxError;
+//! use wsfirst::respond::RespondLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let failing = service_fn(|_: Request<()>| async {
+//!     Err::<Response<http_body_util::Empty<bytes::Bytes>>, BoxError>("connection refused".into())
+//! });
+//! let service = ServiceBuilder::new().layer(RespondLayer::new()).service(failing);
+//! let response: Result<_, Infallible> = service.oneshot(Request::new(())).await;
+//! assert_eq!(response.unwrap().status(), StatusCode::BAD_GATEWAY);
+//! # }
+//! ```
+//!
+//! [`error_response`] alone:
 //!
 //! ```
 //! use http::StatusCode;
@@ -19,14 +41,130 @@
 //! assert_eq!(response.headers()["content-type"], "application/json");
 //! ```
 
-use std::error::Error;
+use std::{
+    convert::Infallible,
+    error::Error,
+    fmt,
+    task::{Context, Poll},
+};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
+use tower_layer::Layer;
+use tower_service::Service;
 use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
 use wsfirst_fallback::{BodyTooLarge, ReadBodyError};
 
-use crate::{serve::BodyReadTimeout, upstream::HttpUpstreamError};
+use crate::{future::ResponseFuture, serve::BodyReadTimeout, upstream::HttpUpstreamError};
+
+/// Turns the failures of the service under it into responses; builds [`Respond`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RespondLayer {
+    _private: (),
+}
+
+impl RespondLayer {
+    /// The layer (it has no settings).
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for RespondLayer {
+    type Service = Respond<S>;
+
+    fn layer(&self, inner: S) -> Respond<S> {
+        Respond::new(inner)
+    }
+}
+
+/// Answers every request with a response: the inner service's, with the transport headers that
+/// its [`Served`] extension names, or one made from its error by [`error_response`]. Its
+/// `Error` is [`Infallible`] and its body [`axum::body::Body`], so an axum router mounts it.
+///
+/// A readiness error of the inner service is answered by the next `call` the same way. See the
+/// [module docs](self).
+pub struct Respond<S> {
+    inner: S,
+    /// A readiness error of the inner service, answered by the next `call`.
+    not_ready: Option<BoxError>,
+}
+
+impl<S> Respond<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            not_ready: None,
+        }
+    }
+
+    /// A layer building this service.
+    pub fn layer() -> RespondLayer {
+        RespondLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for Respond<S> {
+    fn clone(&self) -> Self {
+        // A clone must be polled ready on its own, so it starts without the pending error.
+        Self::new(self.inner.clone())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Respond<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Respond")
+            .field("inner", &self.inner)
+            .field("not_ready", &self.not_ready)
+            .finish()
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Respond<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<axum::body::Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(error)) => {
+                self.not_ready = Some(error.into());
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self.not_ready.take() {
+            Some(error) => ResponseFuture::failed(error),
+            None => ResponseFuture::new(self.inner.call(request)),
+        }
+    }
+}
 
 /// The response header naming the transport that served the response: `websocket` or `http`.
 pub const TRANSPORT_HEADER: &str = "x-wsfirst-transport";

@@ -1,22 +1,40 @@
-//! The composed per-route stack: Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP.
+//! The per-route stack, from public pieces: Respond -> SetRoute -> Eligibility ->
+//! CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream.
 //!
 //! [`Wsfirst`] holds what every route shares: the eligibility policy, one breaker registry, one
-//! WebSocket pool, one TLS configuration and one HTTP client. [`Wsfirst::route`] gives a
-//! [`RouteService`] to mount on an axum route; routes that reach the same upstream key (provider +
-//! WebSocket endpoint + credential) share its breaker and its pooled connections.
+//! WebSocket pool, one TLS configuration and one HTTP client. It hands out each piece of a
+//! route's stack ([`route_layer`](Wsfirst::route_layer),
+//! [`eligibility_layer`](Wsfirst::eligibility_layer), [`breaker_layer`](Wsfirst::breaker_layer),
+//! [`websocket_layer`](Wsfirst::websocket_layer), [`http_upstream`](Wsfirst::http_upstream)),
+//! so that a [`tower::ServiceBuilder`] builds a route with layers of your own anywhere in it and
+//! any `Service<Request<_>>` as the HTTP upstream. [`Wsfirst::route`] is a preset over the same
+//! pieces: a [`RouteService`] to mount on an axum route. Routes that reach the same upstream key
+//! (provider + WebSocket endpoint + credential) share its breaker and its pooled connections.
+//!
+//! | piece | what it does |
+//! |---|---|
+//! | [`RespondLayer`](crate::respond::RespondLayer) | turns failures into responses (`502` JSON, `413`, ...) and adds `x-wsfirst-transport` / `x-wsfirst-reason`: `Error = Infallible` for axum |
+//! | [`RouteLayer`](crate::set_route::RouteLayer) | stamps the [`Route`] (URLs, mode, breaker key, header policy, HTTP timeouts) on each request |
+//! | [`EligibilityLayer`] | decides who may try the WebSocket |
+//! | [`CircuitBreakerLayer`] | pins a failing key to HTTP, brings it back with probes |
+//! | [`FallbackLayer`] | replays over HTTP after a replay-safe WebSocket failure |
+//! | [`WebSocketLayer`] | serves WebSocket-intended requests over the pool, passes the others on |
+//! | [`HttpUpstream`] (or any HTTP service) | sends the request to the route's HTTP URL |
 //!
 //! Breaker settings belong to the registry, per key, never to a route: configure them on the
 //! [`BreakerRegistry`] you give to [`WsfirstBuilder::registry`] (a default for every key and
 //! [`config_for`](wsfirst_breaker::BreakerRegistryBuilder::config_for) one endpoint), so two
 //! routes that share a key cannot disagree about them. A route built with
 //! [`RouteOptions::no_breaker`] has no breaker layer at all: it neither reads nor feeds the key's
-//! breaker.
+//! breaker. Which headers reach the upstream, and the HTTP timeouts, are the [`Route`]'s
+//! ([`RouteBuilder::headers`](wsfirst_core::RouteBuilder::headers),
+//! [`RouteBuilder::http_timeouts`](wsfirst_core::RouteBuilder::http_timeouts)).
 //!
-//! # Example
+//! # Example: the preset
 //!
 //! ```no_run
 //! use axum::{Router, routing::post_service};
-//! use wsfirst::{RouteOptions, Wsfirst};
+//! use wsfirst::Wsfirst;
 //! use wsfirst::core::Route;
 //!
 //! # async fn run() -> Result<(), wsfirst::core::BoxError> {
@@ -25,11 +43,57 @@
 //!     .ws_url("wss://api.openai.com/v1/responses")
 //!     .http_url("https://api.openai.com/v1/responses")
 //!     .build()?;
-//! let app = Router::new()
-//!     .route("/v1/responses", post_service(wsfirst.route(responses)))
-//!     .nest("/admin", wsfirst.admin_router());
+//! let app = Router::new().route("/v1/responses", post_service(wsfirst.route(responses)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(wsfirst::serve::nodelay(listener), app).await?; // TCP_NODELAY: see `serve`
+//! // The admin router (`wsfirst.admin_router()`) goes on a listener of its own, never on the
+//! // public one: see `wsfirst::admin`.
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: build the stack yourself
+//!
+//! The same stack as [`Wsfirst::route`]'s, with a tower-http layer between the route and the
+//! eligibility layer, and a service of your own as the HTTP upstream:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use axum::{Router, routing::post_service};
+//! use http::{HeaderValue, Request, Response};
+//! use tower::{ServiceBuilder, service_fn};
+//! use tower_http::set_header::SetRequestHeaderLayer;
+//! use wsfirst::Wsfirst;
+//! use wsfirst::core::Route;
+//! use wsfirst::fallback::{FallbackConfig, FallbackLayer};
+//! use wsfirst::respond::RespondLayer;
+//! use wsfirst::websocket::WebSocketConfig;
+//!
+//! # fn main() -> Result<(), wsfirst::core::BoxError> {
+//! let wsfirst = Wsfirst::builder().build();
+//! let route = Route::builder("openai", "openai-responses")
+//!     .ws_url("wss://api.openai.com/v1/responses")
+//!     .http_url("https://api.openai.com/v1/responses")
+//!     .build()?;
+//! // Any HTTP service will do; this one answers itself.
+//! let http = service_fn(|_: Request<http_body_util::Full<bytes::Bytes>>| async {
+//!     Ok::<_, Infallible>(Response::new(axum::body::Body::from("{}")))
+//! });
+//! let service = ServiceBuilder::new()
+//!     .layer(RespondLayer::new())
+//!     .layer(wsfirst.route_layer(route))
+//!     .layer(SetRequestHeaderLayer::if_not_present(
+//!         http::header::HeaderName::from_static("x-request-id"),
+//!         HeaderValue::from_static("unset"),
+//!     ))
+//!     .layer(wsfirst.eligibility_layer())
+//!     .layer(wsfirst.breaker_layer())
+//!     // Under a breaker, whose WARN on pin replaces the fallback layer's own.
+//!     .layer(FallbackLayer::new(FallbackConfig::builder().warn_interval(None).build()?))
+//!     .layer(wsfirst.websocket_layer(WebSocketConfig::default()))
+//!     .service(http);
+//! let app: Router = Router::new().route("/v1/responses", post_service(service));
+//! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
@@ -44,10 +108,10 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, util::Either};
 use tower_service::Service;
 use wsfirst_breaker::{BreakerHandle, BreakerRegistry, CircuitBreaker, CircuitBreakerLayer};
-use wsfirst_core::{BoxError, Route, headers::HeaderPolicy};
+use wsfirst_core::{BoxError, Route};
 use wsfirst_eligibility::{Eligibility, EligibilityLayer, EligibilityTable, Policy};
 use wsfirst_fallback::{Fallback, FallbackConfig, FallbackLayer};
 use wsfirst_websocket::{
@@ -57,39 +121,23 @@ use wsfirst_websocket::{
 use crate::{
     client_ws::{ClientConnections, ClientWebSocket, ClientWsConfig},
     future::ResponseFuture,
-    upstream::{HttpTimeouts, HttpUpstream},
+    respond::{Respond, RespondLayer},
+    set_route::{RouteLayer, SetRoute},
+    upstream::HttpUpstream,
 };
 
 /// An eligibility policy shared by every route.
 pub type SharedPolicy = Arc<dyn Policy + Send + Sync>;
 
-/// The layers under the breaker: Fallback -> WebSocket -> HTTP upstream.
+/// The layers under the breaker in the preset: Fallback -> WebSocket -> HTTP upstream.
 pub type Transports = Fallback<WebSocket<HttpUpstream>>;
 
-/// The layers of a route with a circuit breaker, outermost first.
-pub type GuardedStack = Eligibility<SharedPolicy, CircuitBreaker<Transports>>;
+/// The preset's stack of a route with a circuit breaker, outermost first.
+pub type GuardedStack =
+    Respond<SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>>>;
 
-/// The layers of a route without a circuit breaker ([`RouteOptions::no_breaker`]).
-pub type UnguardedStack = Eligibility<SharedPolicy, Transports>;
-
-/// The stack of one route: with a circuit breaker (the default) or without one (no breaker layer
-/// at all, not a breaker that ignores everything).
-#[derive(Clone)]
-pub enum RouteStack {
-    /// Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP.
-    Guarded(GuardedStack),
-    /// Eligibility -> Fallback -> WebSocket -> HTTP.
-    Unguarded(UnguardedStack),
-}
-
-impl fmt::Debug for RouteStack {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RouteStack::Guarded(_) => "RouteStack::Guarded",
-            RouteStack::Unguarded(_) => "RouteStack::Unguarded",
-        })
-    }
-}
+/// The preset's stack of a route without a circuit breaker ([`RouteOptions::no_breaker`]).
+pub type UnguardedStack = Respond<SetRoute<Eligibility<SharedPolicy, Transports>>>;
 
 /// The eligibility table of the OpenAI Responses API's WebSocket mode, from the data of
 /// [`wsfirst::websocket::responses`](wsfirst_websocket::responses): the default of
@@ -136,62 +184,97 @@ impl Wsfirst {
         self.route_with(route, RouteOptions::default())
     }
 
-    /// The service for `route` with per-route options.
+    /// The service for `route` with per-route options: the preset over the pieces of the
+    /// [module docs](self),
     ///
-    /// A WebSocket configuration without TLS settings of its own gets the shared
-    /// [`ClientTls`], so the WebSocket and the HTTP client trust the same roots. Its
-    /// [header policy](WebSocketConfig::headers) decides the headers of both transports: the
-    /// [`RouteService`] hands it to the HTTP upstream with every request, so the handshake and
-    /// the HTTP request forward the same headers. The eligibility table's override header is
-    /// taken out of it: a layer reads it, the upstream never sees it.
+    /// ```text
+    /// Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
+    /// ```
+    ///
+    /// with the shared eligibility policy, breaker registry, pool (unless
+    /// [`RouteOptions::pool`]) and HTTP upstream. Under a breaker, the fallback layer's own
+    /// warning is off (the breaker's WARN on pin replaces it); a WebSocket configuration without
+    /// TLS settings of its own gets the shared [`ClientTls`] ([`websocket_layer`](Self::websocket_layer));
+    /// the route's header policy loses the eligibility table's override header
+    /// ([`route_layer`](Self::route_layer)).
     pub fn route_with(&self, route: Route, options: RouteOptions) -> RouteService {
         let RouteOptions {
             breaker,
             fallback,
             websocket,
             pool,
-            http_timeouts,
         } = options;
-        let mut websocket = match websocket.tls() {
-            Some(_) => websocket,
-            None => websocket.with_tls(self.tls.clone()),
+        let websocket = match pool {
+            Some(pool) => WebSocketLayer::with_pool(self.shared_tls(websocket), pool),
+            None => self.websocket_layer(websocket),
         };
-        if let Some(name) = &self.override_header {
-            if websocket.headers().forwards_or_sets(name) {
-                let headers = websocket.headers().without(name);
-                websocket = websocket.with_headers(headers);
-            }
-        }
-        let transports = ServiceBuilder::new()
-            .layer(FallbackLayer::new(if breaker {
-                // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
-                fallback
-                    .to_builder()
-                    .warn_interval(None)
-                    .build()
-                    .unwrap_or(fallback)
-            } else {
-                fallback
-            }))
-            .layer(WebSocketLayer::with_pool(
-                websocket,
-                pool.unwrap_or_else(|| self.pool.clone()),
-            ))
-            .service(self.http.clone());
-        let eligibility = EligibilityLayer::new(self.policy.clone());
-        let stack = if breaker {
-            RouteStack::Guarded(
-                ServiceBuilder::new()
-                    .layer(eligibility)
-                    .layer(CircuitBreakerLayer::from_registry(self.registry.clone()))
-                    .service(transports),
-            )
+        let fallback = if breaker {
+            // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
+            fallback
+                .to_builder()
+                .warn_interval(None)
+                .build()
+                .unwrap_or(fallback)
         } else {
-            RouteStack::Unguarded(ServiceBuilder::new().layer(eligibility).service(transports))
+            fallback
         };
-        let mut service = RouteService::new(route, stack);
-        service.http_timeouts = http_timeouts;
-        service
+        let transports = ServiceBuilder::new()
+            .layer(FallbackLayer::new(fallback))
+            .layer(websocket)
+            .service(self.http.clone());
+        let route_layer = self.route_layer(route);
+        let route = route_layer.route().clone();
+        let outer = ServiceBuilder::new()
+            .layer(RespondLayer::new())
+            .layer(route_layer)
+            .layer(self.eligibility_layer());
+        let inner = if breaker {
+            Either::Left(outer.layer(self.breaker_layer()).service(transports))
+        } else {
+            Either::Right(outer.service(transports))
+        };
+        RouteService { route, inner }
+    }
+
+    /// The layer that stamps `route` on each request, its header policy without the
+    /// eligibility table's override header (a layer reads that header, the upstream never sees
+    /// it).
+    pub fn route_layer(&self, route: Route) -> RouteLayer {
+        let route = match &self.override_header {
+            Some(name) if route.headers().forwards_or_sets(name) => {
+                route.with_headers(route.headers().without(name))
+            }
+            _ => route,
+        };
+        RouteLayer::new(route)
+    }
+
+    /// The eligibility layer, with the shared policy.
+    pub fn eligibility_layer(&self) -> EligibilityLayer<SharedPolicy> {
+        EligibilityLayer::new(self.policy.clone())
+    }
+
+    /// The circuit breaker layer, with the shared registry (cloning it shares the breakers).
+    pub fn breaker_layer(&self) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::from_registry(self.registry.clone())
+    }
+
+    /// The WebSocket layer for `config`, with the shared pool, and the shared TLS
+    /// configuration unless `config` has its own.
+    pub fn websocket_layer(&self, config: WebSocketConfig) -> WebSocketLayer {
+        WebSocketLayer::with_pool(self.shared_tls(config), self.pool.clone())
+    }
+
+    /// The shared HTTP upstream (cloning it shares its connection pool).
+    pub fn http_upstream(&self) -> HttpUpstream {
+        self.http.clone()
+    }
+
+    fn shared_tls(&self, config: WebSocketConfig) -> WebSocketConfig {
+        match config.tls() {
+            Some(_) => config,
+            None => config.with_tls(self.tls.clone()),
+        }
     }
 
     /// A handle to read and steer every breaker (snapshot, pin, unpin, reset).
@@ -284,7 +367,7 @@ impl WsfirstBuilder {
 
     /// Any eligibility policy, such as a table combined with rules of your own. A header that
     /// it reads (such as an override header) is forwarded upstream only if a route's
-    /// [header policy](WebSocketConfig::headers) names it: keep it out of those.
+    /// [header policy](Route::headers) names it: keep it out of those.
     pub fn policy(mut self, policy: impl Policy + Send + Sync + 'static) -> Self {
         self.policy = Some(Arc::new(policy));
         self.override_header = None;
@@ -324,7 +407,7 @@ impl WsfirstBuilder {
         let tls = self.tls.unwrap_or_default();
         let http = self
             .http
-            .unwrap_or_else(|| HttpUpstream::with_tls(tls.clone()));
+            .unwrap_or_else(|| HttpUpstream::with_tls(tls.client_config()));
         Wsfirst {
             policy: self
                 .policy
@@ -358,7 +441,6 @@ pub struct RouteOptions {
     fallback: FallbackConfig,
     websocket: WebSocketConfig,
     pool: Option<Pool>,
-    http_timeouts: Option<HttpTimeouts>,
 }
 
 impl Default for RouteOptions {
@@ -368,7 +450,6 @@ impl Default for RouteOptions {
             fallback: FallbackConfig::default(),
             websocket: WebSocketConfig::default(),
             pool: None,
-            http_timeouts: None,
         }
     }
 }
@@ -392,10 +473,8 @@ impl RouteOptions {
         self
     }
 
-    /// The WebSocket layer's settings (timeouts, codec, message limit) and the route's
-    /// [header policy](WebSocketConfig::headers), which decides the forwarded headers of both
-    /// transports (its static headers, such as a gateway's own `Authorization`, are set on the
-    /// handshake and on the HTTP request alike).
+    /// The WebSocket layer's settings (timeouts, codec, message limit). Which headers reach the
+    /// upstream is the [`Route`]'s [header policy](Route::headers), for both transports.
     pub fn websocket(mut self, config: WebSocketConfig) -> Self {
         self.websocket = config;
         self
@@ -406,74 +485,35 @@ impl RouteOptions {
         self.pool = Some(pool);
         self
     }
-
-    /// This route's HTTP upstream timeouts (response headers, body idle), overriding the
-    /// shared [`HttpUpstream`]'s.
-    pub fn http_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
-        self.http_timeouts = Some(timeouts);
-        self
-    }
 }
 
-/// The service of one route: sets the [`Route`], runs the [`RouteStack`], and answers with a
-/// response in every case (failures become `502` with a small JSON body), so an axum router
+/// The service of one route, as [`Wsfirst::route`] builds it: a [`GuardedStack`] (with a
+/// circuit breaker) or an [`UnguardedStack`] (without one). It answers with a response in every
+/// case (failures become `502` with a small JSON body, see [`Respond`]), so an axum router
 /// accepts it.
 ///
 /// Responses carry `x-wsfirst-transport` (`websocket` / `http`) and `x-wsfirst-reason` headers
 /// and the [`Served`](wsfirst_core::Served) extension. `Clone + Send + Sync + 'static`.
+#[derive(Clone)]
 pub struct RouteService {
     route: Route,
-    inner: RouteStack,
-    /// Set on every request when the route overrides the HTTP upstream's timeouts.
-    http_timeouts: Option<HttpTimeouts>,
-    /// The header policy of the stack's WebSocket layer, set on every request for the HTTP
-    /// upstream, so both transports forward the same headers.
-    headers: HeaderPolicy,
-    /// A readiness error of the stack, answered by the next `call` (the router needs an
-    /// infallible service).
-    not_ready: Option<BoxError>,
-}
-
-impl Clone for RouteService {
-    fn clone(&self) -> Self {
-        // A clone must be polled ready on its own, so it starts without the pending error.
-        Self {
-            route: self.route.clone(),
-            inner: self.inner.clone(),
-            http_timeouts: self.http_timeouts,
-            headers: self.headers.clone(),
-            not_ready: None,
-        }
-    }
+    inner: Either<GuardedStack, UnguardedStack>,
 }
 
 impl RouteService {
-    /// Wraps a stack for `route`. Every request gets the [header policy](WebSocketConfig::headers)
-    /// of the stack's WebSocket layer, for the HTTP upstream.
-    pub fn new(route: Route, inner: RouteStack) -> Self {
-        let headers = match &inner {
-            RouteStack::Guarded(stack) => stack.get_ref().get_ref().get_ref().config(),
-            RouteStack::Unguarded(stack) => stack.get_ref().get_ref().config(),
-        }
-        .headers()
-        .clone();
-        Self {
-            route,
-            inner,
-            http_timeouts: None,
-            headers,
-            not_ready: None,
-        }
-    }
-
-    /// The route.
+    /// The route, as stamped on each request.
     pub fn route(&self) -> &Route {
         &self.route
     }
 
-    /// The wrapped stack.
-    pub fn get_ref(&self) -> &RouteStack {
+    /// The stack.
+    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
         &self.inner
+    }
+
+    /// The stack.
+    pub fn into_inner(self) -> Either<GuardedStack, UnguardedStack> {
+        self.inner
     }
 }
 
@@ -481,6 +521,10 @@ impl fmt::Debug for RouteService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteService")
             .field("route", &self.route)
+            .field(
+                "breaker",
+                &matches!(self.inner, Either::Left(_)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -492,40 +536,19 @@ where
 {
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
-    type Future = ResponseFuture<
-        <GuardedStack as Service<Request<B>>>::Future,
-        <UnguardedStack as Service<Request<B>>>::Future,
+    type Future = tower::util::future::EitherResponseFuture<
+        ResponseFuture<<SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<Request<B>>>::Future>,
+        ResponseFuture<<SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future>,
     >;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let ready = match &mut self.inner {
-            RouteStack::Guarded(stack) => Service::<Request<B>>::poll_ready(stack, cx),
-            RouteStack::Unguarded(stack) => Service::<Request<B>>::poll_ready(stack, cx),
-        };
-        // The router needs an infallible service: a readiness error is answered in `call`.
-        match ready {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Ready(Err(error)) => {
-                self.not_ready = Some(error);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        Service::<Request<B>>::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if let Some(error) = self.not_ready.take() {
-            return ResponseFuture::failed(error);
-        }
-        request.extensions_mut().insert(self.route.clone());
-        if let Some(timeouts) = self.http_timeouts {
-            request.extensions_mut().insert(timeouts);
-        }
-        request.extensions_mut().insert(self.headers.clone());
-        match &mut self.inner {
-            RouteStack::Guarded(stack) => ResponseFuture::guarded(stack.call(request)),
-            RouteStack::Unguarded(stack) => ResponseFuture::unguarded(stack.call(request)),
-        }
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.inner.call(request)
     }
 }
 
@@ -552,32 +575,44 @@ mod tests {
         let shared = ClientTls::default();
         let own = ClientTls::builder().build().unwrap();
         let wsfirst = Wsfirst::builder().tls(shared.clone()).build();
-        let tls_of = |service: &RouteService| match service.get_ref() {
-            RouteStack::Guarded(stack) => {
-                stack.get_ref().get_ref().get_ref().config().tls().cloned()
-            }
-            RouteStack::Unguarded(stack) => stack.get_ref().get_ref().config().tls().cloned(),
-        };
-        let default = wsfirst.route(route());
-        let config = tls_of(&default).unwrap().client_config();
-        assert!(Arc::ptr_eq(&config, &shared.client_config()));
-        let options = RouteOptions::new()
-            .no_breaker()
-            .websocket(WebSocketConfig::builder().tls(own.clone()).build().unwrap());
-        let with_own = wsfirst.route_with(route(), options);
-        let config = tls_of(&with_own).unwrap().client_config();
-        assert!(Arc::ptr_eq(&config, &own.client_config()));
+        let tls_of = |layer: WebSocketLayer| layer.config().tls().unwrap().client_config();
+        let default = wsfirst.websocket_layer(WebSocketConfig::default());
+        assert!(Arc::ptr_eq(&tls_of(default), &shared.client_config()));
+        let config = WebSocketConfig::builder().tls(own.clone()).build().unwrap();
+        let with_own = wsfirst.websocket_layer(config);
+        assert!(Arc::ptr_eq(&tls_of(with_own), &own.client_config()));
     }
 
     #[test]
     fn a_route_without_breaker_has_no_breaker_layer() {
         let wsfirst = Wsfirst::builder().build();
-        assert!(matches!(
-            wsfirst.route(route()).get_ref(),
-            RouteStack::Guarded(_)
-        ));
+        assert!(matches!(wsfirst.route(route()).get_ref(), Either::Left(_)));
         let options = RouteOptions::new().no_breaker();
         let service = wsfirst.route_with(route(), options);
-        assert!(matches!(service.get_ref(), RouteStack::Unguarded(_)));
+        assert!(matches!(service.get_ref(), Either::Right(_)));
+    }
+
+    #[test]
+    fn the_route_layer_leaves_out_the_override_header() {
+        let name = HeaderName::from_static("x-wsfirst-transport");
+        let table = EligibilityTable::builder()
+            .allow("local", "responses")
+            .override_header(name.clone())
+            .build()
+            .unwrap();
+        let wsfirst = Wsfirst::builder().eligibility(table).build();
+        let policy = wsfirst_core::headers::HeaderPolicy::responses()
+            .to_builder()
+            .forward_header(name.clone())
+            .build()
+            .unwrap();
+        let layer = wsfirst.route_layer(route().with_headers(policy));
+        assert!(!layer.route().headers().forwards_or_sets(&name));
+        assert!(
+            layer
+                .route()
+                .headers()
+                .forwards_or_sets(&http::header::AUTHORIZATION)
+        );
     }
 }

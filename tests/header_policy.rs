@@ -7,14 +7,14 @@ use http::{HeaderName, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wsfirst::{
-    Configured, RouteOptions, Wsfirst,
+    Configured, Wsfirst,
     config::Config,
-    core::{Route, headers::BODY_HEADERS},
-    eligibility::EligibilityTable,
-    websocket::{
-        WebSocketConfig,
-        testing::{CapturedRequest, TestUpstream, Transport},
+    core::{
+        Route,
+        headers::{BODY_HEADERS, HeaderPolicy},
     },
+    eligibility::EligibilityTable,
+    websocket::testing::{CapturedRequest, TestUpstream, Transport},
 };
 
 const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
@@ -245,17 +245,19 @@ async fn the_override_header_is_never_forwarded_even_when_listed() {
         .build()
         .unwrap();
     let wsfirst = Wsfirst::builder().eligibility(table).build();
+    let policy = HeaderPolicy::responses()
+        .to_builder()
+        .forward_header(HeaderName::from_static("x-wsfirst-transport"))
+        .forward_header(HeaderName::from_static("x-custom"))
+        .build()
+        .unwrap();
     let route = Route::builder("local", "responses")
         .ws_url(upstream.ws_url())
         .http_url(upstream.http_url())
+        .headers(policy)
         .build()
         .unwrap();
-    let websocket = WebSocketConfig::builder()
-        .forward_header("x-wsfirst-transport")
-        .forward_header("x-custom")
-        .build()
-        .unwrap();
-    let service = wsfirst.route_with(route, RouteOptions::new().websocket(websocket));
+    let service = wsfirst.route(route);
     let app = Router::new().route("/v1/responses", axum::routing::post_service(service));
     let (http, ws) = captured_on_both(app, &upstream).await;
     let same = assert_same_on_both(&http, &ws);
@@ -270,4 +272,58 @@ async fn the_override_header_is_never_forwarded_even_when_listed() {
             "x-custom"
         ]
     );
+}
+
+/// Issue 23: with a static `Authorization` on the route (a gateway that holds the key), the
+/// breaker key comes from the credential sent upstream, so two clients with different
+/// `Authorization` values share one breaker; without one, each credential has its own.
+#[tokio::test]
+async fn the_breaker_key_follows_the_credential_sent_upstream() {
+    let upstream = TestUpstream::start().await;
+    let keys_after_two_clients = |policy: HeaderPolicy| {
+        let upstream = &upstream;
+        async move {
+            let table = EligibilityTable::builder()
+                .allow("local", "responses")
+                .build()
+                .unwrap();
+            let wsfirst = Wsfirst::builder().eligibility(table).build();
+            let route = Route::builder("local", "responses")
+                .ws_url(upstream.ws_url())
+                .http_url(upstream.http_url())
+                .headers(policy)
+                .build()
+                .unwrap();
+            let service = wsfirst.route(route);
+            for client in ["Bearer sk-alice", "Bearer sk-bob"] {
+                let request = Request::post("/v1/responses")
+                    .header("authorization", client)
+                    .header("content-type", "application/json")
+                    .body(Body::from(STREAM))
+                    .unwrap();
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.headers()["x-wsfirst-transport"], "websocket");
+                response.into_body().collect().await.unwrap();
+            }
+            wsfirst.breakers().snapshot().len()
+        }
+    };
+    let held = HeaderPolicy::responses()
+        .to_builder()
+        .static_header(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer sk-gateway"),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(keys_after_two_clients(held).await, 1);
+    assert_eq!(keys_after_two_clients(HeaderPolicy::responses()).await, 2);
+    // The upstream saw the gateway's key on the first two handshakes.
+    let handshakes: Vec<CapturedRequest> = upstream
+        .captured()
+        .into_iter()
+        .filter(|captured| captured.transport == Transport::WebSocket)
+        .collect();
+    assert!(handshakes.len() >= 2, "{handshakes:?}");
+    assert_eq!(handshakes[0].header("authorization"), Some("Bearer sk-gateway"));
 }

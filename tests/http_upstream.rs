@@ -195,11 +195,10 @@ async fn forwards_only_the_default_policy_s_headers() {
     assert_eq!(sent.header("authorization"), Some("Bearer sk-test"));
 }
 
-/// A request's `HeaderPolicy` extension (the route's) decides: its list, then its static
-/// headers, which replace the client's. (Adapted from the removed allow and deny lists of the
-/// upstream's builder.)
+/// The route's `HeaderPolicy` decides: its list, then its static headers, which replace the
+/// client's. (Adapted from the removed allow and deny lists of the upstream's builder.)
 #[tokio::test]
-async fn a_request_s_header_policy_decides_what_is_forwarded() {
+async fn the_route_s_header_policy_decides_what_is_forwarded() {
     let kit = TestUpstream::start().await;
     let policy = HeaderPolicy::builder()
         .forward_header(header::HeaderName::from_static("x-team"))
@@ -216,10 +215,13 @@ async fn a_request_s_header_policy_decides_what_is_forwarded() {
     first
         .headers_mut()
         .insert("x-internal", HeaderValue::from_static("secret"));
-    first.extensions_mut().insert(policy);
+    let with_policy = |policy| route(&kit.http_url()).with_headers(policy);
+    first.extensions_mut().insert(with_policy(policy));
     HttpUpstream::new().oneshot(first).await.unwrap();
     let mut second = request(&kit.http_url(), streaming());
-    second.extensions_mut().insert(HeaderPolicy::default());
+    second
+        .extensions_mut()
+        .insert(with_policy(HeaderPolicy::default()));
     HttpUpstream::new().oneshot(second).await.unwrap();
     let captured = kit.captured();
     assert!(captured[0].headers.get("x-internal").is_none());
@@ -372,17 +374,54 @@ async fn a_body_that_goes_silent_ends_with_a_timeout() {
     );
 }
 
+/// Issue 25, gap 6: the idle timer restarts with each frame. Every frame comes 4 s after the
+/// last, under the 5 s idle timeout, while the whole answer takes far longer than 5 s (a total
+/// timeout would cut it): the body must end normally, with every frame.
 #[tokio::test(start_paused = true)]
-async fn a_request_can_carry_its_own_timeouts() {
+async fn a_body_that_keeps_coming_outlives_its_idle_timeout() {
+    let kit = TestUpstream::start().await;
+    let answer = Answer::text("one two three four five six");
+    kit.set_answer(answer.clone());
+    kit.set_default_http_script(HttpScript::SlowEvents {
+        delay: Duration::from_secs(4),
+    });
+    let upstream = HttpUpstream::builder()
+        .body_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let response = upstream
+        .oneshot(request(&kit.http_url(), streaming()))
+        .await
+        .unwrap();
+    let sse = response.into_body().collect().await.unwrap().to_bytes();
+    let frames = sse.windows(2).filter(|pair| pair == b"\n\n").count();
+    assert!(frames >= 3, "{} frames: {sse:?}", frames);
+    // Paused time: the clock moved by the scripted waits only (no wall-clock assertion).
+    assert!(
+        started.elapsed() >= Duration::from_secs(4 * frames as u64),
+        "the answer took {:?}, not longer than the idle timeout",
+        started.elapsed()
+    );
+    assert!(sse.ends_with(b"\n\n"), "{sse:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_route_can_carry_its_own_timeouts() {
     let kit = TestUpstream::start().await;
     kit.set_default_http_script(HttpScript::SlowEvents {
         delay: Duration::from_secs(60),
     });
     let mut request = request(&kit.http_url(), "{}");
-    request.extensions_mut().insert(HttpTimeouts {
-        response: Some(Duration::from_secs(5)),
-        idle: None,
-    });
+    let route = Route::builder("kit", "responses")
+        .http_url(kit.http_url())
+        .http_timeouts(HttpTimeouts {
+            response: Some(Duration::from_secs(5)),
+            idle: None,
+        })
+        .build()
+        .unwrap();
+    request.extensions_mut().insert(route);
     let error = HttpUpstream::new().oneshot(request).await.unwrap_err();
     let error = error.downcast_ref::<HttpUpstreamError>().unwrap();
     assert_eq!(error.kind(), HttpUpstreamErrorKind::Timeout);

@@ -270,7 +270,7 @@ async fn https_with_the_extra_root_streams_the_answer_over_http2() {
     let mut server = HttpsServer::start(cert.clone(), key).await;
     // `http2(true)` is the default: ALPN offers h2 and the server picks it.
     let upstream = HttpUpstream::builder()
-        .tls(extra_root(cert))
+        .tls(extra_root(cert).client_config())
         .build()
         .unwrap();
     let url = format!("https://localhost:{}/v1/responses", server.port());
@@ -301,7 +301,7 @@ async fn https_with_http2_off_negotiates_http1_and_checks_the_ip_san() {
     let mut server = HttpsServer::start(cert.clone(), key).await;
     let upstream = HttpUpstream::builder()
         .http2(false)
-        .tls(extra_root(cert))
+        .tls(extra_root(cert).client_config())
         .build()
         .unwrap();
     let url = format!("https://127.0.0.1:{}/v1/responses", server.port());
@@ -340,7 +340,7 @@ async fn certificate_for_another_host_is_a_typed_connect_error() {
     let (cert, key) = certificate(&["api.example.com"]);
     let server = HttpsServer::start(cert.clone(), key).await;
     let upstream = HttpUpstream::builder()
-        .tls(extra_root(cert))
+        .tls(extra_root(cert).client_config())
         .build()
         .unwrap();
     let url = format!("https://localhost:{}/v1/responses", server.port());

@@ -595,11 +595,17 @@ async fn an_http_upstream_timeout_is_a_504() {
         delay: Duration::from_secs(60),
     });
     let wsfirst = Wsfirst::builder().eligibility(table()).build();
-    let options = RouteOptions::new().http_timeouts(wsfirst::upstream::HttpTimeouts {
-        response: Some(Duration::from_secs(5)),
-        idle: None,
-    });
-    let service = wsfirst.route_with(route(&upstream, TransportMode::Http), options);
+    let route = Route::builder("local", "responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .mode(TransportMode::Http)
+        .http_timeouts(wsfirst::upstream::HttpTimeouts {
+            response: Some(Duration::from_secs(5)),
+            idle: None,
+        })
+        .build()
+        .unwrap();
+    let service = wsfirst.route(route);
     let (status, _, _, body) = exchange(&service, NO_STREAM).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

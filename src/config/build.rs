@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
 use wsfirst_breaker_redis::{RedisStore, RedisStoreConfig};
-use wsfirst_core::{FingerprintKey, Route, RouteError};
+use wsfirst_core::{FingerprintKey, HttpTimeouts, Route, RouteError, headers::HeaderPolicy};
 use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
 use wsfirst_fallback::{FallbackConfig, Replay};
 use wsfirst_websocket::{PoolBuilder, WebSocketConfig};
 
-use crate::upstream::{HttpTimeouts, HttpUpstream};
+use crate::upstream::HttpUpstream;
 
 use super::{
     error::{ConfigError, key_segment},
@@ -48,8 +48,6 @@ pub(crate) struct RouteLayers {
     pub(crate) websocket: WebSocketConfig,
     /// The route's own pool settings, when it has any (routes with equal settings share a pool).
     pub(crate) pool: Option<PoolConfig>,
-    /// The route's HTTP upstream timeouts, when it sets any.
-    pub(crate) http_timeouts: Option<HttpTimeouts>,
 }
 
 impl Config {
@@ -254,7 +252,6 @@ impl RouteConfig {
                 affinity_header: None,
                 ..pool.clone()
             }),
-            http_timeouts: self.http_timeouts()?,
         })
     }
 
@@ -339,22 +336,40 @@ impl RouteConfig {
         if let Some(header) = &self.pool.affinity_header {
             builder = builder.affinity_header(header.as_str());
         }
-        for name in &self.forward_headers {
-            builder = builder.forward_header(name.as_str());
-        }
-        for (name, value) in &self.headers {
-            builder = builder.static_header(name.as_str(), value.to_str().unwrap_or_default());
-        }
         builder.build().map_err(|error| {
             let path = match error.field() {
                 "handshake_timeout" => "timeouts.connect",
                 "first_event_timeout" => "timeouts.first_event",
                 "idle_timeout" => "timeouts.idle",
                 "affinity_header" => "pool.affinity_header",
+                _ => "timeouts",
+            };
+            ConfigError::invalid(path, error.to_string())
+        })
+    }
+
+    /// The route's header policy: the Responses API's headers, then `forward_headers`, then
+    /// the static `[routes.headers]`.
+    fn header_policy(&self) -> Result<HeaderPolicy, ConfigError> {
+        let mut builder = HeaderPolicy::responses().to_builder();
+        for raw in &self.forward_headers {
+            let name = HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
+                ConfigError::invalid(
+                    "forward_headers",
+                    format!("invalid header policy: forward_headers: {raw:?} is not a header name"),
+                )
+            })?;
+            builder = builder.forward_header(name);
+        }
+        for (name, value) in &self.headers {
+            builder = builder.static_header(name.clone(), value.clone());
+        }
+        builder.build().map_err(|error| {
+            let path = match error.field() {
                 "forward_headers" => "forward_headers",
                 _ => "headers",
             };
-            ConfigError::invalid(path, error.to_string())
+            ConfigError::invalid(path, format!("invalid header policy: {error}"))
         })
     }
 
@@ -619,7 +634,9 @@ impl RouteConfig {
         let mut builder = Route::builder(&self.provider, &self.api)
             .http_url(&self.http_url)
             .mode(self.mode)
-            .fingerprint_key(key.clone());
+            .fingerprint_key(key.clone())
+            .headers(self.header_policy()?)
+            .http_timeouts(self.http_timeouts()?.unwrap_or_default());
         if let Some(ws_url) = &self.ws_url {
             builder = builder.ws_url(ws_url);
         }

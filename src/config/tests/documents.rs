@@ -200,8 +200,8 @@ fn the_server_table_maps_onto_the_server_limits() {
     );
 }
 
-/// `forward_headers` and `[routes.headers]` make the one header policy of the route: the
-/// WebSocket layer's, which the route service also hands to the HTTP upstream.
+/// `forward_headers` and `[routes.headers]` make the one header policy of the route, which both
+/// transports read from the `Route`.
 #[test]
 fn route_headers_make_the_route_s_header_policy() {
     let config = Config::from_toml_str(&format!(
@@ -209,7 +209,7 @@ fn route_headers_make_the_route_s_header_policy() {
     ))
     .unwrap();
     let layers = config.layers().unwrap();
-    let policy = layers.routes[0].websocket.headers();
+    let policy = layers.routes[0].route.headers();
     let forwarded: Vec<&str> = policy
         .forward_headers()
         .iter()

@@ -224,15 +224,15 @@ fn headers_that_are_never_forwarded_name_their_path() {
     let cases: Vec<(String, &str)> = vec![
         (
             route_with("forward_headers = [\"x-team\", \"X Team\"]"),
-            r#"routes[0].forward_headers: invalid websocket config: forward_headers: "X Team" is not a header name"#,
+            r#"routes[0].forward_headers: invalid header policy: forward_headers: "X Team" is not a header name"#,
         ),
         (
             route_with("forward_headers = [\"Connection\"]"),
-            "routes[0].forward_headers: invalid websocket config: forward_headers: connection is a hop-by-hop or handshake header and is never forwarded",
+            "routes[0].forward_headers: invalid header policy: forward_headers: connection is a hop-by-hop or handshake header and is never forwarded",
         ),
         (
             route_with("forward_headers = [\"host\"]"),
-            "routes[0].forward_headers: invalid websocket config: forward_headers: host is a hop-by-hop or handshake header and is never forwarded",
+            "routes[0].forward_headers: invalid header policy: forward_headers: host is a hop-by-hop or handshake header and is never forwarded",
         ),
         (
             format!(
