@@ -6,7 +6,7 @@
 //! This facade composes the layers into one per-route service:
 //!
 //! ```text
-//! request -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream
+//! request -> Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream
 //! ```
 //!
 //! - [`eligibility`] decides who may try the WebSocket (a table of provider/API pairs, endpoint
@@ -16,9 +16,16 @@
 //!   the first event);
 //! - [`websocket`] serves the request over a pooled WebSocket, with per-phase timeouts and typed
 //!   failures, and answers with the same bytes the HTTP path would;
-//! - [`upstream::HttpUpstream`] is the HTTP service on hyper-util's client.
+//! - [`upstream::HttpUpstream`] is the HTTP service on hyper-util's client (any HTTP service
+//!   will do);
+//! - [`set_route::RouteLayer`] stamps the [`Route`](core::Route) (URLs, mode, breaker key,
+//!   header policy, HTTP timeouts) on each request, and [`respond::RespondLayer`] turns failures
+//!   into responses, so the route is an infallible service an axum router mounts.
 //!
 //! Each layer is its own crate, usable alone; [`core`] is the vocabulary they share.
+//! [`Wsfirst::route`] is a preset over these pieces; [`Wsfirst`] also hands out each of them,
+//! with the shared breakers, pool and TLS, so a [`tower::ServiceBuilder`] builds the same stack
+//! with layers of your own anywhere in it (see the second example and [`stack`]).
 //!
 //! # Example
 //!
@@ -52,6 +59,58 @@
 //!     .body(axum::body::Body::from(r#"{"model":"m","input":"hi","stream":true}"#))?;
 //! let response = service.oneshot(request).await?;
 //! assert_eq!(response.headers()["x-wsfirst-transport"], "http");
+//! assert_eq!(response.headers()["x-wsfirst-reason"], "fallback");
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert!(body.starts_with(b"event: response.created"));
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Example: the same stack, built by hand
+//!
+//! The preset's pieces with a layer of your own (here tower's `MapRequestLayer`, adding a
+//! header) between eligibility and the breaker, over the same upstream:
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wsfirst::core::BoxError> {
+//! use http_body_util::BodyExt;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use wsfirst::{RespondLayer, Wsfirst};
+//! use wsfirst::core::Route;
+//! use wsfirst::eligibility::EligibilityTable;
+//! use wsfirst::fallback::{FallbackConfig, FallbackLayer};
+//! use wsfirst::testing::{TestUpstream, WsScript};
+//! use wsfirst::websocket::WebSocketConfig;
+//!
+//! let upstream = TestUpstream::start().await;
+//! upstream.set_default_ws_script(WsScript::refuse(http::StatusCode::INTERNAL_SERVER_ERROR, "wrong endpoint"));
+//! let table = EligibilityTable::builder().allow("local", "responses").build()?;
+//! let wsfirst = Wsfirst::builder().eligibility(table).build();
+//! let route = Route::builder("local", "responses")
+//!     .ws_url(upstream.ws_url())
+//!     .http_url(upstream.http_url())
+//!     .build()?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(RespondLayer::new())
+//!     .layer(wsfirst.route_layer(route))
+//!     .layer(wsfirst.eligibility_layer())
+//!     .map_request(|mut request: http::Request<axum::body::Body>| {
+//!         request.headers_mut().insert("x-seen-by", http::HeaderValue::from_static("my-layer"));
+//!         request
+//!     })
+//!     .layer(wsfirst.breaker_layer())
+//!     .layer(FallbackLayer::new(FallbackConfig::builder().warn_interval(None).build()?))
+//!     .layer(wsfirst.websocket_layer(WebSocketConfig::default()))
+//!     .service(wsfirst.http_upstream());
+//!
+//! let request = http::Request::post("/v1/responses")
+//!     .body(axum::body::Body::from(r#"{"model":"m","input":"hi","stream":true}"#))?;
+//! let response = service.oneshot(request).await?;
 //! assert_eq!(response.headers()["x-wsfirst-reason"], "fallback");
 //! let body = response.into_body().collect().await?.to_bytes();
 //! assert!(body.starts_with(b"event: response.created"));

@@ -65,7 +65,7 @@
 //! use tower_http::set_header::SetRequestHeaderLayer;
 //! use wsfirst::Wsfirst;
 //! use wsfirst::core::Route;
-//! use wsfirst::fallback::{FallbackConfig, FallbackLayer};
+//! use wsfirst::fallback::{FallbackConfig, FallbackLayer, ReplayBody};
 //! use wsfirst::respond::RespondLayer;
 //! use wsfirst::websocket::WebSocketConfig;
 //!
@@ -75,8 +75,9 @@
 //!     .ws_url("wss://api.openai.com/v1/responses")
 //!     .http_url("https://api.openai.com/v1/responses")
 //!     .build()?;
-//! // Any HTTP service will do; this one answers itself.
-//! let http = service_fn(|_: Request<http_body_util::Full<bytes::Bytes>>| async {
+//! // Any HTTP service will do (it gets the fallback layer's replayable body); this one
+//! // answers itself.
+//! let http = service_fn(|_: Request<ReplayBody<axum::body::Body>>| async {
 //!     Ok::<_, Infallible>(Response::new(axum::body::Body::from("{}")))
 //! });
 //! let service = ServiceBuilder::new()
