@@ -126,9 +126,16 @@ async fn main() -> Result<(), BoxError> {
         (
             "the upstream refuses WebSocket upgrades with 500",
             None,
-            Some(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, "wrong endpoint")),
+            Some(WsScript::refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "wrong endpoint",
+            )),
         ),
-        ("the upgrades work again", Some("req-3"), Some(WsScript::Accept)),
+        (
+            "the upgrades work again",
+            Some("req-3"),
+            Some(WsScript::Accept),
+        ),
     ];
     for (index, (story, request_id, script)) in steps.into_iter().enumerate() {
         if let Some(script) = script {
@@ -140,8 +147,9 @@ async fn main() -> Result<(), BoxError> {
         if let Some(id) = request_id {
             request = request.header(REQUEST_ID, id);
         }
-        let request =
-            request.body(Body::from(r#"{"model":"gpt-kit","input":"hi","stream":true}"#))?;
+        let request = request.body(Body::from(
+            r#"{"model":"gpt-kit","input":"hi","stream":true}"#,
+        ))?;
         let before = upstream.captured().len();
         let response = app.clone().oneshot(request).await?;
         let header = |name: &str| {

@@ -134,8 +134,7 @@ pub type SharedPolicy = Arc<dyn Policy + Send + Sync>;
 pub type Transports = Fallback<WebSocket<HttpUpstream>>;
 
 /// The preset's stack of a route with a circuit breaker, outermost first.
-pub type GuardedStack =
-    Respond<SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>>>;
+pub type GuardedStack = Respond<SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>>>;
 
 /// The preset's stack of a route without a circuit breaker ([`RouteOptions::no_breaker`]).
 pub type UnguardedStack = Respond<SetRoute<Eligibility<SharedPolicy, Transports>>>;
@@ -522,10 +521,7 @@ impl fmt::Debug for RouteService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteService")
             .field("route", &self.route)
-            .field(
-                "breaker",
-                &matches!(self.inner, Either::Left(_)),
-            )
+            .field("breaker", &matches!(self.inner, Either::Left(_)))
             .finish_non_exhaustive()
     }
 }
@@ -538,8 +534,14 @@ where
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
     type Future = tower::util::future::EitherResponseFuture<
-        ResponseFuture<<SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<Request<B>>>::Future>,
-        ResponseFuture<<SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future>,
+        ResponseFuture<
+            <SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<
+                Request<B>,
+            >>::Future,
+        >,
+        ResponseFuture<
+            <SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future,
+        >,
     >;
 
     #[inline]

@@ -90,7 +90,9 @@ fn websocket() -> WebSocketConfig {
 
 /// The preset.
 fn preset(wsfirst: &Wsfirst, route: Route) -> Boxed {
-    let options = RouteOptions::new().fallback(fallback()).websocket(websocket());
+    let options = RouteOptions::new()
+        .fallback(fallback())
+        .websocket(websocket());
     BoxCloneSyncService::new(wsfirst.route_with(route, options))
 }
 
@@ -145,7 +147,11 @@ fn rows() -> Vec<Row> {
     let kit = |script| Setup::Kit(script, None);
     let refuse_500 = || kit(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, "no"));
     vec![
-        row("healthy websocket", kit(WsScript::Accept), TransportMode::Auto),
+        row(
+            "healthy websocket",
+            kit(WsScript::Accept),
+            TransportMode::Auto,
+        ),
         Row {
             body: NO_STREAM.to_owned(),
             ..row(
@@ -189,7 +195,11 @@ fn rows() -> Vec<Row> {
                 r#"{{"model":"gpt-test","input":"{}","stream":true}}"#,
                 "x".repeat(2 * BODY_LIMIT)
             ),
-            ..row("body over the limit", kit(WsScript::Accept), TransportMode::Auto)
+            ..row(
+                "body over the limit",
+                kit(WsScript::Accept),
+                TransportMode::Auto,
+            )
         },
     ]
 }

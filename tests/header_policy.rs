@@ -325,5 +325,8 @@ async fn the_breaker_key_follows_the_credential_sent_upstream() {
         .filter(|captured| captured.transport == Transport::WebSocket)
         .collect();
     assert!(handshakes.len() >= 2, "{handshakes:?}");
-    assert_eq!(handshakes[0].header("authorization"), Some("Bearer sk-gateway"));
+    assert_eq!(
+        handshakes[0].header("authorization"),
+        Some("Bearer sk-gateway")
+    );
 }

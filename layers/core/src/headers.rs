@@ -494,7 +494,11 @@ mod tests {
                 .static_value(&HeaderName::from_static("openai-beta"))
                 .is_none()
         );
-        assert!(HeaderPolicy::responses().static_value(&header::AUTHORIZATION).is_none());
+        assert!(
+            HeaderPolicy::responses()
+                .static_value(&header::AUTHORIZATION)
+                .is_none()
+        );
     }
 
     #[test]

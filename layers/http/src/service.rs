@@ -118,7 +118,9 @@ where
         let url = route.http_url().clone();
         let host = host_of(&url);
         let timeouts = route.http_timeouts();
-        let headers = route.headers().headers_for(request.headers(), Transport::Http);
+        let headers = route
+            .headers()
+            .headers_for(request.headers(), Transport::Http);
         let (parts, body) = request.into_parts();
         let mut outgoing = Request::new(body.map_err(Into::into).boxed_unsync());
         *outgoing.method_mut() = parts.method;
