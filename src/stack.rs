@@ -13,8 +13,8 @@
 //!
 //! | piece | what it does |
 //! |---|---|
-//! | [`RespondLayer`](crate::respond::RespondLayer) | turns failures into responses (`502` JSON, `413`, ...) and adds `x-wsfirst-transport` / `x-wsfirst-reason`: `Error = Infallible` for axum |
-//! | [`RouteLayer`](crate::set_route::RouteLayer) | stamps the [`Route`] (URLs, mode, breaker key, header policy, HTTP timeouts) on each request |
+//! | [`RespondLayer`] | turns failures into responses (`502` JSON, `413`, ...) and adds `x-wsfirst-transport` / `x-wsfirst-reason`: `Error = Infallible` for axum |
+//! | [`RouteLayer`] | stamps the [`Route`] (URLs, mode, breaker key, header policy, HTTP timeouts) on each request |
 //! | [`EligibilityLayer`] | decides who may try the WebSocket |
 //! | [`CircuitBreakerLayer`] | pins a failing key to HTTP, brings it back with probes |
 //! | [`FallbackLayer`] | replays over HTTP after a replay-safe WebSocket failure |

@@ -22,6 +22,8 @@ use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route, Transport};
 use crate::{
     HttpUpstreamBuildError, UpstreamBody, connect::TimeoutConnector, future::ResponseFuture,
 };
+#[cfg(doc)]
+use crate::{HttpUpstreamError, HttpUpstreamErrorKind};
 
 /// The request body type the client sends: any body, boxed once.
 pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
