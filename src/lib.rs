@@ -73,10 +73,7 @@
 
 pub mod admin;
 pub mod client_ws;
-pub mod config;
-pub mod configured;
 pub mod future;
-pub mod logging;
 pub mod respond;
 pub mod serve;
 pub mod stack;
@@ -84,7 +81,6 @@ pub mod upstream;
 
 mod duration;
 
-pub use configured::Configured;
 pub use respond::{REASON_HEADER, TRANSPORT_HEADER};
 pub use stack::{
     GuardedStack, RouteOptions, RouteService, RouteStack, UnguardedStack, Wsfirst, WsfirstBuilder,
