@@ -14,7 +14,7 @@
 //! party's work. Nothing is asserted on time; each case is checked once (the messages equal the
 //! upstream's own) before it is timed.
 //!
-//! `flock /tmp/bench.lock cargo bench -p wsfirst --bench client_ws`
+//! `flock /tmp/bench.lock cargo bench -p wsfirst-gateway --bench client_ws`
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,8 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, client::IntoClientRequest},
 };
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
-    Configured,
-    config::Config,
     serve::{ServerConfig, serve},
     websocket::testing::{Answer, TestUpstream},
 };

@@ -1,5 +1,5 @@
 //! The gateway the way users run it: the `Configured` router served over a real listener on
-//! 127.0.0.1 (as `examples/gateway` serves it), driven by a hyper HTTP/1.1 client with a
+//! 127.0.0.1 (as the `wsfirst-gateway` binary serves it), driven by a hyper HTTP/1.1 client with a
 //! keep-alive connection, in front of the test kit's upstream on 127.0.0.1.
 //!
 //! Cases, one streaming request each (`{"stream": true}`, the body read to the end):
@@ -16,7 +16,7 @@
 //! party's work. Nothing is asserted on time; each case is checked once (status, transport
 //! header, bytes) before it is timed.
 //!
-//! `flock /tmp/bench.lock cargo bench -p wsfirst --bench gateway`
+//! `flock /tmp/bench.lock cargo bench -p wsfirst-gateway --bench gateway`
 
 use std::{
     net::SocketAddr,
@@ -32,9 +32,8 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use tokio::{net::TcpListener, runtime::Runtime};
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
-    Configured,
-    config::Config,
     serve::{ServerConfig, serve},
     websocket::testing::{Answer, TestUpstream},
 };

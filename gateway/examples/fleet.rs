@@ -1,6 +1,6 @@
 //! Three gateway replicas in one process sharing their breakers through a local Redis.
 //!
-//! Run with `cargo run --example fleet`. It starts a throwaway `redis-server` on a free loopback
+//! Run with `cargo run -p wsfirst-gateway --example fleet`. It starts a throwaway `redis-server` on a free loopback
 //! port (if one is installed: `apt-get install redis-server`; without it the example says so and
 //! stops), a fake Responses API upstream whose WebSocket upgrade answers `500`, and three
 //! replicas built from one configuration file with a `[breaker_store]`. Then:
@@ -24,10 +24,9 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing_subscriber::EnvFilter;
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
-    Configured,
     breaker::BreakerState,
-    config::Config,
     core::BoxError,
     websocket::testing::{TestUpstream, WsScript},
 };

@@ -3,7 +3,7 @@
 //! # Example
 //!
 //! ```
-//! use wsfirst::{Configured, config::Config};
+//! use wsfirst_gateway::{Configured, config::Config};
 //!
 //! let config = Config::from_toml_str(r#"
 //!     [eligibility]
@@ -23,7 +23,7 @@
 //! let configured = Configured::from_config(&config)?;
 //! let app: axum::Router = configured.router();
 //! # let _ = app;
-//! # Ok::<(), wsfirst::config::ConfigError>(())
+//! # Ok::<(), wsfirst_gateway::config::ConfigError>(())
 //! ```
 
 use std::collections::HashMap;
@@ -31,11 +31,9 @@ use std::collections::HashMap;
 use axum::{Router, routing::post_service};
 use wsfirst_websocket::{Pool, tls::ClientTls};
 
-use crate::{
-    RouteOptions, RouteService, Wsfirst,
-    client_ws::ClientWsConfig,
-    config::{Config, ConfigError, PoolConfig},
-};
+use wsfirst::{RouteOptions, RouteService, Wsfirst, client_ws::ClientWsConfig};
+
+use crate::config::{Config, ConfigError, PoolConfig};
 
 /// A [`Wsfirst`] and the services of the routes a [`Config`] describes.
 #[derive(Clone, Debug)]
@@ -123,7 +121,7 @@ impl Configured {
     }
 
     /// An axum router with each route's service on `POST <path>`, and on `GET <path>` its
-    /// [client WebSocket](crate::client_ws) service unless `[routes.client_websocket]` has
+    /// [client WebSocket](wsfirst::client_ws) service unless `[routes.client_websocket]` has
     /// `enabled = false`.
     ///
     /// Add the admin router (`.nest("/admin", configured.wsfirst.admin_router())`) and your own

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use http::StatusCode;
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use wsfirst::{Configured, config::Config};
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst_websocket::testing::{Answer, TestUpstream, WsScript};
 
 const TEXT: &str = "Hello from the scripted upstream, to the SDK's websocket.";

@@ -3,23 +3,40 @@
 //! the test starts on a free loopback port. Redis runs in real time: every wait is a bounded
 //! polling loop, nothing asserts on durations.
 
-mod support;
-
 use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
-    Configured,
+    RouteService,
     breaker::BreakerState,
     breaker_store::testing::{RedisServer, until},
-    config::Config,
     websocket::testing::{TestUpstream, WsScript},
 };
 
-use support::{STREAM, exchange};
+const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
+
+/// Sends `body` to `service`: the status and the transport header.
+async fn exchange(service: &RouteService, body: &str) -> (StatusCode, String) {
+    let request = Request::post("/v1/responses")
+        .header("authorization", "Bearer sk-test")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let transport = response
+        .headers()
+        .get("x-wsfirst-transport")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let status = response.status();
+    // Read to the end: the breaker learns from the whole answer.
+    response.into_body().collect().await.unwrap();
+    (status, transport)
+}
 
 /// The gateway's file: one WebSocket route to `upstream`, tripping after 3 failures, pinned
 /// for `open_for`, and the shared store.
@@ -97,7 +114,7 @@ async fn handshakes_until_pinned(fleet: &[Configured], upstream: &TestUpstream) 
             sent < 3 * fleet.len(),
             "pinned before each replica would be alone"
         );
-        let (status, ..) = exchange(&fleet[sent % fleet.len()].routes[0].1, STREAM).await;
+        let (status, _) = exchange(&fleet[sent % fleet.len()].routes[0].1, STREAM).await;
         assert_eq!(status, StatusCode::OK, "the fallback serves every request");
         sent += 1;
         settled(fleet).await;
@@ -129,7 +146,7 @@ async fn three_gateways_pay_the_threshold_once_not_three_times() {
     assert_eq!(together, 3, "threshold 3 across the fleet");
     // Pinned everywhere: no handshake more, the pin and its cause are on every replica.
     for gateway in &three {
-        let (status, transport, ..) = exchange(&gateway.routes[0].1, STREAM).await;
+        let (status, transport) = exchange(&gateway.routes[0].1, STREAM).await;
         assert_eq!((status, transport.as_str()), (StatusCode::OK, "http"));
         let snapshot = gateway.wsfirst.breakers().snapshot().remove(0);
         assert!(snapshot.until_secs.is_some_and(|secs| secs > 0.0));
@@ -153,13 +170,13 @@ async fn the_fleet_recovers_with_probes_when_the_upstream_heals() {
         rounds += 1;
         assert!(rounds < 500, "the fleet never recovered");
         for gateway in &three {
-            let (status, ..) = exchange(&gateway.routes[0].1, STREAM).await;
+            let (status, _) = exchange(&gateway.routes[0].1, STREAM).await;
             assert_eq!(status, StatusCode::OK);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for gateway in &three {
-        let (_, transport, ..) = exchange(&gateway.routes[0].1, STREAM).await;
+        let (_, transport) = exchange(&gateway.routes[0].1, STREAM).await;
         assert_eq!(transport, "websocket");
     }
 }
@@ -172,7 +189,7 @@ async fn an_admin_pin_on_one_gateway_is_seen_by_the_others() {
     let upstream = TestUpstream::start().await;
     let three = fleet(&config(&upstream, &redis, "admin", "60s"), 3).await;
     for gateway in &three {
-        let (_, transport, ..) = exchange(&gateway.routes[0].1, STREAM).await;
+        let (_, transport) = exchange(&gateway.routes[0].1, STREAM).await;
         assert_eq!(transport, "websocket");
     }
     let key = three[0].wsfirst.breakers().snapshot()[0].key.to_string();
@@ -202,7 +219,7 @@ async fn an_admin_pin_on_one_gateway_is_seen_by_the_others() {
     assert_eq!(json["keys"][0]["state"], "open");
     assert_eq!(json["keys"][0]["pinned_by_hand"], true);
     for gateway in &three {
-        let (_, transport, ..) = exchange(&gateway.routes[0].1, STREAM).await;
+        let (_, transport) = exchange(&gateway.routes[0].1, STREAM).await;
         assert_eq!(transport, "http");
     }
     // Nothing secret went into the store's logs or keys: the admin view never had the credential.

@@ -1,14 +1,12 @@
-//! The gateway program (`examples/gateway.rs`) run as a child process, as people run it.
+//! The gateway program (`wsfirst-gateway`) run as a child process, as people run it.
 //!
 //! Each test starts a scriptable upstream on `127.0.0.1` (the `testing` kit) in this process,
 //! writes a TOML configuration whose routes point at it (`listen = "127.0.0.1:0"`) to a
-//! temporary file, starts the built `gateway` example on it, reads the `listening on
+//! temporary file, starts the `wsfirst-gateway` binary on it, reads the `listening on
 //! http://ADDR` line from its stdout and talks HTTP/1.1 to it over loopback. The child's stdout
 //! and stderr are captured; a guard kills the child (and removes the file) if a test fails.
 //!
-//! `cargo test` builds the examples before it runs integration tests; a run filtered to this
-//! test alone (`cargo test --test gateway_binary`) does not, so build it first with
-//! `cargo build --example gateway` (same profile).
+//! Cargo builds the binary before it runs this test (`CARGO_BIN_EXE_wsfirst-gateway`).
 //!
 //! Real time appears only as generous deadlines (a child process cannot run on paused time) and
 //! in the graceful-shutdown test's slow upstream; no test asserts on a duration.
@@ -34,7 +32,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
-use wsfirst::{Configured, REASON_HEADER, TRANSPORT_HEADER, config::Config};
+use wsfirst::{REASON_HEADER, TRANSPORT_HEADER};
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst_websocket::testing::{Answer, TestUpstream, WsScript};
 
 /// The text the upstream answers with.
@@ -47,36 +46,9 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// A streaming Responses API request body.
 const STREAM_BODY: &str = r#"{"model":"gpt-test","input":"Say hello.","stream":true}"#;
 
-/// The built `gateway` example, next to this test's executable:
-/// `target/<profile>/deps/gateway_binary-<hash>` -> `target/<profile>/examples/gateway`.
+/// The gateway binary, which cargo builds before this test.
 fn gateway_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable is in target/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("gateway{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "the gateway example is not built: {} does not exist. `cargo test` builds examples \
-         before integration tests, but a run filtered with `--test gateway_binary` does not: \
-         run `cargo build --example gateway` (same profile and target dir) first",
-        binary.display()
-    );
-    // A filtered run does not rebuild it either: refuse to test an old build.
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway.rs");
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|meta| meta.modified());
-    if let (Ok(built), Ok(edited)) = (modified(&binary), modified(&source)) {
-        assert!(
-            built >= edited,
-            "{} is older than {}: rebuild it with `cargo build --example gateway`",
-            binary.display(),
-            source.display()
-        );
-    }
-    binary
+    env!("CARGO_BIN_EXE_wsfirst-gateway").into()
 }
 
 /// A configuration file in the temporary directory, removed on drop.
@@ -216,7 +188,7 @@ impl Gateway {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start the gateway example");
+            .expect("start the gateway binary");
         let stdout = Captured::default();
         let stderr = Captured::default();
         let (listening, addr) = mpsc::channel();

@@ -6,9 +6,9 @@ use axum::{Router, body::Body};
 use http::{HeaderName, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
-    Configured, RouteOptions, Wsfirst,
-    config::Config,
+    RouteOptions, Wsfirst,
     core::{Route, headers::BODY_HEADERS},
     eligibility::EligibilityTable,
     websocket::{

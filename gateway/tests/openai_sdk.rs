@@ -24,10 +24,9 @@ use std::path::PathBuf;
 use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
 use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
-    Configured,
     breaker::BreakerState,
-    config::Config,
     core::{Route, Transport},
 };
 use wsfirst_websocket::testing::{Answer, TestUpstream, WsScript};

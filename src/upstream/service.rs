@@ -249,9 +249,9 @@ impl HttpUpstreamBuilder {
         self
     }
 
-    /// Checks the settings without building anything (the facade checks a route's timeouts
-    /// with it).
-    pub(crate) fn check(&self) -> Result<(), HttpUpstreamBuildError> {
+    /// Checks the settings without building anything (the gateway's file config checks a
+    /// route's timeouts with it).
+    pub fn check(&self) -> Result<(), HttpUpstreamBuildError> {
         check_duration("connect_timeout", Some(self.connect_timeout))?;
         check_duration("response_timeout", self.response_timeout)?;
         check_duration("body_idle_timeout", self.body_idle_timeout)?;

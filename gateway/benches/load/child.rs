@@ -4,7 +4,7 @@
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
 };
 
@@ -55,30 +55,14 @@ impl Drop for Server {
 /// side by side in one run).
 pub(crate) const GATEWAY_ENV: &str = "WSFIRST_LOAD_GATEWAY";
 
-/// The release gateway binary, built first (`cargo build --release --example gateway`, a no-op
-/// when it is up to date) so that the figures are always those of the current source; or the
-/// binary [`GATEWAY_ENV`] names.
+/// The gateway binary that cargo built with this benchmark (the `bench` profile: optimised as
+/// `release`), so that the figures are always those of the current source; or the binary
+/// [`GATEWAY_ENV`] names.
 pub(crate) fn gateway_binary() -> PathBuf {
-    if let Some(binary) = std::env::var_os(GATEWAY_ENV) {
-        return binary.into();
+    match std::env::var_os(GATEWAY_ENV) {
+        Some(binary) => binary.into(),
+        None => env!("CARGO_BIN_EXE_wsfirst-gateway").into(),
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--example", "gateway"])
-        .current_dir(manifest)
-        .status()
-        .expect("run cargo build --release --example gateway");
-    assert!(
-        status.success(),
-        "cargo build --release --example gateway failed"
-    );
-    // `target/release/deps/load-<hash>` -> `target/release/examples/gateway`.
-    let exe = std::env::current_exe().expect("the benchmark's path");
-    let release = exe.parent().and_then(Path::parent).expect("target/release");
-    let binary = release.join("examples").join("gateway");
-    assert!(binary.exists(), "{} was not built", binary.display());
-    binary
 }
 
 /// CPU time (user + system) the process has used, in clock ticks of 10 ms (Linux's `USER_HZ`).

@@ -1,4 +1,4 @@
-//! The gateway the way users run it: the release `examples/gateway` binary as its own process on
+//! The gateway the way users run it: the optimised `wsfirst-gateway` binary as its own process on
 //! 127.0.0.1, driven by a load generator over real sockets (`concurrency` clients, each on its
 //! own keep-alive connection), against the test kit's upstream on 127.0.0.1 answering a
 //! 20-event stream (or, without `"stream": true`, the JSON answer).
@@ -28,11 +28,12 @@
 //! Then memory: the gateway's resident set fresh, with its pool holding idle WebSockets, and with
 //! 1,000 streams in flight (the upstream slowed to 50 ms per event) and after they end.
 //!
-//! `cargo bench --bench load` (all cases, about 90 s), or `cargo bench --bench load -- gateway`
+//! `cargo bench -p wsfirst-gateway --bench load` (all cases, about 90 s), or
+//! `cargo bench -p wsfirst-gateway --bench load -- gateway`
 //! for the cases whose name contains `gateway` (several, comma-separated: `-- minimal,http_only`); `WSFIRST_LOAD_WINDOW_MS=20000` holds each case
-//! for 20 s (to profile the gateway: `perf record -g -p $(pgrep -f release/examples/gateway)`);
-//! `WSFIRST_LOAD_GATEWAY=<path>` measures another gateway binary (an older build) instead. It builds the release gateway first
-//! (`cargo build --release --example gateway`). Nothing is asserted on time; each case is checked
+//! for 20 s (to profile the gateway: `perf record -g -p $(pgrep -f release/wsfirst-gateway)`);
+//! `WSFIRST_LOAD_GATEWAY=<path>` measures another gateway binary (an older build) instead. Cargo builds the
+//! gateway binary with the benchmark (the `bench` profile, optimised as `release`). Nothing is asserted on time; each case is checked
 //! once (status, `x-wsfirst-reason`, bytes) before it is measured.
 
 mod child;

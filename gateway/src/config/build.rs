@@ -19,7 +19,7 @@ use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
 use wsfirst_fallback::{FallbackConfig, Replay};
 use wsfirst_websocket::{PoolBuilder, WebSocketConfig};
 
-use crate::upstream::{HttpTimeouts, HttpUpstream};
+use wsfirst::upstream::{HttpTimeouts, HttpUpstream};
 
 use super::{
     error::{ConfigError, key_segment},
@@ -59,7 +59,7 @@ impl Config {
     /// ([`FingerprintKey::process_default`]) without one. Errors name `fingerprint_key_env`.
     ///
     /// ```
-    /// use wsfirst::config::Config;
+    /// use wsfirst_gateway::config::Config;
     ///
     /// let config = Config::from_toml_str("")?;
     /// assert_eq!(
@@ -75,7 +75,7 @@ impl Config {
     ///     config.fingerprint_key().unwrap_err().to_string(),
     ///     r#"fingerprint_key_env: environment variable "WSFIRST_SURELY_UNSET_FINGERPRINT_KEY" is not set"#,
     /// );
-    /// # Ok::<(), wsfirst::config::ConfigError>(())
+    /// # Ok::<(), wsfirst_gateway::config::ConfigError>(())
     /// ```
     pub fn fingerprint_key(&self) -> Result<FingerprintKey, ConfigError> {
         let Some(name) = &self.fingerprint_key_env else {
@@ -359,7 +359,7 @@ impl RouteConfig {
     }
 
     /// The breaker settings of this route's key, `None` when the route has no breaker.
-    fn breaker_config(&self) -> Result<Option<BreakerConfig>, ConfigError> {
+    pub(crate) fn breaker_config(&self) -> Result<Option<BreakerConfig>, ConfigError> {
         let config = &self.breaker;
         if !config.is_enabled() {
             return Ok(None);
@@ -459,7 +459,7 @@ impl EligibilityConfig {
     /// The eligibility table this configuration describes.
     ///
     /// ```
-    /// use wsfirst::config::Config;
+    /// use wsfirst_gateway::config::Config;
     ///
     /// let config = Config::from_toml_str(r#"
     ///     [eligibility]
@@ -471,7 +471,7 @@ impl EligibilityConfig {
     /// assert!(table.is_allowed("openai", "openai-responses"));
     /// assert!(!table.is_allowed("openai-codex", "openai-codex-responses"));
     /// assert_eq!(table.max_message_size(), 1024 * 1024);
-    /// # Ok::<(), wsfirst::config::ConfigError>(())
+    /// # Ok::<(), wsfirst_gateway::config::ConfigError>(())
     /// ```
     ///
     /// Invalid values are named by their place under `[eligibility]`, with the table builder's
@@ -508,10 +508,10 @@ impl EligibilityConfig {
 }
 
 impl super::ServerLimitsConfig {
-    /// The public listener's limits, checked by [`ServerConfig`](crate::serve::ServerConfig)'s
+    /// The public listener's limits, checked by [`ServerConfig`](wsfirst::serve::ServerConfig)'s
     /// builder; errors name the field under `[server]`.
-    pub fn to_server_config(&self) -> Result<crate::serve::ServerConfig, ConfigError> {
-        let mut builder = crate::serve::ServerConfig::builder();
+    pub fn to_server_config(&self) -> Result<wsfirst::serve::ServerConfig, ConfigError> {
+        let mut builder = wsfirst::serve::ServerConfig::builder();
         if let Some(timeout) = self.header_read_timeout {
             builder = builder.header_read_timeout(timeout);
         }
@@ -536,7 +536,7 @@ impl super::ServerLimitsConfig {
 impl super::AdminConfig {
     /// The admin bearer token from the environment variable named by `token_env` (`None` when
     /// there is none), or an error naming `admin.token_env` and the variable.
-    pub fn token(&self) -> Result<Option<crate::admin::AdminToken>, ConfigError> {
+    pub fn token(&self) -> Result<Option<wsfirst::admin::AdminToken>, ConfigError> {
         let Some(name) = &self.token_env else {
             return Ok(None);
         };
@@ -546,7 +546,7 @@ impl super::AdminConfig {
                 format!("environment variable {name:?} is not set to a token: {error}"),
             )
         })?;
-        crate::admin::AdminToken::new(value)
+        wsfirst::admin::AdminToken::new(value)
             .map(Some)
             .map_err(|error| {
                 ConfigError::invalid(
@@ -577,7 +577,7 @@ impl RouteConfig {
     /// has already checked every route of a parsed file.
     ///
     /// ```
-    /// use wsfirst::config::Config;
+    /// use wsfirst_gateway::config::Config;
     /// use wsfirst::core::TransportMode;
     ///
     /// let config = Config::from_toml_str(r#"
@@ -591,7 +591,7 @@ impl RouteConfig {
     /// let route = config.routes[0].to_route()?;
     /// assert_eq!(route.mode(), TransportMode::Http);
     /// assert!(route.ws_url().is_none());
-    /// # Ok::<(), wsfirst::config::ConfigError>(())
+    /// # Ok::<(), wsfirst_gateway::config::ConfigError>(())
     /// ```
     pub fn to_route(&self) -> Result<Route, ConfigError> {
         self.to_route_with_key(FingerprintKey::process_default())

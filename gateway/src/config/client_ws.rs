@@ -1,7 +1,7 @@
 //! `[routes.client_websocket]` onto [`ClientWsConfig`]'s builder, which owns the defaults and
 //! the rules; its errors get the table's path.
 
-use crate::client_ws::ClientWsConfig;
+use wsfirst::client_ws::ClientWsConfig;
 
 use super::{ConfigError, schema::ClientWebSocketConfig};
 
@@ -11,7 +11,7 @@ impl ClientWebSocketConfig {
     /// with the table's path.
     ///
     /// ```
-    /// use wsfirst::config::Config;
+    /// use wsfirst_gateway::config::Config;
     ///
     /// let config = Config::from_toml_str(r#"
     ///     [[routes]]
@@ -26,7 +26,7 @@ impl ClientWebSocketConfig {
     /// let limits = config.routes[0].client_websocket.to_config()?;
     /// assert_eq!(limits.idle_timeout(), std::time::Duration::from_secs(120));
     /// assert_eq!(limits.send_buffer(), 1 << 20);
-    /// # Ok::<(), wsfirst::config::ConfigError>(())
+    /// # Ok::<(), wsfirst_gateway::config::ConfigError>(())
     /// ```
     pub fn to_config(&self) -> Result<ClientWsConfig, ConfigError> {
         let mut builder = ClientWsConfig::builder();

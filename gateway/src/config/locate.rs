@@ -14,7 +14,7 @@ impl Config {
     /// Parses and validates a TOML document.
     ///
     /// ```
-    /// use wsfirst::config::Config;
+    /// use wsfirst_gateway::config::Config;
     ///
     /// let error = Config::from_toml_str("listen = 8080").unwrap_err();
     /// assert_eq!(

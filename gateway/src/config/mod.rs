@@ -4,14 +4,14 @@
 //! invalid value is reported with its path, such as
 //! `routes[1].breaker.open_for: invalid duration "3x"`. Unknown fields are errors. The types are
 //! plain data: fields left out are `None`, and the layers' own defaults apply to them.
-//! [`RouteConfig::to_route`] builds the [`Route`](crate::core::Route) extension of a route and
-//! [`EligibilityConfig::to_table`] the [`EligibilityTable`](crate::eligibility::EligibilityTable).
+//! [`RouteConfig::to_route`] builds the [`Route`](wsfirst::core::Route) extension of a route and
+//! [`EligibilityConfig::to_table`] the [`EligibilityTable`](wsfirst::eligibility::EligibilityTable).
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
-//! use wsfirst::config::{Config, ReplayConfig};
+//! use wsfirst_gateway::config::{Config, ReplayConfig};
 //!
 //! let config = Config::from_toml_str(r#"
 //!     listen = "127.0.0.1:8080"
@@ -47,7 +47,7 @@
 //!     open_for = "3x"
 //! "#).unwrap_err();
 //! assert_eq!(error.to_string(), r#"routes[0].breaker.open_for: invalid duration "3x""#);
-//! # Ok::<(), wsfirst::config::ConfigError>(())
+//! # Ok::<(), wsfirst_gateway::config::ConfigError>(())
 //! ```
 //!
 //! # Reference
@@ -65,8 +65,8 @@
 //! | `eligibility.deny_pairs` | list of `[provider, api]` | `[]` | pairs never allowed on the WebSocket; wins over `websocket_pairs` |
 //! | `eligibility.provider_hosts` | table: provider = host or list of hosts | `{}` | WebSocket hosts registered per provider (host only: no scheme, port or path); a WebSocket URL on another host goes to HTTP (`foreign_host`) |
 //! | `eligibility.override_header` | header name | off | per-request header whose value `http` forces HTTP (`request_override`); any other value is ignored; it can never widen a request onto the WebSocket |
-//! | `eligibility.max_message_size` | byte size, > 0 | 16 MiB | a request declaring a larger body goes to HTTP (`body_too_large`); see [`limits`](crate::core::limits) |
-//! | `server.header_read_timeout` | duration | 10s | the time a client has to send its request headers ([`serve`](crate::serve)) |
+//! | `eligibility.max_message_size` | byte size, > 0 | 16 MiB | a request declaring a larger body goes to HTTP (`body_too_large`); see [`limits`](wsfirst::core::limits) |
+//! | `server.header_read_timeout` | duration | 10s | the time a client has to send its request headers ([`serve`](wsfirst::serve)) |
 //! | `server.body_read_timeout` | duration | 60s | the time a client has to send a request's whole body; past it `408` |
 //! | `server.max_connections` | integer, > 0 | 1024 | connections served at once; more wait in the backlog |
 //! | `server.max_header_bytes` | byte size, >= 8 KiB | 64 KiB | the largest request headers; larger is `431` |
@@ -74,7 +74,7 @@
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
 //! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401` |
 //! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
-//! | `breakers.max_keys` | integer, > 0 | 10000 | the most breaker keys (one per provider + endpoint + credential); past it the least recently used are evicted, but never a key pinned by hand or with a probe in flight (see [`BreakerRegistry`](crate::breaker::BreakerRegistry), "Memory") |
+//! | `breakers.max_keys` | integer, > 0 | 10000 | the most breaker keys (one per provider + endpoint + credential); past it the least recently used are evicted, but never a key pinned by hand or with a probe in flight (see [`BreakerRegistry`](wsfirst::breaker::BreakerRegistry), "Memory") |
 //! | `breakers.gauge_per_credential` | bool | `false` | `true`: one `wsfirst_breaker_state` series per key, labelled with its credential fingerprint; `false`: one per provider and endpoint, showing its worst key |
 //! | `breaker_store.redis_url` | `redis://` URL | no store | share breaker state with the other replicas through Redis or Valkey (see [`wsfirst_breaker_redis`]): failures counted by the fleet, pins (automatic and by hand) on every replica, half-open probes across the fleet; requires `fingerprint_key_env`; a store that is down leaves each replica its own breakers |
 //! | `breaker_store.prefix` | string, no spaces | `"wsfirst:breaker"` | the start of every key; replicas that share breakers use the same one |
@@ -89,7 +89,7 @@
 //! | `routes[].http_url` | `http://` or `https://` URL | required | the upstream's HTTP endpoint |
 //! | `routes[].ws_url` | `ws://` or `wss://` URL | none | the upstream's WebSocket endpoint; required when `mode = "websocket"` |
 //! | `routes[].mode` | `"auto"`, `"websocket"`, `"http"` | `"auto"` | `auto`: the WebSocket when eligible and healthy, else HTTP; `websocket`: strict, always the WebSocket, failures reach the caller; `http`: never the WebSocket |
-//! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](crate::core::limits)) | largest request body buffered so it can be replayed over HTTP |
+//! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](wsfirst::core::limits)) | largest request body buffered so it can be replayed over HTTP |
 //! | `routes[].timeouts.connect` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
 //! | `routes[].timeouts.first_event` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
 //! | `routes[].timeouts.idle` | duration, > 0 | layer default (300s) | between two events of an answer |
@@ -111,10 +111,10 @@
 //! | `routes[].pool.max_idle_connections` | integer, > 0 | layer default (256) | most idle WebSockets of the route's pool in total; past it, the one returned longest ago is closed |
 //! | `routes[].pool.write_stall_timeout` | duration, > 0 | layer default (60s) | a streaming answer's WebSocket is closed when its client reads nothing for this long |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
-//! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are sent again (over HTTP, or once on a fresh WebSocket): `before_first_event`, any the upstream provably did not execute (nothing written, a failed write, a refusal); `connect_only`, only those where nothing was written; never one that may have executed ([`Replay`](crate::core::Replay)) |
-//! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`); see [`HeaderPolicy`](crate::core::headers::HeaderPolicy) |
-//! | `routes[].headers` | table: header name = value | `{}` | static headers set on every upstream request, on the WebSocket handshake and over HTTP alike, replacing the client's, such as the `"Authorization"` of a gateway that holds the API key (`OpenAI-Beta` flags are added to the client's instead); hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](crate::core::headers::is_reserved_for_websocket)) are rejected |
-//! | `routes[].client_websocket.enabled` | bool | `true` | `false`: the route takes no client WebSocket connections (its `GET` is not mounted); see [`client_ws`](crate::client_ws) |
+//! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are sent again (over HTTP, or once on a fresh WebSocket): `before_first_event`, any the upstream provably did not execute (nothing written, a failed write, a refusal); `connect_only`, only those where nothing was written; never one that may have executed ([`Replay`](wsfirst::core::Replay)) |
+//! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`); see [`HeaderPolicy`](wsfirst::core::headers::HeaderPolicy) |
+//! | `routes[].headers` | table: header name = value | `{}` | static headers set on every upstream request, on the WebSocket handshake and over HTTP alike, replacing the client's, such as the `"Authorization"` of a gateway that holds the API key (`OpenAI-Beta` flags are added to the client's instead); hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](wsfirst::core::headers::is_reserved_for_websocket)) are rejected |
+//! | `routes[].client_websocket.enabled` | bool | `true` | `false`: the route takes no client WebSocket connections (its `GET` is not mounted); see [`client_ws`](wsfirst::client_ws) |
 //! | `routes[].client_websocket.max_message_size` | byte size, > 0 | 16 MiB | the largest client message; larger closes the connection with `1009` |
 //! | `routes[].client_websocket.idle_timeout` | duration, > 0 | 10m | no client message and no response running for this long: closed with `1000` |
 //! | `routes[].client_websocket.ping_interval` | duration, > 0 | 30s | keep-alive pings; a client silent for a whole interval after a ping is closed with `1011` |
@@ -136,6 +136,7 @@ mod validate;
 mod tests;
 
 pub use error::ConfigError;
+pub use parse::is_credential_header;
 pub use schema::{
     AdminConfig, BreakerConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,
     EligibilityConfig, FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig,

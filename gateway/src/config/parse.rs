@@ -8,7 +8,7 @@ use serde::{
     Deserialize, Deserializer,
     de::{self, Visitor},
 };
-use wsfirst_core::{RouteError, TransportMode};
+use wsfirst_core::{MAX_DURATION, RouteError, TransportMode};
 
 /// A string parsed by `parse`; any other type is an error saying `expecting`.
 fn de_str<'de, D, T>(
@@ -36,9 +36,19 @@ pub(super) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dura
     de_str(
         d,
         "a duration such as \"30s\" or \"10m\"",
-        crate::duration::parse,
+        parse_duration,
     )
     .map(Some)
+}
+
+/// Parses a duration in human form (`"30s"`, `"1h 30m"`), at most [`MAX_DURATION`]: the layers
+/// compute deadlines as `Instant::now() + duration`, which would overflow past the clock's range.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        Ok(_) => Err(format!("invalid duration {text:?}: longer than 100 years")),
+        Err(_) => Err(format!("invalid duration {text:?}")),
+    }
 }
 
 /// Parses a byte size: digits, then an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`,
@@ -118,13 +128,14 @@ pub(super) fn de_header_name<'de, D: Deserializer<'de>>(
     de_str(d, "a header name such as \"x-session-id\"", header_name).map(Some)
 }
 
-fn is_credential_like(name: &HeaderName) -> bool {
+/// Whether a header's name says its value is a credential: `authorization`, `cookie`, or a
+/// name containing `auth`, `key`, `token`, `secret`, `password` or `cookie` (`x-api-key`,
+/// `api-key`, `x-auth-token`...). Such values are never shown in `Debug` or in a log line.
+pub fn is_credential_header(name: &HeaderName) -> bool {
     let name = name.as_str();
-    name == "authorization"
-        || name == "proxy-authorization"
-        || ["key", "token", "secret", "cookie"]
-            .iter()
-            .any(|word| name.contains(word))
+    ["auth", "key", "token", "secret", "password", "cookie"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 pub(super) fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderMap, D::Error> {
@@ -146,7 +157,7 @@ pub(super) fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderMap, D
             .ok_or_else(|| {
                 de::Error::custom(format!("invalid value for header {:?}", name.as_str()))
             })?;
-        value.set_sensitive(is_credential_like(&name));
+        value.set_sensitive(is_credential_header(&name));
         headers.append(name, value);
     }
     Ok(headers)

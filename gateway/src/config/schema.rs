@@ -67,7 +67,7 @@ pub struct BreakerStoreConfig {
 }
 
 /// The `[server]` table: the public listener's limits; `None`: the defaults of
-/// [`ServerConfig`](crate::serve::ServerConfig).
+/// [`ServerConfig`](wsfirst::serve::ServerConfig).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerLimitsConfig {
@@ -212,7 +212,7 @@ pub struct RouteConfig {
 
 /// `[routes.client_websocket]`: whether the route accepts client WebSocket connections (the
 /// Responses API's WebSocket mode) on its path, and their limits; each field left out is
-/// [`ClientWsConfig`](crate::client_ws::ClientWsConfig)'s default.
+/// [`ClientWsConfig`](wsfirst::client_ws::ClientWsConfig)'s default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientWebSocketConfig {
@@ -338,7 +338,7 @@ pub struct FallbackConfig {
 }
 
 /// Which WebSocket failures are sent again (over HTTP, or once on a fresh WebSocket); never
-/// one the upstream may have executed ([`Replay`](crate::core::Replay)).
+/// one the upstream may have executed ([`Replay`](wsfirst::core::Replay)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayConfig {

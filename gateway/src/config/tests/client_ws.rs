@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use super::{assert_errors, route_with};
-use crate::{Configured, client_ws::ClientWsConfig, config::Config};
+use wsfirst::client_ws::ClientWsConfig;
+
+use crate::{Configured, config::Config};
 
 #[test]
 fn the_table_maps_onto_the_builder_and_left_out_fields_keep_its_defaults() {
