@@ -39,7 +39,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 use wsfirst::{REASON_HEADER, TRANSPORT_HEADER};
 
-use crate::config::{Config, is_credential_header};
+use crate::config::{Config, MaskedHeaders, is_credential_header};
 
 /// Which request headers the access log masks; cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -111,14 +111,11 @@ pub struct Masked<'a> {
 
 impl fmt::Debug for Masked<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut map = f.debug_map();
-        for (name, value) in self.headers {
-            if value.is_sensitive() || self.log.masks(name) {
-                map.entry(name, &format_args!("Sensitive"));
-            } else {
-                map.entry(name, value);
-            }
+        let routed = |name: &HeaderName| self.log.routed.contains(name);
+        MaskedHeaders {
+            headers: self.headers,
+            also: routed,
         }
-        map.finish()
+        .fmt(f)
     }
 }

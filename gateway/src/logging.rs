@@ -8,7 +8,7 @@
 //!
 //! **What a service using wsfirst must do:** drop the events [`may_carry_credentials`] names,
 //! in a filter that no `RUST_LOG` value can override (a per-layer filter next to the
-//! `EnvFilter`, not a directive inside it), as the gateway example does:
+//! `EnvFilter`, not a directive inside it), as the gateway's [`subscriber`] does:
 //!
 //! ```
 //! use tracing_subscriber::{EnvFilter, filter::filter_fn, prelude::*};
@@ -16,12 +16,18 @@
 //! let logs = tracing_subscriber::fmt::layer()
 //!     .with_filter(EnvFilter::new("trace"))
 //!     .with_filter(filter_fn(|event| {
-//!         !wsfirst::logging::may_carry_credentials(event.target(), *event.level())
+//!         !wsfirst_gateway::logging::may_carry_credentials(event.target(), *event.level())
 //!     }));
 //! let _subscriber = tracing_subscriber::registry().with(logs);
 //! ```
 
-use tracing::Level;
+use tracing::{Level, Subscriber};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::{LevelFilter, filter_fn},
+    fmt::MakeWriter,
+    prelude::*,
+};
 
 /// Targets whose events at `TRACE` may print raw request bytes or headers.
 const RAW_AT_TRACE: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
@@ -31,7 +37,7 @@ const RAW_AT_TRACE: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
 ///
 /// ```
 /// use tracing::Level;
-/// use wsfirst::logging::may_carry_credentials;
+/// use wsfirst_gateway::logging::may_carry_credentials;
 ///
 /// assert!(may_carry_credentials("tungstenite::handshake::client", Level::TRACE));
 /// assert!(!may_carry_credentials("tungstenite::handshake::client", Level::DEBUG));
@@ -45,4 +51,25 @@ pub fn may_carry_credentials(target: &str, level: Level) -> bool {
                     .strip_prefix(crate_name)
                     .is_some_and(|rest| rest.starts_with("::"))
         })
+}
+
+/// The gateway's subscriber: formatted lines to `writer` at the levels of `levels` (from
+/// `RUST_LOG`), without the events that [`may_carry_credentials`], whatever `levels` says.
+pub fn subscriber<W>(levels: EnvFilter, writer: W, ansi: bool) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    // The credential filter passes on the level filter's most verbose level: without that hint
+    // the process-wide maximum would be TRACE, and every `log` record of the libraries (a few
+    // per WebSocket frame at trace level) would be built and filtered one by one.
+    let most_verbose = levels.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_filter(levels)
+        .with_filter(
+            filter_fn(|event| !may_carry_credentials(event.target(), *event.level()))
+                .with_max_level_hint(most_verbose),
+        );
+    tracing_subscriber::registry().with(logs)
 }

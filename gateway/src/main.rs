@@ -11,11 +11,7 @@
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
-use tracing_subscriber::{
-    EnvFilter,
-    filter::{LevelFilter, filter_fn},
-    prelude::*,
-};
+use tracing_subscriber::{EnvFilter, util::SubscriberInitExt};
 use wsfirst::core::BoxError;
 use wsfirst_gateway::{
     check,
@@ -87,24 +83,10 @@ fn in_file(path: &Path, error: ConfigError) -> String {
     }
 }
 
-/// Logs to stderr at the level of `RUST_LOG` (default `info`).
+/// Logs to stderr at the level of `RUST_LOG` (default `info`); no value of it can print a
+/// credential (see `wsfirst_gateway::logging`).
 fn init_logs() {
-    // `RUST_LOG` chooses the level, but no value of it can print a credential: the events that may
-    // carry one are dropped by a filter of their own (see `wsfirst_gateway::logging`).
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // The credential filter passes on the level filter's most verbose level: without that hint
-    // the process-wide maximum would be TRACE, and every `log` record of the libraries (a few
-    // per WebSocket frame at trace level) would be built and filtered one by one.
-    let most_verbose = levels.max_level_hint().unwrap_or(LevelFilter::TRACE);
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(levels)
-        .with_filter(
-            filter_fn(|event| {
-                !wsfirst_gateway::logging::may_carry_credentials(event.target(), *event.level())
-            })
-            .with_max_level_hint(most_verbose),
-        );
-    tracing_subscriber::registry().with(logs).init();
+    let ansi = std::io::stderr().is_terminal();
+    wsfirst_gateway::logging::subscriber(levels, std::io::stderr, ansi).init();
 }

@@ -136,6 +136,7 @@ mod validate;
 mod tests;
 
 pub use error::ConfigError;
+pub(crate) use parse::MaskedHeaders;
 pub use parse::is_credential_header;
 pub use schema::{
     AdminConfig, BreakerConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,

@@ -138,6 +138,27 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// Headers for `Debug`: each value is `Sensitive` when it is marked so, when its name is
+/// credential-like ([`is_credential_header`]) or when `also` says so.
+pub(crate) struct MaskedHeaders<'a, F> {
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) also: F,
+}
+
+impl<F: Fn(&HeaderName) -> bool> fmt::Debug for MaskedHeaders<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in self.headers {
+            if value.is_sensitive() || is_credential_header(name) || (self.also)(name) {
+                map.entry(name, &format_args!("Sensitive"));
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
+}
+
 pub(super) fn de_headers<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderMap, D::Error> {
     let raw = BTreeMap::<String, String>::deserialize(d)?;
     let mut headers = HeaderMap::with_capacity(raw.len());

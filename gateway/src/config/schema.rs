@@ -1,13 +1,13 @@
 //! The configuration file's schema: plain serde types, one per table.
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, fmt, net::SocketAddr, time::Duration};
 
 use http::{HeaderMap, HeaderName};
 use serde::Deserialize;
-use wsfirst_core::TransportMode;
+use wsfirst_core::{TransportMode, redact};
 
 use super::parse::{
-    de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode, de_required_socket_addr,
+    MaskedHeaders, de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode, de_required_socket_addr,
     de_socket_addr,
 };
 
@@ -40,8 +40,9 @@ pub struct Config {
 }
 
 /// The `[breaker_store]` table: share breaker state with the other replicas through Redis or
-/// Valkey (see [`wsfirst_breaker_redis`]); `None` fields take the store's defaults.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// Valkey (see [`wsfirst_breaker_redis`]); `None` fields take the store's defaults. `Debug`
+/// shows the URL without its password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerStoreConfig {
     /// `redis://[:password@]host:port/db`.
@@ -160,8 +161,9 @@ impl From<(String, String)> for Pair {
     }
 }
 
-/// One `[[routes]]` entry: where a path's requests go and how.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// One `[[routes]]` entry: where a path's requests go and how. `Debug` shows the URLs without
+/// userinfo or query string and credential header values as `Sensitive`.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// The path the route is mounted on; starts with `/`, unique among routes.
@@ -240,6 +242,49 @@ pub struct ClientWebSocketConfig {
     /// How long a running response may take to finish once shutdown began.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Option<Duration>,
+}
+
+impl fmt::Debug for BreakerStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerStoreConfig")
+            // `redis://:password@host`: the password never shows.
+            .field("redis_url", &redact::url(&self.redis_url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("failure_window", &self.failure_window)
+            .field("probe_lease", &self.probe_lease)
+            .field("key_ttl", &self.key_ttl)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RouteConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteConfig")
+            .field("path", &self.path)
+            .field("provider", &self.provider)
+            .field("api", &self.api)
+            // A query string (`?key=...`) or userinfo may hold a credential.
+            .field("http_url", &redact::url(&self.http_url))
+            .field("ws_url", &self.ws_url.as_deref().map(redact::url))
+            .field("mode", &self.mode)
+            .field("body_limit", &self.body_limit)
+            .field("timeouts", &self.timeouts)
+            .field("breaker", &self.breaker)
+            .field("pool", &self.pool)
+            .field("fallback", &self.fallback)
+            .field("forward_headers", &self.forward_headers)
+            .field(
+                "headers",
+                &MaskedHeaders {
+                    headers: &self.headers,
+                    also: |_: &HeaderName| false,
+                },
+            )
+            .field("client_websocket", &self.client_websocket)
+            .finish()
+    }
 }
 
 impl ClientWebSocketConfig {

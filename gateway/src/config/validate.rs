@@ -1,5 +1,5 @@
 //! The rules that are the file's own: route paths (a leading `/`, unique), non-empty ids, a
-//! WebSocket URL for a strict route. Every value a layer takes is checked by that layer's own
+//! WebSocket URL for a strict route, an admin token off loopback. Every value a layer takes is checked by that layer's own
 //! builder (see `build.rs`).
 
 use std::collections::HashMap;
@@ -37,6 +37,18 @@ impl Config {
                 "breaker_store",
                 "replicas that share breakers must share the fingerprint key: set fingerprint_key_env",
             ));
+        }
+        if let Some(admin) = &self.admin {
+            // Anyone who reaches the admin listener can pin providers and read every key.
+            if admin.token_env.is_none() && !admin.listen.ip().is_loopback() {
+                return Err(ConfigError::invalid(
+                    "admin.token_env",
+                    format!(
+                        "required when admin.listen ({}) is not a loopback address: set token_env to the environment variable that holds the admin token",
+                        admin.listen
+                    ),
+                ));
+            }
         }
         self.server.to_server_config()?;
         // Every value that a layer takes is checked by that layer's own builder.

@@ -6,6 +6,7 @@ mod documents;
 mod errors;
 mod fingerprint;
 mod fuzz;
+mod secrets;
 mod store;
 
 use super::Config;
