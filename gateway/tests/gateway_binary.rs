@@ -836,3 +836,116 @@ async fn admin_and_metrics_are_on_their_own_listener_behind_the_token() {
     drop(gateway);
     upstream.shutdown().await;
 }
+
+/// Runs the binary with `args` to its end: exit status, stdout, stderr.
+fn run_to_end(args: &[&std::ffi::OsStr]) -> (ExitStatus, String, String) {
+    let output = Command::new(gateway_binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the gateway binary");
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (output.status, text(output.stdout), text(output.stderr))
+}
+
+#[test]
+fn check_prints_the_effective_configuration_with_secrets_redacted() {
+    let config = TempConfig::new(
+        r#"
+fingerprint_key_env = "CARGO_PKG_DESCRIPTION"
+
+[breaker_store]
+redis_url = "redis://:hunter2-redis-password@redis.internal:6379/0"
+
+[[routes]]
+path = "/v1/responses"
+provider = "openai"
+api = "openai-responses"
+http_url = "https://api.example/v1/responses?key=sk-in-the-query"
+ws_url = "wss://api.example/v1/responses"
+
+[routes.headers]
+Authorization = "Bearer sk-held-by-the-gateway"
+
+[routes.breaker]
+consecutive_failures = 3
+"#,
+    );
+    let (status, stdout, stderr) = run_to_end(&["--check".as_ref(), config.0.as_os_str()]);
+    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    // Every default is filled in by the layer that owns it.
+    for shown in [
+        ": ok",
+        "routes[0].breaker = BreakerConfig",
+        "consecutive: Some(3)",
+        "handshake_timeout: 5s",
+        "redis.internal:6379",
+        "https://api.example/v1/responses",
+        "header_read_timeout: 10s",
+    ] {
+        assert!(stdout.contains(shown), "{shown:?} not in:\n{stdout}");
+    }
+    for secret in ["hunter2", "sk-in-the-query", "sk-held-by-the-gateway"] {
+        assert!(!stdout.contains(secret), "{secret} in:\n{stdout}");
+        assert!(!stderr.contains(secret), "{secret} in:\n{stderr}");
+    }
+    assert!(!stdout.contains("listening on"), "it served: {stdout}");
+}
+
+#[test]
+fn check_names_what_is_wrong_and_exits_with_1() {
+    let cases = [
+        (
+            "[[routes]]\npath = \"/v1\"\nprovider = \"p\"\napi = \"a\"\nhttp_url = \"http://127.0.0.1:9/\"\n[routes.breaker]\nopen_for = \"3x\"\n",
+            "routes[0].breaker.open_for",
+        ),
+        (
+            "[admin]\nlisten = \"0.0.0.0:9091\"\n",
+            "admin.token_env: required when admin.listen (0.0.0.0:9091) is not a loopback address",
+        ),
+        (
+            "[admin]\nlisten = \"127.0.0.1:9091\"\ntoken_env = \"WSFIRST_SURELY_UNSET_ADMIN_TOKEN\"\n",
+            "admin.token_env: environment variable \"WSFIRST_SURELY_UNSET_ADMIN_TOKEN\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let config = TempConfig::new(text);
+        let (status, stdout, stderr) = run_to_end(&["--check".as_ref(), config.0.as_os_str()]);
+        assert_eq!(status.code(), Some(1), "{text}\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&config.0.display().to_string()) && stderr.contains(expected),
+            "{expected:?} not in: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_admin_listener_off_loopback_without_a_token_does_not_start() {
+    let config = TempConfig::new("listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"0.0.0.0:0\"\n");
+    let path = config.0.clone();
+    let (status, stdout, stderr) = failed_start(&path, Some(config)).await;
+    assert_clean_failure(
+        status,
+        &stdout,
+        &stderr,
+        &["admin.token_env", "not a loopback address"],
+    );
+}
+
+#[test]
+fn version_help_and_wrong_arguments() {
+    let (status, stdout, _) = run_to_end(&["--version".as_ref()]);
+    assert!(status.success());
+    assert_eq!(
+        stdout.trim(),
+        format!("wsfirst-gateway {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (status, stdout, _) = run_to_end(&["--help".as_ref()]);
+    assert!(status.success());
+    assert!(stdout.contains("--check CONFIG.toml"), "{stdout}");
+    let (status, stdout, stderr) = run_to_end(&["--chek".as_ref(), "x.toml".as_ref()]);
+    assert_eq!(status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("unknown option \"--chek\""), "{stderr}");
+    assert!(stderr.contains("usage: wsfirst-gateway"), "{stderr}");
+}
