@@ -65,8 +65,8 @@ fn file(upstream: &TestUpstream, store: Option<(&RedisServer, &str)>) -> Result<
 
         [routes.breaker]
         consecutive_failures = 3
-        open_for = "2s"
-        probes = 1
+        open_duration = "2s"
+        half_open_probes = 1
         "#,
         http = upstream.http_url(),
         ws = upstream.ws_url(),

@@ -67,7 +67,14 @@ pub fn effective(config: &Config) -> Result<String, ConfigError> {
         None => line("fingerprint_key_env = none (a random key per process)".into()),
     }
     line(format!("eligibility = {:?}", layers.table));
-    line(format!("breakers = {:?}", config.breakers));
+    line(format!(
+        "breakers = idle_timeout: {:?}, max_keys: {:?}, state_gauge_per_credential: {:?}",
+        config.breakers.idle_timeout, config.breakers.max_keys, config.breakers.state_gauge_per_credential
+    ));
+    line(format!("breakers.default = {:?}", layers.breakers.default));
+    for (key, breaker, from) in &layers.breakers.keys {
+        line(format!("breaker key {key} (from {from}) = {breaker:?}"));
+    }
     if let Some(store) = &config.breaker_store {
         line(format!("breaker_store = {:?}", store.to_store_config()?));
     }
@@ -75,9 +82,12 @@ pub fn effective(config: &Config) -> Result<String, ConfigError> {
         let at = format!("routes[{index}]");
         line(format!("\n{at} path = {:?}", route.path));
         line(format!("{at}.route = {:?}", built.route));
-        match route.breaker_config()? {
-            Some(breaker) if built.breaker => line(format!("{at}.breaker = {breaker:?}")),
-            _ => line(format!("{at}.breaker = off")),
+        match built.breaker {
+            true => line(format!(
+                "{at}.breaker = key {}",
+                built.route.breaker_key().with_credential(None)
+            )),
+            false => line(format!("{at}.breaker = off")),
         }
         line(format!("{at}.fallback = {:?}", built.fallback));
         line(format!("{at}.websocket = {:?}", built.websocket));

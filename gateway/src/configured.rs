@@ -18,7 +18,7 @@
 //!
 //!     [routes.breaker]
 //!     consecutive_failures = 3
-//!     open_for = "30s"
+//!     open_duration = "30s"
 //! "#)?;
 //! let configured = Configured::from_config(&config)?;
 //! let app: axum::Router = configured.router();

@@ -38,7 +38,7 @@ mode = "auto"
 
 [routes.breaker]
 consecutive_failures = 3
-open_for = "30s"
+open_duration = "30s"
 
 # Not in websocket_pairs: always HTTP (reason `unknown_provider`).
 [[routes]]

@@ -61,9 +61,9 @@ fn config(upstream: &TestUpstream, redis: &RedisServer, prefix: &str, open_for: 
 
         [routes.breaker]
         consecutive_failures = 3
-        failure_rate = 1.0
-        open_for = "{open_for}"
-        probes = 1
+        failure_rate_threshold = 1.0
+        open_duration = "{open_for}"
+        half_open_probes = 1
         "#,
         url = redis.url(),
         http = upstream.http_url(),

@@ -104,7 +104,7 @@ mode = "auto"
 
 [routes.breaker]
 consecutive_failures = 2
-open_for = "10m"
+open_duration = "10m"
 
 [admin]
 listen = "127.0.0.1:0"
@@ -773,7 +773,7 @@ api = "openai-responses"
 http_url = "http://127.0.0.1:9/v1/responses"
 
 [routes.breaker]
-open_for = "3x"
+open_duration = "3x"
 "#,
     );
     let path = config.0.clone();
@@ -783,7 +783,7 @@ open_for = "3x"
         status,
         &stdout,
         &stderr,
-        &[name.as_str(), "routes[0].breaker.open_for", "\"3x\""],
+        &[name.as_str(), "routes[0].breaker.open_duration", "\"3x\""],
     );
 }
 
@@ -876,7 +876,8 @@ consecutive_failures = 3
     // Every default is filled in by the layer that owns it.
     for shown in [
         ": ok",
-        "routes[0].breaker = BreakerConfig",
+        "routes[0].breaker = key openai wss://api.example/v1/responses",
+        "(from routes[0] (path \"/v1/responses\")) = BreakerConfig",
         "consecutive: Some(3)",
         "handshake_timeout: 5s",
         "redis.internal:6379",
@@ -896,8 +897,8 @@ consecutive_failures = 3
 fn check_names_what_is_wrong_and_exits_with_1() {
     let cases = [
         (
-            "[[routes]]\npath = \"/v1\"\nprovider = \"p\"\napi = \"a\"\nhttp_url = \"http://127.0.0.1:9/\"\n[routes.breaker]\nopen_for = \"3x\"\n",
-            "routes[0].breaker.open_for",
+            "[[routes]]\npath = \"/v1\"\nprovider = \"p\"\napi = \"a\"\nhttp_url = \"http://127.0.0.1:9/\"\n[routes.breaker]\nopen_duration = \"3x\"\n",
+            "routes[0].breaker.open_duration",
         ),
         (
             "[admin]\nlisten = \"0.0.0.0:9091\"\n",

@@ -83,7 +83,7 @@ impl Gateway {
             # during a test.
             [routes.breaker]
             consecutive_failures = 2
-            open_for = "10m"
+            open_duration = "10m"
             "#,
             http = upstream.http_url(),
             ws = upstream.ws_url(),

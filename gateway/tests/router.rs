@@ -36,7 +36,7 @@ async fn configured_router_serves_routes_and_the_admin_endpoints() {
 
         [routes.breaker]
         consecutive_failures = 3
-        open_for = "30s"
+        open_duration = "30s"
         "#,
         http = upstream.http_url(),
         ws = upstream.ws_url(),

@@ -227,7 +227,7 @@ ws_url = "{ws}"
 # Room for every client of the largest run on its own WebSocket (the default is 32 per key);
 # the affinity header gives the pool-weighing requests a connection each.
 [routes.pool]
-max_connections = 1024
+max_connections_per_key = 1024
 affinity_header = "x-bench-session"
 
 [[routes]]
@@ -247,7 +247,7 @@ ws_url = "{refusing_ws_by_name}"
 
 [routes.breaker]
 consecutive_failures = 1
-open_for = "30m"
+open_duration = "30m"
 
 [[routes]]
 path = "/refused/v1/responses"

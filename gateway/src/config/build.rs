@@ -3,16 +3,14 @@
 //!
 //! The layers' builders own every default and every rule about a value: this module only maps
 //! the file's fields onto them and puts the file's path in front of their errors
-//! (`routes[0].breaker.open_for: invalid breaker config: ...`). The rules that are the file's own
+//! (`routes[0].breaker.open_duration: invalid breaker config: ...`). The rules that are the file's own
 //! (route paths, and two routes that share a breaker key agreeing on its settings) are here or
 //! in `validate.rs`.
 
-use std::collections::HashMap;
-
 use http::{HeaderName, Uri};
-use std::sync::Arc;
-
 use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
+
+use super::breakers::BreakerSettings;
 use wsfirst_breaker_redis::{RedisStore, RedisStoreConfig};
 use wsfirst_core::{FingerprintKey, Route, RouteError};
 use wsfirst_eligibility::{EligibilityTable, EligibilityTableBuilder};
@@ -33,6 +31,8 @@ use super::{
 pub(crate) struct Layers {
     pub(crate) table: EligibilityTable,
     pub(crate) registry: BreakerRegistry,
+    /// The breaker settings the registry was built with.
+    pub(crate) breakers: BreakerSettings,
     pub(crate) routes: Vec<RouteLayers>,
     /// The store the registry shares its breakers through, when the file has one and the layers
     /// were built to run ([`Config::running_layers`]).
@@ -130,21 +130,6 @@ impl Config {
             .eligibility
             .to_table()
             .map_err(|error| error.prefixed("eligibility"))?;
-        let mut registry = BreakerRegistry::builder();
-        if let Some(idle) = self.breakers.idle_evict {
-            registry = registry.idle_timeout(idle);
-        }
-        if let Some(max) = self.breakers.max_keys {
-            registry = registry.max_keys(max);
-        }
-        if let Some(per_credential) = self.breakers.gauge_per_credential {
-            registry = registry.state_gauge_per_credential(per_credential);
-        }
-        if let Some(store) = &store {
-            registry = registry.store(Arc::new(store.clone()));
-        }
-        // The first route (by index) to reach each provider + endpoint, with its settings.
-        let mut owners: HashMap<(String, String), (usize, BreakerConfig)> = HashMap::new();
         let mut routes = Vec::with_capacity(self.routes.len());
         for (index, config) in self.routes.iter().enumerate() {
             let prefix = format!("routes[{index}]");
@@ -156,38 +141,13 @@ impl Config {
                     .check_not_forwarded(name)
                     .map_err(|error| error.prefixed(&prefix))?;
             }
-            if let Some(breaker) = config
-                .breaker_config()
-                .map_err(|error| error.prefixed(&prefix))?
-            {
-                let key = route_layers.route.breaker_key();
-                let scope = (key.provider().to_owned(), key.endpoint().to_owned());
-                match owners.get(&scope) {
-                    Some((first, settled)) => {
-                        if let Some(field) = settled.differing_field(&breaker) {
-                            return Err(ConfigError::invalid(
-                                format!("{prefix}.breaker.{}", breaker_path(field)),
-                                format!(
-                                    "differs from routes[{first}] (path {:?}), which reaches the same breaker key (provider {:?}, endpoint {:?}): routes that share a key must have the same breaker settings",
-                                    self.routes[*first].path, scope.0, scope.1
-                                ),
-                            ));
-                        }
-                    }
-                    None => {
-                        registry = registry.config_for(key, breaker.clone());
-                        owners.insert(scope, (index, breaker));
-                    }
-                }
-            }
             routes.push(route_layers);
         }
-        let registry = registry.try_build().map_err(|error| {
-            ConfigError::invalid(format!("breakers.{}", error.field()), error.to_string())
-        })?;
+        let (registry, breakers) = self.registry(key, &routes, store.as_ref())?;
         Ok(Layers {
             table,
             registry,
+            breakers,
             routes,
             store,
         })
@@ -234,14 +194,15 @@ impl RouteConfig {
         let pool = &self.pool;
         let has_pool = pool.idle_timeout.is_some()
             || pool.max_age.is_some()
+            || pool.max_connections_per_key.is_some()
             || pool.max_connections.is_some()
-            || pool.max_total_connections.is_some()
             || pool.max_idle_connections.is_some()
             || pool.write_stall_timeout.is_some()
             || pool.conversation_wait.is_some();
         if has_pool {
             pool.to_builder().build().map_err(|error| {
-                ConfigError::invalid(pool_path(error.field()), error.to_string())
+                // The file's names are the builder's.
+                ConfigError::invalid(format!("pool.{}", error.field()), error.to_string())
             })?;
         }
         Ok(RouteLayers {
@@ -327,13 +288,13 @@ impl RouteConfig {
     /// The WebSocket layer's settings.
     fn websocket_config(&self) -> Result<WebSocketConfig, ConfigError> {
         let mut builder = WebSocketConfig::builder();
-        if let Some(connect) = self.timeouts.connect {
+        if let Some(connect) = self.timeouts.handshake_timeout {
             builder = builder.handshake_timeout(connect);
         }
-        if let Some(first_event) = self.timeouts.first_event {
+        if let Some(first_event) = self.timeouts.first_event_timeout {
             builder = builder.first_event_timeout(first_event);
         }
-        if let Some(idle) = self.timeouts.idle {
+        if let Some(idle) = self.timeouts.idle_timeout {
             builder = builder.idle_timeout(idle);
         }
         if let Some(header) = &self.pool.affinity_header {
@@ -347,9 +308,9 @@ impl RouteConfig {
         }
         builder.build().map_err(|error| {
             let path = match error.field() {
-                "handshake_timeout" => "timeouts.connect",
-                "first_event_timeout" => "timeouts.first_event",
-                "idle_timeout" => "timeouts.idle",
+                "handshake_timeout" => "timeouts.handshake_timeout",
+                "first_event_timeout" => "timeouts.first_event_timeout",
+                "idle_timeout" => "timeouts.idle_timeout",
                 "affinity_header" => "pool.affinity_header",
                 "forward_headers" => "forward_headers",
                 _ => "headers",
@@ -358,43 +319,16 @@ impl RouteConfig {
         })
     }
 
-    /// The breaker settings of this route's key, `None` when the route has no breaker.
+    /// The breaker settings of this route's own `[routes.breaker]` table, `None` when the
+    /// route has no breaker or its table sets nothing (then the key takes `[breakers]`'s).
     pub(crate) fn breaker_config(&self) -> Result<Option<BreakerConfig>, ConfigError> {
-        let config = &self.breaker;
-        if !config.is_enabled() {
+        if !self.breaker.is_enabled() || !self.breaker.has_settings() {
             return Ok(None);
         }
-        let mut builder = BreakerConfig::builder();
-        match config.consecutive_failures {
-            // `0` in the file turns the rule off.
-            Some(0) => builder = builder.no_consecutive_failures(),
-            Some(n) => builder = builder.consecutive_failures(n),
-            None => {}
-        }
-        if let Some(rate) = config.failure_rate {
-            builder = builder.failure_rate_threshold(rate);
-        }
-        if let Some(window) = config.window {
-            builder = builder.failure_rate_window(window);
-        }
-        if let Some(min_calls) = config.min_calls {
-            builder = builder.failure_rate_min_calls(min_calls);
-        }
-        if let Some(open_for) = config.open_for {
-            builder = builder.open_duration(open_for);
-        }
-        if let Some(max_open_for) = config.max_open_for {
-            builder = builder.max_open_duration(max_open_for);
-        }
-        if let Some(probes) = config.probes {
-            builder = builder.half_open_probes(probes);
-        }
-        builder.build().map(Some).map_err(|error| {
-            ConfigError::invalid(
-                format!("breaker.{}", breaker_path(error.field())),
-                error.to_string(),
-            )
-        })
+        self.breaker
+            .to_config()
+            .map(Some)
+            .map_err(|error| error.prefixed("breaker"))
     }
 }
 
@@ -408,13 +342,13 @@ impl PoolConfig {
         if let Some(max_age) = self.max_age {
             builder = builder.max_age(max_age);
         }
-        if let Some(max) = self.max_connections {
+        if let Some(max) = self.max_connections_per_key {
             builder = builder.max_connections_per_key(max as usize);
         }
         if let Some(wait) = self.conversation_wait {
             builder = builder.conversation_wait(wait);
         }
-        if let Some(max) = self.max_total_connections {
+        if let Some(max) = self.max_connections {
             builder = builder.max_connections(max as usize);
         }
         if let Some(max) = self.max_idle_connections {
@@ -424,34 +358,6 @@ impl PoolConfig {
             builder = builder.write_stall_timeout(timeout);
         }
         builder
-    }
-}
-
-/// Where a breaker builder field is in a route's `[routes.breaker]` table.
-fn breaker_path(field: &str) -> &'static str {
-    match field {
-        "consecutive_failures" => "consecutive_failures",
-        "failure_rate" => "failure_rate",
-        "window" => "window",
-        "min_calls" => "min_calls",
-        "open_duration" => "open_for",
-        "max_open_duration" => "max_open_for",
-        "half_open_probes" => "probes",
-        // Knobs the file does not set (jitter, decay, seed, classifier) cannot be wrong in it.
-        _ => "enabled",
-    }
-}
-
-/// Where a pool builder field is in a route.
-fn pool_path(field: &str) -> &'static str {
-    match field {
-        "idle_timeout" => "pool.idle_timeout",
-        "max_age" => "pool.max_age",
-        "conversation_wait" => "pool.conversation_wait",
-        "max_connections" => "pool.max_total_connections",
-        "max_idle_connections" => "pool.max_idle_connections",
-        "write_stall_timeout" => "pool.write_stall_timeout",
-        _ => "pool.max_connections",
     }
 }
 

@@ -44,7 +44,7 @@ impl Config {
     }
 }
 
-/// A path as the errors write it: `routes[1].breaker.open_for`, keys quoted when not bare.
+/// A path as the errors write it: `routes[1].breaker.open_duration`, keys quoted when not bare.
 fn path_text(path: &serde_path_to_error::Path) -> String {
     let mut text = String::new();
     for segment in path {

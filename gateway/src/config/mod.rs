@@ -2,7 +2,7 @@
 //!
 //! [`Config::from_toml_str`] (or [`Config::from_path`]) parses and validates a whole file; every
 //! invalid value is reported with its path, such as
-//! `routes[1].breaker.open_for: invalid duration "3x"`. Unknown fields are errors. The types are
+//! `routes[1].breaker.open_duration: invalid duration "3x"`. Unknown fields are errors. The types are
 //! plain data: fields left out are `None`, and the layers' own defaults apply to them.
 //! [`RouteConfig::to_route`] builds the [`Route`](wsfirst::core::Route) extension of a route and
 //! [`EligibilityConfig::to_table`] the [`EligibilityTable`](wsfirst::eligibility::EligibilityTable).
@@ -29,10 +29,10 @@
 //!
 //!     [routes.breaker]
 //!     consecutive_failures = 3
-//!     open_for = "30s"
+//!     open_duration = "30s"
 //! "#)?;
 //! let route = &config.routes[0];
-//! assert_eq!(route.breaker.open_for, Some(Duration::from_secs(30)));
+//! assert_eq!(route.breaker.open_duration, Some(Duration::from_secs(30)));
 //! assert_eq!(route.fallback.replay, None); // the fallback layer's default applies
 //! assert!(config.eligibility.to_table()?.is_allowed("openai", "openai-responses"));
 //! assert_eq!(route.to_route()?.provider(), "openai");
@@ -44,9 +44,9 @@
 //!     api = "openai-responses"
 //!     http_url = "https://api.openai.com/v1/responses"
 //!     [routes.breaker]
-//!     open_for = "3x"
+//!     open_duration = "3x"
 //! "#).unwrap_err();
-//! assert_eq!(error.to_string(), r#"routes[0].breaker.open_for: invalid duration "3x""#);
+//! assert_eq!(error.to_string(), r#"routes[0].breaker.open_duration: invalid duration "3x""#);
 //! # Ok::<(), wsfirst_gateway::config::ConfigError>(())
 //! ```
 //!
@@ -73,9 +73,9 @@
 //! | `server.shutdown_grace` | duration, <= 1 year | 10s | on shutdown, how long requests in flight may finish; past it, the connections still open are closed |
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
 //! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401` |
-//! | `breakers.idle_evict` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
+//! | `breakers.idle_timeout` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
 //! | `breakers.max_keys` | integer, > 0 | 10000 | the most breaker keys (one per provider + endpoint + credential); past it the least recently used are evicted, but never a key pinned by hand or with a probe in flight (see [`BreakerRegistry`](wsfirst::breaker::BreakerRegistry), "Memory") |
-//! | `breakers.gauge_per_credential` | bool | `false` | `true`: one `wsfirst_breaker_state` series per key, labelled with its credential fingerprint; `false`: one per provider and endpoint, showing its worst key |
+//! | `breakers.state_gauge_per_credential` | bool | `false` | `true`: one `wsfirst_breaker_state` series per key, labelled with its credential fingerprint; `false`: one per provider and endpoint, showing its worst key |
 //! | `breaker_store.redis_url` | `redis://` URL | no store | share breaker state with the other replicas through Redis or Valkey (see [`wsfirst_breaker_redis`]): failures counted by the fleet, pins (automatic and by hand) on every replica, half-open probes across the fleet; requires `fingerprint_key_env`; a store that is down leaves each replica its own breakers |
 //! | `breaker_store.prefix` | string, no spaces | `"wsfirst:breaker"` | the start of every key; replicas that share breakers use the same one |
 //! | `breaker_store.timeout` | duration, > 0 | 250ms | the deadline of one command; past it the store counts as down |
@@ -90,24 +90,24 @@
 //! | `routes[].ws_url` | `ws://` or `wss://` URL | none | the upstream's WebSocket endpoint; required when `mode = "websocket"` |
 //! | `routes[].mode` | `"auto"`, `"websocket"`, `"http"` | `"auto"` | `auto`: the WebSocket when eligible and healthy, else HTTP; `websocket`: strict, always the WebSocket, failures reach the caller; `http`: never the WebSocket |
 //! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](wsfirst::core::limits)) | largest request body buffered so it can be replayed over HTTP |
-//! | `routes[].timeouts.connect` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
-//! | `routes[].timeouts.first_event` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
-//! | `routes[].timeouts.idle` | duration, > 0 | layer default (300s) | between two events of an answer |
+//! | `routes[].timeouts.handshake_timeout` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
+//! | `routes[].timeouts.first_event_timeout` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
+//! | `routes[].timeouts.idle_timeout` | duration, > 0 | layer default (300s) | between two events of an answer |
 //! | `routes[].timeouts.http_response` | duration, > 0 | upstream default (10m) | HTTP: from sending the request to the response headers, connecting included; past it `504` |
 //! | `routes[].timeouts.http_idle` | duration, > 0 | upstream default (300s) | HTTP: between two chunks of the response body; past it the body ends with an error |
 //! | `routes[].breaker.enabled` | bool | `true` | `false`: no breaker layer for this route (it neither reads nor feeds its key's breaker) |
 //! | `routes[].breaker.consecutive_failures` | integer | layer default | trip after this many WebSocket failures in a row; `0` turns this rule off |
-//! | `routes[].breaker.failure_rate` | number, 0 to 1 | layer default | trip when this fraction of the last `window` calls failed |
-//! | `routes[].breaker.window` | integer, > 0 | layer default | number of recent calls the failure rate is computed over |
-//! | `routes[].breaker.min_calls` | integer, > 0, <= `window` | layer default | calls needed in the window before the failure rate counts |
-//! | `routes[].breaker.open_for` | duration, > 0 | layer default | how long a tripped key stays pinned to HTTP the first time (grows with each trip) |
-//! | `routes[].breaker.max_open_for` | duration, >= `open_for` | layer default | cap of the growing pinned period |
-//! | `routes[].breaker.probes` | integer, > 0 | layer default | requests allowed to probe the WebSocket when half-open |
+//! | `routes[].breaker.failure_rate_threshold` | number, 0 to 1 | layer default | trip when this fraction of the last `window` calls failed |
+//! | `routes[].breaker.failure_rate_window` | integer, > 0 | layer default | number of recent calls the failure rate is computed over |
+//! | `routes[].breaker.failure_rate_min_calls` | integer, > 0, <= `window` | layer default | calls needed in the window before the failure rate counts |
+//! | `routes[].breaker.open_duration` | duration, > 0 | layer default | how long a tripped key stays pinned to HTTP the first time (grows with each trip) |
+//! | `routes[].breaker.max_open_duration` | duration, >= `open_for` | layer default | cap of the growing pinned period |
+//! | `routes[].breaker.half_open_probes` | integer, > 0 | layer default | requests allowed to probe the WebSocket when half-open |
 //! | `routes[].pool.idle_timeout` | duration, > 0 | layer default | close a pooled WebSocket idle for this long |
 //! | `routes[].pool.max_age` | duration, > 0 | layer default | retire a pooled WebSocket older than this (before the upstream's own limit) |
-//! | `routes[].pool.max_connections` | integer, > 0 | layer default | most pooled WebSockets per key |
+//! | `routes[].pool.max_connections_per_key` | integer, > 0 | layer default | most pooled WebSockets per key |
 //! | `routes[].pool.conversation_wait` | duration | 5s | how long a request continuing a conversation (`previous_response_id`) waits for the busy connection that produced the response; `0s`: never waits |
-//! | `routes[].pool.max_total_connections` | integer, > 0 | layer default (1024) | most WebSockets of the route's pool in total, across keys (routes with equal `[routes.pool]` tables share a pool, routes without one the default pool); at it, a new connection closes the idle one returned longest ago, or waits (at most `timeouts.connect`) and is replayed over HTTP |
+//! | `routes[].pool.max_connections` | integer, > 0 | layer default (1024) | most WebSockets of the route's pool in total, across keys (routes with equal `[routes.pool]` tables share a pool, routes without one the default pool); at it, a new connection closes the idle one returned longest ago, or waits (at most `timeouts.handshake_timeout`) and is replayed over HTTP |
 //! | `routes[].pool.max_idle_connections` | integer, > 0 | layer default (256) | most idle WebSockets of the route's pool in total; past it, the one returned longest ago is closed |
 //! | `routes[].pool.write_stall_timeout` | duration, > 0 | layer default (60s) | a streaming answer's WebSocket is closed when its client reads nothing for this long |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
@@ -124,6 +124,7 @@
 //! | `routes[].client_websocket.max_connections` | integer, > 0 | 1024 | client connections open on the route at once; past it an upgrade is `503` |
 //! | `routes[].client_websocket.shutdown_grace` | duration | 10s | on shutdown, the time a running response has to finish |
 
+mod breakers;
 mod build;
 mod client_ws;
 mod error;
@@ -139,7 +140,7 @@ pub use error::ConfigError;
 pub(crate) use parse::MaskedHeaders;
 pub use parse::is_credential_header;
 pub use schema::{
-    AdminConfig, BreakerConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,
+    AdminConfig, BreakerConfig, BreakerKeyConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,
     EligibilityConfig, FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig,
     ServerLimitsConfig, TimeoutsConfig,
 };

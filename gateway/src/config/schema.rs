@@ -102,18 +102,53 @@ pub struct AdminConfig {
     pub token_env: Option<String>,
 }
 
-/// The `[breakers]` table: settings of the one breaker registry that every route shares (a
-/// route's own breaker settings are in `[routes.breaker]`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+/// The `[breakers]` table: the one breaker registry that every route shares, as
+/// [`BreakerRegistryBuilder`](wsfirst::breaker::BreakerRegistryBuilder) takes it: its limits,
+/// the settings of every key (`[breakers.default]`, its `config`) and those of one provider +
+/// WebSocket endpoint (`[[breakers.keys]]`, its `config_for`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakersConfig {
-    /// Forget a key not used for this long (the registry's default when left out).
-    #[serde(deserialize_with = "de_duration")]
-    pub idle_evict: Option<Duration>,
+    /// Forget a key not used for this long (the registry's default when left out)
+    /// (`idle_evict` before).
+    #[serde(alias = "idle_evict", deserialize_with = "de_duration")]
+    pub idle_timeout: Option<Duration>,
     /// The most keys the registry holds (> 0); the least recently used go first.
     pub max_keys: Option<usize>,
-    /// One `wsfirst_breaker_state` series per credential instead of per provider and endpoint.
-    pub gauge_per_credential: Option<bool>,
+    /// One `wsfirst_breaker_state` series per credential instead of per provider and endpoint
+    /// (`gauge_per_credential` before).
+    #[serde(alias = "gauge_per_credential")]
+    pub state_gauge_per_credential: Option<bool>,
+    /// `[breakers.default]`: the settings of every key without settings of its own; fields
+    /// left out are the breaker's defaults.
+    pub default: Option<BreakerConfig>,
+    /// `[[breakers.keys]]`: the settings of one provider + WebSocket endpoint, for every
+    /// credential.
+    pub keys: Vec<BreakerKeyConfig>,
+}
+
+/// One `[[breakers.keys]]` entry: the breaker settings of every key with this provider and
+/// WebSocket endpoint, whatever the credential.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerKeyConfig {
+    /// The provider id, as in the routes.
+    pub provider: String,
+    /// The WebSocket endpoint, as in the routes' `ws_url`.
+    pub ws_url: String,
+    /// `[breakers.keys.config]`: the settings; fields left out are the breaker's defaults.
+    #[serde(default)]
+    pub config: BreakerConfig,
+}
+
+impl fmt::Debug for BreakerKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerKeyConfig")
+            .field("provider", &self.provider)
+            .field("ws_url", &redact::url(&self.ws_url))
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 /// The `[eligibility]` table: which (provider, API) pairs may try the WebSocket.
@@ -298,15 +333,15 @@ impl ClientWebSocketConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutsConfig {
-    /// Connect + TLS + WebSocket handshake.
-    #[serde(deserialize_with = "de_duration")]
-    pub connect: Option<Duration>,
-    /// From the request sent to the upstream's first event.
-    #[serde(deserialize_with = "de_duration")]
-    pub first_event: Option<Duration>,
-    /// Between two events of an answer.
-    #[serde(deserialize_with = "de_duration")]
-    pub idle: Option<Duration>,
+    /// Connect + TLS + WebSocket handshake (`connect` before).
+    #[serde(alias = "connect", deserialize_with = "de_duration")]
+    pub handshake_timeout: Option<Duration>,
+    /// From the request sent to the upstream's first event (`first_event` before).
+    #[serde(alias = "first_event", deserialize_with = "de_duration")]
+    pub first_event_timeout: Option<Duration>,
+    /// Between two events of an answer (`idle` before).
+    #[serde(alias = "idle", deserialize_with = "de_duration")]
+    pub idle_timeout: Option<Duration>,
     /// HTTP: from sending the request to the response headers, connecting included.
     #[serde(deserialize_with = "de_duration")]
     pub http_response: Option<Duration>,
@@ -315,8 +350,10 @@ pub struct TimeoutsConfig {
     pub http_idle: Option<Duration>,
 }
 
-/// `[routes.breaker]`: the circuit breaker settings of the route's key; `None`: the breaker's
-/// defaults. Routes that reach the same key (provider + WebSocket endpoint) must agree on them.
+/// Circuit breaker settings, as [`BreakerConfigBuilder`](wsfirst::breaker::BreakerConfigBuilder)
+/// names them: `[routes.breaker]` (the settings of the route's key; routes that reach the same
+/// provider + WebSocket endpoint must agree on them), `[breakers.default]` and
+/// `[breakers.keys.config]`; `None`: the breaker's defaults. `enabled` is a route's only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
@@ -324,26 +361,43 @@ pub struct BreakerConfig {
     pub enabled: Option<bool>,
     /// Trip after this many WebSocket failures in a row; `0` turns the rule off.
     pub consecutive_failures: Option<u32>,
-    /// Trip when this fraction (0 to 1) of the last [`window`](Self::window) calls failed.
-    pub failure_rate: Option<f64>,
-    /// The number of recent calls the failure rate is computed over (> 0).
-    pub window: Option<u32>,
-    /// The calls needed in the window before the failure rate counts.
-    pub min_calls: Option<u32>,
-    /// How long a tripped key stays pinned to HTTP the first time.
-    #[serde(deserialize_with = "de_duration")]
-    pub open_for: Option<Duration>,
-    /// The cap of the pinned period, which grows with each trip.
-    #[serde(deserialize_with = "de_duration")]
-    pub max_open_for: Option<Duration>,
-    /// Requests allowed to probe the WebSocket when half-open.
-    pub probes: Option<u32>,
+    /// Trip when this fraction (0 to 1) of the last [`failure_rate_window`](Self::failure_rate_window) calls failed
+    /// (`failure_rate` before).
+    #[serde(alias = "failure_rate")]
+    pub failure_rate_threshold: Option<f64>,
+    /// The number of recent calls the failure rate is computed over (> 0)
+    /// (`window` before).
+    #[serde(alias = "window")]
+    pub failure_rate_window: Option<u32>,
+    /// The calls needed in the window before the failure rate counts
+    /// (`min_calls` before).
+    #[serde(alias = "min_calls")]
+    pub failure_rate_min_calls: Option<u32>,
+    /// How long a tripped key stays pinned to HTTP the first time (`open_for` before).
+    #[serde(alias = "open_for", deserialize_with = "de_duration")]
+    pub open_duration: Option<Duration>,
+    /// The cap of the pinned period, which grows with each trip
+    /// (`max_open_for` before).
+    #[serde(alias = "max_open_for", deserialize_with = "de_duration")]
+    pub max_open_duration: Option<Duration>,
+    /// Requests allowed to probe the WebSocket when half-open (`probes` before).
+    #[serde(alias = "probes")]
+    pub half_open_probes: Option<u32>,
 }
 
 impl BreakerConfig {
     /// Whether the route has a circuit breaker (`enabled` left out means yes).
     pub fn is_enabled(&self) -> bool {
         self.enabled.unwrap_or(true)
+    }
+
+    /// Whether the table sets any breaker setting (`enabled` is not one).
+    pub fn has_settings(&self) -> bool {
+        *self
+            != Self {
+                enabled: self.enabled,
+                ..Self::default()
+            }
     }
 }
 
@@ -358,9 +412,11 @@ pub struct PoolConfig {
     #[serde(deserialize_with = "de_duration")]
     pub max_age: Option<Duration>,
     /// The most pooled connections per key (> 0).
+    pub max_connections_per_key: Option<u32>,
+    /// The most connections of the route's pool in total, across keys (> 0)
+    /// (`max_total_connections` before).
+    #[serde(alias = "max_total_connections")]
     pub max_connections: Option<u32>,
-    /// The most connections of the route's pool in total, across keys (> 0).
-    pub max_total_connections: Option<u32>,
     /// The most idle connections of the route's pool in total, across keys (> 0).
     pub max_idle_connections: Option<u32>,
     /// Close a streaming answer's connection when its reader stops reading for this long.

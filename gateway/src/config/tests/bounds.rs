@@ -11,9 +11,9 @@ use crate::config::Config;
 fn the_reference_document_sets_every_bound() {
     let config = Config::from_toml_str(FULL).unwrap();
     assert_eq!(config.breakers.max_keys, Some(10_000));
-    assert_eq!(config.breakers.gauge_per_credential, Some(false));
+    assert_eq!(config.breakers.state_gauge_per_credential, Some(false));
     let pool = &config.routes[0].pool;
-    assert_eq!(pool.max_total_connections, Some(512));
+    assert_eq!(pool.max_connections, Some(512));
     assert_eq!(pool.max_idle_connections, Some(128));
     assert_eq!(pool.write_stall_timeout, Some(Duration::from_secs(60)));
 }
@@ -21,7 +21,7 @@ fn the_reference_document_sets_every_bound() {
 #[test]
 fn breaker_bounds_reach_the_registry() {
     let config =
-        Config::from_toml_str("[breakers]\nmax_keys = 500\ngauge_per_credential = true\n").unwrap();
+        Config::from_toml_str("[breakers]\nmax_keys = 500\nstate_gauge_per_credential = true\n").unwrap();
     let registry = config.layers().unwrap().registry;
     assert_eq!(registry.max_keys(), 500);
     assert!(format!("{registry:?}").contains("per_credential: true"));
@@ -42,7 +42,7 @@ fn breaker_bounds_reach_the_registry() {
 #[test]
 fn pool_bounds_reach_the_route_pool() {
     let config = Config::from_toml_str(&route_with(
-        "[routes.pool]\nmax_total_connections = 10\nmax_idle_connections = 5\nwrite_stall_timeout = \"30s\"",
+        "[routes.pool]\nmax_connections = 10\nmax_idle_connections = 5\nwrite_stall_timeout = \"30s\"",
     ))
     .unwrap();
     let layers = config.layers().unwrap();
@@ -77,12 +77,12 @@ fn invalid_bounds_name_their_field() {
             "breakers.max_keys: invalid value: integer `-1`, expected usize",
         ),
         (
-            "[breakers]\ngauge_per_credential = \"yes\"".to_owned(),
-            "breakers.gauge_per_credential: invalid type: string \"yes\", expected a boolean",
+            "[breakers]\nstate_gauge_per_credential = \"yes\"".to_owned(),
+            "breakers.state_gauge_per_credential: invalid type: string \"yes\", expected a boolean",
         ),
         (
-            route_with("[routes.pool]\nmax_total_connections = 0"),
-            "routes[0].pool.max_total_connections: invalid websocket config: max_connections must not be zero",
+            route_with("[routes.pool]\nmax_connections = 0"),
+            "routes[0].pool.max_connections: invalid websocket config: max_connections must not be zero",
         ),
         (
             route_with("[routes.pool]\nmax_idle_connections = 0"),

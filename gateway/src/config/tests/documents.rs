@@ -42,9 +42,9 @@ fn the_documented_example_parses() {
     assert_eq!(
         route.timeouts,
         TimeoutsConfig {
-            connect: Some(Duration::from_secs(5)),
-            first_event: Some(Duration::from_secs(30)),
-            idle: Some(Duration::from_secs(120)),
+            handshake_timeout: Some(Duration::from_secs(5)),
+            first_event_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(120)),
             http_response: Some(Duration::from_secs(600)),
             http_idle: Some(Duration::from_secs(300)),
         }
@@ -54,18 +54,18 @@ fn the_documented_example_parses() {
         BreakerConfig {
             enabled: Some(true),
             consecutive_failures: Some(3),
-            failure_rate: Some(0.5),
-            window: Some(20),
-            min_calls: Some(10),
-            open_for: Some(Duration::from_secs(30)),
-            max_open_for: Some(Duration::from_secs(600)),
-            probes: Some(1),
+            failure_rate_threshold: Some(0.5),
+            failure_rate_window: Some(20),
+            failure_rate_min_calls: Some(10),
+            open_duration: Some(Duration::from_secs(30)),
+            max_open_duration: Some(Duration::from_secs(600)),
+            half_open_probes: Some(1),
         }
     );
-    assert_eq!(config.breakers.idle_evict, Some(Duration::from_secs(600)));
+    assert_eq!(config.breakers.idle_timeout, Some(Duration::from_secs(600)));
     assert_eq!(route.pool.idle_timeout, Some(Duration::from_secs(60)));
     assert_eq!(route.pool.max_age, Some(Duration::from_secs(55 * 60)));
-    assert_eq!(route.pool.max_connections, Some(8));
+    assert_eq!(route.pool.max_connections_per_key, Some(8));
     assert_eq!(
         route.pool.affinity_header.as_ref().map(HeaderName::as_str),
         Some("x-session-id")
@@ -103,7 +103,7 @@ fn the_documented_example_parses() {
 #[test]
 fn the_gateway_example_parses_with_defaults_left_to_the_layers() {
     let config = Config::from_toml_str(&format!(
-        "{}\n[eligibility]\nwebsocket_pairs = [[\"openai\", \"openai-responses\"]]\n{ROUTE}mode = \"auto\"\n[routes.breaker]\nconsecutive_failures = 3\nopen_for = \"30s\"\n",
+        "{}\n[eligibility]\nwebsocket_pairs = [[\"openai\", \"openai-responses\"]]\n{ROUTE}mode = \"auto\"\n[routes.breaker]\nconsecutive_failures = 3\nopen_duration = \"30s\"\n",
         "listen = \"127.0.0.1:8080\""
     ))
     .unwrap();

@@ -7,16 +7,16 @@ use crate::config::{Config, ConfigError};
 fn values_that_do_not_parse_name_their_path() {
     let cases: Vec<(String, &str)> = vec![
         (
-            second_route("[routes.breaker]\nopen_for = \"3x\""),
-            r#"routes[1].breaker.open_for: invalid duration "3x""#,
+            second_route("[routes.breaker]\nopen_duration = \"3x\""),
+            r#"routes[1].breaker.open_duration: invalid duration "3x""#,
         ),
         (
-            route_with("[routes.timeouts]\nconnect = \"500000000000y\""),
-            r#"routes[0].timeouts.connect: invalid duration "500000000000y": longer than 100 years"#,
+            route_with("[routes.timeouts]\nhandshake_timeout = \"500000000000y\""),
+            r#"routes[0].timeouts.handshake_timeout: invalid duration "500000000000y": longer than 100 years"#,
         ),
         (
-            route_with("[routes.timeouts]\nconnect = 5"),
-            r#"routes[0].timeouts.connect: invalid type: integer `5`, expected a duration such as "30s" or "10m""#,
+            route_with("[routes.timeouts]\nhandshake_timeout = 5"),
+            r#"routes[0].timeouts.handshake_timeout: invalid type: integer `5`, expected a duration such as "30s" or "10m""#,
         ),
         (
             route_with("mode = \"sometimes\""),
@@ -32,7 +32,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             route_with("[routes.breaker]\nopen_fro = \"30s\""),
-            "routes[0].breaker.open_fro: unknown field `open_fro`, expected one of `enabled`, `consecutive_failures`, `failure_rate`, `window`, `min_calls`, `open_for`, `max_open_for`, `probes`",
+            "routes[0].breaker.open_fro: unknown field `open_fro`, expected one of `enabled`, `consecutive_failures`, `failure_rate`, `failure_rate_threshold`, `failure_rate_window`, `window`, `failure_rate_min_calls`, `min_calls`, `open_duration`, `open_for`, `max_open_duration`, `max_open_for`, `half_open_probes`, `probes`",
         ),
         (
             route_with("[routes.pool]\naffinity_header = \"x session\""),
@@ -96,12 +96,12 @@ fn values_that_do_not_parse_name_their_path() {
             r#"eligibility.provider_hosts."my.provider"[1]: invalid type: integer `5`, expected a string"#,
         ),
         (
-            "routes = [{ path = \"/x\", provider = \"p\", api = \"a\", http_url = \"https://x/\", breaker = { open_for = \"3x\" } }]".to_owned(),
-            r#"routes[0].breaker.open_for: invalid duration "3x""#,
+            "routes = [{ path = \"/x\", provider = \"p\", api = \"a\", http_url = \"https://x/\", breaker = { open_duration = \"3x\" } }]".to_owned(),
+            r#"routes[0].breaker.open_duration: invalid duration "3x""#,
         ),
         (
-            second_route("breaker.open_for = \"3x\""),
-            r#"routes[1].breaker.open_for: invalid duration "3x""#,
+            second_route("breaker.open_duration = \"3x\""),
+            r#"routes[1].breaker.open_duration: invalid duration "3x""#,
         ),
         (
             second_route("[routes.headers]\n\"X Team\" = \"a\""),
@@ -115,24 +115,24 @@ fn values_that_do_not_parse_name_their_path() {
 fn values_that_break_a_rule_name_their_path() {
     let cases: Vec<(String, &str)> = vec![
         (
-            route_with("[routes.breaker]\nfailure_rate = 1.5"),
-            "routes[0].breaker.failure_rate: invalid breaker config: failure_rate must be between 0.0 and 1.0, got 1.5",
+            route_with("[routes.breaker]\nfailure_rate_threshold = 1.5"),
+            "routes[0].breaker.failure_rate_threshold: invalid breaker config: failure_rate must be between 0.0 and 1.0, got 1.5",
         ),
         (
-            route_with("[routes.breaker]\nfailure_rate = -0.1"),
-            "routes[0].breaker.failure_rate: invalid breaker config: failure_rate must be between 0.0 and 1.0, got -0.1",
+            route_with("[routes.breaker]\nfailure_rate_threshold = -0.1"),
+            "routes[0].breaker.failure_rate_threshold: invalid breaker config: failure_rate must be between 0.0 and 1.0, got -0.1",
         ),
         (
-            route_with("[routes.breaker]\nwindow = 0"),
-            "routes[0].breaker.window: invalid breaker config: window must not be zero",
+            route_with("[routes.breaker]\nfailure_rate_window = 0"),
+            "routes[0].breaker.failure_rate_window: invalid breaker config: window must not be zero",
         ),
         (
-            route_with("[routes.breaker]\nprobes = 0"),
-            "routes[0].breaker.probes: invalid breaker config: half_open_probes must not be zero",
+            route_with("[routes.breaker]\nhalf_open_probes = 0"),
+            "routes[0].breaker.half_open_probes: invalid breaker config: half_open_probes must not be zero",
         ),
         (
-            route_with("[routes.breaker]\nwindow = 5\nmin_calls = 6"),
-            "routes[0].breaker.window: invalid breaker config: window (5 calls) must not be smaller than min_calls (6)",
+            route_with("[routes.breaker]\nfailure_rate_window = 5\nfailure_rate_min_calls = 6"),
+            "routes[0].breaker.failure_rate_window: invalid breaker config: window (5 calls) must not be smaller than min_calls (6)",
         ),
         (
             route_with("[routes.timeouts]\nhttp_response = \"0s\""),
@@ -140,20 +140,20 @@ fn values_that_break_a_rule_name_their_path() {
         ),
         (
             // The breaker's default minimum (10 calls) stays: a smaller window alone is refused.
-            route_with("[routes.breaker]\nwindow = 5"),
-            "routes[0].breaker.window: invalid breaker config: window (5 calls) must not be smaller than min_calls (10)",
+            route_with("[routes.breaker]\nfailure_rate_window = 5"),
+            "routes[0].breaker.failure_rate_window: invalid breaker config: window (5 calls) must not be smaller than min_calls (10)",
         ),
         (
-            route_with("[routes.breaker]\nopen_for = \"0s\""),
-            "routes[0].breaker.open_for: invalid breaker config: open_duration must not be zero",
+            route_with("[routes.breaker]\nopen_duration = \"0s\""),
+            "routes[0].breaker.open_duration: invalid breaker config: open_duration must not be zero",
         ),
         (
-            route_with("[routes.breaker]\nopen_for = \"1m\"\nmax_open_for = \"30s\""),
-            "routes[0].breaker.max_open_for: invalid breaker config: max_open_duration (30s) must not be shorter than open_duration (60s)",
+            route_with("[routes.breaker]\nopen_duration = \"1m\"\nmax_open_for = \"30s\""),
+            "routes[0].breaker.max_open_duration: invalid breaker config: max_open_duration (30s) must not be shorter than open_duration (60s)",
         ),
         (
-            route_with("[routes.pool]\nmax_connections = 0"),
-            "routes[0].pool.max_connections: invalid websocket config: max_connections_per_key must not be zero",
+            route_with("[routes.pool]\nmax_connections_per_key = 0"),
+            "routes[0].pool.max_connections_per_key: invalid websocket config: max_connections_per_key must not be zero",
         ),
         (
             route_with("body_limit = 0"),
@@ -183,8 +183,9 @@ fn values_that_break_a_rule_name_their_path() {
             format!(
                 "{}[routes.breaker]\nconsecutive_failures = 5\n",
                 second_route("ws_url = \"wss://api.openai.com/v1/responses\"")
-            ),
-            r#"routes[1].breaker.consecutive_failures: differs from routes[0] (path "/v1/responses"), which reaches the same breaker key (provider "openai", endpoint "wss://api.openai.com/v1/responses"): routes that share a key must have the same breaker settings"#,
+            )
+            .replacen("[[routes]]", "[[routes]]\nbreaker = { consecutive_failures = 4 }", 1),
+            r#"routes[1].breaker.consecutive_failures: differs from routes[0] (path "/v1/responses"), which reaches the same breaker key (provider "openai", endpoint "wss://api.openai.com/v1/responses"): routes that share a key must have the same breaker settings (or set them once, in [[breakers.keys]])"#,
         ),
         (
             second_route("").replace("path = \"/v1/other\"", "path = \"/v1/responses\""),
@@ -295,8 +296,8 @@ fn to_route_names_fields_relative_to_the_route() {
 #[test]
 fn a_breaker_rule_has_one_owner() {
     let config =
-        Config::from_toml_str(&route_with("[routes.breaker]\nfailure_rate = 0.0")).unwrap();
-    assert_eq!(config.routes[0].breaker.failure_rate, Some(0.0));
+        Config::from_toml_str(&route_with("[routes.breaker]\nfailure_rate_threshold = 0.0")).unwrap();
+    assert_eq!(config.routes[0].breaker.failure_rate_threshold, Some(0.0));
 }
 
 /// Routes that share a breaker key with the same settings, or where only one has a breaker, are
@@ -305,10 +306,10 @@ fn a_breaker_rule_has_one_owner() {
 fn routes_sharing_a_key_agree_or_opt_out() {
     let ws = "ws_url = \"wss://api.openai.com/v1/responses\"";
     let same = format!(
-        "{}[routes.breaker]\nopen_for = \"30s\"\n",
+        "{}[routes.breaker]\nopen_duration = \"30s\"\n",
         second_route(ws).replacen(
             "ws_url = \"wss://api.openai.com/v1/responses\"\n",
-            "ws_url = \"wss://api.openai.com/v1/responses\"\n[routes.breaker]\nopen_for = \"30s\"\n",
+            "ws_url = \"wss://api.openai.com/v1/responses\"\n[routes.breaker]\nopen_duration = \"30s\"\n",
             1,
         )
     );
@@ -323,9 +324,9 @@ fn routes_sharing_a_key_agree_or_opt_out() {
             .starts_with("routes[0].breaker.idle_evict: unknown field"),
         "{error}"
     );
-    let config = Config::from_toml_str("[breakers]\nidle_evict = \"1h\"").unwrap();
+    let config = Config::from_toml_str("[breakers]\nidle_timeout = \"1h\"").unwrap();
     assert_eq!(
-        config.breakers.idle_evict,
+        config.breakers.idle_timeout,
         Some(std::time::Duration::from_secs(3600))
     );
 }

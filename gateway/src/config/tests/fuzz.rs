@@ -202,20 +202,20 @@ proptest! {
 fn regression_documents() {
     for (change, expected) in [
         (
-            "[routes.breaker]\nwindow = 0",
-            Some("routes[0].breaker.window"),
+            "[routes.breaker]\nfailure_rate_window = 0",
+            Some("routes[0].breaker.failure_rate_window"),
         ),
         (
-            "[routes.timeouts]\nconnect = \"0s\"",
-            Some("routes[0].timeouts.connect"),
+            "[routes.timeouts]\nhandshake_timeout = \"0s\"",
+            Some("routes[0].timeouts.handshake_timeout"),
         ),
         (
-            "[routes.pool]\nmax_connections = 0",
-            Some("routes[0].pool.max_connections"),
+            "[routes.pool]\nmax_connections_per_key = 0",
+            Some("routes[0].pool.max_connections_per_key"),
         ),
         (
-            "[routes.breaker]\nfailure_rate = 1e308",
-            Some("routes[0].breaker.failure_rate"),
+            "[routes.breaker]\nfailure_rate_threshold = 1e308",
+            Some("routes[0].breaker.failure_rate_threshold"),
         ),
     ] {
         let text = format!("{}{change}\n", super::ROUTE);

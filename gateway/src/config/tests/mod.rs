@@ -1,6 +1,7 @@
 //! Tests of the configuration file, by topic; the fixtures they share.
 
 mod bounds;
+mod breakers;
 mod client_ws;
 mod documents;
 mod errors;
@@ -21,9 +22,9 @@ provider_hosts = { openai = "api.openai.com" }               # optional
 override_header = "x-wsfirst-transport"                       # optional
 max_message_size = "16MiB"                                    # optional
 [breakers]
-idle_evict = "10m"                                            # optional
+idle_timeout = "10m"                                            # optional
 max_keys = 10000                                              # optional
-gauge_per_credential = false                                  # optional
+state_gauge_per_credential = false                                  # optional
 [[routes]]
 path = "/v1/responses"
 provider = "openai"
@@ -34,25 +35,25 @@ mode = "auto"                                                 # auto | websocket
 body_limit = "8MiB"                                           # optional
 forward_headers = ["x-team"]                                  # optional
 [routes.timeouts]
-connect = "5s"
-first_event = "30s"
-idle = "120s"
+handshake_timeout = "5s"
+first_event_timeout = "30s"
+idle_timeout = "120s"
 http_response = "10m"
 http_idle = "5m"
 [routes.breaker]
 consecutive_failures = 3
-failure_rate = 0.5
-window = 20
-min_calls = 10
-open_for = "30s"
-max_open_for = "10m"
-probes = 1
+failure_rate_threshold = 0.5
+failure_rate_window = 20
+failure_rate_min_calls = 10
+open_duration = "30s"
+max_open_duration = "10m"
+half_open_probes = 1
 enabled = true
 [routes.pool]
 idle_timeout = "60s"
 max_age = "55m"
-max_connections = 8
-max_total_connections = 512
+max_connections_per_key = 8
+max_connections = 512
 max_idle_connections = 128
 write_stall_timeout = "60s"
 affinity_header = "x-session-id"
