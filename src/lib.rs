@@ -74,6 +74,7 @@
 pub mod admin;
 pub mod client_ws;
 pub mod future;
+pub mod logging;
 pub mod respond;
 pub mod serve;
 pub mod stack;

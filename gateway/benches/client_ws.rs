@@ -25,11 +25,11 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, client::IntoClientRequest},
 };
-use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
     serve::{ServerConfig, serve},
     websocket::testing::{Answer, TestUpstream},
 };
+use wsfirst_gateway::{Configured, config::Config};
 
 const CREATE: &str = r#"{"type":"response.create","model":"gpt-kit","input":"hi"}"#;
 const TEXT: &str = "hello world, this answer streams over a few more events than the shortest";

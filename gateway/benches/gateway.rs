@@ -32,11 +32,11 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use tokio::{net::TcpListener, runtime::Runtime};
-use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
     serve::{ServerConfig, serve},
     websocket::testing::{Answer, TestUpstream},
 };
+use wsfirst_gateway::{Configured, config::Config};
 
 const STREAM: &str = r#"{"model":"gpt-kit","input":"hi","stream":true}"#;
 const TEXT: &str = "hello world, this answer streams over a few more events than the shortest";

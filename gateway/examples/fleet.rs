@@ -24,13 +24,13 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing_subscriber::EnvFilter;
-use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
     breaker::BreakerState,
     core::BoxError,
     websocket::testing::{TestUpstream, WsScript},
 };
 use wsfirst_breaker_redis::testing::RedisServer;
+use wsfirst_gateway::{Configured, config::Config};
 
 const BODY: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
 

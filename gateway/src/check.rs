@@ -69,7 +69,9 @@ pub fn effective(config: &Config) -> Result<String, ConfigError> {
     line(format!("eligibility = {:?}", layers.table));
     line(format!(
         "breakers = idle_timeout: {:?}, max_keys: {:?}, state_gauge_per_credential: {:?}",
-        config.breakers.idle_timeout, config.breakers.max_keys, config.breakers.state_gauge_per_credential
+        config.breakers.idle_timeout,
+        config.breakers.max_keys,
+        config.breakers.state_gauge_per_credential
     ));
     line(format!("breakers.default = {:?}", layers.breakers.default));
     for (key, breaker, from) in &layers.breakers.keys {

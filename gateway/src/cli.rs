@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(parse(["--version"]), Ok(Command::Version));
         assert_eq!(parse(["-V"]), Ok(Command::Version));
         assert_eq!(parse(["a.toml"]), Ok(Command::Serve(Some("a.toml".into()))));
-        assert_eq!(parse(["--check", "a.toml"]), Ok(Command::Check("a.toml".into())));
+        assert_eq!(
+            parse(["--check", "a.toml"]),
+            Ok(Command::Check("a.toml".into()))
+        );
     }
 
     #[test]
@@ -104,6 +107,9 @@ mod tests {
             parse(["--check", "a.toml", "b.toml"]),
             Err(r#"unexpected argument "b.toml""#.into())
         );
-        assert_eq!(parse(["--verbose"]), Err(r#"unknown option "--verbose""#.into()));
+        assert_eq!(
+            parse(["--verbose"]),
+            Err(r#"unknown option "--verbose""#.into())
+        );
     }
 }

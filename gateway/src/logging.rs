@@ -1,60 +1,18 @@
-//! Which log events may carry a credential, so that no log filter can print one.
-//!
-//! wsfirst itself never logs a credential at any level: breaker and pool keys hold a
-//! fingerprint, and `Debug` of routes and configurations redacts secrets. Some dependencies do
-//! at their most verbose level: tungstenite logs the whole WebSocket upgrade request, its
-//! `Authorization` header included, at `TRACE` (target `tungstenite::handshake::client`). A
-//! filter such as `RUST_LOG=trace` would print it.
-//!
-//! **What a service using wsfirst must do:** drop the events [`may_carry_credentials`] names,
-//! in a filter that no `RUST_LOG` value can override (a per-layer filter next to the
-//! `EnvFilter`, not a directive inside it), as the gateway's [`subscriber`] does:
-//!
-//! ```
-//! use tracing_subscriber::{EnvFilter, filter::filter_fn, prelude::*};
-//!
-//! let logs = tracing_subscriber::fmt::layer()
-//!     .with_filter(EnvFilter::new("trace"))
-//!     .with_filter(filter_fn(|event| {
-//!         !wsfirst_gateway::logging::may_carry_credentials(event.target(), *event.level())
-//!     }));
-//! let _subscriber = tracing_subscriber::registry().with(logs);
-//! ```
+//! The gateway's log subscriber: `RUST_LOG` chooses the level, but no value of it can print a
+//! credential. The events that may carry one (tungstenite logs the whole WebSocket upgrade
+//! request at `TRACE`, see [`wsfirst::logging`]) are dropped by a filter of their own.
 
-use tracing::{Level, Subscriber};
+use tracing::Subscriber;
 use tracing_subscriber::{
     EnvFilter,
     filter::{LevelFilter, filter_fn},
     fmt::MakeWriter,
     prelude::*,
 };
-
-/// Targets whose events at `TRACE` may print raw request bytes or headers.
-const RAW_AT_TRACE: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
-
-/// Whether an event of `target` at `level` may print a credential (raw request bytes or
-/// headers): then drop it, whatever the log filter says.
-///
-/// ```
-/// use tracing::Level;
-/// use wsfirst_gateway::logging::may_carry_credentials;
-///
-/// assert!(may_carry_credentials("tungstenite::handshake::client", Level::TRACE));
-/// assert!(!may_carry_credentials("tungstenite::handshake::client", Level::DEBUG));
-/// assert!(!may_carry_credentials("wsfirst_breaker::registry", Level::TRACE));
-/// ```
-pub fn may_carry_credentials(target: &str, level: Level) -> bool {
-    level == Level::TRACE
-        && RAW_AT_TRACE.iter().any(|crate_name| {
-            target == *crate_name
-                || target
-                    .strip_prefix(crate_name)
-                    .is_some_and(|rest| rest.starts_with("::"))
-        })
-}
+use wsfirst::logging::may_carry_credentials;
 
 /// The gateway's subscriber: formatted lines to `writer` at the levels of `levels` (from
-/// `RUST_LOG`), without the events that [`may_carry_credentials`], whatever `levels` says.
+/// `RUST_LOG`), without the events that [`may_carry_credentials`] names, whatever `levels` says.
 pub fn subscriber<W>(levels: EnvFilter, writer: W, ansi: bool) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,

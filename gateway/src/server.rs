@@ -12,10 +12,8 @@ use wsfirst_websocket::testing::TestUpstream;
 use crate::{Configured, access_log::AccessLog, config::Config, offline};
 
 /// Where the gateway listens when the configuration has no `listen` key.
-const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-    8080,
-);
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 /// How long the pooled WebSockets' close frames (each bounded by one second) and the last tasks
 /// may take once the server stopped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);

@@ -9,13 +9,13 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
     RouteService,
     breaker::BreakerState,
     breaker_store::testing::{RedisServer, until},
     websocket::testing::{TestUpstream, WsScript},
 };
+use wsfirst_gateway::{Configured, config::Config};
 
 const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
 

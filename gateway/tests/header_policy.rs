@@ -6,7 +6,6 @@ use axum::{Router, body::Body};
 use http::{HeaderName, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
     RouteOptions, Wsfirst,
     core::{Route, headers::BODY_HEADERS},
@@ -16,6 +15,7 @@ use wsfirst::{
         testing::{CapturedRequest, TestUpstream, Transport},
     },
 };
+use wsfirst_gateway::{Configured, config::Config};
 
 const STREAM: &str = r#"{"model":"gpt-test","input":"hi","stream":true}"#;
 

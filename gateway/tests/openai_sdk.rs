@@ -24,11 +24,11 @@ use std::path::PathBuf;
 use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
 use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
-use wsfirst_gateway::{Configured, config::Config};
 use wsfirst::{
     breaker::BreakerState,
     core::{Route, Transport},
 };
+use wsfirst_gateway::{Configured, config::Config};
 use wsfirst_websocket::testing::{Answer, TestUpstream, WsScript};
 
 /// The text the upstream answers with.

@@ -48,17 +48,26 @@ impl Config {
         if let Some(store) = store {
             registry = registry.store(Arc::new(store.clone()));
         }
-        let tables = breakers.default.iter().map(|table| ("breakers.default".to_owned(), table));
+        let tables = breakers
+            .default
+            .iter()
+            .map(|table| ("breakers.default".to_owned(), table));
         let keyed = breakers.keys.iter().enumerate();
-        let keyed = keyed.map(|(index, entry)| (format!("breakers.keys[{index}].config"), &entry.config));
-        if let Some((path, _)) = tables.chain(keyed).find(|(_, table)| table.enabled.is_some()) {
+        let keyed =
+            keyed.map(|(index, entry)| (format!("breakers.keys[{index}].config"), &entry.config));
+        if let Some((path, _)) = tables
+            .chain(keyed)
+            .find(|(_, table)| table.enabled.is_some())
+        {
             return Err(ConfigError::invalid(
                 format!("{path}.enabled"),
                 "only a route's breaker can be turned off ([routes.breaker] enabled = false)",
             ));
         }
         let default = match &breakers.default {
-            Some(table) => table.to_config().map_err(|e| e.prefixed("breakers.default"))?,
+            Some(table) => table
+                .to_config()
+                .map_err(|e| e.prefixed("breakers.default"))?,
             None => BreakerConfig::default(),
         };
         registry = registry.config(default.clone());
@@ -71,7 +80,8 @@ impl Config {
                 .config
                 .to_config()
                 .map_err(|error| error.prefixed(&format!("{path}.config")))?;
-            let breaker_key = BreakerKey::new_keyed(key, entry.provider.as_str(), &entry.ws_url, None);
+            let breaker_key =
+                BreakerKey::new_keyed(key, entry.provider.as_str(), &entry.ws_url, None);
             let scope = scope(&breaker_key);
             if let Some((first, _)) = owners.get(&scope) {
                 return Err(ConfigError::invalid(
@@ -138,7 +148,7 @@ fn scope(key: &BreakerKey) -> (String, String) {
 impl schema::BreakerConfig {
     /// The settings, checked by the breaker's own builder; errors name the field as the file
     /// does. `enabled` is a route's only: an error here.
-    pub(super) fn to_config(&self) -> Result<BreakerConfig, ConfigError> {
+    pub(super) fn to_config(self) -> Result<BreakerConfig, ConfigError> {
         let mut builder = BreakerConfig::builder();
         match self.consecutive_failures {
             // `0` in the file turns the rule off.

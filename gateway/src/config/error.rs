@@ -20,7 +20,7 @@ pub enum ConfigError {
     },
     /// A value is invalid.
     Invalid {
-        /// Where, such as `routes[1].breaker.open_for` (empty for the whole document).
+        /// Where, such as `routes[1].breaker.open_duration` (empty for the whole document).
         path: String,
         /// What is wrong, such as `invalid duration "3x"`.
         message: String,
@@ -35,8 +35,8 @@ impl ConfigError {
         }
     }
 
-    /// The same error with `prefix` in front of its path (`breaker.open_for` under `routes[1]`
-    /// becomes `routes[1].breaker.open_for`); other errors unchanged.
+    /// The same error with `prefix` in front of its path (`breaker.open_duration` under `routes[1]`
+    /// becomes `routes[1].breaker.open_duration`); other errors unchanged.
     pub(crate) fn prefixed(self, prefix: &str) -> Self {
         match self {
             ConfigError::Invalid { path, message } => ConfigError::Invalid {
@@ -50,7 +50,7 @@ impl ConfigError {
         }
     }
 
-    /// The path of the invalid value, such as `routes[1].breaker.open_for`, when the error is
+    /// The path of the invalid value, such as `routes[1].breaker.open_duration`, when the error is
     /// about one.
     pub fn path(&self) -> Option<&str> {
         match self {

@@ -52,6 +52,12 @@
 //!
 //! # Reference
 //!
+//! The names are those of the library builders' methods (`open_duration` is
+//! [`BreakerConfigBuilder::open_duration`](wsfirst::breaker::BreakerConfigBuilder::open_duration),
+//! `handshake_timeout` is
+//! [`WebSocketConfigBuilder::handshake_timeout`](wsfirst::websocket::WebSocketConfigBuilder::handshake_timeout));
+//! the names before the renaming are still read (the README lists them).
+//!
 //! Durations are strings in human form (`"500ms"`, `"30s"`, `"10m"`, `"1h 30m"`). Byte sizes are
 //! an integer number of bytes or a string with a unit: `B`, `KB`/`MB`/`GB` (powers of 1000) or
 //! `KiB`/`MiB`/`GiB` (powers of 1024), such as `"16MiB"`, `"512KiB"`, `"1MB"`. "Layer default"
@@ -72,8 +78,10 @@
 //! | `server.max_header_bytes` | byte size, >= 8 KiB | 64 KiB | the largest request headers; larger is `431` |
 //! | `server.shutdown_grace` | duration, <= 1 year | 10s | on shutdown, how long requests in flight may finish; past it, the connections still open are closed |
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
-//! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401` |
+//! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401`; required when `admin.listen` is not a loopback address |
 //! | `breakers.idle_timeout` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
+//! | `breakers.default` | table of breaker settings | the breaker's defaults | the settings of every key without its own: the `routes[].breaker` fields but `enabled` ([`BreakerRegistryBuilder::config`](wsfirst::breaker::BreakerRegistryBuilder::config)) |
+//! | `breakers.keys[]` | `provider`, `ws_url`, `config` | none | the settings of one provider + WebSocket endpoint for every credential ([`config_for`](wsfirst::breaker::BreakerRegistryBuilder::config_for)); `config` takes the `routes[].breaker` fields but `enabled`; a key is set in one place: here or in one route's table |
 //! | `breakers.max_keys` | integer, > 0 | 10000 | the most breaker keys (one per provider + endpoint + credential); past it the least recently used are evicted, but never a key pinned by hand or with a probe in flight (see [`BreakerRegistry`](wsfirst::breaker::BreakerRegistry), "Memory") |
 //! | `breakers.state_gauge_per_credential` | bool | `false` | `true`: one `wsfirst_breaker_state` series per key, labelled with its credential fingerprint; `false`: one per provider and endpoint, showing its worst key |
 //! | `breaker_store.redis_url` | `redis://` URL | no store | share breaker state with the other replicas through Redis or Valkey (see [`wsfirst_breaker_redis`]): failures counted by the fleet, pins (automatic and by hand) on every replica, half-open probes across the fleet; requires `fingerprint_key_env`; a store that is down leaves each replica its own breakers |
@@ -97,11 +105,11 @@
 //! | `routes[].timeouts.http_idle` | duration, > 0 | upstream default (300s) | HTTP: between two chunks of the response body; past it the body ends with an error |
 //! | `routes[].breaker.enabled` | bool | `true` | `false`: no breaker layer for this route (it neither reads nor feeds its key's breaker) |
 //! | `routes[].breaker.consecutive_failures` | integer | layer default | trip after this many WebSocket failures in a row; `0` turns this rule off |
-//! | `routes[].breaker.failure_rate_threshold` | number, 0 to 1 | layer default | trip when this fraction of the last `window` calls failed |
+//! | `routes[].breaker.failure_rate_threshold` | number, 0 to 1 | layer default | trip when this fraction of the last `failure_rate_window` calls failed |
 //! | `routes[].breaker.failure_rate_window` | integer, > 0 | layer default | number of recent calls the failure rate is computed over |
-//! | `routes[].breaker.failure_rate_min_calls` | integer, > 0, <= `window` | layer default | calls needed in the window before the failure rate counts |
+//! | `routes[].breaker.failure_rate_min_calls` | integer, > 0, <= `failure_rate_window` | layer default | calls needed in the window before the failure rate counts |
 //! | `routes[].breaker.open_duration` | duration, > 0 | layer default | how long a tripped key stays pinned to HTTP the first time (grows with each trip) |
-//! | `routes[].breaker.max_open_duration` | duration, >= `open_for` | layer default | cap of the growing pinned period |
+//! | `routes[].breaker.max_open_duration` | duration, >= `open_duration` | layer default | cap of the growing pinned period |
 //! | `routes[].breaker.half_open_probes` | integer, > 0 | layer default | requests allowed to probe the WebSocket when half-open |
 //! | `routes[].pool.idle_timeout` | duration, > 0 | layer default | close a pooled WebSocket idle for this long |
 //! | `routes[].pool.max_age` | duration, > 0 | layer default | retire a pooled WebSocket older than this (before the upstream's own limit) |
@@ -140,7 +148,7 @@ pub use error::ConfigError;
 pub(crate) use parse::MaskedHeaders;
 pub use parse::is_credential_header;
 pub use schema::{
-    AdminConfig, BreakerConfig, BreakerKeyConfig, BreakerStoreConfig, BreakersConfig, ClientWebSocketConfig, Config,
-    EligibilityConfig, FallbackConfig, Pair, PoolConfig, ReplayConfig, RouteConfig,
-    ServerLimitsConfig, TimeoutsConfig,
+    AdminConfig, BreakerConfig, BreakerKeyConfig, BreakerStoreConfig, BreakersConfig,
+    ClientWebSocketConfig, Config, EligibilityConfig, FallbackConfig, Pair, PoolConfig,
+    ReplayConfig, RouteConfig, ServerLimitsConfig, TimeoutsConfig,
 };

@@ -33,12 +33,7 @@ where
 }
 
 pub(super) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    de_str(
-        d,
-        "a duration such as \"30s\" or \"10m\"",
-        parse_duration,
-    )
-    .map(Some)
+    de_str(d, "a duration such as \"30s\" or \"10m\"", parse_duration).map(Some)
 }
 
 /// Parses a duration in human form (`"30s"`, `"1h 30m"`), at most [`MAX_DURATION`]: the layers

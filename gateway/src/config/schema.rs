@@ -7,8 +7,8 @@ use serde::Deserialize;
 use wsfirst_core::{TransportMode, redact};
 
 use super::parse::{
-    MaskedHeaders, de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode, de_required_socket_addr,
-    de_socket_addr,
+    MaskedHeaders, de_bytes, de_duration, de_header_name, de_headers, de_hosts, de_mode,
+    de_required_socket_addr, de_socket_addr,
 };
 
 /// A whole configuration file: the listen address, the eligibility table and the routes.

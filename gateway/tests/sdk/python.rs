@@ -21,7 +21,8 @@ pub(crate) fn python_with(modules: &str, package: &str) -> Option<PathBuf> {
     };
     let python = std::env::var_os("WSFIRST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(venv));
+        // The repository's root: this package is `gateway/` in it.
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(venv));
     let problem = match Command::new(&python)
         .args(["-c", &format!("import {modules}")])
         .output()

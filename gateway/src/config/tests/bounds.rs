@@ -21,7 +21,8 @@ fn the_reference_document_sets_every_bound() {
 #[test]
 fn breaker_bounds_reach_the_registry() {
     let config =
-        Config::from_toml_str("[breakers]\nmax_keys = 500\nstate_gauge_per_credential = true\n").unwrap();
+        Config::from_toml_str("[breakers]\nmax_keys = 500\nstate_gauge_per_credential = true\n")
+            .unwrap();
     let registry = config.layers().unwrap().registry;
     assert_eq!(registry.max_keys(), 500);
     assert!(format!("{registry:?}").contains("per_credential: true"));

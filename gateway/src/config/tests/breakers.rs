@@ -52,7 +52,7 @@ open_duration = "45s"
     let layers = config.layers().unwrap();
     let consecutive = |index: usize| {
         let key = layers.routes[index].route.breaker_key();
-        layers.registry.config_for(&key).consecutive_failures()
+        layers.registry.config_for(key).consecutive_failures()
     };
     assert_eq!(consecutive(0), Some(2));
     assert_eq!(consecutive(1), Some(2));
@@ -60,7 +60,7 @@ open_duration = "45s"
     assert_eq!(consecutive(2), Some(7));
     let key = layers.routes[0].route.breaker_key();
     assert_eq!(
-        layers.registry.config_for(&key).open_duration(),
+        layers.registry.config_for(key).open_duration(),
         std::time::Duration::from_secs(45)
     );
 }
@@ -80,13 +80,16 @@ consecutive_failures = 2
         "breakers.keys[1]: the same provider and endpoint as breakers.keys[0]: set a key's settings once"
     );
     let route_too = Config::from_toml_str(
-        &format!("{}\n[routes.breaker]\nconsecutive_failures = 3\n", routes(keys))
-            // The table goes to the last route; move it to the first, which has the key.
-            .replace("/c", "/c-unused")
-            .replace(
-                "ws_url = \"wss://eu.api.openai.com/v1/responses\"",
-                "ws_url = \"wss://api.openai.com/v1/responses\"",
-            ),
+        &format!(
+            "{}\n[routes.breaker]\nconsecutive_failures = 3\n",
+            routes(keys)
+        )
+        // The table goes to the last route; move it to the first, which has the key.
+        .replace("/c", "/c-unused")
+        .replace(
+            "ws_url = \"wss://eu.api.openai.com/v1/responses\"",
+            "ws_url = \"wss://api.openai.com/v1/responses\"",
+        ),
     )
     .unwrap_err();
     assert_eq!(

@@ -295,8 +295,10 @@ fn to_route_names_fields_relative_to_the_route() {
 /// The breaker owns the rules of its settings: the file accepts what the breaker accepts.
 #[test]
 fn a_breaker_rule_has_one_owner() {
-    let config =
-        Config::from_toml_str(&route_with("[routes.breaker]\nfailure_rate_threshold = 0.0")).unwrap();
+    let config = Config::from_toml_str(&route_with(
+        "[routes.breaker]\nfailure_rate_threshold = 0.0",
+    ))
+    .unwrap();
     assert_eq!(config.routes[0].breaker.failure_rate_threshold, Some(0.0));
 }
 
