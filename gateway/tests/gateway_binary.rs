@@ -950,3 +950,47 @@ fn version_help_and_wrong_arguments() {
     assert!(stderr.contains("unknown option \"--chek\""), "{stderr}");
     assert!(stderr.contains("usage: wsfirst-gateway"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_admin_listener_has_the_public_listener_s_limits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // One connection at a time and one second to send the headers, on both listeners.
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [server]\nheader_read_timeout = \"1s\"\nmax_connections = 1\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"{ADMIN_TOKEN_ENV}\"\n"
+    );
+    let (gateway, _public) = Gateway::start(&config, "info").await;
+    let admin = gateway.admin_addr();
+
+    // A client that never finishes its headers holds the one connection...
+    let mut silent = TcpStream::connect(admin).await.unwrap();
+    silent
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: admin\r\n")
+        .await
+        .unwrap();
+    // ...so a full request waits in the backlog until the header timeout closes the first.
+    let mut full = TcpStream::connect(admin).await.unwrap();
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nhost: admin\r\nauthorization: {}\r\nconnection: close\r\n\r\n",
+        ADMIN_AUTH.1
+    );
+    full.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0_u8; 1];
+    let first = tokio::time::timeout(DEADLINE, async {
+        tokio::select! {
+            closed = silent.read(&mut byte) => ("silent closed", closed.map(drop).is_ok()),
+            read = full.read_to_end(&mut answer) => ("full answered", read.is_ok()),
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("neither connection moved\n{}", gateway.output()));
+    assert_eq!(first.0, "silent closed", "{}", gateway.output());
+    tokio::time::timeout(DEADLINE, full.read_to_end(&mut answer))
+        .await
+        .expect("the full request is answered once the slot is free")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
