@@ -9,9 +9,8 @@ use wsfirst_breaker_redis::RedisStore;
 use wsfirst_core::{BreakerKey, FingerprintKey};
 
 use super::{
-    build::RouteLayers,
     error::ConfigError,
-    schema::{self, Config},
+    schema::{self, Config, RouteConfig},
 };
 
 /// The breaker settings a registry was built with (for `--check`).
@@ -31,7 +30,7 @@ impl Config {
     pub(super) fn registry(
         &self,
         key: &FingerprintKey,
-        routes: &[RouteLayers],
+        route_keys: &[BreakerKey],
         store: Option<&RedisStore>,
     ) -> Result<(BreakerRegistry, BreakerSettings), ConfigError> {
         let breakers = &self.breakers;
@@ -92,7 +91,7 @@ impl Config {
             owners.insert(scope, (path.clone(), config.clone()));
             keys.push((breaker_key, config, path));
         }
-        for (index, (config, layers)) in self.routes.iter().zip(routes).enumerate() {
+        for (index, (config, route_key)) in self.routes.iter().zip(route_keys).enumerate() {
             let prefix = format!("routes[{index}]");
             let Some(breaker) = config
                 .breaker_config()
@@ -100,7 +99,7 @@ impl Config {
             else {
                 continue;
             };
-            let breaker_key = layers.route.breaker_key().with_credential(None);
+            let breaker_key = route_key.with_credential(None);
             let scope = scope(&breaker_key);
             match owners.get(&scope) {
                 Some((first, _)) if first.starts_with("breakers.") => {
@@ -137,6 +136,20 @@ impl Config {
             ConfigError::invalid(format!("breakers.{}", error.field()), error.to_string())
         })?;
         Ok((registry, BreakerSettings { default, keys }))
+    }
+}
+
+impl RouteConfig {
+    /// The breaker settings of this route's own `[routes.breaker]` table, `None` when the
+    /// route has no breaker or its table sets nothing (then the key takes `[breakers]`'s).
+    pub(crate) fn breaker_config(&self) -> Result<Option<BreakerConfig>, ConfigError> {
+        if !self.breaker.is_enabled() || !self.breaker.has_settings() {
+            return Ok(None);
+        }
+        self.breaker
+            .to_config()
+            .map(Some)
+            .map_err(|error| error.prefixed("breaker"))
     }
 }
 

@@ -8,7 +8,7 @@
 //! in `validate.rs`.
 
 use http::{HeaderName, Uri};
-use wsfirst_breaker::{BreakerConfig, BreakerRegistry};
+use wsfirst_breaker::BreakerRegistry;
 
 use super::breakers::BreakerSettings;
 use wsfirst_breaker_redis::{RedisStore, RedisStoreConfig};
@@ -143,7 +143,11 @@ impl Config {
             }
             routes.push(route_layers);
         }
-        let (registry, breakers) = self.registry(key, &routes, store.as_ref())?;
+        let route_keys: Vec<_> = routes
+            .iter()
+            .map(|layers| layers.route.breaker_key())
+            .collect();
+        let (registry, breakers) = self.registry(key, &route_keys, store.as_ref())?;
         Ok(Layers {
             table,
             registry,
@@ -317,18 +321,6 @@ impl RouteConfig {
             };
             ConfigError::invalid(path, error.to_string())
         })
-    }
-
-    /// The breaker settings of this route's own `[routes.breaker]` table, `None` when the
-    /// route has no breaker or its table sets nothing (then the key takes `[breakers]`'s).
-    pub(crate) fn breaker_config(&self) -> Result<Option<BreakerConfig>, ConfigError> {
-        if !self.breaker.is_enabled() || !self.breaker.has_settings() {
-            return Ok(None);
-        }
-        self.breaker
-            .to_config()
-            .map(Some)
-            .map_err(|error| error.prefixed("breaker"))
     }
 }
 
