@@ -145,7 +145,7 @@ impl Config {
         }
         let route_keys: Vec<_> = routes
             .iter()
-            .map(|layers| layers.route.breaker_key())
+            .map(|layers| layers.route.breaker_key().clone())
             .collect();
         let (registry, breakers) = self.registry(key, &route_keys, store.as_ref())?;
         Ok(Layers {
