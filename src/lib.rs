@@ -132,8 +132,6 @@
 
 pub mod admin;
 pub mod client_ws;
-pub mod config;
-pub mod configured;
 pub mod future;
 pub mod logging;
 pub mod respond;
@@ -143,7 +141,6 @@ pub mod stack;
 
 mod duration;
 
-pub use configured::Configured;
 pub use respond::{REASON_HEADER, TRANSPORT_HEADER};
 pub use respond::{Respond, RespondLayer};
 pub use set_route::{RouteLayer, SetRoute};

@@ -8,7 +8,7 @@
 //!
 //! **What a service using wsfirst must do:** drop the events [`may_carry_credentials`] names,
 //! in a filter that no `RUST_LOG` value can override (a per-layer filter next to the
-//! `EnvFilter`, not a directive inside it), as the gateway example does:
+//! `EnvFilter`, not a directive inside it), as the `wsfirst-gateway` binary does:
 //!
 //! ```
 //! use tracing_subscriber::{EnvFilter, filter::filter_fn, prelude::*};

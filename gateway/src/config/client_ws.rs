@@ -1,0 +1,61 @@
+//! `[routes.client_websocket]` onto [`ClientWsConfig`]'s builder, which owns the defaults and
+//! the rules; its errors get the table's path.
+
+use wsfirst::client_ws::ClientWsConfig;
+
+use super::{ConfigError, schema::ClientWebSocketConfig};
+
+impl ClientWebSocketConfig {
+    /// The limits of the route's client WebSocket connections, checked by
+    /// [`ClientWsConfig`]'s builder; errors name the field (`max_queued`, ...), to be prefixed
+    /// with the table's path.
+    ///
+    /// ```
+    /// use wsfirst_gateway::config::Config;
+    ///
+    /// let config = Config::from_toml_str(r#"
+    ///     [[routes]]
+    ///     path = "/v1/responses"
+    ///     provider = "openai"
+    ///     api = "openai-responses"
+    ///     http_url = "https://api.openai.com/v1/responses"
+    ///     [routes.client_websocket]
+    ///     idle_timeout = "2m"
+    ///     send_buffer = "1MiB"
+    /// "#)?;
+    /// let limits = config.routes[0].client_websocket.to_config()?;
+    /// assert_eq!(limits.idle_timeout(), std::time::Duration::from_secs(120));
+    /// assert_eq!(limits.send_buffer(), 1 << 20);
+    /// # Ok::<(), wsfirst_gateway::config::ConfigError>(())
+    /// ```
+    pub fn to_config(&self) -> Result<ClientWsConfig, ConfigError> {
+        let mut builder = ClientWsConfig::builder();
+        if let Some(bytes) = self.max_message_size {
+            builder = builder.max_message_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        if let Some(timeout) = self.idle_timeout {
+            builder = builder.idle_timeout(timeout);
+        }
+        if let Some(interval) = self.ping_interval {
+            builder = builder.ping_interval(Some(interval));
+        }
+        if let Some(lifetime) = self.max_lifetime {
+            builder = builder.max_lifetime(lifetime);
+        }
+        if let Some(bytes) = self.send_buffer {
+            builder = builder.send_buffer(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        if let Some(max) = self.max_queued {
+            builder = builder.max_queued(max as usize);
+        }
+        if let Some(max) = self.max_connections {
+            builder = builder.max_connections(max as usize);
+        }
+        if let Some(grace) = self.shutdown_grace {
+            builder = builder.shutdown_grace(grace);
+        }
+        builder
+            .build()
+            .map_err(|error| ConfigError::invalid(error.field(), error.to_string()))
+    }
+}
