@@ -72,7 +72,7 @@ use tokio::{
     time::{Instant, Sleep},
 };
 use tower::ServiceExt;
-use wsfirst_core::{BoxError, MAX_DURATION};
+use wsfirst_core::{BoxError, ConfigError, ConfigErrorKind};
 
 /// `listener`, with `TCP_NODELAY` set on every socket it accepts (a socket on which it cannot be
 /// set is served as it is, and the failure logged at DEBUG).
@@ -184,36 +184,22 @@ impl ServerConfigBuilder {
     }
 
     /// Checks the values and builds the configuration.
-    pub fn build(self) -> Result<ServerConfig, ServerConfigError> {
+    pub fn build(self) -> Result<ServerConfig, ConfigError> {
+        const CONFIG: &str = "server config";
         let config = self.config;
-        for (field, value) in [
-            ("header_read_timeout", config.header_read_timeout),
-            ("body_read_timeout", config.body_read_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ServerConfigError::Zero { field });
-            }
-            if value > MAX_DURATION {
-                return Err(ServerConfigError::TooLong { field, value });
-            }
-        }
-        if config.shutdown_grace > MAX_DURATION {
-            return Err(ServerConfigError::TooLong {
-                field: "shutdown_grace",
-                value: config.shutdown_grace,
-            });
-        }
-        if config.max_connections == 0 {
-            return Err(ServerConfigError::Zero {
-                field: "max_connections",
-            });
-        }
+        ConfigError::check_duration(CONFIG, "header_read_timeout", config.header_read_timeout)?;
+        ConfigError::check_duration(CONFIG, "body_read_timeout", config.body_read_timeout)?;
+        ConfigError::check_max_duration(CONFIG, "shutdown_grace", config.shutdown_grace)?;
+        ConfigError::check_not_zero(CONFIG, "max_connections", config.max_connections as u64)?;
         if config.max_header_bytes < MIN_HEADER_BYTES {
-            return Err(ServerConfigError::TooSmall {
-                field: "max_header_bytes",
-                value: config.max_header_bytes,
-                min: MIN_HEADER_BYTES,
-            });
+            return Err(ConfigError::new(
+                CONFIG,
+                "max_header_bytes",
+                ConfigErrorKind::TooSmall {
+                    value: config.max_header_bytes as u64,
+                    min: MIN_HEADER_BYTES as u64,
+                },
+            ));
         }
         Ok(config)
     }
@@ -221,62 +207,6 @@ impl ServerConfigBuilder {
 
 /// hyper's smallest HTTP/1 read buffer.
 const MIN_HEADER_BYTES: usize = 8192;
-
-/// A [`ServerConfig`] value is invalid; names the builder field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ServerConfigError {
-    /// A value that must not be zero is.
-    Zero {
-        /// The builder field.
-        field: &'static str,
-    },
-    /// A duration is longer than [`MAX_DURATION`].
-    TooLong {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: Duration,
-    },
-    /// A size is below its minimum.
-    TooSmall {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: usize,
-        /// The smallest accepted.
-        min: usize,
-    },
-}
-
-impl ServerConfigError {
-    /// The builder field the error is about.
-    pub fn field(&self) -> &'static str {
-        match self {
-            ServerConfigError::Zero { field }
-            | ServerConfigError::TooLong { field, .. }
-            | ServerConfigError::TooSmall { field, .. } => field,
-        }
-    }
-}
-
-impl fmt::Display for ServerConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid server config: ")?;
-        match self {
-            ServerConfigError::Zero { field } => write!(f, "{field} must not be zero"),
-            ServerConfigError::TooLong { field, value } => write!(
-                f,
-                "{field} must be at most {MAX_DURATION:?} (100 years), got {value:?}"
-            ),
-            ServerConfigError::TooSmall { field, value, min } => {
-                write!(f, "{field} must be at least {min}, got {value}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ServerConfigError {}
 
 /// Serves `router` on `listener` with the limits of `config` and `TCP_NODELAY` on every socket,
 /// until `shutdown` completes; then stops accepting, lets the requests in flight finish within
@@ -434,6 +364,7 @@ impl std::error::Error for BodyReadTimeout {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsfirst_core::MAX_DURATION;
 
     #[tokio::test]
     async fn accepted_sockets_have_nodelay_set() {

@@ -48,6 +48,6 @@ mod service;
 mod timeouts;
 
 pub use body::UpstreamBody;
-pub use error::{HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind};
+pub use error::{HttpUpstreamError, HttpUpstreamErrorKind};
 pub use service::{HttpUpstream, HttpUpstreamBuilder};
 pub use timeouts::HttpTimeouts;

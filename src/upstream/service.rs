@@ -16,11 +16,13 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 use tower_service::Service;
-use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route, headers::HeaderPolicy};
+use wsfirst_core::{
+    BoxError, ConfigError, MAX_DURATION, MissingExtension, Route, headers::HeaderPolicy,
+};
 use wsfirst_websocket::tls::ClientTls;
 
 use super::{
-    HttpTimeouts, HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody,
+    HttpTimeouts, HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody,
     connect::{ConnectTimedOut, TimeoutConnector},
     future::ResponseFuture,
     headers,
@@ -251,7 +253,7 @@ impl HttpUpstreamBuilder {
 
     /// Checks the settings without building anything (the facade checks a route's timeouts
     /// with it).
-    pub(crate) fn check(&self) -> Result<(), HttpUpstreamBuildError> {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         check_duration("connect_timeout", Some(self.connect_timeout))?;
         check_duration("response_timeout", self.response_timeout)?;
         check_duration("body_idle_timeout", self.body_idle_timeout)?;
@@ -259,7 +261,7 @@ impl HttpUpstreamBuilder {
     }
 
     /// Builds the service (and its connection pool).
-    pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
+    pub fn build(self) -> Result<HttpUpstream, ConfigError> {
         self.check()?;
         // The connector sets ALPN to match the enabled HTTP versions.
         let tls = self.tls.clone().unwrap_or_default().with_alpn(Vec::new());
@@ -298,16 +300,10 @@ impl HttpUpstreamBuilder {
 }
 
 /// A duration setting must be neither zero nor longer than [`MAX_DURATION`].
-fn check_duration(
-    field: &'static str,
-    value: Option<Duration>,
-) -> Result<(), HttpUpstreamBuildError> {
+fn check_duration(field: &'static str, value: Option<Duration>) -> Result<(), ConfigError> {
     match value {
-        Some(value) if value.is_zero() => Err(HttpUpstreamBuildError::Zero { field }),
-        Some(value) if value > MAX_DURATION => {
-            Err(HttpUpstreamBuildError::TooLong { field, value })
-        }
-        _ => Ok(()),
+        Some(value) => ConfigError::check_duration("http upstream config", field, value),
+        None => Ok(()),
     }
 }
 

@@ -552,9 +552,7 @@ impl BreakerRegistryBuilder {
     /// Checks the values and builds the registry; the error names the field
     /// ([`max_keys`](Self::max_keys) of zero).
     pub fn try_build(self) -> Result<BreakerRegistry, ConfigError> {
-        if self.max_keys == 0 {
-            return Err(ConfigError::Zero { field: "max_keys" });
-        }
+        ConfigError::check_not_zero("breaker config", "max_keys", self.max_keys as u64)?;
         let epoch = Instant::now();
         let store = self.store.clone();
         let registry = BreakerRegistry {

@@ -46,6 +46,7 @@
 #![forbid(unsafe_code)]
 
 mod breaker_key;
+mod config_error;
 mod error;
 mod failure;
 mod fingerprint;
@@ -58,6 +59,7 @@ mod route;
 mod served;
 
 pub use breaker_key::BreakerKey;
+pub use config_error::{ConfigError, ConfigErrorKind};
 pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};

@@ -69,14 +69,13 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-mod error;
 pub mod future;
 mod layer;
 pub mod policy;
 mod service;
 pub mod table;
 
-pub use error::ConfigError;
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 pub use layer::EligibilityLayer;
 pub use policy::{And, Policy, PolicyFn, RequestHead, policy_fn};
 pub use service::{DECISIONS_METRIC, Eligibility};

@@ -108,7 +108,8 @@ mod warn;
 
 pub use body::ReplayBody;
 pub use config::{FallbackConfig, FallbackConfigBuilder};
-pub use error::{BodyTooLarge, ConfigError, HttpAfterWebSocket, ReadBodyError};
+pub use error::{BodyTooLarge, HttpAfterWebSocket, ReadBodyError};
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 pub use layer::FallbackLayer;
 pub use service::Fallback;
 /// Which failures are sent again; defined in `wsfirst-core` so that the WebSocket layer reads the

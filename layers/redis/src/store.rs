@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use wsfirst_breaker::{BreakerStore, StoreEvent, StoreLink};
 
 use crate::{
-    RedisStoreConfig, StoreConfigError,
+    ConfigError, RedisStoreConfig,
+    config::CONFIG,
     worker::{Status, Worker},
 };
 
@@ -51,16 +52,17 @@ impl RedisStore {
     /// A store with these settings. Connects later, in its task (so a Redis that is down does
     /// not stop a gateway from starting: its breakers are local until Redis is back). Must be
     /// called inside a tokio runtime, where the task will run (the error names `runtime`).
-    pub fn new(config: RedisStoreConfig) -> Result<Self, StoreConfigError> {
+    pub fn new(config: RedisStoreConfig) -> Result<Self, ConfigError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreConfigError::new(
+            ConfigError::invalid(
+                CONFIG,
                 "runtime",
-                "is missing: a breaker store must be made inside a tokio runtime".to_owned(),
+                "a breaker store must be made inside a tokio runtime",
             )
         })?;
         // The URL was checked by the config's builder.
         let client = redis::Client::open(config.url.as_str()).map_err(|error| {
-            StoreConfigError::new("redis_url", format!("is not a redis url: {error}"))
+            ConfigError::invalid(CONFIG, "redis_url", format!("is not a redis url: {error}"))
         })?;
         let (tx, rx) = mpsc::channel(config.queue);
         Ok(RedisStore {

@@ -356,15 +356,13 @@ impl WebSocketConfigBuilder {
             ("first_event_timeout", self.first_event_timeout),
             ("idle_timeout", self.idle_timeout),
         ] {
-            ConfigError::check_duration(field, value)?;
+            ConfigError::check_duration(CONFIG, field, value)?;
         }
         for (field, value) in [
             ("max_message_size", self.max_message_size),
             ("max_incoming_message_size", self.max_incoming_message_size),
         ] {
-            if value == 0 {
-                return Err(ConfigError::Zero { field });
-            }
+            ConfigError::check_not_zero(CONFIG, field, value as u64)?;
         }
         let mut headers = HeaderPolicy::builder();
         headers = match &self.forward_headers {
@@ -378,11 +376,13 @@ impl WebSocketConfigBuilder {
         }
         for (name, value) in &self.static_headers {
             let name = header_name("static_headers", name)?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| ConfigError::InvalidHeaderValue {
-                    field: "static_headers",
-                    name: name.clone(),
-                })?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ConfigError::invalid(
+                    CONFIG,
+                    "static_headers",
+                    format!("the value of {name} is not a valid header value"),
+                )
+            })?;
             headers = headers.static_header(name, value);
         }
         for name in self.codec.list_headers() {
@@ -390,17 +390,18 @@ impl WebSocketConfigBuilder {
         }
         let headers = headers
             .build()
-            .map_err(|error| ConfigError::ReservedHeader {
-                field: error.field(),
-                name: error.name().clone(),
+            .map_err(|error| {
+                ConfigError::invalid(
+                    CONFIG,
+                    error.field(),
+                    format!(
+                        "{} is a hop-by-hop or handshake header and is never forwarded",
+                        error.name()
+                    ),
+                )
             })?;
         let affinity_header = match &self.affinity_header {
-            Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
-                ConfigError::InvalidHeaderName {
-                    field: "affinity_header",
-                    name: raw.clone(),
-                }
-            })?),
+            Some(raw) => Some(header_name("affinity_header", raw)?),
             None => None,
         };
         Ok(WebSocketConfig(Arc::new(ConfigInner {
@@ -417,12 +418,13 @@ impl WebSocketConfigBuilder {
     }
 }
 
+/// What [`ConfigError`]s of the WebSocket layer's builders call the configuration.
+pub(crate) const CONFIG: &str = "websocket config";
+
 /// Parses a header name given to `field` (the [`HeaderPolicy`] rejects the reserved ones).
 fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
-    HeaderName::from_bytes(raw.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
-        field,
-        name: raw.to_owned(),
-    })
+    HeaderName::from_bytes(raw.as_bytes())
+        .map_err(|_| ConfigError::invalid(CONFIG, field, format!("{raw:?} is not a header name")))
 }
 
 #[cfg(test)]
