@@ -16,9 +16,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 use tower_service::Service;
-use wsfirst_core::{
-    BoxError, ConfigError, MAX_DURATION, MissingExtension, Route, headers::HeaderPolicy,
-};
+use wsfirst_core::{BoxError, ConfigError, MissingExtension, Route, headers::HeaderPolicy};
 use wsfirst_websocket::tls::ClientTls;
 
 use super::{
@@ -299,7 +297,7 @@ impl HttpUpstreamBuilder {
     }
 }
 
-/// A duration setting must be neither zero nor longer than [`MAX_DURATION`].
+/// A duration setting must be neither zero nor longer than [`MAX_DURATION`](wsfirst_core::MAX_DURATION).
 fn check_duration(field: &'static str, value: Option<Duration>) -> Result<(), ConfigError> {
     match value {
         Some(value) => ConfigError::check_duration("http upstream config", field, value),
@@ -347,6 +345,7 @@ pub(crate) fn client_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsfirst_core::MAX_DURATION;
 
     #[test]
     fn host_names_the_port_and_never_user_info() {

@@ -280,7 +280,9 @@ mod tests {
         );
         assert!(ConfigError::check_not_zero("c", "f", 1).is_ok());
         assert_eq!(
-            ConfigError::check_not_zero("c", "f", 0).unwrap_err().field(),
+            ConfigError::check_not_zero("c", "f", 0)
+                .unwrap_err()
+                .field(),
             "f"
         );
     }

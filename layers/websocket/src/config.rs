@@ -29,7 +29,7 @@ use wsfirst_core::{
     limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE},
 };
 
-use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
+use crate::{Codec, ConfigError, ResponsesCodec, error::CONFIG, tls::ClientTls};
 
 /// The configuration of one [`WebSocketLayer`](crate::WebSocketLayer) (one route in the facade).
 ///
@@ -335,12 +335,6 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// A shared codec (see [`codec`](Self::codec)).
-    pub fn shared_codec(mut self, codec: Arc<dyn Codec>) -> Self {
-        self.codec = codec;
-        self
-    }
-
     /// The TLS configuration for `wss://`, built once and shared by every route (default: the
     /// process-wide default of webpki and platform roots, built at the first `wss://`
     /// connection; see [`crate::tls`]).
@@ -388,18 +382,16 @@ impl WebSocketConfigBuilder {
         for name in self.codec.list_headers() {
             headers = headers.list_header(name.clone());
         }
-        let headers = headers
-            .build()
-            .map_err(|error| {
-                ConfigError::invalid(
-                    CONFIG,
-                    error.field(),
-                    format!(
-                        "{} is a hop-by-hop or handshake header and is never forwarded",
-                        error.name()
-                    ),
-                )
-            })?;
+        let headers = headers.build().map_err(|error| {
+            ConfigError::invalid(
+                CONFIG,
+                error.field(),
+                format!(
+                    "{} is a hop-by-hop or handshake header and is never forwarded",
+                    error.name()
+                ),
+            )
+        })?;
         let affinity_header = match &self.affinity_header {
             Some(raw) => Some(header_name("affinity_header", raw)?),
             None => None,
@@ -417,9 +409,6 @@ impl WebSocketConfigBuilder {
         })))
     }
 }
-
-/// What [`ConfigError`]s of the WebSocket layer's builders call the configuration.
-pub(crate) const CONFIG: &str = "websocket config";
 
 /// Parses a header name given to `field` (the [`HeaderPolicy`] rejects the reserved ones).
 fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {

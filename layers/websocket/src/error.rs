@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+/// What the [`ConfigError`](crate::ConfigError)s of this crate's builders call the
+/// configuration.
+pub(crate) const CONFIG: &str = "websocket config";
+
 /// A codec could not encode a request or read a message; the layer turns it into a
 /// [`WsFailure`](wsfirst_core::WsFailure) with kind `Protocol`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -51,7 +51,7 @@ use std::{
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 
-use crate::{ConfigError, config::CONFIG};
+use crate::{ConfigError, error::CONFIG};
 
 /// The ALPN protocol of the WebSocket's HTTP/1.1 upgrade: a WebSocket never negotiates HTTP/2.
 const WEBSOCKET_ALPN: &[u8] = b"http/1.1";
@@ -229,12 +229,20 @@ fn root_store(
     }
     roots.add_parsable_certificates(native.iter().cloned());
     for (index, certificate) in extra.iter().enumerate() {
-        roots
-            .add(certificate.clone())
-            .map_err(|error| ConfigError::invalid(CONFIG, "extra_root", format!("certificate #{index} rejected: {error}")))?;
+        roots.add(certificate.clone()).map_err(|error| {
+            ConfigError::invalid(
+                CONFIG,
+                "extra_root",
+                format!("certificate #{index} rejected: {error}"),
+            )
+        })?;
     }
     if roots.is_empty() {
-        return Err(ConfigError::invalid(CONFIG, "roots", "no root certificate is trusted: enable the webpki or platform roots, or add an extra root"));
+        return Err(ConfigError::invalid(
+            CONFIG,
+            "roots",
+            "no root certificate is trusted: enable the webpki or platform roots, or add an extra root",
+        ));
     }
     Ok(roots)
 }
@@ -260,7 +268,13 @@ fn native_certs_blocking() -> &'static [CertificateDer<'static>] {
 async fn native_certs() -> Result<&'static [CertificateDer<'static>], ConfigError> {
     tokio::task::spawn_blocking(native_certs_blocking)
         .await
-        .map_err(|error| ConfigError::invalid(CONFIG, "native_roots", format!("reading the platform's root certificates failed: {error}")))
+        .map_err(|error| {
+            ConfigError::invalid(
+                CONFIG,
+                "native_roots",
+                format!("reading the platform's root certificates failed: {error}"),
+            )
+        })
 }
 
 impl Default for ClientTls {

@@ -59,7 +59,7 @@ use wsfirst_core::WsFailure;
 use self::connection::{Conn, Idle, close_gracefully, gauge};
 use self::conversation::Conversations;
 pub(crate) use self::key::PoolKey;
-use crate::{ConfigError, config::CONFIG};
+use crate::{ConfigError, error::CONFIG};
 
 /// A shared pool of WebSocket connections.
 ///
