@@ -53,6 +53,7 @@ mod fingerprint;
 pub mod headers;
 mod intent;
 pub mod limits;
+mod macros;
 pub mod redact;
 mod resend;
 mod route;
