@@ -75,11 +75,11 @@ pub mod policy;
 mod service;
 pub mod table;
 
-pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 pub use layer::EligibilityLayer;
 pub use policy::{And, Policy, PolicyFn, RequestHead, policy_fn};
 pub use service::{DECISIONS_METRIC, Eligibility};
 pub use table::{EligibilityTable, EligibilityTableBuilder};
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 
 #[cfg(test)]
 mod tests;

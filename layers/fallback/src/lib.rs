@@ -109,12 +109,12 @@ mod warn;
 pub use body::ReplayBody;
 pub use config::{FallbackConfig, FallbackConfigBuilder};
 pub use error::{BodyTooLarge, HttpAfterWebSocket, ReadBodyError};
-pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 pub use layer::FallbackLayer;
 pub use service::Fallback;
 /// Which failures are sent again; defined in `wsfirst-core` so that the WebSocket layer reads the
 /// same setting (see [`FallbackConfigBuilder::replay`]).
 pub use wsfirst_core::Replay;
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 
 #[cfg(test)]
 mod tests;

@@ -104,5 +104,5 @@ pub mod testing;
 mod worker;
 
 pub use config::{RedisStoreConfig, RedisStoreConfigBuilder};
-pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 pub use store::RedisStore;
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};

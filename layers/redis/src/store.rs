@@ -88,22 +88,12 @@ impl RedisStore {
         self.inner.status.connected.load(Ordering::Relaxed)
     }
 
-    /// This replica's id in the store (the `by` field of the records it writes).
-    pub fn replica_id(&self) -> &str {
-        &self.inner.origin
-    }
-
     /// How many events are waiting for the store's task or being handled (an event that failed
     /// because Redis went away is kept to tell later, and counts as handled). Tests wait for 0.
     pub fn pending_events(&self) -> u64 {
         let status = &self.inner.status;
         let done = status.done.load(Ordering::Acquire);
         status.queued.load(Ordering::Acquire).saturating_sub(done)
-    }
-
-    /// How many events were dropped because the queue was full.
-    pub fn dropped_events(&self) -> u64 {
-        self.inner.status.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -137,7 +127,6 @@ impl BreakerStore for RedisStore {
             Ok(()) => true,
             Err(_) => {
                 self.inner.status.done.fetch_add(1, Ordering::AcqRel);
-                self.inner.status.dropped.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("wsfirst_breaker_store_dropped_total").increment(1);
                 false
             }
