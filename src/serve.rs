@@ -71,7 +71,9 @@ use tokio::{
     task::JoinSet,
     time::{Instant, Sleep},
 };
+use http_body_util::BodyExt;
 use tower::ServiceExt;
+use tower_http::timeout::{DeadlineBody, TimeoutError};
 use wsfirst_core::{BoxError, ConfigError, ConfigErrorKind};
 
 /// `listener`, with `TCP_NODELAY` set on every socket it accepts (a socket on which it cannot be
@@ -220,7 +222,19 @@ pub async fn serve(
 ) -> io::Result<()> {
     let body_timeout = config.body_read_timeout;
     let service = router.map_request(move |request: http::Request<hyper::body::Incoming>| {
-        request.map(|body| DeadlineBody::new(body, body_timeout))
+        // The whole body within the timeout (tower-http's `DeadlineBody`, not its `TimeoutBody`,
+        // whose timer restarts at each frame: a client trickling a byte at a time would hold
+        // the connection and the fallback buffer forever); its error is named as this
+        // server's, which the route answers with `408`.
+        request.map(|body| {
+            DeadlineBody::new(body_timeout, body).map_err(move |error| -> BoxError {
+                if error.is::<TimeoutError>() {
+                    Box::new(BodyReadTimeout(body_timeout))
+                } else {
+                    error
+                }
+            })
+        })
     });
     let service = TowerToHyperService::new(service);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -287,61 +301,6 @@ pub async fn serve(
     // Their tasks end now (cut short past the grace period), before `serve` returns.
     connections.shutdown().await;
     Ok(())
-}
-
-/// A request body that must arrive whole before its deadline. The timer is made only when the
-/// body is not already there on its first read (most small JSON bodies arrive with the headers).
-struct DeadlineBody<B> {
-    inner: B,
-    deadline: Instant,
-    timer: Option<Pin<Box<Sleep>>>,
-    timeout: Duration,
-}
-
-impl<B> DeadlineBody<B> {
-    fn new(inner: B, timeout: Duration) -> Self {
-        Self {
-            inner,
-            deadline: Instant::now() + timeout,
-            timer: None,
-            timeout,
-        }
-    }
-}
-
-impl<B> Body for DeadlineBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
-        }
-        let deadline = this.deadline;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(Box::new(BodyReadTimeout(this.timeout)))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// A client did not send its request body within the body read timeout; the route answers
