@@ -43,23 +43,13 @@
 //! # }
 //! ```
 
-use std::{
-    fmt,
-    future::Future,
-    io,
-    net::SocketAddr,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{fmt, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     serve::{Listener, ListenerExt},
 };
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -69,9 +59,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
     task::JoinSet,
-    time::{Instant, Sleep},
 };
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_http::timeout::{DeadlineBody, TimeoutError};
 use wsfirst_core::{BoxError, ConfigError, ConfigErrorKind};
@@ -226,15 +214,7 @@ pub async fn serve(
         // whose timer restarts at each frame: a client trickling a byte at a time would hold
         // the connection and the fallback buffer forever); its error is named as this
         // server's, which the route answers with `408`.
-        request.map(|body| {
-            DeadlineBody::new(body_timeout, body).map_err(move |error| -> BoxError {
-                if error.is::<TimeoutError>() {
-                    Box::new(BodyReadTimeout(body_timeout))
-                } else {
-                    error
-                }
-            })
-        })
+        request.map(|body| DeadlineBody::new(body_timeout, body).map_err(named(body_timeout)))
     });
     let service = TowerToHyperService::new(service);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -301,6 +281,18 @@ pub async fn serve(
     // Their tasks end now (cut short past the grace period), before `serve` returns.
     connections.shutdown().await;
     Ok(())
+}
+
+/// Names the deadline's error as this server's ([`BodyReadTimeout`]); a named function, so that
+/// the connection's future is `Send` (a closure here trips rustc's higher-ranked inference).
+fn named(timeout: Duration) -> impl FnMut(BoxError) -> BoxError + Clone + Send + Sync {
+    move |error| {
+        if error.is::<TimeoutError>() {
+            Box::new(BodyReadTimeout(timeout))
+        } else {
+            error
+        }
+    }
 }
 
 /// A client did not send its request body within the body read timeout; the route answers

@@ -136,11 +136,6 @@ impl Slot {
         m.state
     }
 
-    /// The slot's key.
-    pub(crate) fn key(&self) -> BreakerKey {
-        self.lock().key().clone()
-    }
-
     /// Whether the slot was retired (its key evicted or its registry dropped).
     #[inline]
     pub(crate) fn is_retired(&self) -> bool {
