@@ -132,7 +132,7 @@ impl FallbackConfigBuilder {
     }
 
     /// At most one WARN log per breaker key per `interval` about falling back (default 60 s, at
-    /// most [`MAX_DURATION`]); `None` never warns.
+    /// most [`MAX_DURATION`](wsfirst_core::MAX_DURATION)); `None` never warns.
     ///
     /// Set `None` when a circuit breaker is in the stack: it warns once when it pins a key, and
     /// each fallback is logged at DEBUG and counted in `wsfirst_fallbacks_total` either way.
