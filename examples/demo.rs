@@ -12,8 +12,8 @@
 //!
 //! Part 2 then shows a client in the Responses API's WebSocket mode (what the official SDK's
 //! `client.responses.connect()` does): one client socket to the gateway, three responses on it,
-//! and the upstream's WebSocket cut under the second; the client's socket survives and the
-//! third response is served in full (see `wsfirst::client_ws`).
+//! and the upstream's WebSocket cut under the second (see `wsfirst::client_ws`). It prints what
+//! the client got and what the upstream executed for each response.
 //!
 //! Set `RUST_LOG=debug` to see every decision the layers log (default: `info`, which shows the
 //! one WARN when the provider is pinned and the one INFO when it recovers).
@@ -47,6 +47,8 @@ const TICK: Duration = Duration::from_millis(250);
 const HEALS_AFTER: Duration = Duration::from_secs(6);
 /// How long the first trip pins the provider to HTTP (the second one doubles it).
 const OPEN_FOR: Duration = Duration::from_secs(2);
+/// Failures in a row that pin the provider.
+const FAILURES: u32 = 3;
 
 /// One state change of the breaker, as the registry's callback saw it.
 struct Seen {
@@ -89,7 +91,7 @@ async fn run() -> Result<(), BoxError> {
         .http_url(upstream.http_url())
         .build()?;
     let breaker = BreakerConfig::builder()
-        .consecutive_failures(3)
+        .consecutive_failures(FAILURES)
         .open_duration(OPEN_FOR)
         .max_open_duration(OPEN_FOR * 4)
         .jitter(0.0)
@@ -138,7 +140,9 @@ async fn run() -> Result<(), BoxError> {
     println!();
     println!("What to watch:");
     println!("  - each failed upgrade is replayed over HTTP at once: the caller never notices;");
-    println!("  - after 3 failures in a row the breaker pins the provider to HTTP: no more");
+    println!(
+        "  - after {FAILURES} failures in a row the breaker pins the provider to HTTP: no more"
+    );
     println!("    handshakes, one WARN instead of one per request;");
     println!("  - when the pin ends, one request probes the WebSocket; once it works, the");
     println!("    provider is unpinned and requests reuse one pooled connection.");
@@ -239,7 +243,13 @@ async fn run() -> Result<(), BoxError> {
 
     // 5. The summary.
     let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-    let (pinned, trips) = time_pinned(&seen, Instant::now());
+    let pins = pins(&seen, Instant::now());
+    let warnings = seen
+        .iter()
+        .filter(|seen| {
+            seen.transition.from == BreakerState::Closed && seen.transition.to == BreakerState::Open
+        })
+        .count();
     let recovered = seen
         .iter()
         .rev()
@@ -272,9 +282,15 @@ async fn run() -> Result<(), BoxError> {
         upstream.ws_requests(),
         upstream.http_requests()
     );
+    let lengths: Vec<String> = pins
+        .iter()
+        .map(|pin| format!("{:.1}s", pin.as_secs_f64()))
+        .collect();
     println!(
-        "time pinned to http: {:.1}s over {trips} trip(s) (the second pin lasts twice as long)",
-        pinned.as_secs_f64()
+        "time pinned to http: {:.1}s over {} pin(s): {}",
+        pins.iter().sum::<Duration>().as_secs_f64(),
+        pins.len(),
+        lengths.join(", ")
     );
     match recovered {
         Some(at) => println!(
@@ -289,8 +305,10 @@ async fn run() -> Result<(), BoxError> {
         "Without the breaker, each of the {while_broken} requests sent while the endpoint was broken would have"
     );
     println!(
-        "paid a failed handshake and logged a warning; with it: {} refused handshakes and one WARN.",
-        upstream.handshakes() - upstream.ws_connections()
+        "paid a failed handshake and logged a warning; with it: {} refused handshake{} and {warnings} WARN{}.",
+        upstream.handshakes() - upstream.ws_connections(),
+        plural(upstream.handshakes() - upstream.ws_connections()),
+        plural(warnings)
     );
     if let Some(snapshot) = handle.snapshot().first() {
         println!();
@@ -310,7 +328,8 @@ async fn run() -> Result<(), BoxError> {
 }
 
 /// Part 2: a client in the Responses API's WebSocket mode keeps one socket to the gateway
-/// while the upstream's WebSocket breaks under it.
+/// while the upstream's WebSocket breaks under it. Every sentence it prints is read from what
+/// happened: the events the client got and the upstream's counters around each response.
 async fn client_session(
     wsfirst: &Wsfirst,
     service: &wsfirst::RouteService,
@@ -335,60 +354,168 @@ async fn client_session(
     println!();
     println!("Part 2: a client in WebSocket mode (what `client.responses.connect()` does)");
     println!("=========================================================================");
-    println!("The client opens ws://{addr}/v1/responses once and sends three response.create");
-    println!("messages on it. Before the second, the upstream's WebSocket is cut after 3 events.");
+    println!("The client opens ws://{addr}/v1/responses once and sends {TURNS} response.create");
+    println!(
+        "messages on it. Before response {CUT_TURN}, the upstream closes its WebSockets and its"
+    );
+    println!("next WebSocket connection is scripted to be cut after {CUT_AFTER} events.");
     println!();
     let (mut client, _) =
         tokio_tungstenite::connect_async(format!("ws://{addr}/v1/responses")).await?;
-    for turn in 1..=3 {
-        if turn == 2 {
-            upstream.close_ws_connections();
+    let mut turns = Vec::new();
+    for turn in 1..=TURNS {
+        if turn == CUT_TURN {
             upstream.push_ws_script(WsScript::CloseAfterEvents {
-                events: 3,
+                events: CUT_AFTER,
                 code: 1011,
             });
+            upstream.close_ws_connections();
+            // The close has reached the gateway's socket once the upstream's side is gone
+            // (loopback): the gateway finds it before it writes the next request there, so the
+            // cut falls on the scripted connection, not on the race with the close.
+            wait_until(|| upstream.open_ws_connections() == 0).await?;
         }
+        let before = Counters::of(upstream);
         let create =
             format!(r#"{{"type":"response.create","model":"gpt-demo","input":"turn {turn}"}}"#);
         client.send(Message::text(create)).await?;
         let mut events = 0;
-        let last = loop {
+        let ending = loop {
             let Some(message) =
                 tokio::time::timeout(Duration::from_secs(10), client.next()).await?
             else {
-                return Err("the gateway closed the client's socket".into());
+                return Err(format!(
+                    "the gateway closed the client's socket during response {turn}"
+                )
+                .into());
             };
             let Message::Text(text) = message? else {
                 continue;
             };
             events += 1;
             let event: serde_json::Value = serde_json::from_str(text.as_str())?;
-            let kind = event["type"].as_str().unwrap_or_default().to_owned();
-            if kind == "error" {
-                break format!(
-                    "error event: status {}, code {}",
-                    event["status"], event["error"]["code"]
-                );
-            }
-            if kind == "response.completed" {
-                break "response.completed".to_owned();
+            match event["type"].as_str().unwrap_or_default() {
+                "response.completed" => break Ending::Completed,
+                "error" => {
+                    break Ending::Error {
+                        status: event["status"].to_string(),
+                        code: event["error"]["code"].as_str().unwrap_or("-").to_owned(),
+                    };
+                }
+                _ => {}
             }
         };
-        println!("  response {turn}: {events:>2} messages, ending with {last}");
+        let seen = Counters::of(upstream).since(before);
+        let output = events - 1;
+        let ending_text = match &ending {
+            Ending::Completed => "response.completed".to_owned(),
+            Ending::Error { status, code } => format!("an error event (status {status}, {code})"),
+        };
+        println!(
+            "  response {turn}: {events:>2} messages, ending with {ending_text}; the upstream saw {}",
+            seen.describe()
+        );
+        turns.push((turn, output, ending, seen));
     }
     println!();
+    let open = wsfirst.client_connections().open();
     println!(
-        "The same client socket served all three; the broken upstream WebSocket cost one response"
+        "The client's one socket carried all {TURNS} responses (client connections open now: {open})."
     );
-    println!(
-        "an error event (it had started: never replayed), and the next one took a fresh upstream"
-    );
-    println!(
-        "connection. Client connections open: {}.",
-        wsfirst.client_connections().open()
-    );
+    for (index, (turn, output, ending, seen)) in turns.iter().enumerate() {
+        if let Ending::Error { code, .. } = ending {
+            let executed = match seen.websocket_requests + seen.http_requests {
+                1 => "once: not replayed".to_owned(),
+                times => format!("{times} times"),
+            };
+            println!(
+                "Response {turn} failed with {code} after {output} events of output; the upstream executed it {executed}."
+            );
+            if let Some((next, _, Ending::Completed, after)) = turns.get(index + 1) {
+                let connection = match after.connections {
+                    0 => "the same upstream connection".to_owned(),
+                    1 => "a fresh upstream connection".to_owned(),
+                    n => format!("{n} fresh upstream connections"),
+                };
+                println!("Response {next} was served in full over {connection}.");
+            }
+        }
+    }
+    if turns
+        .iter()
+        .all(|(_, _, ending, _)| matches!(ending, Ending::Completed))
+    {
+        println!("Every response was served in full: the cut did not fall on a response.");
+    }
     client.close(None).await?;
     server.abort();
+    Ok(())
+}
+
+/// Responses the client of part 2 sends.
+const TURNS: u32 = 3;
+/// The response before which the upstream's WebSocket is cut.
+const CUT_TURN: u32 = 2;
+/// The events the scripted upstream connection sends before the cut.
+const CUT_AFTER: usize = 3;
+
+/// How one client response ended.
+enum Ending {
+    Completed,
+    Error { status: String, code: String },
+}
+
+/// The upstream's counters, and their differences around one response.
+#[derive(Clone, Copy)]
+struct Counters {
+    connections: usize,
+    websocket_requests: usize,
+    http_requests: usize,
+}
+
+impl Counters {
+    fn of(upstream: &TestUpstream) -> Self {
+        Self {
+            connections: upstream.ws_connections(),
+            websocket_requests: upstream.ws_requests(),
+            http_requests: upstream.http_requests(),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            connections: self.connections - before.connections,
+            websocket_requests: self.websocket_requests - before.websocket_requests,
+            http_requests: self.http_requests - before.http_requests,
+        }
+    }
+
+    fn describe(self) -> String {
+        format!(
+            "{} new websocket connection{}, {} websocket request{}, {} http request{}",
+            self.connections,
+            plural(self.connections),
+            self.websocket_requests,
+            plural(self.websocket_requests),
+            self.http_requests,
+            plural(self.http_requests),
+        )
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+/// Waits (up to 5 s) until `done` holds.
+async fn wait_until(done: impl Fn() -> bool) -> Result<(), BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        if Instant::now() > deadline {
+            return Err("the upstream did not close its websocket connections".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     Ok(())
 }
 
@@ -443,21 +570,19 @@ fn narrate(transition: &Transition, start: Instant) {
     println!("    >> {at:>5.2}s  {text}");
 }
 
-/// The total time spent open, and the number of trips.
-fn time_pinned(seen: &[Seen], now: Instant) -> (Duration, usize) {
-    let mut total = Duration::ZERO;
+/// How long each pin lasted (the last one until `now` if it still runs).
+fn pins(seen: &[Seen], now: Instant) -> Vec<Duration> {
+    let mut pins = Vec::new();
     let mut opened: Option<Instant> = None;
-    let mut trips = 0;
     for seen in seen {
         if seen.transition.to == BreakerState::Open {
-            trips += 1;
             opened.get_or_insert(seen.at);
         } else if let Some(since) = opened.take() {
-            total += seen.at.duration_since(since);
+            pins.push(seen.at.duration_since(since));
         }
     }
     if let Some(since) = opened {
-        total += now.duration_since(since);
+        pins.push(now.duration_since(since));
     }
-    (total, trips)
+    pins
 }

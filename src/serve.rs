@@ -43,23 +43,13 @@
 //! # }
 //! ```
 
-use std::{
-    fmt,
-    future::Future,
-    io,
-    net::SocketAddr,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{fmt, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     serve::{Listener, ListenerExt},
 };
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -69,10 +59,10 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
     task::JoinSet,
-    time::{Instant, Sleep},
 };
 use tower::ServiceExt;
-use wsfirst_core::{BoxError, MAX_DURATION};
+use tower_http::timeout::{DeadlineBody, TimeoutError};
+use wsfirst_core::{BoxError, ConfigError, ConfigErrorKind};
 
 /// `listener`, with `TCP_NODELAY` set on every socket it accepts (a socket on which it cannot be
 /// set is served as it is, and the failure logged at DEBUG).
@@ -184,36 +174,22 @@ impl ServerConfigBuilder {
     }
 
     /// Checks the values and builds the configuration.
-    pub fn build(self) -> Result<ServerConfig, ServerConfigError> {
+    pub fn build(self) -> Result<ServerConfig, ConfigError> {
+        const CONFIG: &str = "server config";
         let config = self.config;
-        for (field, value) in [
-            ("header_read_timeout", config.header_read_timeout),
-            ("body_read_timeout", config.body_read_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ServerConfigError::Zero { field });
-            }
-            if value > MAX_DURATION {
-                return Err(ServerConfigError::TooLong { field, value });
-            }
-        }
-        if config.shutdown_grace > MAX_DURATION {
-            return Err(ServerConfigError::TooLong {
-                field: "shutdown_grace",
-                value: config.shutdown_grace,
-            });
-        }
-        if config.max_connections == 0 {
-            return Err(ServerConfigError::Zero {
-                field: "max_connections",
-            });
-        }
+        ConfigError::check_duration(CONFIG, "header_read_timeout", config.header_read_timeout)?;
+        ConfigError::check_duration(CONFIG, "body_read_timeout", config.body_read_timeout)?;
+        ConfigError::check_max_duration(CONFIG, "shutdown_grace", config.shutdown_grace)?;
+        ConfigError::check_not_zero(CONFIG, "max_connections", config.max_connections as u64)?;
         if config.max_header_bytes < MIN_HEADER_BYTES {
-            return Err(ServerConfigError::TooSmall {
-                field: "max_header_bytes",
-                value: config.max_header_bytes,
-                min: MIN_HEADER_BYTES,
-            });
+            return Err(ConfigError::new(
+                CONFIG,
+                "max_header_bytes",
+                ConfigErrorKind::TooSmall {
+                    value: config.max_header_bytes as u64,
+                    min: MIN_HEADER_BYTES as u64,
+                },
+            ));
         }
         Ok(config)
     }
@@ -221,62 +197,6 @@ impl ServerConfigBuilder {
 
 /// hyper's smallest HTTP/1 read buffer.
 const MIN_HEADER_BYTES: usize = 8192;
-
-/// A [`ServerConfig`] value is invalid; names the builder field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ServerConfigError {
-    /// A value that must not be zero is.
-    Zero {
-        /// The builder field.
-        field: &'static str,
-    },
-    /// A duration is longer than [`MAX_DURATION`].
-    TooLong {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: Duration,
-    },
-    /// A size is below its minimum.
-    TooSmall {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: usize,
-        /// The smallest accepted.
-        min: usize,
-    },
-}
-
-impl ServerConfigError {
-    /// The builder field the error is about.
-    pub fn field(&self) -> &'static str {
-        match self {
-            ServerConfigError::Zero { field }
-            | ServerConfigError::TooLong { field, .. }
-            | ServerConfigError::TooSmall { field, .. } => field,
-        }
-    }
-}
-
-impl fmt::Display for ServerConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid server config: ")?;
-        match self {
-            ServerConfigError::Zero { field } => write!(f, "{field} must not be zero"),
-            ServerConfigError::TooLong { field, value } => write!(
-                f,
-                "{field} must be at most {MAX_DURATION:?} (100 years), got {value:?}"
-            ),
-            ServerConfigError::TooSmall { field, value, min } => {
-                write!(f, "{field} must be at least {min}, got {value}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ServerConfigError {}
 
 /// Serves `router` on `listener` with the limits of `config` and `TCP_NODELAY` on every socket,
 /// until `shutdown` completes; then stops accepting, lets the requests in flight finish within
@@ -290,7 +210,11 @@ pub async fn serve(
 ) -> io::Result<()> {
     let body_timeout = config.body_read_timeout;
     let service = router.map_request(move |request: http::Request<hyper::body::Incoming>| {
-        request.map(|body| DeadlineBody::new(body, body_timeout))
+        // The whole body within the timeout (tower-http's `DeadlineBody`, not its `TimeoutBody`,
+        // whose timer restarts at each frame: a client trickling a byte at a time would hold
+        // the connection and the fallback buffer forever); its error is named as this
+        // server's, which the route answers with `408`.
+        request.map(|body| DeadlineBody::new(body_timeout, body).map_err(named(body_timeout)))
     });
     let service = TowerToHyperService::new(service);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -359,58 +283,15 @@ pub async fn serve(
     Ok(())
 }
 
-/// A request body that must arrive whole before its deadline. The timer is made only when the
-/// body is not already there on its first read (most small JSON bodies arrive with the headers).
-struct DeadlineBody<B> {
-    inner: B,
-    deadline: Instant,
-    timer: Option<Pin<Box<Sleep>>>,
-    timeout: Duration,
-}
-
-impl<B> DeadlineBody<B> {
-    fn new(inner: B, timeout: Duration) -> Self {
-        Self {
-            inner,
-            deadline: Instant::now() + timeout,
-            timer: None,
-            timeout,
+/// Names the deadline's error as this server's ([`BodyReadTimeout`]); a named function, so that
+/// the connection's future is `Send` (a closure here trips rustc's higher-ranked inference).
+fn named(timeout: Duration) -> impl FnMut(BoxError) -> BoxError + Clone + Send + Sync {
+    move |error| {
+        if error.is::<TimeoutError>() {
+            Box::new(BodyReadTimeout(timeout))
+        } else {
+            error
         }
-    }
-}
-
-impl<B> Body for DeadlineBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
-        }
-        let deadline = this.deadline;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(Box::new(BodyReadTimeout(this.timeout)))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -434,6 +315,7 @@ impl std::error::Error for BodyReadTimeout {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsfirst_core::MAX_DURATION;
 
     #[tokio::test]
     async fn accepted_sockets_have_nodelay_set() {

@@ -5,9 +5,9 @@
 //! the upstream's WebSocket dying mid-session.
 //!
 //! Runs `tests/sdk/responses_connect.py` with Python as `tests/openai_sdk.rs` does
-//! (`$WSFIRST_PYTHON`, else `.venv/bin/python`); the SDK's WebSocket mode needs the
-//! `websockets` package (`pip install 'openai[realtime]'`). Without it these tests print how to
-//! set it up and pass without checking anything, unless `WSFIRST_REQUIRE_SDK=1`.
+//! (`$WSFIRST_PYTHON`, else `.venv/bin/python`, else the harness's own virtual environment); the
+//! SDK's WebSocket mode needs the `websockets` package (`pip install 'openai[realtime]'`).
+//! Without a Python that has it, these tests fail and say what to install.
 
 #[path = "sdk/python.rs"]
 mod python;
@@ -32,8 +32,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    async fn start() -> Option<Self> {
-        let python = python::python_with("openai, websockets", "openai[realtime]")?;
+    async fn start() -> Self {
+        let python = python::python_with("openai, websockets");
         let upstream = TestUpstream::start().await;
         upstream.set_answer(Answer::text(TEXT));
         let config = Config::from_toml_str(&format!(
@@ -67,14 +67,14 @@ impl Gateway {
                 let _ = stopped.await;
             },
         ));
-        Some(Self {
+        Self {
             upstream,
             configured,
             base_url: format!("http://{addr}/v1"),
             stop,
             server,
             python,
-        })
+        }
     }
 
     /// Runs the script for `count` responses on one connection; its report's responses.
@@ -129,9 +129,7 @@ fn assert_full_answer(response: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_several_responses_on_one_connection_over_the_upstream_websocket() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     let responses = gateway.run(3).await;
     assert_eq!(responses.len(), 3);
     responses.iter().for_each(assert_full_answer);
@@ -150,9 +148,7 @@ async fn sdk_gets_several_responses_on_one_connection_over_the_upstream_websocke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_the_same_messages_when_the_upstream_refuses_its_upgrade() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_default_ws_script(WsScript::refuse(
         StatusCode::INTERNAL_SERVER_ERROR,
         "wrong websocket endpoint",
@@ -166,9 +162,7 @@ async fn sdk_gets_the_same_messages_when_the_upstream_refuses_its_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_a_client_error_as_an_error_event_and_the_next_response() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.push_answer(Answer::error(
         StatusCode::BAD_REQUEST,
         "invalid_value",
@@ -188,9 +182,7 @@ async fn sdk_gets_a_client_error_as_an_error_event_and_the_next_response() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_session_survives_the_upstream_websocket_dying_mid_response() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.push_ws_script(WsScript::CloseAfterEvents {
         events: 4,
         code: 1011,

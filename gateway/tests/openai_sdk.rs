@@ -11,10 +11,10 @@
 //! checks the upstream's counters (handshakes, WebSocket requests, HTTP requests), that the
 //! client's `Authorization` header reached the upstream, and the breaker's state.
 //!
-//! Python is `$WSFIRST_PYTHON` if set, else `.venv/bin/python` at the repository root. Set it up
-//! with `python3 -m venv .venv && .venv/bin/pip install openai` (`.ci/run` does this). **If no
-//! such Python can `import openai`, these tests print how to set it up and pass without checking
-//! anything**, unless `WSFIRST_REQUIRE_SDK=1` is set (as `.ci/run` does), in which case they fail.
+//! Python is `$WSFIRST_PYTHON` if set, else `.venv/bin/python` at the repository root, else a
+//! virtual environment that `tests/sdk/python.rs` makes once under the target directory with
+//! `pip install 'openai[realtime]'`. When it can have none, the tests fail and say what to
+//! install.
 
 #[path = "sdk/python.rs"]
 mod python;
@@ -53,10 +53,9 @@ struct Counts {
 }
 
 impl Gateway {
-    /// Starts the upstream and the gateway, or returns `None` (after saying why) when no Python
-    /// with the `openai` package is available and `WSFIRST_REQUIRE_SDK` is not `1`.
-    async fn start() -> Option<Self> {
-        let python = python::python_with("openai", "openai")?;
+    /// Starts the upstream and the gateway (and finds or makes a Python with the SDK).
+    async fn start() -> Self {
+        let python = python::python_with("openai");
         let upstream = TestUpstream::start().await;
         upstream.set_answer(Answer::text(TEXT));
         let config = Config::from_toml_str(&format!(
@@ -99,13 +98,13 @@ impl Gateway {
         let addr = listener.local_addr().expect("local address");
         let server =
             tokio::spawn(async move { axum::serve(wsfirst::serve::nodelay(listener), app).await });
-        Some(Gateway {
+        Gateway {
             upstream,
             configured,
             base_url: format!("http://{addr}/v1"),
             server,
             python,
-        })
+        }
     }
 
     fn counts(&self) -> Counts {
@@ -203,9 +202,7 @@ fn assert_full_answers(report: &Value, transport: &str, reason: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_full_answers_served_by_websocket() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     let before = gateway.counts();
 
     let report = gateway.run_client("sk-test").await;
@@ -231,9 +228,7 @@ async fn sdk_gets_full_answers_served_by_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_full_answers_after_a_fallback_to_http() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_default_ws_script(WsScript::refuse(
         StatusCode::INTERNAL_SERVER_ERROR,
         "wrong websocket endpoint",
@@ -257,9 +252,7 @@ async fn sdk_gets_full_answers_after_a_fallback_to_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_full_answers_while_the_breaker_pins_to_http() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_default_ws_script(WsScript::refuse(
         StatusCode::INTERNAL_SERVER_ERROR,
         "wrong websocket endpoint",
@@ -289,9 +282,7 @@ async fn sdk_gets_full_answers_while_the_breaker_pins_to_http() {
 /// replayed over HTTP, and the breaker stays closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gets_the_upstreams_client_error_as_a_bad_request_error() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_answer(Answer::error(
         StatusCode::BAD_REQUEST,
         "invalid_value",
@@ -323,9 +314,7 @@ async fn sdk_gets_the_upstreams_client_error_as_a_bad_request_error() {
 /// support it), and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_background_requests_go_over_http() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     let before = gateway.counts();
     let report = gateway
         .run_script("responses_signals.py", "sk-test", &["background"])
@@ -349,9 +338,7 @@ async fn sdk_background_requests_go_over_http() {
 /// follows the connection that produced the response it continues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_store_false_conversations_keep_their_socket() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_unique_response_ids(true);
     let before = gateway.counts();
     let report = gateway

@@ -18,12 +18,12 @@
 //! let error = ClientWsConfig::builder().max_queued(0).build().unwrap_err();
 //! assert_eq!(error.field(), "max_queued");
 //! assert_eq!(error.to_string(), "invalid client websocket config: max_queued must not be zero");
-//! # Ok::<(), wsfirst::client_ws::ClientWsConfigError>(())
+//! # Ok::<(), wsfirst::core::ConfigError>(())
 //! ```
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
-use wsfirst_core::{MAX_DURATION, limits::DEFAULT_MAX_MESSAGE_SIZE};
+use wsfirst_core::{ConfigError, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
 /// The limits of the client WebSocket connections of one route.
 ///
@@ -173,85 +173,26 @@ impl ClientWsConfigBuilder {
     }
 
     /// Checks the values and builds the configuration.
-    pub fn build(self) -> Result<ClientWsConfig, ClientWsConfigError> {
+    pub fn build(self) -> Result<ClientWsConfig, ConfigError> {
+        const CONFIG: &str = "client websocket config";
         let config = self.config;
-        let durations = [
-            ("idle_timeout", Some(config.idle_timeout)),
-            ("ping_interval", config.ping_interval),
-            ("max_lifetime", Some(config.max_lifetime)),
-        ];
-        for (field, value) in durations {
-            let Some(value) = value else { continue };
-            if value.is_zero() {
-                return Err(ClientWsConfigError::Zero { field });
-            }
-            if value > MAX_DURATION {
-                return Err(ClientWsConfigError::TooLong { field, value });
-            }
+        ConfigError::check_duration(CONFIG, "idle_timeout", config.idle_timeout)?;
+        if let Some(interval) = config.ping_interval {
+            ConfigError::check_duration(CONFIG, "ping_interval", interval)?;
         }
-        if config.shutdown_grace > MAX_DURATION {
-            return Err(ClientWsConfigError::TooLong {
-                field: "shutdown_grace",
-                value: config.shutdown_grace,
-            });
-        }
+        ConfigError::check_duration(CONFIG, "max_lifetime", config.max_lifetime)?;
+        ConfigError::check_max_duration(CONFIG, "shutdown_grace", config.shutdown_grace)?;
         for (field, value) in [
             ("max_message_size", config.max_message_size),
             ("send_buffer", config.send_buffer),
             ("max_queued", config.max_queued),
             ("max_connections", config.max_connections),
         ] {
-            if value == 0 {
-                return Err(ClientWsConfigError::Zero { field });
-            }
+            ConfigError::check_not_zero(CONFIG, field, value as u64)?;
         }
         Ok(config)
     }
 }
-
-/// A [`ClientWsConfig`] value is invalid; names the builder field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ClientWsConfigError {
-    /// A value that must not be zero is.
-    Zero {
-        /// The builder field.
-        field: &'static str,
-    },
-    /// A duration is longer than [`MAX_DURATION`].
-    TooLong {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: Duration,
-    },
-}
-
-impl ClientWsConfigError {
-    /// The builder field the error is about.
-    pub fn field(&self) -> &'static str {
-        match self {
-            ClientWsConfigError::Zero { field } | ClientWsConfigError::TooLong { field, .. } => {
-                field
-            }
-        }
-    }
-}
-
-impl fmt::Display for ClientWsConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid client websocket config: ")?;
-        match self {
-            ClientWsConfigError::Zero { field } => write!(f, "{field} must not be zero"),
-            ClientWsConfigError::TooLong { field, value } => write!(
-                f,
-                "{field} must be at most {MAX_DURATION:?} (100 years), got {value:?}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ClientWsConfigError {}
 
 #[cfg(test)]
 mod tests {

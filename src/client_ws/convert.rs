@@ -12,9 +12,8 @@
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value, json, value::RawValue};
-use wsfirst_websocket::responses::is_answer_header;
+use serde_json::{Map, Value, json};
+use wsfirst_websocket::responses::{fields_in_order, is_answer_header};
 
 /// What a client's text message asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,37 +24,14 @@ pub(crate) enum Incoming {
     Refused(String),
 }
 
-/// The fields of a JSON object in their order, values kept as raw JSON text.
-struct Fields<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor;
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    fields.push((key, map.next_value()?));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        deserializer.deserialize_map(FieldsVisitor)
-    }
-}
-
 /// Reads a client's text message: a `{"type":"response.create",...}` becomes the `POST` body
 /// with the same fields in the same order, without `type` and with `"stream":true` (the
 /// WebSocket mode always streams; a `stream` field of the message is replaced). A message that
 /// is not JSON, has another type, or asks for a lane (`stream_id`, which this gateway does not
 /// serve) is refused with a 400 error event.
 pub(crate) fn read_message(text: &str) -> Incoming {
-    let fields = match serde_json::from_str::<Fields<'_>>(text) {
-        Ok(fields) => fields.0,
+    let fields = match fields_in_order(text) {
+        Ok(fields) => fields,
         Err(error) => {
             return Incoming::Refused(client_error(
                 "invalid_json",

@@ -80,6 +80,6 @@ mod pump;
 mod session;
 mod upgrade;
 
-pub use config::{ClientWsConfig, ClientWsConfigBuilder, ClientWsConfigError};
+pub use config::{ClientWsConfig, ClientWsConfigBuilder};
 pub use connections::ClientConnections;
 pub use upgrade::ClientWebSocket;

@@ -184,7 +184,7 @@ impl BreakerStoreConfig {
 }
 
 /// A store setting's error, under `breaker_store`.
-fn store_error(error: wsfirst_breaker_redis::StoreConfigError) -> ConfigError {
+fn store_error(error: wsfirst_breaker_redis::ConfigError) -> ConfigError {
     ConfigError::invalid(
         format!("breaker_store.{}", error.field()),
         error.to_string(),

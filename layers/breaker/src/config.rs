@@ -27,7 +27,9 @@ use std::{
     time::Duration,
 };
 
-use crate::{Classify, ConfigError, DefaultClassifier};
+use wsfirst_core::{ConfigError, ConfigErrorKind};
+
+use crate::{Classify, DefaultClassifier};
 
 /// The largest number of half-open probes (the probe counter has 16 bits).
 pub const MAX_PROBES: u32 = u16::MAX as u32;
@@ -363,73 +365,37 @@ impl BreakerConfigBuilder {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.consecutive == Some(0) {
-            return Err(ConfigError::Zero {
-                field: "consecutive_failures",
-            });
+        if let Some(consecutive) = self.consecutive {
+            ConfigError::check_not_zero(CONFIG, "consecutive_failures", consecutive.into())?;
         }
         if let Some((rate, window, min_calls)) = self.rate {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(ConfigError::OutOfRange {
-                    field: "failure_rate",
-                    value: rate,
-                });
-            }
-            if window == 0 {
-                return Err(ConfigError::Zero { field: "window" });
-            }
-            if window > MAX_WINDOW {
-                return Err(ConfigError::TooLarge {
-                    field: "window",
-                    value: window.into(),
-                    max: MAX_WINDOW.into(),
-                });
-            }
-            if min_calls == 0 {
-                return Err(ConfigError::Zero { field: "min_calls" });
-            }
+            check_fraction("failure_rate", rate)?;
+            ConfigError::check_not_zero(CONFIG, "window", window.into())?;
+            check_at_most("window", window, MAX_WINDOW)?;
+            ConfigError::check_not_zero(CONFIG, "min_calls", min_calls.into())?;
             if window < min_calls {
-                return Err(ConfigError::WindowBelowMinCalls { window, min_calls });
+                return Err(ConfigError::invalid(
+                    CONFIG,
+                    "window",
+                    format!("{window} calls must not be fewer than min_calls ({min_calls})"),
+                ));
             }
         }
-        if self.base.is_zero() {
-            return Err(ConfigError::Zero {
-                field: "open_duration",
-            });
-        }
-        for (field, value) in [
-            ("open_duration", self.base),
-            ("max_open_duration", self.cap),
-        ] {
-            if value > wsfirst_core::MAX_DURATION {
-                return Err(ConfigError::TooLong { field, value });
-            }
-        }
+        ConfigError::check_duration(CONFIG, "open_duration", self.base)?;
+        ConfigError::check_max_duration(CONFIG, "max_open_duration", self.cap)?;
         if self.cap < self.base {
-            return Err(ConfigError::CapBelowBase {
-                base: self.base,
-                cap: self.cap,
-            });
+            return Err(ConfigError::invalid(
+                CONFIG,
+                "max_open_duration",
+                format!(
+                    "{:?} must not be shorter than open_duration ({:?})",
+                    self.cap, self.base
+                ),
+            ));
         }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(ConfigError::OutOfRange {
-                field: "jitter",
-                value: self.jitter,
-            });
-        }
-        if self.probes == 0 {
-            return Err(ConfigError::Zero {
-                field: "half_open_probes",
-            });
-        }
-        if self.probes > MAX_PROBES {
-            return Err(ConfigError::TooLarge {
-                field: "half_open_probes",
-                value: self.probes.into(),
-                max: MAX_PROBES.into(),
-            });
-        }
-        Ok(())
+        check_fraction("jitter", self.jitter)?;
+        ConfigError::check_not_zero(CONFIG, "half_open_probes", self.probes.into())?;
+        check_at_most("half_open_probes", self.probes, MAX_PROBES)
     }
 
     fn assemble(self) -> BreakerConfig {
@@ -451,6 +417,38 @@ impl BreakerConfigBuilder {
             }),
         }
     }
+}
+
+/// What [`ConfigError`]s of this builder call the configuration.
+const CONFIG: &str = "breaker config";
+
+fn check_fraction(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        CONFIG,
+        field,
+        ConfigErrorKind::OutOfRange {
+            value,
+            min: 0.0,
+            max: 1.0,
+        },
+    ))
+}
+
+fn check_at_most(field: &'static str, value: u32, max: u32) -> Result<(), ConfigError> {
+    if value <= max {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        CONFIG,
+        field,
+        ConfigErrorKind::TooLarge {
+            value: value.into(),
+            max: max.into(),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -500,7 +498,7 @@ mod tests {
         let message = b().failure_rate(0.5, 4, 5).build().unwrap_err().to_string();
         assert_eq!(
             message,
-            "invalid breaker config: window (4 calls) must not be smaller than min_calls (5)"
+            "invalid breaker config: window: 4 calls must not be fewer than min_calls (5)"
         );
     }
 

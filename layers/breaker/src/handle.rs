@@ -182,16 +182,6 @@ impl BreakerHandle {
         }
     }
 
-    /// Resets every key.
-    pub fn reset_all(&self) {
-        let now = Instant::now();
-        for slot in self.registry.slots() {
-            if slot.reset(now) {
-                self.registry.report(|| StoreEvent::Reset(slot.key()));
-            }
-        }
-    }
-
     /// Evicts keys idle for the registry's idle timeout now (this also happens on its own when
     /// new keys are added). Returns how many were evicted.
     pub fn evict_idle(&self) -> usize {

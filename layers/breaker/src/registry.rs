@@ -48,96 +48,10 @@ use wsfirst_core::BreakerKey;
 
 use crate::{
     BreakerConfig, BreakerStore, ConfigError, StoreEvent, StoreLink, Transition,
-    slot::{Eviction, Slot},
+    slot::{Entry, Eviction, Home, Map, Slot},
     store::SharedStore,
     transition::{Callback, Events},
 };
-
-struct Entry {
-    slot: Arc<Slot>,
-    /// The last sweep that found the key used since the one before (or its creation).
-    last_seen: Instant,
-    /// The key's rank in creation order, to break ties between keys last seen at one sweep.
-    born: u64,
-}
-
-struct Map {
-    entries: HashMap<BreakerKey, Entry>,
-    last_sweep: Instant,
-    /// The `born` of the next key.
-    next_born: u64,
-}
-
-/// What the slots of a registry point back to (weakly): the map they are in.
-pub(crate) type Home = Inner;
-
-pub(crate) struct Inner {
-    /// The instant slots count their deadlines from.
-    epoch: Instant,
-    idle_timeout: Duration,
-    max_keys: usize,
-    events: Arc<Events>,
-    /// The settings of every key without an override.
-    config: BreakerConfig,
-    /// Overrides by provider and endpoint: the keys have no credential.
-    overrides: HashMap<BreakerKey, BreakerConfig>,
-    map: RwLock<Map>,
-}
-
-impl Inner {
-    /// The slot of `key`, if the map has it.
-    pub(crate) fn existing(&self, key: &BreakerKey) -> Option<Arc<Slot>> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.entries.get(key).map(|entry| entry.slot.clone())
-    }
-
-    /// Every slot of the map.
-    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.entries
-            .values()
-            .map(|entry| entry.slot.clone())
-            .collect()
-    }
-
-    /// See [`BreakerRegistry::config_for`].
-    pub(crate) fn config_for(&self, key: &BreakerKey) -> &BreakerConfig {
-        if self.overrides.is_empty() {
-            return &self.config;
-        }
-        self.overrides
-            .get(&key.with_credential(None))
-            .unwrap_or(&self.config)
-    }
-
-    /// Removes `slot` from the map if `retire` retires it (it returns the slot's key then); the
-    /// map's lock is held around it, so no request finds the slot between the two.
-    pub(crate) fn forget(&self, slot: &Slot, retire: impl FnOnce(&Slot) -> Option<BreakerKey>) {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(key) = retire(slot) else {
-            return;
-        };
-        if map
-            .entries
-            .get(&key)
-            .is_some_and(|entry| std::ptr::eq(Arc::as_ptr(&entry.slot), slot))
-        {
-            map.entries.remove(&key);
-            tracing::debug!(key = %key, "breaker key forgotten: its credential was refused");
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Requests still in flight may hold slots: nothing more is reported for them.
-        let map = self.map.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for (key, entry) in map.entries.drain() {
-            let state = entry.slot.retire();
-            self.events.removed(&key, state);
-        }
-    }
-}
 
 /// The breakers of all keys and their settings, shared by every layer and handle made from it.
 ///
@@ -192,7 +106,7 @@ impl Drop for Inner {
 /// last clone of the registry frees every key the same way.
 #[derive(Clone)]
 pub struct BreakerRegistry {
-    inner: Arc<Inner>,
+    inner: Arc<Home>,
 }
 
 impl fmt::Debug for BreakerRegistry {
@@ -310,7 +224,7 @@ impl BreakerRegistry {
 
     /// A reference that does not hold the registry (tests).
     #[cfg(test)]
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Home> {
         Arc::downgrade(&self.inner)
     }
 
@@ -552,13 +466,11 @@ impl BreakerRegistryBuilder {
     /// Checks the values and builds the registry; the error names the field
     /// ([`max_keys`](Self::max_keys) of zero).
     pub fn try_build(self) -> Result<BreakerRegistry, ConfigError> {
-        if self.max_keys == 0 {
-            return Err(ConfigError::Zero { field: "max_keys" });
-        }
+        ConfigError::check_not_zero("breaker config", "max_keys", self.max_keys as u64)?;
         let epoch = Instant::now();
         let store = self.store.clone();
         let registry = BreakerRegistry {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Home {
                 epoch,
                 idle_timeout: self.idle_timeout,
                 max_keys: self.max_keys,
@@ -577,7 +489,7 @@ impl BreakerRegistryBuilder {
             }),
         };
         if let Some(store) = store {
-            store.attach(StoreLink::new(&registry.inner));
+            store.attach(StoreLink::new(Arc::downgrade(&registry.inner) as _));
         }
         Ok(registry)
     }

@@ -174,3 +174,24 @@ impl KeySnapshot {
         }
     }
 }
+
+/// A key changed state; passed to the callback of
+/// [`BreakerRegistryBuilder::on_transition`](crate::BreakerRegistryBuilder::on_transition).
+#[derive(Clone, Debug)]
+pub struct Transition {
+    /// The key.
+    pub key: BreakerKey,
+    /// The state before.
+    pub from: BreakerState,
+    /// The state after.
+    pub to: BreakerState,
+    /// The failure that tripped the key, if a failure did.
+    pub cause: Option<WsFailure>,
+    /// Until when the key is pinned (open: `None` when pinned by hand until unpinned;
+    /// half-open: the deadline that ended the pin).
+    pub until: Option<Instant>,
+    /// Whether the key is pinned by hand (through a [`BreakerHandle`](crate::BreakerHandle))
+    /// after the transition; only ever `true` when `to` is open (a pin by hand ends with its
+    /// period: the key goes half-open and probes as after a trip).
+    pub manual: bool,
+}

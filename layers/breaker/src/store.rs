@@ -10,7 +10,7 @@ use std::{
 use tokio::time::Instant;
 use wsfirst_core::BreakerKey;
 
-use crate::{BreakerConfig, KeySnapshot, Transition, registry::Home};
+use crate::{BreakerConfig, KeySnapshot, Transition};
 
 /// A store that shares breaker state between the replicas of a gateway; give one to
 /// [`BreakerRegistryBuilder::store`](crate::BreakerRegistryBuilder::store).
@@ -155,7 +155,7 @@ pub enum Shared {
 /// registry weakly.
 #[derive(Clone)]
 pub struct StoreLink {
-    home: Weak<Home>,
+    home: Weak<dyn Steer>,
 }
 
 impl fmt::Debug for StoreLink {
@@ -167,10 +167,8 @@ impl fmt::Debug for StoreLink {
 }
 
 impl StoreLink {
-    pub(crate) fn new(home: &Arc<Home>) -> Self {
-        StoreLink {
-            home: Arc::downgrade(home),
-        }
+    pub(crate) fn new(home: Weak<dyn Steer>) -> Self {
+        StoreLink { home }
     }
 
     /// Whether the registry still exists (a store's task ends when it does not).
@@ -182,16 +180,9 @@ impl StoreLink {
     /// counts the transition it makes, if any. Returns whether the registry has the key (a key
     /// it does not have is left alone: it asks with [`StoreEvent::Created`] when it is made).
     pub fn apply(&self, key: &BreakerKey, shared: &Shared) -> bool {
-        let Some(home) = self.home.upgrade() else {
-            return false;
-        };
-        match home.existing(key) {
-            Some(slot) => {
-                slot.adopt(shared, Instant::now());
-                true
-            }
-            None => false,
-        }
+        self.home
+            .upgrade()
+            .is_some_and(|home| home.apply(key, shared))
     }
 
     /// Lets the half-open key of `generation` admit `probes` more probes (at most its
@@ -199,35 +190,43 @@ impl StoreLink {
     /// that half-open state, or the registry no longer has it): the store may take the probe
     /// slots back.
     pub fn grant_probes(&self, key: &BreakerKey, generation: u32, probes: u32) -> bool {
-        let Some(home) = self.home.upgrade() else {
-            return false;
-        };
-        home.existing(key)
-            .is_some_and(|slot| slot.grant_probes(generation, probes))
+        self.home
+            .upgrade()
+            .is_some_and(|home| home.grant_probes(key, generation, probes))
     }
 
     /// The settings of `key` (see
     /// [`BreakerRegistry::config_for`](crate::BreakerRegistry::config_for)).
     pub fn config_for(&self, key: &BreakerKey) -> Option<BreakerConfig> {
-        let home = self.home.upgrade()?;
-        Some(home.config_for(key).clone())
+        Some(self.home.upgrade()?.settings_of(key))
     }
 
     /// Whether the registry has `key`.
     pub fn contains(&self, key: &BreakerKey) -> bool {
-        self.home
-            .upgrade()
-            .is_some_and(|home| home.existing(key).is_some())
+        self.home.upgrade().is_some_and(|home| home.contains(key))
     }
 
     /// The state of every key of this replica (to resynchronise after the store was away).
     pub fn snapshot(&self) -> Vec<KeySnapshot> {
-        let Some(home) = self.home.upgrade() else {
-            return Vec::new();
-        };
-        let now = Instant::now();
-        home.slots().iter().map(|slot| slot.snapshot(now)).collect()
+        self.home
+            .upgrade()
+            .map_or_else(Vec::new, |home| home.snapshot())
     }
+}
+
+/// What a [`StoreLink`] steers: a registry's keys, through what the link asks of them (so that
+/// the store's types do not depend on the registry's).
+pub(crate) trait Steer: Send + Sync {
+    /// See [`StoreLink::apply`].
+    fn apply(&self, key: &BreakerKey, shared: &Shared) -> bool;
+    /// See [`StoreLink::grant_probes`].
+    fn grant_probes(&self, key: &BreakerKey, generation: u32, probes: u32) -> bool;
+    /// See [`StoreLink::config_for`].
+    fn settings_of(&self, key: &BreakerKey) -> BreakerConfig;
+    /// See [`StoreLink::contains`].
+    fn contains(&self, key: &BreakerKey) -> bool;
+    /// See [`StoreLink::snapshot`].
+    fn snapshot(&self) -> Vec<KeySnapshot>;
 }
 
 /// The store of a registry, if it has one (in the registry's [`Events`](crate::transition)).

@@ -33,11 +33,6 @@ impl Phase {
         !matches!(self, Phase::MidStream)
     }
 
-    /// Whether the failure happened while establishing the connection (connect or handshake).
-    pub fn is_connection_setup(self) -> bool {
-        matches!(self, Phase::Connect | Phase::Handshake)
-    }
-
     /// A short stable name, for metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

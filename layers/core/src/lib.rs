@@ -46,12 +46,14 @@
 #![forbid(unsafe_code)]
 
 mod breaker_key;
+mod config_error;
 mod error;
 mod failure;
 mod fingerprint;
 pub mod headers;
 mod intent;
 pub mod limits;
+mod macros;
 pub mod redact;
 mod resend;
 mod route;
@@ -59,6 +61,7 @@ mod served;
 mod timeouts;
 
 pub use breaker_key::BreakerKey;
+pub use config_error::{ConfigError, ConfigErrorKind};
 pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};

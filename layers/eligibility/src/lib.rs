@@ -69,18 +69,17 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-mod error;
 pub mod future;
 mod layer;
 pub mod policy;
 mod service;
 pub mod table;
 
-pub use error::ConfigError;
 pub use layer::EligibilityLayer;
 pub use policy::{And, Policy, PolicyFn, RequestHead, policy_fn};
 pub use service::{DECISIONS_METRIC, Eligibility};
 pub use table::{EligibilityTable, EligibilityTableBuilder};
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 
 #[cfg(test)]
 mod tests;

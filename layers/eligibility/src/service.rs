@@ -82,20 +82,7 @@ impl<P, S> Eligibility<P, S> {
         &self.policy
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    wsfirst_core::define_inner_service_accessors!();
 }
 
 impl<P, S, B> Service<Request<B>> for Eligibility<P, S>

@@ -315,17 +315,22 @@ impl EligibilityTableBuilder {
     pub fn provider_host(mut self, provider: impl Into<String>, host: impl Into<String>) -> Self {
         let (provider, host) = (provider.into(), host.into());
         if provider.is_empty() {
-            self.fail(ConfigError::EmptyProvider {
-                field: "provider_hosts",
-            });
+            self.fail(ConfigError::invalid(
+                CONFIG,
+                "provider_hosts",
+                "the provider must not be empty",
+            ));
             return self;
         }
         if !is_bare_host(&host) {
-            self.fail(ConfigError::InvalidHost {
-                field: "provider_hosts",
-                provider,
-                host,
-            });
+            self.fail(ConfigError::invalid(
+                CONFIG,
+                "provider_hosts",
+                format!(
+                    "invalid host {host:?} for provider {provider:?}: expected a host name \
+                     without scheme, port or path, such as \"api.openai.com\""
+                ),
+            ));
             return self;
         }
         let hosts = self
@@ -377,11 +382,7 @@ impl EligibilityTableBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        if self.table.max_message_size == 0 {
-            return Err(ConfigError::Zero {
-                field: "max_message_size",
-            });
-        }
+        ConfigError::check_not_zero(CONFIG, "max_message_size", self.table.max_message_size)?;
         Ok(EligibilityTable {
             inner: Arc::new(self.table),
         })
@@ -389,17 +390,14 @@ impl EligibilityTableBuilder {
 
     /// Whether the pair is valid; records the first bad one.
     fn check_pair(&mut self, field: &'static str, provider: &str, api: &str) -> bool {
-        let error = if provider.is_empty() {
-            ConfigError::EmptyProvider { field }
+        let message = if provider.is_empty() {
+            "the provider must not be empty".to_owned()
         } else if api.is_empty() {
-            ConfigError::EmptyApi {
-                field,
-                provider: provider.to_owned(),
-            }
+            format!("the api of provider {provider:?} must not be empty")
         } else {
             return true;
         };
-        self.fail(error);
+        self.fail(ConfigError::invalid(CONFIG, field, message));
         false
     }
 
@@ -408,6 +406,9 @@ impl EligibilityTableBuilder {
         self.error.get_or_insert(error);
     }
 }
+
+/// What [`ConfigError`]s of the table's builder call the configuration.
+const CONFIG: &str = "eligibility table";
 
 fn insert(map: &mut HashMap<Box<str>, HashSet<Box<str>>>, provider: String, api: String) {
     map.entry(provider.into_boxed_str())

@@ -97,14 +97,6 @@ impl<B> ReplayBody<B> {
     pub fn is_buffered(&self) -> bool {
         matches!(self.kind, Kind::Buffered { .. })
     }
-
-    /// The caller's body, if it is streamed through.
-    pub fn into_streaming(self) -> Option<B> {
-        match self.kind {
-            Kind::Buffered { .. } => None,
-            Kind::Streaming { body } => Some(body),
-        }
-    }
 }
 
 impl<B> From<Bytes> for ReplayBody<B> {

@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use wsfirst_core::{MAX_DURATION, Replay, limits::DEFAULT_MAX_MESSAGE_SIZE};
+use wsfirst_core::{Replay, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
 use crate::ConfigError;
 
@@ -132,7 +132,7 @@ impl FallbackConfigBuilder {
     }
 
     /// At most one WARN log per breaker key per `interval` about falling back (default 60 s, at
-    /// most [`MAX_DURATION`]); `None` never warns.
+    /// most [`MAX_DURATION`](wsfirst_core::MAX_DURATION)); `None` never warns.
     ///
     /// Set `None` when a circuit breaker is in the stack: it warns once when it pins a key, and
     /// each fallback is logged at DEBUG and counted in `wsfirst_fallbacks_total` either way.
@@ -143,19 +143,11 @@ impl FallbackConfigBuilder {
 
     /// Checks the values and builds the settings.
     pub fn build(self) -> Result<FallbackConfig, ConfigError> {
+        const CONFIG: &str = "fallback config";
         let config = self.config;
-        if config.body_limit == 0 {
-            return Err(ConfigError::Zero {
-                field: "body_limit",
-            });
-        }
+        ConfigError::check_not_zero(CONFIG, "body_limit", config.body_limit as u64)?;
         if let Some(interval) = config.warn_interval {
-            if interval > MAX_DURATION {
-                return Err(ConfigError::TooLong {
-                    field: "warn_interval",
-                    value: interval,
-                });
-            }
+            ConfigError::check_max_duration(CONFIG, "warn_interval", interval)?;
         }
         Ok(config)
     }
@@ -164,6 +156,7 @@ impl FallbackConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsfirst_core::{ConfigErrorKind, MAX_DURATION};
 
     #[test]
     fn defaults_agree_with_the_core_size_table() {
@@ -193,12 +186,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let error = FallbackConfig::builder().body_limit(0).build().unwrap_err();
-        assert_eq!(
-            error,
-            ConfigError::Zero {
-                field: "body_limit"
-            }
-        );
+        assert_eq!(error.kind(), &ConfigErrorKind::Zero);
         assert_eq!(error.field(), "body_limit");
         assert_eq!(
             error.to_string(),
@@ -211,10 +199,10 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(
-            error,
-            ConfigError::TooLong {
-                field: "warn_interval",
-                value: long
+            error.kind(),
+            &ConfigErrorKind::TooLong {
+                value: long,
+                max: MAX_DURATION
             }
         );
         assert_eq!(error.field(), "warn_interval");

@@ -1,60 +1,8 @@
 //! Error types
 
-use std::{error::Error, fmt, time::Duration};
+use std::{error::Error, fmt};
 
-use wsfirst_core::{BoxError, MAX_DURATION, WsFailure};
-
-/// A [`FallbackConfig`](crate::FallbackConfig) could not be built; the error names the field and
-/// carries the value given.
-///
-/// ```
-/// use wsfirst_fallback::{ConfigError, FallbackConfig};
-///
-/// let error = FallbackConfig::builder().body_limit(0).build().unwrap_err();
-/// assert_eq!(error, ConfigError::Zero { field: "body_limit" });
-/// assert_eq!(error.field(), "body_limit");
-/// assert_eq!(error.to_string(), "invalid fallback config: body_limit must not be zero");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A size that must be positive is zero.
-    Zero {
-        /// The builder field.
-        field: &'static str,
-    },
-    /// A duration is longer than any wsfirst setting accepts ([`MAX_DURATION`], 100 years).
-    TooLong {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: Duration,
-    },
-}
-
-impl ConfigError {
-    /// The name of the builder field that is wrong.
-    pub fn field(&self) -> &'static str {
-        match self {
-            ConfigError::Zero { field } | ConfigError::TooLong { field, .. } => field,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid fallback config: ")?;
-        match self {
-            ConfigError::Zero { field } => write!(f, "{field} must not be zero"),
-            ConfigError::TooLong { field, value } => write!(
-                f,
-                "{field} must be at most {MAX_DURATION:?} (100 years), got {value:?}"
-            ),
-        }
-    }
-}
-
-impl Error for ConfigError {}
+use wsfirst_core::{BoxError, WsFailure};
 
 /// A request body of undeclared size was larger than the buffer limit, so the request could not
 /// be made replayable. Nothing was sent upstream.

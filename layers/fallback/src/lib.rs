@@ -108,12 +108,13 @@ mod warn;
 
 pub use body::ReplayBody;
 pub use config::{FallbackConfig, FallbackConfigBuilder};
-pub use error::{BodyTooLarge, ConfigError, HttpAfterWebSocket, ReadBodyError};
+pub use error::{BodyTooLarge, HttpAfterWebSocket, ReadBodyError};
 pub use layer::FallbackLayer;
 pub use service::Fallback;
 /// Which failures are sent again; defined in `wsfirst-core` so that the WebSocket layer reads the
 /// same setting (see [`FallbackConfigBuilder::replay`]).
 pub use wsfirst_core::Replay;
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};
 
 #[cfg(test)]
 mod tests;

@@ -77,20 +77,7 @@ impl<S> Fallback<S> {
         &self.config
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    wsfirst_core::define_inner_service_accessors!();
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Fallback<S>

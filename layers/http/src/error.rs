@@ -136,59 +136,6 @@ impl Error for HttpUpstreamError {
     }
 }
 
-/// A setting of an [`HttpUpstream`](crate::HttpUpstream) is invalid; names the builder field.
-///
-/// ```
-/// use std::time::Duration;
-/// use wsfirst_http::HttpUpstream;
-///
-/// let error = HttpUpstream::builder().connect_timeout(Duration::ZERO).build().unwrap_err();
-/// assert_eq!(error.field(), "connect_timeout");
-/// assert_eq!(error.to_string(), "invalid http upstream config: connect_timeout must not be zero");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HttpUpstreamBuildError {
-    /// A duration that must not be zero is.
-    Zero {
-        /// The builder field.
-        field: &'static str,
-    },
-    /// A duration is longer than [`MAX_DURATION`](wsfirst_core::MAX_DURATION).
-    TooLong {
-        /// The builder field.
-        field: &'static str,
-        /// The value given.
-        value: std::time::Duration,
-    },
-}
-
-impl HttpUpstreamBuildError {
-    /// The builder field the error is about.
-    pub fn field(&self) -> &'static str {
-        match self {
-            HttpUpstreamBuildError::Zero { field }
-            | HttpUpstreamBuildError::TooLong { field, .. } => field,
-        }
-    }
-}
-
-impl fmt::Display for HttpUpstreamBuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid http upstream config: ")?;
-        match self {
-            HttpUpstreamBuildError::Zero { field } => write!(f, "{field} must not be zero"),
-            HttpUpstreamBuildError::TooLong { field, value } => write!(
-                f,
-                "{field} must be at most {:?} (100 years), got {value:?}",
-                wsfirst_core::MAX_DURATION
-            ),
-        }
-    }
-}
-
-impl Error for HttpUpstreamBuildError {}
-
 /// Maps a client error to an [`HttpUpstreamError`].
 pub(crate) fn client_error(
     error: hyper_util::client::legacy::Error,

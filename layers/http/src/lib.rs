@@ -58,6 +58,7 @@ pub mod future;
 mod service;
 
 pub use body::UpstreamBody;
-pub use error::{HttpUpstreamBuildError, HttpUpstreamError, HttpUpstreamErrorKind};
+pub use error::{HttpUpstreamError, HttpUpstreamErrorKind};
+pub use wsfirst_core::ConfigError;
 pub use service::{HttpUpstream, HttpUpstreamBuilder};
 pub use wsfirst_core::HttpTimeouts;

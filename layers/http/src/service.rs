@@ -17,10 +17,10 @@ use hyper_util::{
 };
 use rustls::{ClientConfig, RootCertStore};
 use tower_service::Service;
-use wsfirst_core::{BoxError, MAX_DURATION, MissingExtension, Route, Transport};
+use wsfirst_core::{BoxError, ConfigError, MissingExtension, Route, Transport};
 
 use crate::{
-    HttpUpstreamBuildError, UpstreamBody, connect::TimeoutConnector, future::ResponseFuture,
+    UpstreamBody, connect::TimeoutConnector, future::ResponseFuture,
 };
 #[cfg(doc)]
 use crate::{HttpUpstreamError, HttpUpstreamErrorKind};
@@ -258,7 +258,7 @@ impl HttpUpstreamBuilder {
     ///     .unwrap_err();
     /// assert_eq!(error.field(), "body_idle_timeout");
     /// ```
-    pub fn check(&self) -> Result<(), HttpUpstreamBuildError> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         check_duration("connect_timeout", Some(self.connect_timeout))?;
         check_duration("response_timeout", self.response_timeout)?;
         check_duration("body_idle_timeout", self.body_idle_timeout)?;
@@ -266,7 +266,7 @@ impl HttpUpstreamBuilder {
     }
 
     /// Builds the service (and its connection pool).
-    pub fn build(self) -> Result<HttpUpstream, HttpUpstreamBuildError> {
+    pub fn build(self) -> Result<HttpUpstream, ConfigError> {
         self.check()?;
         // The connector sets ALPN to match the enabled HTTP versions.
         let mut tls = match &self.tls {
@@ -307,17 +307,11 @@ impl HttpUpstreamBuilder {
     }
 }
 
-/// A duration setting must be neither zero nor longer than [`MAX_DURATION`].
-fn check_duration(
-    field: &'static str,
-    value: Option<Duration>,
-) -> Result<(), HttpUpstreamBuildError> {
+/// A duration setting must be neither zero nor longer than [`MAX_DURATION`](wsfirst_core::MAX_DURATION).
+fn check_duration(field: &'static str, value: Option<Duration>) -> Result<(), ConfigError> {
     match value {
-        Some(value) if value.is_zero() => Err(HttpUpstreamBuildError::Zero { field }),
-        Some(value) if value > MAX_DURATION => {
-            Err(HttpUpstreamBuildError::TooLong { field, value })
-        }
-        _ => Ok(()),
+        Some(value) => ConfigError::check_duration("http upstream config", field, value),
+        None => Ok(()),
     }
 }
 
@@ -351,6 +345,7 @@ fn default_tls() -> &'static ClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsfirst_core::MAX_DURATION;
 
     #[test]
     fn host_names_the_port_and_never_user_info() {

@@ -15,12 +15,12 @@
 //!
 //! let error = RedisStoreConfig::builder("http://127.0.0.1").build().unwrap_err();
 //! assert_eq!(error.field(), "redis_url");
-//! # Ok::<(), wsfirst_breaker_redis::StoreConfigError>(())
+//! # Ok::<(), wsfirst_breaker_redis::ConfigError>(())
 //! ```
 
 use std::{fmt, time::Duration};
 
-use crate::StoreConfigError;
+use wsfirst_core::{ConfigError, ConfigErrorKind};
 
 /// How a [`RedisStore`](crate::RedisStore) reaches Redis and what it keeps there. Defaults:
 ///
@@ -189,10 +189,11 @@ impl RedisStoreConfigBuilder {
     }
 
     /// Checks the values (no connection is made) and builds the settings.
-    pub fn build(self) -> Result<RedisStoreConfig, StoreConfigError> {
+    pub fn build(self) -> Result<RedisStoreConfig, ConfigError> {
         let config = self.config;
         redis::Client::open(config.url.as_str()).map_err(|error| {
-            StoreConfigError::new(
+            ConfigError::invalid(
+                CONFIG,
                 "redis_url",
                 format!(
                     "{:?} is not a redis url: {}",
@@ -204,7 +205,8 @@ impl RedisStoreConfigBuilder {
             )
         })?;
         if config.prefix.is_empty() || config.prefix.contains(char::is_whitespace) {
-            return Err(StoreConfigError::new(
+            return Err(ConfigError::invalid(
+                CONFIG,
                 "prefix",
                 format!("{:?} must be non-empty without spaces", config.prefix),
             ));
@@ -234,41 +236,36 @@ impl RedisStoreConfigBuilder {
             ),
         ];
         for (field, value, max) in limits {
-            if value < Duration::from_millis(1) {
-                return Err(StoreConfigError::new(
-                    field,
-                    "must be at least 1ms".to_owned(),
-                ));
-            }
-            if value > max {
-                return Err(StoreConfigError::new(
-                    field,
-                    format!("must be at most {}", humanize(max)),
-                ));
-            }
+            check_between(field, value, Duration::from_millis(1), max)?;
         }
-        if config.reconnect_max < Duration::from_millis(100) {
-            return Err(StoreConfigError::new(
-                "reconnect_max",
-                "must be at least 100ms".to_owned(),
-            ));
-        }
-        if config.queue == 0 {
-            return Err(StoreConfigError::new(
-                "queue",
-                "must not be zero".to_owned(),
-            ));
-        }
+        check_between(
+            "reconnect_max",
+            config.reconnect_max,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
+        ConfigError::check_not_zero(CONFIG, "queue", config.queue as u64)?;
         Ok(config)
     }
 }
 
-fn humanize(duration: Duration) -> String {
-    match duration.as_secs() {
-        secs if secs % 86_400 == 0 => format!("{}d", secs / 86_400),
-        secs if secs % 3600 == 0 => format!("{}h", secs / 3600),
-        secs => format!("{secs}s"),
-    }
+/// What [`ConfigError`]s of the store call the configuration.
+pub(crate) const CONFIG: &str = "breaker store config";
+
+fn check_between(
+    field: &'static str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
+    let kind = if value < min {
+        ConfigErrorKind::TooShort { value, min }
+    } else if value > max {
+        ConfigErrorKind::TooLong { value, max }
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::new(CONFIG, field, kind))
 }
 
 #[cfg(test)]
@@ -301,7 +298,7 @@ mod tests {
         let error = b().timeout(Duration::from_secs(11)).build().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "invalid breaker store config: timeout must be at most 10s"
+            "invalid breaker store config: timeout must be at most 10s, got 11s"
         );
     }
 

@@ -96,7 +96,6 @@
 #![forbid(unsafe_code)]
 
 mod config;
-mod error;
 mod record;
 mod scripts;
 mod store;
@@ -105,5 +104,5 @@ pub mod testing;
 mod worker;
 
 pub use config::{RedisStoreConfig, RedisStoreConfigBuilder};
-pub use error::StoreConfigError;
 pub use store::RedisStore;
+pub use wsfirst_core::{ConfigError, ConfigErrorKind};

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use wsfirst_breaker::{BreakerStore, StoreEvent, StoreLink};
 
 use crate::{
-    RedisStoreConfig, StoreConfigError,
+    ConfigError, RedisStoreConfig,
+    config::CONFIG,
     worker::{Status, Worker},
 };
 
@@ -51,16 +52,17 @@ impl RedisStore {
     /// A store with these settings. Connects later, in its task (so a Redis that is down does
     /// not stop a gateway from starting: its breakers are local until Redis is back). Must be
     /// called inside a tokio runtime, where the task will run (the error names `runtime`).
-    pub fn new(config: RedisStoreConfig) -> Result<Self, StoreConfigError> {
+    pub fn new(config: RedisStoreConfig) -> Result<Self, ConfigError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreConfigError::new(
+            ConfigError::invalid(
+                CONFIG,
                 "runtime",
-                "is missing: a breaker store must be made inside a tokio runtime".to_owned(),
+                "a breaker store must be made inside a tokio runtime",
             )
         })?;
         // The URL was checked by the config's builder.
         let client = redis::Client::open(config.url.as_str()).map_err(|error| {
-            StoreConfigError::new("redis_url", format!("is not a redis url: {error}"))
+            ConfigError::invalid(CONFIG, "redis_url", format!("is not a redis url: {error}"))
         })?;
         let (tx, rx) = mpsc::channel(config.queue);
         Ok(RedisStore {
@@ -86,22 +88,12 @@ impl RedisStore {
         self.inner.status.connected.load(Ordering::Relaxed)
     }
 
-    /// This replica's id in the store (the `by` field of the records it writes).
-    pub fn replica_id(&self) -> &str {
-        &self.inner.origin
-    }
-
     /// How many events are waiting for the store's task or being handled (an event that failed
     /// because Redis went away is kept to tell later, and counts as handled). Tests wait for 0.
     pub fn pending_events(&self) -> u64 {
         let status = &self.inner.status;
         let done = status.done.load(Ordering::Acquire);
         status.queued.load(Ordering::Acquire).saturating_sub(done)
-    }
-
-    /// How many events were dropped because the queue was full.
-    pub fn dropped_events(&self) -> u64 {
-        self.inner.status.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -135,7 +127,6 @@ impl BreakerStore for RedisStore {
             Ok(()) => true,
             Err(_) => {
                 self.inner.status.done.fetch_add(1, Ordering::AcqRel);
-                self.inner.status.dropped.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("wsfirst_breaker_store_dropped_total").increment(1);
                 false
             }

@@ -88,14 +88,6 @@ impl<B> Body<B> {
     pub fn is_websocket(&self) -> bool {
         matches!(self.kind, Kind::WebSocket { .. })
     }
-
-    /// The HTTP body, if this is one.
-    pub fn into_http(self) -> Option<B> {
-        match self.kind {
-            Kind::Http { inner } => Some(inner),
-            Kind::WebSocket { .. } => None,
-        }
-    }
 }
 
 impl<B> fmt::Debug for Body<B> {

@@ -26,7 +26,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use http::HeaderName;
 use wsfirst_core::limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 
-use crate::{Codec, ConfigError, ResponsesCodec, tls::ClientTls};
+use crate::{Codec, ConfigError, ResponsesCodec, error::CONFIG, tls::ClientTls};
 
 /// The configuration of one [`WebSocketLayer`](crate::WebSocketLayer) (one route in the facade).
 ///
@@ -246,12 +246,6 @@ impl WebSocketConfigBuilder {
         self
     }
 
-    /// A shared codec (see [`codec`](Self::codec)).
-    pub fn shared_codec(mut self, codec: Arc<dyn Codec>) -> Self {
-        self.codec = codec;
-        self
-    }
-
     /// The TLS configuration for `wss://`, built once and shared by every route (default: the
     /// process-wide default of webpki and platform roots, built at the first `wss://`
     /// connection; see [`crate::tls`]).
@@ -267,23 +261,16 @@ impl WebSocketConfigBuilder {
             ("first_event_timeout", self.first_event_timeout),
             ("idle_timeout", self.idle_timeout),
         ] {
-            ConfigError::check_duration(field, value)?;
+            ConfigError::check_duration(CONFIG, field, value)?;
         }
         for (field, value) in [
             ("max_message_size", self.max_message_size),
             ("max_incoming_message_size", self.max_incoming_message_size),
         ] {
-            if value == 0 {
-                return Err(ConfigError::Zero { field });
-            }
+            ConfigError::check_not_zero(CONFIG, field, value as u64)?;
         }
         let affinity_header = match &self.affinity_header {
-            Some(raw) => Some(HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
-                ConfigError::InvalidHeaderName {
-                    field: "affinity_header",
-                    name: raw.clone(),
-                }
-            })?),
+            Some(raw) => Some(header_name("affinity_header", raw)?),
             None => None,
         };
         Ok(WebSocketConfig(Arc::new(ConfigInner {
@@ -297,6 +284,12 @@ impl WebSocketConfigBuilder {
             tls: self.tls,
         })))
     }
+}
+
+/// Parses a header name given to `field` (the [`HeaderPolicy`] rejects the reserved ones).
+fn header_name(field: &'static str, raw: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(raw.as_bytes())
+        .map_err(|_| ConfigError::invalid(CONFIG, field, format!("{raw:?} is not a header name")))
 }
 
 #[cfg(test)]

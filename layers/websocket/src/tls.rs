@@ -51,7 +51,7 @@ use std::{
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 
-use crate::ConfigError;
+use crate::{ConfigError, error::CONFIG};
 
 /// The ALPN protocol of the WebSocket's HTTP/1.1 upgrade: a WebSocket never negotiates HTTP/2.
 const WEBSOCKET_ALPN: &[u8] = b"http/1.1";
@@ -205,10 +205,7 @@ impl ClientTlsBuilder {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|error| ConfigError::Tls {
-                field: "tls",
-                message: error.to_string(),
-            })?
+            .map_err(|error| ConfigError::invalid(CONFIG, "tls", error.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![WEBSOCKET_ALPN.to_vec()];
@@ -232,18 +229,20 @@ fn root_store(
     }
     roots.add_parsable_certificates(native.iter().cloned());
     for (index, certificate) in extra.iter().enumerate() {
-        roots
-            .add(certificate.clone())
-            .map_err(|error| ConfigError::Tls {
-                field: "extra_root",
-                message: format!("certificate #{index} rejected: {error}"),
-            })?;
+        roots.add(certificate.clone()).map_err(|error| {
+            ConfigError::invalid(
+                CONFIG,
+                "extra_root",
+                format!("certificate #{index} rejected: {error}"),
+            )
+        })?;
     }
     if roots.is_empty() {
-        return Err(ConfigError::Tls {
-            field: "roots",
-            message: "no root certificate is trusted: enable the webpki or platform roots, or add an extra root".to_owned(),
-        });
+        return Err(ConfigError::invalid(
+            CONFIG,
+            "roots",
+            "no root certificate is trusted: enable the webpki or platform roots, or add an extra root",
+        ));
     }
     Ok(roots)
 }
@@ -269,9 +268,12 @@ fn native_certs_blocking() -> &'static [CertificateDer<'static>] {
 async fn native_certs() -> Result<&'static [CertificateDer<'static>], ConfigError> {
     tokio::task::spawn_blocking(native_certs_blocking)
         .await
-        .map_err(|error| ConfigError::Tls {
-            field: "native_roots",
-            message: format!("reading the platform's root certificates failed: {error}"),
+        .map_err(|error| {
+            ConfigError::invalid(
+                CONFIG,
+                "native_roots",
+                format!("reading the platform's root certificates failed: {error}"),
+            )
         })
 }
 

@@ -132,7 +132,7 @@ fn values_that_break_a_rule_name_their_path() {
         ),
         (
             route_with("[routes.breaker]\nfailure_rate_window = 5\nfailure_rate_min_calls = 6"),
-            "routes[0].breaker.failure_rate_window: invalid breaker config: window (5 calls) must not be smaller than min_calls (6)",
+            "routes[0].breaker.failure_rate_window: invalid breaker config: window: 5 calls must not be fewer than min_calls (6)",
         ),
         (
             route_with("[routes.timeouts]\nhttp_response = \"0s\""),
@@ -141,7 +141,7 @@ fn values_that_break_a_rule_name_their_path() {
         (
             // The breaker's default minimum (10 calls) stays: a smaller window alone is refused.
             route_with("[routes.breaker]\nfailure_rate_window = 5"),
-            "routes[0].breaker.failure_rate_window: invalid breaker config: window (5 calls) must not be smaller than min_calls (10)",
+            "routes[0].breaker.failure_rate_window: invalid breaker config: window: 5 calls must not be fewer than min_calls (10)",
         ),
         (
             route_with("[routes.breaker]\nopen_duration = \"0s\""),
@@ -149,7 +149,7 @@ fn values_that_break_a_rule_name_their_path() {
         ),
         (
             route_with("[routes.breaker]\nopen_duration = \"1m\"\nmax_open_for = \"30s\""),
-            "routes[0].breaker.max_open_duration: invalid breaker config: max_open_duration (30s) must not be shorter than open_duration (60s)",
+            "routes[0].breaker.max_open_duration: invalid breaker config: max_open_duration: 30s must not be shorter than open_duration (60s)",
         ),
         (
             route_with("[routes.pool]\nmax_connections_per_key = 0"),

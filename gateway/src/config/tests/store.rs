@@ -41,7 +41,7 @@ fn errors_name_the_field_under_breaker_store() {
     let error = |text: &str| Config::from_toml_str(text).unwrap_err().to_string();
     assert_eq!(
         error(&STORE.replace("100ms", "0s")),
-        "breaker_store.timeout: invalid breaker store config: timeout must be at least 1ms"
+        "breaker_store.timeout: invalid breaker store config: timeout must be at least 1ms, got 0ns"
     );
     assert!(
         error(&STORE.replace("redis://127.0.0.1:6379/0", "http://x"))
@@ -49,7 +49,7 @@ fn errors_name_the_field_under_breaker_store() {
     );
     assert_eq!(
         error(&STORE.replace("prefix = \"gw:breaker\"", "prefix = \"a b\"")),
-        "breaker_store.prefix: invalid breaker store config: prefix \"a b\" must be non-empty without spaces"
+        "breaker_store.prefix: invalid breaker store config: prefix: \"a b\" must be non-empty without spaces"
     );
     assert!(
         error(&STORE.replace("[breaker_store]", "[breaker_store]\nport = 1"))

@@ -10,6 +10,7 @@
 //! new generation, so late outcomes are ignored, and no more transitions are reported) and drops
 //! the registry's reference: the slot is freed when the last request in flight for it ends.
 
+mod home;
 mod machine;
 mod shared;
 mod window;
@@ -27,6 +28,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 use wsfirst_core::{BreakerKey, FailureKind, WsFailure};
 
+pub(crate) use self::home::{Entry, Home, Map};
 use self::{
     machine::Machine,
     shared::Origin,
@@ -36,8 +38,8 @@ use self::{
     },
 };
 use crate::{
-    BreakerConfig, BreakerState, StoreEvent, Transition, Verdict, registry::Home,
-    snapshot::KeySnapshot, transition::Events,
+    BreakerConfig, BreakerState, StoreEvent, Transition, Verdict, snapshot::KeySnapshot,
+    transition::Events,
 };
 
 /// Why a key is evicted, which decides which keys may go.
@@ -132,11 +134,6 @@ impl Slot {
         m.retire();
         self.publish(&m, true);
         m.state
-    }
-
-    /// The slot's key.
-    pub(crate) fn key(&self) -> BreakerKey {
-        self.lock().key().clone()
     }
 
     /// Whether the slot was retired (its key evicted or its registry dropped).

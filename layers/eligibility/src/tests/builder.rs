@@ -4,7 +4,7 @@
 use wsfirst_core::limits::DEFAULT_MAX_MESSAGE_SIZE;
 
 use super::{ALLOW, HOSTS, openai_table};
-use crate::{ConfigError, EligibilityTable};
+use crate::{ConfigErrorKind, EligibilityTable};
 
 #[test]
 fn pairs_and_hosts_come_from_plain_data() {
@@ -52,12 +52,7 @@ fn zero_message_size_is_rejected() {
         .max_message_size(0)
         .build()
         .unwrap_err();
-    assert_eq!(
-        error,
-        ConfigError::Zero {
-            field: "max_message_size"
-        }
-    );
+    assert_eq!(error.kind(), &ConfigErrorKind::Zero);
     assert_eq!(error.field(), "max_message_size");
     assert_eq!(
         error.to_string(),
@@ -76,30 +71,23 @@ fn empty_names_in_pairs_are_rejected() {
     let cases = [
         (
             EligibilityTable::builder().allow("", "a"),
-            ConfigError::EmptyProvider {
-                field: "allow_pairs",
-            },
+            "allow_pairs",
             "invalid eligibility table: allow_pairs: the provider must not be empty",
         ),
         (
             EligibilityTable::builder().deny_pairs([("p", "")]),
-            ConfigError::EmptyApi {
-                field: "deny_pairs",
-                provider: "p".into(),
-            },
+            "deny_pairs",
             "invalid eligibility table: deny_pairs: the api of provider \"p\" must not be empty",
         ),
         (
             EligibilityTable::builder().provider_host("", "h.example"),
-            ConfigError::EmptyProvider {
-                field: "provider_hosts",
-            },
+            "provider_hosts",
             "invalid eligibility table: provider_hosts: the provider must not be empty",
         ),
     ];
-    for (builder, expected, message) in cases {
+    for (builder, field, message) in cases {
         let error = builder.build().unwrap_err();
-        assert_eq!(error, expected);
+        assert_eq!(error.field(), field);
         assert_eq!(error.to_string(), message);
     }
 }
@@ -118,16 +106,13 @@ fn hosts_must_be_bare() {
             .provider_host("openai", host)
             .build()
             .unwrap_err();
-        assert_eq!(
-            error,
-            ConfigError::InvalidHost {
-                field: "provider_hosts",
-                provider: "openai".into(),
-                host: host.into(),
-            },
-            "{host:?}"
-        );
         assert_eq!(error.field(), "provider_hosts");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("invalid host {host:?} for provider \"openai\"")),
+            "{error}"
+        );
     }
     let error = EligibilityTable::builder()
         .provider_host("openai", "api.openai.com:443")

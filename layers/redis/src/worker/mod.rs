@@ -37,11 +37,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// away, which reads the records instead).
 const STREAM_LENGTH: u32 = 10_000;
 
-/// What the store and its task share: whether Redis is reachable, events dropped.
+/// What the store and its task share: whether Redis is reachable, events queued and done.
 #[derive(Debug, Default)]
 pub(crate) struct Status {
     pub(crate) connected: AtomicBool,
-    pub(crate) dropped: AtomicU64,
     /// Events taken into the queue, and events the task finished with.
     pub(crate) queued: AtomicU64,
     pub(crate) done: AtomicU64,

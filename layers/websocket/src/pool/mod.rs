@@ -59,7 +59,7 @@ use wsfirst_core::WsFailure;
 use self::connection::{Conn, Idle, close_gracefully, gauge};
 use self::conversation::Conversations;
 pub(crate) use self::key::PoolKey;
-use crate::ConfigError;
+use crate::{ConfigError, error::CONFIG};
 
 /// A shared pool of WebSocket connections.
 ///
@@ -359,24 +359,17 @@ impl PoolBuilder {
 
     /// Checks the values and builds the pool.
     pub fn build(self) -> Result<Pool, ConfigError> {
-        ConfigError::check_duration("idle_timeout", self.idle_timeout)?;
-        ConfigError::check_duration("max_age", self.max_age)?;
-        ConfigError::check_duration("write_stall_timeout", self.write_stall)?;
+        ConfigError::check_duration(CONFIG, "idle_timeout", self.idle_timeout)?;
+        ConfigError::check_duration(CONFIG, "max_age", self.max_age)?;
+        ConfigError::check_duration(CONFIG, "write_stall_timeout", self.write_stall)?;
         for (field, max) in [
             ("max_connections_per_key", self.max_per_key),
             ("max_connections", self.max_total),
             ("max_idle_connections", self.max_idle),
         ] {
-            if max == 0 {
-                return Err(ConfigError::Zero { field });
-            }
+            ConfigError::check_not_zero(CONFIG, field, max as u64)?;
         }
-        if self.conversation_wait > wsfirst_core::MAX_DURATION {
-            return Err(ConfigError::TooLong {
-                field: "conversation_wait",
-                value: self.conversation_wait,
-            });
-        }
+        ConfigError::check_max_duration(CONFIG, "conversation_wait", self.conversation_wait)?;
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 idle_timeout: self.idle_timeout,

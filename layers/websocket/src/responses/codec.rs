@@ -83,7 +83,25 @@ impl ResponsesCodec {
     }
 }
 
-/// The fields of a request body in their order, values kept as raw JSON text.
+/// The fields of a JSON object in their order, each value kept as its raw JSON text (a
+/// [`serde_json::Map`] would sort them). Turning a body into a message and back keeps the
+/// caller's order this way.
+///
+/// ```
+/// use wsfirst_websocket::responses::fields_in_order;
+///
+/// let fields = fields_in_order(r#"{"model":"gpt-5","input":[1, 2],"stream":true}"#)?;
+/// let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+/// assert_eq!(names, ["model", "input", "stream"]);
+/// assert_eq!(fields[1].1.get(), "[1, 2]");
+/// assert!(fields_in_order("[1]").is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn fields_in_order(text: &str) -> Result<Vec<(String, &RawValue)>, serde_json::Error> {
+    serde_json::from_str::<Fields<'_>>(text).map(|fields| fields.0)
+}
+
+/// The visitor of [`fields_in_order`].
 struct Fields<'a>(Vec<(String, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Fields<'de> {
@@ -303,7 +321,7 @@ impl Codec for ResponsesCodec {
     fn encode(&self, _request: &http::request::Parts, body: Bytes) -> Result<Encoded, CodecError> {
         let text = std::str::from_utf8(&body)
             .map_err(|_| CodecError::new("the request body is not utf-8 json"))?;
-        let Fields(fields) = serde_json::from_str(text).map_err(|error| {
+        let fields = fields_in_order(text).map_err(|error| {
             CodecError::new(format!("the request body is not a json object: {error}"))
         })?;
         let mut streaming = false;

@@ -65,7 +65,7 @@ mod errors;
 mod headers;
 pub mod unsupported;
 
-pub use codec::ResponsesCodec;
+pub use codec::{ResponsesCodec, fields_in_order};
 pub use eligibility::{DENIED_PAIRS, PROVIDER_HOSTS, WEBSOCKET_PAIRS};
 pub use errors::{
     CONNECTION_SCOPED_CODES, RECONNECT_MESSAGES, REQUEST_SCOPED_CODES, error_scope, is_answer,
