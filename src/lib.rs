@@ -76,6 +76,7 @@ pub mod client_ws;
 pub mod config;
 pub mod configured;
 pub mod future;
+pub mod guard;
 pub mod logging;
 pub mod respond;
 pub mod serve;

@@ -257,7 +257,10 @@ impl ServerConfigBuilder {
             ("header_read_timeout", config.header_read_timeout),
             ("body_read_timeout", config.body_read_timeout),
             ("idle_timeout", config.idle_timeout),
-            ("http2_keep_alive_interval", config.http2_keep_alive_interval),
+            (
+                "http2_keep_alive_interval",
+                config.http2_keep_alive_interval,
+            ),
             ("http2_keep_alive_timeout", config.http2_keep_alive_timeout),
         ] {
             if value.is_zero() {

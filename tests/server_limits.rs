@@ -164,17 +164,30 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
     let mut silent = TcpStream::connect(addr).await.unwrap();
     // Protocol detection waits for the first bytes: it must not wait forever.
     let answer = read_to_close(&mut silent, Duration::from_secs(600)).await;
-    assert_eq!(answer.as_deref(), Some(""), "the silent connection was held open");
+    assert_eq!(
+        answer.as_deref(),
+        Some(""),
+        "the silent connection was held open"
+    );
     server.abort();
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_http2_connection_that_sends_only_its_preface_is_closed() {
-    let (addr, server) = start(echo(), short_header_timeout(8)).await;
+    // Pings too rare to matter: the header timeout alone closes it.
+    let config = ServerConfig::builder()
+        .header_read_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let (addr, server) = start(echo(), config).await;
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(H2_PREFACE).await.unwrap();
     let answer = read_to_close(&mut client, Duration::from_secs(600)).await;
-    assert!(answer.is_some(), "the http/2 connection without streams was held open");
+    assert!(
+        answer.is_some(),
+        "the http/2 connection without streams was held open"
+    );
     server.abort();
 }
 

@@ -24,7 +24,7 @@ use super::{
     ClientConnections, ClientWsConfig,
     session::{Session, request_headers},
 };
-use crate::RouteService;
+use crate::{RouteService, guard::AllowedOrigins};
 
 /// The `GET` service of a route that accepts client WebSocket connections in the Responses
 /// API's WebSocket mode: mount it next to the route's `POST` service with
@@ -37,11 +37,19 @@ use crate::RouteService;
 /// other than 13), and `503` once [`ClientConnections::close`] was called or while
 /// [`max_connections`](super::ClientWsConfigBuilder::max_connections) are open. Cloning shares
 /// the count of open connections.
+///
+/// **Browsers.** An upgrade whose `Origin` is another site's is refused with `403` (code
+/// `origin_not_allowed`): browsers let any page open a WebSocket to any address (no CORS), and
+/// the connection would spend the upstream credential the gateway holds. Upgrades without
+/// `Origin` (SDKs, command-line clients) and from the gateway's own origin pass; a browser app
+/// of another origin that is meant to use the gateway is listed with
+/// [`allow_origins`](Self::allow_origins).
 #[derive(Clone, Debug)]
 pub struct ClientWebSocket {
     service: RouteService,
     config: ClientWsConfig,
     connections: ClientConnections,
+    origins: AllowedOrigins,
     /// The connections open through this service and its clones.
     open: Arc<AtomicUsize>,
 }
@@ -68,8 +76,28 @@ impl ClientWebSocket {
             service,
             config,
             connections,
+            origins: AllowedOrigins::default(),
             open: Arc::default(),
         }
+    }
+
+    /// Lets pages of these origins open connections too (none by default: only requests
+    /// without `Origin` and from the gateway's own origin are accepted).
+    ///
+    /// ```
+    /// # let wsfirst = wsfirst::Wsfirst::builder().build();
+    /// # let route = wsfirst::core::Route::builder("p", "a").http_url("http://127.0.0.1:9/").build().unwrap();
+    /// # let service = wsfirst.route(route);
+    /// use wsfirst::{client_ws::ClientWsConfig, guard::AllowedOrigins};
+    ///
+    /// let clients = wsfirst
+    ///     .client_websocket(&service, ClientWsConfig::default())
+    ///     .allow_origins(AllowedOrigins::new(["https://chat.example.com"]));
+    /// # let _ = clients;
+    /// ```
+    pub fn allow_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.origins = origins;
+        self
     }
 
     /// The limits of the connections.
@@ -83,6 +111,17 @@ impl ClientWebSocket {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_shutting_down",
                 "the gateway is shutting down",
+            );
+        }
+        if !self.origins.allows(request.headers()) {
+            tracing::debug!(
+                origin = ?request.headers().get(header::ORIGIN),
+                "client websocket upgrade from another site refused"
+            );
+            return refusal(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "websocket connections from this origin are not allowed",
             );
         }
         let key = match check_upgrade(request.headers()) {
@@ -232,16 +271,7 @@ fn check_upgrade(headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
 
 /// A refused upgrade: `status` and the HTTP endpoint's error body.
 fn refusal(status: StatusCode, code: &str, message: &str) -> Response<axum::body::Body> {
-    let body = serde_json::json!({
-        "error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}
-    });
-    let mut response = Response::new(axum::body::Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    crate::guard::refusal(status, code, message)
 }
 
 impl<B> Service<Request<B>> for ClientWebSocket {
