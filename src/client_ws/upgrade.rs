@@ -22,8 +22,11 @@ use tower_service::Service;
 
 use super::{
     ClientConnections, ClientWsConfig,
+    inbox::Inbox,
     session::{Session, request_headers},
 };
+use wsfirst_fallback::BodyBudget;
+
 use crate::{RouteService, guard::AllowedOrigins};
 
 /// The `GET` service of a route that accepts client WebSocket connections in the Responses
@@ -50,6 +53,7 @@ pub struct ClientWebSocket {
     config: ClientWsConfig,
     connections: ClientConnections,
     origins: AllowedOrigins,
+    budget: BodyBudget,
     /// The connections open through this service and its clones.
     open: Arc<AtomicUsize>,
 }
@@ -77,6 +81,7 @@ impl ClientWebSocket {
             config,
             connections,
             origins: AllowedOrigins::default(),
+            budget: BodyBudget::process(),
             open: Arc::default(),
         }
     }
@@ -97,6 +102,15 @@ impl ClientWebSocket {
     /// ```
     pub fn allow_origins(mut self, origins: AllowedOrigins) -> Self {
         self.origins = origins;
+        self
+    }
+
+    /// Holds queued messages' bytes from `budget` instead of the
+    /// [process's](BodyBudget::process) (share it with the routes' fallback layers: see
+    /// [`FallbackLayer::with_budget`](wsfirst_fallback::FallbackLayer::with_budget)); a message
+    /// it has no room for is answered with a `503` error event (code `body_budget_exhausted`).
+    pub fn with_budget(mut self, budget: BodyBudget) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -141,6 +155,7 @@ impl ClientWebSocket {
             uri: request.uri().clone(),
             headers: request_headers(request.headers()),
             closing: self.connections.closing(),
+            inbox: Inbox::new(self.config.max_queued_bytes(), self.budget.clone()),
         };
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(wsfirst_websocket::READ_BUFFER_SIZE)
