@@ -1,6 +1,6 @@
 //! [`AllowedHostsLayer`]: the request's `Host` must be one of the gateway's own names.
 
-use std::{fmt, marker::PhantomData, sync::Arc};
+use std::sync::Arc;
 
 use http::{Request, Response, StatusCode, header};
 use tower_http::validate_request::{ValidateRequest, ValidateRequestHeader};
@@ -71,13 +71,14 @@ fn strip_port(host: &str) -> &str {
 /// Answers `421 Misdirected Request` (code `host_not_allowed`) to a request whose `Host` (or,
 /// in HTTP/2, `:authority`) is missing or not in the [`AllowedHosts`]: a page on a DNS name
 /// that an attacker points at the gateway's address (DNS rebinding) names that name. Optional:
-/// mount it when the gateway is reached under known names. See the [module docs](super).
-pub struct AllowedHostsLayer<ResBody = axum::body::Body> {
+/// mount it when the gateway is reached under known names. Wraps services that answer with
+/// axum's body. See the [module docs](super).
+#[derive(Clone, Debug)]
+pub struct AllowedHostsLayer {
     hosts: AllowedHosts,
-    _body: PhantomData<fn() -> ResBody>,
 }
 
-impl<ResBody> AllowedHostsLayer<ResBody> {
+impl AllowedHostsLayer {
     /// A layer that allows these names; see [`AllowedHosts`].
     pub fn new<I, H>(hosts: I) -> Self
     where
@@ -89,68 +90,22 @@ impl<ResBody> AllowedHostsLayer<ResBody> {
 
     /// A layer that allows `hosts`.
     pub fn from_hosts(hosts: AllowedHosts) -> Self {
-        Self {
-            hosts,
-            _body: PhantomData,
-        }
+        Self { hosts }
     }
 }
 
-impl<ResBody> Clone for AllowedHostsLayer<ResBody> {
-    fn clone(&self) -> Self {
-        Self::from_hosts(self.hosts.clone())
-    }
-}
-
-impl<ResBody> fmt::Debug for AllowedHostsLayer<ResBody> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AllowedHostsLayer")
-            .field("hosts", &self.hosts)
-            .finish()
-    }
-}
-
-impl<S, ResBody> Layer<S> for AllowedHostsLayer<ResBody> {
-    type Service = ValidateRequestHeader<S, HostCheck<ResBody>>;
+impl<S> Layer<S> for AllowedHostsLayer {
+    type Service = ValidateRequestHeader<S, AllowedHosts>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ValidateRequestHeader::custom(
-            inner,
-            HostCheck {
-                hosts: self.hosts.clone(),
-                _body: PhantomData,
-            },
-        )
+        ValidateRequestHeader::custom(inner, self.hosts.clone())
     }
 }
 
-/// The check of [`AllowedHostsLayer`].
-pub struct HostCheck<ResBody> {
-    hosts: AllowedHosts,
-    _body: PhantomData<fn() -> ResBody>,
-}
+impl<B> ValidateRequest<B> for AllowedHosts {
+    type ResponseBody = axum::body::Body;
 
-impl<ResBody> Clone for HostCheck<ResBody> {
-    fn clone(&self) -> Self {
-        Self {
-            hosts: self.hosts.clone(),
-            _body: PhantomData,
-        }
-    }
-}
-
-impl<ResBody> fmt::Debug for HostCheck<ResBody> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostCheck")
-            .field("hosts", &self.hosts)
-            .finish()
-    }
-}
-
-impl<B, ResBody: From<String>> ValidateRequest<B> for HostCheck<ResBody> {
-    type ResponseBody = ResBody;
-
-    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<ResBody>> {
+    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<axum::body::Body>> {
         let host = match request.headers().get(header::HOST) {
             Some(value) => value.to_str().ok(),
             None => request
@@ -158,7 +113,7 @@ impl<B, ResBody: From<String>> ValidateRequest<B> for HostCheck<ResBody> {
                 .authority()
                 .map(|authority| authority.as_str()),
         };
-        if host.is_some_and(|host| self.hosts.allows(host)) {
+        if host.is_some_and(|host| self.allows(host)) {
             return Ok(());
         }
         Err(refusal(
@@ -187,10 +142,7 @@ mod tests {
 
     #[test]
     fn a_missing_host_is_refused() {
-        let mut check = HostCheck::<String> {
-            hosts: AllowedHosts::new(["localhost"]),
-            _body: PhantomData,
-        };
+        let mut check = AllowedHosts::new(["localhost"]);
         let mut request = Request::get("/").body(()).unwrap();
         let refused = check.validate(&mut request).unwrap_err();
         assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);

@@ -61,21 +61,17 @@ mod host;
 mod origin;
 
 pub use content_type::{RequireJson, RequireJsonLayer};
-pub use host::{AllowedHosts, AllowedHostsLayer, HostCheck};
+pub use host::{AllowedHosts, AllowedHostsLayer};
 pub use origin::AllowedOrigins;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
 /// A refusal: `status` and the usual JSON error body.
-pub(crate) fn refusal<B: From<String>>(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-) -> Response<B> {
+pub(crate) fn refusal(status: StatusCode, code: &str, message: &str) -> Response<axum::body::Body> {
     let body = serde_json::json!({
         "error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}
     });
-    let mut response = Response::new(B::from(body.to_string()));
+    let mut response = Response::new(axum::body::Body::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
