@@ -283,3 +283,27 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     assert!(ended.is_ok(), "the idle http/2 connection was held open");
     server.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_http2_peer_that_stops_answering_pings_is_closed_mid_request() {
+    let router = Router::new().route("/hang", post(|| std::future::pending::<&'static str>()));
+    let config = ServerConfig::builder()
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .http2_keep_alive_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let (addr, server) = start(router, config).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(H2_PREFACE).await.unwrap();
+    // SETTINGS ACK, then a POST /hang whose body never comes (HPACK: :method POST, :scheme
+    // http, :path "/hang" and :authority "x" as literals of indexed names).
+    let block = b"\x83\x86\x04\x05/hang\x01\x01x";
+    let mut frames = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00".to_vec();
+    frames.extend_from_slice(&[0, 0, block.len() as u8, 0x1, 0x4, 0, 0, 0, 1]);
+    frames.extend_from_slice(block);
+    client.write_all(&frames).await.unwrap();
+    // The request runs forever and the client answers no ping: only keep-alive can end it.
+    let answer = read_to_close(&mut client, Duration::from_secs(3600)).await;
+    assert!(answer.is_some(), "the silent http/2 peer was held open");
+    server.abort();
+}
