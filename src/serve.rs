@@ -555,6 +555,21 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(error.field(), "shutdown_grace");
+        let error = ServerConfig::builder()
+            .idle_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "idle_timeout");
+        let error = ServerConfig::builder()
+            .max_concurrent_streams(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "max_concurrent_streams");
+        let error = ServerConfig::builder()
+            .http2_keep_alive_timeout(MAX_DURATION + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "http2_keep_alive_timeout");
         let config = ServerConfig::builder()
             .shutdown_grace(Duration::ZERO)
             .build()
