@@ -286,7 +286,7 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn an_http2_peer_that_stops_answering_pings_is_closed_mid_request() {
-    let router = Router::new().route("/hang", post(|| std::future::pending::<&'static str>()));
+    let router = Router::new().route("/hang", post(std::future::pending::<&'static str>));
     let config = ServerConfig::builder()
         .http2_keep_alive_interval(Duration::from_secs(20))
         .http2_keep_alive_timeout(Duration::from_secs(20))
