@@ -133,6 +133,7 @@
 pub mod admin;
 pub mod client_ws;
 pub mod future;
+pub mod guard;
 pub mod logging;
 pub mod respond;
 pub mod serve;

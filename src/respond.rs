@@ -53,7 +53,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
 use tower_layer::Layer;
 use tower_service::Service;
 use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
-use wsfirst_fallback::{BodyTooLarge, ReadBodyError};
+use wsfirst_fallback::{BodyTooLarge, BudgetExhausted, ReadBodyError};
 
 use crate::{future::ResponseFuture, serve::BodyReadTimeout, upstream::HttpUpstreamError};
 
@@ -191,7 +191,9 @@ where
 
 /// Answers a failed request: `502` with `{"error": {"type", "code", "message"}}` for upstream
 /// failures, `504` (same shape, code `upstream_timeout`) when the HTTP upstream timed out
-/// (connect, response headers), `413` for a body over the buffer limit, `408` for a body that did
+/// (connect, response headers), `413` for a body over the buffer limit, `503` (code
+/// `body_budget_exhausted`) when the process's [budget of buffered bodies](wsfirst_fallback::BodyBudget)
+/// has no room for it, `408` for a body that did
 /// not arrive within [`serve`](crate::serve::serve)'s body read timeout, `400` for an unreadable
 /// request body, `500` for a mis-assembled stack.
 pub fn error_response(error: &(dyn Error + 'static)) -> Response<axum::body::Body> {
@@ -231,6 +233,9 @@ fn classify(error: &(dyn Error + 'static)) -> (StatusCode, &'static str) {
     while let Some(error) = current {
         if error.is::<BodyTooLarge>() {
             return (StatusCode::PAYLOAD_TOO_LARGE, "request_body_too_large");
+        }
+        if error.is::<BudgetExhausted>() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "body_budget_exhausted");
         }
         if error.is::<ReadBodyError>() {
             return (StatusCode::BAD_REQUEST, "request_body_unreadable");
@@ -312,6 +317,9 @@ mod tests {
             error_response(&BodyTooLarge::new(8)).status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+        let busy = error_response(&BudgetExhausted::new(8));
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json(busy).await["error"]["code"], "body_budget_exhausted");
         let io = std::io::Error::other("refused");
         let body = json(error_response(&io)).await;
         assert_eq!(body["error"]["code"], "upstream_failed");

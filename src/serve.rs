@@ -9,7 +9,10 @@
 //!
 //! | limit | default | protects against |
 //! |---|---|---|
-//! | [`header_read_timeout`](ServerConfigBuilder::header_read_timeout) | 10 s | a client that trickles its request headers (HTTP/1) |
+//! | [`header_read_timeout`](ServerConfigBuilder::header_read_timeout) | 10 s | a client that sends nothing, or trickles its request headers: a connection's first request (protocol detection included, HTTP/1 and HTTP/2) must be in within it, else the connection is closed; later HTTP/1 requests' headers too |
+//! | [`idle_timeout`](ServerConfigBuilder::idle_timeout) | 60 s | a connection kept open with nothing in flight (HTTP/1 keep-alive, an HTTP/2 connection without streams): closed gracefully |
+//! | [`http2_keep_alive_interval`](ServerConfigBuilder::http2_keep_alive_interval) / [`http2_keep_alive_timeout`](ServerConfigBuilder::http2_keep_alive_timeout) | 20 s / 20 s | an HTTP/2 peer that vanished while a stream runs: a ping every interval, closed when one is not answered within the timeout |
+//! | [`max_concurrent_streams`](ServerConfigBuilder::max_concurrent_streams) | 100 | one HTTP/2 connection running many requests at once (`max_connections` counts connections, not streams) |
 //! | [`body_read_timeout`](ServerConfigBuilder::body_read_timeout) | 60 s | a client that trickles its request body, holding a connection and a fallback buffer: the whole body must arrive within it, else `408` |
 //! | [`max_connections`](ServerConfigBuilder::max_connections) | 1024 | too many open connections: further ones wait in the listen backlog |
 //! | [`max_header_bytes`](ServerConfigBuilder::max_header_bytes) | 64 KiB | huge request headers: `431` (HTTP/1), refused (HTTP/2) |
@@ -52,17 +55,21 @@ use axum::{
 use http_body_util::BodyExt;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    sync::{Semaphore, watch},
     task::JoinSet,
 };
 use tower::ServiceExt;
 use tower_http::timeout::{DeadlineBody, TimeoutError};
 use wsfirst_core::{BoxError, ConfigError, ConfigErrorKind};
+
+mod connection;
+
+use self::connection::{Activity, Limits, Tracked};
 
 /// `listener`, with `TCP_NODELAY` set on every socket it accepts (a socket on which it cannot be
 /// set is served as it is, and the failure logged at DEBUG).
@@ -84,6 +91,10 @@ pub struct ServerConfig {
     max_connections: usize,
     max_header_bytes: usize,
     shutdown_grace: Duration,
+    idle_timeout: Duration,
+    http2_keep_alive_interval: Duration,
+    http2_keep_alive_timeout: Duration,
+    max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +105,10 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http2_keep_alive_interval: Duration::from_secs(20),
+            http2_keep_alive_timeout: Duration::from_secs(20),
+            max_concurrent_streams: 100,
         }
     }
 }
@@ -106,9 +121,30 @@ impl ServerConfig {
         }
     }
 
-    /// The time a client has to send its request headers (HTTP/1).
+    /// The time a client has to send its request headers: a connection's first request (from
+    /// the accept on, protocol detection included), and each later HTTP/1 request.
     pub fn header_read_timeout(&self) -> Duration {
         self.header_read_timeout
+    }
+
+    /// How long a connection may stay open with nothing in flight.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// How often an HTTP/2 connection is pinged.
+    pub fn http2_keep_alive_interval(&self) -> Duration {
+        self.http2_keep_alive_interval
+    }
+
+    /// How long an HTTP/2 ping may wait for its answer before the connection is closed.
+    pub fn http2_keep_alive_timeout(&self) -> Duration {
+        self.http2_keep_alive_timeout
+    }
+
+    /// The most requests (streams) one HTTP/2 connection may run at once.
+    pub fn max_concurrent_streams(&self) -> u32 {
+        self.max_concurrent_streams
     }
 
     /// The time a client has to send a request's whole body, from its headers on.
@@ -139,9 +175,40 @@ pub struct ServerConfigBuilder {
 }
 
 impl ServerConfigBuilder {
-    /// The time a client has to send its request headers (default 10 s; HTTP/1).
+    /// The time a client has to send its request headers (default 10 s): a connection whose
+    /// first request is not in within it from the accept on (a client that sends nothing, or
+    /// only the HTTP/2 preface) is closed, and so is an HTTP/1 connection that trickles a later
+    /// request's headers.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may stay open with nothing in flight (default 60 s): past it the
+    /// connection is closed gracefully (HTTP/2: `GOAWAY`). A request counts as in flight until
+    /// its response, stream included, has been sent or dropped.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// How often an HTTP/2 connection is pinged (default 20 s).
+    pub fn http2_keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.config.http2_keep_alive_interval = interval;
+        self
+    }
+
+    /// How long an HTTP/2 ping may wait for its answer before the connection is closed
+    /// (default 20 s).
+    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http2_keep_alive_timeout = timeout;
+        self
+    }
+
+    /// The most requests (streams) one HTTP/2 connection may run at once (default 100, not
+    /// zero); further streams are refused by HTTP/2 flow control (`REFUSED_STREAM`).
+    pub fn max_concurrent_streams(mut self, max: u32) -> Self {
+        self.config.max_concurrent_streams = max;
         self
     }
 
@@ -177,10 +244,25 @@ impl ServerConfigBuilder {
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         const CONFIG: &str = "server config";
         let config = self.config;
-        ConfigError::check_duration(CONFIG, "header_read_timeout", config.header_read_timeout)?;
-        ConfigError::check_duration(CONFIG, "body_read_timeout", config.body_read_timeout)?;
+        for (field, value) in [
+            ("header_read_timeout", config.header_read_timeout),
+            ("body_read_timeout", config.body_read_timeout),
+            ("idle_timeout", config.idle_timeout),
+            (
+                "http2_keep_alive_interval",
+                config.http2_keep_alive_interval,
+            ),
+            ("http2_keep_alive_timeout", config.http2_keep_alive_timeout),
+        ] {
+            ConfigError::check_duration(CONFIG, field, value)?;
+        }
         ConfigError::check_max_duration(CONFIG, "shutdown_grace", config.shutdown_grace)?;
         ConfigError::check_not_zero(CONFIG, "max_connections", config.max_connections as u64)?;
+        ConfigError::check_not_zero(
+            CONFIG,
+            "max_concurrent_streams",
+            config.max_concurrent_streams as u64,
+        )?;
         if config.max_header_bytes < MIN_HEADER_BYTES {
             return Err(ConfigError::new(
                 CONFIG,
@@ -216,7 +298,6 @@ pub async fn serve(
         // server's, which the route answers with `408`.
         request.map(|body| DeadlineBody::new(body_timeout, body).map_err(named(body_timeout)))
     });
-    let service = TowerToHyperService::new(service);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -226,10 +307,18 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .keep_alive_interval(config.http2_keep_alive_interval)
+        .keep_alive_timeout(config.http2_keep_alive_timeout);
     let builder = Arc::new(builder);
+    let limits = Limits {
+        first_request: config.header_read_timeout,
+        idle: config.idle_timeout,
+        close_grace: config.header_read_timeout,
+    };
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    let (shutting_down, shutdown_seen) = watch::channel(false);
     // Every connection's task, so that none outlives `serve`.
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -253,25 +342,24 @@ pub async fn serve(
         };
         let mut stream = stream;
         set_nodelay(&mut stream);
+        let activity = Activity::new();
+        let tracked = TowerToHyperService::new(Tracked::new(service.clone(), activity.clone()));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .serve_connection_with_upgrades(TokioIo::new(stream), tracked)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let watch = connection::drive(connection, activity, limits, shutdown_seen.clone());
         connections.spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection ended with an error");
-            }
+            watch.await;
             drop(permit);
         });
         // Forget the tasks that ended (the set holds the open connections only).
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
+    shutting_down.send_replace(true);
     let grace = config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             connections = connections.len(),
             ?grace,
@@ -353,6 +441,21 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(error.field(), "shutdown_grace");
+        let error = ServerConfig::builder()
+            .idle_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "idle_timeout");
+        let error = ServerConfig::builder()
+            .max_concurrent_streams(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "max_concurrent_streams");
+        let error = ServerConfig::builder()
+            .http2_keep_alive_timeout(MAX_DURATION + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "http2_keep_alive_timeout");
         let config = ServerConfig::builder()
             .shutdown_grace(Duration::ZERO)
             .build()

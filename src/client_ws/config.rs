@@ -35,6 +35,7 @@ use wsfirst_core::{ConfigError, limits::DEFAULT_MAX_MESSAGE_SIZE};
 /// | [`max_lifetime`](ClientWsConfigBuilder::max_lifetime) | 60 min | after the running response, each queued `response.create` gets the `websocket_connection_limit_reached` error event (status 400, as OpenAI's API sends it), then the connection is closed with `1001` |
 /// | [`send_buffer`](ClientWsConfigBuilder::send_buffer) | 8 MiB | events waiting for a client that reads slowly; past it the connection is closed with `1008` (policy violation), reason `client reads too slowly` |
 /// | [`max_queued`](ClientWsConfigBuilder::max_queued) | 16 | `response.create` messages received while one runs; past it the client's further messages wait in TCP until one is served |
+/// | [`max_queued_bytes`](ClientWsConfigBuilder::max_queued_bytes) | 16 MiB | the bytes of those messages (one message always fits an empty queue); past it the client's further messages wait in TCP too. Queued bytes are also held from the process's [`BodyBudget`](wsfirst_fallback::BodyBudget): a message it has no room for gets a `503` error event (code `body_budget_exhausted`) |
 /// | [`max_connections`](ClientWsConfigBuilder::max_connections) | 1024 | client connections open on the route at once (an upgraded connection no longer counts against [`serve`](crate::serve::serve)'s `max_connections`); past it the upgrade is answered `503` |
 /// | [`shutdown_grace`](ClientWsConfigBuilder::shutdown_grace) | 10 s | on shutdown, the running response has this long to finish; then it gets an error event (status 503, code `server_shutting_down`); the connection is closed with `1001` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,7 @@ pub struct ClientWsConfig {
     max_lifetime: Duration,
     send_buffer: usize,
     max_queued: usize,
+    max_queued_bytes: usize,
     max_connections: usize,
     shutdown_grace: Duration,
 }
@@ -58,6 +60,7 @@ impl Default for ClientWsConfig {
             max_lifetime: Duration::from_secs(60 * 60),
             send_buffer: 8 << 20,
             max_queued: 16,
+            max_queued_bytes: DEFAULT_MAX_MESSAGE_SIZE,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -100,6 +103,11 @@ impl ClientWsConfig {
     /// The most `response.create` messages waiting while one runs.
     pub fn max_queued(&self) -> usize {
         self.max_queued
+    }
+
+    /// The most bytes of `response.create` messages waiting while one runs.
+    pub fn max_queued_bytes(&self) -> usize {
+        self.max_queued_bytes
     }
 
     /// The most client connections open on the route at once.
@@ -159,6 +167,14 @@ impl ClientWsConfigBuilder {
         self
     }
 
+    /// The most bytes of `response.create` messages waiting while one runs (default 16 MiB, not
+    /// zero; one message always fits an empty queue, whatever its size); past it the client's
+    /// further messages wait in TCP until the running one is taken.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_queued_bytes = bytes;
+        self
+    }
+
     /// The most client connections open on the route at once (default 1024, not zero); past
     /// it an upgrade is answered `503`.
     pub fn max_connections(mut self, max: usize) -> Self {
@@ -186,6 +202,7 @@ impl ClientWsConfigBuilder {
             ("max_message_size", config.max_message_size),
             ("send_buffer", config.send_buffer),
             ("max_queued", config.max_queued),
+            ("max_queued_bytes", config.max_queued_bytes),
             ("max_connections", config.max_connections),
         ] {
             ConfigError::check_not_zero(CONFIG, field, value as u64)?;
@@ -218,6 +235,10 @@ mod tests {
                 "max_message_size",
             ),
             (ClientWsConfig::builder().send_buffer(0), "send_buffer"),
+            (
+                ClientWsConfig::builder().max_queued_bytes(0),
+                "max_queued_bytes",
+            ),
             (
                 ClientWsConfig::builder().max_connections(0),
                 "max_connections",

@@ -49,7 +49,16 @@ pub(crate) fn read_message(text: &str) -> Incoming {
         Some(other) => {
             return Incoming::Refused(client_error(
                 "unsupported_event_type",
-                &format!("this gateway serves response.create messages only, not {other:?}"),
+                // Named up to 64 characters: the answer must not grow with the client's input.
+                &format!(
+                    "this gateway serves response.create messages only, not {:?}{}",
+                    other.chars().take(64).collect::<String>(),
+                    if other.chars().nth(64).is_some() {
+                        "..."
+                    } else {
+                        ""
+                    }
+                ),
                 Some("type"),
             ));
         }

@@ -74,6 +74,7 @@
 mod config;
 mod connections;
 mod convert;
+mod inbox;
 mod metrics;
 mod outbox;
 mod pump;

@@ -22,6 +22,7 @@ use wsfirst_core::{Route, headers};
 use super::{
     ClientWsConfig,
     convert::{Incoming, error_event, read_message},
+    inbox::{Inbox, Queued},
     metrics::{self, CloseCause},
     outbox::{CLOSE_TIMEOUT, Outbox, Overflow},
     pump::pump,
@@ -41,6 +42,8 @@ pub(crate) struct Session {
     /// The upgrade request's headers, without the handshake's own and the body's.
     pub(crate) headers: HeaderMap,
     pub(crate) closing: watch::Receiver<bool>,
+    /// The byte bounds of the queue of the client's messages.
+    pub(crate) inbox: Inbox,
 }
 
 /// How the client's side ended.
@@ -96,7 +99,7 @@ impl Session {
             last_message: opened,
             ended: None,
         });
-        let reader = tokio::spawn(read(stream, requests_tx, state_tx));
+        let reader = tokio::spawn(read(stream, requests_tx, state_tx, self.inbox.clone()));
 
         let cause = self
             .serve_requests(&route, &outbox, &mut requests, &state, opened)
@@ -134,12 +137,12 @@ impl Session {
         &mut self,
         route: &Route,
         outbox: &Outbox,
-        requests: &mut mpsc::Receiver<Incoming>,
+        requests: &mut mpsc::Receiver<Queued>,
         state: &watch::Receiver<ReaderState>,
         opened: Instant,
     ) -> CloseCause {
         let lifetime_end = opened + self.config.max_lifetime();
-        let mut keep_alive = KeepAlive::new(self.config.ping_interval());
+        let mut keep_alive = KeepAlive::new(self.config.ping_interval(), self.inbox.clone());
         let mut idle_since = opened;
         loop {
             let idle_end = idle_since.max(state.borrow().last_message) + self.config.idle_timeout();
@@ -169,13 +172,13 @@ impl Session {
             let body = match incoming {
                 // The reader ended: the state says why.
                 None => return client_end(state),
-                Some(Incoming::Refused(event)) => {
+                Some((Incoming::Refused(event), _)) => {
                     if outbox.push(event).is_err() {
                         return CloseCause::SlowReader;
                     }
                     continue;
                 }
-                Some(Incoming::Create(body)) => body,
+                Some((Incoming::Create(body), _held)) => body,
             };
             let served = self
                 .serve_one(route, outbox, body, requests, state, &mut keep_alive)
@@ -197,7 +200,7 @@ impl Session {
         route: &Route,
         outbox: &Outbox,
         body: Bytes,
-        requests: &mpsc::Receiver<Incoming>,
+        requests: &mpsc::Receiver<Queued>,
         state: &watch::Receiver<ReaderState>,
         keep_alive: &mut KeepAlive,
     ) -> Served_ {
@@ -288,7 +291,7 @@ fn client_end(state: &watch::Receiver<ReaderState>) -> CloseCause {
 /// client gets that event even with nothing queued.
 fn refuse_queued(
     outbox: &Outbox,
-    requests: &mut mpsc::Receiver<Incoming>,
+    requests: &mut mpsc::Receiver<Queued>,
     cause: CloseCause,
 ) -> CloseCause {
     let refusal = match cause {
@@ -306,7 +309,7 @@ fn refuse_queued(
         _ => shutting_down_event(),
     };
     let mut refused = 0;
-    while let Ok(incoming) = requests.try_recv() {
+    while let Ok((incoming, _held)) = requests.try_recv() {
         let event = match incoming {
             Incoming::Create(_) => refusal.clone(),
             Incoming::Refused(event) => event,
@@ -340,15 +343,17 @@ fn shutting_down_event() -> String {
 /// Keep-alive pings, and whether the client still answers.
 struct KeepAlive {
     interval: Option<Duration>,
+    inbox: Inbox,
     next: Instant,
     /// When the last ping was queued and not yet answered by any frame.
     pinged: Option<Instant>,
 }
 
 impl KeepAlive {
-    fn new(interval: Option<Duration>) -> Self {
+    fn new(interval: Option<Duration>, inbox: Inbox) -> Self {
         Self {
             interval,
+            inbox,
             next: Instant::now() + interval.unwrap_or_default(),
             pinged: None,
         }
@@ -370,7 +375,7 @@ impl KeepAlive {
         &mut self,
         outbox: &Outbox,
         state: &ReaderState,
-        requests: &mpsc::Receiver<Incoming>,
+        requests: &mpsc::Receiver<Queued>,
     ) -> bool {
         let Some(interval) = self.interval else {
             return true;
@@ -378,7 +383,8 @@ impl KeepAlive {
         let now = Instant::now();
         self.next = now + interval;
         if let Some(pinged) = self.pinged {
-            let blocked = requests.capacity() == 0 || outbox.buffered() > 0;
+            let blocked =
+                requests.capacity() == 0 || self.inbox.is_waiting() || outbox.buffered() > 0;
             if state.last_frame < pinged && !blocked {
                 return false;
             }
@@ -391,8 +397,12 @@ impl KeepAlive {
 
 /// The reader task: client frames to the queue of requests, in order, and the connection's
 /// state to the session.
-async fn read<S>(mut stream: S, requests: mpsc::Sender<Incoming>, state: watch::Sender<ReaderState>)
-where
+async fn read<S>(
+    mut stream: S,
+    requests: mpsc::Sender<Queued>,
+    state: watch::Sender<ReaderState>,
+    inbox: Inbox,
+) where
     S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let end = loop {
@@ -428,7 +438,7 @@ where
             }
         });
         if let Some(incoming) = incoming {
-            if requests.send(incoming).await.is_err() {
+            if requests.send(inbox.admit(incoming).await).await.is_err() {
                 break ClientEnd::Gone;
             }
         }

@@ -22,9 +22,12 @@ use tower_service::Service;
 
 use super::{
     ClientConnections, ClientWsConfig,
+    inbox::Inbox,
     session::{Session, request_headers},
 };
-use crate::RouteService;
+use wsfirst_fallback::BodyBudget;
+
+use crate::{RouteService, guard::AllowedOrigins};
 
 /// The `GET` service of a route that accepts client WebSocket connections in the Responses
 /// API's WebSocket mode: mount it next to the route's `POST` service with
@@ -37,11 +40,20 @@ use crate::RouteService;
 /// other than 13), and `503` once [`ClientConnections::close`] was called or while
 /// [`max_connections`](super::ClientWsConfigBuilder::max_connections) are open. Cloning shares
 /// the count of open connections.
+///
+/// **Browsers.** An upgrade whose `Origin` is another site's is refused with `403` (code
+/// `origin_not_allowed`): browsers let any page open a WebSocket to any address (no CORS), and
+/// the connection would spend the upstream credential the gateway holds. Upgrades without
+/// `Origin` (SDKs, command-line clients) and from the gateway's own origin pass; a browser app
+/// of another origin that is meant to use the gateway is listed with
+/// [`allow_origins`](Self::allow_origins).
 #[derive(Clone, Debug)]
 pub struct ClientWebSocket {
     service: RouteService,
     config: ClientWsConfig,
     connections: ClientConnections,
+    origins: AllowedOrigins,
+    budget: BodyBudget,
     /// The connections open through this service and its clones.
     open: Arc<AtomicUsize>,
 }
@@ -68,8 +80,38 @@ impl ClientWebSocket {
             service,
             config,
             connections,
+            origins: AllowedOrigins::default(),
+            budget: BodyBudget::process(),
             open: Arc::default(),
         }
+    }
+
+    /// Lets pages of these origins open connections too (none by default: only requests
+    /// without `Origin` and from the gateway's own origin are accepted).
+    ///
+    /// ```
+    /// # let wsfirst = wsfirst::Wsfirst::builder().build();
+    /// # let route = wsfirst::core::Route::builder("p", "a").http_url("http://127.0.0.1:9/").build().unwrap();
+    /// # let service = wsfirst.route(route);
+    /// use wsfirst::{client_ws::ClientWsConfig, guard::AllowedOrigins};
+    ///
+    /// let clients = wsfirst
+    ///     .client_websocket(&service, ClientWsConfig::default())
+    ///     .allow_origins(AllowedOrigins::new(["https://chat.example.com"]));
+    /// # let _ = clients;
+    /// ```
+    pub fn allow_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// Holds queued messages' bytes from `budget` instead of the
+    /// [process's](BodyBudget::process) (share it with the routes' fallback layers: see
+    /// [`FallbackLayer::with_budget`](wsfirst_fallback::FallbackLayer::with_budget)); a message
+    /// it has no room for is answered with a `503` error event (code `body_budget_exhausted`).
+    pub fn with_budget(mut self, budget: BodyBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The limits of the connections.
@@ -83,6 +125,17 @@ impl ClientWebSocket {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_shutting_down",
                 "the gateway is shutting down",
+            );
+        }
+        if !self.origins.allows(request.headers()) {
+            tracing::debug!(
+                origin = ?request.headers().get(header::ORIGIN),
+                "client websocket upgrade from another site refused"
+            );
+            return refusal(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "websocket connections from this origin are not allowed",
             );
         }
         let key = match check_upgrade(request.headers()) {
@@ -102,6 +155,7 @@ impl ClientWebSocket {
             uri: request.uri().clone(),
             headers: request_headers(request.headers()),
             closing: self.connections.closing(),
+            inbox: Inbox::new(self.config.max_queued_bytes(), self.budget.clone()),
         };
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(wsfirst_websocket::READ_BUFFER_SIZE)
@@ -232,16 +286,7 @@ fn check_upgrade(headers: &HeaderMap) -> Result<HeaderValue, Refusal> {
 
 /// A refused upgrade: `status` and the HTTP endpoint's error body.
 fn refusal(status: StatusCode, code: &str, message: &str) -> Response<axum::body::Body> {
-    let body = serde_json::json!({
-        "error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}
-    });
-    let mut response = Response::new(axum::body::Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    crate::guard::refusal(status, code, message)
 }
 
 impl<B> Service<Request<B>> for ClientWebSocket {

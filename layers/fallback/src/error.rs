@@ -50,6 +50,47 @@ impl fmt::Display for BodyTooLarge {
 
 impl Error for BodyTooLarge {}
 
+/// The process's [`BodyBudget`](crate::BodyBudget) of buffered request bodies had no room for
+/// this one: too many large bodies are held at once. Nothing was sent upstream; the `wsfirst`
+/// crate answers `503` (code `body_budget_exhausted`), and the client may retry.
+///
+/// ```
+/// use wsfirst_fallback::BudgetExhausted;
+///
+/// assert_eq!(
+///     BudgetExhausted::new(1024).to_string(),
+///     "the process's budget of buffered request bodies (1024 bytes) is exhausted; retry later",
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetExhausted {
+    budget: usize,
+}
+
+impl BudgetExhausted {
+    /// The budget of `budget` bytes had no room.
+    pub fn new(budget: usize) -> Self {
+        Self { budget }
+    }
+
+    /// The budget's size in bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+}
+
+impl fmt::Display for BudgetExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the process's budget of buffered request bodies ({} bytes) is exhausted; retry later",
+            self.budget
+        )
+    }
+}
+
+impl Error for BudgetExhausted {}
+
 /// Reading the caller's request body failed while it was buffered for a possible replay.
 /// Nothing was sent upstream. The body's error is the [`source`](Error::source).
 #[derive(Debug)]

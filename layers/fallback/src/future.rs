@@ -37,17 +37,14 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, request::Parts};
 use http_body::Body;
-use http_body_util::{
-    BodyExt, LengthLimitError, Limited,
-    combinators::{Collect, MapErr},
-};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_service::Service;
 use wsfirst_core::{BoxError, HttpReason, Intent, Route, Served, WsFailure, find_ws_failure};
 
 use crate::{
-    BodyTooLarge, FallbackConfig, HttpAfterWebSocket, ReadBodyError, ReplayBody, warn::Warnings,
+    BodyBudget, BodyTooLarge, BudgetPermit, FallbackConfig, HttpAfterWebSocket, ReadBodyError,
+    ReplayBody, warn::Warnings,
 };
 
 /// What a [`ResponseFuture`] polled after it completed panics with.
@@ -55,10 +52,6 @@ const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion"
 
 /// What a candidate's state without its candidate (a bug) panics with.
 const NO_CANDIDATE: &str = "a fallback candidate's state without its candidate";
-
-/// Reading the caller's body into memory: at most the body limit, and the body's own errors
-/// marked as [`ReadBodyError`] so that they cannot be mistaken for the limit's.
-type Buffering<B> = Collect<Limited<MapErr<B, fn(<B as Body>::Error) -> ReadBodyError>>>;
 
 pin_project! {
     /// Response future of [`Fallback`](crate::Fallback).
@@ -94,10 +87,12 @@ pin_project! {
         Failed {
             error: Option<BoxError>,
         },
-        // Reading the caller's body into memory.
+        // Reading the caller's body into memory: at most the body limit, each frame's bytes
+        // held from the body budget first.
         Buffering {
             #[pin]
-            collect: Buffering<B>,
+            body: B,
+            chunks: Vec<Bytes>,
         },
         // The WebSocket attempt.
         WebSocket {
@@ -135,15 +130,11 @@ where
         }
     }
 
-    pub(crate) fn candidate(body: B, candidate: Candidate<S>) -> Self
-    where
-        B::Error: Into<BoxError>,
-    {
-        let read_error: fn(B::Error) -> ReadBodyError = |error| ReadBodyError::new(error.into());
-        let limit = candidate.config.body_limit();
+    pub(crate) fn candidate(body: B, candidate: Candidate<S>) -> Self {
         Self {
             state: State::Buffering {
-                collect: Limited::new(body.map_err(read_error), limit).collect(),
+                body,
+                chunks: Vec::new(),
             },
             candidate: Some(candidate),
         }
@@ -173,31 +164,29 @@ where
                     this.state.set(State::Done);
                     return Poll::Ready(Err(error));
                 }
-                StateProj::Buffering { collect } => {
-                    let collected = ready!(collect.poll(cx));
+                StateProj::Buffering { body, chunks } => {
+                    let frame = ready!(body.poll_frame(cx));
                     let candidate = this.candidate.as_mut().expect(NO_CANDIDATE);
-                    match collected {
-                        Ok(collected) => {
-                            candidate.trailers = collected.trailers().cloned();
-                            candidate.data = collected.to_bytes();
+                    let failed: BoxError = match frame {
+                        Some(Ok(frame)) => match candidate.buffer(frame, chunks) {
+                            Ok(()) => continue,
+                            Err(error) => error,
+                        },
+                        // The body's own error.
+                        Some(Err(error)) => Box::new(ReadBodyError::new(error.into())),
+                        None => {
+                            candidate.data = concat(std::mem::take(chunks));
                             let request = candidate.websocket_request();
                             candidate.started = Instant::now();
                             let future = candidate.service.call(request);
                             this.state.set(State::WebSocket { future });
+                            continue;
                         }
-                        Err(error) => {
-                            // Nothing was sent upstream.
-                            let limit = candidate.config.body_limit();
-                            *this.candidate = None;
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(if error.is::<LengthLimitError>() {
-                                Box::new(BodyTooLarge::new(limit))
-                            } else {
-                                // The body's own error, already a `ReadBodyError`.
-                                error
-                            }));
-                        }
-                    }
+                    };
+                    // Nothing was sent upstream.
+                    *this.candidate = None;
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(failed));
                 }
                 StateProj::WebSocket { future } => {
                     let result = ready!(future.poll(cx));
@@ -286,6 +275,21 @@ fn http_failed(failure: Option<WsFailure>, error: BoxError) -> BoxError {
     }
 }
 
+/// The buffered chunks as one [`Bytes`] (without a copy when there is one chunk).
+fn concat(mut chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut data = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for chunk in &chunks {
+                data.extend_from_slice(chunk);
+            }
+            Bytes::from(data)
+        }
+    }
+}
+
 /// A WebSocket candidate's request and everything needed to replay it.
 pub(crate) struct Candidate<S> {
     /// The ready inner service, moved out of `Fallback`.
@@ -295,6 +299,11 @@ pub(crate) struct Candidate<S> {
     route: Route,
     config: FallbackConfig,
     warnings: Arc<Warnings>,
+    budget: BodyBudget,
+    /// The budget's bytes for the buffered body, held until the candidate is done.
+    held: Option<BudgetPermit>,
+    /// The bytes buffered so far.
+    buffered: usize,
     /// The buffered body, once read.
     data: Bytes,
     trailers: Option<HeaderMap>,
@@ -313,6 +322,7 @@ impl<S> Candidate<S> {
         route: Route,
         config: FallbackConfig,
         warnings: Arc<Warnings>,
+        budget: BodyBudget,
     ) -> Self {
         Self {
             service,
@@ -320,12 +330,49 @@ impl<S> Candidate<S> {
             route,
             config,
             warnings,
+            budget,
+            held: None,
+            buffered: 0,
             data: Bytes::new(),
             trailers: None,
             started: Instant::now(),
             failure: None,
             attempt: Duration::ZERO,
         }
+    }
+
+    /// Keeps a frame of the caller's body: data within the body limit and the budget, trailers.
+    fn buffer(
+        &mut self,
+        frame: http_body::Frame<Bytes>,
+        chunks: &mut Vec<Bytes>,
+    ) -> Result<(), BoxError> {
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    match &mut self.trailers {
+                        Some(all) => all.extend(trailers),
+                        None => self.trailers = Some(trailers),
+                    }
+                }
+                return Ok(());
+            }
+        };
+        let limit = self.config.body_limit();
+        let buffered = self.buffered.saturating_add(data.len());
+        if buffered > limit {
+            return Err(Box::new(BodyTooLarge::new(limit)));
+        }
+        match &mut self.held {
+            Some(held) => held.grow(data.len())?,
+            None => self.held = Some(self.budget.try_reserve(data.len())?),
+        }
+        self.buffered = buffered;
+        if !data.is_empty() {
+            chunks.push(data);
+        }
+        Ok(())
     }
 
     /// The request for the WebSocket attempt: a copy of the caller's, as it came.

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::{Fallback, FallbackConfig, warn::Warnings};
+use crate::{BodyBudget, Fallback, FallbackConfig, warn::Warnings};
 
 /// Wraps a service in [`Fallback`]: WebSocket candidates are made replayable and replayed over
 /// HTTP after a WebSocket failure that the upstream provably did not execute.
 ///
 /// Cloning this layer, and every service it makes, shares one record of when each key last
-/// warned, so that [`FallbackConfig::warn_interval`] holds across clones.
+/// warned, so that [`FallbackConfig::warn_interval`] holds across clones, and one
+/// [`BodyBudget`] (by default the process's, shared with every other layer).
 ///
 /// ```
 /// use tower::ServiceBuilder;
@@ -30,15 +31,30 @@ use crate::{Fallback, FallbackConfig, warn::Warnings};
 pub struct FallbackLayer {
     config: FallbackConfig,
     warnings: Arc<Warnings>,
+    budget: BodyBudget,
 }
 
 impl FallbackLayer {
-    /// A layer with these settings.
+    /// A layer with these settings, buffering within the
+    /// [process's budget](BodyBudget::process).
     pub fn new(config: FallbackConfig) -> Self {
         Self {
             config,
             warnings: Arc::default(),
+            budget: BodyBudget::process(),
         }
+    }
+
+    /// Buffers within `budget` instead of the process's: share one budget with everything else
+    /// that buffers request bodies (a budget per layer multiplies the memory bound).
+    pub fn with_budget(mut self, budget: BodyBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The budget its buffered bodies are held from.
+    pub fn budget(&self) -> &BodyBudget {
+        &self.budget
     }
 
     /// The layer's settings.
@@ -58,6 +74,11 @@ impl<S> Layer<S> for FallbackLayer {
     type Service = Fallback<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Fallback::from_parts(inner, self.config, self.warnings.clone())
+        Fallback::from_parts(
+            inner,
+            self.config,
+            self.warnings.clone(),
+            self.budget.clone(),
+        )
     }
 }

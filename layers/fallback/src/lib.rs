@@ -99,6 +99,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod budget;
 mod config;
 mod error;
 pub mod future;
@@ -107,8 +108,9 @@ mod service;
 mod warn;
 
 pub use body::ReplayBody;
+pub use budget::{BodyBudget, BudgetPermit};
 pub use config::{FallbackConfig, FallbackConfigBuilder};
-pub use error::{BodyTooLarge, HttpAfterWebSocket, ReadBodyError};
+pub use error::{BodyTooLarge, BudgetExhausted, HttpAfterWebSocket, ReadBodyError};
 pub use layer::FallbackLayer;
 pub use service::Fallback;
 /// Which failures are sent again; defined in `wsfirst-core` so that the WebSocket layer reads the

@@ -15,7 +15,7 @@ use wsfirst_core::{
 };
 
 use crate::{
-    FallbackConfig, FallbackLayer, ReplayBody,
+    BodyBudget, FallbackConfig, FallbackLayer, ReplayBody,
     future::{Candidate, ResponseFuture},
     warn::Warnings,
 };
@@ -25,7 +25,9 @@ use crate::{
 /// A request is a *candidate* when its [`Intent`] is [`Intent::WebSocket`] and its [`Route`]'s
 /// mode is [`TransportMode::Auto`]. For a candidate, `Fallback`:
 ///
-/// 1. buffers the body (up to [`FallbackConfig::body_limit`]); a body declared larger goes to
+/// 1. buffers the body (up to [`FallbackConfig::body_limit`], each byte held from its
+///    [`BodyBudget`] until the request is done: past the budget it fails with
+///    [`BudgetExhausted`](crate::BudgetExhausted)); a body declared larger goes to
 ///    the inner service at once with
 ///    `Intent::Http(HttpReason::Ineligible(Ineligible::BodyNotReplayable { .. }))`;
 /// 2. calls the inner service with the request as it came (intent `WebSocket`), plus the
@@ -51,20 +53,33 @@ pub struct Fallback<S> {
     inner: S,
     config: FallbackConfig,
     warnings: Arc<Warnings>,
+    budget: BodyBudget,
 }
 
 impl<S> Fallback<S> {
-    /// Wraps `inner`. Services cloned from this one share its warning record.
+    /// Wraps `inner`, buffering within the [process's budget](BodyBudget::process). Services
+    /// cloned from this one share its warning record.
     pub fn new(inner: S, config: FallbackConfig) -> Self {
-        Self::from_parts(inner, config, Arc::default())
+        Self::from_parts(inner, config, Arc::default(), BodyBudget::process())
     }
 
-    pub(crate) fn from_parts(inner: S, config: FallbackConfig, warnings: Arc<Warnings>) -> Self {
+    pub(crate) fn from_parts(
+        inner: S,
+        config: FallbackConfig,
+        warnings: Arc<Warnings>,
+        budget: BodyBudget,
+    ) -> Self {
         Self {
             inner,
             config,
             warnings,
+            budget,
         }
+    }
+
+    /// The budget its buffered bodies are held from.
+    pub fn budget(&self) -> &BodyBudget {
+        &self.budget
     }
 
     /// A layer that wraps services in `Fallback` with these settings.
@@ -141,7 +156,14 @@ where
         let (head, body) = request.into_parts();
         ResponseFuture::candidate(
             body,
-            Candidate::new(inner, head, route, self.config, self.warnings.clone()),
+            Candidate::new(
+                inner,
+                head,
+                route,
+                self.config,
+                self.warnings.clone(),
+                self.budget.clone(),
+            ),
         )
     }
 }

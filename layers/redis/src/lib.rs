@@ -51,6 +51,14 @@
 //!   All writes are Lua scripts, atomic on the server. Keys are not hash-tagged: use one Redis
 //!   (or a primary with replicas), not a cluster.
 //!
+//! - **Redis is validated, not trusted.** Every record is read through a script that returns
+//!   its known fields only, each cut to a bounded length, and checked (`rev` an integer in
+//!   range, a known `state`, `cause` at most 1 KiB); a malformed one is skipped with one WARN per
+//!   replica (then DEBUG, counted in `wsfirst_breaker_store_malformed_total`). The scripts replace
+//!   keys of the wrong type and out-of-range numbers before they use them, so no record written by
+//!   hand makes every later call fail. A stream entry only names the key that changed: the record
+//!   is read, so a forged entry cannot freeze a key.
+//!
 //! A replica that has never seen a key learns its shared state when it makes the key (its first
 //! request for it, which may still try the WebSocket once).
 //!

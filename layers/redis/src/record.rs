@@ -32,6 +32,49 @@ use wsfirst_core::BreakerKey;
 /// these by their `v`.
 pub(crate) const VERSION: u32 = 1;
 
+/// The largest revision accepted: the largest integer a Lua number (a double) holds exactly.
+pub(crate) const MAX_REV: u64 = (1 << 53) - 1;
+
+/// The longest `cause` written or accepted, in bytes (a failure's message, not a document).
+pub(crate) const MAX_CAUSE: usize = 1024;
+
+/// The most consecutive trips accepted (the backoff is capped long before).
+pub(crate) const MAX_TRIPS: u64 = 1_000_000;
+
+/// `cause` cut to at most [`MAX_CAUSE`] bytes, on a character boundary.
+pub(crate) fn bounded_cause(cause: &str) -> &str {
+    if cause.len() <= MAX_CAUSE {
+        return cause;
+    }
+    let mut end = MAX_CAUSE;
+    while !cause.is_char_boundary(end) {
+        end -= 1;
+    }
+    &cause[..end]
+}
+
+/// A stored record (or stream entry) of this crate's format with a field that is not one this
+/// crate writes: someone wrote it by hand, or the store is corrupt. It is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Malformed {
+    pub(crate) field: &'static str,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "breaker record field `{}` is missing or out of range",
+            self.field
+        )
+    }
+}
+
+/// Whether `id` is a key id as [`id_of`] makes them (32 lower-case hex digits).
+pub(crate) fn is_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The digest that names a breaker key in the store: 32 hex digits of a BLAKE3 hash of its
 /// provider, shown endpoint and credential fingerprint (itself a keyed MAC: the credential
 /// never reaches the store).
@@ -85,27 +128,46 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Reads a record from its fields (a hash or a stream entry); `None` when they are not one
-    /// this crate understands (another format).
-    pub(crate) fn parse(fields: &HashMap<String, String>) -> Option<Record> {
+    /// Reads a record from its fields (a hash or a stream entry): `Ok(None)` when there is
+    /// none or it is of another format (left alone), an error naming the first field out of
+    /// range when it claims this crate's format but is not what this crate writes.
+    pub(crate) fn parse(fields: &HashMap<String, String>) -> Result<Option<Record>, Malformed> {
         let number = |name: &str| fields.get(name).and_then(|v| v.parse::<u64>().ok());
-        if number("v")? != u64::from(VERSION) {
-            return None;
+        let malformed = |field| Err(Malformed { field });
+        if number("v") != Some(u64::from(VERSION)) {
+            return Ok(None);
         }
-        let open = match fields.get("state")?.as_str() {
-            "open" => true,
-            "closed" => false,
-            _ => return None,
+        let open = match fields.get("state").map(String::as_str) {
+            Some("open") => true,
+            Some("closed") => false,
+            _ => return malformed("state"),
         };
-        Some(Record {
-            rev: number("rev")?,
+        let rev = match number("rev") {
+            Some(rev @ 1..=MAX_REV) => rev,
+            _ => return malformed("rev"),
+        };
+        let optional = |name: &'static str, max: u64| match fields.get(name) {
+            None => Ok(0),
+            Some(value) => match value.parse::<u64>() {
+                Ok(value) if value <= max => Ok(value),
+                _ => Err(Malformed { field: name }),
+            },
+        };
+        let until = optional("until", u64::MAX)?;
+        let trips = optional("trips", MAX_TRIPS)?;
+        let cause = fields.get("cause").filter(|c| !c.is_empty());
+        if cause.is_some_and(|cause| cause.len() > MAX_CAUSE) {
+            return malformed("cause");
+        }
+        Ok(Some(Record {
+            rev,
             open,
-            until: number("until").unwrap_or(0),
+            until,
             manual: number("manual") == Some(1),
-            trips: u32::try_from(number("trips").unwrap_or(0)).unwrap_or(u32::MAX),
-            cause: fields.get("cause").filter(|c| !c.is_empty()).cloned(),
+            trips: u32::try_from(trips).unwrap_or(u32::MAX),
+            cause: cause.cloned(),
             reset: number("reset") == Some(1),
-        })
+        }))
     }
 
     /// The breaker's view of it, with deadlines on this replica's clock.
@@ -189,7 +251,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let record = Record::parse(&fields).unwrap();
+        let record = Record::parse(&fields).unwrap().unwrap();
         assert!(record.open && record.manual && record.until == 0 && record.rev == 4);
         assert!(matches!(
             record.to_shared(),
@@ -201,7 +263,47 @@ mod tests {
             }
         ));
         fields.insert("v".into(), "2".into());
-        assert_eq!(Record::parse(&fields), None);
+        assert_eq!(Record::parse(&fields), Ok(None));
+        assert_eq!(Record::parse(&HashMap::new()), Ok(None));
+    }
+
+    #[test]
+    fn records_out_of_range_name_their_field() {
+        let base: HashMap<String, String> = [("v", "1"), ("rev", "4"), ("state", "closed")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert!(Record::parse(&base).unwrap().is_some());
+        let huge_rev = (MAX_REV + 1).to_string();
+        let long_cause = "x".repeat(MAX_CAUSE + 1);
+        for (field, value) in [
+            ("rev", "abc"),
+            ("rev", "0"),
+            ("rev", huge_rev.as_str()),
+            ("rev", "-1"),
+            ("state", "half"),
+            ("until", "soon"),
+            ("trips", "1000001"),
+            ("cause", long_cause.as_str()),
+        ] {
+            let mut fields = base.clone();
+            fields.insert(field.to_owned(), value.to_owned());
+            assert_eq!(
+                Record::parse(&fields),
+                Err(Malformed { field }),
+                "{field}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn causes_are_cut_on_a_character_boundary() {
+        let cause = "é".repeat(MAX_CAUSE);
+        let cut = bounded_cause(&cause);
+        assert!(cut.len() <= MAX_CAUSE && cut.len() >= MAX_CAUSE - 1);
+        assert_eq!(bounded_cause("short"), "short");
+        assert!(is_id(&"a1".repeat(16)));
+        assert!(!is_id("A1"));
     }
 
     #[test]

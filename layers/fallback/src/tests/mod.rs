@@ -2,6 +2,7 @@
 //! are here.
 
 mod body_limit;
+mod budget;
 mod completion;
 mod no_replay;
 mod observability;

@@ -1,7 +1,7 @@
 //! The commands the store's task sends: one call per script, reading a record and the stream,
 //! each within the store's timeout.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::atomic::Ordering, time::Duration};
 
 use redis::{aio::MultiplexedConnection, streams::StreamReadReply};
 use tokio::time::timeout;
@@ -9,8 +9,8 @@ use wsfirst_core::BreakerKey;
 
 use super::{BLOCK, STREAM_LENGTH, Stop, Worker};
 use crate::{
-    record::{Keys, Record, id_of},
-    scripts::{FAILURE_SCRIPT, SET_SCRIPT, TRIP_SCRIPT},
+    record::{Keys, Record, bounded_cause, id_of, is_id},
+    scripts::{FAILURE_SCRIPT, READ_SCRIPT, SET_SCRIPT, TRIP_SCRIPT},
 };
 
 impl Worker {
@@ -20,14 +20,37 @@ impl Worker {
         writer: &mut MultiplexedConnection,
         id: &str,
     ) -> Result<Option<Record>, Stop> {
-        let fields: HashMap<String, String> = self
+        let fields: Vec<String> = self
             .deadline(
-                redis::cmd("HGETALL")
-                    .arg(Keys::new(&self.config.prefix, id).state)
-                    .query_async(writer),
+                READ_SCRIPT
+                    .key(Keys::new(&self.config.prefix, id).state)
+                    .invoke_async(writer),
             )
             .await?;
-        Ok(Record::parse(&fields))
+        Ok(self.checked(id, &pairs(fields)))
+    }
+
+    /// The record these fields hold; a malformed one is skipped, with one WARN per replica (then
+    /// DEBUG): someone wrote it by hand, and the next change of the key replaces it.
+    pub(super) fn checked(&self, id: &str, fields: &HashMap<String, String>) -> Option<Record> {
+        match Record::parse(fields) {
+            Ok(record) => record,
+            Err(malformed) => {
+                metrics::counter!("wsfirst_breaker_store_malformed_total").increment(1);
+                if self.status.malformed_warned.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(id, error = %malformed, "skipping a malformed breaker record");
+                } else {
+                    tracing::warn!(
+                        store = %self.config.shown_url(),
+                        id,
+                        error = %malformed,
+                        "skipping a malformed breaker record in the store (written by something \
+                         else than wsfirst?); further ones are logged at DEBUG"
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// Runs `command` within the store's timeout.
@@ -64,11 +87,11 @@ impl Worker {
                     .arg(millis(config.max_open_duration()))
                     .arg(config.jitter() * fastrand::f64())
                     .arg(millis(config.decay_after()))
-                    .arg(cause)
+                    .arg(bounded_cause(cause))
                     .invoke_async(writer),
             )
             .await?;
-        Ok(Record::parse(&pairs(fields)))
+        Ok(self.checked(&id_of(key), &pairs(fields)))
     }
 
     pub(super) async fn trip(
@@ -87,11 +110,11 @@ impl Worker {
                     .arg(millis(config.max_open_duration()))
                     .arg(config.jitter() * fastrand::f64())
                     .arg(millis(config.decay_after()))
-                    .arg(cause.unwrap_or(""))
+                    .arg(bounded_cause(cause.unwrap_or("")))
                     .invoke_async(writer),
             )
             .await?;
-        Ok(Record::parse(&pairs(fields)))
+        Ok(self.checked(&id_of(key), &pairs(fields)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -112,11 +135,11 @@ impl Worker {
                     .arg(until)
                     .arg(u8::from(manual))
                     .arg(trips)
-                    .arg(cause.unwrap_or(""))
+                    .arg(bounded_cause(cause.unwrap_or("")))
                     .invoke_async(writer),
             )
             .await?;
-        Ok(Record::parse(&pairs(fields)))
+        Ok(self.checked(&id_of(key), &pairs(fields)))
     }
 
     /// A script's invocation with the keys and arguments every script takes.
@@ -143,12 +166,14 @@ impl Worker {
     }
 }
 
-/// Waits for changes after `cursor` on the stream (up to [`BLOCK`]); each as its id and fields.
+/// Waits for changes after `cursor` on the stream (up to [`BLOCK`]); each as its entry id and
+/// the key id it names, if it names one (the entry's other fields are not trusted: the record
+/// itself is read).
 pub(super) async fn read_stream(
     mut reader: MultiplexedConnection,
     stream: String,
     cursor: String,
-) -> redis::RedisResult<Vec<(String, HashMap<String, String>)>> {
+) -> redis::RedisResult<Vec<(String, Option<String>)>> {
     let reply: Option<StreamReadReply> = redis::cmd("XREAD")
         .arg("COUNT")
         .arg(256)
@@ -162,16 +187,12 @@ pub(super) async fn read_stream(
     let mut entries = Vec::new();
     for key in reply.map(|reply| reply.keys).unwrap_or_default() {
         for entry in key.ids {
-            let fields = entry
+            let id = entry
                 .map
-                .iter()
-                .filter_map(|(name, value)| {
-                    redis::from_redis_value_ref::<String>(value)
-                        .ok()
-                        .map(|value| (name.clone(), value))
-                })
-                .collect();
-            entries.push((entry.id, fields));
+                .get("id")
+                .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
+                .filter(|id| is_id(id));
+            entries.push((entry.id, id));
         }
     }
     Ok(entries)

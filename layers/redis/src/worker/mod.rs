@@ -44,6 +44,8 @@ pub(crate) struct Status {
     /// Events taken into the queue, and events the task finished with.
     pub(crate) queued: AtomicU64,
     pub(crate) done: AtomicU64,
+    /// Whether a malformed record was logged at WARN (once per replica).
+    pub(crate) malformed_warned: AtomicBool,
 }
 
 /// The two connections: one for scripts and reads, one that waits on the stream.
@@ -272,14 +274,9 @@ impl Worker {
                 },
                 entries = &mut read => match entries {
                     Ok(entries) => {
-                        for (id, fields) in entries {
-                            cursor = id;
-                            if let (Some(key_id), Some(record)) = (fields.get("id"), Record::parse(&fields)) {
-                                self.apply(key_id, &record);
-                            }
-                        }
+                        let result = self.follow(&mut conns.writer, &mut cursor, entries).await;
                         read = Box::pin(read_stream(conns.reader.clone(), self.stream.clone(), cursor.clone()));
-                        Ok(())
+                        result
                     }
                     Err(error) => Err(Stop::Redis(error)),
                 },
@@ -349,10 +346,39 @@ impl Worker {
         Ok(cursor)
     }
 
-    /// Applies a record of the fleet to the key it names, unless an equal or later revision was.
+    /// Follows the stream's entries: each names a key that changed, whose record is read and
+    /// applied if this replica has the key. An entry's own fields are not applied: a forged
+    /// entry (a huge `rev`, an oversized `cause`) costs one read, and cannot freeze a key.
+    async fn follow(
+        &mut self,
+        writer: &mut MultiplexedConnection,
+        cursor: &mut String,
+        entries: Vec<(String, Option<String>)>,
+    ) -> Result<(), Stop> {
+        let mut changed: Vec<String> = Vec::new();
+        for (entry, id) in entries {
+            *cursor = entry;
+            match id {
+                Some(id) if self.keys.contains_key(&id) && !changed.contains(&id) => {
+                    changed.push(id);
+                }
+                _ => {}
+            }
+        }
+        for id in changed {
+            if let Some(record) = self.read_record(writer, &id).await? {
+                self.apply(&id, &record);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a record of the fleet to the key it names, unless it is the revision applied
+    /// last. Every record is read on the one writer connection, in order, so a record read
+    /// later is the later state even when its revision is lower (the store started it again).
     fn apply(&mut self, id: &str, record: &Record) {
         let last = self.applied.entry(id.to_owned()).or_default();
-        if record.rev <= *last {
+        if record.rev == *last {
             return;
         }
         *last = record.rev;
