@@ -225,11 +225,14 @@ async fn kit_keeps_unstored_responses_on_their_connection_only() {
     let id = answer["response"]["id"].as_str().unwrap().to_owned();
     assert_eq!(id, "resp_kit_0001");
 
-    // The connection that produced it continues it, as often as asked.
-    for expected in ["resp_kit_0002", "resp_kit_0003"] {
-        let next = ws_turn(&mut first, &turn(false, true, Some(&id), "b")).await;
-        assert_eq!(next["response"]["id"], expected);
-    }
+    // The connection that produced it continues it, and keeps the latest response only (per
+    // lane), as the API does: continuing the older one fails once it was continued.
+    let next = ws_turn(&mut first, &turn(false, true, Some(&id), "b")).await;
+    assert_eq!(next["response"]["id"], "resp_kit_0002");
+    let again = ws_turn(&mut first, &turn(false, true, Some(&id), "b")).await;
+    assert_eq!(again["error"]["code"], "previous_response_not_found");
+    let next = ws_turn(&mut first, &turn(false, true, Some("resp_kit_0002"), "b")).await;
+    assert_eq!(next["response"]["id"], "resp_kit_0003");
     // Another connection, and the HTTP endpoint, cannot find it.
     let error = ws_turn(&mut second, &turn(false, true, Some(&id), "c")).await;
     assert_eq!(
@@ -267,7 +270,7 @@ async fn kit_keeps_unstored_responses_on_their_connection_only() {
     let error = ws_turn(&mut third, &turn(false, true, Some(&id), "f")).await;
     assert_eq!(error["error"]["code"], "previous_response_not_found");
     // Every request was received and counted, rejected ones included.
-    assert_eq!((upstream.ws_requests(), upstream.http_requests()), (6, 1));
+    assert_eq!((upstream.ws_requests(), upstream.http_requests()), (7, 1));
 }
 
 #[tokio::test]
