@@ -29,7 +29,8 @@ async fn connect(upstream: &TestUpstream) -> Socket {
 
 /// A `response.create` on `lane`, continuing `previous`, with `store: false`.
 fn create(lane: Option<&str>, previous: Option<&str>) -> String {
-    let mut body = json!({"type": "response.create", "model": "gpt-kit", "store": false, "input": "x"});
+    let mut body =
+        json!({"type": "response.create", "model": "gpt-kit", "store": false, "input": "x"});
     if let Some(lane) = lane {
         body["stream_id"] = json!(lane);
     }
@@ -127,9 +128,14 @@ async fn lanes_run_in_parallel_and_in_order_within() {
     let answer_len = Answer::default().len();
     while seen.len() < 3 * answer_len {
         let event = next_event(&mut socket).await;
-        let lane = event["stream_id"].as_str().expect("every event carries its lane");
+        let lane = event["stream_id"]
+            .as_str()
+            .expect("every event carries its lane");
         let kind = event["type"].as_str().unwrap().to_owned();
-        let response = event["response"]["id"].as_str().unwrap_or_default().to_owned();
+        let response = event["response"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         seen.push((lane.to_owned(), kind, response));
     }
     let position = |lane: &str, kind: &str, nth: usize| {
@@ -160,7 +166,8 @@ async fn steering_a_running_response_is_accepted_and_its_successor_follows() {
     let created = next_event(&mut socket).await;
     assert_eq!(created["type"], "response.created");
     let target = id(&created);
-    let steer = json!({"type": "response.steer", "previous_response_id": target, "input": "also this"});
+    let steer =
+        json!({"type": "response.steer", "previous_response_id": target, "input": "also this"});
     send(&mut socket, steer.to_string()).await;
     let mut accepted = None;
     let mut completed = Vec::new();
@@ -229,7 +236,12 @@ async fn a_warm_up_prepares_state_without_output() {
 async fn bad_lanes_and_other_messages_get_error_events() {
     let upstream = TestUpstream::start().await;
     let mut socket = connect(&upstream).await;
-    for lane in [json!("has space"), json!(""), json!(7), json!("x".repeat(257))] {
+    for lane in [
+        json!("has space"),
+        json!(""),
+        json!(7),
+        json!("x".repeat(257)),
+    ] {
         let mut body: Value = serde_json::from_str(&create(None, None)).unwrap();
         body["stream_id"] = lane.clone();
         send(&mut socket, body.to_string()).await;
@@ -241,7 +253,11 @@ async fn bad_lanes_and_other_messages_get_error_events() {
         );
     }
     // An acknowledgement gets no answer: the next event is the next request's.
-    send(&mut socket, json!({"type": "response.processed", "response_id": "r"}).to_string()).await;
+    send(
+        &mut socket,
+        json!({"type": "response.processed", "response_id": "r"}).to_string(),
+    )
+    .await;
     let next = turn(&mut socket, Some("ok.lane-1_"), None).await;
     assert_eq!(next["type"], "response.completed");
 }

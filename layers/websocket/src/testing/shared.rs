@@ -377,7 +377,10 @@ impl Turn {
             store: value.get("store") != Some(&Value::Bool(false)),
             lane,
             generate: value.get("generate") != Some(&Value::Bool(false)),
-            model: value.get("model").and_then(Value::as_str).map(str::to_owned),
+            model: value
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         }
     }
 }

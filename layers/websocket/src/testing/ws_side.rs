@@ -263,9 +263,10 @@ impl Connection {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let running = self.lanes.iter_mut().find(|(_, state)| {
-            matches!(&state.running, Some((Some(id), _)) if *id == target)
-        });
+        let running = self
+            .lanes
+            .iter_mut()
+            .find(|(_, state)| matches!(&state.running, Some((Some(id), _)) if *id == target));
         if let Some((lane, state)) = running {
             let store = state.running.as_ref().is_none_or(|(_, store)| *store);
             state.queue.push_front(Work::Successor {
