@@ -25,6 +25,9 @@ use std::{fmt, time::Duration};
 
 use wsfirst_core::{MAX_DURATION, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
+/// The default [`ClientWsConfigBuilder::max_lanes`].
+const DEFAULT_MAX_LANES: usize = 8;
+
 /// The limits of the client WebSocket connections of one route.
 ///
 /// | setting | default | what happens past it |
@@ -34,7 +37,8 @@ use wsfirst_core::{MAX_DURATION, limits::DEFAULT_MAX_MESSAGE_SIZE};
 /// | [`ping_interval`](ClientWsConfigBuilder::ping_interval) | 30 s | a ping every interval; a client that sent nothing (not even the pong) for a whole interval after a ping is gone: closed with `1011` |
 /// | [`max_lifetime`](ClientWsConfigBuilder::max_lifetime) | 60 min | after the running response, each queued `response.create` gets the `websocket_connection_limit_reached` error event (status 400, as OpenAI's API sends it), then the connection is closed with `1001` |
 /// | [`send_buffer`](ClientWsConfigBuilder::send_buffer) | 8 MiB | events waiting for a client that reads slowly; past it the connection is closed with `1008` (policy violation), reason `client reads too slowly` |
-/// | [`max_queued`](ClientWsConfigBuilder::max_queued) | 16 | `response.create` messages received while one runs; past it the client's further messages wait in TCP until one is served |
+/// | [`max_queued`](ClientWsConfigBuilder::max_queued) | 16 | `response.create` messages received and not yet running, all lanes together; past it the client's further messages wait in TCP until one starts |
+/// | [`max_lanes`](ClientWsConfigBuilder::max_lanes) | 8 | lanes (`stream_id`, the default lane included) with a response running or queued at once; a `response.create` that would open another gets a 400 error event (code `too_many_lanes`) carrying its lane |
 /// | [`max_connections`](ClientWsConfigBuilder::max_connections) | 1024 | client connections open on the route at once (an upgraded connection no longer counts against [`serve`](crate::serve::serve)'s `max_connections`); past it the upgrade is answered `503` |
 /// | [`shutdown_grace`](ClientWsConfigBuilder::shutdown_grace) | 10 s | on shutdown, the running response has this long to finish; then it gets an error event (status 503, code `server_shutting_down`); the connection is closed with `1001` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +49,7 @@ pub struct ClientWsConfig {
     max_lifetime: Duration,
     send_buffer: usize,
     max_queued: usize,
+    max_lanes: usize,
     max_connections: usize,
     shutdown_grace: Duration,
 }
@@ -58,6 +63,7 @@ impl Default for ClientWsConfig {
             max_lifetime: Duration::from_secs(60 * 60),
             send_buffer: 8 << 20,
             max_queued: 16,
+            max_lanes: DEFAULT_MAX_LANES,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -100,6 +106,11 @@ impl ClientWsConfig {
     /// The most `response.create` messages waiting while one runs.
     pub fn max_queued(&self) -> usize {
         self.max_queued
+    }
+
+    /// The most lanes with a response running or queued at once on one client connection.
+    pub fn max_lanes(&self) -> usize {
+        self.max_lanes
     }
 
     /// The most client connections open on the route at once.
@@ -159,6 +170,16 @@ impl ClientWsConfigBuilder {
         self
     }
 
+    /// The most lanes (`stream_id` values, the default lane included) with a response running
+    /// or queued at once on one client connection (default 8, as the `openai` SDK's own
+    /// example of `ResponsesWebSocketLimits.max_lanes`; not zero). Each lane's responses run in
+    /// order, lanes in parallel: each running lane holds one upstream connection (or HTTP
+    /// request) of the route.
+    pub fn max_lanes(mut self, max: usize) -> Self {
+        self.config.max_lanes = max;
+        self
+    }
+
     /// The most client connections open on the route at once (default 1024, not zero); past
     /// it an upgrade is answered `503`.
     pub fn max_connections(mut self, max: usize) -> Self {
@@ -199,6 +220,7 @@ impl ClientWsConfigBuilder {
             ("max_message_size", config.max_message_size),
             ("send_buffer", config.send_buffer),
             ("max_queued", config.max_queued),
+            ("max_lanes", config.max_lanes),
             ("max_connections", config.max_connections),
         ] {
             if value == 0 {

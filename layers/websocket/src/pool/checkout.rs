@@ -113,7 +113,7 @@ impl Pool {
                     if slot.open >= self.inner.max_per_key {
                         // Under pressure: the hold used least recently is given up first, that
                         // of a first turn before that of a longer conversation.
-                        released(Release::KeyFull);
+                        released(Release::Key);
                         gauge("idle", -1.0);
                         let mut conn = slot.idle.remove(index).conn;
                         conn.hold = false;
@@ -241,7 +241,7 @@ impl Pool {
 /// Closes the idle connection returned longest ago (of any key) to make room under the total
 /// maximum; returns whether there was one.
 fn make_room(state: &mut super::State, inner: &super::PoolInner) -> bool {
-    match state.take_oldest_idle(inner, Release::PoolFull) {
+    match state.take_oldest_idle(inner, Release::Pool) {
         Some(conn) => {
             tracing::debug!(
                 "the pool is full: closing the idle websocket connection returned longest ago"

@@ -53,19 +53,19 @@ impl Conn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Release {
     /// Its key had its maximum of connections, none idle and free: the request took it.
-    KeyFull,
+    Key,
     /// The pool had its maximum of connections: it was closed to make room.
-    PoolFull,
+    Pool,
     /// The pool had its maximum of idle connections: it was closed.
-    IdleFull,
+    Idle,
 }
 
 /// Counts a hold given up under pressure, and logs it at debug level.
 pub(super) fn released(reason: Release) {
     let reason = match reason {
-        Release::KeyFull => "key_full",
-        Release::PoolFull => "pool_full",
-        Release::IdleFull => "idle_full",
+        Release::Key => "key_full",
+        Release::Pool => "pool_full",
+        Release::Idle => "idle_full",
     };
     metrics::counter!("wsfirst_ws_pool_holds_released_total", "reason" => reason).increment(1);
     tracing::debug!(

@@ -225,7 +225,8 @@ impl State {
         let now = Instant::now();
         // (wanted, held, chain, since): the oldest of those no one waits for nor holds, else
         // the oldest held for a first turn, else for a longer conversation, else the oldest.
-        let mut oldest: Option<((bool, bool, bool, Instant), &PoolKey, usize)> = None;
+        type Rank = (bool, bool, bool, Instant);
+        let mut oldest: Option<(Rank, &PoolKey, usize)> = None;
         for (key, slot) in &self.keys {
             for (index, idle) in slot.idle.iter().enumerate() {
                 let wanted = slot.conversations.is_wanted(idle.conn.id);

@@ -160,7 +160,7 @@ impl Pool {
         gauge("idle", 1.0);
         state.idle += 1;
         let evicted = if state.idle > self.inner.max_idle {
-            state.take_oldest_idle(&self.inner, Release::IdleFull)
+            state.take_oldest_idle(&self.inner, Release::Idle)
         } else {
             None
         };
