@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value, json, value::RawValue};
-use wsfirst_websocket::responses::is_answer_header;
+use wsfirst_websocket::responses::{is_answer_header, lanes};
 
 /// What a client's text message asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,7 +120,7 @@ pub(crate) fn read_message(text: &str) -> Incoming {
     }
     let lane = match field("stream_id").map(|value| serde_json::from_str::<Value>(value.get())) {
         None | Some(Ok(Value::Null)) => None,
-        Some(Ok(Value::String(lane))) if is_lane_name(&lane) => Some(lane),
+        Some(Ok(Value::String(lane))) if lanes::is_stream_id(&lane) => Some(lane),
         Some(_) => {
             return Incoming::Refused(client_error(
                 "invalid_value",
@@ -154,39 +154,12 @@ pub(crate) fn read_message(text: &str) -> Incoming {
     })
 }
 
-/// Whether `name` is a lane name as the `openai` SDK accepts it: 1 to 256 ASCII letters,
-/// digits, `_`, `.` or `-`.
-fn is_lane_name(name: &str) -> bool {
-    (1..=256).contains(&name.len())
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
-}
-
 /// `event` (a JSON object's text) with `"stream_id":<lane>` added at its end: every event and
 /// error of a lane carries it (the SDK's `ResponsesServerEvent`s: "present when the
 /// originating `response.create` event supplied a `stream_id`"). Unchanged on the default
 /// lane, or when it is not an object or already carries a `stream_id`.
 pub(crate) fn with_lane(event: String, lane: &Lane) -> String {
-    let Some(lane) = lane else {
-        return event;
-    };
-    let trimmed = event.trim_end();
-    let Some(body) = trimmed.strip_suffix('}') else {
-        return event;
-    };
-    if !body.trim_start().starts_with('{') || event.contains(r#""stream_id":"#) {
-        return event;
-    }
-    let separator = if body.trim_end().ends_with('{') {
-        ""
-    } else {
-        ","
-    };
-    format!(
-        r#"{body}{separator}"stream_id":{}}}"#,
-        Value::String(lane.clone())
-    )
+    lanes::with_stream_id(event, lane.as_deref())
 }
 
 /// The `response.steer.failed` event for `steer`, with the `openai` SDK's error `code`

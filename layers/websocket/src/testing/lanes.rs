@@ -14,25 +14,7 @@ use super::{Answer, shared::Lane};
 /// `text` (an event's JSON object) with `"stream_id":<lane>` added at its end; the text
 /// unchanged on the default lane or when it is not a JSON object.
 pub(super) fn with_lane(text: &str, lane: &Lane) -> String {
-    let Some(lane) = lane else {
-        return text.to_owned();
-    };
-    let trimmed = text.trim_end();
-    let Some(body) = trimmed.strip_suffix('}') else {
-        return text.to_owned();
-    };
-    if !body.trim_start().starts_with('{') {
-        return text.to_owned();
-    }
-    let separator = if body.trim_end().ends_with('{') {
-        ""
-    } else {
-        ","
-    };
-    format!(
-        r#"{body}{separator}"stream_id":{}}}"#,
-        Value::String(lane.clone())
-    )
+    crate::responses::lanes::with_stream_id(text.to_owned(), lane.as_deref())
 }
 
 /// The answer to a `generate: false` request: `response.created` and `response.completed` with
@@ -120,18 +102,6 @@ pub(super) fn unknown_parameter_body(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_lane_is_added_to_objects_only() {
-        let lane = Some("main".to_owned());
-        assert_eq!(
-            with_lane(r#"{"type":"x"}"#, &lane),
-            r#"{"type":"x","stream_id":"main"}"#
-        );
-        assert_eq!(with_lane("{ }", &lane), r#"{ "stream_id":"main"}"#);
-        assert_eq!(with_lane("[1]", &lane), "[1]");
-        assert_eq!(with_lane(r#"{"type":"x"}"#, &None), r#"{"type":"x"}"#);
-    }
 
     #[test]
     fn a_warm_up_is_created_then_completed_without_output() {

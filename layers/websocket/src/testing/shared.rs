@@ -365,7 +365,9 @@ impl Turn {
         let value = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
         let lane = match value.get("stream_id") {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(lane)) if is_lane_name(lane) => Ok(Some(lane.clone())),
+            Some(Value::String(lane)) if crate::responses::lanes::is_stream_id(lane) => {
+                Ok(Some(lane.clone()))
+            }
             Some(_) => Err(()),
         };
         Self {
@@ -383,15 +385,6 @@ impl Turn {
                 .map(str::to_owned),
         }
     }
-}
-
-/// Whether `name` is a lane name as the SDK accepts it: 1 to 256 ASCII letters, digits, `_`,
-/// `.` or `-` (`openai/lib/responses_websocket/_session.py`, `_Router.register`).
-pub(super) fn is_lane_name(name: &str) -> bool {
-    (1..=256).contains(&name.len())
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }
 
 /// The id of an answer's response: the `response.id` of its first `response.*` event that
