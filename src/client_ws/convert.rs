@@ -162,20 +162,10 @@ pub(crate) fn with_lane(event: String, lane: &Lane) -> String {
     lanes::with_stream_id(event, lane.as_deref())
 }
 
-/// The `response.steer.failed` event for `steer`, with the `openai` SDK's error `code`
-/// (`ResponseSteerErrorCode`) and the input returned as it came
-/// (`openai/types/responses/response_steer_failed_event.py`).
+/// The `response.steer.failed` event for `steer`, with the `openai` SDK's error `code` and the
+/// input returned as it came ([`lanes::steer_failed`]).
 pub(crate) fn steer_failed(steer: &Value, code: &str, message: &str, lane: &Lane) -> String {
-    let event = json!({
-        "type": "response.steer.failed",
-        "sequence_number": 0,
-        "error": {"type": "invalid_request_error", "code": code, "message": message},
-        "steer": {
-            "input": steer.get("input").cloned().unwrap_or(Value::Null),
-            "previous_response_id": steer.get("previous_response_id").cloned().unwrap_or(Value::Null),
-        },
-    });
-    with_lane(event.to_string(), lane)
+    lanes::steer_failed(steer, code, message, lane.as_deref())
 }
 
 /// A 400 error event of the gateway's own, about the client's message.

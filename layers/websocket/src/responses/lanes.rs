@@ -21,6 +21,26 @@
 //! );
 //! ```
 
+use serde_json::{Value, json};
+
+/// The `response.steer.failed` event for the `response.steer` message `steer`, failed before
+/// a steering id was allocated: the error (`code` one of the SDK's `ResponseSteerErrorCode`s,
+/// such as `response_not_found`), and the input returned as it came
+/// (`openai/types/responses/response_steer_failed_event.py`), on `lane`.
+pub fn steer_failed(steer: &Value, code: &str, message: &str, lane: Option<&str>) -> String {
+    let field = |name: &str| steer.get(name).cloned().unwrap_or(Value::Null);
+    let event = json!({
+        "type": "response.steer.failed",
+        "sequence_number": 0,
+        "error": {"type": "invalid_request_error", "code": code, "message": message},
+        "steer": {
+            "input": field("input"),
+            "previous_response_id": field("previous_response_id"),
+        },
+    });
+    with_stream_id(event.to_string(), lane)
+}
+
 /// Whether `name` is a lane name as the `openai` SDK accepts it: 1 to 256 ASCII letters,
 /// digits, `_`, `.` or `-`.
 pub fn is_stream_id(name: &str) -> bool {
@@ -49,7 +69,7 @@ pub fn with_stream_id(event: String, lane: Option<&str>) -> String {
     } else {
         ","
     };
-    let lane = serde_json::Value::String(lane.to_owned());
+    let lane = Value::String(lane.to_owned());
     format!(r#"{body}{separator}"stream_id":{lane}}}"#)
 }
 

@@ -52,19 +52,9 @@ pub(super) fn steer_accepted(id: &str, target: &str, lane: &Lane) -> String {
     with_lane(&event.to_string(), lane)
 }
 
-/// `response.steer.failed` before an id was allocated: the error (`code` one of the SDK's
-/// `ResponseSteerErrorCode`s) and the input, returned as it came.
+/// `response.steer.failed` before an id was allocated, with the input returned.
 pub(super) fn steer_failed(code: &str, message: &str, steer: &Value, lane: &Lane) -> String {
-    let event = json!({
-        "type": "response.steer.failed",
-        "sequence_number": 0,
-        "error": {"type": "invalid_request_error", "code": code, "message": message},
-        "steer": {
-            "input": steer.get("input").cloned().unwrap_or(Value::Null),
-            "previous_response_id": steer.get("previous_response_id").cloned().unwrap_or(Value::Null),
-        },
-    });
-    with_lane(&event.to_string(), lane)
+    crate::responses::lanes::steer_failed(steer, code, message, lane.as_deref())
 }
 
 /// The WebSocket mode's 400 error event about a request's parameter.
