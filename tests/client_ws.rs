@@ -217,21 +217,34 @@ async fn a_store_false_chain_follows_its_upstream_connection() {
 }
 
 #[tokio::test]
-async fn messages_the_gateway_does_not_serve_get_a_400_error_event_in_order() {
+async fn messages_other_than_a_create_get_their_answer_in_order() {
     let (upstream, gateway) = start(TransportMode::Auto, ClientWsConfig::default()).await;
     let mut client = gateway.connect().await;
-    send(&mut client, create("lane", r#""stream_id":"lane-1""#)).await;
+    // An acknowledgement gets no answer; a steer of an unknown response fails at once with its
+    // input; what the gateway does not serve gets a 400 error event.
     send(
         &mut client,
-        Message::text(r#"{"type":"response.steer","input":[]}"#),
+        Message::text(r#"{"type":"response.processed","response_id":"resp_x"}"#),
+    )
+    .await;
+    send(
+        &mut client,
+        Message::text(r#"{"type":"response.steer","previous_response_id":"resp_x","input":"hi"}"#),
     )
     .await;
     send(&mut client, Message::binary(b"{}".to_vec())).await;
+    send(&mut client, Message::text(r#"{"type":"session.update"}"#)).await;
     send(&mut client, create("fine", "")).await;
+    let failed = json_of(&texts(&mut client, 1).await[0]);
+    assert_eq!(failed["type"], "response.steer.failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "response_not_found");
+    assert_eq!(
+        failed["steer"],
+        json!({"input": "hi", "previous_response_id": "resp_x"})
+    );
     for (code, param) in [
-        ("unsupported_parameter", json!("stream_id")),
-        ("unsupported_event_type", json!("type")),
         ("unsupported_message", Value::Null),
+        ("unsupported_event_type", json!("type")),
     ] {
         let messages = response(&mut client).await;
         let event = json_of(&messages[0]);
@@ -243,6 +256,17 @@ async fn messages_the_gateway_does_not_serve_get_a_400_error_event_in_order() {
     assert_eq!(upstream.ws_requests(), 1);
     drop(client);
     gateway.stop().await;
+}
+
+/// The next `count` text messages.
+async fn texts(client: &mut client_ws_support::Client, count: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    while texts.len() < count {
+        if let Some(Message::Text(text)) = next(client).await {
+            texts.push(text.as_str().to_owned());
+        }
+    }
+    texts
 }
 
 #[tokio::test]

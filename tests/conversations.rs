@@ -1,4 +1,4 @@
-//! Conversations keep their socket, end to end: concurrent conversations with
+//! Conversations keep (and own) their socket, end to end: concurrent conversations with
 //! `previous_response_id` through the whole stack (Eligibility -> CircuitBreaker -> Fallback ->
 //! WebSocket -> HTTP) against the test upstream, which keeps `store: false` responses only on
 //! the connection that produced them, like the Responses API.
@@ -186,4 +186,70 @@ async fn a_turn_whose_socket_died_gets_the_upstreams_answer() {
             .await
             .is_ok()
     );
+}
+
+/// Agent loops through the whole stack, with think time between turns (the tools running)
+/// while one-shot requests (stored, and one in three `store: false`) share the pool: every turn finds its
+/// previous response, against an upstream that keeps only the latest response of each lane
+/// per connection. Without the pool's holds (`conversation_hold` zero), other requests take
+/// the conversations' idle connections: 9 of the 30 turns got `previous_response_not_found`
+/// (on 6 connections); with them, none (on 32: the one-shot `store: false` requests' are held
+/// too, up to the key's maximum).
+#[tokio::test(start_paused = true)]
+async fn agent_loops_with_think_time_among_other_requests_never_lose_their_previous_response() {
+    let upstream = TestUpstream::start().await;
+    upstream.set_unique_response_ids(true);
+    let service = service(&upstream);
+    let (agents, turns) = (6, 5);
+    let loops: Vec<_> = (0..agents)
+        .map(|agent| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut previous: Option<String> = None;
+                for number in 0..turns {
+                    let input = format!("agent {agent}, turn {number}");
+                    let body = turn(false, agent % 2 == 0, previous.as_deref(), &input);
+                    let outcome = send(&service, body).await;
+                    previous = outcome.clone().ok();
+                    outcomes.push(outcome);
+                    // Each agent thinks for its own time, so turns interleave with the others.
+                    let think = 20 + 7 * agent as u64;
+                    tokio::time::sleep(std::time::Duration::from_secs(think)).await;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let others = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            // Half a second after each agent's turn: the most recently returned connection
+            // is then an agent's.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            for number in 0..120 {
+                // One in three is a one-shot `store: false` request, whose connection the
+                // pool holds too: the key reaches its 32 connections after about 80 s, when
+                // every agent is past its first turn (the least recently used first-turn holds
+                // are given up first).
+                let body = turn(number % 3 != 0, true, None, &format!("other {number}"));
+                assert!(send(&service, body).await.is_ok());
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let mut failed = Vec::new();
+    for task in loops {
+        failed.extend(task.await.unwrap().into_iter().filter_map(Result::err));
+    }
+    others.await.unwrap();
+    println!(
+        "{agents} agent loops x {turns} turns among 120 other requests: {} failed, {} websocket \
+         connections, {} handshakes",
+        failed.len(),
+        upstream.ws_connections(),
+        upstream.handshakes()
+    );
+    assert_eq!(failed, []);
+    assert_eq!(upstream.http_requests(), 0);
 }

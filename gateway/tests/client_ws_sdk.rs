@@ -1,8 +1,9 @@
 //! The official OpenAI Python SDK in WebSocket mode (`client.responses.connect()`) against the
 //! gateway built from a TOML configuration (`Configured`, which mounts the client WebSocket on
 //! the route's `GET`): several responses on one connection over the upstream's WebSocket, the
-//! same messages when the upstream refuses its upgrade (served over HTTP), a client error, and
-//! the upstream's WebSocket dying mid-session.
+//! same messages when the upstream refuses its upgrade (served over HTTP), a client error, the
+//! upstream's WebSocket dying mid-session, and the SDK's lanes (`ResponsesWebSocketSession`,
+//! three lanes at once, chained turns).
 //!
 //! Runs `tests/sdk/responses_connect.py` with Python as `tests/openai_sdk.rs` does
 //! (`$WSFIRST_PYTHON`, else `.venv/bin/python`, else the harness's own virtual environment); the
@@ -89,6 +90,19 @@ impl Gateway {
             .as_array()
             .unwrap_or_else(|| panic!("no responses in {report}"))
             .clone()
+    }
+
+    /// Runs the lanes script: three lanes of `turns` chained turns, `store` as given; its
+    /// report, per lane.
+    async fn run_lanes(&self, turns: usize, store: bool) -> Value {
+        let args = vec![
+            self.base_url.clone(),
+            "sk-test".to_owned(),
+            turns.to_string(),
+            store.to_string(),
+        ];
+        let report = python::run_script(&self.python, "responses_lanes.py", args).await;
+        report["lanes"].clone()
     }
 
     async fn stop(self) {
@@ -199,5 +213,70 @@ async fn sdk_session_survives_the_upstream_websocket_dying_mid_response() {
     assert_full_answer(&responses[1]);
     assert_eq!(gateway.upstream.handshakes(), 2);
     assert_eq!(gateway.upstream.http_requests(), 0);
+    gateway.stop().await;
+}
+
+/// Checks the lanes script's report: every lane got `turns` completed responses, each
+/// continuing the previous (the upstream found every `previous_response_id`).
+fn assert_lanes_completed(report: &Value, turns: usize) {
+    for lane in ["alpha", "beta", "gamma"] {
+        let responses = report[lane]
+            .as_array()
+            .unwrap_or_else(|| panic!("no lane {lane} in {report}"));
+        assert_eq!(responses.len(), turns, "{report}");
+        for response in responses {
+            assert_eq!(response["status"], "completed", "{lane}: {report}");
+            assert_eq!(response["output_text"], TEXT, "{lane}: {report}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_lanes_run_chained_store_false_turns_over_the_upstream_websocket() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    gateway.upstream.set_unique_response_ids(true);
+    let report = gateway.run_lanes(3, false).await;
+    assert_lanes_completed(&report, 3);
+    assert_eq!(gateway.upstream.ws_requests(), 9);
+    assert_eq!(gateway.upstream.http_requests(), 0);
+    // The upstream never saw a lane, and every turn after the first continued its lane's
+    // previous response.
+    let captured = gateway.upstream.captured();
+    assert!(
+        captured
+            .iter()
+            .all(|request| request.json().unwrap().get("stream_id").is_none())
+    );
+    let chained = captured
+        .iter()
+        .filter(|request| {
+            request
+                .json()
+                .unwrap()
+                .get("previous_response_id")
+                .is_some()
+        })
+        .count();
+    assert_eq!(chained, 6);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_lanes_run_chained_stored_turns_over_http_when_the_upstream_refuses_its_upgrade() {
+    let Some(gateway) = Gateway::start().await else {
+        return;
+    };
+    gateway.upstream.set_unique_response_ids(true);
+    gateway.upstream.set_default_ws_script(WsScript::refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "wrong websocket endpoint",
+    ));
+    let report = gateway.run_lanes(2, true).await;
+    assert_lanes_completed(&report, 2);
+    assert_eq!(gateway.upstream.ws_requests(), 0);
+    // Over HTTP, which refuses `stream_id` as an unknown parameter: the gateway removed it.
+    assert_eq!(gateway.upstream.http_requests(), 6);
     gateway.stop().await;
 }

@@ -25,6 +25,9 @@ use std::time::Duration;
 
 use wsfirst_core::{ConfigError, limits::DEFAULT_MAX_MESSAGE_SIZE};
 
+/// The default [`ClientWsConfigBuilder::max_lanes`].
+const DEFAULT_MAX_LANES: usize = 8;
+
 /// The limits of the client WebSocket connections of one route.
 ///
 /// | setting | default | what happens past it |
@@ -36,6 +39,8 @@ use wsfirst_core::{ConfigError, limits::DEFAULT_MAX_MESSAGE_SIZE};
 /// | [`send_buffer`](ClientWsConfigBuilder::send_buffer) | 8 MiB | events waiting for a client that reads slowly; past it the connection is closed with `1008` (policy violation), reason `client reads too slowly` |
 /// | [`max_queued`](ClientWsConfigBuilder::max_queued) | 16 | `response.create` messages received while one runs; past it the client's further messages wait in TCP until one is served |
 /// | [`max_queued_bytes`](ClientWsConfigBuilder::max_queued_bytes) | 16 MiB | the bytes of those messages (one message always fits an empty queue); past it the client's further messages wait in TCP too. Queued bytes are also held from the process's [`BodyBudget`](wsfirst_fallback::BodyBudget): a message it has no room for gets a `503` error event (code `body_budget_exhausted`) |
+/// | [`max_queued`](ClientWsConfigBuilder::max_queued) | 16 | `response.create` messages received and not yet running, all lanes together; past it the client's further messages wait in TCP until one starts |
+/// | [`max_lanes`](ClientWsConfigBuilder::max_lanes) | 8 | lanes (`stream_id`, the default lane included) with a response running or queued at once; a `response.create` that would open another gets a 400 error event (code `too_many_lanes`) carrying its lane |
 /// | [`max_connections`](ClientWsConfigBuilder::max_connections) | 1024 | client connections open on the route at once (an upgraded connection no longer counts against [`serve`](crate::serve::serve)'s `max_connections`); past it the upgrade is answered `503` |
 /// | [`shutdown_grace`](ClientWsConfigBuilder::shutdown_grace) | 10 s | on shutdown, the running response has this long to finish; then it gets an error event (status 503, code `server_shutting_down`); the connection is closed with `1001` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +52,7 @@ pub struct ClientWsConfig {
     send_buffer: usize,
     max_queued: usize,
     max_queued_bytes: usize,
+    max_lanes: usize,
     max_connections: usize,
     shutdown_grace: Duration,
 }
@@ -61,6 +67,7 @@ impl Default for ClientWsConfig {
             send_buffer: 8 << 20,
             max_queued: 16,
             max_queued_bytes: DEFAULT_MAX_MESSAGE_SIZE,
+            max_lanes: DEFAULT_MAX_LANES,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -108,6 +115,11 @@ impl ClientWsConfig {
     /// The most bytes of `response.create` messages waiting while one runs.
     pub fn max_queued_bytes(&self) -> usize {
         self.max_queued_bytes
+    }
+
+    /// The most lanes with a response running or queued at once on one client connection.
+    pub fn max_lanes(&self) -> usize {
+        self.max_lanes
     }
 
     /// The most client connections open on the route at once.
@@ -175,6 +187,16 @@ impl ClientWsConfigBuilder {
         self
     }
 
+    /// The most lanes (`stream_id` values, the default lane included) with a response running
+    /// or queued at once on one client connection (default 8, as the `openai` SDK's own
+    /// example of `ResponsesWebSocketLimits.max_lanes`; not zero). Each lane's responses run in
+    /// order, lanes in parallel: each running lane holds one upstream connection (or HTTP
+    /// request) of the route.
+    pub fn max_lanes(mut self, max: usize) -> Self {
+        self.config.max_lanes = max;
+        self
+    }
+
     /// The most client connections open on the route at once (default 1024, not zero); past
     /// it an upgrade is answered `503`.
     pub fn max_connections(mut self, max: usize) -> Self {
@@ -203,6 +225,7 @@ impl ClientWsConfigBuilder {
             ("send_buffer", config.send_buffer),
             ("max_queued", config.max_queued),
             ("max_queued_bytes", config.max_queued_bytes),
+            ("max_lanes", config.max_lanes),
             ("max_connections", config.max_connections),
         ] {
             ConfigError::check_not_zero(CONFIG, field, value as u64)?;

@@ -13,22 +13,46 @@
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
-use wsfirst_websocket::responses::{fields_in_order, is_answer_header};
+use wsfirst_websocket::responses::{fields_in_order, is_answer_header, lanes};
+
+use super::held::Held;
 
 /// What a client's text message asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Incoming {
-    /// A `response.create`: the body of the equivalent streaming `POST`.
-    Create(Bytes),
+    /// A `response.create`.
+    Create(Create),
+    /// A `response.steer` (the message, parsed).
+    Steer(Value),
+    /// A `response.processed`: an acknowledgement that needs no answer.
+    Processed,
     /// Anything else: the error event that answers it.
     Refused(String),
 }
 
+/// A lane of a client connection: its `stream_id`, `None` for the default lane.
+pub(crate) type Lane = Option<String>;
+
+/// A `response.create` message, read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Create {
+    /// The body of the equivalent streaming `POST` (without `type`, `stream_id` and `stream`).
+    pub(crate) body: Bytes,
+    /// Its lane.
+    pub(crate) lane: Lane,
+    /// Whether it says `"generate": false` (a warm-up: state prepared, no output).
+    pub(crate) warm_up: bool,
+    /// The bytes it holds while it waits (see [`Inbox`](super::inbox::Inbox)).
+    pub(crate) held: Held,
+}
+
 /// Reads a client's text message: a `{"type":"response.create",...}` becomes the `POST` body
-/// with the same fields in the same order, without `type` and with `"stream":true` (the
-/// WebSocket mode always streams; a `stream` field of the message is replaced). A message that
-/// is not JSON, has another type, or asks for a lane (`stream_id`, which this gateway does not
-/// serve) is refused with a 400 error event.
+/// with the same fields in the same order, without `type` and `stream_id` and with
+/// `"stream":true` (the WebSocket mode always streams; a `stream` field of the message is
+/// replaced); its `stream_id` (1 to 256 of `[A-Za-z0-9_.-]`, the `openai` SDK's rule in
+/// `openai/lib/responses_websocket/_session.py`) is its lane. A `response.steer` and a
+/// `response.processed` are read as such. A message that is not JSON, has another type, or a
+/// `stream_id` of another shape is refused with a 400 error event.
 pub(crate) fn read_message(text: &str) -> Incoming {
     let fields = match fields_in_order(text) {
         Ok(fields) => fields,
@@ -40,18 +64,29 @@ pub(crate) fn read_message(text: &str) -> Incoming {
             ));
         }
     };
-    let kind = fields
-        .iter()
-        .find(|(key, _)| key == "type")
-        .and_then(|(_, value)| serde_json::from_str::<String>(value.get()).ok());
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| *value)
+    };
+    let kind = field("type").and_then(|value| serde_json::from_str::<String>(value.get()).ok());
     match kind.as_deref() {
         Some("response.create") => {}
+        Some("response.steer") => {
+            return match serde_json::from_str(text) {
+                Ok(steer) => Incoming::Steer(steer),
+                Err(_) => Incoming::Refused(client_error("invalid_json", "unreadable", None)),
+            };
+        }
+        Some("response.processed") => return Incoming::Processed,
         Some(other) => {
             return Incoming::Refused(client_error(
                 "unsupported_event_type",
                 // Named up to 64 characters: the answer must not grow with the client's input.
                 &format!(
-                    "this gateway serves response.create messages only, not {:?}{}",
+                    "this gateway serves response.create, response.steer and response.processed \
+                     messages, not {:?}{}",
                     other.chars().take(64).collect::<String>(),
                     if other.chars().nth(64).is_some() {
                         "..."
@@ -70,21 +105,23 @@ pub(crate) fn read_message(text: &str) -> Incoming {
             ));
         }
     }
-    let lane = fields
-        .iter()
-        .any(|(key, value)| key == "stream_id" && value.get() != "null");
-    if lane {
-        return Incoming::Refused(client_error(
-            "unsupported_parameter",
-            "this gateway serves the default lane only: send response.create without stream_id",
-            Some("stream_id"),
-        ));
-    }
+    let lane = match field("stream_id").map(|value| serde_json::from_str::<Value>(value.get())) {
+        None | Some(Ok(Value::Null)) => None,
+        Some(Ok(Value::String(lane))) if lanes::is_stream_id(&lane) => Some(lane),
+        Some(_) => {
+            return Incoming::Refused(client_error(
+                "invalid_value",
+                "stream_id must be 1 to 256 ASCII letters, digits, underscores, hyphens or periods",
+                Some("stream_id"),
+            ));
+        }
+    };
+    let warm_up = field("generate").is_some_and(|value| value.get() == "false");
     let mut body = String::with_capacity(text.len() + 16);
     body.push('{');
     for (key, value) in fields
         .iter()
-        .filter(|(key, _)| key != "type" && key != "stream")
+        .filter(|(key, _)| key != "type" && key != "stream" && key != "stream_id")
     {
         if body.len() > 1 {
             body.push(',');
@@ -97,7 +134,26 @@ pub(crate) fn read_message(text: &str) -> Incoming {
         body.push(',');
     }
     body.push_str(r#""stream":true}"#);
-    Incoming::Create(Bytes::from(body))
+    Incoming::Create(Create {
+        body: Bytes::from(body),
+        lane,
+        warm_up,
+        held: Held::default(),
+    })
+}
+
+/// `event` (a JSON object's text) with `"stream_id":<lane>` added at its end: every event and
+/// error of a lane carries it (the SDK's `ResponsesServerEvent`s: "present when the
+/// originating `response.create` event supplied a `stream_id`"). Unchanged on the default
+/// lane, or when it is not an object or already carries a `stream_id`.
+pub(crate) fn with_lane(event: String, lane: &Lane) -> String {
+    lanes::with_stream_id(event, lane.as_deref())
+}
+
+/// The `response.steer.failed` event for `steer`, with the `openai` SDK's error `code` and the
+/// input returned as it came ([`lanes::steer_failed`]).
+pub(crate) fn steer_failed(steer: &Value, code: &str, message: &str, lane: &Lane) -> String {
+    lanes::steer_failed(steer, code, message, lane.as_deref())
 }
 
 /// A 400 error event of the gateway's own, about the client's message.
@@ -111,8 +167,9 @@ pub(crate) fn client_error(code: &str, message: &str, param: Option<&str>) -> St
 }
 
 /// The WebSocket mode's error event: `type`, `status` (when known), the `error` object (its
-/// `type`, `code`, `message` and `param` first, in that order, then any other field it has),
-/// `sequence_number` (after output) and `headers` (when any).
+/// `type`, `code`, `message` and `param` first, in that order, then any other field it has,
+/// then `headers`), `sequence_number` (after output) and `headers` (when any: `headers`, else
+/// those of the `error` object) again at the top level.
 pub(crate) fn error_event(
     status: Option<StatusCode>,
     error: &Value,
@@ -134,15 +191,31 @@ pub(crate) fn error_event(
     }
     for (name, value) in object
         .iter()
-        .filter(|(name, _)| !first.contains(&name.as_str()))
+        .filter(|(name, _)| !first.contains(&name.as_str()) && name.as_str() != "headers")
     {
         push_field(&mut text, &mut written, name, value);
+    }
+    // The headers go inside `error` (where the SDK's `ResponseWsErrorError.headers` reads
+    // them) and at the top level (where Codex reads them).
+    let headers = headers.filter(|headers| !headers.is_empty()).or_else(|| {
+        object
+            .get("headers")
+            .and_then(Value::as_object)
+            .filter(|headers| !headers.is_empty())
+    });
+    if let Some(headers) = headers {
+        push_field(
+            &mut text,
+            &mut written,
+            "headers",
+            &Value::Object(headers.clone()),
+        );
     }
     text.push('}');
     if let Some(sequence_number) = sequence_number {
         text.push_str(&format!(r#","sequence_number":{sequence_number}"#));
     }
-    if let Some(headers) = headers.filter(|headers| !headers.is_empty()) {
+    if let Some(headers) = headers {
         text.push_str(r#","headers":"#);
         text.push_str(&Value::Object(headers.clone()).to_string());
     }
@@ -291,8 +364,8 @@ mod tests {
 
     fn create(text: &str) -> String {
         match read_message(text) {
-            Incoming::Create(body) => String::from_utf8(body.to_vec()).unwrap(),
-            Incoming::Refused(error) => panic!("{text}: {error}"),
+            Incoming::Create(create) => String::from_utf8(create.body.to_vec()).unwrap(),
+            other => panic!("{text}: {other:?}"),
         }
     }
 
@@ -321,8 +394,58 @@ mod tests {
         );
         assert_eq!(
             create(r#"{"type":"response.create","stream_id":null}"#),
-            r#"{"stream_id":null,"stream":true}"#
+            r#"{"stream":true}"#
         );
+    }
+
+    #[test]
+    fn a_create_message_has_its_lane_and_warm_up() {
+        let Incoming::Create(create) = read_message(
+            r#"{"type":"response.create","stream_id":"main.2_x-y","generate":false,"input":"x"}"#,
+        ) else {
+            panic!("not a create");
+        };
+        assert_eq!(create.lane.as_deref(), Some("main.2_x-y"));
+        assert!(create.warm_up);
+        assert_eq!(
+            &create.body[..],
+            br#"{"generate":false,"input":"x","stream":true}"#
+        );
+        assert!(matches!(
+            read_message(r#"{"type":"response.processed","response_id":"r"}"#),
+            Incoming::Processed
+        ));
+        assert!(matches!(
+            read_message(r#"{"type":"response.steer","previous_response_id":"r","input":"x"}"#),
+            Incoming::Steer(_)
+        ));
+    }
+
+    #[test]
+    fn events_get_their_lane() {
+        let lane = Some("a".to_owned());
+        assert_eq!(
+            with_lane(r#"{"type":"x"}"#.to_owned(), &lane),
+            r#"{"type":"x","stream_id":"a"}"#
+        );
+        assert_eq!(
+            with_lane(r#"{"type":"x"}"#.to_owned(), &None),
+            r#"{"type":"x"}"#
+        );
+        let echoed = r#"{"type":"x","stream_id":"a"}"#;
+        assert_eq!(with_lane(echoed.to_owned(), &lane), echoed);
+        let failed: Value = serde_json::from_str(&steer_failed(
+            &json!({"previous_response_id": "r", "input": [1]}),
+            "response_not_found",
+            "m",
+            &lane,
+        ))
+        .unwrap();
+        assert_eq!(
+            failed["steer"],
+            json!({"input": [1], "previous_response_id": "r"})
+        );
+        assert_eq!(failed["stream_id"], "a");
     }
 
     #[test]
@@ -336,13 +459,18 @@ mod tests {
                 json!("type"),
             ),
             (
-                r#"{"type":"response.steer","input":[]}"#,
+                r#"{"type":"session.update"}"#,
                 "unsupported_event_type",
                 json!("type"),
             ),
             (
-                r#"{"type":"response.create","stream_id":"lane-1"}"#,
-                "unsupported_parameter",
+                r#"{"type":"response.create","stream_id":"lane 1"}"#,
+                "invalid_value",
+                json!("stream_id"),
+            ),
+            (
+                r#"{"type":"response.create","stream_id":7}"#,
+                "invalid_value",
                 json!("stream_id"),
             ),
         ] {
@@ -364,7 +492,7 @@ mod tests {
         let body = br#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
         assert_eq!(
             error_from_answer(StatusCode::TOO_MANY_REQUESTS, &headers, body),
-            r#"{"type":"error","status":429,"error":{"type":"requests","code":"rate_limit_exceeded","message":"slow down","param":null},"headers":{"retry-after":"7","x-ratelimit-remaining-requests":"0"}}"#
+            r#"{"type":"error","status":429,"error":{"type":"requests","code":"rate_limit_exceeded","message":"slow down","param":null,"headers":{"retry-after":"7","x-ratelimit-remaining-requests":"0"}},"headers":{"retry-after":"7","x-ratelimit-remaining-requests":"0"}}"#
         );
         let event: Value = serde_json::from_str(&error_from_answer(
             StatusCode::BAD_GATEWAY,

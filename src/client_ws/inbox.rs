@@ -13,20 +13,15 @@ use std::sync::{
 
 use http::StatusCode;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wsfirst_fallback::{BodyBudget, BudgetPermit};
+use tokio::sync::Semaphore;
+use wsfirst_fallback::BodyBudget;
 
-use super::convert::{Incoming, error_event};
+use super::{
+    convert::{Incoming, error_event, with_lane},
+    held::Held,
+};
 
-/// A message on its way to the session, with the bytes it holds.
-pub(crate) type Queued = (Incoming, Held);
 
-/// The bytes a queued message holds, given back when dropped.
-#[derive(Debug, Default)]
-pub(crate) struct Held {
-    _connection: Option<OwnedSemaphorePermit>,
-    _budget: Option<BudgetPermit>,
-}
 
 /// The byte bounds of one connection's queue.
 #[derive(Clone, Debug)]
@@ -57,27 +52,27 @@ impl Inbox {
     /// Waits until the queue has room for `incoming`'s bytes (one message always fits an empty
     /// queue), then holds them from the budget too; a message the budget has no room for
     /// becomes its error event.
-    pub(crate) async fn admit(&self, incoming: Incoming) -> Queued {
-        let Incoming::Create(body) = &incoming else {
-            // A refusal's event is small and bounded.
-            return (incoming, Held::default());
+    pub(crate) async fn admit(&self, incoming: Incoming) -> Incoming {
+        let Incoming::Create(mut create) = incoming else {
+            // A refusal's event is small and bounded; steering and acknowledgements too.
+            return incoming;
         };
-        let len = body.len();
+        let len = create.body.len();
         let wanted = u32::try_from(len.min(self.max)).unwrap_or(u32::MAX);
         self.waiting.store(true, Ordering::Release);
         let connection = Arc::clone(&self.room).acquire_many_owned(wanted).await.ok();
         self.waiting.store(false, Ordering::Release);
         match self.budget.try_reserve(len) {
-            Ok(budget) => (
-                incoming,
-                Held {
+            Ok(budget) => {
+                create.held = Held {
                     _connection: connection,
                     _budget: Some(budget),
-                },
-            ),
+                };
+                Incoming::Create(create)
+            }
             Err(exhausted) => {
                 tracing::debug!(len, error = %exhausted, "client websocket message refused: body budget exhausted");
-                (Incoming::Refused(busy_event()), Held::default())
+                Incoming::Refused(with_lane(busy_event(), &create.lane))
             }
         }
     }
@@ -104,9 +99,15 @@ mod tests {
     use futures_util::FutureExt;
 
     use super::*;
+    use crate::client_ws::convert::Create;
 
     fn create(len: usize) -> Incoming {
-        Incoming::Create(Bytes::from(vec![b'x'; len]))
+        Incoming::Create(Create {
+            body: Bytes::from(vec![b'x'; len]),
+            lane: None,
+            warm_up: false,
+            held: Held::default(),
+        })
     }
 
     #[tokio::test]
@@ -118,12 +119,12 @@ mod tests {
         assert!((&mut second).now_or_never().is_none());
         assert!(inbox.is_waiting());
         drop(first);
-        let (second, _held) = second.await;
+        let second = second.await;
         assert!(matches!(second, Incoming::Create(_)));
         assert!(!inbox.is_waiting());
         // One message larger than the bound fits an empty queue.
-        drop(_held);
-        let (big, _held) = inbox.admit(create(5000)).await;
+        drop(second);
+        let big = inbox.admit(create(5000)).await;
         assert!(matches!(big, Incoming::Create(_)));
     }
 
@@ -131,9 +132,9 @@ mod tests {
     async fn past_the_budget_a_message_becomes_a_503_event() {
         let budget = BodyBudget::new(1000);
         let inbox = Inbox::new(1 << 20, budget.clone());
-        let (_, held) = inbox.admit(create(600)).await;
+        let held = inbox.admit(create(600)).await;
         assert_eq!(budget.available(), 400);
-        let (refused, _) = inbox.admit(create(600)).await;
+        let refused = inbox.admit(create(600)).await;
         let Incoming::Refused(event) = refused else {
             panic!("admitted past the budget");
         };

@@ -11,10 +11,27 @@
 //! - **Same messages.** Every event of the answer goes back as one text message, the event's
 //!   JSON text unchanged, whether the upstream's WebSocket or its HTTP stream served it. How it
 //!   travelled shows in the metrics and logs only.
-//! - **One at a time, in order.** The messages of a connection are served one after the other
-//!   (the API's default lane); messages that arrive while one runs wait in a queue of
-//!   [`max_queued`](ClientWsConfigBuilder::max_queued). Lanes (`stream_id`) are not served: such
-//!   a message gets a 400 error event naming `stream_id`; so does a `response.steer`.
+//! - **Lanes.** A `response.create` may name a lane (`stream_id`, 1 to 256 of `[A-Za-z0-9_.-]`,
+//!   the `openai` SDK's rule; another value gets a 400 error event with `param: "stream_id"`):
+//!   the responses of one lane are served one after the other, in order (FIFO), lanes in
+//!   parallel, at most [`max_lanes`](ClientWsConfigBuilder::max_lanes) lanes with work at once
+//!   (default 8; a request opening another gets a 400 error event, code `too_many_lanes`);
+//!   messages without `stream_id` share the default lane. The gateway serves each lane's
+//!   response through the stack like any other, so `stream_id` is removed from the request
+//!   (the upstream, WebSocket or HTTP, never sees it) and put back at the end of every event
+//!   and error event of the lane. Requests waiting, all lanes together, are bounded by
+//!   [`max_queued`](ClientWsConfigBuilder::max_queued).
+//! - **Every client event has an answer.** `response.create` as above; `response.processed`
+//!   (Codex's acknowledgement) is acknowledged silently (each response runs on a pooled
+//!   upstream connection that the client's session does not hold, so there is no upstream
+//!   socket to pass it to); `response.steer` gets `response.steer.failed` at once, with its
+//!   input and the SDK's error code: `steering_not_supported` (on the target's lane) when the
+//!   target runs on this connection, `response_not_found` otherwise (steering is not forwarded
+//!   to the upstream yet); a warm-up (`"generate": false`) is served by the upstream's
+//!   WebSocket only, and answered with a 400 error event (code `websocket_required`) when the
+//!   route's mode is `http` (nothing is sent) or when the stack served it over HTTP (pinned,
+//!   or a fallback; the HTTP endpoint refuses the WebSocket-only field without executing the
+//!   request); any other message gets a 400 error event.
 //! - **Conversations.** A request with a `previous_response_id` follows the upstream connection
 //!   that produced that response (the pool's conversation rules), so `store: false` chains work
 //!   while the upstream's WebSocket serves them. When the route is pinned to HTTP, a
@@ -22,7 +39,9 @@
 //!   `previous_response_not_found` error event (status 400), as it would from the API after a
 //!   reconnect.
 //! - **Errors** are the WebSocket mode's `error` events with their `status`:
-//!   `{"type":"error","status":N,"error":{"type","code","message","param"},"headers":{...}}`.
+//!   `{"type":"error","status":N,"error":{"type","code","message","param","headers"},"headers":{...}}`
+//!   (the headers inside `error`, where the SDK reads them, and at the top level, where Codex
+//!   reads them).
 //!   A client error of the upstream (4xx, 429 with its rate-limit headers) is passed as the
 //!   upstream sent it; a failure before the first event is replayed over HTTP under the same
 //!   rules as `POST`; a transport failure the client must see is an error event with the
@@ -74,7 +93,9 @@
 mod config;
 mod connections;
 mod convert;
+mod held;
 mod inbox;
+mod lanes;
 mod metrics;
 mod outbox;
 mod pump;

@@ -1,17 +1,27 @@
 //! One response through the route's stack: the `POST` equivalent of a `response.create`
 //! served by the [`RouteService`], and its answer turned into the client's messages (each
-//! server-sent event one text message; an answer that is not a stream, a body that fails, or
-//! one that ends before its terminal event, an error event).
+//! server-sent event one text message, with the request's lane; an answer that is not a
+//! stream, a body that fails, or one that ends before its terminal event, an error event).
+//!
+//! A warm-up (`"generate": false`, WebSocket-only: the HTTP endpoint refuses it as an unknown
+//! parameter) is served by the upstream's WebSocket only. On a route whose mode is `http` it
+//! never reaches the stack: the client gets the error event of [`warm_up_refused`] at once.
+//! When the stack serves it over HTTP anyway (the route is pinned, or the fallback replayed
+//! it), the HTTP endpoint refuses it without executing it, and the client gets the same error
+//! event instead of that refusal. (The gateway does not make up a response of its own: the
+//! next turn's `previous_response_id` would name a response the upstream never had.)
 
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use tokio::time::Instant;
 use tower::ServiceExt;
-use wsfirst_core::{Route, Served};
+use wsfirst_core::{Route, Served, Transport, TransportMode};
+use wsfirst_websocket::{Message, responses::conversation};
 
 use super::{
-    convert::{SseEvents, error_event, error_from_answer, event_message},
+    convert::{Lane, SseEvents, error_event, error_from_answer, event_message, with_lane},
+    lanes::Running,
     metrics,
     outbox::{Outbox, Overflow},
 };
@@ -20,21 +30,53 @@ use crate::{RouteService, respond::error_response};
 /// The largest error body read from an answer that is not a stream of events.
 const MAX_ERROR_BODY: usize = 1 << 20;
 
+/// What a response's events go with: its lane, whether it is a warm-up, and where the
+/// connection's running responses are booked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Job<'a> {
+    pub(crate) lane: &'a Lane,
+    pub(crate) warm_up: bool,
+    pub(crate) running: &'a Running,
+}
+
+/// The error event of a warm-up (`"generate": false`) that the upstream's WebSocket cannot
+/// serve: status 400, code `websocket_required`.
+pub(crate) fn warm_up_refused() -> String {
+    error_event(
+        Some(StatusCode::BAD_REQUEST),
+        &json!({
+            "type": "invalid_request_error",
+            "code": "websocket_required",
+            "message": "generate: false needs the upstream's websocket, which this route does \
+                        not use right now (it is served over http): send the request without \
+                        generate: false",
+            "param": "generate",
+        }),
+        None,
+        None,
+    )
+}
+
 /// Serves one request through the route's stack and sends its events to the client.
 pub(crate) async fn pump(
     service: RouteService,
     request: Request<axum::body::Body>,
     outbox: &Outbox,
     route: &Route,
+    job: Job<'_>,
 ) -> Result<(), Overflow> {
     let started = Instant::now();
+    if job.warm_up && route.mode() == TransportMode::Http {
+        metrics::response(route, "none", "warm_up", false);
+        return outbox.push(with_lane(warm_up_refused(), job.lane));
+    }
     let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let (transport, reason) = response
-        .extensions()
-        .get::<Served>()
+    let served = response.extensions().get::<Served>();
+    let websocket = served.is_some_and(|served| served.transport() == Transport::WebSocket);
+    let (transport, reason) = served
         .map(|served| (served.transport().as_str(), served.reason_label()))
         .unwrap_or(("none", "error"));
     let status = response.status();
@@ -43,8 +85,12 @@ pub(crate) async fn pump(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
-    let (ok, events) = if status.is_success() && is_stream {
-        stream_events(response.into_body(), outbox).await?
+    let (ok, events) = if job.warm_up && !websocket {
+        // Refused by the HTTP endpoint (an unknown parameter there), not executed.
+        outbox.push(with_lane(warm_up_refused(), job.lane))?;
+        (false, 0)
+    } else if status.is_success() && is_stream {
+        stream_events(response.into_body(), outbox, job, websocket).await?
     } else {
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, MAX_ERROR_BODY)
@@ -58,7 +104,10 @@ pub(crate) async fn pump(
         } else {
             status
         };
-        outbox.push(error_from_answer(status, &parts.headers, &body))?;
+        outbox.push(with_lane(
+            error_from_answer(status, &parts.headers, &body),
+            job.lane,
+        ))?;
         (false, 0)
     };
     metrics::response(route, transport, reason, ok);
@@ -82,17 +131,27 @@ pub(crate) async fn pump(
 async fn stream_events(
     mut body: axum::body::Body,
     outbox: &Outbox,
+    job: Job<'_>,
+    websocket: bool,
 ) -> Result<(bool, u64), Overflow> {
     let mut sse = SseEvents::default();
     let mut events = 0u64;
     let mut ended: Option<bool> = None;
-    let send = |data: String, events: &mut u64, ended: &mut Option<bool>| {
+    let mut booked = Booked(job.running, None);
+    let mut send = |data: String, events: &mut u64, ended: &mut Option<bool>| {
         let message = event_message(data);
         if let Some(ends) = terminal(&message) {
             *ended = Some(ends);
         }
+        if *events == 0 {
+            // The response runs: steering finds it by its id.
+            if let Some(id) = conversation::response_id(&Message::text(message.as_str())) {
+                job.running.started(id.clone(), job.lane, websocket);
+                booked.1 = Some(id);
+            }
+        }
         *events += 1;
-        outbox.push(message)
+        outbox.push(with_lane(message, job.lane))
     };
     loop {
         match body.frame().await {
@@ -113,7 +172,7 @@ async fn stream_events(
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
                 let event = error_from_answer(parts.status, &parts.headers, &body);
-                outbox.push(with_sequence_number(event, events))?;
+                outbox.push(with_lane(with_sequence_number(event, events), job.lane))?;
                 return Ok((false, events));
             }
             None => {
@@ -138,8 +197,19 @@ async fn stream_events(
                 Some(events),
                 None,
             );
-            outbox.push(event)?;
+            outbox.push(with_lane(event, job.lane))?;
             Ok((false, events))
+        }
+    }
+}
+
+/// A response booked as running until dropped.
+struct Booked<'a>(&'a Running, Option<String>);
+
+impl Drop for Booked<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = &self.1 {
+            self.0.ended(id);
         }
     }
 }
@@ -149,13 +219,17 @@ fn with_sequence_number(event: String, sequence_number: u64) -> String {
     match serde_json::from_str::<serde_json::Value>(&event) {
         Ok(serde_json::Value::Object(mut object)) => {
             object.remove("headers");
+            let mut error = object.remove("error").unwrap_or(serde_json::Value::Null);
+            if let Some(error) = error.as_object_mut() {
+                error.remove("headers");
+            }
             error_event(
                 object
                     .get("status")
                     .and_then(serde_json::Value::as_u64)
                     .and_then(|status| u16::try_from(status).ok())
                     .and_then(|status| StatusCode::from_u16(status).ok()),
-                object.get("error").unwrap_or(&serde_json::Value::Null),
+                &error,
                 Some(sequence_number),
                 None,
             )

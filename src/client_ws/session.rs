@@ -1,15 +1,16 @@
-//! One client WebSocket connection: its messages served one response at a time, in order,
-//! through the route's [`RouteService`], and the connection's limits (idle time, keep-alive,
-//! lifetime, message size, slow reader, shutdown).
+//! One client WebSocket connection: its messages served through the route's
+//! [`RouteService`], each lane's responses one at a time in order, lanes in parallel
+//! ([`Lanes`]), and the connection's limits (idle time, keep-alive, lifetime, message size,
+//! slow reader, shutdown).
 //!
 //! Three tasks share a connection: the reader (client frames to a bounded queue of requests),
 //! the [writer](super::outbox) (the outbox to the client), and the session loop here, which
-//! takes the requests in order and serves each to its end before the next.
+//! puts the requests on their lanes and polls the running responses.
 
-use std::{pin::pin, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use serde_json::json;
 use tokio::{
@@ -21,11 +22,12 @@ use wsfirst_core::{Route, headers};
 
 use super::{
     ClientWsConfig,
-    convert::{Incoming, error_event, read_message},
-    inbox::{Inbox, Queued},
+    convert::{Create, Incoming, Lane, error_event, read_message, steer_failed, with_lane},
+    inbox::Inbox,
+    lanes::{Lanes, Running},
     metrics::{self, CloseCause},
     outbox::{CLOSE_TIMEOUT, Outbox, Overflow},
-    pump::pump,
+    pump::{Job, pump},
 };
 use crate::RouteService;
 
@@ -35,6 +37,8 @@ pub(crate) const LIFETIME_MESSAGE: &str = "Responses websocket connection limit 
 /// What a session needs besides its socket.
 #[derive(Debug)]
 pub(crate) struct Session {
+    /// The byte bounds of the queue of the client's messages.
+    pub(crate) inbox: Inbox,
     pub(crate) service: RouteService,
     pub(crate) config: ClientWsConfig,
     /// The upgrade request's path and query: every request of the connection is a `POST` to it.
@@ -42,8 +46,6 @@ pub(crate) struct Session {
     /// The upgrade request's headers, without the handshake's own and the body's.
     pub(crate) headers: HeaderMap,
     pub(crate) closing: watch::Receiver<bool>,
-    /// The byte bounds of the queue of the client's messages.
-    pub(crate) inbox: Inbox,
 }
 
 /// How the client's side ended.
@@ -64,13 +66,8 @@ struct ReaderState {
     ended: Option<ClientEnd>,
 }
 
-/// How serving a response ended, for the session loop.
-enum Served_ {
-    /// Served to its end (an error event included).
-    Done,
-    /// The connection must end.
-    End(CloseCause),
-}
+/// A response being served, and its lane.
+type Pumping<'a> = Pin<Box<dyn Future<Output = (Lane, Result<(), Overflow>)> + Send + 'a>>;
 
 impl Session {
     /// Serves the connection until it ends.
@@ -132,105 +129,111 @@ impl Session {
         reader.abort();
     }
 
-    /// Takes the requests in order until the connection must end, and says why.
+    /// Takes the requests until the connection must end, and says why: each lane's in order,
+    /// lanes in parallel ([`Lanes`]).
     async fn serve_requests(
         &mut self,
         route: &Route,
         outbox: &Outbox,
-        requests: &mut mpsc::Receiver<Queued>,
+        requests: &mut mpsc::Receiver<Incoming>,
         state: &watch::Receiver<ReaderState>,
         opened: Instant,
     ) -> CloseCause {
         let lifetime_end = opened + self.config.max_lifetime();
         let mut keep_alive = KeepAlive::new(self.config.ping_interval(), self.inbox.clone());
         let mut idle_since = opened;
+        let mut lanes = Lanes::new(self.config.max_lanes());
+        let running = Running::default();
+        let mut pumps: FuturesUnordered<Pumping<'_>> = FuturesUnordered::new();
+        // Set when shutdown began: running responses have until then to finish.
+        let mut grace: Option<Instant> = None;
+        let mut lifetime_over = false;
         loop {
+            if grace.is_none() && !lifetime_over {
+                while let Some(create) = lanes.next_ready() {
+                    pumps.push(self.start(create, outbox, route, &running));
+                }
+            }
+            if pumps.is_empty() {
+                if grace.is_some() {
+                    return refuse_queued(outbox, requests, &mut lanes, CloseCause::Shutdown);
+                }
+                if lifetime_over {
+                    return refuse_queued(outbox, requests, &mut lanes, CloseCause::Lifetime);
+                }
+            }
+            let busy = !pumps.is_empty();
+            let accept = lanes.queued() < self.config.max_queued();
             let idle_end = idle_since.max(state.borrow().last_message) + self.config.idle_timeout();
-            let incoming = tokio::select! {
+            let grace_end = grace.unwrap_or_else(far_future);
+            tokio::select! {
                 biased;
                 cause = ended(state) => return cause,
-                _ = self.closing.wait_for(|closing| *closing) => {
-                    return refuse_queued(outbox, requests, CloseCause::Shutdown);
+                _ = self.closing.wait_for(|closing| *closing), if grace.is_none() => {
+                    grace = Some(Instant::now() + self.config.shutdown_grace());
                 }
-                () = sleep_until(lifetime_end) => {
-                    return refuse_queued(outbox, requests, CloseCause::Lifetime);
+                () = sleep_until(grace_end), if grace.is_some() => {
+                    for lane in lanes.running() {
+                        let _ = outbox.push(with_lane(shutting_down_event(), lane));
+                    }
+                    return refuse_queued(outbox, requests, &mut lanes, CloseCause::Shutdown);
                 }
-                () = sleep_until(idle_end) => {
+                () = sleep_until(lifetime_end), if !lifetime_over => lifetime_over = true,
+                () = sleep_until(idle_end), if !busy => {
                     if state.borrow().last_message + self.config.idle_timeout() <= Instant::now() {
                         return CloseCause::Idle;
                     }
-                    continue;
                 }
                 () = keep_alive.tick() => {
                     if !keep_alive.check(outbox, &state.borrow(), requests) {
                         return CloseCause::KeepAlive;
                     }
-                    continue;
                 }
-                incoming = requests.recv() => incoming,
-            };
-            let body = match incoming {
-                // The reader ended: the state says why.
-                None => return client_end(state),
-                Some((Incoming::Refused(event), _)) => {
-                    if outbox.push(event).is_err() {
+                Some((lane, served)) = pumps.next() => {
+                    lanes.finished(&lane);
+                    idle_since = Instant::now();
+                    if served.is_err() {
                         return CloseCause::SlowReader;
                     }
-                    continue;
                 }
-                Some((Incoming::Create(body), _held)) => body,
-            };
-            let served = self
-                .serve_one(route, outbox, body, requests, state, &mut keep_alive)
-                .await;
-            idle_since = Instant::now();
-            match served {
-                Served_::Done => {}
-                Served_::End(CloseCause::Shutdown) => {
-                    return refuse_queued(outbox, requests, CloseCause::Shutdown);
+                incoming = requests.recv(), if accept => {
+                    let event = match incoming {
+                        // The reader ended: the state says why.
+                        None => return client_end(state),
+                        Some(Incoming::Refused(event)) => Some(event),
+                        Some(Incoming::Processed) => None,
+                        Some(Incoming::Steer(steer)) => Some(steered(&steer, &running)),
+                        Some(Incoming::Create(create)) => lanes.push(create).err(),
+                    };
+                    if let Some(event) = event {
+                        if outbox.push(event).is_err() {
+                            return CloseCause::SlowReader;
+                        }
+                    }
                 }
-                Served_::End(cause) => return cause,
             }
         }
     }
 
-    /// Serves one response to its end, watching the connection meanwhile.
-    async fn serve_one(
-        &mut self,
-        route: &Route,
-        outbox: &Outbox,
-        body: Bytes,
-        requests: &mpsc::Receiver<Queued>,
-        state: &watch::Receiver<ReaderState>,
-        keep_alive: &mut KeepAlive,
-    ) -> Served_ {
-        let request = self.request(body);
-        let mut pump = pin!(pump(self.service.clone(), request, outbox, route));
-        let mut grace: Option<Instant> = None;
-        loop {
-            let grace_end = grace.unwrap_or_else(far_future);
-            tokio::select! {
-                biased;
-                cause = ended(state) => return Served_::End(cause),
-                _ = self.closing.wait_for(|closing| *closing), if grace.is_none() => {
-                    grace = Some(Instant::now() + self.config.shutdown_grace());
-                }
-                () = sleep_until(grace_end), if grace.is_some() => {
-                    let event = shutting_down_event();
-                    let _ = outbox.push(event);
-                    return Served_::End(CloseCause::Shutdown);
-                }
-                () = keep_alive.tick() => {
-                    if !keep_alive.check(outbox, &state.borrow(), requests) {
-                        return Served_::End(CloseCause::KeepAlive);
-                    }
-                }
-                served = &mut pump => return match served {
-                    Ok(()) => Served_::Done,
-                    Err(Overflow) => Served_::End(CloseCause::SlowReader),
-                },
-            }
-        }
+    /// Starts serving one response through the route's stack.
+    fn start<'a>(
+        &self,
+        create: Create,
+        outbox: &'a Outbox,
+        route: &'a Route,
+        running: &'a Running,
+    ) -> Pumping<'a> {
+        let request = self.request(create.body);
+        let service = self.service.clone();
+        Box::pin(async move {
+            let job = Job {
+                lane: &create.lane,
+                warm_up: create.warm_up,
+                running,
+            };
+            let served = pump(service, request, outbox, route, job).await;
+            (create.lane, served)
+        })
     }
 
     /// The `POST` equivalent of a `response.create` message: the upgrade request's path and
@@ -286,12 +289,14 @@ fn client_end(state: &watch::Receiver<ReaderState>) -> CloseCause {
     }
 }
 
-/// Answers every request already queued with the error event of `cause` (the lifetime cap's
+/// Answers every request already queued (on its lane, or not yet read from the reader's
+/// queue) with the error event of `cause` (the lifetime cap's
 /// `websocket_connection_limit_reached`, or `server_shutting_down`); at the lifetime cap the
 /// client gets that event even with nothing queued.
 fn refuse_queued(
     outbox: &Outbox,
-    requests: &mut mpsc::Receiver<Queued>,
+    requests: &mut mpsc::Receiver<Incoming>,
+    lanes: &mut Lanes,
     cause: CloseCause,
 ) -> CloseCause {
     let refusal = match cause {
@@ -309,10 +314,19 @@ fn refuse_queued(
         _ => shutting_down_event(),
     };
     let mut refused = 0;
-    while let Ok((incoming, _held)) = requests.try_recv() {
+    let queued = lanes.drain_queued().into_iter().map(Incoming::Create);
+    let unread = std::iter::from_fn(|| requests.try_recv().ok());
+    for incoming in queued.chain(unread) {
         let event = match incoming {
-            Incoming::Create(_) => refusal.clone(),
+            Incoming::Create(create) => with_lane(refusal.clone(), &create.lane),
             Incoming::Refused(event) => event,
+            Incoming::Steer(steer) => steer_failed(
+                &steer,
+                "response_not_found",
+                "the connection is closing",
+                &None,
+            ),
+            Incoming::Processed => continue,
         };
         refused += 1;
         if outbox.push(event).is_err() {
@@ -323,6 +337,34 @@ fn refuse_queued(
         let _ = outbox.push(refusal);
     }
     cause
+}
+
+/// The answer to a `response.steer`: `response.steer.failed` at once, with the input returned
+/// (the `openai` SDK's `response.steer.failed`). This gateway serves each response through
+/// its route's stack, so it cannot hand steering input to the upstream connection running
+/// the target: a target running on this connection gets `steering_not_supported` on its lane,
+/// any other `response_not_found`.
+fn steered(steer: &serde_json::Value, running: &Running) -> String {
+    let target = steer
+        .get("previous_response_id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    match running.find(target) {
+        Some((lane, websocket)) => {
+            let message = if websocket {
+                "this gateway does not forward steering to the upstream's websocket"
+            } else {
+                "the response runs over http, which cannot be steered"
+            };
+            steer_failed(steer, "steering_not_supported", message, &lane)
+        }
+        None => steer_failed(
+            steer,
+            "response_not_found",
+            "the target response is not running on this connection",
+            &None,
+        ),
+    }
 }
 
 /// The error event of a request the gateway's shutdown leaves unanswered (status 503).
@@ -343,17 +385,18 @@ fn shutting_down_event() -> String {
 /// Keep-alive pings, and whether the client still answers.
 struct KeepAlive {
     interval: Option<Duration>,
-    inbox: Inbox,
     next: Instant,
     /// When the last ping was queued and not yet answered by any frame.
     pinged: Option<Instant>,
+    /// A reader waiting for room in the byte-bounded queue is not a dead client.
+    inbox: Inbox,
 }
 
 impl KeepAlive {
     fn new(interval: Option<Duration>, inbox: Inbox) -> Self {
         Self {
-            interval,
             inbox,
+            interval,
             next: Instant::now() + interval.unwrap_or_default(),
             pinged: None,
         }
@@ -375,7 +418,7 @@ impl KeepAlive {
         &mut self,
         outbox: &Outbox,
         state: &ReaderState,
-        requests: &mpsc::Receiver<Queued>,
+        requests: &mpsc::Receiver<Incoming>,
     ) -> bool {
         let Some(interval) = self.interval else {
             return true;
@@ -399,7 +442,7 @@ impl KeepAlive {
 /// state to the session.
 async fn read<S>(
     mut stream: S,
-    requests: mpsc::Sender<Queued>,
+    requests: mpsc::Sender<Incoming>,
     state: watch::Sender<ReaderState>,
     inbox: Inbox,
 ) where

@@ -38,6 +38,8 @@ struct Job {
     first_event_timeout: Duration,
     idle_timeout: Duration,
     started: Instant,
+    /// Whether the response lives only in the connection's memory ([`Codec::holds`]).
+    holds: bool,
 }
 
 /// Serves the request (its head and its whole body, read by the service's future) over the
@@ -98,6 +100,7 @@ async fn run(
     let limit = config.max_message_size();
     // Asked before `encode` takes the body: the response this request continues, if any.
     let continues = config.codec().continues(&parts, &body);
+    let holds = config.codec().holds(&parts, &body);
     let encoded = config.codec().encode(&parts, body).map_err(|error| {
         WsFailure::new(Phase::Send, FailureKind::Local(error.to_string()))
             .with_delivery(Delivery::Unsent)
@@ -127,6 +130,7 @@ async fn run(
         first_event_timeout: config.first_event_timeout(),
         idle_timeout: config.idle_timeout(),
         started,
+        holds,
     };
 
     // The route's setting, put there by the fallback layer (the one owner of the setting).
@@ -252,7 +256,7 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
         if exchange.events() == 0 {
             if let Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) = &incoming {
                 if let Some(response_id) = job.codec.response_id(message) {
-                    conn.remember(&response_id);
+                    conn.produced(&response_id, job.holds);
                 }
             }
         }

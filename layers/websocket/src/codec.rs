@@ -101,6 +101,18 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// Whether the response this request produces lives only in the memory of the connection
+    /// that produces it (for the Responses API, `store: false`: neither another connection
+    /// nor the HTTP endpoint can continue it); default: `false`.
+    ///
+    /// The [`Pool`](crate::Pool) then holds that connection for the conversation's next turn
+    /// while it is idle ([`PoolBuilder::conversation_hold`](crate::PoolBuilder::conversation_hold)):
+    /// requests of other conversations take another connection. Asked once per request,
+    /// before [`encode`](Self::encode).
+    fn holds(&self, _request: &http::request::Parts, _body: &Bytes) -> bool {
+        false
+    }
+
     /// The id of the response that this message of the answer belongs to, if it carries one
     /// (for the Responses API, the `response.id` of `response.created`); default: none.
     ///

@@ -123,7 +123,9 @@
 //! # Metrics
 //!
 //! `wsfirst_ws_handshake_seconds` and `wsfirst_ws_first_event_seconds` (histograms),
-//! `wsfirst_ws_pool_connections{state="idle"|"in_use"}` (gauge) and
+//! `wsfirst_ws_pool_connections{state="idle"|"in_use"}` (gauge),
+//! `wsfirst_ws_pool_holds_released_total{reason}` (a conversation's held connection given up,
+//! see [`Pool`], "Conversations own their socket"),
 //! `wsfirst_ws_failures_total{phase,kind}`, `wsfirst_ws_resends_total{reason}` (a request sent
 //! again on a fresh connection, see "When a request is sent again"),
 //! `wsfirst_ws_error_answers_total{answer,status}` (an upstream error event passed to the client

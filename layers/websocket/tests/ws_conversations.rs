@@ -225,11 +225,14 @@ async fn kit_keeps_unstored_responses_on_their_connection_only() {
     let id = answer["response"]["id"].as_str().unwrap().to_owned();
     assert_eq!(id, "resp_kit_0001");
 
-    // The connection that produced it continues it, as often as asked.
-    for expected in ["resp_kit_0002", "resp_kit_0003"] {
-        let next = ws_turn(&mut first, &turn(false, true, Some(&id), "b")).await;
-        assert_eq!(next["response"]["id"], expected);
-    }
+    // The connection that produced it continues it, and keeps the latest response only (per
+    // lane), as the API does: continuing the older one fails once it was continued.
+    let next = ws_turn(&mut first, &turn(false, true, Some(&id), "b")).await;
+    assert_eq!(next["response"]["id"], "resp_kit_0002");
+    let again = ws_turn(&mut first, &turn(false, true, Some(&id), "b")).await;
+    assert_eq!(again["error"]["code"], "previous_response_not_found");
+    let next = ws_turn(&mut first, &turn(false, true, Some("resp_kit_0002"), "b")).await;
+    assert_eq!(next["response"]["id"], "resp_kit_0003");
     // Another connection, and the HTTP endpoint, cannot find it.
     let error = ws_turn(&mut second, &turn(false, true, Some(&id), "c")).await;
     assert_eq!(
@@ -267,7 +270,7 @@ async fn kit_keeps_unstored_responses_on_their_connection_only() {
     let error = ws_turn(&mut third, &turn(false, true, Some(&id), "f")).await;
     assert_eq!(error["error"]["code"], "previous_response_not_found");
     // Every request was received and counted, rejected ones included.
-    assert_eq!((upstream.ws_requests(), upstream.http_requests()), (6, 1));
+    assert_eq!((upstream.ws_requests(), upstream.http_requests()), (7, 1));
 }
 
 #[tokio::test]
@@ -371,22 +374,26 @@ async fn a_turn_waits_for_its_busy_connection() {
         .unwrap();
     let (mut service, _) = service(WebSocketConfig::default(), &pool);
     let route = route(&upstream);
-    let first = send(&mut service, &route, turn(false, true, None, "a")).await;
-    let id = first.id().unwrap().to_owned();
-
-    // Another request takes the idle connection and streams slowly.
-    let busy = call(&mut service, request(&route, true)).await.unwrap();
+    // The first turn streams slowly, holding its connection; the client sends the next turn
+    // before the first one's answer has ended (its id is known from its first event).
+    let busy = call(
+        &mut service,
+        request_with(&route, turn(false, true, None, "a"), &[]),
+    )
+    .await
+    .unwrap();
     let next = spawn({
         let (mut service, route) = (service.clone(), route.clone());
-        async move { send(&mut service, &route, turn(false, false, Some(&id), "b")).await }
+        let body = turn(false, false, Some("resp_kit_0001"), "b");
+        async move { send(&mut service, &route, body).await }
     });
-    // While the next turn waits, the other answer runs to its end and frees the connection.
+    // While the next turn waits, the first answer runs to its end and frees the connection.
     let (_, error) = read_body(busy.into_body()).await;
     assert!(error.is_none());
     let next = next.await.unwrap();
     assert!(next.id().is_some(), "{next:?}");
     assert_eq!(upstream.ws_connections(), 1);
-    assert_eq!(upstream.ws_requests(), 3);
+    assert_eq!(upstream.ws_requests(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -400,10 +407,15 @@ async fn after_the_wait_a_turn_takes_another_connection_and_gets_the_upstreams_a
     let pool = Pool::new(); // the default wait, 5 s
     let (mut service, _) = service(WebSocketConfig::default(), &pool);
     let route = route(&upstream);
-    let first = send(&mut service, &route, turn(false, true, None, "a")).await;
-    let id = first.id().unwrap().to_owned();
-    // Another request holds the connection for far longer than the wait (its body is unread).
-    let busy = call(&mut service, request(&route, true)).await.unwrap();
+    // The conversation's first turn holds its connection for far longer than the wait (its
+    // body is unread), and the client sends the next turn meanwhile.
+    let busy = call(
+        &mut service,
+        request_with(&route, turn(false, true, None, "a"), &[]),
+    )
+    .await
+    .unwrap();
+    let id = "resp_kit_0001".to_owned();
     let started = tokio::time::Instant::now();
     let next = send(&mut service, &route, turn(false, true, Some(&id), "b")).await;
     assert!(started.elapsed() >= Duration::from_secs(5));
@@ -512,4 +524,79 @@ async fn a_conversation_keeps_its_connection_while_others_come_and_go() {
     };
     assert_eq!(by_connection("a"), [1, 1, 1, 1]);
     assert_eq!(by_connection("b"), [2, 2, 2, 2]);
+}
+
+/// Agent loops of `turns` turns with `think` time between them (the tools running), while
+/// other requests (one every two seconds, alternately stored and one-shot `store: false`)
+/// share the pool; returns (turns answered, turns rejected with
+/// `previous_response_not_found`, connections opened).
+async fn agent_loops_among_other_traffic(
+    pool: &Pool,
+    agents: usize,
+    turns: usize,
+    think: Duration,
+) -> (usize, usize, usize) {
+    let upstream = TestUpstream::start().await;
+    upstream.set_unique_response_ids(true);
+    let (service, _) = service(WebSocketConfig::default(), pool);
+    let route = route(&upstream);
+    let loops: Vec<_> = (0..agents)
+        .map(|agent| {
+            let (mut service, route) = (service.clone(), route.clone());
+            spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut previous: Option<String> = None;
+                for number in 0..turns {
+                    let input = format!("agent {agent} turn {number}");
+                    let body = turn(false, agent % 2 == 0, previous.as_deref(), &input);
+                    let outcome = send(&mut service, &route, body).await;
+                    previous = outcome.id().map(str::to_owned);
+                    outcomes.push(outcome);
+                    tokio::time::sleep(think).await;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let (done_tx, mut done) = tokio::sync::watch::channel(false);
+    let others = spawn({
+        let (mut service, route) = (service.clone(), route.clone());
+        async move {
+            let mut number = 0;
+            while !*done.borrow_and_update() {
+                let body = turn(number % 2 == 0, true, None, &format!("other {number}"));
+                let outcome = send(&mut service, &route, body).await;
+                assert!(outcome.id().is_some(), "{outcome:?}");
+                number += 1;
+                let _ = tokio::time::timeout(Duration::from_secs(2), done.changed()).await;
+            }
+            number
+        }
+    });
+    let (mut answered, mut not_found) = (0, 0);
+    for task in loops {
+        for outcome in task.await.unwrap() {
+            match outcome {
+                Outcome::Answered(_) => answered += 1,
+                Outcome::Rejected(code) if code == "previous_response_not_found" => not_found += 1,
+                Outcome::Rejected(code) => panic!("a turn failed with {code}"),
+            }
+        }
+    }
+    done_tx.send_replace(true);
+    let others = others.await.unwrap();
+    assert!(others > 0);
+    (answered, not_found, upstream.ws_connections())
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_loops_with_think_time_keep_their_connections_while_others_share_the_pool() {
+    // Without holds (`conversation_hold(Duration::ZERO)`), 1 of the 24 turns gets
+    // `previous_response_not_found` here: another request took its connection during the
+    // think time and replaced the connection's one remembered response.
+    let pool = Pool::new();
+    let (answered, not_found, connections) =
+        agent_loops_among_other_traffic(&pool, 4, 6, Duration::from_secs(30)).await;
+    println!("agent loops: {answered} turns answered, {connections} connections opened");
+    assert_eq!((answered, not_found), (24, 0));
 }

@@ -226,8 +226,10 @@ async fn closing_the_pool_closes_its_connections() {
 async fn a_conversation_never_follows_an_expired_connection() {
     let upstream = TestUpstream::start().await;
     upstream.set_unique_response_ids(true);
+    // A hold no longer than the idle timeout: the connection expires at 60 s.
     let pool = Pool::builder()
         .idle_timeout(Duration::from_secs(60))
+        .conversation_hold(Duration::from_secs(60))
         .build()
         .unwrap();
     let (mut service, _) = service(config(), &pool);

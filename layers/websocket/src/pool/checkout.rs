@@ -17,7 +17,7 @@ use wsfirst_core::{FailureKind, Phase, WsFailure};
 
 use super::{
     Outcome, Pool, PoolKey,
-    connection::{Conn, close_later, gauge},
+    connection::{Conn, Release, close_later, gauge, released},
     pooled::Pooled,
 };
 use crate::{PoolExhausted, connector::WsStream};
@@ -72,9 +72,12 @@ impl Pool {
                 let mut expired = 0;
                 let slot = state.keys.entry(key.clone()).or_default();
                 let mut reuse = None;
+                // The held connections returned longest ago (of a first turn, of a longer
+                // conversation), one given up if the key is full.
+                let (mut first_turn, mut chain) = (None, None);
                 if !fresh {
                     // The most recently returned first, leaving alone the connections that
-                    // continuing requests wait for.
+                    // continuing requests wait for, and those held for their conversations.
                     let mut index = slot.idle.len();
                     while index > 0 {
                         index -= 1;
@@ -84,15 +87,37 @@ impl Pool {
                             slot.open -= 1;
                             slot.conversations.forget(&idle.conn);
                             close_later(idle.conn);
+                            // Found at higher indices: they move down one.
+                            first_turn = first_turn.map(|held: usize| held - 1);
+                            chain = chain.map(|held: usize| held - 1);
                             expired += 1;
                             continue;
                         }
                         if slot.conversations.is_wanted(slot.idle[index].conn.id) {
                             continue;
                         }
+                        if self.inner.held(&slot.idle[index], now) {
+                            if slot.idle[index].conn.chain {
+                                chain = Some(index);
+                            } else {
+                                first_turn = Some(index);
+                            }
+                            continue;
+                        }
                         gauge("idle", -1.0);
                         reuse = Some(slot.idle.remove(index).conn);
                         break;
+                    }
+                }
+                if let (None, Some(index)) = (&reuse, first_turn.or(chain)) {
+                    if slot.open >= self.inner.max_per_key {
+                        // Under pressure: the hold used least recently is given up first, that
+                        // of a first turn before that of a longer conversation.
+                        released(Release::Key);
+                        gauge("idle", -1.0);
+                        let mut conn = slot.idle.remove(index).conn;
+                        conn.hold = false;
+                        reuse = Some(conn);
                     }
                 }
                 let step = match (reuse, &slot.handshake) {
@@ -114,7 +139,8 @@ impl Pool {
                         state.idle -= 1;
                     }
                     step
-                } else if state.open >= self.inner.max_total && !make_room(&mut state) {
+                } else if state.open >= self.inner.max_total && !make_room(&mut state, &self.inner)
+                {
                     let mut room = Box::pin(self.inner.room.notified());
                     room.as_mut().enable();
                     Step::PoolFull(room)
@@ -137,7 +163,7 @@ impl Pool {
                     // Whether the upstream closed it while idle is checked right before the
                     // request is written on it (`Pooled::closed_before_write`).
                     gauge("in_use", 1.0);
-                    return Ok(self.pooled(key, *conn, true));
+                    return Ok(self.pooled(key, *conn, true, continues.is_some()));
                 }
                 Step::Open(announce) => {
                     let mut guard = Opening {
@@ -153,7 +179,7 @@ impl Pool {
                     gauge("in_use", 1.0);
                     let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
                     let conn = Conn::new(stream, id);
-                    return Ok(self.pooled(key, conn, false));
+                    return Ok(self.pooled(key, conn, false, continues.is_some()));
                 }
                 Step::Wait(mut outcome) => {
                     let waited = timeout_at(deadline, outcome.wait_for(Option::is_some)).await;
@@ -205,15 +231,17 @@ impl Pool {
         }
     }
 
-    fn pooled(&self, key: &PoolKey, conn: Conn, reused: bool) -> Pooled {
-        Pooled::new(self.clone(), key.clone(), conn, reused)
+    fn pooled(&self, key: &PoolKey, conn: Conn, reused: bool, continuing: bool) -> Pooled {
+        let mut pooled = Pooled::new(self.clone(), key.clone(), conn, reused);
+        pooled.continuing = continuing;
+        pooled
     }
 }
 
 /// Closes the idle connection returned longest ago (of any key) to make room under the total
 /// maximum; returns whether there was one.
-fn make_room(state: &mut super::State) -> bool {
-    match state.take_oldest_idle() {
+fn make_room(state: &mut super::State, inner: &super::PoolInner) -> bool {
+    match state.take_oldest_idle(inner, Release::Pool) {
         Some(conn) => {
             tracing::debug!(
                 "the pool is full: closing the idle websocket connection returned longest ago"

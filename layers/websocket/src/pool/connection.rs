@@ -25,6 +25,13 @@ pub(super) struct Conn {
     pub(super) created: Instant,
     pub(super) id: u64,
     pub(super) responses: VecDeque<Arc<str>>,
+    /// Whether its latest response lives only in its memory (a `store: false` response, see
+    /// [`Codec::holds`](crate::Codec::holds)): while idle, the connection is held for the
+    /// conversation's next turn, up to the hold time.
+    pub(super) hold: bool,
+    /// Whether its latest response continued an earlier one (a conversation of two turns or
+    /// more): under pressure, such holds are given up after those of first turns.
+    pub(super) chain: bool,
 }
 
 impl Conn {
@@ -35,8 +42,36 @@ impl Conn {
             created: Instant::now(),
             id,
             responses: VecDeque::new(),
+            hold: false,
+            chain: false,
         }
     }
+}
+
+/// Why a held connection was given to a request of another conversation, or closed, before its
+/// hold ended: the `reason` label of `wsfirst_ws_pool_holds_released_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Release {
+    /// Its key had its maximum of connections, none idle and free: the request took it.
+    Key,
+    /// The pool had its maximum of connections: it was closed to make room.
+    Pool,
+    /// The pool had its maximum of idle connections: it was closed.
+    Idle,
+}
+
+/// Counts a hold given up under pressure, and logs it at debug level.
+pub(super) fn released(reason: Release) {
+    let reason = match reason {
+        Release::Key => "key_full",
+        Release::Pool => "pool_full",
+        Release::Idle => "idle_full",
+    };
+    metrics::counter!("wsfirst_ws_pool_holds_released_total", "reason" => reason).increment(1);
+    tracing::debug!(
+        reason,
+        "a conversation's websocket connection was given up before its hold ended"
+    );
 }
 
 /// Moves the `wsfirst_ws_pool_connections` gauge of `state` by `delta`.

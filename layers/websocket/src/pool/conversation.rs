@@ -47,12 +47,14 @@ impl Default for Conversations {
 }
 
 impl Conversations {
-    /// Remembers that `conn` produced `response_id`; its oldest response is forgotten past
+    /// Remembers that `conn` produced `response_id`, its latest response, held for the
+    /// conversation when `hold`; its oldest response is forgotten past
     /// [`Pool::REMEMBERED_RESPONSES`].
-    pub(super) fn remember(&mut self, conn: &mut Conn, response_id: &str) {
+    pub(super) fn remember(&mut self, conn: &mut Conn, response_id: &str, hold: bool) {
         if response_id.is_empty() || response_id.len() > MAX_RESPONSE_ID {
             return;
         }
+        conn.hold = hold;
         if let Some(known) = conn.responses.iter().find(|known| &***known == response_id) {
             self.owners.insert(known.clone(), conn.id);
             return;
@@ -179,7 +181,9 @@ impl Pool {
                 Step::Take(conn) => {
                     // Checked right before the request is written on it, like any reused one.
                     gauge("in_use", 1.0);
-                    return Some(Pooled::new(self.clone(), key.clone(), *conn, true));
+                    let mut pooled = Pooled::new(self.clone(), key.clone(), *conn, true);
+                    pooled.continuing = true;
+                    return Some(pooled);
                 }
                 Step::Wait(mut returned, claim) => {
                     if let Some(conn) = claim {

@@ -22,6 +22,7 @@
 //!     .max_connections(256)
 //!     .max_idle_connections(64)
 //!     .conversation_wait(Duration::from_secs(10))
+//!     .conversation_hold(Duration::from_secs(300))
 //!     .write_stall_timeout(Duration::from_secs(30))
 //!     .build()?;
 //! // One layer per route, all sharing the pool (cloning a `Pool` shares it).
@@ -56,7 +57,7 @@ use tokio::{
 };
 use wsfirst_core::WsFailure;
 
-use self::connection::{Conn, Idle, close_gracefully, gauge};
+use self::connection::{Conn, Idle, Release, close_gracefully, gauge, released};
 use self::conversation::Conversations;
 pub(crate) use self::key::PoolKey;
 use crate::{ConfigError, error::CONFIG};
@@ -72,7 +73,7 @@ use crate::{ConfigError, error::CONFIG};
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
 /// limit), 32 connections per key, 1024 connections in total, 256 idle connections in total,
-/// conversation wait 5 s, write-stall timeout 60 s. While the pool holds idle connections, a
+/// conversation wait 5 s, conversation hold 5 min, write-stall timeout 60 s. While the pool holds idle connections, a
 /// background task wakes every half idle timeout to close expired ones (under paused tokio
 /// time, that timer is one the clock can auto-advance to). [`Pool::close`] closes everything
 /// cleanly.
@@ -150,6 +151,26 @@ use crate::{ConfigError, error::CONFIG};
 /// A request sent again on a fresh connection (see the crate docs, "When a request is sent
 /// again") does not follow the conversation.
 ///
+/// **Conversations own their socket.** The API keeps only the *latest* response of each lane
+/// in a connection's memory (OpenAI's WebSocket-mode guide,
+/// <https://developers.openai.com/api/docs/guides/websocket-mode>; the pool uses the default
+/// lane only): any request served on a connection replaces what a conversation left there. So
+/// an idle connection whose latest response lives only in its memory (the request said
+/// `store: false`, [`Codec::holds`](crate::Codec::holds)) is **held** for its conversation for
+/// the [`conversation_hold`](PoolBuilder::conversation_hold) (default 5 minutes, longer than an
+/// agent's tool runs or a user's think time usually last; the connection stays open that long
+/// even past the idle timeout): the conversation's next turn takes it, and every other request
+/// takes another idle connection or opens one. Under pressure the hold used least recently is
+/// given up first (holds of a conversation's first turn before those of longer
+/// conversations), counted in `wsfirst_ws_pool_holds_released_total{reason}`: `key_full` (the
+/// key has its maximum of connections and no other is idle: the request takes the held one),
+/// `pool_full` (room for a new connection under the pool's maximum: held connections are
+/// closed last) or `idle_full` (past the idle maximum). A conversation whose hold was given up
+/// gets the upstream's `previous_response_not_found` on its next turn, as after a reconnect.
+/// Responses produced with `store` not `false` are not held: any connection (and the HTTP
+/// endpoint) can continue them. A client that sends one-shot `store: false` requests makes the
+/// pool hold each of their connections: up to the per-key maximum, then the oldest holds go.
+///
 /// **Closed while idle.** A checked-out connection is not tested by the pool: right before the
 /// request is written, the attempt checks without waiting whether the upstream's close (or the
 /// end of the stream, or anything but pings and pongs) already arrived, and if so drops the
@@ -167,6 +188,7 @@ struct PoolInner {
     max_total: usize,
     max_idle: usize,
     conversation_wait: Duration,
+    conversation_hold: Duration,
     write_stall: Duration,
     /// The number of the next connection opened.
     next_conn: AtomicU64,
@@ -196,27 +218,35 @@ struct State {
 impl State {
     /// Takes the idle connection returned longest ago off the books (its places under the
     /// maxima freed, its responses forgotten), preferring one that no continuing request waits
-    /// for; the caller closes it. Each key's idle list is in the order of return, so this
-    /// looks at the first idle connections of each key only.
-    fn take_oldest_idle(&mut self) -> Option<Conn> {
-        // (wanted, since): the oldest of those no one waits for, else the oldest.
-        let mut oldest: Option<((bool, Instant), &PoolKey, usize)> = None;
+    /// for, then one not held for its conversation (a hold given up is counted with
+    /// `reason`); the caller closes it. Each key's idle list is in the order of return, so
+    /// this looks at the first idle connections of each key only.
+    fn take_oldest_idle(&mut self, inner: &PoolInner, reason: Release) -> Option<Conn> {
+        let now = Instant::now();
+        // (wanted, held, chain, since): the oldest of those no one waits for nor holds, else
+        // the oldest held for a first turn, else for a longer conversation, else the oldest.
+        type Rank = (bool, bool, bool, Instant);
+        let mut oldest: Option<(Rank, &PoolKey, usize)> = None;
         for (key, slot) in &self.keys {
             for (index, idle) in slot.idle.iter().enumerate() {
                 let wanted = slot.conversations.is_wanted(idle.conn.id);
-                let rank = (wanted, idle.since);
+                let held = inner.held(idle, now);
+                let rank = (wanted, held, held && idle.conn.chain, idle.since);
                 if oldest.as_ref().is_none_or(|(best, ..)| rank < *best) {
                     oldest = Some((rank, key, index));
                 }
-                if !wanted {
+                if !wanted && !held {
                     break;
                 }
             }
         }
-        let key = oldest.as_ref().map(|(_, key, _)| (*key).clone())?;
-        let index = oldest.map_or(0, |(.., index)| index);
+        let ((_, held, ..), key, index) = oldest?;
+        let key = key.clone();
         let slot = self.keys.get_mut(&key)?;
         let idle = slot.idle.remove(index);
+        if held {
+            released(reason);
+        }
         gauge("idle", -1.0);
         slot.open -= 1;
         slot.freed.notify_one();
@@ -286,6 +316,7 @@ impl fmt::Debug for Pool {
             .field("max_connections", &self.inner.max_total)
             .field("max_idle_connections", &self.inner.max_idle)
             .field("conversation_wait", &self.inner.conversation_wait)
+            .field("conversation_hold", &self.inner.conversation_hold)
             .field("write_stall_timeout", &self.inner.write_stall)
             .field("keys", &keys)
             .field("idle", &idle)
@@ -302,6 +333,7 @@ pub struct PoolBuilder {
     max_total: usize,
     max_idle: usize,
     conversation_wait: Duration,
+    conversation_hold: Duration,
     write_stall: Duration,
 }
 
@@ -357,6 +389,16 @@ impl PoolBuilder {
         self
     }
 
+    /// How long an idle connection whose latest response lives only in its memory (a
+    /// `store: false` response of the Responses API, see [`Codec::holds`](crate::Codec::holds))
+    /// is held for its conversation's next turn (default 5 min; zero: no holds): requests of
+    /// other conversations take another connection meanwhile, and the connection stays open
+    /// that long even past the idle timeout. See [`Pool`], "Conversations own their socket".
+    pub fn conversation_hold(mut self, hold: Duration) -> Self {
+        self.conversation_hold = hold;
+        self
+    }
+
     /// Checks the values and builds the pool.
     pub fn build(self) -> Result<Pool, ConfigError> {
         ConfigError::check_duration(CONFIG, "idle_timeout", self.idle_timeout)?;
@@ -370,6 +412,7 @@ impl PoolBuilder {
             ConfigError::check_not_zero(CONFIG, field, max as u64)?;
         }
         ConfigError::check_max_duration(CONFIG, "conversation_wait", self.conversation_wait)?;
+        ConfigError::check_max_duration(CONFIG, "conversation_hold", self.conversation_hold)?;
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 idle_timeout: self.idle_timeout,
@@ -378,6 +421,7 @@ impl PoolBuilder {
                 max_total: self.max_total,
                 max_idle: self.max_idle,
                 conversation_wait: self.conversation_wait,
+                conversation_hold: self.conversation_hold,
                 write_stall: self.write_stall,
                 next_conn: AtomicU64::new(1),
                 room: Notify::new(),
@@ -387,6 +431,11 @@ impl PoolBuilder {
         })
     }
 }
+
+/// The default [`PoolBuilder::conversation_hold`]: 5 minutes, longer than an agent's tool runs
+/// and a user's think time between turns usually last, and well within the API's 60-minute
+/// connection lifetime.
+const DEFAULT_CONVERSATION_HOLD: Duration = Duration::from_secs(5 * 60);
 
 impl Pool {
     /// How many response ids the pool remembers per connection, the most recent ones (see
@@ -410,6 +459,7 @@ impl Pool {
             max_total: 1024,
             max_idle: 256,
             conversation_wait: Duration::from_secs(5),
+            conversation_hold: DEFAULT_CONVERSATION_HOLD,
             write_stall: Duration::from_secs(60),
         }
     }
@@ -483,7 +533,20 @@ impl PoolInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether an idle connection is done: past the idle timeout (past its hold, when that is
+    /// longer, for a connection held for its conversation) or past the maximum age.
     fn expired(&self, idle: &Idle, now: Instant) -> bool {
-        now >= idle.since + self.idle_timeout || now >= idle.conn.created + self.max_age
+        let keep = if idle.conn.hold {
+            self.idle_timeout.max(self.conversation_hold)
+        } else {
+            self.idle_timeout
+        };
+        now >= idle.since + keep || now >= idle.conn.created + self.max_age
+    }
+
+    /// Whether an idle connection is held for its conversation: its latest response lives only
+    /// in its memory, and it came back less than the hold time ago.
+    fn held(&self, idle: &Idle, now: Instant) -> bool {
+        idle.conn.hold && now < idle.since + self.conversation_hold
     }
 }

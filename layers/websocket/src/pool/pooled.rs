@@ -9,7 +9,7 @@ use wsfirst_core::{Delivery, FailureKind, Phase, WsFailure};
 
 use super::{
     Pool, PoolKey,
-    connection::{Conn, Idle, close_later, gauge, waiting},
+    connection::{Conn, Idle, Release, close_later, gauge, waiting},
 };
 use crate::connector::{WsStream, map_error};
 
@@ -20,6 +20,8 @@ pub(crate) struct Pooled {
     key: PoolKey,
     conn: Option<Conn>,
     reused: bool,
+    /// Whether the request continues a response: what it produces is part of a chain.
+    pub(super) continuing: bool,
 }
 
 impl Pooled {
@@ -30,6 +32,7 @@ impl Pooled {
             key,
             conn: Some(conn),
             reused,
+            continuing: false,
         }
     }
 
@@ -84,14 +87,25 @@ impl Pooled {
     }
 
     /// Remembers that this connection produced the response `response_id`, so that a request
-    /// continuing it comes back here (see [`Pool`], "Conversations keep their socket").
+    /// continuing it comes back here (see [`Pool`], "Conversations keep their socket"); not
+    /// held for its conversation.
+    #[cfg(test)]
     pub(crate) fn remember(&mut self, response_id: &str) {
+        self.produced(response_id, false);
+    }
+
+    /// Remembers that this connection produced the response `response_id`, so that a request
+    /// continuing it comes back here, and, when `hold` (the response lives only in the
+    /// connection's memory), that the connection is held for it while idle (see [`Pool`],
+    /// "Conversations own their socket").
+    pub(crate) fn produced(&mut self, response_id: &str, hold: bool) {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
         let mut state = self.pool.lock();
         if let Some(slot) = state.keys.get_mut(&self.key) {
-            slot.conversations.remember(conn, response_id);
+            conn.chain = self.continuing;
+            slot.conversations.remember(conn, response_id, hold);
         }
     }
 
@@ -146,7 +160,7 @@ impl Pool {
         gauge("idle", 1.0);
         state.idle += 1;
         let evicted = if state.idle > self.inner.max_idle {
-            state.take_oldest_idle()
+            state.take_oldest_idle(&self.inner, Release::Idle)
         } else {
             None
         };

@@ -431,6 +431,10 @@ impl Codec for ResponsesCodec {
         super::conversation::previous_response_id(body)
     }
 
+    fn holds(&self, _request: &http::request::Parts, body: &Bytes) -> bool {
+        super::conversation::unstored(body)
+    }
+
     fn response_id(&self, message: &Message) -> Option<String> {
         super::conversation::response_id(message)
     }

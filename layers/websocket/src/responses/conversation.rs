@@ -69,6 +69,27 @@ pub fn previous_response_id(body: &[u8]) -> Option<String> {
         .map(Cow::into_owned)
 }
 
+/// Whether a Responses API request body asks for `"store": false` (a top-level JSON `false`):
+/// the response then lives only in the memory of the connection that produces it, so the pool
+/// holds that connection for the conversation's next turn
+/// ([`Codec::holds`](crate::Codec::holds)).
+pub fn unstored(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Request {
+        #[serde(default)]
+        store: Option<bool>,
+    }
+    // Most bodies say nothing of `store`: a search is cheaper than parsing them.
+    const STORE: &[u8] = br#""store""#;
+    if !body.windows(STORE.len()).any(|window| window == STORE) {
+        return false;
+    }
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return false;
+    }
+    serde_json::from_slice::<Request>(body).is_ok_and(|request| request.store == Some(false))
+}
+
 /// The id of the response that this message of an answer belongs to: the non-empty
 /// `response.id` of a `response.*` event that carries the response object (`response.created`,
 /// `response.in_progress`, `response.completed`, ...). `None` for any other message.
@@ -133,6 +154,16 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn unstored_is_a_top_level_false_store() {
+        assert!(unstored(br#"{"model":"m","store":false,"input":"x"}"#));
+        assert!(!unstored(br#"{"model":"m","store":true}"#));
+        assert!(!unstored(br#"{"model":"m"}"#));
+        assert!(!unstored(br#"{"input":{"store":false}}"#));
+        assert!(!unstored(br#"["store",false]"#));
+        assert!(!unstored(b"\"store\" not json"));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub mod conversation;
 mod eligibility;
 mod errors;
 mod headers;
+pub mod lanes;
 pub mod unsupported;
 
 pub use codec::{ResponsesCodec, fields_in_order};

@@ -143,21 +143,29 @@ impl Answer {
     }
 
     /// An answer that is one `error` event built from its parts: the `status` (left out when
-    /// `None`, as older upstreams do), the `error` object, and the event's `headers` (left out
-    /// when empty), which the real API sends with a rate limit.
+    /// `None`, as older upstreams do), the `error` object, and the `headers` (left out when
+    /// empty), which the real API sends with a rate limit: inside `error` (where the `openai`
+    /// SDK's `ResponseWsErrorError.headers` reads them) and at the top level (where Codex reads
+    /// them).
     pub fn error_event(status: Option<StatusCode>, error: Value, headers: &[(&str, &str)]) -> Self {
         let mut event = Map::new();
         event.insert("type".into(), json!("error"));
         if let Some(status) = status {
             event.insert("status".into(), json!(status.as_u16()));
         }
-        event.insert("error".into(), error);
+        let mut error = error;
         if !headers.is_empty() {
             let headers: Map<String, Value> = headers
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), json!(value)))
                 .collect();
+            if let Value::Object(error) = &mut error {
+                error.insert("headers".into(), Value::Object(headers.clone()));
+            }
+            event.insert("error".into(), error);
             event.insert("headers".into(), Value::Object(headers));
+        } else {
+            event.insert("error".into(), error);
         }
         Self::events(vec![Value::Object(event)])
     }
@@ -583,6 +591,7 @@ mod tests {
         assert_eq!(event["status"], 429);
         assert_eq!(event["error"]["code"], "rate_limit_exceeded");
         assert_eq!(event["headers"]["retry-after"], "7");
+        assert_eq!(event["error"]["headers"]["retry-after"], "7");
         assert_eq!(event["headers"]["x-ratelimit-reset-requests"], "7s");
         assert_eq!(limited.error_status(), Some(StatusCode::TOO_MANY_REQUESTS));
         let body: Value = serde_json::from_str(&limited.http_error_body().unwrap()).unwrap();

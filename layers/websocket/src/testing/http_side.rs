@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use wsfirst_core::Transport;
 
 use super::{
-    Answer, CapturedRequest, HttpScript,
+    Answer, CapturedRequest, HttpScript, lanes,
     shared::{Shared, Turn, not_found_body},
 };
 
@@ -42,8 +42,11 @@ pub(super) async fn answer(shared: Arc<Shared>, request: axum::extract::Request)
             );
         }
     };
-    let stream = serde_json::from_slice::<Value>(&body)
+    let json = serde_json::from_slice::<Value>(&body);
+    let stream = json
+        .as_ref()
         .map(|value| value.get("stream") == Some(&Value::Bool(true)));
+    let websocket_only = json.as_ref().ok().and_then(lanes::websocket_only_field);
     let turn = Turn::of(&body);
     shared.executed(CapturedRequest {
         transport: Transport::Http,
@@ -53,6 +56,15 @@ pub(super) async fn answer(shared: Arc<Shared>, request: axum::extract::Request)
         connection: None,
     });
     let script = shared.next_http_script();
+    // The WebSocket-only fields are unknown parameters here.
+    if let (Some(field), false) = (websocket_only, matches!(script, HttpScript::Status { .. })) {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            lanes::unknown_parameter_body(field),
+        )
+            .into_response();
+    }
     // Over HTTP only stored responses can be continued.
     if let Some(previous) = turn.previous.as_deref() {
         if !matches!(script, HttpScript::Status { .. }) && !shared.is_stored(previous) {
@@ -80,7 +92,7 @@ pub(super) async fn answer(shared: Arc<Shared>, request: axum::extract::Request)
         Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request body is not JSON"),
     };
     let answer = shared.next_answer();
-    shared.produced(&turn, &answer, None);
+    shared.produced(&turn, &answer);
     if stream {
         let count = answer.len();
         return sse(shared, answer, count, delay, false);

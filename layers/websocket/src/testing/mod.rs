@@ -16,11 +16,14 @@
 //!
 //! **Conversations** follow the API's rules (OpenAI's WebSocket-mode guide,
 //! <https://developers.openai.com/api/docs/guides/websocket-mode>). Each WebSocket connection
-//! keeps in memory the ids of the last 64 responses it produced (sent in full), whatever their
-//! `store`, and forgets them when it closes; a response produced with `store` not `false` (the
-//! API's default) is also stored, known to every connection and to the HTTP side. A request
-//! with a `previous_response_id` that its connection does not keep and nobody stored gets, over
-//! the WebSocket, the API's error event (the connection stays open):
+//! keeps in memory the id of the **latest response of each lane** it produced (sent in full),
+//! whatever its `store`, and forgets them when it closes ([`ConnectionMemory::LatestPerLane`];
+//! a test that needs the kit's old, forgiving memory of the last 64 responses asks for
+//! [`ConnectionMemory::Recent`] with [`TestUpstream::set_connection_memory`]). A response
+//! produced with `store` not `false` (the API's default) is also stored, known to every
+//! connection and to the HTTP side. A request with a `previous_response_id` that its connection
+//! does not keep (on any of its lanes: lineage follows `previous_response_id`, not the lane)
+//! and nobody stored gets, over the WebSocket, the API's error event (the connection stays open):
 //! `{"type":"error","status":400,"error":{"type":"invalid_request_error","code":"previous_response_not_found","message":"Previous response with id '…' not found.","param":"previous_response_id"}}`,
 //! and over HTTP a `400` with the body
 //! `{"error":{"message":…,"type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}`.
@@ -30,10 +33,34 @@
 //! each answer its own ([`TestUpstream::set_unique_response_ids`]) to hold several
 //! conversations.
 //!
+//! **The rest of the WebSocket mode** (the `openai` Python SDK's
+//! `openai/types/responses/responses_client_event.py` and `response_steer_*_event.py`):
+//!
+//! - **Lanes.** A `response.create` with a `stream_id` (1 to 256 of `[A-Za-z0-9_.-]`, else a
+//!   400 error event with `param: "stream_id"`) runs on that lane: requests of one lane are
+//!   answered in order (FIFO), lanes in parallel, and every event of the answer (error events
+//!   included) ends with `"stream_id":<lane>`. A connection serves at most 256 lanes.
+//! - **Warm-ups.** `"generate": false` prepares state without output: the answer is
+//!   `response.created` then `response.completed` with an empty `output` and a response id of
+//!   the kit's own (`resp_kit_warmup_0001`, ...), which becomes the lane's latest response. No
+//!   queued [`Answer`] is used.
+//! - **Steering.** `{"type":"response.steer","previous_response_id":…,"input":…}` aimed at a
+//!   response running on the connection gets `response.steer.accepted` (with a `steer.id` of
+//!   the kit's own), and once that response ends its successor runs on the same lane (the next
+//!   answer, continuing it); aimed at any other response it gets `response.steer.failed` at
+//!   once, with the input returned and the code `response_already_completed` (the lane's
+//!   latest response) or `response_not_found`. Steers are counted by
+//!   [`TestUpstream::steers`], not as requests.
+//! - `response.processed` (an acknowledgement Codex may send) is ignored; any other message
+//!   that is not a `response.create` gets an error event.
+//! - **Over HTTP**, a body with `stream_id` or `generate` (WebSocket-only fields) gets the
+//!   API's `400` for unknown parameters:
+//!   `{"error":{"message":"Unknown parameter: 'stream_id'.","type":"invalid_request_error","param":"stream_id","code":"unknown_parameter"}}`.
+//!
 //! The upstream counts handshakes ([`TestUpstream::handshakes`], refused and hung ones
 //! included), requests executed per transport ([`TestUpstream::ws_requests`],
-//! [`TestUpstream::http_requests`]) and captures every request's headers and body
-//! ([`TestUpstream::captured`]). Timers are `tokio::time`, so paused time drives slow scripts.
+//! [`TestUpstream::http_requests`]) and captures the headers and body of the most recent requests
+//! ([`TestUpstream::captured`], bounded: [`TestUpstream::set_capture_limit`]). Timers are `tokio::time`, so paused time drives slow scripts.
 //!
 //! With paused time (`#[tokio::test(start_paused = true)]`), the clock jumps ahead whenever the
 //! runtime waits for nothing but I/O. The upstream disables Nagle's algorithm on its sockets so
@@ -82,6 +109,7 @@
 
 mod answer;
 mod http_side;
+mod lanes;
 mod script;
 mod server;
 mod shared;
@@ -90,5 +118,5 @@ mod ws_side;
 pub use answer::Answer;
 pub use script::{HttpScript, WsScript};
 pub use server::TestUpstream;
-pub use shared::CapturedRequest;
+pub use shared::{CapturedRequest, ConnectionMemory};
 pub use wsfirst_core::Transport;

@@ -7,7 +7,7 @@ use http::{Method, StatusCode, header};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use super::{
-    Answer, CapturedRequest, HttpScript, WsScript, http_side,
+    Answer, CapturedRequest, ConnectionMemory, HttpScript, WsScript, http_side,
     shared::{Shared, lock},
     ws_side,
 };
@@ -164,9 +164,36 @@ impl TestUpstream {
         self.shared.http_requests.load(Ordering::SeqCst)
     }
 
-    /// Every request received so far over either transport, in order of arrival.
+    /// The requests received so far over either transport, in order of arrival: the most
+    /// recent ones, at most the [capture limit](TestUpstream::set_capture_limit) (16,384 by
+    /// default). The counters ([`ws_requests`](TestUpstream::ws_requests),
+    /// [`http_requests`](TestUpstream::http_requests)) count them all.
     pub fn captured(&self) -> Vec<CapturedRequest> {
-        lock(&self.shared.captured).clone()
+        lock(&self.shared.captured).iter().cloned().collect()
+    }
+
+    /// How many of the most recent requests [`captured`](TestUpstream::captured) keeps
+    /// (default 16,384; `0`: none, the counters only). An upstream that serves for long (a
+    /// gateway's offline mode) keeps its memory bounded this way.
+    pub fn set_capture_limit(&self, limit: usize) {
+        self.shared.capture_limit.store(limit, Ordering::SeqCst);
+        let mut captured = lock(&self.shared.captured);
+        while captured.len() > limit {
+            captured.pop_front();
+        }
+    }
+
+    /// Sets what each WebSocket connection opened from now on keeps of the responses it
+    /// produced (default [`ConnectionMemory::LatestPerLane`], as the API); see the
+    /// [module docs](super).
+    pub fn set_connection_memory(&self, memory: ConnectionMemory) {
+        *lock(&self.shared.memory) = memory;
+    }
+
+    /// The number of `response.steer` messages received over the WebSocket (not counted in
+    /// [`ws_requests`](TestUpstream::ws_requests)).
+    pub fn steers(&self) -> usize {
+        self.shared.steers.load(Ordering::SeqCst)
     }
 
     /// Closes every open WebSocket connection with close code `1001` (going away), as an

@@ -1,10 +1,10 @@
 //! The state the loopback server's handlers share with the [`TestUpstream`](super::TestUpstream)
-//! handle: the scripts and answers to use, the counters, the captured requests, and the
+//! handle: the scripts and answers to use, the counters, the recent captured requests, and the
 //! responses the upstream keeps (stored ones for everyone, each connection's own in its
-//! [`Memory`]).
+//! [`Memory`]: the latest response of each lane, as the API keeps them).
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -62,7 +62,15 @@ pub(super) struct Shared {
     pub(super) ws_requests: AtomicUsize,
     pub(super) http_requests: AtomicUsize,
     pub(super) next_connection: AtomicU64,
-    pub(super) captured: Mutex<Vec<CapturedRequest>>,
+    /// The most recent requests, at most `capture_limit` of them.
+    pub(super) captured: Mutex<VecDeque<CapturedRequest>>,
+    pub(super) capture_limit: AtomicUsize,
+    /// What a new WebSocket connection keeps of the responses it produces.
+    pub(super) memory: Mutex<ConnectionMemory>,
+    /// `response.steer` messages received over the WebSocket.
+    pub(super) steers: AtomicUsize,
+    /// The number of warm-ups (`generate: false`) and steering ids handed out.
+    pub(super) kit_ids: AtomicU64,
     /// `true` once the upstream shuts down.
     pub(super) shutdown: watch::Sender<bool>,
     /// Bumped by [`TestUpstream::close_ws_connections`](super::TestUpstream::close_ws_connections).
@@ -101,6 +109,10 @@ impl Shared {
             http_requests: AtomicUsize::new(0),
             next_connection: AtomicU64::new(0),
             captured: Mutex::default(),
+            capture_limit: AtomicUsize::new(DEFAULT_CAPTURE_LIMIT),
+            memory: Mutex::new(ConnectionMemory::default()),
+            steers: AtomicUsize::new(0),
+            kit_ids: AtomicU64::new(0),
             shutdown: watch::Sender::new(false),
             close_ws: watch::Sender::new(0),
             open_ws: watch::Sender::new(0),
@@ -140,18 +152,19 @@ impl Shared {
         lock(&self.stored).knows(id)
     }
 
-    /// Keeps what a request produced: its answer's response id, stored unless `store: false`,
-    /// and in `memory` (the connection's, for the WebSocket side).
-    pub(super) fn produced(&self, turn: &Turn, answer: &Answer, memory: Option<&mut Memory>) {
-        let Some(id) = response_id(answer) else {
-            return;
-        };
+    /// Keeps what a request produced: its answer's response id, stored unless `store: false`;
+    /// returns the id (the WebSocket side also keeps it in its connection's memory).
+    pub(super) fn produced(&self, turn: &Turn, answer: &Answer) -> Option<String> {
+        let id = response_id(answer)?;
         if turn.store {
             lock(&self.stored).remember(id.clone());
         }
-        if let Some(memory) = memory {
-            memory.remember(id);
-        }
+        Some(id)
+    }
+
+    /// The next number of a kit-made id (warm-up responses, steering submissions).
+    pub(super) fn next_kit_id(&self) -> u64 {
+        self.kit_ids.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     fn next_ws_script(&self) -> WsScript {
@@ -185,7 +198,14 @@ impl Shared {
             Transport::Http => &self.http_requests,
         };
         // Capture first, so a test that sees the counter move also sees the request.
-        lock(&self.captured).push(request);
+        let limit = self.capture_limit.load(Ordering::SeqCst);
+        if limit > 0 {
+            let mut captured = lock(&self.captured);
+            while captured.len() >= limit {
+                captured.pop_front();
+            }
+            captured.push_back(request);
+        }
         counter.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -200,8 +220,34 @@ impl Shared {
 /// How many stored response ids the upstream keeps (the oldest are forgotten first).
 const STORED: usize = 1 << 16;
 
-/// How many response ids each WebSocket connection keeps in its memory.
-pub(super) const CONNECTION_MEMORY: usize = 64;
+/// How many requests [`TestUpstream::captured`](super::TestUpstream::captured) keeps by
+/// default, the most recent ones: more than any test reads (the chaos test's ten thousand and
+/// its replays), and a bound for an upstream that runs for long (a gateway's offline mode
+/// embeds it: keeping every request grew it to 958 MB over 200,000 requests).
+pub(super) const DEFAULT_CAPTURE_LIMIT: usize = 16_384;
+
+/// The most lanes one WebSocket connection serves; a `response.create` that would open another
+/// gets an error event (the API bounds lanes per connection too; its limit is not documented).
+pub(super) const MAX_LANES: usize = 256;
+
+/// What each WebSocket connection of the [`TestUpstream`](super::TestUpstream) keeps of the
+/// responses it produced (set with
+/// [`TestUpstream::set_connection_memory`](super::TestUpstream::set_connection_memory); it
+/// applies to connections opened afterwards).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionMemory {
+    /// The latest response of each lane (`stream_id`; requests without one share the default
+    /// lane), as the API keeps them (the default): a request on any lane of the connection can
+    /// continue any lane's latest response, and nothing older. ("The connection keeps
+    /// previous-response state in memory, the most recent response only", per lane: OpenAI's
+    /// WebSocket-mode guide, <https://developers.openai.com/api/docs/guides/websocket-mode>.)
+    #[default]
+    LatestPerLane,
+    /// The last `n` responses of the connection, whatever their lane: the kit's behaviour
+    /// before it followed the API (64 responses), for tests that need a forgiving upstream.
+    Recent(usize),
+}
 
 /// A bounded set of response ids; the oldest are forgotten first.
 pub(super) struct Remembered {
@@ -237,38 +283,93 @@ impl Remembered {
     }
 }
 
-/// What one WebSocket connection keeps in memory: the ids of the last [`CONNECTION_MEMORY`]
-/// responses it produced, whatever their `store`. It disappears with the connection.
-pub(super) struct Memory(Remembered);
+/// A lane of a connection: its `stream_id`, `None` for the default lane.
+pub(super) type Lane = Option<String>;
 
-impl Default for Memory {
-    fn default() -> Self {
-        Self(Remembered::new(CONNECTION_MEMORY))
-    }
+/// What one WebSocket connection keeps in memory (see [`ConnectionMemory`]). It disappears
+/// with the connection.
+pub(super) enum Memory {
+    /// The latest response id of each lane.
+    Lanes(HashMap<Lane, String>),
+    /// The last responses, whatever their lane.
+    Recent(Remembered),
 }
 
 impl Memory {
-    pub(super) fn knows(&self, id: &str) -> bool {
-        self.0.knows(id)
+    pub(super) fn new(kind: ConnectionMemory) -> Self {
+        match kind {
+            ConnectionMemory::LatestPerLane => Memory::Lanes(HashMap::new()),
+            ConnectionMemory::Recent(n) => Memory::Recent(Remembered::new(n.max(1))),
+        }
     }
 
-    fn remember(&mut self, id: String) {
-        self.0.remember(id);
+    pub(super) fn knows(&self, id: &str) -> bool {
+        match self {
+            Memory::Lanes(latest) => latest.values().any(|known| known == id),
+            Memory::Recent(recent) => recent.knows(id),
+        }
+    }
+
+    /// Whether `lane` has a latest response here (always `false` for [`Memory::Recent`]).
+    pub(super) fn has_lane(&self, lane: &Lane) -> bool {
+        matches!(self, Memory::Lanes(latest) if latest.contains_key(lane))
+    }
+
+    /// How many lanes have a latest response here.
+    pub(super) fn lanes(&self) -> usize {
+        match self {
+            Memory::Lanes(latest) => latest.len(),
+            Memory::Recent(_) => 0,
+        }
+    }
+
+    /// The lane whose latest response is `id`, if any.
+    pub(super) fn lane_of(&self, id: &str) -> Option<Lane> {
+        match self {
+            Memory::Lanes(latest) => latest
+                .iter()
+                .find(|(_, known)| known.as_str() == id)
+                .map(|(lane, _)| lane.clone()),
+            Memory::Recent(_) => None,
+        }
+    }
+
+    /// Keeps `id` as the latest response of `lane`.
+    pub(super) fn remember(&mut self, lane: &Lane, id: String) {
+        match self {
+            Memory::Lanes(latest) => {
+                latest.insert(lane.clone(), id);
+            }
+            Memory::Recent(recent) => recent.remember(id),
+        }
     }
 }
 
-/// What a request says about its conversation: the response it continues, and whether what it
-/// produces is stored (`store` is `true` when absent, as in the API).
+/// What a request says about its conversation: the response it continues, whether what it
+/// produces is stored (`store` is `true` when absent, as in the API), its lane, whether it
+/// generates output, and its model.
 #[derive(Debug)]
 pub(super) struct Turn {
     pub(super) previous: Option<String>,
     pub(super) store: bool,
+    /// The `stream_id`: `Ok(None)` when absent or `null`, `Err` when not a valid lane name.
+    pub(super) lane: Result<Lane, ()>,
+    /// `false` for `"generate": false` (a warm-up: state prepared, no output).
+    pub(super) generate: bool,
+    pub(super) model: Option<String>,
 }
 
 impl Turn {
     /// The turn of a request body (JSON or not).
     pub(super) fn of(body: &[u8]) -> Self {
         let value = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+        let lane = match value.get("stream_id") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(lane)) if crate::responses::lanes::is_stream_id(lane) => {
+                Ok(Some(lane.clone()))
+            }
+            Some(_) => Err(()),
+        };
         Self {
             previous: value
                 .get("previous_response_id")
@@ -276,13 +377,19 @@ impl Turn {
                 .filter(|id| !id.is_empty())
                 .map(str::to_owned),
             store: value.get("store") != Some(&Value::Bool(false)),
+            lane,
+            generate: value.get("generate") != Some(&Value::Bool(false)),
+            model: value
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         }
     }
 }
 
 /// The id of an answer's response: the `response.id` of its first `response.*` event that
 /// carries one.
-fn response_id(answer: &Answer) -> Option<String> {
+pub(super) fn response_id(answer: &Answer) -> Option<String> {
     answer.messages().iter().find_map(|message| {
         crate::responses::conversation::response_id(&crate::Message::text(message.as_str()))
     })

@@ -1,0 +1,22 @@
+//! What a queued client message holds while it waits: room in its connection's byte-bounded
+//! queue and bytes of the process's body budget, both given back when it is dropped.
+
+use tokio::sync::OwnedSemaphorePermit;
+use wsfirst_fallback::BudgetPermit;
+
+/// The bytes a queued message holds until it runs (or is refused).
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    pub(super) _connection: Option<OwnedSemaphorePermit>,
+    pub(super) _budget: Option<BudgetPermit>,
+}
+
+/// Holding bytes does not change what a message is: two messages compare equal whatever they
+/// hold (the reader's tests compare messages).
+impl PartialEq for Held {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Held {}
