@@ -9,8 +9,8 @@
 //! The stack, outermost first:
 //!
 //! ```text
-//! Respond -> SetRoute -> SetRequestHeader (tower-http) -> Eligibility -> Sequence (ours)
-//!         -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
+//! RequireJson -> Respond -> SetRoute -> SetRequestHeader (tower-http) -> Eligibility
+//!             -> Sequence (ours) -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
 //! ```
 //!
 //! `Sequence` numbers the requests that pass eligibility (header `x-gateway-seq`); tower-http's
@@ -34,7 +34,8 @@ use wsfirst::{
     REASON_HEADER, RespondLayer, TRANSPORT_HEADER, Wsfirst,
     core::{BoxError, Route, headers::HeaderPolicy},
     eligibility::EligibilityTable,
-    fallback::{FallbackConfig, FallbackLayer},
+    fallback::FallbackConfig,
+    guard::RequireJsonLayer,
     websocket::WebSocketConfig,
 };
 use wsfirst_websocket::testing::{TestUpstream, Transport, WsScript};
@@ -104,6 +105,9 @@ async fn main() -> Result<(), BoxError> {
 
     let sequence = SequenceLayer::default();
     let service = ServiceBuilder::new()
+        // First, as in `Wsfirst::route`: a `POST` that is not JSON (which a web page could send
+        // without a CORS preflight) is `415`.
+        .layer(RequireJsonLayer::new())
         .layer(RespondLayer::new())
         .layer(wsfirst.route_layer(route))
         .layer(SetRequestHeaderLayer::if_not_present(
@@ -113,10 +117,9 @@ async fn main() -> Result<(), BoxError> {
         .layer(wsfirst.eligibility_layer())
         .layer(sequence.clone())
         .layer(wsfirst.breaker_layer())
-        // Under a breaker, whose WARN on pin replaces the fallback layer's own.
-        .layer(FallbackLayer::new(
-            FallbackConfig::builder().warn_interval(None).build()?,
-        ))
+        // Under a breaker, whose WARN on pin replaces the fallback layer's own; buffers within
+        // the shared body budget.
+        .layer(wsfirst.fallback_layer(FallbackConfig::builder().warn_interval(None).build()?))
         .layer(wsfirst.websocket_layer(WebSocketConfig::default()))
         .service(wsfirst.http_upstream());
     let app = Router::new().route("/v1/responses", post_service(service));

@@ -6,14 +6,17 @@
 //! This facade composes the layers into one per-route service:
 //!
 //! ```text
-//! request -> Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream
+//! request -> RequireJson -> Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream
 //! ```
 //!
+//! - [`guard::RequireJsonLayer`] answers `415` to a `POST` that is not JSON, which a web page
+//!   could send without a CORS preflight ([`guard`] also has the `Host` and `Origin` checks);
 //! - [`eligibility`] decides who may try the WebSocket (a table of provider/API pairs, endpoint
 //!   checks, the route's mode, request shape) and sets the [`Intent`](core::Intent);
 //! - [`breaker`] pins a failing key to HTTP and brings it back with probes;
 //! - [`fallback`] replays a request over HTTP after a replay-safe WebSocket failure (never after
-//!   the first event);
+//!   the first event), buffering bodies within one [`BodyBudget`](fallback::BodyBudget) for the
+//!   whole [`Wsfirst`];
 //! - [`websocket`] serves the request over a pooled WebSocket, with per-phase timeouts and typed
 //!   failures, and answers with the same bytes the HTTP path would;
 //! - [`upstream::HttpUpstream`] is the HTTP service on hyper-util's client (any HTTP service
@@ -24,7 +27,7 @@
 //!
 //! Each layer is its own crate, usable alone; [`core`] is the vocabulary they share.
 //! [`Wsfirst::route`] is a preset over these pieces; [`Wsfirst`] also hands out each of them,
-//! with the shared breakers, pool and TLS, so a [`tower::ServiceBuilder`] builds the same stack
+//! with the shared breakers, pool, TLS and body budget, so a [`tower::ServiceBuilder`] builds the same stack
 //! with layers of your own anywhere in it (see the second example and [`stack`]).
 //!
 //! # Example
@@ -56,6 +59,7 @@
 //! let service = wsfirst.route(route);
 //!
 //! let request = http::Request::post("/v1/responses")
+//!     .header("content-type", "application/json")
 //!     .body(axum::body::Body::from(r#"{"model":"m","input":"hi","stream":true}"#))?;
 //! let response = service.oneshot(request).await?;
 //! assert_eq!(response.headers()["x-wsfirst-transport"], "http");
@@ -82,7 +86,8 @@
 //! use wsfirst::{RespondLayer, Wsfirst};
 //! use wsfirst::core::Route;
 //! use wsfirst::eligibility::EligibilityTable;
-//! use wsfirst::fallback::{FallbackConfig, FallbackLayer};
+//! use wsfirst::fallback::FallbackConfig;
+//! use wsfirst::guard::RequireJsonLayer;
 //! use wsfirst::testing::{TestUpstream, WsScript};
 //! use wsfirst::websocket::WebSocketConfig;
 //!
@@ -96,6 +101,7 @@
 //!     .build()?;
 //!
 //! let service = ServiceBuilder::new()
+//!     .layer(RequireJsonLayer::new()) // first: a `POST` that is not JSON is `415`
 //!     .layer(RespondLayer::new())
 //!     .layer(wsfirst.route_layer(route))
 //!     .layer(wsfirst.eligibility_layer())
@@ -104,11 +110,12 @@
 //!         request
 //!     })
 //!     .layer(wsfirst.breaker_layer())
-//!     .layer(FallbackLayer::new(FallbackConfig::builder().warn_interval(None).build()?))
+//!     .layer(wsfirst.fallback_layer(FallbackConfig::builder().warn_interval(None).build()?))
 //!     .layer(wsfirst.websocket_layer(WebSocketConfig::default()))
 //!     .service(wsfirst.http_upstream());
 //!
 //! let request = http::Request::post("/v1/responses")
+//!     .header("content-type", "application/json")
 //!     .body(axum::body::Body::from(r#"{"model":"m","input":"hi","stream":true}"#))?;
 //! let response = service.oneshot(request).await?;
 //! assert_eq!(response.headers()["x-wsfirst-reason"], "fallback");

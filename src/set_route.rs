@@ -94,20 +94,7 @@ impl<S> SetRoute<S> {
         &self.route
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    wsfirst_core::define_inner_service_accessors!();
 }
 
 impl<S, B> Service<Request<B>> for SetRoute<S>

@@ -1,11 +1,12 @@
-//! The per-route stack, from public pieces: Respond -> SetRoute -> Eligibility ->
+//! The per-route stack, from public pieces: RequireJson -> Respond -> SetRoute -> Eligibility ->
 //! CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream.
 //!
 //! [`Wsfirst`] holds what every route shares: the eligibility policy, one breaker registry, one
-//! WebSocket pool, one TLS configuration and one HTTP client. It hands out each piece of a
-//! route's stack ([`route_layer`](Wsfirst::route_layer),
+//! WebSocket pool, one TLS configuration, one HTTP client and one budget of buffered body bytes.
+//! It hands out each piece of a route's stack ([`route_layer`](Wsfirst::route_layer),
 //! [`eligibility_layer`](Wsfirst::eligibility_layer), [`breaker_layer`](Wsfirst::breaker_layer),
-//! [`websocket_layer`](Wsfirst::websocket_layer), [`http_upstream`](Wsfirst::http_upstream)),
+//! [`fallback_layer`](Wsfirst::fallback_layer), [`websocket_layer`](Wsfirst::websocket_layer),
+//! [`http_upstream`](Wsfirst::http_upstream)),
 //! so that a [`tower::ServiceBuilder`] builds a route with layers of your own anywhere in it and
 //! any `Service<Request<_>>` as the HTTP upstream. [`Wsfirst::route`] is a preset over the same
 //! pieces: a [`RouteService`] to mount on an axum route. Routes that reach the same upstream key
@@ -13,11 +14,12 @@
 //!
 //! | piece | what it does |
 //! |---|---|
+//! | [`RequireJsonLayer`] | answers `415` to a `POST` that is not `application/json` (a web page cannot send one without a CORS preflight: see [`guard`](crate::guard)) |
 //! | [`RespondLayer`] | turns failures into responses (`502` JSON, `413`, ...) and adds `x-wsfirst-transport` / `x-wsfirst-reason`: `Error = Infallible` for axum |
 //! | [`RouteLayer`] | stamps the [`Route`] (URLs, mode, breaker key, header policy, HTTP timeouts) on each request |
 //! | [`EligibilityLayer`] | decides who may try the WebSocket |
 //! | [`CircuitBreakerLayer`] | pins a failing key to HTTP, brings it back with probes |
-//! | [`FallbackLayer`] | replays over HTTP after a replay-safe WebSocket failure |
+//! | [`FallbackLayer`] | replays over HTTP after a replay-safe WebSocket failure; buffers bodies within the shared [`BodyBudget`] |
 //! | [`WebSocketLayer`] | serves WebSocket-intended requests over the pool, passes the others on |
 //! | [`HttpUpstream`] (or any HTTP service) | sends the request to the route's HTTP URL |
 //!
@@ -55,7 +57,9 @@
 //! # Example: build the stack yourself
 //!
 //! The same stack as [`Wsfirst::route`]'s, with a tower-http layer between the route and the
-//! eligibility layer, and a service of your own as the HTTP upstream:
+//! eligibility layer, and a service of your own as the HTTP upstream. [`RequireJsonLayer`] goes
+//! first, so that a request a web page could send without a CORS preflight never reaches the
+//! upstream; [`Wsfirst::fallback_layer`] buffers within the shared [`BodyBudget`]:
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -65,7 +69,8 @@
 //! use tower_http::set_header::SetRequestHeaderLayer;
 //! use wsfirst::Wsfirst;
 //! use wsfirst::core::Route;
-//! use wsfirst::fallback::{FallbackConfig, FallbackLayer, ReplayBody};
+//! use wsfirst::fallback::{FallbackConfig, ReplayBody};
+//! use wsfirst::guard::RequireJsonLayer;
 //! use wsfirst::respond::RespondLayer;
 //! use wsfirst::websocket::WebSocketConfig;
 //!
@@ -81,6 +86,7 @@
 //!     Ok::<_, Infallible>(Response::new(axum::body::Body::from("{}")))
 //! });
 //! let service = ServiceBuilder::new()
+//!     .layer(RequireJsonLayer::new())
 //!     .layer(RespondLayer::new())
 //!     .layer(wsfirst.route_layer(route))
 //!     .layer(SetRequestHeaderLayer::if_not_present(
@@ -90,7 +96,7 @@
 //!     .layer(wsfirst.eligibility_layer())
 //!     .layer(wsfirst.breaker_layer())
 //!     // Under a breaker, whose WARN on pin replaces the fallback layer's own.
-//!     .layer(FallbackLayer::new(FallbackConfig::builder().warn_interval(None).build()?))
+//!     .layer(wsfirst.fallback_layer(FallbackConfig::builder().warn_interval(None).build()?))
 //!     .layer(wsfirst.websocket_layer(WebSocketConfig::default()))
 //!     .service(http);
 //! let app: Router = Router::new().route("/v1/responses", post_service(service));
@@ -110,11 +116,13 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use tower::{ServiceBuilder, util::Either};
+use tower_http::validate_request::ValidateRequestHeader;
+use tower_layer::Layer;
 use tower_service::Service;
 use wsfirst_breaker::{BreakerHandle, BreakerRegistry, CircuitBreaker, CircuitBreakerLayer};
 use wsfirst_core::{BoxError, Route};
 use wsfirst_eligibility::{Eligibility, EligibilityLayer, EligibilityTable, Policy};
-use wsfirst_fallback::{Fallback, FallbackConfig, FallbackLayer};
+use wsfirst_fallback::{BodyBudget, Fallback, FallbackConfig, FallbackLayer};
 use wsfirst_websocket::{
     Pool, WebSocket, WebSocketConfig, WebSocketLayer, responses, tls::ClientTls,
 };
@@ -122,6 +130,7 @@ use wsfirst_websocket::{
 use crate::{
     client_ws::{ClientConnections, ClientWebSocket, ClientWsConfig},
     future::ResponseFuture,
+    guard::{RequireJson, RequireJsonLayer},
     respond::{Respond, RespondLayer},
     set_route::{RouteLayer, SetRoute},
     upstream::HttpUpstream,
@@ -171,6 +180,7 @@ pub struct Wsfirst {
     tls: ClientTls,
     http: HttpUpstream,
     clients: ClientConnections,
+    budget: BodyBudget,
 }
 
 impl Wsfirst {
@@ -188,11 +198,14 @@ impl Wsfirst {
     /// [module docs](self),
     ///
     /// ```text
-    /// Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
+    /// RequireJson -> Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
     /// ```
     ///
     /// with the shared eligibility policy, breaker registry, pool (unless
-    /// [`RouteOptions::pool`]) and HTTP upstream. Under a breaker, the fallback layer's own
+    /// [`RouteOptions::pool`]), body budget and HTTP upstream. A `POST` whose `Content-Type` is
+    /// not `application/json` is answered `415` before anything else
+    /// ([`RequireJsonLayer`]: a web page cannot send one without a CORS preflight, so it cannot
+    /// spend a credential the gateway holds). Under a breaker, the fallback layer's own
     /// warning is off (the breaker's WARN on pin replaces it); a WebSocket configuration without
     /// TLS settings of its own gets the shared [`ClientTls`] ([`websocket_layer`](Self::websocket_layer));
     /// the route's header policy loses the eligibility table's override header
@@ -219,7 +232,7 @@ impl Wsfirst {
             fallback
         };
         let transports = ServiceBuilder::new()
-            .layer(FallbackLayer::new(fallback))
+            .layer(self.fallback_layer(fallback))
             .layer(websocket)
             .service(self.http.clone());
         let route_layer = self.route_layer(route);
@@ -228,12 +241,15 @@ impl Wsfirst {
             .layer(RespondLayer::new())
             .layer(route_layer)
             .layer(self.eligibility_layer());
-        let inner = if breaker {
+        let stack = if breaker {
             Either::Left(outer.layer(self.breaker_layer()).service(transports))
         } else {
             Either::Right(outer.service(transports))
         };
-        RouteService { route, inner }
+        RouteService {
+            route,
+            inner: RequireJsonLayer::new().layer(stack),
+        }
     }
 
     /// The layer that stamps `route` on each request, its header policy without the
@@ -263,6 +279,12 @@ impl Wsfirst {
     /// configuration unless `config` has its own.
     pub fn websocket_layer(&self, config: WebSocketConfig) -> WebSocketLayer {
         WebSocketLayer::with_pool(self.shared_tls(config), self.pool.clone())
+    }
+
+    /// The fallback layer for `config`, buffering bodies within the shared
+    /// [`body_budget`](Self::body_budget).
+    pub fn fallback_layer(&self, config: FallbackConfig) -> FallbackLayer {
+        FallbackLayer::new(config).with_budget(self.budget.clone())
     }
 
     /// The shared HTTP upstream (cloning it shares its connection pool).
@@ -297,16 +319,24 @@ impl Wsfirst {
         &self.tls
     }
 
+    /// The budget of buffered request-body bytes shared by every route's fallback layer and
+    /// every client WebSocket ([`WsfirstBuilder::body_budget`]).
+    pub fn body_budget(&self) -> &BodyBudget {
+        &self.budget
+    }
+
     /// The `GET` service that accepts client WebSocket connections (the Responses API's
     /// WebSocket mode) for `service`'s route, with the limits of `config`: mount it next to the
     /// route's `POST` (see [`client_ws`](crate::client_ws)). Its connections are counted and
-    /// closed by [`client_connections`](Self::client_connections).
+    /// closed by [`client_connections`](Self::client_connections); the messages they queue are
+    /// held from the shared [`body_budget`](Self::body_budget).
     pub fn client_websocket(
         &self,
         service: &RouteService,
         config: ClientWsConfig,
     ) -> ClientWebSocket {
         ClientWebSocket::new(service.clone(), config, self.clients.clone())
+            .with_budget(self.budget.clone())
     }
 
     /// The client WebSocket connections open on every route.
@@ -340,6 +370,7 @@ impl fmt::Debug for Wsfirst {
             .field("pool", &self.pool)
             .field("tls", &self.tls)
             .field("http", &self.http)
+            .field("budget", &self.budget)
             .finish_non_exhaustive()
     }
 }
@@ -353,6 +384,7 @@ pub struct WsfirstBuilder {
     pool: Option<Pool>,
     tls: Option<ClientTls>,
     http: Option<HttpUpstream>,
+    budget: Option<BodyBudget>,
 }
 
 impl WsfirstBuilder {
@@ -402,6 +434,16 @@ impl WsfirstBuilder {
         self
     }
 
+    /// The budget of buffered request-body bytes that every route's fallback layer and every
+    /// client WebSocket hold their bodies and queued messages from (default:
+    /// [`BodyBudget::process`], 256 MiB); past it a request is answered `503`
+    /// (`body_budget_exhausted`) instead of growing the process. See
+    /// [`Wsfirst::fallback_layer`] and [`Wsfirst::client_websocket`].
+    pub fn body_budget(mut self, budget: BodyBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     /// Builds the shared parts.
     pub fn build(self) -> Wsfirst {
         let tls = self.tls.unwrap_or_default();
@@ -418,6 +460,7 @@ impl WsfirstBuilder {
             tls,
             http,
             clients: ClientConnections::new(),
+            budget: self.budget.unwrap_or_else(BodyBudget::process),
         }
     }
 }
@@ -488,16 +531,16 @@ impl RouteOptions {
 }
 
 /// The service of one route, as [`Wsfirst::route`] builds it: a [`GuardedStack`] (with a
-/// circuit breaker) or an [`UnguardedStack`] (without one). It answers with a response in every
-/// case (failures become `502` with a small JSON body, see [`Respond`]), so an axum router
-/// accepts it.
+/// circuit breaker) or an [`UnguardedStack`] (without one), behind a [`RequireJsonLayer`] (a
+/// `POST` that is not JSON is `415`). It answers with a response in every case (failures
+/// become `502` with a small JSON body, see [`Respond`]), so an axum router accepts it.
 ///
 /// Responses carry `x-wsfirst-transport` (`websocket` / `http`) and `x-wsfirst-reason` headers
 /// and the [`Served`](wsfirst_core::Served) extension. `Clone + Send + Sync + 'static`.
 #[derive(Clone)]
 pub struct RouteService {
     route: Route,
-    inner: Either<GuardedStack, UnguardedStack>,
+    inner: ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
 }
 
 impl RouteService {
@@ -506,14 +549,14 @@ impl RouteService {
         &self.route
     }
 
-    /// The stack.
+    /// The stack, under the [`RequireJsonLayer`].
     pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
-        &self.inner
+        self.inner.get_ref()
     }
 
-    /// The stack.
+    /// The stack, without the [`RequireJsonLayer`].
     pub fn into_inner(self) -> Either<GuardedStack, UnguardedStack> {
-        self.inner
+        self.inner.into_inner()
     }
 }
 
@@ -521,7 +564,7 @@ impl fmt::Debug for RouteService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteService")
             .field("route", &self.route)
-            .field("breaker", &matches!(self.inner, Either::Left(_)))
+            .field("breaker", &matches!(self.get_ref(), Either::Left(_)))
             .finish_non_exhaustive()
     }
 }
@@ -533,15 +576,18 @@ where
 {
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
-    type Future = tower::util::future::EitherResponseFuture<
-        ResponseFuture<
-            <SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<
-                Request<B>,
-            >>::Future,
+    type Future = tower_http::validate_request::ResponseFuture<
+        tower::util::future::EitherResponseFuture<
+            ResponseFuture<
+                <SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<
+                    Request<B>,
+                >>::Future,
+            >,
+            ResponseFuture<
+                <SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future,
+            >,
         >,
-        ResponseFuture<
-            <SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future,
-        >,
+        axum::body::Body,
     >;
 
     #[inline]
@@ -593,6 +639,82 @@ mod tests {
         let options = RouteOptions::new().no_breaker();
         let service = wsfirst.route_with(route(), options);
         assert!(matches!(service.get_ref(), Either::Right(_)));
+    }
+
+    /// The fallback layer under a preset route's breaker.
+    fn fallback_of(service: &RouteService) -> &Transports {
+        let Either::Left(guarded) = service.get_ref() else {
+            panic!("a route with a breaker expected");
+        };
+        guarded.get_ref().get_ref().get_ref().get_ref()
+    }
+
+    #[test]
+    fn one_body_budget_reaches_every_fallback_layer_and_client_websocket() {
+        let budget = BodyBudget::new(1234);
+        let wsfirst = Wsfirst::builder().body_budget(budget).build();
+        assert_eq!(wsfirst.body_budget().capacity(), 1234);
+        let service = wsfirst.route(route());
+        assert_eq!(fallback_of(&service).budget().capacity(), 1234);
+        let layer = wsfirst.fallback_layer(FallbackConfig::default());
+        assert_eq!(layer.budget().capacity(), 1234);
+        let clients = wsfirst.client_websocket(&service, ClientWsConfig::default());
+        assert_eq!(clients.budget().capacity(), 1234);
+        // Without a budget of its own, the process's.
+        let wsfirst = Wsfirst::builder().build();
+        let service = wsfirst.route(route());
+        let process = BodyBudget::process().capacity();
+        assert_eq!(fallback_of(&service).budget().capacity(), process);
+    }
+
+    #[tokio::test]
+    async fn the_preset_refuses_a_post_that_is_not_json() {
+        use tower::ServiceExt;
+        let service = Wsfirst::builder().build().route(route());
+        for content_type in [Some("text/plain"), None] {
+            let mut request = Request::post("/v1/responses");
+            if let Some(value) = content_type {
+                request = request.header(http::header::CONTENT_TYPE, value);
+            }
+            let request = request.body(axum::body::Body::from("{}")).unwrap();
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_shared_budget_is_503_before_anything_is_sent() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let table = EligibilityTable::builder()
+            .allow("local", "responses")
+            .build()
+            .unwrap();
+        let wsfirst = Wsfirst::builder()
+            .eligibility(table)
+            .body_budget(BodyBudget::new(16))
+            .build();
+        // Nothing listens on these: only the budget can answer.
+        let route = Route::builder("local", "responses")
+            .ws_url("ws://127.0.0.1:9/v1/responses")
+            .http_url("http://127.0.0.1:9/v1/responses")
+            .build()
+            .unwrap();
+        let request = Request::post("/v1/responses")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(
+                r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
+            ))
+            .unwrap();
+        let response = wsfirst.route(route).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "body_budget_exhausted");
     }
 
     #[test]

@@ -17,12 +17,13 @@ use wsfirst::{
     Wsfirst,
     client_ws::ClientWsConfig,
     core::{Route, TransportMode},
-    guard::{AllowedHostsLayer, AllowedOrigins, RequireJsonLayer},
+    guard::{AllowedHostsLayer, AllowedOrigins},
     serve::{ServerConfig, serve},
 };
 use wsfirst_websocket::testing::TestUpstream;
 
-/// The gateway's route with its client WebSocket and the guards; its address.
+/// The gateway's route (the preset, which refuses a `POST` that is not JSON) with its client
+/// WebSocket and the guards; its address.
 async fn gateway(
     upstream: &TestUpstream,
     origins: AllowedOrigins,
@@ -38,9 +39,7 @@ async fn gateway(
     let clients = wsfirst
         .client_websocket(&service, ClientWsConfig::default())
         .allow_origins(origins);
-    let mut app = Router::new()
-        .route("/v1/responses", post_service(service).get_service(clients))
-        .layer(RequireJsonLayer::new());
+    let mut app = Router::new().route("/v1/responses", post_service(service).get_service(clients));
     if let Some(hosts) = hosts {
         app = app.layer(AllowedHostsLayer::new(hosts));
     }

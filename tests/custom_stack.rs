@@ -25,7 +25,8 @@ use tower_http::trace::TraceLayer;
 use wsfirst::{
     RespondLayer, RouteOptions, Wsfirst,
     core::{BoxError, Route, TransportMode},
-    fallback::{FallbackConfig, FallbackLayer},
+    fallback::FallbackConfig,
+    guard::RequireJsonLayer,
     upstream::HttpUpstream,
     websocket::{
         WebSocketConfig,
@@ -106,13 +107,14 @@ fn hand_built(wsfirst: &Wsfirst, route: Route, count: Arc<AtomicUsize>) -> Boxed
     });
     let quiet = fallback().to_builder().warn_interval(None).build().unwrap();
     let service = ServiceBuilder::new()
+        .layer(RequireJsonLayer::new())
         .layer(RespondLayer::new())
         .layer(wsfirst.route_layer(route))
         .layer(TraceLayer::new_for_http())
         .layer(wsfirst.eligibility_layer())
         .layer(CountLayer(count))
         .layer(wsfirst.breaker_layer())
-        .layer(FallbackLayer::new(quiet))
+        .layer(wsfirst.fallback_layer(quiet))
         .layer(wsfirst.websocket_layer(websocket()))
         .service(own_http);
     BoxCloneSyncService::new(service)

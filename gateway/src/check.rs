@@ -51,6 +51,17 @@ pub fn effective(config: &Config) -> Result<String, ConfigError> {
         None => line("listen = 127.0.0.1:8080 (default)".into()),
     }
     line(format!("server = {server:?}"));
+    match config.server.body_budget()? {
+        Some(budget) => line(format!("server.body_budget = {} bytes", budget.capacity())),
+        None => line(format!(
+            "server.body_budget = {} bytes (default)",
+            wsfirst::fallback::BodyBudget::DEFAULT_BYTES
+        )),
+    }
+    match config.server.allowed_hosts()? {
+        Some(hosts) => line(format!("server.allowed_hosts = {hosts:?}")),
+        None => line("server.allowed_hosts = any".into()),
+    }
     match &config.admin {
         Some(admin) => line(format!(
             "admin = {} ({})",
@@ -98,8 +109,9 @@ pub fn effective(config: &Config) -> Result<String, ConfigError> {
         }
         match route.client_websocket.is_enabled() {
             true => line(format!(
-                "{at}.client_websocket = {:?}",
-                route.client_websocket.to_config()?
+                "{at}.client_websocket = {:?}, {:?}",
+                route.client_websocket.to_config()?,
+                route.client_websocket.allowed_origins()?
             )),
             false => line(format!("{at}.client_websocket = off")),
         }

@@ -31,7 +31,11 @@ use std::collections::HashMap;
 use axum::{Router, routing::post_service};
 use wsfirst_websocket::{Pool, tls::ClientTls};
 
-use wsfirst::{RouteOptions, RouteService, Wsfirst, client_ws::ClientWsConfig};
+use wsfirst::{
+    RouteOptions, RouteService, Wsfirst,
+    client_ws::ClientWebSocket,
+    guard::{AllowedHosts, AllowedHostsLayer},
+};
 
 use crate::config::{Config, ConfigError, PoolConfig};
 
@@ -42,9 +46,12 @@ pub struct Configured {
     pub wsfirst: Wsfirst,
     /// Each route's path and service, in the order of the file.
     pub routes: Vec<(String, RouteService)>,
-    /// Each route's client WebSocket limits (`[routes.client_websocket]`), in the order of
-    /// `routes`; `None` for a route that takes no client WebSocket connections.
-    pub client_websockets: Vec<Option<ClientWsConfig>>,
+    /// Each route's client WebSocket service (`[routes.client_websocket]`: its limits and
+    /// allowed origins), in the order of `routes`; `None` for a route that takes no client
+    /// WebSocket connections.
+    pub client_websockets: Vec<Option<ClientWebSocket>>,
+    /// The `Host` values the routes answer to (`[server] allowed_hosts`); `None`: any.
+    pub allowed_hosts: Option<AllowedHosts>,
     /// The store the breakers are shared through (`[breaker_store]`), if any.
     pub breaker_store: Option<wsfirst_breaker_redis::RedisStore>,
 }
@@ -66,23 +73,19 @@ impl Configured {
         config.validate()?;
         let layers = config.running_layers()?;
         let breaker_store = layers.store;
-        let wsfirst = Wsfirst::builder()
+        let mut builder = Wsfirst::builder()
             .eligibility(layers.table)
             .registry(layers.registry)
-            .tls(tls)
-            .build();
+            .tls(tls);
+        if let Some(budget) = config.server.body_budget()? {
+            builder = builder.body_budget(budget);
+        }
+        let wsfirst = builder.build();
         // Routes with the same pool settings share a pool; routes without any share the default.
         let mut pools: HashMap<PoolConfig, Pool> = HashMap::new();
         let mut routes = Vec::with_capacity(layers.routes.len());
         let mut client_websockets = Vec::with_capacity(layers.routes.len());
         for (index, (route_config, layers)) in config.routes.iter().zip(layers.routes).enumerate() {
-            let client_websocket = &route_config.client_websocket;
-            client_websockets.push(match client_websocket.is_enabled() {
-                true => Some(client_websocket.to_config().map_err(|error| {
-                    error.prefixed(&format!("routes[{index}].client_websocket"))
-                })?),
-                false => None,
-            });
             let mut options = RouteOptions::new()
                 .fallback(layers.fallback)
                 .websocket(layers.websocket);
@@ -104,35 +107,55 @@ impl Configured {
                 };
                 options = options.pool(pool);
             }
-            routes.push((
-                route_config.path.clone(),
-                wsfirst.route_with(layers.route, options),
-            ));
+            let service = wsfirst.route_with(layers.route, options);
+            let client_websocket = &route_config.client_websocket;
+            client_websockets.push(match client_websocket.is_enabled() {
+                true => {
+                    let in_table = |error: ConfigError| {
+                        error.prefixed(&format!("routes[{index}].client_websocket"))
+                    };
+                    let limits = client_websocket.to_config().map_err(in_table)?;
+                    let origins = client_websocket.allowed_origins().map_err(in_table)?;
+                    Some(
+                        wsfirst
+                            .client_websocket(&service, limits)
+                            .allow_origins(origins),
+                    )
+                }
+                false => None,
+            });
+            routes.push((route_config.path.clone(), service));
         }
         Ok(Self {
             wsfirst,
             routes,
             client_websockets,
+            allowed_hosts: config.server.allowed_hosts()?,
             breaker_store,
         })
     }
 
     /// An axum router with each route's service on `POST <path>`, and on `GET <path>` its
     /// [client WebSocket](wsfirst::client_ws) service unless `[routes.client_websocket]` has
-    /// `enabled = false`.
+    /// `enabled = false`; behind an [`AllowedHostsLayer`] (`421` for another `Host`) when
+    /// `[server]` has `allowed_hosts`.
     ///
     /// Add the admin router (`.nest("/admin", configured.wsfirst.admin_router())`) and your own
-    /// routes as you need.
+    /// routes as you need (the `Host` check covers only the routes added before it).
     pub fn router(&self) -> Router {
-        self.routes
-            .iter()
-            .enumerate()
-            .fold(Router::new(), |router, (index, (path, service))| {
+        let router = self.routes.iter().enumerate().fold(
+            Router::new(),
+            |router, (index, (path, service))| {
                 let mut methods = post_service(service.clone());
-                if let Some(config) = self.client_websockets.get(index).copied().flatten() {
-                    methods = methods.get_service(self.wsfirst.client_websocket(service, config));
+                if let Some(Some(clients)) = self.client_websockets.get(index) {
+                    methods = methods.get_service(clients.clone());
                 }
                 router.route(path, methods)
-            })
+            },
+        );
+        match &self.allowed_hosts {
+            Some(hosts) => router.layer(AllowedHostsLayer::from_hosts(hosts.clone())),
+            None => router,
+        }
     }
 }

@@ -106,8 +106,9 @@ impl ClientWebSocket {
     }
 
     /// Holds queued messages' bytes from `budget` instead of the
-    /// [process's](BodyBudget::process) (share it with the routes' fallback layers: see
-    /// [`FallbackLayer::with_budget`](wsfirst_fallback::FallbackLayer::with_budget)); a message
+    /// [process's](BodyBudget::process) ([`Wsfirst::client_websocket`](crate::Wsfirst::client_websocket)
+    /// gives the one of its [`body_budget`](crate::WsfirstBuilder::body_budget), shared with
+    /// the routes' fallback layers); a message
     /// it has no room for is answered with a `503` error event (code `body_budget_exhausted`).
     pub fn with_budget(mut self, budget: BodyBudget) -> Self {
         self.budget = budget;
@@ -117,6 +118,11 @@ impl ClientWebSocket {
     /// The limits of the connections.
     pub fn config(&self) -> &ClientWsConfig {
         &self.config
+    }
+
+    /// The budget queued messages are held from.
+    pub fn budget(&self) -> &BodyBudget {
+        &self.budget
     }
 
     fn accept<B>(&self, mut request: Request<B>) -> Response<axum::body::Body> {

@@ -440,6 +440,18 @@ impl super::ServerLimitsConfig {
         if let Some(grace) = self.shutdown_grace {
             builder = builder.shutdown_grace(grace);
         }
+        if let Some(timeout) = self.idle_timeout {
+            builder = builder.idle_timeout(timeout);
+        }
+        if let Some(interval) = self.http2_keep_alive_interval {
+            builder = builder.http2_keep_alive_interval(interval);
+        }
+        if let Some(timeout) = self.http2_keep_alive_timeout {
+            builder = builder.http2_keep_alive_timeout(timeout);
+        }
+        if let Some(max) = self.max_concurrent_streams {
+            builder = builder.max_concurrent_streams(max);
+        }
         builder.build().map_err(|error| {
             ConfigError::invalid(format!("server.{}", error.field()), error.to_string())
         })

@@ -48,6 +48,9 @@ impl ClientWebSocketConfig {
         if let Some(max) = self.max_queued {
             builder = builder.max_queued(max as usize);
         }
+        if let Some(bytes) = self.max_queued_bytes {
+            builder = builder.max_queued_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
         if let Some(max) = self.max_connections {
             builder = builder.max_connections(max as usize);
         }

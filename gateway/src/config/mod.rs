@@ -77,6 +77,12 @@
 //! | `server.max_connections` | integer, > 0 | 1024 | connections served at once; more wait in the backlog |
 //! | `server.max_header_bytes` | byte size, >= 8 KiB | 64 KiB | the largest request headers; larger is `431` |
 //! | `server.shutdown_grace` | duration, <= 1 year | 10s | on shutdown, how long requests in flight may finish; past it, the connections still open are closed |
+//! | `server.idle_timeout` | duration, > 0 | 60s | a connection with nothing in flight for this long is closed (HTTP/2: `GOAWAY`) |
+//! | `server.http2_keep_alive_interval` | duration, > 0 | 20s | how often an HTTP/2 connection is pinged |
+//! | `server.http2_keep_alive_timeout` | duration, > 0 | 20s | an HTTP/2 ping unanswered for this long closes the connection |
+//! | `server.max_concurrent_streams` | integer, > 0 | 100 | requests (streams) one HTTP/2 connection runs at once; more are refused |
+//! | `server.body_budget` | byte size, > 0, >= every route's `body_limit` | 256 MiB | the bytes of request bodies buffered at once by the whole gateway, bodies held for a replay and queued client WebSocket messages together ([`WsfirstBuilder::body_budget`](wsfirst::WsfirstBuilder::body_budget)); past it `503` (`body_budget_exhausted`) |
+//! | `server.allowed_hosts` | list of host names, each with an optional port | any | the `Host` values the routes answer to (`localhost` allows any port, `localhost:8080` that port only); another is `421` ([`AllowedHostsLayer`](wsfirst::guard::AllowedHostsLayer), against DNS rebinding) |
 //! | `admin.listen` | socket address | no admin | the admin listener (`/admin/transport`, `/metrics`), never the public one: loopback or a private interface; without `[admin]` there is no admin surface |
 //! | `admin.token_env` | environment variable name | no token | the variable holding the admin bearer token (at least 16 visible ASCII characters); a wrong or missing token is `401`; required when `admin.listen` is not a loopback address |
 //! | `breakers.idle_timeout` | duration | registry default (1h) | forget a breaker key unused for this long (one registry serves every route) |
@@ -129,6 +135,8 @@
 //! | `routes[].client_websocket.max_lifetime` | duration, > 0 | 60m | after it, queued messages get the `websocket_connection_limit_reached` error event and the connection is closed with `1001` |
 //! | `routes[].client_websocket.send_buffer` | byte size, > 0 | 8 MiB | events buffered for a client that reads slowly; past it closed with `1008` |
 //! | `routes[].client_websocket.max_queued` | integer, > 0 | 16 | `response.create` messages waiting while one runs |
+//! | `routes[].client_websocket.max_queued_bytes` | byte size, > 0 | 16 MiB | the bytes of those messages (one always fits an empty queue); past it the client's next messages wait in TCP |
+//! | `routes[].client_websocket.allowed_origins` | list of `scheme://host[:port]` | `[]` | web pages of these origins may connect besides the gateway's own ([`AllowedOrigins`](wsfirst::guard::AllowedOrigins)); an upgrade with another `Origin` is `403`; clients without `Origin` (SDKs) always may |
 //! | `routes[].client_websocket.max_connections` | integer, > 0 | 1024 | client connections open on the route at once; past it an upgrade is `503` |
 //! | `routes[].client_websocket.shutdown_grace` | duration | 10s | on shutdown, the time a running response has to finish |
 
@@ -136,6 +144,7 @@ mod breakers;
 mod build;
 mod client_ws;
 mod error;
+mod guards;
 mod locate;
 mod parse;
 mod schema;

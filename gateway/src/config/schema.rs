@@ -68,8 +68,9 @@ pub struct BreakerStoreConfig {
 }
 
 /// The `[server]` table: the public listener's limits; `None`: the defaults of
-/// [`ServerConfig`](wsfirst::serve::ServerConfig).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// [`ServerConfig`](wsfirst::serve::ServerConfig), of
+/// [`WsfirstBuilder::body_budget`](wsfirst::WsfirstBuilder::body_budget), and no `Host` check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerLimitsConfig {
     /// The time a client has to send its request headers.
@@ -86,6 +87,23 @@ pub struct ServerLimitsConfig {
     /// How long requests in flight may take to finish on shutdown.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Option<Duration>,
+    /// How long a connection may stay open with nothing in flight.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// How often an HTTP/2 connection is pinged.
+    #[serde(deserialize_with = "de_duration")]
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long an HTTP/2 ping may wait for its answer.
+    #[serde(deserialize_with = "de_duration")]
+    pub http2_keep_alive_timeout: Option<Duration>,
+    /// The most requests (streams) one HTTP/2 connection runs at once.
+    pub max_concurrent_streams: Option<u32>,
+    /// The bytes of request bodies buffered at once by the whole gateway (bodies held for a
+    /// replay, client WebSocket messages queued); past it `503`.
+    #[serde(deserialize_with = "de_bytes")]
+    pub body_budget: Option<u64>,
+    /// The `Host` values the gateway answers to (`421` for others); `None`: any.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// The `[admin]` table: where the admin endpoints (`/admin/transport`, `/metrics`) are served,
@@ -250,7 +268,7 @@ pub struct RouteConfig {
 /// `[routes.client_websocket]`: whether the route accepts client WebSocket connections (the
 /// Responses API's WebSocket mode) on its path, and their limits; each field left out is
 /// [`ClientWsConfig`](wsfirst::client_ws::ClientWsConfig)'s default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientWebSocketConfig {
     /// `false`: the route's `GET` is not mounted (default `true`).
@@ -272,11 +290,18 @@ pub struct ClientWebSocketConfig {
     pub send_buffer: Option<u64>,
     /// The most `response.create` messages waiting while one runs.
     pub max_queued: Option<u32>,
+    /// The most bytes of those waiting messages.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_queued_bytes: Option<u64>,
     /// The most client connections open on the route at once.
     pub max_connections: Option<u32>,
     /// How long a running response may take to finish once shutdown began.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Option<Duration>,
+    /// The origins (`https://app.example.com`) of the web pages that may connect besides the
+    /// gateway's own; an upgrade with another `Origin` is `403`. Clients without `Origin`
+    /// (SDKs) always may.
+    pub allowed_origins: Vec<String>,
 }
 
 impl fmt::Debug for BreakerStoreConfig {

@@ -51,6 +51,8 @@ impl Config {
             }
         }
         self.server.to_server_config()?;
+        self.server.allowed_hosts()?;
+        self.check_body_budget()?;
         // Every value that a layer takes is checked by that layer's own builder.
         self.layers().map(drop)
     }
@@ -73,6 +75,9 @@ impl RouteConfig {
         self.to_route()?;
         self.client_websocket
             .to_config()
+            .map_err(|error| error.prefixed("client_websocket"))?;
+        self.client_websocket
+            .allowed_origins()
             .map_err(|error| error.prefixed("client_websocket"))?;
         if self.mode == TransportMode::WebSocket && self.ws_url.is_none() {
             return Err(ConfigError::invalid(

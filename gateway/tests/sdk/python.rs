@@ -1,6 +1,6 @@
 //! Running the official OpenAI Python SDK from a test: finding (or making) a Python that has it,
-//! and running one of the scripts in `tests/sdk/` against a gateway. Shared by
-//! `tests/openai_sdk.rs` and `tests/client_ws_sdk.rs` (`#[path = "sdk/python.rs"] mod python;`).
+//! and running one of the scripts in `gateway/tests/sdk/` against a gateway. Shared by
+//! `gateway/tests/openai_sdk.rs` and `gateway/tests/client_ws_sdk.rs` (`#[path = "sdk/python.rs"] mod python;`).
 //!
 //! The Python is, in this order: `$WSFIRST_PYTHON` (which must have the SDK), the repository's
 //! `.venv`, or a virtual environment this harness makes once under the target directory

@@ -7,7 +7,7 @@ Sends, one after the other, a streaming Responses API request
 object on stdout with what the SDK received: for the stream, every event's type, the text of
 the `response.output_text.delta` events joined, the final response's `output_text` and id; for
 the non-streaming call, `output_text`, id and status; for both, the `x-wsfirst-transport` and
-`x-wsfirst-reason` response headers. The Rust test (tests/openai_sdk.rs) compares it with the
+`x-wsfirst-reason` response headers. The Rust test (gateway/tests/openai_sdk.rs) compares it with the
 answer the scripted upstream served. Retries are off so that every request reaches the
 gateway exactly once and a failure is reported, not hidden. Exits with status 1 (and the error
 on stderr) if the SDK raises.

@@ -59,6 +59,6 @@ mod service;
 
 pub use body::UpstreamBody;
 pub use error::{HttpUpstreamError, HttpUpstreamErrorKind};
-pub use wsfirst_core::ConfigError;
 pub use service::{HttpUpstream, HttpUpstreamBuilder};
+pub use wsfirst_core::ConfigError;
 pub use wsfirst_core::HttpTimeouts;

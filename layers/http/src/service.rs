@@ -19,11 +19,9 @@ use rustls::{ClientConfig, RootCertStore};
 use tower_service::Service;
 use wsfirst_core::{BoxError, ConfigError, MissingExtension, Route, Transport};
 
-use crate::{
-    UpstreamBody, connect::TimeoutConnector, future::ResponseFuture,
-};
 #[cfg(doc)]
 use crate::{HttpUpstreamError, HttpUpstreamErrorKind};
+use crate::{UpstreamBody, connect::TimeoutConnector, future::ResponseFuture};
 
 /// The request body type the client sends: any body, boxed once.
 pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;

@@ -7,6 +7,7 @@ mod documents;
 mod errors;
 mod fingerprint;
 mod fuzz;
+mod guards;
 mod secrets;
 mod store;
 
