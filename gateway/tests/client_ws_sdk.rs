@@ -233,9 +233,7 @@ fn assert_lanes_completed(report: &Value, turns: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_lanes_run_chained_store_false_turns_over_the_upstream_websocket() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_unique_response_ids(true);
     let report = gateway.run_lanes(3, false).await;
     assert_lanes_completed(&report, 3);
@@ -265,9 +263,7 @@ async fn sdk_lanes_run_chained_store_false_turns_over_the_upstream_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_lanes_run_chained_stored_turns_over_http_when_the_upstream_refuses_its_upgrade() {
-    let Some(gateway) = Gateway::start().await else {
-        return;
-    };
+    let gateway = Gateway::start().await;
     gateway.upstream.set_unique_response_ids(true);
     gateway.upstream.set_default_ws_script(WsScript::refuse(
         StatusCode::INTERNAL_SERVER_ERROR,
