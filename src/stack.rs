@@ -281,8 +281,7 @@ impl Wsfirst {
         WebSocketLayer::with_pool(self.shared_tls(config), self.pool.clone())
     }
 
-    /// The fallback layer for `config`, buffering bodies within the shared
-    /// [`body_budget`](Self::body_budget).
+    /// The fallback layer for `config`, buffering within the [`body_budget`](Self::body_budget).
     pub fn fallback_layer(&self, config: FallbackConfig) -> FallbackLayer {
         FallbackLayer::new(config).with_budget(self.budget.clone())
     }
@@ -319,8 +318,7 @@ impl Wsfirst {
         &self.tls
     }
 
-    /// The budget of buffered request-body bytes shared by every route's fallback layer and
-    /// every client WebSocket ([`WsfirstBuilder::body_budget`]).
+    /// The fallback layers' and client WebSockets' budget ([`WsfirstBuilder::body_budget`]).
     pub fn body_budget(&self) -> &BodyBudget {
         &self.budget
     }
@@ -434,11 +432,9 @@ impl WsfirstBuilder {
         self
     }
 
-    /// The budget of buffered request-body bytes that every route's fallback layer and every
-    /// client WebSocket hold their bodies and queued messages from (default:
-    /// [`BodyBudget::process`], 256 MiB); past it a request is answered `503`
-    /// (`body_budget_exhausted`) instead of growing the process. See
-    /// [`Wsfirst::fallback_layer`] and [`Wsfirst::client_websocket`].
+    /// The budget of buffered request-body bytes of every route's fallback layer and every client
+    /// WebSocket (default: [`BodyBudget::process`], 256 MiB); past it a request is answered `503`
+    /// (`body_budget_exhausted`) instead of growing the process.
     pub fn body_budget(mut self, budget: BodyBudget) -> Self {
         self.budget = Some(budget);
         self
