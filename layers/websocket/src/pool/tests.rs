@@ -540,3 +540,4 @@ async fn closing_the_pool_forgets_every_conversation() {
 }
 
 mod totals;
+mod retire;
