@@ -568,3 +568,81 @@ async fn a_store_that_stops_answering_is_worked_around_then_caught_up() {
     })
     .await;
 }
+
+/// The key's stored record (the test's only key under `prefix`).
+fn record(server: &RedisServer, prefix: &str) -> std::collections::HashMap<String, String> {
+    let mut conn = peek(server);
+    let states: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:state:*"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    redis::cmd("HGETALL").arg(&states[0]).query(&mut conn).unwrap()
+}
+
+/// Fails requests round robin, one per replica at a time (so that no replica trips on its own
+/// failures), until the fleet's failure script pins the key; returns the pin's length as the
+/// record says (`until - since`, both the server's time) and the record's trips.
+async fn trip_by_the_fleet(
+    server: &RedisServer,
+    prefix: &str,
+    replicas: &[Replica],
+) -> (Duration, u64) {
+    let mut sent = 0;
+    while !stored(server, prefix).1 {
+        assert!(sent < 3, "the fleet pins after three failures in total");
+        let _ = replicas[sent % 3].request().await;
+        sent += 1;
+        let expected = sent as u64;
+        until("the failure is counted", || {
+            let (count, open) = stored(server, prefix);
+            open || count == expected
+        })
+        .await;
+    }
+    let record = record(server, prefix);
+    let field = |name: &str| -> u64 { record[name].parse().unwrap() };
+    let pin = Duration::from_millis(field("until") - field("since"));
+    (pin, field("trips"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_s_pins_start_at_the_base_double_and_stop_at_the_cap() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_secs(60))
+        .max_open_duration(Duration::from_secs(150))
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let replicas = fleet(&server, "t8", config, &upstream).await;
+    let mut pins = Vec::new();
+    for _ in 0..3 {
+        pins.push(trip_by_the_fleet(&server, "t8", &replicas).await);
+        until("every replica is pinned", || {
+            replicas
+                .iter()
+                .all(|r| r.state() == Some(BreakerState::Open))
+        })
+        .await;
+        // Closed by hand, well within the decay: the next trip continues the backoff.
+        assert!(replicas[0].handle.unpin(&key()));
+        until("every replica is closed", || {
+            replicas
+                .iter()
+                .all(|r| r.state() == Some(BreakerState::Closed))
+        })
+        .await;
+    }
+    assert_eq!(
+        pins,
+        [
+            (Duration::from_secs(60), 1),
+            (Duration::from_secs(120), 2),
+            (Duration::from_secs(150), 3),
+        ]
+    );
+}
