@@ -39,7 +39,11 @@ async fn a_client_that_keeps_up_gets_many_times_the_send_buffer() {
     let mut client = gateway.connect().await;
     for turn in 0..turns {
         send(&mut client, create(&format!("turn {turn}"), "")).await;
-        assert_eq!(response(&mut client).await, answer.messages(), "turn {turn}");
+        assert_eq!(
+            response(&mut client).await,
+            answer.messages(),
+            "turn {turn}"
+        );
     }
     assert!(turns * per_response > 3 * send_buffer);
     assert_eq!(upstream.ws_requests(), turns);

@@ -577,7 +577,10 @@ fn record(server: &RedisServer, prefix: &str) -> std::collections::HashMap<Strin
         .query(&mut conn)
         .unwrap();
     assert_eq!(states.len(), 1, "{states:?}");
-    redis::cmd("HGETALL").arg(&states[0]).query(&mut conn).unwrap()
+    redis::cmd("HGETALL")
+        .arg(&states[0])
+        .query(&mut conn)
+        .unwrap()
 }
 
 /// Fails requests round robin, one per replica at a time (so that no replica trips on its own

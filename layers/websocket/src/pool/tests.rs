@@ -539,5 +539,5 @@ async fn closing_the_pool_forgets_every_conversation() {
     assert_eq!(conversation::remembered(&pool), 0);
 }
 
-mod totals;
 mod retire;
+mod totals;
