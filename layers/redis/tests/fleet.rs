@@ -649,3 +649,59 @@ async fn the_fleet_s_pins_start_at_the_base_double_and_stop_at_the_cap() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_timeout_longer_than_the_connect_timeout_connects() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // A connection attempt may take both: to connect, then to get the first answer.
+    let store = store_config(&server, "t9")
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let replica = replica(store, breaker().build().unwrap(), &Upstream::new());
+    until("connected", || replica.store.is_connected()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_a_replica_probes_on_its_own_and_recovers() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_millis(200))
+        .jitter(0.0)
+        .half_open_probes(1)
+        .build()
+        .unwrap();
+    let replica = replica(
+        store_config(&server, "t10").build().unwrap(),
+        config,
+        &upstream,
+    );
+    until("connected", || replica.store.is_connected()).await;
+    server.kill();
+    // Three failures of its own: pinned here, while the store finds Redis gone.
+    for _ in 0..3 {
+        replica.request().await.unwrap_err();
+    }
+    assert_eq!(replica.state(), Some(BreakerState::Open));
+    until("the store knows Redis is down", || {
+        !replica.store.is_connected()
+    })
+    .await;
+    // The upstream heals; once the pin ends, the probe slot is granted here, not by the fleet.
+    upstream.failing.store(false, Ordering::SeqCst);
+    let pinned_at = upstream.handshakes();
+    until("probed and closed", || {
+        replica.state() == Some(BreakerState::Closed) || {
+            tokio::spawn(replica.request());
+            false
+        }
+    })
+    .await;
+    assert!(upstream.handshakes() > pinned_at);
+}
