@@ -705,3 +705,57 @@ async fn while_redis_is_down_a_replica_probes_on_its_own_and_recovers() {
     .await;
     assert!(upstream.handshakes() > pinned_at);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_made_while_redis_does_not_answer_reaches_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replicas = fleet(&server, "t11", breaker().build().unwrap(), &upstream).await;
+    let keys = [key(), BreakerKey::new("other", "wss://other.test/v1", None)];
+    // The store holds a closed record of both keys.
+    for key in &keys {
+        replicas[0].handle.pin(key, None);
+        assert!(replicas[0].handle.unpin(key));
+    }
+    until("both keys are stored closed", || {
+        stored_states(&server, "t11") == ["closed"; 2]
+    })
+    .await;
+    server.pause();
+    // Both pins are made here at once; neither can be told to Redis now.
+    for key in &keys {
+        replicas[0].handle.pin(key, None);
+    }
+    until("the store noticed", || !replicas[0].store.is_connected()).await;
+    server.resume();
+    until("both pins are stored", || {
+        stored_states(&server, "t11") == ["open"; 2]
+    })
+    .await;
+    for key in &keys {
+        let snapshot = replicas[0].handle.get(key).unwrap();
+        assert!(snapshot.state == BreakerState::Open && snapshot.pinned_by_hand);
+    }
+}
+
+/// The `state` field of every record under `prefix`.
+fn stored_states(server: &RedisServer, prefix: &str) -> Vec<String> {
+    let mut conn = peek(server);
+    let states: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:state:*"))
+        .query(&mut conn)
+        .unwrap();
+    states
+        .iter()
+        .map(|key| {
+            redis::cmd("HGET")
+                .arg(key)
+                .arg("state")
+                .query::<Option<String>>(&mut conn)
+                .unwrap()
+                .unwrap_or_default()
+        })
+        .collect()
+}
