@@ -474,6 +474,11 @@ async fn redis_killed_and_restarted_mid_run() {
     })
     .await;
     assert!(stored(&server, "t5").1, "the pin is in the store again");
+    // Replica 0's own pin, with its end and its trip: no closed replica restored a pin.
+    let record = record(&server, "t5");
+    assert_ne!(record["until"], "0", "{record:?}");
+    assert_eq!(record["trips"], "1", "{record:?}");
+    assert_eq!(record["manual"], "0", "{record:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
