@@ -769,3 +769,26 @@ fn stored_states(server: &RedisServer, prefix: &str) -> Vec<String> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_redis_lost_is_restored_by_the_replica_that_holds_it() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replica = replica(
+        store_config(&server, "t12").build().unwrap(),
+        breaker().build().unwrap(),
+        &upstream,
+    );
+    until("connected", || replica.store.is_connected()).await;
+    replica.handle.pin(&key(), Some(Duration::from_secs(600)));
+    until("the pin is stored", || stored(&server, "t12").1).await;
+    // Told to Redis while it was up: nothing is pending when it comes back empty.
+    server.kill();
+    server.restart();
+    until("the pin is stored again", || stored(&server, "t12").1).await;
+    let record = record(&server, "t12");
+    assert_eq!(record["manual"], "1", "{record:?}");
+    assert_ne!(record["until"], "0", "{record:?}");
+}
