@@ -900,4 +900,14 @@ mod tests {
             assert!(error.contains("expected a JSON object"), "{body}: {error}");
         }
     }
+
+    #[test]
+    fn a_request_continues_the_response_its_body_names() {
+        let codec = ResponsesCodec::new();
+        let body =
+            Bytes::from_static(br#"{"model":"m","previous_response_id":"resp_1","input":"hi"}"#);
+        assert_eq!(codec.continues(&parts(), &body).as_deref(), Some("resp_1"));
+        let body = Bytes::from_static(br#"{"model":"m","input":"hi"}"#);
+        assert_eq!(codec.continues(&parts(), &body), None);
+    }
 }

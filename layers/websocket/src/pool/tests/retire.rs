@@ -39,3 +39,32 @@ async fn retiring_one_of_a_key_s_connections_forgets_its_responses_and_wakes_its
     assert_eq!(connector.connects(), 3);
     drop(conn);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_pool_closes_an_idle_connection_no_one_waits_for_even_a_younger_one() {
+    let pool = Pool::builder().max_connections(2).build().unwrap();
+    let connector = Connector::new(3).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let mut wanted = checkout(&pool, &key, &connector).await;
+    let younger = checkout(&pool, &key, &connector).await;
+    wanted.remember("resp_1");
+    let wanted_id = wanted.id();
+    let waiter = {
+        let pool = pool.clone();
+        let key = key.clone();
+        let connector = connector.clone();
+        tokio::spawn(async move { follow(&pool, &key, &connector, "resp_1").await.id() })
+    };
+    while pool.lock().keys[&key].conversations.wanted_is_empty() {
+        tokio::task::yield_now().await;
+    }
+    // Both idle, the wanted one returned longest ago; the waiter has not run yet.
+    wanted.release();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    younger.release();
+    let other = checkout(&pool, &PoolKey::for_test("ws://b/v1", None), &connector).await;
+    assert!(!other.reused());
+    // The younger one made room; the waiting conversation still gets its own connection.
+    assert_eq!(waiter.await.unwrap(), wanted_id);
+    assert_eq!(connector.connects(), 3);
+}
