@@ -910,4 +910,15 @@ mod tests {
         let body = Bytes::from_static(br#"{"model":"m","input":"hi"}"#);
         assert_eq!(codec.continues(&parts(), &body), None);
     }
+
+    #[test]
+    fn a_response_event_names_the_response_it_belongs_to() {
+        let codec = ResponsesCodec::new();
+        let event = Message::text(
+            r#"{"type":"response.created","response":{"id":"resp_1","status":"in_progress"}}"#,
+        );
+        assert_eq!(codec.response_id(&event).as_deref(), Some("resp_1"));
+        let delta = Message::text(r#"{"type":"response.output_text.delta","delta":"hi"}"#);
+        assert_eq!(codec.response_id(&delta), None);
+    }
 }

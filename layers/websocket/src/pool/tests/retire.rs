@@ -1,5 +1,6 @@
-//! Retiring one of several connections of a key: the key stays, but the retired connection's
-//! responses are forgotten and the requests waiting for it move on at once.
+//! Connections leaving a key that keeps others: a retired connection's responses are forgotten
+//! and the requests waiting for it move on at once; an idle connection closed to make room is
+//! one no conversation waits for, and the key's other idle connections stay pooled and counted.
 
 use super::*;
 
@@ -66,5 +67,52 @@ async fn a_full_pool_closes_an_idle_connection_no_one_waits_for_even_a_younger_o
     assert!(!other.reused());
     // The younger one made room; the waiting conversation still gets its own connection.
     assert_eq!(waiter.await.unwrap(), wanted_id);
+    assert_eq!(connector.connects(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_one_of_a_key_s_idle_connections_keeps_the_others_pooled_and_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let pool = Pool::builder().max_idle_connections(2).build().unwrap();
+    let connector = Connector::new(3).await;
+    let a = PoolKey::for_test("ws://a/v1", None);
+    let b = PoolKey::for_test("ws://b/v1", None);
+    let (first, second) = (
+        checkout(&pool, &a, &connector).await,
+        checkout(&pool, &a, &connector).await,
+    );
+    let other = checkout(&pool, &b, &connector).await;
+    let second_id = second.id();
+    for conn in [first, second, other] {
+        conn.release();
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    // a's first connection, returned longest ago, made room; a keeps its second one.
+    assert_eq!(pool.idle_connections(), 2);
+    assert!(pool.lock().books_balance());
+    let idle_gauge =
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find_map(|(key, _, _, value)| {
+                let key = key.key();
+                let idle = key.name() == "wsfirst_ws_pool_connections"
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "state" && l.value() == "idle");
+                idle.then_some(value)
+            });
+    match idle_gauge {
+        Some(DebugValue::Gauge(idle)) => assert_eq!(idle.into_inner(), 2.0),
+        other => panic!("{other:?}"),
+    }
+    let again = checkout(&pool, &a, &connector).await;
+    assert!(again.reused());
+    assert_eq!(again.id(), second_id);
     assert_eq!(connector.connects(), 3);
 }
