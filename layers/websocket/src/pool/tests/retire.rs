@@ -116,3 +116,28 @@ async fn closing_one_of_a_key_s_idle_connections_keeps_the_others_pooled_and_cou
     assert_eq!(again.id(), second_id);
     assert_eq!(connector.connects(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_whose_last_idle_connection_is_closed_keeps_its_busy_one() {
+    let pool = Pool::builder().max_idle_connections(1).build().unwrap();
+    let connector = Connector::new(3).await;
+    let a = PoolKey::for_test("ws://a/v1", None);
+    let mut busy = checkout(&pool, &a, &connector).await;
+    busy.remember("resp_busy");
+    let busy_id = busy.id();
+    checkout(&pool, &a, &connector).await.release();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    // b's return passes the idle total: a's idle connection goes, a's busy one stays counted.
+    checkout(&pool, &PoolKey::for_test("ws://b/v1", None), &connector)
+        .await
+        .release();
+    assert_eq!(pool.idle_connections(), 1);
+    assert_eq!(pool.connections(), 2);
+    assert!(pool.lock().books_balance());
+    busy.release();
+    assert_eq!(
+        follow(&pool, &a, &connector, "resp_busy").await.id(),
+        busy_id
+    );
+    assert_eq!(connector.connects(), 3);
+}
