@@ -268,8 +268,15 @@ mod tests {
                 .build()
                 .unwrap(),
         );
-        let future = tokio::spawn(service.call(request));
-        let (seen, send) = handle.next_request().await.unwrap();
+        let mut future = tokio::spawn(service.call(request));
+        // Sent over the websocket instead, it fails at once: say so rather than wait forever.
+        let (seen, send) = tokio::select! {
+            next = handle.next_request() => next.unwrap(),
+            done = &mut future => panic!(
+                "answered without the inner service: {:?}",
+                done.map(|result| result.map(drop))
+            ),
+        };
         let reason =
             HttpReason::Ineligible(wsfirst_core::Ineligible::UnsupportedField("background"));
         assert_eq!(
