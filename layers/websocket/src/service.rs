@@ -243,7 +243,14 @@ mod tests {
                 .build()
                 .unwrap(),
         );
-        let error = service.call(request).await.unwrap_err();
+        // Passed to the inner service instead, it would wait for an answer forever: say so.
+        let error = tokio::select! {
+            result = service.call(request) => result.unwrap_err(),
+            seen = handle.next_request() => panic!(
+                "the inner service was called: {:?}",
+                seen.map(|(request, _)| request.extensions().get::<Intent>().cloned())
+            ),
+        };
         let failure = find_ws_failure(&*error).unwrap();
         assert_eq!(failure.phase(), Phase::Connect);
         assert!(failure.is_replay_safe());

@@ -143,3 +143,19 @@ async fn a_key_whose_last_idle_connection_is_closed_keeps_its_busy_one() {
     );
     assert_eq!(connector.connects(), 3);
 }
+
+#[test]
+fn handles_share_a_pool_and_its_settings_have_their_defaults() {
+    let pool = Pool::new();
+    assert!(pool.same_pool(&pool.clone()));
+    assert!(!pool.same_pool(&Pool::new()));
+    let debug = format!("{pool:?}");
+    assert!(debug.contains("max_age: 3300s"), "{debug}");
+    // The longest conversation wait allowed is allowed.
+    assert!(
+        Pool::builder()
+            .conversation_wait(wsfirst_core::MAX_DURATION)
+            .build()
+            .is_ok()
+    );
+}
