@@ -303,7 +303,11 @@ async fn close_sends_close_frames_and_refuses_new_checkouts() {
     checkout(&pool, &key, &connector).await.release();
     pool.close().await;
     let mut server = connector.servers.lock().unwrap().remove(0);
-    assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
+    // Bounded: a pool that closed nothing must fail here, not hang.
+    assert!(matches!(
+        tokio::time::timeout(TIMEOUT, server.next()).await,
+        Ok(Some(Ok(Message::Close(_))))
+    ));
     let failure = pool
         .checkout(&key, None, false, TIMEOUT, || connector.connect())
         .await

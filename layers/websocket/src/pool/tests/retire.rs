@@ -72,9 +72,7 @@ async fn a_full_pool_closes_an_idle_connection_no_one_waits_for_even_a_younger_o
 
 #[tokio::test(start_paused = true)]
 async fn closing_one_of_a_key_s_idle_connections_keeps_the_others_pooled_and_counted() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-
-    let recorder = DebuggingRecorder::new();
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
     let pool = Pool::builder().max_idle_connections(2).build().unwrap();
@@ -94,23 +92,7 @@ async fn closing_one_of_a_key_s_idle_connections_keeps_the_others_pooled_and_cou
     // a's first connection, returned longest ago, made room; a keeps its second one.
     assert_eq!(pool.idle_connections(), 2);
     assert!(pool.lock().books_balance());
-    let idle_gauge =
-        snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .find_map(|(key, _, _, value)| {
-                let key = key.key();
-                let idle = key.name() == "wsfirst_ws_pool_connections"
-                    && key
-                        .labels()
-                        .any(|l| l.key() == "state" && l.value() == "idle");
-                idle.then_some(value)
-            });
-    match idle_gauge {
-        Some(DebugValue::Gauge(idle)) => assert_eq!(idle.into_inner(), 2.0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(idle_gauge(&snapshotter), 2.0);
     let again = checkout(&pool, &a, &connector).await;
     assert!(again.reused());
     assert_eq!(again.id(), second_id);
@@ -158,4 +140,76 @@ fn handles_share_a_pool_and_its_settings_have_their_defaults() {
             .build()
             .is_ok()
     );
+}
+
+/// The value of the pool's idle gauge in `snapshotter`.
+fn idle_gauge(snapshotter: &metrics_util::debugging::Snapshotter) -> f64 {
+    use metrics_util::debugging::DebugValue;
+
+    let value = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let idle = key.name() == "wsfirst_ws_pool_connections"
+                && key
+                    .labels()
+                    .any(|l| l.key() == "state" && l.value() == "idle");
+            idle.then_some(value)
+        });
+    match value {
+        Some(DebugValue::Gauge(idle)) => idle.into_inner(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn closing_the_pool_closes_the_idle_connections_and_keeps_counting_the_busy_ones() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let pool = Pool::new();
+    let connector = Connector::new(3).await;
+    let a = PoolKey::for_test("ws://a/v1", None);
+    let b = PoolKey::for_test("ws://b/v1", None);
+    let busy = checkout(&pool, &a, &connector).await;
+    checkout(&pool, &a, &connector).await.release();
+    checkout(&pool, &b, &connector).await.release();
+    assert_eq!((pool.connections(), pool.idle_connections()), (3, 2));
+    pool.close().await;
+    assert_eq!((pool.connections(), pool.idle_connections()), (1, 0));
+    assert!(pool.lock().books_balance());
+    assert_eq!(idle_gauge(&snapshotter), 0.0);
+    // The busy one is closed when its response ends.
+    busy.release();
+    assert_eq!((pool.connections(), pool.idle_connections()), (0, 0));
+    assert!(pool.lock().books_balance());
+}
+
+#[tokio::test]
+async fn a_failed_handshake_beside_a_busy_connection_keeps_the_key_s_books() {
+    let pool = Pool::new();
+    let connector = Connector::new(1).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    let busy = checkout(&pool, &key, &connector).await;
+    let failure = WsFailure::new(
+        Phase::Handshake,
+        FailureKind::UpgradeStatus {
+            status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            body: "down".into(),
+        },
+    );
+    let result = pool
+        .checkout(&key, None, false, TIMEOUT, || {
+            let failure = failure.clone();
+            async move { Err::<WsStream, _>(failure) }
+        })
+        .await;
+    assert_eq!(result.unwrap_err(), failure);
+    assert_eq!(pool.connections(), 1);
+    assert!(pool.lock().books_balance());
+    busy.release();
+    assert!(checkout(&pool, &key, &connector).await.reused());
+    assert!(pool.lock().books_balance());
 }
