@@ -792,3 +792,73 @@ async fn a_pin_redis_lost_is_restored_by_the_replica_that_holds_it() {
     assert_eq!(record["manual"], "1", "{record:?}");
     assert_ne!(record["until"], "0", "{record:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jitter_shortens_a_pin_by_at_most_its_share() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_secs(60))
+        .jitter(0.5)
+        .build()
+        .unwrap();
+    let within = |pin: Duration| pin > Duration::from_secs(30) && pin <= Duration::from_secs(60);
+    // Tripped by the fleet's count (the failure script).
+    let replicas = fleet(&server, "t13", config.clone(), &upstream).await;
+    let (pin, _) = trip_by_the_fleet(&server, "t13", &replicas).await;
+    assert!(within(pin), "{pin:?}");
+    // Tripped by one replica on its own (the trip script): the fleet's count of each failure
+    // ends with its window before the next one.
+    let alone = replica(
+        store_config(&server, "t14")
+            .failure_window(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+        config,
+        &upstream,
+    );
+    until("connected", || alone.store.is_connected()).await;
+    for _ in 0..3 {
+        alone.request().await.unwrap_err();
+        until("counted", || stored(&server, "t14") != (0, false)).await;
+        until("forgotten by the fleet", || stored(&server, "t14").0 == 0).await;
+    }
+    until("pinned", || stored(&server, "t14").1).await;
+    let record = record(&server, "t14");
+    let field = |name: &str| -> u64 { record[name].parse().unwrap() };
+    let pin = Duration::from_millis(field("until") - field("since"));
+    assert!(within(pin), "{pin:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_meets_a_key_late_learns_the_fleet_s_pin() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    upstream.failing.store(false, Ordering::SeqCst);
+    let first = replica(
+        store_config(&server, "t15").build().unwrap(),
+        breaker().build().unwrap(),
+        &upstream,
+    );
+    until("connected", || first.store.is_connected()).await;
+    first.handle.pin(&key(), Some(Duration::from_secs(600)));
+    until("the pin is stored", || stored(&server, "t15").1).await;
+    // A replica that never saw the key: its first request makes it read the key's record.
+    let late = replica(
+        store_config(&server, "t15").build().unwrap(),
+        breaker().build().unwrap(),
+        &upstream,
+    );
+    until("connected", || late.store.is_connected()).await;
+    let _ = late.request().await;
+    until("the late replica is pinned", || {
+        late.handle
+            .get(&key())
+            .is_some_and(|s| s.state == BreakerState::Open && s.pinned_by_hand)
+    })
+    .await;
+}
