@@ -213,3 +213,25 @@ async fn a_failed_handshake_beside_a_busy_connection_keeps_the_key_s_books() {
     assert!(checkout(&pool, &key, &connector).await.reused());
     assert!(pool.lock().books_balance());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_found_too_old_at_checkout_leaves_the_books_and_the_gauge() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    // The reaper would come every 30 min: the checkout is the one that finds it too old.
+    let pool = Pool::builder()
+        .idle_timeout(Duration::from_secs(3600))
+        .max_age(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let connector = Connector::new(2).await;
+    let key = PoolKey::for_test("ws://a/v1", None);
+    checkout(&pool, &key, &connector).await.release();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let fresh = checkout(&pool, &key, &connector).await;
+    assert!(!fresh.reused());
+    assert_eq!((pool.connections(), pool.idle_connections()), (1, 0));
+    assert!(pool.lock().books_balance());
+    assert_eq!(idle_gauge(&snapshotter), 0.0);
+}
