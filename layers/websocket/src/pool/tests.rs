@@ -250,10 +250,13 @@ async fn after_a_successful_handshake_waiters_open_their_own() {
             }
         })
     });
+    let started = Instant::now();
     let conns: Vec<_> = futures_util::future::join_all(attempts).await;
     assert!(conns.iter().all(Result::is_ok));
     assert_eq!(connector.connects(), 4);
     assert_eq!(pool.connections(), 4);
+    // One handshake, then the three others side by side: not one after another.
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
 }
 
 #[tokio::test(start_paused = true)]

@@ -96,6 +96,8 @@ async fn closing_one_of_a_key_s_idle_connections_keeps_the_others_pooled_and_cou
     let again = checkout(&pool, &a, &connector).await;
     assert!(again.reused());
     assert_eq!(again.id(), second_id);
+    // A snapshot takes the gauge's changes since the previous one: the reuse took one off.
+    assert_eq!(idle_gauge(&snapshotter), -1.0);
     assert_eq!(connector.connects(), 3);
 }
 
