@@ -174,19 +174,9 @@ fn stored(server: &RedisServer, prefix: &str) -> (u64, bool) {
                 .unwrap_or(0)
         })
         .sum();
-    let states: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:state:*"))
-        .query(&mut conn)
-        .unwrap();
-    let open = states.iter().any(|key| {
-        redis::cmd("HGET")
-            .arg(key)
-            .arg("state")
-            .query::<Option<String>>(&mut conn)
-            .unwrap()
-            .as_deref()
-            == Some("open")
-    });
+    let open = stored_states(server, prefix)
+        .iter()
+        .any(|state| state == "open");
     (count, open)
 }
 

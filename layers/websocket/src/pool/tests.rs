@@ -327,6 +327,26 @@ async fn follow(pool: &Pool, key: &PoolKey, connector: &Arc<Connector>, response
         .unwrap()
 }
 
+/// A request continuing `response`, spawned, once it waits for its busy connection; it
+/// resolves to the id of the connection it got.
+async fn waiting_follower(
+    pool: &Pool,
+    key: &PoolKey,
+    connector: &Arc<Connector>,
+    response: &'static str,
+) -> tokio::task::JoinHandle<u64> {
+    let waiter = {
+        let pool = pool.clone();
+        let key = key.clone();
+        let connector = connector.clone();
+        tokio::spawn(async move { follow(&pool, &key, &connector, response).await.id() })
+    };
+    while pool.lock().keys[key].conversations.wanted_is_empty() {
+        tokio::task::yield_now().await;
+    }
+    waiter
+}
+
 #[test]
 fn conversation_wait_may_be_zero_but_not_endless() {
     assert!(
@@ -475,15 +495,7 @@ async fn a_connection_a_conversation_waits_for_is_left_to_it() {
     let mut busy = checkout(&pool, &key, &connector).await;
     busy.remember("resp_1");
     let busy_id = busy.id();
-    let waiter = {
-        let pool = pool.clone();
-        let key = key.clone();
-        let connector = connector.clone();
-        tokio::spawn(async move { follow(&pool, &key, &connector, "resp_1").await.id() })
-    };
-    while pool.lock().keys[&key].conversations.wanted_is_empty() {
-        tokio::task::yield_now().await;
-    }
+    let waiter = waiting_follower(&pool, &key, &connector, "resp_1").await;
     busy.release();
     // Returned but claimed: a request that continues nothing opens its own.
     let other = checkout(&pool, &key, &connector).await;

@@ -50,15 +50,7 @@ async fn a_full_pool_closes_an_idle_connection_no_one_waits_for_even_a_younger_o
     let younger = checkout(&pool, &key, &connector).await;
     wanted.remember("resp_1");
     let wanted_id = wanted.id();
-    let waiter = {
-        let pool = pool.clone();
-        let key = key.clone();
-        let connector = connector.clone();
-        tokio::spawn(async move { follow(&pool, &key, &connector, "resp_1").await.id() })
-    };
-    while pool.lock().keys[&key].conversations.wanted_is_empty() {
-        tokio::task::yield_now().await;
-    }
+    let waiter = waiting_follower(&pool, &key, &connector, "resp_1").await;
     // Both idle, the wanted one returned first; nothing yields, so the waiter has not taken
     // it yet.
     wanted.release();
