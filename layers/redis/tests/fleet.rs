@@ -174,19 +174,9 @@ fn stored(server: &RedisServer, prefix: &str) -> (u64, bool) {
                 .unwrap_or(0)
         })
         .sum();
-    let states: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:state:*"))
-        .query(&mut conn)
-        .unwrap();
-    let open = states.iter().any(|key| {
-        redis::cmd("HGET")
-            .arg(key)
-            .arg("state")
-            .query::<Option<String>>(&mut conn)
-            .unwrap()
-            .as_deref()
-            == Some("open")
-    });
+    let open = stored_states(server, prefix)
+        .iter()
+        .any(|state| state == "open");
     (count, open)
 }
 
@@ -474,6 +464,11 @@ async fn redis_killed_and_restarted_mid_run() {
     })
     .await;
     assert!(stored(&server, "t5").1, "the pin is in the store again");
+    // Replica 0's own pin, with its end and its trip: no closed replica restored a pin.
+    let record = record(&server, "t5");
+    assert_ne!(record["until"], "0", "{record:?}");
+    assert_eq!(record["trips"], "1", "{record:?}");
+    assert_eq!(record["manual"], "0", "{record:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,6 +560,295 @@ async fn a_store_that_stops_answering_is_worked_around_then_caught_up() {
         replicas
             .iter()
             .all(|r| r.state() == Some(BreakerState::Open))
+    })
+    .await;
+}
+
+/// The key's stored record (the test's only key under `prefix`).
+fn record(server: &RedisServer, prefix: &str) -> std::collections::HashMap<String, String> {
+    let mut conn = peek(server);
+    let states: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:state:*"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    redis::cmd("HGETALL")
+        .arg(&states[0])
+        .query(&mut conn)
+        .unwrap()
+}
+
+/// Fails requests round robin, one per replica at a time (so that no replica trips on its own
+/// failures), until the fleet's failure script pins the key; returns the pin's length as the
+/// record says (`until - since`, both the server's time) and the record's trips.
+async fn trip_by_the_fleet(
+    server: &RedisServer,
+    prefix: &str,
+    replicas: &[Replica],
+) -> (Duration, u64) {
+    let mut sent = 0;
+    while !stored(server, prefix).1 {
+        assert!(sent < 3, "the fleet pins after three failures in total");
+        let _ = replicas[sent % 3].request().await;
+        sent += 1;
+        let expected = sent as u64;
+        until("the failure is counted", || {
+            let (count, open) = stored(server, prefix);
+            open || count == expected
+        })
+        .await;
+    }
+    let record = record(server, prefix);
+    let field = |name: &str| -> u64 { record[name].parse().unwrap() };
+    let pin = Duration::from_millis(field("until") - field("since"));
+    (pin, field("trips"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_s_pins_start_at_the_base_double_and_stop_at_the_cap() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_secs(60))
+        .max_open_duration(Duration::from_secs(150))
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let replicas = fleet(&server, "t8", config, &upstream).await;
+    let mut pins = Vec::new();
+    for _ in 0..3 {
+        pins.push(trip_by_the_fleet(&server, "t8", &replicas).await);
+        until("every replica is pinned", || {
+            replicas
+                .iter()
+                .all(|r| r.state() == Some(BreakerState::Open))
+        })
+        .await;
+        // Closed by hand, well within the decay: the next trip continues the backoff.
+        assert!(replicas[0].handle.unpin(&key()));
+        until("every replica is closed", || {
+            replicas
+                .iter()
+                .all(|r| r.state() == Some(BreakerState::Closed))
+        })
+        .await;
+    }
+    assert_eq!(
+        pins,
+        [
+            (Duration::from_secs(60), 1),
+            (Duration::from_secs(120), 2),
+            (Duration::from_secs(150), 3),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_timeout_longer_than_the_connect_timeout_connects() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // A connection attempt may take both: to connect, then to get the first answer.
+    let store = store_config(&server, "t9")
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let replica = replica(store, breaker().build().unwrap(), &Upstream::new());
+    until("connected", || replica.store.is_connected()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_a_replica_probes_on_its_own_and_recovers() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_millis(200))
+        .jitter(0.0)
+        .half_open_probes(1)
+        .build()
+        .unwrap();
+    let replica = replica(
+        store_config(&server, "t10").build().unwrap(),
+        config,
+        &upstream,
+    );
+    until("connected", || replica.store.is_connected()).await;
+    server.kill();
+    // Three failures of its own: pinned here, while the store finds Redis gone.
+    for _ in 0..3 {
+        replica.request().await.unwrap_err();
+    }
+    assert_eq!(replica.state(), Some(BreakerState::Open));
+    until("the store knows Redis is down", || {
+        !replica.store.is_connected()
+    })
+    .await;
+    // The upstream heals; once the pin ends, the probe slot is granted here, not by the fleet.
+    upstream.failing.store(false, Ordering::SeqCst);
+    let pinned_at = upstream.handshakes();
+    until("probed and closed", || {
+        replica.state() == Some(BreakerState::Closed) || {
+            tokio::spawn(replica.request());
+            false
+        }
+    })
+    .await;
+    assert!(upstream.handshakes() > pinned_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_made_while_redis_does_not_answer_reaches_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replicas = fleet(&server, "t11", breaker().build().unwrap(), &upstream).await;
+    let keys = [key(), BreakerKey::new("other", "wss://other.test/v1", None)];
+    // The store holds a closed record of both keys.
+    for key in &keys {
+        replicas[0].handle.pin(key, None);
+        assert!(replicas[0].handle.unpin(key));
+    }
+    until("both keys are stored closed", || {
+        stored_states(&server, "t11") == ["closed"; 2]
+    })
+    .await;
+    server.pause();
+    // A command sent now still runs when Redis wakes up: the store must first notice.
+    replicas[0]
+        .handle
+        .pin(&BreakerKey::new("nudge", "wss://nudge.test", None), None);
+    until("the store noticed", || !replicas[0].store.is_connected()).await;
+    // Both pins are made here meanwhile, and kept to be told when Redis is back.
+    for key in &keys {
+        replicas[0].handle.pin(key, None);
+    }
+    server.resume();
+    until("both pins are stored", || {
+        let states = stored_states(&server, "t11");
+        states.len() == 3 && states.iter().all(|state| state == "open")
+    })
+    .await;
+    for key in &keys {
+        let snapshot = replicas[0].handle.get(key).unwrap();
+        assert!(snapshot.state == BreakerState::Open && snapshot.pinned_by_hand);
+    }
+}
+
+/// The `state` field of every record under `prefix`.
+fn stored_states(server: &RedisServer, prefix: &str) -> Vec<String> {
+    let mut conn = peek(server);
+    let states: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:state:*"))
+        .query(&mut conn)
+        .unwrap();
+    states
+        .iter()
+        .map(|key| {
+            redis::cmd("HGET")
+                .arg(key)
+                .arg("state")
+                .query::<Option<String>>(&mut conn)
+                .unwrap()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_redis_lost_is_restored_by_the_replica_that_holds_it() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let replica = replica(
+        store_config(&server, "t12").build().unwrap(),
+        breaker().build().unwrap(),
+        &upstream,
+    );
+    until("connected", || replica.store.is_connected()).await;
+    replica.handle.pin(&key(), Some(Duration::from_secs(600)));
+    until("the pin is stored", || stored(&server, "t12").1).await;
+    // Told to Redis while it was up: nothing is pending when it comes back empty.
+    server.kill();
+    server.restart();
+    until("the pin is stored again", || stored(&server, "t12").1).await;
+    let record = record(&server, "t12");
+    assert_eq!(record["manual"], "1", "{record:?}");
+    assert_ne!(record["until"], "0", "{record:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jitter_shortens_a_pin_by_at_most_its_share() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    let config = breaker()
+        .open_duration(Duration::from_secs(60))
+        .jitter(0.5)
+        .build()
+        .unwrap();
+    let within = |pin: Duration| pin > Duration::from_secs(30) && pin <= Duration::from_secs(60);
+    // Tripped by the fleet's count (the failure script).
+    let replicas = fleet(&server, "t13", config.clone(), &upstream).await;
+    let (pin, _) = trip_by_the_fleet(&server, "t13", &replicas).await;
+    assert!(within(pin), "{pin:?}");
+    // Tripped by one replica on its own (the trip script): the fleet's count of each failure
+    // ends with its window before the next one.
+    let alone = replica(
+        store_config(&server, "t14")
+            .failure_window(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+        config,
+        &upstream,
+    );
+    until("connected", || alone.store.is_connected()).await;
+    for _ in 0..3 {
+        alone.request().await.unwrap_err();
+        until("counted", || stored(&server, "t14") != (0, false)).await;
+        until("forgotten by the fleet", || stored(&server, "t14").0 == 0).await;
+    }
+    until("pinned", || stored(&server, "t14").1).await;
+    let record = record(&server, "t14");
+    let field = |name: &str| -> u64 { record[name].parse().unwrap() };
+    let pin = Duration::from_millis(field("until") - field("since"));
+    assert!(within(pin), "{pin:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_meets_a_key_late_learns_the_fleet_s_pin() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::new();
+    upstream.failing.store(false, Ordering::SeqCst);
+    let first = replica(
+        store_config(&server, "t15").build().unwrap(),
+        breaker().build().unwrap(),
+        &upstream,
+    );
+    until("connected", || first.store.is_connected()).await;
+    first.handle.pin(&key(), Some(Duration::from_secs(600)));
+    until("the pin is stored", || stored(&server, "t15").1).await;
+    // A replica that never saw the key: its first request makes it read the key's record.
+    let late = replica(
+        store_config(&server, "t15").build().unwrap(),
+        breaker().build().unwrap(),
+        &upstream,
+    );
+    until("connected", || late.store.is_connected()).await;
+    let _ = late.request().await;
+    until("the late replica is pinned", || {
+        late.handle
+            .get(&key())
+            .is_some_and(|s| s.state == BreakerState::Open && s.pinned_by_hand)
     })
     .await;
 }

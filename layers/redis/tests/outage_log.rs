@@ -2,11 +2,9 @@
 //! killed gives one WARN however many reconnection attempts fail, and Redis back gives one INFO;
 //! a change made meanwhile reaches Redis when it is back.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod logs;
+
+use std::{sync::Arc, time::Duration};
 
 use wsfirst_breaker::{BreakerRegistry, BreakerState};
 use wsfirst_breaker_redis::{
@@ -15,29 +13,7 @@ use wsfirst_breaker_redis::{
 };
 use wsfirst_core::BreakerKey;
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.text().matches(needle).count()
-    }
-}
+use logs::Logs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_logs_one_warn_and_one_info() {

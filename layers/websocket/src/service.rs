@@ -230,7 +230,14 @@ mod tests {
                 .build()
                 .unwrap(),
         );
-        let error = service.call(request).await.unwrap_err();
+        // Passed to the inner service instead, it would wait for an answer forever: say so.
+        let error = tokio::select! {
+            result = service.call(request) => result.unwrap_err(),
+            seen = handle.next_request() => panic!(
+                "the inner service was called: {:?}",
+                seen.map(|(request, _)| request.extensions().get::<Intent>().cloned())
+            ),
+        };
         let failure = find_ws_failure(&*error).unwrap();
         assert_eq!(failure.phase(), Phase::Connect);
         assert!(failure.is_replay_safe());
@@ -255,8 +262,15 @@ mod tests {
                 .build()
                 .unwrap(),
         );
-        let future = tokio::spawn(service.call(request));
-        let (seen, send) = handle.next_request().await.unwrap();
+        let mut future = tokio::spawn(service.call(request));
+        // Sent over the websocket instead, it fails at once: say so rather than wait forever.
+        let (seen, send) = tokio::select! {
+            next = handle.next_request() => next.unwrap(),
+            done = &mut future => panic!(
+                "answered without the inner service: {:?}",
+                done.map(|result| result.map(drop))
+            ),
+        };
         let reason =
             HttpReason::Ineligible(wsfirst_core::Ineligible::UnsupportedField("background"));
         assert_eq!(

@@ -199,7 +199,8 @@ async fn the_connection_limit_is_retried_once_on_a_fresh_connection() {
     assert_eq!(http_calls.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
+// Paused time: an error that failed to end the answer would wait for the idle timeout (300 s).
+#[tokio::test(start_paused = true)]
 async fn an_error_after_output_ends_the_stream_like_the_http_stream_and_the_body_cleanly() {
     let upstream = TestUpstream::start().await;
     let text = Answer::text("hello world");
@@ -242,7 +243,8 @@ async fn an_error_after_output_ends_the_stream_like_the_http_stream_and_the_body
     assert_eq!((upstream.handshakes(), upstream.ws_requests()), (2, 2));
 }
 
-#[tokio::test]
+// Paused time: an error that failed to end the answer would wait for the idle timeout (300 s).
+#[tokio::test(start_paused = true)]
 async fn an_error_after_a_non_streaming_answers_first_event_is_the_http_endpoints_answer() {
     let upstream = TestUpstream::start().await;
     let error = Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lost");

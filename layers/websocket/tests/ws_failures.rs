@@ -269,7 +269,8 @@ async fn close_mid_answer_of_a_non_streaming_request_fails_the_future_mid_stream
     ));
 }
 
-#[tokio::test]
+// Paused time: an error that failed to end the answer would wait for the idle timeout (300 s).
+#[tokio::test(start_paused = true)]
 async fn error_event_after_output_is_forwarded_in_the_http_shape_then_the_body_ends() {
     let upstream = TestUpstream::start().await;
     upstream.push_ws_script(WsScript::ErrorEvent {

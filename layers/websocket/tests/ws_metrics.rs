@@ -33,7 +33,8 @@ fn value<'a>(
     })
 }
 
-#[tokio::test]
+// Paused time: an error that failed to end the answer would wait for the idle timeout (300 s).
+#[tokio::test(start_paused = true)]
 async fn failures_latencies_and_pool_sizes_are_recorded() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();

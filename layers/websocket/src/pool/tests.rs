@@ -250,10 +250,13 @@ async fn after_a_successful_handshake_waiters_open_their_own() {
             }
         })
     });
+    let started = Instant::now();
     let conns: Vec<_> = futures_util::future::join_all(attempts).await;
     assert!(conns.iter().all(Result::is_ok));
     assert_eq!(connector.connects(), 4);
     assert_eq!(pool.connections(), 4);
+    // One handshake, then the three others side by side: not one after another.
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
 }
 
 #[tokio::test(start_paused = true)]
@@ -303,7 +306,11 @@ async fn close_sends_close_frames_and_refuses_new_checkouts() {
     checkout(&pool, &key, &connector).await.release();
     pool.close().await;
     let mut server = connector.servers.lock().unwrap().remove(0);
-    assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
+    // Bounded: a pool that closed nothing must fail here, not hang.
+    assert!(matches!(
+        tokio::time::timeout(TIMEOUT, server.next()).await,
+        Ok(Some(Ok(Message::Close(_))))
+    ));
     let failure = pool
         .checkout(&key, None, false, TIMEOUT, || connector.connect())
         .await
@@ -318,6 +325,26 @@ async fn follow(pool: &Pool, key: &PoolKey, connector: &Arc<Connector>, response
     pool.checkout(key, Some(response), false, TIMEOUT, || connector.connect())
         .await
         .unwrap()
+}
+
+/// A request continuing `response`, spawned, once it waits for its busy connection; it
+/// resolves to the id of the connection it got.
+async fn waiting_follower(
+    pool: &Pool,
+    key: &PoolKey,
+    connector: &Arc<Connector>,
+    response: &'static str,
+) -> tokio::task::JoinHandle<u64> {
+    let waiter = {
+        let pool = pool.clone();
+        let key = key.clone();
+        let connector = connector.clone();
+        tokio::spawn(async move { follow(&pool, &key, &connector, response).await.id() })
+    };
+    while pool.lock().keys[key].conversations.wanted_is_empty() {
+        tokio::task::yield_now().await;
+    }
+    waiter
 }
 
 #[test]
@@ -468,15 +495,7 @@ async fn a_connection_a_conversation_waits_for_is_left_to_it() {
     let mut busy = checkout(&pool, &key, &connector).await;
     busy.remember("resp_1");
     let busy_id = busy.id();
-    let waiter = {
-        let pool = pool.clone();
-        let key = key.clone();
-        let connector = connector.clone();
-        tokio::spawn(async move { follow(&pool, &key, &connector, "resp_1").await.id() })
-    };
-    while pool.lock().keys[&key].conversations.wanted_is_empty() {
-        tokio::task::yield_now().await;
-    }
+    let waiter = waiting_follower(&pool, &key, &connector, "resp_1").await;
     busy.release();
     // Returned but claimed: a request that continues nothing opens its own.
     let other = checkout(&pool, &key, &connector).await;
@@ -540,4 +559,5 @@ async fn closing_the_pool_forgets_every_conversation() {
 }
 
 mod holds;
+mod retire;
 mod totals;

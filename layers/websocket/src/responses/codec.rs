@@ -887,4 +887,48 @@ mod tests {
             Decoded::Ignore
         );
     }
+
+    #[test]
+    fn numeric_codes_and_params_of_an_error_are_read_as_text() {
+        let event = r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":1234,"message":"m","param":5}}"#;
+        match decode_error(event, &after(true, 0)) {
+            Decoded::Reject { status, body, .. } => {
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+                assert_eq!(
+                    &body[..],
+                    br#"{"error":{"message":"m","type":"invalid_request_error","param":"5","code":"1234"}}"#
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_saying_what_was_expected() {
+        for body in ["[1, 2]", "\"text\"", "7"] {
+            let error = encode(body).unwrap_err().to_string();
+            assert!(error.contains("expected a JSON object"), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_request_continues_the_response_its_body_names() {
+        let codec = ResponsesCodec::new();
+        let body =
+            Bytes::from_static(br#"{"model":"m","previous_response_id":"resp_1","input":"hi"}"#);
+        assert_eq!(codec.continues(&parts(), &body).as_deref(), Some("resp_1"));
+        let body = Bytes::from_static(br#"{"model":"m","input":"hi"}"#);
+        assert_eq!(codec.continues(&parts(), &body), None);
+    }
+
+    #[test]
+    fn a_response_event_names_the_response_it_belongs_to() {
+        let codec = ResponsesCodec::new();
+        let event = Message::text(
+            r#"{"type":"response.created","response":{"id":"resp_1","status":"in_progress"}}"#,
+        );
+        assert_eq!(codec.response_id(&event).as_deref(), Some("resp_1"));
+        let delta = Message::text(r#"{"type":"response.output_text.delta","delta":"hi"}"#);
+        assert_eq!(codec.response_id(&delta), None);
+    }
 }

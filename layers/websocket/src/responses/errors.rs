@@ -205,6 +205,23 @@ mod tests {
     }
 
     #[test]
+    fn reconnect_requests_with_a_request_scoped_code_are_not_answers_either() {
+        // The code makes the scope the request's, but the message still asks for another
+        // connection: the request is sent again there, not passed to the client.
+        for code in REQUEST_SCOPED_CODES {
+            for fragment in RECONNECT_MESSAGES {
+                let message = format!("Upstream: {fragment}");
+                for status in [StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS] {
+                    assert!(
+                        !is_answer(Some(status), Some(code), &message),
+                        "{status} {code} {message}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn unknown_codes_and_messages_are_about_the_provider() {
         for code in [
             None,
