@@ -189,6 +189,7 @@ mod classify;
 mod config;
 mod error;
 pub mod future;
+mod gate;
 mod handle;
 mod layer;
 mod local;
