@@ -20,17 +20,16 @@ use axum::{Router, body::Body, extract::State, routing::post};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use support::{local_table, until};
+use support::until;
 use tokio::sync::watch;
 use tower::ServiceExt;
 use wsfirst::{
-    Wsfirst,
-    breaker::{BreakerConfig, BreakerRegistry, BreakerState},
+    breaker::BreakerState,
     core::{Route, Served, Transport},
     websocket::testing::{TestUpstream, WsScript},
 };
 
-/// The breaker's threshold: 3 failures in a row.
+/// The breaker's threshold in [`support::wsfirst`]: 3 failures in a row.
 const THRESHOLD: usize = 3;
 
 /// The waves the requests arrive in.
@@ -78,20 +77,7 @@ async fn dead_endpoint(concurrency: usize) {
         release: released,
     })
     .await;
-    let wsfirst = Wsfirst::builder()
-        .eligibility(local_table())
-        .registry(
-            BreakerRegistry::builder()
-                .config(
-                    BreakerConfig::builder()
-                        .consecutive_failures(THRESHOLD as u32)
-                        .jitter(0.0)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build();
+    let wsfirst = support::wsfirst();
     let route = Route::builder("local", "responses")
         .ws_url(upstream.ws_url())
         .http_url(format!("http://{http}/v1/responses"))
