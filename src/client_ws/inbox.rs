@@ -21,8 +21,6 @@ use super::{
     held::Held,
 };
 
-
-
 /// The byte bounds of one connection's queue.
 #[derive(Clone, Debug)]
 pub(crate) struct Inbox {

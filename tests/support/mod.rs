@@ -26,7 +26,20 @@ pub(crate) const NO_STREAM: &str = r#"{"model":"gpt-test","input":"hi"}"#;
 /// A stack that allows `local` / `responses` on the WebSocket, whose breakers trip after 3
 /// failures in a row and stay open 30 s (no jitter), and one route to `upstream` in `mode`.
 pub(crate) fn stack(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, RouteService) {
-    let wsfirst = Wsfirst::builder()
+    let wsfirst = wsfirst();
+    let route = Route::builder("local", "responses")
+        .ws_url(upstream.ws_url())
+        .http_url(upstream.http_url())
+        .mode(mode)
+        .build()
+        .unwrap();
+    let service = wsfirst.route(route);
+    (wsfirst, service)
+}
+
+/// The stack of [`stack`], without a route.
+pub(crate) fn wsfirst() -> Wsfirst {
+    Wsfirst::builder()
         .eligibility(
             EligibilityTable::builder()
                 .allow("local", "responses")
@@ -45,15 +58,7 @@ pub(crate) fn stack(upstream: &TestUpstream, mode: TransportMode) -> (Wsfirst, R
                 )
                 .build(),
         )
-        .build();
-    let route = Route::builder("local", "responses")
-        .ws_url(upstream.ws_url())
-        .http_url(upstream.http_url())
-        .mode(mode)
         .build()
-        .unwrap();
-    let service = wsfirst.route(route);
-    (wsfirst, service)
 }
 
 /// Sends a request with `Authorization: Bearer sk-test` and reads the whole answer: (status,

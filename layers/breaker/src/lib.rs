@@ -188,6 +188,7 @@ mod cache;
 mod classify;
 mod config;
 pub mod future;
+mod gate;
 mod handle;
 mod layer;
 mod local;

@@ -9,7 +9,8 @@ use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 use wsfirst_core::{
-    BoxError, Delivery, ErrorScope, FailureKind, Phase, Replay, Route, Served, WsFailure,
+    BoxError, Delivery, ErrorScope, FailureKind, HandshakeGate, Phase, Replay, Route, Served,
+    WsFailure,
 };
 
 use crate::{
@@ -139,16 +140,27 @@ async fn run(
         .get::<Replay>()
         .copied()
         .unwrap_or_default();
+    // The breaker's, if one is in front: asked before a new connection is opened, told of a
+    // failed handshake at once (see `HandshakeGate`).
+    let gate = parts.extensions.get::<HandshakeGate>();
+    let connect = || async {
+        let connected = connector::connect(&url, &handshake, &config).await;
+        match gate {
+            Some(gate) => connected.map_err(|failure| gate.report(failure)),
+            None => connected,
+        }
+    };
     // Once sent again, always on a fresh connection, and never a second time.
     let mut resent = false;
     loop {
         let conn = pool
-            .checkout(
+            .checkout_gated(
                 &key,
                 continues.as_deref(),
                 resent,
                 config.handshake_timeout(),
-                || connector::connect(&url, &handshake, &config),
+                gate,
+                connect,
             )
             .await?;
         let reused = conn.reused();

@@ -32,6 +32,13 @@ use crate::{
 ///   to the attempt instead, where the codec refuses the field with a replay-safe failure.
 /// - A WebSocket answer is stamped `Served::websocket(attempt)`; the future resolves once the
 ///   first event arrived (a non-streaming answer: once it is complete).
+/// - A request that carries a [`HandshakeGate`](wsfirst_core::HandshakeGate) (a circuit
+///   breaker in front puts one there) opens a new connection only if the gate allows it, asked
+///   under the pool's lock (otherwise it fails at once with a replay-safe
+///   [`Local`](wsfirst_core::FailureKind::Local) failure in `Connect`, marked
+///   [`shared`](wsfirst_core::WsFailure::shared): the key already counted what closed it), and a
+///   handshake it opened that fails is reported to the gate before the requests that waited for
+///   the same handshake are told.
 /// - A request without an `Intent` fails with [`MissingExtension::INTENT`]; a WebSocket request
 ///   without a `Route` with [`MissingExtension::ROUTE`].
 /// - Failures before the first event are `Err`s carrying a

@@ -222,6 +222,18 @@ impl Slot {
         (word & (STATE_MASK | RETIRED) == CLOSED).then(|| generation_of(word))
     }
 
+    /// Whether the key is closed (retired or not): a request admitted while it was closed may
+    /// still open a connection.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.hot.word.load(Ordering::Acquire) & STATE_MASK == CLOSED
+    }
+
+    /// Whether the key's classifier counts `failure` (a [`Verdict::Ignore`] does not).
+    pub(crate) fn counts(&self, failure: &WsFailure) -> bool {
+        self.lock().verdict(failure) != Verdict::Ignore
+    }
+
     /// Decides what a request may do.
     #[inline]
     pub(crate) fn admit(&self, strict: bool) -> Admission {

@@ -6,6 +6,7 @@ mod closed;
 mod credential;
 mod eviction;
 mod future;
+mod gate;
 mod half_open;
 mod observability;
 mod open;

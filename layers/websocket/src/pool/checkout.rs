@@ -13,7 +13,7 @@ use tokio::{
     sync::{Notify, futures::Notified, watch},
     time::{Instant, timeout_at},
 };
-use wsfirst_core::{FailureKind, Phase, WsFailure};
+use wsfirst_core::{FailureKind, HandshakeGate, Phase, WsFailure};
 
 use super::{
     Outcome, Pool, PoolKey,
@@ -26,16 +26,38 @@ use crate::{PoolExhausted, connector::WsStream};
 type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
 
 impl Pool {
-    /// Checks a connection out for `key`: unless `fresh`, the connection that produced the
-    /// response the request `continues` (waited for while busy, see [`Pool::follow`]) or an
-    /// idle live one; else a new one opened with `connect` (coalesced with a handshake already
-    /// in flight for the key).
+    /// [`Pool::checkout_gated`] without a gate (tests).
+    #[cfg(test)]
     pub(crate) async fn checkout<C, F>(
         &self,
         key: &PoolKey,
         continues: Option<&str>,
         fresh: bool,
         handshake_timeout: Duration,
+        connect: C,
+    ) -> Result<Pooled, WsFailure>
+    where
+        C: Fn() -> F,
+        F: Future<Output = Result<WsStream, WsFailure>>,
+    {
+        self.checkout_gated(key, continues, fresh, handshake_timeout, None, connect)
+            .await
+    }
+
+    /// Checks a connection out for `key`: unless `fresh`, the connection that produced the
+    /// response the request `continues` (waited for while busy, see [`Pool::follow`]) or an
+    /// idle live one; else a new one opened with `connect` (coalesced with a handshake already
+    /// in flight for the key), if the request's `gate` (its breaker's) allows it: asked under
+    /// the pool's lock, so that a request that finds no handshake in flight sees every failure
+    /// reported by the handshakes before (the opener reports inside `connect`, before the
+    /// waiters are told and the handshake is cleared).
+    pub(crate) async fn checkout_gated<C, F>(
+        &self,
+        key: &PoolKey,
+        continues: Option<&str>,
+        fresh: bool,
+        handshake_timeout: Duration,
+        gate: Option<&HandshakeGate>,
         connect: C,
     ) -> Result<Pooled, WsFailure>
     where
@@ -139,6 +161,8 @@ impl Pool {
                         state.idle -= 1;
                     }
                     step
+                } else if gate.is_some_and(|gate| !gate.may_open()) {
+                    return Err(gate_closed());
                 } else if state.open >= self.inner.max_total && !make_room(&mut state, &self.inner)
                 {
                     let mut room = Box::pin(self.inner.room.notified());
@@ -236,6 +260,20 @@ impl Pool {
         pooled.continuing = continuing;
         pooled
     }
+}
+
+/// The failure of a request whose breaker no longer lets it open a connection (the key
+/// tripped after the request was admitted): replay-safe, and already counted (shared).
+#[cold]
+fn gate_closed() -> WsFailure {
+    WsFailure::new(
+        Phase::Connect,
+        FailureKind::Local(
+            "the circuit breaker opened before a websocket connection was opened for the request"
+                .into(),
+        ),
+    )
+    .shared()
 }
 
 /// Closes the idle connection returned longest ago (of any key) to make room under the total

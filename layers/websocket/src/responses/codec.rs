@@ -32,7 +32,7 @@ use serde::{
 };
 use serde_json::{Map, Value, value::RawValue};
 
-use super::{error_scope, is_answer, is_answer_header, unsupported};
+use super::{error_scope, is_answer, is_answer_header, json_answer, unsupported};
 use crate::{Codec, CodecError, Decoded, Encoded, Exchange, Message};
 
 /// The OpenAI Responses API over its WebSocket mode.
@@ -370,6 +370,12 @@ impl Codec for ResponsesCodec {
             }
             _ => return Ok(Decoded::Ignore),
         };
+        // A non-streaming answer keeps only its end: the events before it are not parsed.
+        if !exchange.is_streaming() {
+            if let Some(decoded) = json_answer::pass_over(text) {
+                return Ok(decoded);
+            }
+        }
         let event: Event<'_> = serde_json::from_str(text).map_err(|error| {
             CodecError::new(format!("the upstream sent an unreadable event: {error}"))
         })?;
@@ -412,12 +418,7 @@ impl Codec for ResponsesCodec {
                         frame: Some(sse_frame(kind, text)),
                     })
                 } else {
-                    let response = event.response.ok_or_else(|| {
-                        CodecError::new(format!("the {kind} event has no response field"))
-                    })?;
-                    Ok(Decoded::End {
-                        frame: Some(Bytes::copy_from_slice(response.get().as_bytes())),
-                    })
+                    json_answer::final_response(kind, event.response)
                 }
             }
             _ if exchange.is_streaming() => Ok(Decoded::Event {

@@ -63,6 +63,7 @@ pub mod conversation;
 mod eligibility;
 mod errors;
 mod headers;
+mod json_answer;
 pub mod lanes;
 pub mod unsupported;
 
