@@ -18,7 +18,7 @@ use wsfirst_websocket::responses::{fields_in_order, is_answer_header, lanes};
 use super::held::Held;
 
 /// What a client's text message asks for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Incoming {
     /// A `response.create`.
     Create(Create),
@@ -34,7 +34,7 @@ pub(crate) enum Incoming {
 pub(crate) type Lane = Option<String>;
 
 /// A `response.create` message, read.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Create {
     /// The body of the equivalent streaming `POST` (without `type`, `stream_id` and `stream`).
     pub(crate) body: Bytes,
