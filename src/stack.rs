@@ -217,10 +217,14 @@ impl Wsfirst {
             websocket,
             pool,
         } = options;
-        let websocket = match pool {
-            Some(pool) => WebSocketLayer::with_pool(self.shared_tls(websocket), pool),
-            None => self.websocket_layer(websocket),
+        // The breaker's registry gates the handshakes of requests it admitted on a closed key.
+        let websocket = if breaker {
+            self.gated(websocket)
+        } else {
+            websocket
         };
+        let pool = pool.unwrap_or_else(|| self.pool.clone());
+        let websocket = WebSocketLayer::with_pool(self.shared_tls(websocket), pool);
         let fallback = if breaker {
             // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
             fallback
@@ -276,9 +280,11 @@ impl Wsfirst {
     }
 
     /// The WebSocket layer for `config`, with the shared pool, and the shared TLS
-    /// configuration unless `config` has its own.
+    /// configuration unless `config` has its own; a [`breaker_layer`](Self::breaker_layer) in
+    /// front hears of its failed handshakes at once (the registry's
+    /// [`HandshakeGates`](wsfirst_core::HandshakeGates)).
     pub fn websocket_layer(&self, config: WebSocketConfig) -> WebSocketLayer {
-        WebSocketLayer::with_pool(self.shared_tls(config), self.pool.clone())
+        WebSocketLayer::with_pool(self.shared_tls(self.gated(config)), self.pool.clone())
     }
 
     /// The fallback layer for `config`, buffering within the [`body_budget`](Self::body_budget).
@@ -289,6 +295,10 @@ impl Wsfirst {
     /// The shared HTTP upstream (cloning it shares its connection pool).
     pub fn http_upstream(&self) -> HttpUpstream {
         self.http.clone()
+    }
+
+    fn gated(&self, config: WebSocketConfig) -> WebSocketConfig {
+        config.with_handshake_gates(Arc::new(self.registry.clone()))
     }
 
     fn shared_tls(&self, config: WebSocketConfig) -> WebSocketConfig {

@@ -66,7 +66,7 @@ pub use config_error::{ConfigError, ConfigErrorKind};
 pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};
-pub use handshake::{HandshakeGate, HandshakeObserver};
+pub use handshake::{HandshakeGate, HandshakeGates, HandshakeObserver};
 pub use intent::{HttpReason, Ineligible, Intent};
 pub use resend::{Delivery, Replay};
 pub use route::{Route, RouteBuilder, RouteError, TransportMode};

@@ -17,6 +17,7 @@ use crate::{
     Codec, Decoded, Exchange, Pool, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
+    gate::RequestGate,
     metrics::{Resend, record_failure, record_rejection, record_resend},
     pool::{PoolKey, pooled::Pooled},
     read::read,
@@ -141,14 +142,17 @@ async fn run(
         .copied()
         .unwrap_or_default();
     // The breaker's, if one is in front: asked before a new connection is opened, told of a
-    // failed handshake at once (see `HandshakeGate`).
-    let gate = parts.extensions.get::<HandshakeGate>();
+    // failed handshake at once (see `HandshakeGate`); looked up only then.
+    let gate = RequestGate::new(
+        parts.extensions.get::<HandshakeGate>(),
+        config.handshake_gates().map(|gates| &**gates),
+        &route,
+        &parts.headers,
+    );
     let connect = || async {
-        let connected = connector::connect(&url, &handshake, &config).await;
-        match gate {
-            Some(gate) => connected.map_err(|failure| gate.report(failure)),
-            None => connected,
-        }
+        connector::connect(&url, &handshake, &config)
+            .await
+            .map_err(|failure| gate.report(failure))
     };
     // Once sent again, always on a fresh connection, and never a second time.
     let mut resent = false;
@@ -159,7 +163,7 @@ async fn run(
                 continues.as_deref(),
                 resent,
                 config.handshake_timeout(),
-                gate,
+                Some(&gate),
                 connect,
             )
             .await?;

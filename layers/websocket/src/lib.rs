@@ -145,6 +145,7 @@ mod config;
 mod connector;
 mod error;
 pub mod future;
+mod gate;
 mod layer;
 mod metrics;
 mod pool;

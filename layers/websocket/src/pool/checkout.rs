@@ -13,14 +13,14 @@ use tokio::{
     sync::{Notify, futures::Notified, watch},
     time::{Instant, timeout_at},
 };
-use wsfirst_core::{FailureKind, HandshakeGate, Phase, WsFailure};
+use wsfirst_core::{FailureKind, Phase, WsFailure};
 
 use super::{
     Outcome, Pool, PoolKey,
     connection::{Conn, Release, close_later, gauge, released},
     pooled::Pooled,
 };
-use crate::{PoolExhausted, connector::WsStream};
+use crate::{PoolExhausted, connector::WsStream, gate::RequestGate};
 
 /// The announcer of a coalesced handshake: its id and the sender of its outcome.
 type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
@@ -57,7 +57,7 @@ impl Pool {
         continues: Option<&str>,
         fresh: bool,
         handshake_timeout: Duration,
-        gate: Option<&HandshakeGate>,
+        gate: Option<&RequestGate<'_>>,
         connect: C,
     ) -> Result<Pooled, WsFailure>
     where
