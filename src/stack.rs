@@ -130,7 +130,7 @@ use wsfirst_websocket::{
 use crate::{
     client_ws::{ClientConnections, ClientWebSocket, ClientWsConfig},
     future::ResponseFuture,
-    guard::{RequireJson, RequireJsonLayer},
+    guard::{ClientTokens, RequireClientToken, RequireJson, RequireJsonLayer},
     respond::{Respond, RespondLayer},
     set_route::{RouteLayer, SetRoute},
     upstream::HttpUpstream,
@@ -216,6 +216,7 @@ impl Wsfirst {
             fallback,
             websocket,
             pool,
+            client_tokens,
         } = options;
         let websocket = match pool {
             Some(pool) => WebSocketLayer::with_pool(self.shared_tls(websocket), pool),
@@ -246,9 +247,14 @@ impl Wsfirst {
         } else {
             Either::Right(outer.service(transports))
         };
+        let client_tokens = RequireClientToken::from_tokens(client_tokens);
         RouteService {
             route,
-            inner: RequireJsonLayer::new().layer(stack),
+            inner: ValidateRequestHeader::custom(
+                RequireJsonLayer::new().layer(stack),
+                client_tokens.clone(),
+            ),
+            client_tokens,
         }
     }
 
@@ -480,6 +486,7 @@ pub struct RouteOptions {
     fallback: FallbackConfig,
     websocket: WebSocketConfig,
     pool: Option<Pool>,
+    client_tokens: Option<ClientTokens>,
 }
 
 impl Default for RouteOptions {
@@ -489,6 +496,7 @@ impl Default for RouteOptions {
             fallback: FallbackConfig::default(),
             websocket: WebSocketConfig::default(),
             pool: None,
+            client_tokens: None,
         }
     }
 }
@@ -524,6 +532,33 @@ impl RouteOptions {
         self.pool = Some(pool);
         self
     }
+
+    /// Clients must present one of `tokens` (`Authorization: Bearer <token>`) on every `POST`
+    /// and on every client WebSocket upgrade ([`Wsfirst::client_websocket`]), `401` otherwise;
+    /// the token is taken off before the upstream ([`RequireClientTokenLayer`](crate::guard::RequireClientTokenLayer)).
+    /// Give it to every route whose upstream credential the gateway holds (set by the route's
+    /// [static headers](wsfirst_core::RouteBuilder::headers)): without it, whoever reaches the
+    /// route spends that credential. Default: none (the route is open).
+    ///
+    /// ```
+    /// use wsfirst::{RouteOptions, Wsfirst, guard::ClientTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let route = wsfirst::core::Route::builder("openai", "openai-responses")
+    ///     .http_url("https://api.openai.com/v1/responses")
+    ///     .build()?;
+    /// let tokens = ClientTokens::new(["client-token-0123456789"])?; // or ClientTokens::from_env
+    /// let service = Wsfirst::builder()
+    ///     .build()
+    ///     .route_with(route, RouteOptions::new().client_tokens(tokens));
+    /// assert_eq!(service.client_tokens().map(ClientTokens::len), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client_tokens(mut self, tokens: ClientTokens) -> Self {
+        self.client_tokens = Some(tokens);
+        self
+    }
 }
 
 /// The service of one route, as [`Wsfirst::route`] builds it: a [`GuardedStack`] (with a
@@ -536,7 +571,12 @@ impl RouteOptions {
 #[derive(Clone)]
 pub struct RouteService {
     route: Route,
-    inner: ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
+    inner: ValidateRequestHeader<
+        ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
+        RequireClientToken,
+    >,
+    /// A copy of the outermost check, for the client WebSocket's upgrades.
+    client_tokens: RequireClientToken,
 }
 
 impl RouteService {
@@ -545,14 +585,24 @@ impl RouteService {
         &self.route
     }
 
-    /// The stack, under the [`RequireJsonLayer`].
-    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
-        self.inner.get_ref()
+    /// The tokens clients must present ([`RouteOptions::client_tokens`]); `None`: an open route.
+    pub fn client_tokens(&self) -> Option<&ClientTokens> {
+        self.client_token_check().tokens()
     }
 
-    /// The stack, without the [`RequireJsonLayer`].
+    /// The client token check of the route (it lets everything through on an open route).
+    pub(crate) fn client_token_check(&self) -> &RequireClientToken {
+        &self.client_tokens
+    }
+
+    /// The stack, under the client token check and the [`RequireJsonLayer`].
+    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
+        self.inner.get_ref().get_ref()
+    }
+
+    /// The stack, without the client token check and the [`RequireJsonLayer`].
     pub fn into_inner(self) -> Either<GuardedStack, UnguardedStack> {
-        self.inner.into_inner()
+        self.inner.into_inner().into_inner()
     }
 }
 
@@ -573,6 +623,7 @@ where
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
     type Future = tower_http::validate_request::ResponseFuture<
+        tower_http::validate_request::ResponseFuture<
         tower::util::future::EitherResponseFuture<
             ResponseFuture<
                 <SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<
@@ -582,6 +633,8 @@ where
             ResponseFuture<
                 <SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future,
             >,
+        >,
+        axum::body::Body,
         >,
         axum::body::Body,
     >;

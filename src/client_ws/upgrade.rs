@@ -47,6 +47,10 @@ use crate::{RouteService, guard::AllowedOrigins};
 /// `Origin` (SDKs, command-line clients) and from the gateway's own origin pass; a browser app
 /// of another origin that is meant to use the gateway is listed with
 /// [`allow_origins`](Self::allow_origins).
+///
+/// **Client tokens.** On a route with [`RouteOptions::client_tokens`](crate::RouteOptions::client_tokens),
+/// an upgrade without `Authorization: Bearer <token>` for one of them is refused with `401`
+/// before the upgrade.
 #[derive(Clone, Debug)]
 pub struct ClientWebSocket {
     service: RouteService,
@@ -143,6 +147,10 @@ impl ClientWebSocket {
                 "origin_not_allowed",
                 "websocket connections from this origin are not allowed",
             );
+        }
+        if !self.service.client_token_check().allows(request.headers()) {
+            // Before the upgrade: the session's requests go through the same check.
+            return crate::guard::unauthorized();
         }
         let key = match check_upgrade(request.headers()) {
             Ok(key) => key,

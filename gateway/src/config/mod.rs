@@ -128,6 +128,8 @@
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are sent again (over HTTP, or once on a fresh WebSocket): `before_first_event`, any the upstream provably did not execute (nothing written, a failed write, a refusal); `connect_only`, only those where nothing was written; never one that may have executed ([`Replay`](wsfirst::core::Replay)) |
 //! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`); see [`HeaderPolicy`](wsfirst::core::headers::HeaderPolicy) |
 //! | `routes[].headers` | table: header name = value | `{}` | static headers set on every upstream request, on the WebSocket handshake and over HTTP alike, replacing the client's, such as the `"Authorization"` of a gateway that holds the API key (`OpenAI-Beta` flags are added to the client's instead); hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](wsfirst::core::headers::is_reserved_for_websocket)) are rejected |
+//! | `routes[].client_tokens_env` | environment variable name | none | the variable holding the tokens clients must present (`Authorization: Bearer <token>`), comma-separated, each at least 16 visible ASCII characters, compared in constant time and taken off before the upstream; checked on `POST`s and before client WebSocket upgrades, `401` otherwise ([`RequireClientTokenLayer`](wsfirst::guard::RequireClientTokenLayer)); required when `headers` sets a credential (`authorization`, `api-key`, a name with `key`, `token`, `auth`, `secret`, `password`, `cookie`) unless `open = true`; read at load, a variable not set or set but empty is an error |
+//! | `routes[].open` | bool | `false` | `true`: a route whose `headers` set a credential asks clients for none, so whoever reaches it spends that credential (a loopback-only gateway for one user); not with `client_tokens_env` |
 //! | `routes[].client_websocket.enabled` | bool | `true` | `false`: the route takes no client WebSocket connections (its `GET` is not mounted); see [`client_ws`](wsfirst::client_ws) |
 //! | `routes[].client_websocket.max_message_size` | byte size, > 0 | 16 MiB | the largest client message; larger closes the connection with `1009` |
 //! | `routes[].client_websocket.idle_timeout` | duration, > 0 | 10m | no client message and no response running for this long: closed with `1000` |
@@ -142,6 +144,7 @@
 
 mod breakers;
 mod build;
+mod client_tokens;
 mod client_ws;
 mod error;
 mod guards;
