@@ -340,6 +340,50 @@ mod tests {
         ])));
     }
 
+    #[tokio::test]
+    async fn the_layer_answers_401_or_passes_the_request_without_the_token() {
+        use tower::ServiceExt;
+        use tower_test::mock;
+
+        let tokens = ClientTokens::new(["client-token-0123456789"]).unwrap();
+        let (service, mut handle) = mock::pair::<Request<()>, Response<axum::body::Body>>();
+        let service = RequireClientTokenLayer::new(tokens).layer(service);
+        handle.allow(1);
+
+        let anonymous = Request::post("/").body(()).unwrap();
+        let refused = service.clone().oneshot(anonymous).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer");
+
+        let client = Request::post("/")
+            .header(header::AUTHORIZATION, "Bearer client-token-0123456789")
+            .header("x-other", "kept")
+            .body(())
+            .unwrap();
+        let answer = tokio::spawn(service.oneshot(client));
+        let (passed, reply) = handle.next_request().await.expect("the request passed");
+        assert!(passed.headers().get(header::AUTHORIZATION).is_none());
+        assert_eq!(passed.headers()["x-other"], "kept");
+        reply.send_response(Response::new(axum::body::Body::empty()));
+        assert_eq!(answer.await.unwrap().unwrap().status(), StatusCode::OK);
+        // The refused request never reached the inner service (every service is gone now).
+        assert!(handle.next_request().await.is_none());
+    }
+
+    #[test]
+    fn an_open_check_passes_everything_untouched() {
+        let mut open = RequireClientToken::default();
+        let mut request = Request::post("/")
+            .header(header::AUTHORIZATION, "Bearer sk-client-own-key")
+            .body(())
+            .unwrap();
+        assert!(open.validate(&mut request).is_ok());
+        assert_eq!(
+            request.headers()[header::AUTHORIZATION],
+            "Bearer sk-client-own-key"
+        );
+    }
+
     #[test]
     fn weak_tokens_are_refused() {
         assert_eq!(
