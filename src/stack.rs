@@ -739,6 +739,7 @@ mod tests {
     async fn a_body_past_the_shared_budget_is_503_before_anything_is_sent() {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
+        use wsfirst_core::TransportMode;
         let table = EligibilityTable::builder()
             .allow("local", "responses")
             .build()
@@ -747,23 +748,31 @@ mod tests {
             .eligibility(table)
             .body_budget(BodyBudget::new(16))
             .build();
-        // Nothing listens on these: only the budget can answer.
-        let route = Route::builder("local", "responses")
-            .ws_url("ws://127.0.0.1:9/v1/responses")
-            .http_url("http://127.0.0.1:9/v1/responses")
-            .build()
-            .unwrap();
-        let request = Request::post("/v1/responses")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(axum::body::Body::from(
-                r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
-            ))
-            .unwrap();
-        let response = wsfirst.route(route).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["error"]["code"], "body_budget_exhausted");
+        // Strict `websocket` mode too: its message is the whole body in memory.
+        for mode in [TransportMode::Auto, TransportMode::WebSocket] {
+            // Nothing listens on these: only the budget can answer.
+            let route = Route::builder("local", "responses")
+                .ws_url("ws://127.0.0.1:9/v1/responses")
+                .http_url("http://127.0.0.1:9/v1/responses")
+                .mode(mode)
+                .build()
+                .unwrap();
+            let request = Request::post("/v1/responses")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(
+                    r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
+                ))
+                .unwrap();
+            let response = wsfirst.route(route).oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "{mode:?}"
+            );
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "body_budget_exhausted");
+        }
     }
 
     #[test]
