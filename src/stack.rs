@@ -590,6 +590,18 @@ impl RouteService {
         self.client_token_check().tokens()
     }
 
+    /// The largest request body the route reads into memory: its fallback layer's
+    /// [`body_limit`](FallbackConfig::body_limit) (see [`RouteOptions::fallback`]). A client
+    /// WebSocket message of the route is at most this large too
+    /// ([`ClientWebSocket::max_message_size`]).
+    pub fn body_limit(&self) -> usize {
+        let fallback = match self.get_ref() {
+            Either::Left(guarded) => guarded.get_ref().get_ref().get_ref().get_ref(),
+            Either::Right(unguarded) => unguarded.get_ref().get_ref().get_ref(),
+        };
+        fallback.config().body_limit()
+    }
+
     /// The client token check of the route (it lets everything through on an open route).
     pub(crate) fn client_token_check(&self) -> &RequireClientToken {
         &self.client_tokens

@@ -124,6 +124,17 @@ impl ClientWebSocket {
         &self.config
     }
 
+    /// The largest message a client may send: the configuration's
+    /// [`max_message_size`](ClientWsConfig::max_message_size), at most the route's
+    /// [`body_limit`](RouteService::body_limit), so that the WebSocket reader never holds more
+    /// of one message than the route would take (a larger one closes the connection with
+    /// `1009`).
+    pub fn max_message_size(&self) -> usize {
+        self.config
+            .max_message_size()
+            .min(self.service.body_limit())
+    }
+
     /// The budget queued messages are held from.
     pub fn budget(&self) -> &BodyBudget {
         &self.budget
@@ -173,8 +184,8 @@ impl ClientWebSocket {
         };
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(wsfirst_websocket::READ_BUFFER_SIZE)
-            .max_message_size(Some(self.config.max_message_size()))
-            .max_frame_size(Some(self.config.max_message_size()));
+            .max_message_size(Some(self.max_message_size()))
+            .max_frame_size(Some(self.max_message_size()));
         let max = self.config.max_connections();
         if self
             .open
