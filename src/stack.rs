@@ -130,7 +130,7 @@ use wsfirst_websocket::{
 use crate::{
     client_ws::{ClientConnections, ClientWebSocket, ClientWsConfig},
     future::ResponseFuture,
-    guard::{RequireJson, RequireJsonLayer},
+    guard::{ClientTokens, RequireClientToken, RequireJson, RequireJsonLayer},
     respond::{Respond, RespondLayer},
     set_route::{RouteLayer, SetRoute},
     upstream::HttpUpstream,
@@ -216,6 +216,7 @@ impl Wsfirst {
             fallback,
             websocket,
             pool,
+            client_tokens,
         } = options;
         // The breaker's registry gates the handshakes of requests it admitted on a closed key.
         let websocket = if breaker {
@@ -250,9 +251,14 @@ impl Wsfirst {
         } else {
             Either::Right(outer.service(transports))
         };
+        let client_tokens = RequireClientToken::from_tokens(client_tokens);
         RouteService {
             route,
-            inner: RequireJsonLayer::new().layer(stack),
+            inner: ValidateRequestHeader::custom(
+                RequireJsonLayer::new().layer(stack),
+                client_tokens.clone(),
+            ),
+            client_tokens,
         }
     }
 
@@ -490,6 +496,7 @@ pub struct RouteOptions {
     fallback: FallbackConfig,
     websocket: WebSocketConfig,
     pool: Option<Pool>,
+    client_tokens: Option<ClientTokens>,
 }
 
 impl Default for RouteOptions {
@@ -499,6 +506,7 @@ impl Default for RouteOptions {
             fallback: FallbackConfig::default(),
             websocket: WebSocketConfig::default(),
             pool: None,
+            client_tokens: None,
         }
     }
 }
@@ -534,6 +542,33 @@ impl RouteOptions {
         self.pool = Some(pool);
         self
     }
+
+    /// Clients must present one of `tokens` (`Authorization: Bearer <token>`) on every `POST`
+    /// and on every client WebSocket upgrade ([`Wsfirst::client_websocket`]), `401` otherwise;
+    /// the token is taken off before the upstream ([`RequireClientTokenLayer`](crate::guard::RequireClientTokenLayer)).
+    /// Give it to every route whose upstream credential the gateway holds (set by the route's
+    /// [static headers](wsfirst_core::RouteBuilder::headers)): without it, whoever reaches the
+    /// route spends that credential. Default: none (the route is open).
+    ///
+    /// ```
+    /// use wsfirst::{RouteOptions, Wsfirst, guard::ClientTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let route = wsfirst::core::Route::builder("openai", "openai-responses")
+    ///     .http_url("https://api.openai.com/v1/responses")
+    ///     .build()?;
+    /// let tokens = ClientTokens::new(["client-token-0123456789"])?; // or ClientTokens::from_env
+    /// let service = Wsfirst::builder()
+    ///     .build()
+    ///     .route_with(route, RouteOptions::new().client_tokens(tokens));
+    /// assert_eq!(service.client_tokens().map(ClientTokens::len), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client_tokens(mut self, tokens: ClientTokens) -> Self {
+        self.client_tokens = Some(tokens);
+        self
+    }
 }
 
 /// The service of one route, as [`Wsfirst::route`] builds it: a [`GuardedStack`] (with a
@@ -546,7 +581,12 @@ impl RouteOptions {
 #[derive(Clone)]
 pub struct RouteService {
     route: Route,
-    inner: ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
+    inner: ValidateRequestHeader<
+        ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
+        RequireClientToken,
+    >,
+    /// A copy of the outermost check, for the client WebSocket's upgrades.
+    client_tokens: RequireClientToken,
 }
 
 impl RouteService {
@@ -555,14 +595,36 @@ impl RouteService {
         &self.route
     }
 
-    /// The stack, under the [`RequireJsonLayer`].
-    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
-        self.inner.get_ref()
+    /// The tokens clients must present ([`RouteOptions::client_tokens`]); `None`: an open route.
+    pub fn client_tokens(&self) -> Option<&ClientTokens> {
+        self.client_token_check().tokens()
     }
 
-    /// The stack, without the [`RequireJsonLayer`].
+    /// The largest request body the route reads into memory: its fallback layer's
+    /// [`body_limit`](FallbackConfig::body_limit) (see [`RouteOptions::fallback`]). A client
+    /// WebSocket message of the route is at most this large too
+    /// ([`ClientWebSocket::max_message_size`]).
+    pub fn body_limit(&self) -> usize {
+        let fallback = match self.get_ref() {
+            Either::Left(guarded) => guarded.get_ref().get_ref().get_ref().get_ref(),
+            Either::Right(unguarded) => unguarded.get_ref().get_ref().get_ref(),
+        };
+        fallback.config().body_limit()
+    }
+
+    /// The client token check of the route (it lets everything through on an open route).
+    pub(crate) fn client_token_check(&self) -> &RequireClientToken {
+        &self.client_tokens
+    }
+
+    /// The stack, under the client token check and the [`RequireJsonLayer`].
+    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
+        self.inner.get_ref().get_ref()
+    }
+
+    /// The stack, without the client token check and the [`RequireJsonLayer`].
     pub fn into_inner(self) -> Either<GuardedStack, UnguardedStack> {
-        self.inner.into_inner()
+        self.inner.into_inner().into_inner()
     }
 }
 
@@ -583,6 +645,7 @@ where
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
     type Future = tower_http::validate_request::ResponseFuture<
+        tower_http::validate_request::ResponseFuture<
         tower::util::future::EitherResponseFuture<
             ResponseFuture<
                 <SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<
@@ -592,6 +655,8 @@ where
             ResponseFuture<
                 <SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future,
             >,
+        >,
+        axum::body::Body,
         >,
         axum::body::Body,
     >;
@@ -696,6 +761,7 @@ mod tests {
     async fn a_body_past_the_shared_budget_is_503_before_anything_is_sent() {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
+        use wsfirst_core::TransportMode;
         let table = EligibilityTable::builder()
             .allow("local", "responses")
             .build()
@@ -704,23 +770,31 @@ mod tests {
             .eligibility(table)
             .body_budget(BodyBudget::new(16))
             .build();
-        // Nothing listens on these: only the budget can answer.
-        let route = Route::builder("local", "responses")
-            .ws_url("ws://127.0.0.1:9/v1/responses")
-            .http_url("http://127.0.0.1:9/v1/responses")
-            .build()
-            .unwrap();
-        let request = Request::post("/v1/responses")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(axum::body::Body::from(
-                r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
-            ))
-            .unwrap();
-        let response = wsfirst.route(route).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["error"]["code"], "body_budget_exhausted");
+        // Strict `websocket` mode too: its message is the whole body in memory.
+        for mode in [TransportMode::Auto, TransportMode::WebSocket] {
+            // Nothing listens on these: only the budget can answer.
+            let route = Route::builder("local", "responses")
+                .ws_url("ws://127.0.0.1:9/v1/responses")
+                .http_url("http://127.0.0.1:9/v1/responses")
+                .mode(mode)
+                .build()
+                .unwrap();
+            let request = Request::post("/v1/responses")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(
+                    r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
+                ))
+                .unwrap();
+            let response = wsfirst.route(route).oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "{mode:?}"
+            );
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "body_budget_exhausted");
+        }
     }
 
     #[test]

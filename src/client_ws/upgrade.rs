@@ -47,6 +47,10 @@ use crate::{RouteService, guard::AllowedOrigins};
 /// `Origin` (SDKs, command-line clients) and from the gateway's own origin pass; a browser app
 /// of another origin that is meant to use the gateway is listed with
 /// [`allow_origins`](Self::allow_origins).
+///
+/// **Client tokens.** On a route with [`RouteOptions::client_tokens`](crate::RouteOptions::client_tokens),
+/// an upgrade without `Authorization: Bearer <token>` for one of them is refused with `401`
+/// before the upgrade.
 #[derive(Clone, Debug)]
 pub struct ClientWebSocket {
     service: RouteService,
@@ -120,6 +124,17 @@ impl ClientWebSocket {
         &self.config
     }
 
+    /// The largest message a client may send: the configuration's
+    /// [`max_message_size`](ClientWsConfig::max_message_size), at most the route's
+    /// [`body_limit`](RouteService::body_limit), so that the WebSocket reader never holds more
+    /// of one message than the route would take (a larger one closes the connection with
+    /// `1009`).
+    pub fn max_message_size(&self) -> usize {
+        self.config
+            .max_message_size()
+            .min(self.service.body_limit())
+    }
+
     /// The budget queued messages are held from.
     pub fn budget(&self) -> &BodyBudget {
         &self.budget
@@ -144,6 +159,10 @@ impl ClientWebSocket {
                 "websocket connections from this origin are not allowed",
             );
         }
+        if !self.service.client_token_check().allows(request.headers()) {
+            // Before the upgrade: the session's requests go through the same check.
+            return crate::guard::unauthorized();
+        }
         let key = match check_upgrade(request.headers()) {
             Ok(key) => key,
             Err(refusal) => return refusal.into_response(),
@@ -165,8 +184,8 @@ impl ClientWebSocket {
         };
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(wsfirst_websocket::READ_BUFFER_SIZE)
-            .max_message_size(Some(self.config.max_message_size()))
-            .max_frame_size(Some(self.config.max_message_size()));
+            .max_message_size(Some(self.max_message_size()))
+            .max_frame_size(Some(self.max_message_size()));
         let max = self.config.max_connections();
         if self
             .open

@@ -200,7 +200,9 @@ where
                     };
                     let candidate = this.candidate.as_mut().expect(NO_CANDIDATE);
                     match find_ws_failure(&*error) {
-                        Some(failure) if candidate.config.replay().allows(failure) => {
+                        Some(failure)
+                            if candidate.replays && candidate.config.replay().allows(failure) =>
+                        {
                             candidate.record_fallback(failure.clone());
                             this.state.set(State::WaitingReady);
                         }
@@ -300,6 +302,9 @@ pub(crate) struct Candidate<S> {
     config: FallbackConfig,
     warnings: Arc<Warnings>,
     budget: BodyBudget,
+    /// `false` in strict `websocket` mode: the body is buffered (within the budget) for the
+    /// WebSocket message, never replayed.
+    replays: bool,
     /// The budget's bytes for the buffered body, held until the candidate is done.
     held: Option<BudgetPermit>,
     /// The bytes buffered so far.
@@ -331,6 +336,7 @@ impl<S> Candidate<S> {
             config,
             warnings,
             budget,
+            replays: true,
             held: None,
             buffered: 0,
             data: Bytes::new(),
@@ -339,6 +345,12 @@ impl<S> Candidate<S> {
             failure: None,
             attempt: Duration::ZERO,
         }
+    }
+
+    /// Whether a failure the setting allows is replayed over HTTP (`false`: strict mode).
+    pub(crate) fn replays(mut self, replays: bool) -> Self {
+        self.replays = replays;
+        self
     }
 
     /// Keeps a frame of the caller's body: data within the body limit and the budget, trailers.
