@@ -130,7 +130,11 @@ mod tests {
     #[test]
     fn pinned_and_fallback_are_temporary_and_keep_the_failure() {
         let marker = WebSocketOnly::new("generate");
-        assert!(marker.refuse(HttpReason::Pinned { until: None }).is_temporary());
+        assert!(
+            marker
+                .refuse(HttpReason::Pinned { until: None })
+                .is_temporary()
+        );
         let failure = WsFailure::new(Phase::Connect, FailureKind::Timeout(Duration::from_secs(1)));
         let refused = marker.refuse(HttpReason::Fallback(failure.clone()));
         assert!(refused.is_temporary());

@@ -41,8 +41,8 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_service::Service;
 use wsfirst_core::{
-    BoxError, HttpReason, Intent, Route, Served, WebSocketOnly, WsFailure,
-    find_websocket_required, find_ws_failure,
+    BoxError, HttpReason, Intent, Route, Served, WebSocketOnly, WsFailure, find_websocket_required,
+    find_ws_failure,
 };
 
 use crate::{
@@ -409,7 +409,10 @@ impl<S> Candidate<S> {
             return Ok(error);
         }
         let head = self.head.as_ref().expect(NO_CANDIDATE);
-        match (head.extensions.get::<WebSocketOnly>(), find_ws_failure(&*error)) {
+        match (
+            head.extensions.get::<WebSocketOnly>(),
+            find_ws_failure(&*error),
+        ) {
             (Some(only), Some(failure)) => {
                 Ok(Box::new(only.refuse(HttpReason::Fallback(failure.clone()))))
             }

@@ -154,7 +154,11 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     /// service, and a failed attempt fails with
     /// [`WebSocketRequired`](wsfirst_core::WebSocketRequired), which a fallback layer does not
     /// replay. Called on every WebSocket request before `encode`, so it should be quick.
-    fn websocket_only(&self, _request: &http::request::Parts, _body: &Bytes) -> Option<&'static str> {
+    fn websocket_only(
+        &self,
+        _request: &http::request::Parts,
+        _body: &Bytes,
+    ) -> Option<&'static str> {
         None
     }
 }

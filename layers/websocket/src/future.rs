@@ -221,10 +221,14 @@ where
     } else {
         config.codec().unsupported(&parts, &body)
     };
-    let only = parts.extensions.get::<WebSocketOnly>().copied().or_else(|| {
-        let field = config.codec().websocket_only(&parts, &body)?;
-        Some(WebSocketOnly::new(field))
-    });
+    let only = parts
+        .extensions
+        .get::<WebSocketOnly>()
+        .copied()
+        .or_else(|| {
+            let field = config.codec().websocket_only(&parts, &body)?;
+            Some(WebSocketOnly::new(field))
+        });
     let Some(field) = unsupported else {
         // The ready inner service is not needed: dropping it now frees what its readiness holds.
         drop(inner);
@@ -233,7 +237,9 @@ where
             future: match only {
                 None => Box::pin(attempt),
                 Some(only) => Box::pin(async move {
-                    attempt.await.map_err(|error| websocket_only_failed(only, error))
+                    attempt
+                        .await
+                        .map_err(|error| websocket_only_failed(only, error))
                 }),
             },
         };

@@ -444,7 +444,11 @@ impl Codec for ResponsesCodec {
         unsupported::find(body)
     }
 
-    fn websocket_only(&self, _request: &http::request::Parts, body: &Bytes) -> Option<&'static str> {
+    fn websocket_only(
+        &self,
+        _request: &http::request::Parts,
+        body: &Bytes,
+    ) -> Option<&'static str> {
         super::websocket_only::find(body)
     }
 }
