@@ -60,6 +60,7 @@ mod resend;
 mod route;
 mod served;
 mod timeouts;
+mod websocket_only;
 
 pub use breaker_key::BreakerKey;
 pub use config_error::{ConfigError, ConfigErrorKind};
@@ -72,6 +73,7 @@ pub use resend::{Delivery, Replay};
 pub use route::{Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
 pub use timeouts::HttpTimeouts;
+pub use websocket_only::{WebSocketOnly, WebSocketRequired, find_websocket_required};
 
 /// The longest duration any wsfirst setting accepts (100 years): every timeout and pin is
 /// added to an `Instant`, and far larger values would overflow it. Builders reject longer ones.

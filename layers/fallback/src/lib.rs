@@ -31,6 +31,11 @@
 //!   [`FallbackConfig::body_limit`] (16 MiB by default, like every size limit: see the table in
 //!   [`wsfirst_core::limits`]) goes over HTTP at once (it could not be replayed); a body of unknown
 //!   size that turns out larger fails with [`BodyTooLarge`] before anything is sent upstream.
+//! - A request marked [`WebSocketOnly`](wsfirst_core::WebSocketOnly) (a warm-up,
+//!   `"generate": false`), or whose attempt failed with a
+//!   [`WebSocketRequired`](wsfirst_core::WebSocketRequired) (the WebSocket layer found the field
+//!   in the body), is never replayed: it fails with `WebSocketRequired`, whose source is the
+//!   attempt's failure (so a breaker above still counts it).
 //! - If the replay fails too, the error is [`HttpAfterWebSocket`], with both causes in its
 //!   source chain.
 //!
