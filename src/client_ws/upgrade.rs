@@ -51,6 +51,21 @@ use crate::{RouteService, guard::AllowedOrigins};
 /// **Client tokens.** On a route with [`RouteOptions::client_tokens`](crate::RouteOptions::client_tokens),
 /// an upgrade without `Authorization: Bearer <token>` for one of them is refused with `401`
 /// before the upgrade.
+///
+/// **Headers that route a session.** The upgrade request's headers go with the request of
+/// every message, so the route's [header policy](crate::core::headers::HeaderPolicy) decides
+/// what reaches the upstream: Codex's session headers (`session-id`, `x-codex-turn-metadata`...)
+/// with each request served over HTTP, never on a pooled upstream handshake. The `101` answers
+/// at once, before any upstream connection is chosen (each message may be served by another
+/// pooled connection, or over HTTP), so it carries no header of an upstream's handshake answer:
+/// what Codex reads there (`x-codex-turn-state`, `x-models-etag`, `x-reasoning-included`,
+/// `openai-model`) reaches clients over `POST` only. Waiting for an upstream handshake
+/// (a preconnect) would add that handshake to every upgrade, open an upstream connection for
+/// clients that never send, and have nothing to give when the route serves over HTTP; the
+/// conversation's affinity does not need the token (a continuing request follows the
+/// connection that produced its previous response). An upgrade that brings a routing token
+/// back (`x-codex-turn-state`, as Codex does when it reconnects within a turn) is logged at
+/// `INFO`: the token goes to the upstream only with requests served over HTTP.
 #[derive(Clone, Debug)]
 pub struct ClientWebSocket {
     service: RouteService,
@@ -61,6 +76,9 @@ pub struct ClientWebSocket {
     /// The connections open through this service and its clones.
     open: Arc<AtomicUsize>,
 }
+
+/// Codex's sticky routing token (see [`RESPONSES_SESSION_HEADERS`](wsfirst_core::headers::RESPONSES_SESSION_HEADERS)).
+const TURN_STATE: &str = "x-codex-turn-state";
 
 /// One connection of a [`ClientWebSocket`], counted until dropped.
 #[derive(Debug)]
@@ -167,6 +185,18 @@ impl ClientWebSocket {
             Ok(key) => key,
             Err(refusal) => return refusal.into_response(),
         };
+        if request.headers().contains_key(TURN_STATE) {
+            // A client resuming a turn on a new connection: its sticky routing token cannot
+            // pick a pooled upstream connection (see the type docs).
+            let route = self.service.route();
+            tracing::info!(
+                provider = route.provider(),
+                api = route.api(),
+                "client websocket brings back x-codex-turn-state: it reaches the upstream only \
+                 with requests served over http; the conversation continues by \
+                 previous_response_id"
+            );
+        }
         let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
             return refusal(
                 StatusCode::BAD_REQUEST,

@@ -12,9 +12,16 @@
 //! `authorization`, `openai-beta`, `openai-organization`, `openai-project`), then its static
 //! headers, which replace the client's (a gateway that holds the API key sets `authorization`
 //! here). The WebSocket handshake and the HTTP request get exactly these; the HTTP request adds
-//! the [`BODY_HEADERS`] that describe the body it carries. Nothing else is forwarded: no
-//! `cookie`, no header that a layer reads for itself (such as the eligibility override header),
-//! no header the policy does not name.
+//! the [`BODY_HEADERS`] that describe the body it carries and the policy's session headers,
+//! which route one session or turn (Codex's `session-id`, `x-codex-turn-state`...,
+//! [`RESPONSES_SESSION_HEADERS`]) and so never go on the handshake of a pooled connection that
+//! serves every session. Nothing else is forwarded: no `cookie`, no header that a layer reads
+//! for itself (such as the eligibility override header), no header the policy does not name.
+//!
+//! The other way, an HTTP upstream's response headers reach the client as they are; of a
+//! WebSocket handshake's answer, only the policy's answer headers do
+//! ([`RESPONSES_ANSWER_HEADERS`], such as `x-codex-turn-state`), on the response of each
+//! request the connection serves.
 //!
 //! # Example
 //!
@@ -111,6 +118,49 @@ pub static RESPONSES_FORWARD_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("openai-project"),
 ];
 
+/// The request headers that route a client's session (Codex's, as its 0.171 release sends them
+/// on every request and on its WebSocket handshake): `session-id` and `session_id` (the
+/// session; older releases used the underscore), `thread-id`, `x-client-request-id` (the
+/// thread again), `originator` (which client), and Codex's `x-codex-turn-state` (the sticky
+/// routing token an upstream gave in an earlier answer, sent back while the turn lasts),
+/// `x-codex-turn-metadata` (the turn's ids, as JSON), `x-codex-window-id`,
+/// `x-codex-beta-features` and `x-codex-installation-id`. The session list of
+/// [`HeaderPolicy::responses`].
+///
+/// They describe one request of one session, so they are forwarded with each HTTP request and
+/// never on a pooled WebSocket's handshake: that connection serves other sessions after this
+/// one, and its handshake headers are part of its pool key, so per-session (and, for
+/// `x-codex-turn-metadata`, per-turn) values would split the pool into one connection per
+/// session or per turn and lose the conversations that the pool keeps on their connection.
+/// Over the WebSocket the same ids still reach the upstream in the request body, where Codex
+/// puts them too (`prompt_cache_key` and `client_metadata`).
+pub static RESPONSES_SESSION_HEADERS: [HeaderName; 10] = [
+    HeaderName::from_static("session-id"),
+    HeaderName::from_static("session_id"),
+    HeaderName::from_static("thread-id"),
+    HeaderName::from_static("x-client-request-id"),
+    HeaderName::from_static("originator"),
+    HeaderName::from_static("x-codex-turn-state"),
+    HeaderName::from_static("x-codex-turn-metadata"),
+    HeaderName::from_static("x-codex-window-id"),
+    HeaderName::from_static("x-codex-beta-features"),
+    HeaderName::from_static("x-codex-installation-id"),
+];
+
+/// The headers of an upstream's WebSocket handshake answer that reach the client on the
+/// response of each request served on that connection, as an HTTP upstream's response headers
+/// do: those Codex reads from the handshake (`codex-rs/codex-api/src/endpoint/responses_websocket.rs`):
+/// `x-codex-turn-state` (the sticky routing token, see [`RESPONSES_SESSION_HEADERS`]),
+/// `x-models-etag` (the model list's version), `x-reasoning-included` and `openai-model` (the
+/// model the server chose). The answer list of [`HeaderPolicy::responses`]. Nothing else of a
+/// handshake's answer is passed on: it describes the connection, not the response.
+pub static RESPONSES_ANSWER_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-codex-turn-state"),
+    HeaderName::from_static("x-models-etag"),
+    HeaderName::from_static("x-reasoning-included"),
+    HeaderName::from_static("openai-model"),
+];
+
 /// The Responses API's headers whose values are comma-separated lists of flags: `openai-beta`.
 /// A route's static `OpenAI-Beta` value (such as `responses_websockets=2026-02-06`) is added to
 /// the client's own flags, so a client that asks for other betas keeps them.
@@ -136,7 +186,8 @@ pub fn is_reserved_for_websocket(name: &HeaderName) -> bool {
 ///   request's header of that name, except for the [list headers](HeaderPolicyBuilder::list_header)
 ///   (the Responses API's `openai-beta`), whose items it adds to the request's own,
 ///   comma-separated and without duplicates.
-/// - Over HTTP only, the [`BODY_HEADERS`] present in the request are copied too.
+/// - Over HTTP only, the [session headers](HeaderPolicyBuilder::session_header) and the
+///   [`BODY_HEADERS`] present in the request are copied too.
 ///
 /// Nothing else is forwarded. `Host` and `Content-Length` are set by the client that sends the
 /// upstream request, from the URL and the body. The default forwards nothing but the body
@@ -150,6 +201,8 @@ pub struct HeaderPolicy(Arc<PolicyInner>);
 #[derive(Clone, Default)]
 struct PolicyInner {
     forward: Vec<HeaderName>,
+    session: Vec<HeaderName>,
+    answer: Vec<HeaderName>,
     fixed: Vec<(HeaderName, HeaderValue)>,
     lists: Vec<HeaderName>,
 }
@@ -162,7 +215,9 @@ impl HeaderPolicy {
 
     /// The OpenAI Responses API's policy, the default of every [`Route`](crate::Route): it
     /// forwards [`RESPONSES_FORWARD_HEADERS`], with `openai-beta` a list header
-    /// ([`RESPONSES_LIST_HEADERS`]), and sets nothing.
+    /// ([`RESPONSES_LIST_HEADERS`]), forwards the [`RESPONSES_SESSION_HEADERS`] over HTTP,
+    /// passes the [`RESPONSES_ANSWER_HEADERS`] of a handshake's answer on to the client, and
+    /// sets nothing.
     ///
     /// ```
     /// use wsfirst_core::headers::{HeaderPolicy, RESPONSES_FORWARD_HEADERS};
@@ -183,6 +238,8 @@ impl HeaderPolicy {
             .get_or_init(|| {
                 HeaderPolicy(Arc::new(PolicyInner {
                     forward: RESPONSES_FORWARD_HEADERS.to_vec(),
+                    session: RESPONSES_SESSION_HEADERS.to_vec(),
+                    answer: RESPONSES_ANSWER_HEADERS.to_vec(),
                     fixed: Vec::new(),
                     lists: RESPONSES_LIST_HEADERS.to_vec(),
                 }))
@@ -194,6 +251,8 @@ impl HeaderPolicy {
     pub fn to_builder(&self) -> HeaderPolicyBuilder {
         HeaderPolicyBuilder {
             forward: self.0.forward.clone(),
+            session: self.0.session.clone(),
+            answer: self.0.answer.clone(),
             fixed: self.0.fixed.clone(),
             lists: self.0.lists.clone(),
         }
@@ -202,6 +261,44 @@ impl HeaderPolicy {
     /// The request headers forwarded to both transports, in order, without duplicates.
     pub fn forward_headers(&self) -> &[HeaderName] {
         &self.0.forward
+    }
+
+    /// The request headers forwarded with each HTTP request but not on a WebSocket handshake
+    /// (see [`session_header`](HeaderPolicyBuilder::session_header)), in order, without
+    /// duplicates.
+    pub fn session_headers(&self) -> &[HeaderName] {
+        &self.0.session
+    }
+
+    /// The headers of an upstream's WebSocket handshake answer that reach the client with each
+    /// response served on that connection (see
+    /// [`answer_header`](HeaderPolicyBuilder::answer_header)).
+    pub fn answer_headers(&self) -> &[HeaderName] {
+        &self.0.answer
+    }
+
+    /// The headers of a WebSocket handshake's answer that the policy passes on to the client:
+    /// every value of each [answer header](Self::answer_headers) present.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use wsfirst_core::headers::HeaderPolicy;
+    ///
+    /// let mut handshake = HeaderMap::new();
+    /// handshake.insert("x-codex-turn-state", HeaderValue::from_static("ts-1"));
+    /// handshake.insert("set-cookie", HeaderValue::from_static("lb=1"));
+    /// let answer = HeaderPolicy::responses().answer_for(&handshake);
+    /// assert_eq!(answer["x-codex-turn-state"], "ts-1");
+    /// assert_eq!(answer.len(), 1);
+    /// ```
+    pub fn answer_for(&self, handshake: &HeaderMap) -> HeaderMap {
+        let mut kept = HeaderMap::new();
+        for name in &self.0.answer {
+            for value in handshake.get_all(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        kept
     }
 
     /// The headers set on every upstream request, over both transports.
@@ -230,10 +327,13 @@ impl HeaderPolicy {
             .map(|(_, value)| value)
     }
 
-    /// Whether the policy forwards or sets `name` (on either transport; the [`BODY_HEADERS`]
-    /// that only HTTP carries are not counted).
+    /// Whether the policy forwards or sets `name` (on either transport, [session
+    /// headers](Self::session_headers) included; the [`BODY_HEADERS`] that only HTTP carries
+    /// are not counted).
     pub fn forwards_or_sets(&self, name: &HeaderName) -> bool {
-        self.0.forward.contains(name) || self.0.fixed.iter().any(|(fixed, _)| fixed == name)
+        self.0.forward.contains(name)
+            || self.0.session.contains(name)
+            || self.0.fixed.iter().any(|(fixed, _)| fixed == name)
     }
 
     /// The same policy without `name`: neither forwarded nor set. The facade removes the
@@ -252,6 +352,7 @@ impl HeaderPolicy {
     pub fn without(&self, name: &HeaderName) -> Self {
         let mut inner = PolicyInner::clone(&self.0);
         inner.forward.retain(|forwarded| forwarded != name);
+        inner.session.retain(|forwarded| forwarded != name);
         inner.fixed.retain(|(fixed, _)| fixed != name);
         Self(Arc::new(inner))
     }
@@ -267,15 +368,22 @@ impl HeaderPolicy {
             .flat_map(|value| value.split(','))
             .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
             .collect();
+        let inner = &*self.0;
+        // Per request: the session's headers and the body's, over HTTP only.
+        let per_request: &[HeaderName] = match transport {
+            Transport::Http => &inner.session,
+            Transport::WebSocket => &[],
+        };
         let body: &[HeaderName] = match transport {
             Transport::Http => &BODY_HEADERS,
             Transport::WebSocket => &[],
         };
-        let inner = &*self.0;
-        let names = inner
-            .forward
-            .iter()
-            .chain(body.iter().filter(|name| !inner.forward.contains(name)));
+        let names = inner.forward.iter().chain(
+            per_request
+                .iter()
+                .chain(body.iter().filter(|name| !per_request.contains(name)))
+                .filter(|name| !inner.forward.contains(name)),
+        );
         let mut headers = HeaderMap::with_capacity(inner.forward.len() + inner.fixed.len());
         for name in names {
             if named_by_connection.contains(name) {
@@ -301,6 +409,8 @@ impl fmt::Debug for HeaderPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeaderPolicy")
             .field("forward_headers", &self.0.forward)
+            .field("session_headers", &self.0.session)
+            .field("answer_headers", &self.0.answer)
             .field(
                 "static_headers",
                 &self
@@ -335,6 +445,8 @@ fn merge_list(values: GetAll<'_, HeaderValue>, added: &HeaderValue) -> HeaderVal
 #[derive(Clone, Default)]
 pub struct HeaderPolicyBuilder {
     forward: Vec<HeaderName>,
+    session: Vec<HeaderName>,
+    answer: Vec<HeaderName>,
     fixed: Vec<(HeaderName, HeaderValue)>,
     lists: Vec<HeaderName>,
 }
@@ -351,6 +463,34 @@ impl HeaderPolicyBuilder {
     /// Forwards these request headers too (see [`forward_header`](Self::forward_header)).
     pub fn forward_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
         names.into_iter().fold(self, Self::forward_header)
+    }
+
+    /// Forwards this request header (every value) with each HTTP request, but never on a
+    /// WebSocket handshake: a header that routes one session or turn (such as Codex's
+    /// `session-id`, see [`RESPONSES_SESSION_HEADERS`]), which a pooled connection, shared by
+    /// sessions and keyed by its handshake headers, must not carry. A header also
+    /// [forwarded](Self::forward_header) goes to both transports.
+    pub fn session_header(mut self, name: HeaderName) -> Self {
+        if !self.session.contains(&name) {
+            self.session.push(name);
+        }
+        self
+    }
+
+    /// Forwards these request headers with each HTTP request too (see
+    /// [`session_header`](Self::session_header)).
+    pub fn session_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        names.into_iter().fold(self, Self::session_header)
+    }
+
+    /// Passes this header of an upstream's WebSocket handshake answer on to the client, on the
+    /// response of each request served on that connection (the HTTP upstream's response
+    /// headers reach the client as they are).
+    pub fn answer_header(mut self, name: HeaderName) -> Self {
+        if !self.answer.contains(&name) {
+            self.answer.push(name);
+        }
+        self
     }
 
     /// Sets this header on every upstream request, over both transports, replacing the
@@ -372,7 +512,7 @@ impl HeaderPolicyBuilder {
     }
 
     /// Checks the names and builds the policy: a hop-by-hop or handshake header
-    /// ([`is_reserved_for_websocket`]) in either list is a [`ReservedHeader`] error.
+    /// ([`is_reserved_for_websocket`]) in any list is a [`ReservedHeader`] error.
     pub fn build(self) -> Result<HeaderPolicy, ReservedHeader> {
         let reserved = |field: &'static str, name: &HeaderName| {
             is_reserved_for_websocket(name).then(|| ReservedHeader {
@@ -385,6 +525,16 @@ impl HeaderPolicyBuilder {
             .iter()
             .find_map(|name| reserved("forward_headers", name))
             .or_else(|| {
+                self.session
+                    .iter()
+                    .find_map(|name| reserved("session_headers", name))
+            })
+            .or_else(|| {
+                self.answer
+                    .iter()
+                    .find_map(|name| reserved("answer_headers", name))
+            })
+            .or_else(|| {
                 self.fixed
                     .iter()
                     .find_map(|(name, _)| reserved("static_headers", name))
@@ -394,6 +544,8 @@ impl HeaderPolicyBuilder {
         }
         Ok(HeaderPolicy(Arc::new(PolicyInner {
             forward: self.forward,
+            session: self.session,
+            answer: self.answer,
             fixed: self.fixed,
             lists: self.lists,
         })))
@@ -404,6 +556,8 @@ impl fmt::Debug for HeaderPolicyBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeaderPolicyBuilder")
             .field("forward_headers", &self.forward)
+            .field("session_headers", &self.session)
+            .field("answer_headers", &self.answer)
             .field(
                 "static_headers",
                 &self.fixed.iter().map(|(name, _)| name).collect::<Vec<_>>(),
@@ -434,7 +588,8 @@ pub struct ReservedHeader {
 }
 
 impl ReservedHeader {
-    /// The list it was given to: `forward_headers` or `static_headers`.
+    /// The list it was given to: `forward_headers`, `session_headers`, `answer_headers` or
+    /// `static_headers`.
     pub fn field(&self) -> &'static str {
         self.field
     }
@@ -569,6 +724,84 @@ mod tests {
             names(&empty.headers_for(&incoming, Transport::Http)),
             ["content-type", "accept"]
         );
+    }
+
+    #[test]
+    fn session_headers_go_with_http_requests_only() {
+        let incoming = request(&[
+            ("authorization", "Bearer sk-1"),
+            ("session-id", "s-1"),
+            ("x-codex-turn-state", "ts-1"),
+            ("x-codex-turn-metadata", "{}"),
+            ("originator", "codex_exec"),
+            ("x-codex-unknown", "1"),
+            ("content-type", "application/json"),
+        ]);
+        let policy = HeaderPolicy::responses();
+        assert_eq!(
+            names(&policy.headers_for(&incoming, Transport::WebSocket)),
+            ["authorization"]
+        );
+        assert_eq!(
+            names(&policy.headers_for(&incoming, Transport::Http)),
+            [
+                "authorization",
+                "session-id",
+                "originator",
+                "x-codex-turn-state",
+                "x-codex-turn-metadata",
+                "content-type"
+            ]
+        );
+        // Also forwarded: on the handshake too, once.
+        let both = responses()
+            .forward_header(HeaderName::from_static("session-id"))
+            .build()
+            .unwrap();
+        assert_eq!(
+            names(&both.headers_for(&incoming, Transport::WebSocket)),
+            ["authorization", "session-id"]
+        );
+        let http = both.headers_for(&incoming, Transport::Http);
+        assert_eq!(http.get_all("session-id").iter().count(), 1);
+        // Removed like any other.
+        let name = HeaderName::from_static("x-codex-turn-state");
+        assert!(policy.forwards_or_sets(&name));
+        assert!(!policy.without(&name).forwards_or_sets(&name));
+        let error = HeaderPolicy::builder()
+            .session_header(header::TE)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "session_headers");
+    }
+
+    #[test]
+    fn only_answer_headers_of_a_handshake_reach_the_client() {
+        let handshake = request(&[
+            ("x-codex-turn-state", "ts-1"),
+            ("openai-model", "gpt-kit"),
+            ("x-models-etag", "e1"),
+            ("x-reasoning-included", "true"),
+            ("set-cookie", "lb=1"),
+            ("sec-websocket-accept", "abc"),
+            ("x-request-id", "req_1"),
+        ]);
+        let answer = HeaderPolicy::responses().answer_for(&handshake);
+        assert_eq!(
+            names(&answer),
+            [
+                "x-codex-turn-state",
+                "x-models-etag",
+                "x-reasoning-included",
+                "openai-model"
+            ]
+        );
+        assert!(HeaderPolicy::default().answer_for(&handshake).is_empty());
+        let error = HeaderPolicy::builder()
+            .answer_header(header::SEC_WEBSOCKET_ACCEPT)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "answer_headers");
     }
 
     #[test]

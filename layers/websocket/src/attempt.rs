@@ -19,7 +19,7 @@ use crate::{
     connector::{self, map_error},
     gate::RequestGate,
     metrics::{Resend, record_failure, record_rejection, record_resend},
-    pool::{PoolKey, pooled::Pooled},
+    pool::{Opened, PoolKey, pooled::Pooled},
     read::read,
 };
 
@@ -150,8 +150,14 @@ async fn run(
         &parts.headers,
     );
     let connect = || async {
+        // What the route's policy passes on of the handshake's answer stays with the
+        // connection, for every response it serves.
         connector::connect(&url, &handshake, &config)
             .await
+            .map(|(stream, answer)| Opened {
+                stream,
+                answer: route.headers().answer_for(&answer),
+            })
             .map_err(|failure| gate.report(failure))
     };
     // Once sent again, always on a fresh connection, and never a second time.
@@ -224,6 +230,8 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
     // the request incomplete (nothing an upstream acts on) unless an earlier message of several
     // may have reached it in full.
     let mut fed = 0;
+    // The handshake answer's headers that the client gets with the response.
+    let answer = conn.answer().clone();
     let stream = conn.stream();
     let send = async {
         for message in &job.messages {
@@ -339,6 +347,7 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                     .headers_mut()
                     .entry(CONTENT_TYPE)
                     .or_insert_with(|| job.content_type.clone());
+                add_answer(response.headers_mut(), &answer);
                 if exchange.events() == 0 {
                     attempt = job.started.elapsed();
                 }
@@ -392,8 +401,22 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, job.content_type.clone());
+            add_answer(response.headers_mut(), &answer);
             response.extensions_mut().insert(Served::websocket(attempt));
             return Exchanged::Done(response);
+        }
+    }
+}
+
+/// Adds the handshake answer's headers to a response, as an HTTP upstream's response headers
+/// would be, except those the response already has (an error event's own).
+fn add_answer(headers: &mut HeaderMap, answer: &HeaderMap) {
+    for name in answer.keys() {
+        if headers.contains_key(name) {
+            continue;
+        }
+        for value in answer.get_all(name) {
+            headers.append(name.clone(), value.clone());
         }
     }
 }

@@ -97,12 +97,13 @@ pub(crate) fn target(url: &Uri) -> Result<(bool, &str, u16), WsFailure> {
     Ok((tls, host, port))
 }
 
-/// Opens a WebSocket to `url` with `headers`, all steps within the handshake timeout.
+/// Opens a WebSocket to `url` with `headers`, all steps within the handshake timeout; gives
+/// the socket and the headers of the upstream's answer to the handshake.
 pub(crate) async fn connect(
     url: &Uri,
     headers: &HeaderMap,
     config: &WebSocketConfig,
-) -> Result<WsStream, WsFailure> {
+) -> Result<(WsStream, HeaderMap), WsFailure> {
     let started = Instant::now();
     let limit = config.handshake_timeout();
     let deadline = started + limit;
@@ -196,10 +197,10 @@ pub(crate) async fn connect(
     match timeout_at(deadline, upgrade).await {
         Err(_) => Err(timeout(Phase::Handshake, limit)),
         Ok(Err(error)) => Err(map_error(Phase::Handshake, error)),
-        Ok(Ok((stream, _response))) => {
+        Ok(Ok((stream, response))) => {
             metrics::histogram!("wsfirst_ws_handshake_seconds")
                 .record(started.elapsed().as_secs_f64());
-            Ok(stream)
+            Ok((stream, response.into_parts().0.headers))
         }
     }
 }

@@ -17,10 +17,10 @@ use wsfirst_core::{FailureKind, Phase, WsFailure};
 
 use super::{
     Outcome, Pool, PoolKey,
-    connection::{Conn, Release, close_later, gauge, released},
+    connection::{Conn, Opened, Release, close_later, gauge, released},
     pooled::Pooled,
 };
-use crate::{PoolExhausted, connector::WsStream, gate::RequestGate};
+use crate::{PoolExhausted, gate::RequestGate};
 
 /// The announcer of a coalesced handshake: its id and the sender of its outcome.
 type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
@@ -28,7 +28,7 @@ type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
 impl Pool {
     /// [`Pool::checkout_gated`] without a gate (tests).
     #[cfg(test)]
-    pub(crate) async fn checkout<C, F>(
+    pub(crate) async fn checkout<C, F, S>(
         &self,
         key: &PoolKey,
         continues: Option<&str>,
@@ -38,7 +38,8 @@ impl Pool {
     ) -> Result<Pooled, WsFailure>
     where
         C: Fn() -> F,
-        F: Future<Output = Result<WsStream, WsFailure>>,
+        F: Future<Output = Result<S, WsFailure>>,
+        S: Into<Opened>,
     {
         self.checkout_gated(key, continues, fresh, handshake_timeout, None, connect)
             .await
@@ -51,7 +52,7 @@ impl Pool {
     /// the pool's lock, so that a request that finds no handshake in flight sees every failure
     /// reported by the handshakes before (the opener reports inside `connect`, before the
     /// waiters are told and the handshake is cleared).
-    pub(crate) async fn checkout_gated<C, F>(
+    pub(crate) async fn checkout_gated<C, F, S>(
         &self,
         key: &PoolKey,
         continues: Option<&str>,
@@ -62,7 +63,8 @@ impl Pool {
     ) -> Result<Pooled, WsFailure>
     where
         C: Fn() -> F,
-        F: Future<Output = Result<WsStream, WsFailure>>,
+        F: Future<Output = Result<S, WsFailure>>,
+        S: Into<Opened>,
     {
         enum Step<'a> {
             Reuse(Box<Conn>),
@@ -202,7 +204,7 @@ impl Pool {
                     guard.counted = false;
                     gauge("in_use", 1.0);
                     let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-                    let conn = Conn::new(stream, id);
+                    let conn = Conn::new(stream.into(), id);
                     return Ok(self.pooled(key, conn, false, continues.is_some()));
                 }
                 Step::Wait(mut outcome) => {

@@ -4,6 +4,7 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
+use http::HeaderMap;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -22,6 +23,9 @@ pub(super) struct Idle {
 /// last [`Pool::REMEMBERED_RESPONSES`](super::Pool::REMEMBERED_RESPONSES), oldest first).
 pub(super) struct Conn {
     pub(super) stream: WsStream,
+    /// The headers of its handshake's answer that reach the client with each response it
+    /// serves (see [`Opened`]).
+    pub(super) answer: HeaderMap,
     pub(super) created: Instant,
     pub(super) id: u64,
     pub(super) responses: VecDeque<Arc<str>>,
@@ -34,11 +38,31 @@ pub(super) struct Conn {
     pub(super) chain: bool,
 }
 
-impl Conn {
-    /// A connection opened now, numbered `id`.
-    pub(super) fn new(stream: WsStream, id: u64) -> Self {
+/// A connection just opened, as the pool's `connect` function gives it: the socket, and the
+/// headers of the handshake's answer that the route's header policy passes on to the client
+/// ([`HeaderPolicy::answer_for`](wsfirst_core::headers::HeaderPolicy::answer_for)), kept with
+/// the connection for every response it serves. A bare socket has none.
+pub(crate) struct Opened {
+    pub(crate) stream: WsStream,
+    pub(crate) answer: HeaderMap,
+}
+
+impl From<WsStream> for Opened {
+    fn from(stream: WsStream) -> Self {
         Self {
             stream,
+            answer: HeaderMap::new(),
+        }
+    }
+}
+
+impl Conn {
+    /// A connection opened now, numbered `id`.
+    pub(super) fn new(opened: Opened, id: u64) -> Self {
+        let Opened { stream, answer } = opened;
+        Self {
+            stream,
+            answer,
             created: Instant::now(),
             id,
             responses: VecDeque::new(),

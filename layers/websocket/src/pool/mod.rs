@@ -59,6 +59,7 @@ use wsfirst_core::WsFailure;
 
 use self::connection::{Conn, Idle, Release, close_gracefully, gauge, released};
 use self::conversation::Conversations;
+pub(crate) use self::connection::Opened;
 pub(crate) use self::key::PoolKey;
 use crate::{ConfigError, error::CONFIG};
 

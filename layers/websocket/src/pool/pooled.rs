@@ -75,6 +75,16 @@ impl Pooled {
         Some(WsFailure::new(Phase::Send, kind).with_delivery(Delivery::Unsent))
     }
 
+    /// The headers of the connection's handshake answer that reach the client with each
+    /// response it serves (see [`Opened`](super::Opened)).
+    pub(crate) fn answer(&self) -> &http::HeaderMap {
+        &self
+            .conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a pooled connection is present until released"))
+            .answer
+    }
+
     /// Whether the connection had served a response before.
     pub(crate) fn reused(&self) -> bool {
         self.reused

@@ -61,6 +61,8 @@
 //! included), requests executed per transport ([`TestUpstream::ws_requests`],
 //! [`TestUpstream::http_requests`]) and captures the headers and body of the most recent requests
 //! ([`TestUpstream::captured`], bounded: [`TestUpstream::set_capture_limit`]). Timers are `tokio::time`, so paused time drives slow scripts.
+//! [`TestUpstream::set_response_headers`] adds headers to every answer, HTTP responses and
+//! WebSocket handshake answers alike (such as Codex's routing token `x-codex-turn-state`).
 //!
 //! With paused time (`#[tokio::test(start_paused = true)]`), the clock jumps ahead whenever the
 //! runtime waits for nothing but I/O. The upstream disables Nagle's algorithm on its sockets so

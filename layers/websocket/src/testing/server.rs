@@ -190,6 +190,13 @@ impl TestUpstream {
         *lock(&self.shared.memory) = memory;
     }
 
+    /// Adds these headers to every answer from now on: each HTTP response and each WebSocket
+    /// handshake's answer (the `101`, or the refusal), as an upstream that hands out a routing
+    /// token such as Codex's `x-codex-turn-state` does.
+    pub fn set_response_headers(&self, headers: http::HeaderMap) {
+        *lock(&self.shared.response_headers) = headers;
+    }
+
     /// The number of `response.steer` messages received over the WebSocket (not counted in
     /// [`ws_requests`](TestUpstream::ws_requests)).
     pub fn steers(&self) -> usize {
@@ -248,9 +255,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
             .get(header::UPGRADE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
-    if is_upgrade {
+    let extra = lock(&shared.response_headers).clone();
+    let mut response = if is_upgrade {
         ws_side::upgrade(shared, request).await
     } else {
         http_side::answer(shared, request).await
+    };
+    for (name, value) in &extra {
+        response.headers_mut().append(name, value.clone());
     }
+    response
 }

@@ -84,6 +84,8 @@ pub(super) struct Shared {
     pub(super) unique_ids: AtomicBool,
     /// The number of answers served with a response id of their own.
     pub(super) renamed: AtomicU64,
+    /// Headers added to every answer: HTTP responses and WebSocket handshake answers.
+    pub(super) response_headers: Mutex<http::HeaderMap>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test thread must not hide the state).
@@ -119,6 +121,7 @@ impl Shared {
             stored: Mutex::new(Remembered::new(STORED)),
             unique_ids: AtomicBool::new(false),
             renamed: AtomicU64::new(0),
+            response_headers: Mutex::default(),
         }
     }
 
