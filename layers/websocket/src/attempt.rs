@@ -143,6 +143,8 @@ async fn run(
     // The breaker's, if one is in front: asked before a new connection is opened, told of a
     // failed handshake at once (see `HandshakeGate`).
     let gate = parts.extensions.get::<HandshakeGate>();
+    // With `min_idle`, the key is kept warm from now on (nothing when it is 0).
+    pool.warm_key(&key, &url, &handshake, &config, gate);
     let connect = || async {
         let connected = connector::connect(&url, &handshake, &config).await;
         match gate {

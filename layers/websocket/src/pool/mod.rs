@@ -8,7 +8,8 @@
 //! checkout of the one a request continues), [`pooled`] (a checked-out connection and its
 //! return, and the check before the write), [`connection`] (what waits on a connection, close,
 //! gauge), [`reaper`] (closing expired idle
-//! connections) and [`stall`] (closing the connection of an answer nobody reads).
+//! connections), [`stall`] (closing the connection of an answer nobody reads) and [`warm`]
+//! (keeping [`min_idle`](PoolBuilder::min_idle) connections per key open ahead of requests).
 //!
 //! # Example
 //!
@@ -43,6 +44,7 @@ mod shutdown;
 pub(crate) mod stall;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 use std::{
     collections::HashMap,
@@ -190,6 +192,9 @@ struct PoolInner {
     conversation_wait: Duration,
     conversation_hold: Duration,
     write_stall: Duration,
+    min_idle: usize,
+    /// Woken when a warm key's idle count may have dropped (see [`warm`]).
+    warm_wake: Arc<Notify>,
     /// The number of the next connection opened.
     next_conn: AtomicU64,
     /// Woken (all waiters) when a connection stops counting or comes back idle: requests
@@ -213,6 +218,8 @@ struct State {
     open: usize,
     /// Idle connections: the sum of the keys' `idle` lengths.
     idle: usize,
+    /// The keys kept warm (see [`warm`]).
+    warm: warm::Warm,
 }
 
 impl State {
@@ -256,6 +263,7 @@ impl State {
         }
         self.open -= 1;
         self.idle -= 1;
+        inner.wake_warmer();
         Some(idle.conn)
     }
 
@@ -318,6 +326,7 @@ impl fmt::Debug for Pool {
             .field("conversation_wait", &self.inner.conversation_wait)
             .field("conversation_hold", &self.inner.conversation_hold)
             .field("write_stall_timeout", &self.inner.write_stall)
+            .field("min_idle", &self.inner.min_idle)
             .field("keys", &keys)
             .field("idle", &idle)
             .finish()
@@ -335,6 +344,7 @@ pub struct PoolBuilder {
     conversation_wait: Duration,
     conversation_hold: Duration,
     write_stall: Duration,
+    min_idle: usize,
 }
 
 impl PoolBuilder {
@@ -399,6 +409,34 @@ impl PoolBuilder {
         self
     }
 
+    /// How many idle connections to keep open per known key, ahead of requests (default 0:
+    /// connections are opened by requests only; at most
+    /// [`max_connections_per_key`](Self::max_connections_per_key)). A key is known once the
+    /// facade registers it ([`Pool::warm`]: a route whose credential is fixed, at start) or once
+    /// a request of it (without an affinity value) ran. The pool opens them in the background
+    /// at once, again when one is taken, closed by the upstream or retired at its maximum age,
+    /// and once the breaker lets the key open connections again after a pin; they are exempt
+    /// from the idle timeout. A failed warm-up backs off (1 s doubling to 1 min) and is not
+    /// counted by the breaker. See [`Pool`], "Warm connections".
+    ///
+    /// ```
+    /// use wsfirst_websocket::Pool;
+    ///
+    /// let pool = Pool::builder().min_idle(2).build()?;
+    /// assert_eq!(pool.min_idle(), 2);
+    /// let error = Pool::builder()
+    ///     .max_connections_per_key(1)
+    ///     .min_idle(2)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.field(), "min_idle");
+    /// # Ok::<(), wsfirst_websocket::ConfigError>(())
+    /// ```
+    pub fn min_idle(mut self, min: usize) -> Self {
+        self.min_idle = min;
+        self
+    }
+
     /// Checks the values and builds the pool.
     pub fn build(self) -> Result<Pool, ConfigError> {
         ConfigError::check_duration(CONFIG, "idle_timeout", self.idle_timeout)?;
@@ -413,6 +451,16 @@ impl PoolBuilder {
         }
         ConfigError::check_max_duration(CONFIG, "conversation_wait", self.conversation_wait)?;
         ConfigError::check_max_duration(CONFIG, "conversation_hold", self.conversation_hold)?;
+        if self.min_idle > self.max_per_key.min(self.max_idle) {
+            return Err(ConfigError::invalid(
+                CONFIG,
+                "min_idle",
+                format!(
+                    "{} is more than max_connections_per_key ({}) or max_idle_connections ({})",
+                    self.min_idle, self.max_per_key, self.max_idle
+                ),
+            ));
+        }
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 idle_timeout: self.idle_timeout,
@@ -423,6 +471,8 @@ impl PoolBuilder {
                 conversation_wait: self.conversation_wait,
                 conversation_hold: self.conversation_hold,
                 write_stall: self.write_stall,
+                min_idle: self.min_idle,
+                warm_wake: Arc::new(Notify::new()),
                 next_conn: AtomicU64::new(1),
                 room: Notify::new(),
                 closing: Arc::new(Notify::new()),
@@ -461,12 +511,19 @@ impl Pool {
             conversation_wait: Duration::from_secs(5),
             conversation_hold: DEFAULT_CONVERSATION_HOLD,
             write_stall: Duration::from_secs(60),
+            min_idle: 0,
         }
     }
 
     /// Whether two handles share the same pool.
     pub fn same_pool(&self, other: &Pool) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The [`min_idle`](PoolBuilder::min_idle) setting: idle connections kept open per known
+    /// key.
+    pub fn min_idle(&self) -> usize {
+        self.inner.min_idle
     }
 
     /// How many idle connections the pool holds, across keys.
@@ -497,6 +554,8 @@ impl Pool {
             state.open -= conns.len();
             state.idle -= conns.len();
             state.keys.retain(|_, slot| !slot.is_empty());
+            // Nothing more is warmed; the handshakes the keys' requests carried go.
+            state.warm.keys.clear();
             // Requests waiting for room find the pool closed; the reaper ends.
             self.inner.room.notify_waiters();
             self.inner.closing.notify_waiters();
@@ -522,6 +581,14 @@ impl Pool {
             state.open -= n;
             self.inner.room.notify_waiters();
         }
+        self.inner.wake_warmer();
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        // The warmer waits for this (or a wake) and ends.
+        self.closing.notify_waiters();
     }
 }
 
@@ -534,8 +601,12 @@ impl PoolInner {
     }
 
     /// Whether an idle connection is done: past the idle timeout (past its hold, when that is
-    /// longer, for a connection held for its conversation) or past the maximum age.
-    fn expired(&self, idle: &Idle, now: Instant) -> bool {
+    /// longer, for a connection held for its conversation; never for one of the `min_idle`
+    /// kept warm, `warm`) or past the maximum age.
+    fn expired(&self, idle: &Idle, now: Instant, warm: bool) -> bool {
+        if warm {
+            return now >= idle.conn.created + self.max_age;
+        }
         let keep = if idle.conn.hold {
             self.idle_timeout.max(self.conversation_hold)
         } else {
