@@ -75,7 +75,7 @@ use crate::{ConfigError, error::CONFIG};
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
 /// limit), 32 connections per key, 1024 connections in total, 256 idle connections in total,
-/// conversation wait 5 s, conversation hold 5 min, write-stall timeout 60 s. While the pool holds idle connections, a
+/// conversation wait 5 s, conversation hold 5 min, write-stall timeout 60 s, no warm connections. While the pool holds idle connections, a
 /// background task wakes every half idle timeout to close expired ones (under paused tokio
 /// time, that timer is one the clock can auto-advance to). [`Pool::close`] closes everything
 /// cleanly.
@@ -172,6 +172,24 @@ use crate::{ConfigError, error::CONFIG};
 /// Responses produced with `store` not `false` are not held: any connection (and the HTTP
 /// endpoint) can continue them. A client that sends one-shot `store: false` requests makes the
 /// pool hold each of their connections: up to the per-key maximum, then the oldest holds go.
+///
+/// **Warm connections.** With [`min_idle`](PoolBuilder::min_idle) (default 0: off), the pool
+/// keeps that many idle connections open per known key, so that the first request of a
+/// conversation pays no handshake. A key is known once registered with [`Pool::warm`] (the
+/// facade does it for each route whose credential is fixed, when the route is built) or once a
+/// request of it ran (keys with an affinity value excepted); at most
+/// `max_idle_connections / min_idle` keys are warm, the least recently used one is forgotten
+/// past that. A background task opens them at once and again whenever a key has fewer idle
+/// than `min_idle` (one was taken, retired at its maximum age, or closed by the upstream, seen
+/// by the reaper), within the key's, the pool's and the idle maximum (closing nothing to make
+/// room). The newest `min_idle` idle connections of a warm key do not expire at the idle
+/// timeout, only at the maximum age. Each warm-up asks the key's
+/// [`HandshakeGate`](wsfirst_core::HandshakeGate) (the one its latest request carried) first,
+/// so nothing is opened while the breaker keeps the key off the WebSocket; it asks again every
+/// second. A failed warm-up is not reported to the gate (no request failed) but backs the key
+/// off, 1 s doubling to 1 min, one handshake at a time until one succeeds. A request that finds
+/// a warm-up handshake in flight waits for it, as for a coalesced handshake. Counted in
+/// `wsfirst_ws_pool_warm_total{outcome="opened"|"failed"}`. Closing the pool stops warming.
 ///
 /// **Closed while idle.** A checked-out connection is not tested by the pool: right before the
 /// request is written, the attempt checks without waiting whether the upstream's close (or the
