@@ -238,10 +238,14 @@ impl Wsfirst {
         };
         let transports = ServiceBuilder::new()
             .layer(self.fallback_layer(fallback))
-            .layer(websocket)
+            .layer(websocket.clone())
             .service(self.http.clone());
         let route_layer = self.route_layer(route);
         let route = route_layer.route().clone();
+        // The route's own credential is a key known now: with `min_idle`, warmed at once.
+        if route.breaker_key().credential().is_some() {
+            websocket.pool().warm(&route, websocket.config());
+        }
         let outer = ServiceBuilder::new()
             .layer(RespondLayer::new())
             .layer(route_layer)

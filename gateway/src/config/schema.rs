@@ -461,6 +461,8 @@ pub struct PoolConfig {
     /// How long a request that continues a conversation waits for its busy connection.
     #[serde(deserialize_with = "de_duration")]
     pub conversation_wait: Option<Duration>,
+    /// Idle connections kept open per known key, ahead of requests (<= `max_connections_per_key`).
+    pub min_idle: Option<u32>,
     /// A request header whose value keeps a session on its own connection.
     #[serde(deserialize_with = "de_header_name")]
     pub affinity_header: Option<HeaderName>,

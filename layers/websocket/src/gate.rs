@@ -33,7 +33,7 @@ impl<'a> RequestGate<'a> {
     }
 
     /// The gate, looked up once on first use.
-    fn get(&self) -> Option<&HandshakeGate> {
+    pub(crate) fn handshake_gate(&self) -> Option<&HandshakeGate> {
         self.carried.or_else(|| {
             self.found
                 .get_or_init(|| self.gates?.gate(self.route, self.headers))
@@ -43,12 +43,12 @@ impl<'a> RequestGate<'a> {
 
     /// Whether the request may open a new connection now (yes without a gate).
     pub(crate) fn may_open(&self) -> bool {
-        self.get().is_none_or(HandshakeGate::may_open)
+        self.handshake_gate().is_none_or(HandshakeGate::may_open)
     }
 
     /// Reports a failed handshake to the gate, if any; the failure as it travels on.
     pub(crate) fn report(&self, failure: WsFailure) -> WsFailure {
-        match self.get() {
+        match self.handshake_gate() {
             Some(gate) => gate.report(failure),
             None => failure,
         }
