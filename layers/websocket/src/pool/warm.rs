@@ -28,9 +28,12 @@ use tokio::{
     sync::watch,
     time::{Instant, sleep_until},
 };
-use wsfirst_core::{HandshakeGate, Route, WsFailure};
+use wsfirst_core::{HandshakeGate, Route, WsFailure, headers::HeaderPolicy};
 
-use super::{Pool, PoolInner, PoolKey, connection::Conn};
+use super::{
+    Pool, PoolInner, PoolKey,
+    connection::{Conn, Opened},
+};
 use crate::{WebSocketConfig, connector};
 
 /// The first back-off after a failed warm-up handshake, doubled with each failure in a row.
@@ -46,6 +49,8 @@ struct Target {
     url: Uri,
     headers: HeaderMap,
     config: WebSocketConfig,
+    /// The route's header policy: what of a handshake's answer stays with the connection.
+    policy: HeaderPolicy,
 }
 
 /// The books of one warm key.
@@ -112,7 +117,7 @@ impl Pool {
         let none = HeaderMap::new();
         let headers = connector::handshake_headers(route, &none);
         let key = PoolKey::new(url, route, &headers, config.affinity_header(), &none);
-        self.warm_key(&key, url, &headers, config, || None);
+        self.warm_key(&key, url, &headers, config, route.headers(), || None);
     }
 
     /// How many keys the pool keeps warm.
@@ -131,6 +136,7 @@ impl Pool {
         url: &Uri,
         headers: &HeaderMap,
         config: &WebSocketConfig,
+        policy: &HeaderPolicy,
         gate: impl FnOnce() -> Option<HandshakeGate>,
     ) {
         let min_idle = self.inner.min_idle;
@@ -169,6 +175,7 @@ impl Pool {
                         url: url.clone(),
                         headers: headers.clone(),
                         config: config.clone(),
+                        policy: policy.clone(),
                     });
                     state.warm.keys.insert(
                         key.clone(),
@@ -331,16 +338,19 @@ impl Pool {
             tx
         });
         match result {
-            Some(Ok(stream)) => {
-                metrics::counter!("wsfirst_ws_pool_warm_total", "outcome" => "opened")
-                    .increment(1);
+            Some(Ok((stream, answer))) => {
+                metrics::counter!("wsfirst_ws_pool_warm_total", "outcome" => "opened").increment(1);
                 if let Some(warm) = self.lock().warm.keys.get_mut(&key) {
                     warm.opening -= 1;
                     warm.failures = 0;
                 }
                 let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
                 // Idle before the waiters are told, so they find it.
-                self.put_back(&key, Conn::new(stream, id));
+                let opened = Opened {
+                    stream,
+                    answer: target.policy.answer_for(&answer),
+                };
+                self.put_back(&key, Conn::new(opened, id));
                 if let Some(tx) = announce {
                     let _ = tx.send(Some(Ok(())));
                 }
