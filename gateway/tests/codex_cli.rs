@@ -101,7 +101,10 @@ async fn run_sessions(
     upstream.set_unique_response_ids(true);
     upstream.set_capture_limit(1_000);
     let mut answer = HeaderMap::new();
-    answer.insert("x-codex-turn-state", HeaderValue::from_static("ts-from-the-kit"));
+    answer.insert(
+        "x-codex-turn-state",
+        HeaderValue::from_static("ts-from-the-kit"),
+    );
     answer.insert("openai-model", HeaderValue::from_static("gpt-kit"));
     upstream.set_response_headers(answer);
     let gateway = Gateway::start(upstream, mode);
@@ -138,7 +141,11 @@ async fn run_sessions(
 
 /// The names of the headers a request carried.
 fn names(request: &CapturedRequest) -> BTreeSet<String> {
-    request.headers.keys().map(|name| name.to_string()).collect()
+    request
+        .headers
+        .keys()
+        .map(|name| name.to_string())
+        .collect()
 }
 
 /// Codex's session headers that the policy forwards over HTTP, as Codex 0.171 sends them.
@@ -160,7 +167,11 @@ fn assert_http_headers(request: &CapturedRequest) {
         Some(format!("Bearer {}", cli::KEY).as_str())
     );
     for name in CODEX_SESSION_HEADERS {
-        assert!(request.header(name).is_some(), "{name}: {:?}", request.headers);
+        assert!(
+            request.header(name).is_some(),
+            "{name}: {:?}",
+            request.headers
+        );
     }
     assert_eq!(request.header("originator"), Some("codex_exec"));
     assert_eq!(request.header("session-id"), request.header("thread-id"));
@@ -189,7 +200,11 @@ async fn codex_sessions_over_the_gateway_s_websocket() {
     let continued: BTreeSet<String> = executed
         .turns
         .iter()
-        .filter_map(|turn| turn.json()?["previous_response_id"].as_str().map(str::to_owned))
+        .filter_map(|turn| {
+            turn.json()?["previous_response_id"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(continued, warmup_ids);
     assert_handshake_headers(&executed, true);

@@ -152,7 +152,10 @@ async fn the_upstream_s_turn_state_reaches_the_client_over_both_transports() {
         let response = send(&app, request(transport, body)).await;
         let headers = response.headers();
         assert_eq!(headers["x-wsfirst-transport"], transport, "{body}");
-        assert_eq!(headers["x-codex-turn-state"], "ts-kit-1", "{transport} {body}");
+        assert_eq!(
+            headers["x-codex-turn-state"], "ts-kit-1",
+            "{transport} {body}"
+        );
         assert_eq!(headers["openai-model"], "gpt-kit", "{transport} {body}");
         assert_eq!(headers["x-models-etag"], "etag-1", "{transport} {body}");
         assert_eq!(

@@ -89,7 +89,9 @@ fn find_or_install() -> Result<PathBuf, String> {
         .status()
         .map_err(|error| format!("`npm` could not be run: {error}"))?;
     if !status.success() {
-        return Err(format!("`npm install @openai/codex@{CODEX_VERSION}` failed: {status}"));
+        return Err(format!(
+            "`npm install @openai/codex@{CODEX_VERSION}` failed: {status}"
+        ));
     }
     version(&installed).map(|_| installed)
 }
@@ -135,10 +137,8 @@ struct RunDir(PathBuf);
 
 impl RunDir {
     fn new(name: &str) -> Self {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "codex-run-{}-{name}",
-            std::process::id()
-        ));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("codex-run-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("home")).expect("make the run's directory");
         fs::create_dir_all(dir.join("work")).expect("make the run's directory");

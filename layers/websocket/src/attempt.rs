@@ -146,12 +146,13 @@ async fn run(
     let connect = || async {
         // What the route's policy passes on of the handshake's answer stays with the
         // connection, for every response it serves.
-        let connected = connector::connect(&url, &handshake, &config)
-            .await
-            .map(|(stream, answer)| Opened {
-                stream,
-                answer: route.headers().answer_for(&answer),
-            });
+        let connected =
+            connector::connect(&url, &handshake, &config)
+                .await
+                .map(|(stream, answer)| Opened {
+                    stream,
+                    answer: route.headers().answer_for(&answer),
+                });
         match gate {
             Some(gate) => connected.map_err(|failure| gate.report(failure)),
             None => connected,

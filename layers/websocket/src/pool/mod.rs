@@ -57,9 +57,9 @@ use tokio::{
 };
 use wsfirst_core::WsFailure;
 
+pub(crate) use self::connection::Opened;
 use self::connection::{Conn, Idle, Release, close_gracefully, gauge, released};
 use self::conversation::Conversations;
-pub(crate) use self::connection::Opened;
 pub(crate) use self::key::PoolKey;
 use crate::{ConfigError, error::CONFIG};
 
