@@ -52,7 +52,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
 use tower_layer::Layer;
 use tower_service::Service;
-use wsfirst_core::{BoxError, MissingExtension, Served, find_ws_failure};
+use wsfirst_core::{
+    BoxError, MissingExtension, Served, WebSocketRequired, find_websocket_required, find_ws_failure,
+};
 use wsfirst_fallback::{BodyTooLarge, BudgetExhausted, ReadBodyError};
 
 use crate::{future::ResponseFuture, serve::BodyReadTimeout, upstream::HttpUpstreamError};
@@ -185,13 +187,24 @@ where
 /// request body, `500` for a mis-assembled stack.
 pub fn error_response(error: &(dyn Error + 'static)) -> Response<axum::body::Body> {
     let (status, code) = classify(error);
-    let body = serde_json::json!({
-        "error": {
-            "type": "wsfirst_error",
-            "code": code,
-            "message": error_chain(error),
-        }
-    });
+    let body = match find_websocket_required(error) {
+        // A request field only the WebSocket mode knows: named, as the API names a parameter.
+        Some(refused) => serde_json::json!({
+            "error": {
+                "type": if refused.is_temporary() { "server_error" } else { "invalid_request_error" },
+                "code": code,
+                "message": error_chain(error),
+                "param": refused.field(),
+            }
+        }),
+        None => serde_json::json!({
+            "error": {
+                "type": "wsfirst_error",
+                "code": code,
+                "message": error_chain(error),
+            }
+        }),
+    };
     let mut response = Response::new(axum::body::Body::from(body.to_string()));
     *response.status_mut() = status;
     response
@@ -226,6 +239,13 @@ fn classify(error: &(dyn Error + 'static)) -> (StatusCode, &'static str) {
         }
         if error.is::<ReadBodyError>() {
             return (StatusCode::BAD_REQUEST, "request_body_unreadable");
+        }
+        if let Some(refused) = error.downcast_ref::<WebSocketRequired>() {
+            return if refused.is_temporary() {
+                (StatusCode::SERVICE_UNAVAILABLE, "websocket_unavailable")
+            } else {
+                (StatusCode::BAD_REQUEST, "websocket_required")
+            };
         }
         if error.is::<MissingExtension>() {
             return (StatusCode::INTERNAL_SERVER_ERROR, "stack_misconfigured");

@@ -466,4 +466,49 @@ mod tests {
             Duration::from_secs(10)
         );
     }
+
+    /// Each setter keeps what the ones before it set, and the getters read what was set.
+    #[test]
+    fn every_limit_is_kept_and_read_back() {
+        let config = ServerConfig::builder()
+            .header_read_timeout(Duration::from_secs(1))
+            .idle_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(3))
+            .http2_keep_alive_timeout(Duration::from_secs(4))
+            .max_concurrent_streams(5)
+            .body_read_timeout(Duration::from_secs(6))
+            .max_connections(7)
+            .max_header_bytes(MIN_HEADER_BYTES)
+            .shutdown_grace(Duration::from_secs(9))
+            .build()
+            .unwrap();
+        assert_eq!(config.header_read_timeout(), Duration::from_secs(1));
+        assert_eq!(config.idle_timeout(), Duration::from_secs(2));
+        assert_eq!(config.http2_keep_alive_interval(), Duration::from_secs(3));
+        assert_eq!(config.http2_keep_alive_timeout(), Duration::from_secs(4));
+        assert_eq!(config.max_concurrent_streams(), 5);
+        assert_eq!(config.body_read_timeout(), Duration::from_secs(6));
+        assert_eq!(config.max_connections(), 7);
+        // The smallest accepted value is the minimum itself.
+        assert_eq!(config.max_header_bytes(), 8192);
+        assert_eq!(config.shutdown_grace(), Duration::from_secs(9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_read_timeout_says_what_did_not_arrive_in_time() {
+        let silent = http_body_util::StreamBody::new(futures_util::stream::pending::<
+            Result<http_body::Frame<bytes::Bytes>, BoxError>,
+        >());
+        let timeout = Duration::from_secs(60);
+        let body = DeadlineBody::new(timeout, silent).map_err(named(timeout));
+        let error = body.collect().await.unwrap_err();
+        assert!(error.is::<BodyReadTimeout>(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "the request body did not arrive within the body read timeout (60s)"
+        );
+        let mut name = named(timeout);
+        let other = name(Box::new(io::Error::other("reset")));
+        assert_eq!(other.to_string(), "reset");
+    }
 }

@@ -130,7 +130,7 @@ use wsfirst_websocket::{
 use crate::{
     client_ws::{ClientConnections, ClientWebSocket, ClientWsConfig},
     future::ResponseFuture,
-    guard::{RequireJson, RequireJsonLayer},
+    guard::{ClientTokens, RequireClientToken, RequireJson, RequireJsonLayer},
     respond::{Respond, RespondLayer},
     set_route::{RouteLayer, SetRoute},
     upstream::HttpUpstream,
@@ -216,11 +216,16 @@ impl Wsfirst {
             fallback,
             websocket,
             pool,
+            client_tokens,
         } = options;
-        let websocket = match pool {
-            Some(pool) => WebSocketLayer::with_pool(self.shared_tls(websocket), pool),
-            None => self.websocket_layer(websocket),
+        // The breaker's registry gates the handshakes of requests it admitted on a closed key.
+        let websocket = if breaker {
+            self.gated(websocket)
+        } else {
+            websocket
         };
+        let pool = pool.unwrap_or_else(|| self.pool.clone());
+        let websocket = WebSocketLayer::with_pool(self.shared_tls(websocket), pool);
         let fallback = if breaker {
             // The breaker's WARN on pin replaces the fallback layer's own rate-limited WARN.
             fallback
@@ -233,10 +238,14 @@ impl Wsfirst {
         };
         let transports = ServiceBuilder::new()
             .layer(self.fallback_layer(fallback))
-            .layer(websocket)
+            .layer(websocket.clone())
             .service(self.http.clone());
         let route_layer = self.route_layer(route);
         let route = route_layer.route().clone();
+        // The route's own credential is a key known now: with `min_idle`, warmed at once.
+        if route.breaker_key().credential().is_some() {
+            websocket.pool().warm(&route, websocket.config());
+        }
         let outer = ServiceBuilder::new()
             .layer(RespondLayer::new())
             .layer(route_layer)
@@ -246,9 +255,14 @@ impl Wsfirst {
         } else {
             Either::Right(outer.service(transports))
         };
+        let client_tokens = RequireClientToken::from_tokens(client_tokens);
         RouteService {
             route,
-            inner: RequireJsonLayer::new().layer(stack),
+            inner: ValidateRequestHeader::custom(
+                RequireJsonLayer::new().layer(stack),
+                client_tokens.clone(),
+            ),
+            client_tokens,
         }
     }
 
@@ -276,9 +290,11 @@ impl Wsfirst {
     }
 
     /// The WebSocket layer for `config`, with the shared pool, and the shared TLS
-    /// configuration unless `config` has its own.
+    /// configuration unless `config` has its own; a [`breaker_layer`](Self::breaker_layer) in
+    /// front hears of its failed handshakes at once (the registry's
+    /// [`HandshakeGates`](wsfirst_core::HandshakeGates)).
     pub fn websocket_layer(&self, config: WebSocketConfig) -> WebSocketLayer {
-        WebSocketLayer::with_pool(self.shared_tls(config), self.pool.clone())
+        WebSocketLayer::with_pool(self.shared_tls(self.gated(config)), self.pool.clone())
     }
 
     /// The fallback layer for `config`, buffering within the [`body_budget`](Self::body_budget).
@@ -289,6 +305,10 @@ impl Wsfirst {
     /// The shared HTTP upstream (cloning it shares its connection pool).
     pub fn http_upstream(&self) -> HttpUpstream {
         self.http.clone()
+    }
+
+    fn gated(&self, config: WebSocketConfig) -> WebSocketConfig {
+        config.with_handshake_gates(Arc::new(self.registry.clone()))
     }
 
     fn shared_tls(&self, config: WebSocketConfig) -> WebSocketConfig {
@@ -480,6 +500,7 @@ pub struct RouteOptions {
     fallback: FallbackConfig,
     websocket: WebSocketConfig,
     pool: Option<Pool>,
+    client_tokens: Option<ClientTokens>,
 }
 
 impl Default for RouteOptions {
@@ -489,6 +510,7 @@ impl Default for RouteOptions {
             fallback: FallbackConfig::default(),
             websocket: WebSocketConfig::default(),
             pool: None,
+            client_tokens: None,
         }
     }
 }
@@ -524,6 +546,33 @@ impl RouteOptions {
         self.pool = Some(pool);
         self
     }
+
+    /// Clients must present one of `tokens` (`Authorization: Bearer <token>`) on every `POST`
+    /// and on every client WebSocket upgrade ([`Wsfirst::client_websocket`]), `401` otherwise;
+    /// the token is taken off before the upstream ([`RequireClientTokenLayer`](crate::guard::RequireClientTokenLayer)).
+    /// Give it to every route whose upstream credential the gateway holds (set by the route's
+    /// [static headers](wsfirst_core::RouteBuilder::headers)): without it, whoever reaches the
+    /// route spends that credential. Default: none (the route is open).
+    ///
+    /// ```
+    /// use wsfirst::{RouteOptions, Wsfirst, guard::ClientTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let route = wsfirst::core::Route::builder("openai", "openai-responses")
+    ///     .http_url("https://api.openai.com/v1/responses")
+    ///     .build()?;
+    /// let tokens = ClientTokens::new(["client-token-0123456789"])?; // or ClientTokens::from_env
+    /// let service = Wsfirst::builder()
+    ///     .build()
+    ///     .route_with(route, RouteOptions::new().client_tokens(tokens));
+    /// assert_eq!(service.client_tokens().map(ClientTokens::len), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client_tokens(mut self, tokens: ClientTokens) -> Self {
+        self.client_tokens = Some(tokens);
+        self
+    }
 }
 
 /// The service of one route, as [`Wsfirst::route`] builds it: a [`GuardedStack`] (with a
@@ -536,7 +585,12 @@ impl RouteOptions {
 #[derive(Clone)]
 pub struct RouteService {
     route: Route,
-    inner: ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
+    inner: ValidateRequestHeader<
+        ValidateRequestHeader<Either<GuardedStack, UnguardedStack>, RequireJson>,
+        RequireClientToken,
+    >,
+    /// A copy of the outermost check, for the client WebSocket's upgrades.
+    client_tokens: RequireClientToken,
 }
 
 impl RouteService {
@@ -545,14 +599,36 @@ impl RouteService {
         &self.route
     }
 
-    /// The stack, under the [`RequireJsonLayer`].
-    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
-        self.inner.get_ref()
+    /// The tokens clients must present ([`RouteOptions::client_tokens`]); `None`: an open route.
+    pub fn client_tokens(&self) -> Option<&ClientTokens> {
+        self.client_token_check().tokens()
     }
 
-    /// The stack, without the [`RequireJsonLayer`].
+    /// The largest request body the route reads into memory: its fallback layer's
+    /// [`body_limit`](FallbackConfig::body_limit) (see [`RouteOptions::fallback`]). A client
+    /// WebSocket message of the route is at most this large too
+    /// ([`ClientWebSocket::max_message_size`]).
+    pub fn body_limit(&self) -> usize {
+        let fallback = match self.get_ref() {
+            Either::Left(guarded) => guarded.get_ref().get_ref().get_ref().get_ref(),
+            Either::Right(unguarded) => unguarded.get_ref().get_ref().get_ref(),
+        };
+        fallback.config().body_limit()
+    }
+
+    /// The client token check of the route (it lets everything through on an open route).
+    pub(crate) fn client_token_check(&self) -> &RequireClientToken {
+        &self.client_tokens
+    }
+
+    /// The stack, under the client token check and the [`RequireJsonLayer`].
+    pub fn get_ref(&self) -> &Either<GuardedStack, UnguardedStack> {
+        self.inner.get_ref().get_ref()
+    }
+
+    /// The stack, without the client token check and the [`RequireJsonLayer`].
     pub fn into_inner(self) -> Either<GuardedStack, UnguardedStack> {
-        self.inner.into_inner()
+        self.inner.into_inner().into_inner()
     }
 }
 
@@ -573,6 +649,7 @@ where
     type Response = Response<axum::body::Body>;
     type Error = Infallible;
     type Future = tower_http::validate_request::ResponseFuture<
+        tower_http::validate_request::ResponseFuture<
         tower::util::future::EitherResponseFuture<
             ResponseFuture<
                 <SetRoute<Eligibility<SharedPolicy, CircuitBreaker<Transports>>> as Service<
@@ -582,6 +659,8 @@ where
             ResponseFuture<
                 <SetRoute<Eligibility<SharedPolicy, Transports>> as Service<Request<B>>>::Future,
             >,
+        >,
+        axum::body::Body,
         >,
         axum::body::Body,
     >;
@@ -686,6 +765,7 @@ mod tests {
     async fn a_body_past_the_shared_budget_is_503_before_anything_is_sent() {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
+        use wsfirst_core::TransportMode;
         let table = EligibilityTable::builder()
             .allow("local", "responses")
             .build()
@@ -694,23 +774,31 @@ mod tests {
             .eligibility(table)
             .body_budget(BodyBudget::new(16))
             .build();
-        // Nothing listens on these: only the budget can answer.
-        let route = Route::builder("local", "responses")
-            .ws_url("ws://127.0.0.1:9/v1/responses")
-            .http_url("http://127.0.0.1:9/v1/responses")
-            .build()
-            .unwrap();
-        let request = Request::post("/v1/responses")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(axum::body::Body::from(
-                r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
-            ))
-            .unwrap();
-        let response = wsfirst.route(route).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["error"]["code"], "body_budget_exhausted");
+        // Strict `websocket` mode too: its message is the whole body in memory.
+        for mode in [TransportMode::Auto, TransportMode::WebSocket] {
+            // Nothing listens on these: only the budget can answer.
+            let route = Route::builder("local", "responses")
+                .ws_url("ws://127.0.0.1:9/v1/responses")
+                .http_url("http://127.0.0.1:9/v1/responses")
+                .mode(mode)
+                .build()
+                .unwrap();
+            let request = Request::post("/v1/responses")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(
+                    r#"{"model":"m","input":"more than sixteen bytes","stream":true}"#,
+                ))
+                .unwrap();
+            let response = wsfirst.route(route).oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "{mode:?}"
+            );
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], "body_budget_exhausted");
+        }
     }
 
     #[test]

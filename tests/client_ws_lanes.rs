@@ -199,7 +199,7 @@ async fn a_warm_up_is_served_by_the_upstreams_websocket_and_never_reaches_http()
 }
 
 #[tokio::test]
-async fn a_warm_up_pinned_to_http_gets_an_error_event_not_the_http_refusal() {
+async fn a_warm_up_whose_websocket_fails_gets_an_error_event_and_is_not_replayed() {
     let (upstream, gateway) = start(TransportMode::Auto, ClientWsConfig::default()).await;
     upstream.set_default_ws_script(WsScript::refuse(
         http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -209,7 +209,8 @@ async fn a_warm_up_pinned_to_http_gets_an_error_event_not_the_http_refusal() {
     send(&mut client, create("warm", r#""generate":false"#)).await;
     let messages = response(&mut client).await;
     let error = json_of(&messages[0]);
-    assert_eq!(error["error"]["code"], "websocket_required", "{error}");
+    assert_eq!(error["error"]["code"], "websocket_unavailable", "{error}");
+    assert_eq!(upstream.http_requests(), 0);
     // The connection stays usable.
     send(&mut client, create("turn", "")).await;
     let messages = response(&mut client).await;

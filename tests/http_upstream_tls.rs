@@ -354,3 +354,15 @@ async fn certificate_for_another_host_is_a_typed_connect_error() {
     assert!(text.contains("not valid for name"), "{text}");
     assert!(server.seen().is_empty());
 }
+
+/// `with_tls` uses the configuration it is given (here one that trusts the test's certificate),
+/// not the default roots.
+#[tokio::test]
+async fn with_tls_trusts_the_roots_it_is_given() {
+    let (cert, key) = certificate(&["localhost"]);
+    let mut server = HttpsServer::start(cert.clone(), key).await;
+    let upstream = HttpUpstream::with_tls(extra_root(cert).client_config());
+    let url = format!("https://localhost:{}/v1/responses", server.port());
+    exchange(&upstream, &mut server, &url).await;
+    assert_eq!(server.seen().len(), 1);
+}

@@ -16,6 +16,7 @@
 //!     provider = "openai"
 //!     api = "openai-responses"
 //!     http_url = "https://api.example/v1/responses?key=sk-in-url"
+//!     open = true
 //!     [routes.headers]
 //!     authorization = "Bearer sk-held-by-the-gateway"
 //! "#.replace("[breaker_store]", "fingerprint_key_env = \"CARGO_PKG_DESCRIPTION\"\n[breaker_store]").as_str())?;
@@ -106,6 +107,19 @@ pub fn effective(config: &Config) -> Result<String, ConfigError> {
         line(format!("{at}.websocket = {:?}", built.websocket));
         if let Some(pool) = &built.pool {
             line(format!("{at}.pool = {:?}", pool.to_builder()));
+        }
+        match (route.client_tokens()?, route.held_credential()) {
+            (Some(tokens), _) => line(format!(
+                "{at}.client_tokens = {} token(s) from ${}",
+                tokens.len(),
+                route.client_tokens_env.as_deref().unwrap_or_default()
+            )),
+            (None, Some(header)) => line(format!(
+                "{at}.client_tokens = none: OPEN, whoever reaches the route spends the {header} it sets"
+            )),
+            (None, None) => line(format!(
+                "{at}.client_tokens = none (clients send their own upstream credential)"
+            )),
         }
         match route.client_websocket.is_enabled() {
             true => line(format!(

@@ -92,6 +92,12 @@ impl Configured {
             if !layers.breaker {
                 options = options.no_breaker();
             }
+            if let Some(tokens) = route_config
+                .client_tokens()
+                .map_err(|error| error.prefixed(&format!("routes[{index}]")))?
+            {
+                options = options.client_tokens(tokens);
+            }
             if let Some(pool_config) = layers.pool {
                 let pool = match pools.get(&pool_config) {
                     Some(pool) => pool.clone(),

@@ -57,6 +57,7 @@ async fn no_credential_is_logged_at_trace_on_either_transport() {
         http_url = "{http}"
         ws_url = "{ws}"
         forward_headers = ["api-key", "x-tenant"]
+        open = true
 
         [routes.headers]
         x-api-key = "gateway-held-api-key"

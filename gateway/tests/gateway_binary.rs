@@ -863,6 +863,7 @@ provider = "openai"
 api = "openai-responses"
 http_url = "https://api.example/v1/responses?key=sk-in-the-query"
 ws_url = "wss://api.example/v1/responses"
+open = true
 
 [routes.headers]
 Authorization = "Bearer sk-held-by-the-gateway"

@@ -193,7 +193,7 @@ async fn a_static_authorization_replaces_the_client_s_on_both_transports() {
     let upstream = TestUpstream::start().await;
     let app = configured(
         &upstream,
-        "[routes.headers]\nAuthorization = \"Bearer sk-gateway\"\nOpenAI-Beta = \"responses_websockets=2026-02-06\"",
+        "open = true\n[routes.headers]\nAuthorization = \"Bearer sk-gateway\"\nOpenAI-Beta = \"responses_websockets=2026-02-06\"",
     );
     let (http, ws) = captured_on_both(app, &upstream).await;
     let same = assert_same_on_both(&http, &ws);

@@ -32,7 +32,7 @@ const DEFAULT_MAX_LANES: usize = 8;
 ///
 /// | setting | default | what happens past it |
 /// |---|---|---|
-/// | [`max_message_size`](ClientWsConfigBuilder::max_message_size) | 16 MiB ([`DEFAULT_MAX_MESSAGE_SIZE`]) | a larger client message closes the connection with `1009` (message too big) |
+/// | [`max_message_size`](ClientWsConfigBuilder::max_message_size) | 16 MiB ([`DEFAULT_MAX_MESSAGE_SIZE`]) | a larger client message closes the connection with `1009` (message too big); never more than the route's body limit ([`ClientWebSocket::max_message_size`](super::ClientWebSocket::max_message_size)) |
 /// | [`idle_timeout`](ClientWsConfigBuilder::idle_timeout) | 10 min | no message from the client and no response running for this long: closed with `1000`, reason `idle timeout` |
 /// | [`ping_interval`](ClientWsConfigBuilder::ping_interval) | 30 s | a ping every interval; a client that sent nothing (not even the pong) for a whole interval after a ping is gone: closed with `1011` |
 /// | [`max_lifetime`](ClientWsConfigBuilder::max_lifetime) | 60 min | after the running response, each queued `response.create` gets the `websocket_connection_limit_reached` error event (status 400, as OpenAI's API sends it), then the connection is closed with `1001` |

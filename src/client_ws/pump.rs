@@ -4,19 +4,19 @@
 //! stream, a body that fails, or one that ends before its terminal event, an error event).
 //!
 //! A warm-up (`"generate": false`, WebSocket-only: the HTTP endpoint refuses it as an unknown
-//! parameter) is served by the upstream's WebSocket only. On a route whose mode is `http` it
-//! never reaches the stack: the client gets the error event of [`warm_up_refused`] at once.
-//! When the stack serves it over HTTP anyway (the route is pinned, or the fallback replayed
-//! it), the HTTP endpoint refuses it without executing it, and the client gets the same error
-//! event instead of that refusal. (The gateway does not make up a response of its own: the
-//! next turn's `previous_response_id` would name a response the upstream never had.)
+//! parameter) goes to the stack marked [`WebSocketOnly`](wsfirst_core::WebSocketOnly) (by the
+//! session): it is served by the upstream's WebSocket or answered with an error, never sent over
+//! HTTP. A route in mode `http` or an ineligible request gets a 400 error event,
+//! `websocket_required`; a pinned key or a failed WebSocket attempt a 503, `websocket_unavailable`
+//! (the gateway does not make up a response of its own: the next turn's `previous_response_id`
+//! would name a response the upstream never had).
 
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use tokio::time::Instant;
 use tower::ServiceExt;
-use wsfirst_core::{Route, Served, Transport, TransportMode};
+use wsfirst_core::{Route, Served, Transport};
 use wsfirst_websocket::{Message, responses::conversation};
 
 use super::{
@@ -30,31 +30,12 @@ use crate::{RouteService, respond::error_response};
 /// The largest error body read from an answer that is not a stream of events.
 const MAX_ERROR_BODY: usize = 1 << 20;
 
-/// What a response's events go with: its lane, whether it is a warm-up, and where the
-/// connection's running responses are booked.
+/// What a response's events go with: its lane, and where the connection's running responses
+/// are booked.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Job<'a> {
     pub(crate) lane: &'a Lane,
-    pub(crate) warm_up: bool,
     pub(crate) running: &'a Running,
-}
-
-/// The error event of a warm-up (`"generate": false`) that the upstream's WebSocket cannot
-/// serve: status 400, code `websocket_required`.
-pub(crate) fn warm_up_refused() -> String {
-    error_event(
-        Some(StatusCode::BAD_REQUEST),
-        &json!({
-            "type": "invalid_request_error",
-            "code": "websocket_required",
-            "message": "generate: false needs the upstream's websocket, which this route does \
-                        not use right now (it is served over http): send the request without \
-                        generate: false",
-            "param": "generate",
-        }),
-        None,
-        None,
-    )
 }
 
 /// Serves one request through the route's stack and sends its events to the client.
@@ -66,10 +47,6 @@ pub(crate) async fn pump(
     job: Job<'_>,
 ) -> Result<(), Overflow> {
     let started = Instant::now();
-    if job.warm_up && route.mode() == TransportMode::Http {
-        metrics::response(route, "none", "warm_up", false);
-        return outbox.push(with_lane(warm_up_refused(), job.lane));
-    }
     let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -85,11 +62,7 @@ pub(crate) async fn pump(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
-    let (ok, events) = if job.warm_up && !websocket {
-        // Refused by the HTTP endpoint (an unknown parameter there), not executed.
-        outbox.push(with_lane(warm_up_refused(), job.lane))?;
-        (false, 0)
-    } else if status.is_success() && is_stream {
+    let (ok, events) = if status.is_success() && is_stream {
         stream_events(response.into_body(), outbox, job, websocket).await?
     } else {
         let (parts, body) = response.into_parts();

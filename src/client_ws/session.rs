@@ -18,7 +18,8 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 use tokio_tungstenite::tungstenite::{self, Message, protocol::frame::coding::CloseCode};
-use wsfirst_core::{Route, headers};
+use wsfirst_core::{Route, WebSocketOnly, headers};
+use wsfirst_websocket::responses::websocket_only::WARM_UP_FIELD;
 
 use super::{
     ClientWsConfig,
@@ -223,12 +224,17 @@ impl Session {
         route: &'a Route,
         running: &'a Running,
     ) -> Pumping<'a> {
-        let request = self.request(create.body);
+        let mut request = self.request(create.body);
+        if create.warm_up {
+            // Never over HTTP: each layer that would send it there answers an error instead.
+            request
+                .extensions_mut()
+                .insert(WebSocketOnly::new(WARM_UP_FIELD));
+        }
         let service = self.service.clone();
         Box::pin(async move {
             let job = Job {
                 lane: &create.lane,
-                warm_up: create.warm_up,
                 running,
             };
             let served = pump(service, request, outbox, route, job).await;

@@ -48,6 +48,10 @@ use crate::{RouteService, guard::AllowedOrigins};
 /// of another origin that is meant to use the gateway is listed with
 /// [`allow_origins`](Self::allow_origins).
 ///
+/// **Client tokens.** On a route with [`RouteOptions::client_tokens`](crate::RouteOptions::client_tokens),
+/// an upgrade without `Authorization: Bearer <token>` for one of them is refused with `401`
+/// before the upgrade.
+///
 /// **Headers that route a session.** The upgrade request's headers go with the request of
 /// every message, so the route's [header policy](crate::core::headers::HeaderPolicy) decides
 /// what reaches the upstream: Codex's session headers (`session-id`, `x-codex-turn-metadata`...)
@@ -138,6 +142,17 @@ impl ClientWebSocket {
         &self.config
     }
 
+    /// The largest message a client may send: the configuration's
+    /// [`max_message_size`](ClientWsConfig::max_message_size), at most the route's
+    /// [`body_limit`](RouteService::body_limit), so that the WebSocket reader never holds more
+    /// of one message than the route would take (a larger one closes the connection with
+    /// `1009`).
+    pub fn max_message_size(&self) -> usize {
+        self.config
+            .max_message_size()
+            .min(self.service.body_limit())
+    }
+
     /// The budget queued messages are held from.
     pub fn budget(&self) -> &BodyBudget {
         &self.budget
@@ -161,6 +176,10 @@ impl ClientWebSocket {
                 "origin_not_allowed",
                 "websocket connections from this origin are not allowed",
             );
+        }
+        if !self.service.client_token_check().allows(request.headers()) {
+            // Before the upgrade: the session's requests go through the same check.
+            return crate::guard::unauthorized();
         }
         let key = match check_upgrade(request.headers()) {
             Ok(key) => key,
@@ -195,8 +214,8 @@ impl ClientWebSocket {
         };
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(wsfirst_websocket::READ_BUFFER_SIZE)
-            .max_message_size(Some(self.config.max_message_size()))
-            .max_frame_size(Some(self.config.max_message_size()));
+            .max_message_size(Some(self.max_message_size()))
+            .max_frame_size(Some(self.max_message_size()));
         let max = self.config.max_connections();
         if self
             .open

@@ -11,6 +11,10 @@
 //! `Host` header is the attacker's name). SDKs and command-line clients send JSON, their own
 //! `Host`, and no `Origin`; they pass every guard.
 //!
+//! A gateway that holds the upstream credential (it sets `Authorization` or `api-key` itself)
+//! spends it for whoever reaches the route, browsers aside: [`RequireClientTokenLayer`] asks
+//! every client for a token of its own (`401` otherwise) and takes it off before the upstream.
+//!
 //! Each refusal is the usual JSON error body,
 //! `{"error":{"message","type":"invalid_request_error","param":null,"code"}}`.
 //!
@@ -56,10 +60,15 @@
 //! # }
 //! ```
 
+mod client_token;
 mod content_type;
 mod host;
 mod origin;
 
+pub(crate) use client_token::unauthorized;
+pub use client_token::{
+    ClientTokens, InvalidClientTokens, RequireClientToken, RequireClientTokenLayer,
+};
 pub use content_type::{RequireJson, RequireJsonLayer};
 pub use host::{AllowedHosts, AllowedHostsLayer};
 pub use origin::AllowedOrigins;

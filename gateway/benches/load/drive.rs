@@ -124,6 +124,24 @@ pub(crate) async fn one_each(target: &Target, body: &Bytes, clients: usize) -> F
     drive(target, body, clients, schedule).await
 }
 
+/// `concurrency` clients against `target`, each sending `per_client` requests one after another
+/// as fast as it can; every request counts (its connection is set up before).
+pub(crate) async fn count(
+    target: &Target,
+    body: &Bytes,
+    concurrency: usize,
+    per_client: usize,
+) -> Figures {
+    let start = Instant::now() + Duration::from_millis(200);
+    let schedule = Schedule {
+        start,
+        window_start: start,
+        window_end: start + Duration::from_secs(24 * 3600),
+        max_requests: per_client,
+    };
+    drive(target, body, concurrency, schedule).await
+}
+
 async fn drive(target: &Target, body: &Bytes, concurrency: usize, schedule: Schedule) -> Figures {
     let window_start = schedule.window_start;
     let mut clients = tokio::task::JoinSet::new();

@@ -36,6 +36,7 @@
 //! gateway binary with the benchmark (the `bench` profile, optimised as `release`). Nothing is asserted on time; each case is checked
 //! once (status, `x-wsfirst-reason`, bytes) before it is measured.
 
+mod callgrind;
 mod child;
 mod drive;
 mod proxy;
@@ -104,14 +105,32 @@ async fn run(filter: Option<String>) {
     refusing.set_answer(answer.clone());
     refusing.set_default_ws_script(WsScript::refuse(StatusCode::INTERNAL_SERVER_ERROR, "down"));
 
+    let count = std::env::var(callgrind::COUNT_ENV)
+        .ok()
+        .and_then(|count| count.parse::<usize>().ok());
+    let callgrind = callgrind::directory();
     let config = std::env::temp_dir().join(format!("wsfirst-load-{}.toml", std::process::id()));
-    std::fs::write(&config, gateway_config(&healthy, &refusing)).expect("write the config");
-    let mut command = Command::new(child::gateway_binary());
+    let mut text = gateway_config(&healthy, &refusing);
+    if count.is_some() {
+        text = for_any_gateway(&text);
+    }
+    std::fs::write(&config, text).expect("write the config");
+    let start = |binary: &std::path::Path| match &callgrind {
+        Some(directory) => callgrind::wrap(binary, directory),
+        None => Command::new(binary),
+    };
+    let mut command = start(&child::gateway_binary());
     command.arg(&config);
     let gateway = Server::start(command);
-    let mut command = Command::new(std::env::current_exe().expect("this binary"));
+    let mut command = start(&std::env::current_exe().expect("this binary"));
     command.env(proxy::ROLE_ENV, healthy.addr().to_string());
     let minimal = Server::start(command);
+
+    if let Some(count) = count {
+        count_instructions(&filter, &healthy, &gateway, &minimal, count, &answer).await;
+        let _ = std::fs::remove_file(&config);
+        return;
+    }
 
     // One request first, so that the fresh figure includes what the first request sets up.
     fill_one(&gateway).await;
@@ -207,6 +226,68 @@ fn twenty_events() -> Answer {
     }
     assert_eq!(rebuilt.len(), 20, "a 20-event answer");
     Answer::events(rebuilt)
+}
+
+/// The configuration without the pool's per-key cap (count mode stays under the default) and
+/// with the breaker's first name for `open_duration`, so that gateway binaries of any age take it.
+fn for_any_gateway(config: &str) -> String {
+    config
+        .lines()
+        .filter(|line| !line.starts_with("max_connections_per_key"))
+        .map(|line| line.replace("open_duration", "open_for"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Count mode: each selected case sends a warm-up and then exactly `count` requests from
+/// [`callgrind::COUNT_CONCURRENCY`] clients; under callgrind, the server's instructions per
+/// counted request.
+async fn count_instructions(
+    filter: &Option<String>,
+    healthy: &TestUpstream,
+    gateway: &Server,
+    minimal: &Server,
+    count: usize,
+    answer: &Answer,
+) {
+    let concurrency = std::env::var(callgrind::COUNT_CONCURRENCY_ENV)
+        .ok()
+        .and_then(|clients| clients.parse().ok())
+        .unwrap_or(callgrind::COUNT_CONCURRENCY);
+    let per_client = count.div_ceil(concurrency);
+    let directory = callgrind::directory();
+    println!(
+        "| case | answer | clients | requests | instructions/request |\n|---|---|---|---|---|"
+    );
+    for case in cases(healthy, gateway, minimal).iter().filter(|case| {
+        filter
+            .as_deref()
+            .is_none_or(|filter| filter.split(',').any(|part| case.name.contains(part)))
+    }) {
+        check(case, answer).await;
+        let body = Bytes::from_static(case.body.as_bytes());
+        drive::count(&case.target, &body, concurrency, per_client.min(50)).await;
+        if let (Some(pid), Some(_)) = (case.server, &directory) {
+            callgrind::zero(pid);
+        }
+        let figures = drive::count(&case.target, &body, concurrency, per_client).await;
+        let instructions = case
+            .server
+            .zip(directory.as_deref())
+            .map(|(pid, directory)| callgrind::dump(pid, directory));
+        let per_request = instructions.map_or("-".to_owned(), |total| {
+            format!("{:.0}", total as f64 / figures.requests.max(1) as f64)
+        });
+        let kind = if case.body == JSON_BODY {
+            "json"
+        } else {
+            "stream"
+        };
+        println!(
+            "| {} | {kind} | {concurrency} | {} ({} errors) | {per_request} |",
+            case.name, figures.requests, figures.errors
+        );
+    }
 }
 
 fn gateway_config(healthy: &TestUpstream, refusing: &TestUpstream) -> String {

@@ -200,7 +200,8 @@ impl RouteConfig {
             || pool.max_connections.is_some()
             || pool.max_idle_connections.is_some()
             || pool.write_stall_timeout.is_some()
-            || pool.conversation_wait.is_some();
+            || pool.conversation_wait.is_some()
+            || pool.min_idle.is_some();
         if has_pool {
             pool.to_builder().build().map_err(|error| {
                 // The file's names are the builder's.
@@ -363,6 +364,9 @@ impl PoolConfig {
         }
         if let Some(timeout) = self.write_stall_timeout {
             builder = builder.write_stall_timeout(timeout);
+        }
+        if let Some(min) = self.min_idle {
+            builder = builder.min_idle(min as usize);
         }
         builder
     }

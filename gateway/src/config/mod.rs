@@ -103,7 +103,7 @@
 //! | `routes[].http_url` | `http://` or `https://` URL | required | the upstream's HTTP endpoint |
 //! | `routes[].ws_url` | `ws://` or `wss://` URL | none | the upstream's WebSocket endpoint; required when `mode = "websocket"` |
 //! | `routes[].mode` | `"auto"`, `"websocket"`, `"http"` | `"auto"` | `auto`: the WebSocket when eligible and healthy, else HTTP; `websocket`: strict, always the WebSocket, failures reach the caller; `http`: never the WebSocket |
-//! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](wsfirst::core::limits)) | largest request body buffered so it can be replayed over HTTP |
+//! | `routes[].body_limit` | byte size, > 0 | layer default (16 MiB, see [`limits`](wsfirst::core::limits)) | largest request body read into memory: buffered so it can be replayed over HTTP, or as the message of strict `websocket` mode (`413` past it), and the largest client WebSocket message |
 //! | `routes[].timeouts.handshake_timeout` | duration, > 0 | layer default (5s) | TCP + TLS + WebSocket handshake |
 //! | `routes[].timeouts.first_event_timeout` | duration, > 0 | layer default (30s) | from the request sent to the upstream's first event |
 //! | `routes[].timeouts.idle_timeout` | duration, > 0 | layer default (300s) | between two events of an answer |
@@ -124,12 +124,15 @@
 //! | `routes[].pool.max_connections` | integer, > 0 | layer default (1024) | most WebSockets of the route's pool in total, across keys (routes with equal `[routes.pool]` tables share a pool, routes without one the default pool); at it, a new connection closes the idle one returned longest ago, or waits (at most `timeouts.handshake_timeout`) and is replayed over HTTP |
 //! | `routes[].pool.max_idle_connections` | integer, > 0 | layer default (256) | most idle WebSockets of the route's pool in total; past it, the one returned longest ago is closed |
 //! | `routes[].pool.write_stall_timeout` | duration, > 0 | layer default (60s) | a streaming answer's WebSocket is closed when its client reads nothing for this long |
+//! | `routes[].pool.min_idle` | integer, <= `max_connections_per_key` and `max_idle_connections` | 0 | idle WebSockets kept open per known key ahead of requests: the route's own static credential from start, other keys after their first request (not per affinity value); reopened when taken, closed by the upstream, aged out, or after the breaker lets the key back on the WebSocket ([`PoolBuilder::min_idle`](wsfirst::websocket::PoolBuilder::min_idle)) |
 //! | `routes[].pool.affinity_header` | header name | none | request header whose value keeps a session on its own connection |
 //! | `routes[].fallback.replay` | `"before_first_event"`, `"connect_only"` | `"before_first_event"` | which WebSocket failures are sent again (over HTTP, or once on a fresh WebSocket): `before_first_event`, any the upstream provably did not execute (nothing written, a failed write, a refusal); `connect_only`, only those where nothing was written; never one that may have executed ([`Replay`](wsfirst::core::Replay)) |
 //! | `routes[].forward_headers` | list of header names | `[]` | request headers forwarded to the upstream besides the API's own (`authorization`, `openai-beta`, `openai-organization`, `openai-project`), on the WebSocket handshake and over HTTP alike; nothing else is forwarded (no `cookie` unless listed, never `eligibility.override_header`; HTTP also carries the body's `content-type`, `content-encoding`, `accept`, and the headers that route a session, such as Codex's `session-id` ([`RESPONSES_SESSION_HEADERS`](wsfirst::core::headers::RESPONSES_SESSION_HEADERS)), which a name listed here sends on the handshake too); see [`HeaderPolicy`](wsfirst::core::headers::HeaderPolicy) |
 //! | `routes[].headers` | table: header name = value | `{}` | static headers set on every upstream request, on the WebSocket handshake and over HTTP alike, replacing the client's, such as the `"Authorization"` of a gateway that holds the API key (`OpenAI-Beta` flags are added to the client's instead); hop-by-hop headers and the handshake's own ([`is_reserved_for_websocket`](wsfirst::core::headers::is_reserved_for_websocket)) are rejected |
+//! | `routes[].client_tokens_env` | environment variable name | none | the variable holding the tokens clients must present (`Authorization: Bearer <token>`), comma-separated, each at least 16 visible ASCII characters, compared in constant time and taken off before the upstream; checked on `POST`s and before client WebSocket upgrades, `401` otherwise ([`RequireClientTokenLayer`](wsfirst::guard::RequireClientTokenLayer)); required when `headers` sets a credential (`authorization`, `api-key`, a name with `key`, `token`, `auth`, `secret`, `password`, `cookie`) unless `open = true`; read at load, a variable not set or set but empty is an error |
+//! | `routes[].open` | bool | `false` | `true`: a route whose `headers` set a credential asks clients for none, so whoever reaches it spends that credential (a loopback-only gateway for one user); not with `client_tokens_env` |
 //! | `routes[].client_websocket.enabled` | bool | `true` | `false`: the route takes no client WebSocket connections (its `GET` is not mounted); see [`client_ws`](wsfirst::client_ws) |
-//! | `routes[].client_websocket.max_message_size` | byte size, > 0 | 16 MiB | the largest client message; larger closes the connection with `1009` |
+//! | `routes[].client_websocket.max_message_size` | byte size, > 0 | 16 MiB | the largest client message, at most the route's `body_limit` (the WebSocket reader never holds more of one message); larger closes the connection with `1009` |
 //! | `routes[].client_websocket.idle_timeout` | duration, > 0 | 10m | no client message and no response running for this long: closed with `1000` |
 //! | `routes[].client_websocket.ping_interval` | duration, > 0 | 30s | keep-alive pings; a client silent for a whole interval after a ping is closed with `1011` |
 //! | `routes[].client_websocket.max_lifetime` | duration, > 0 | 60m | after it, queued messages get the `websocket_connection_limit_reached` error event and the connection is closed with `1001` |
@@ -142,6 +145,7 @@
 
 mod breakers;
 mod build;
+mod client_tokens;
 mod client_ws;
 mod error;
 mod guards;

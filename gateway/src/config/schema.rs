@@ -263,6 +263,15 @@ pub struct RouteConfig {
     /// `[routes.client_websocket]`: the client WebSocket connections of the route.
     #[serde(default)]
     pub client_websocket: ClientWebSocketConfig,
+    /// The environment variable that holds the tokens clients must present
+    /// (`Authorization: Bearer <token>`, comma-separated in the variable); required when
+    /// [`headers`](Self::headers) sets a credential, unless [`open`](Self::open).
+    #[serde(default)]
+    pub client_tokens_env: Option<String>,
+    /// `true`: the route sets a credential in [`headers`](Self::headers) but asks clients for
+    /// none: whoever reaches it spends that credential.
+    #[serde(default)]
+    pub open: bool,
 }
 
 /// `[routes.client_websocket]`: whether the route accepts client WebSocket connections (the
@@ -343,6 +352,8 @@ impl fmt::Debug for RouteConfig {
                 },
             )
             .field("client_websocket", &self.client_websocket)
+            .field("client_tokens_env", &self.client_tokens_env)
+            .field("open", &self.open)
             .finish()
     }
 }
@@ -450,6 +461,8 @@ pub struct PoolConfig {
     /// How long a request that continues a conversation waits for its busy connection.
     #[serde(deserialize_with = "de_duration")]
     pub conversation_wait: Option<Duration>,
+    /// Idle connections kept open per known key, ahead of requests (<= `max_connections_per_key`).
+    pub min_idle: Option<u32>,
     /// A request header whose value keeps a session on its own connection.
     #[serde(deserialize_with = "de_header_name")]
     pub affinity_header: Option<HeaderName>,

@@ -1,5 +1,6 @@
 //! The rules that are the file's own: route paths (a leading `/`, unique), non-empty ids, a
-//! WebSocket URL for a strict route, an admin token off loopback. Every value a layer takes is checked by that layer's own
+//! WebSocket URL for a strict route, an admin token off loopback, a client credential on a
+//! route that holds the upstream's (`client_tokens.rs`). Every value a layer takes is checked by that layer's own
 //! builder (see `build.rs`).
 
 use std::collections::HashMap;
@@ -73,6 +74,7 @@ impl RouteConfig {
             return Err(ConfigError::invalid("api", "must not be empty"));
         }
         self.to_route()?;
+        self.client_tokens()?;
         self.client_websocket
             .to_config()
             .map_err(|error| error.prefixed("client_websocket"))?;

@@ -33,17 +33,16 @@ use crate::{
 ///
 /// The service carries no settings: each key has the ones its [`BreakerRegistry`] gives it.
 ///
-/// A WebSocket request it lets through carries a [`HandshakeGate`](wsfirst_core::HandshakeGate)
-/// in its extensions: the WebSocket layer tells it of a failed handshake the moment it happens
-/// (the key counts it then, and not again when the HTTP answer that replaced it comes back), and
-/// asks it before opening a connection, so that a request admitted while the key was closed
-/// opens none once the key is no longer closed (probes and strict requests always may). A dead
-/// endpoint so costs at most the threshold's number of handshakes however many requests are in
-/// flight. The gate holds the request's reference to its key (one more count on the running
-/// thread's copy, as the response future's) and costs one extension: a 24-byte box in the
-/// request's `http::Extensions` (and one more where a fallback layer copies the request).
-/// Neither [`Intent`] (matched as a unit variant everywhere) nor [`Route`] (one shared object
-/// per route) can carry it.
+/// The WebSocket layer tells it of a failed handshake the moment it happens (the key counts it
+/// then, and not again when the HTTP answer that replaced it comes back), and asks it before
+/// opening a connection, so that a request admitted while the key was closed opens none once
+/// the key is no longer closed (probes and strict requests always may). A dead endpoint so costs
+/// at most the threshold's number of handshakes however many requests are in flight. A request
+/// admitted on a closed key carries nothing for it: the WebSocket layer asks the registry (its
+/// [`HandshakeGates`](wsfirst_core::HandshakeGates), handed to the layer when the stack is built)
+/// only when it is about to open a connection. A probe and a strict request on a key that is not
+/// closed carry a [`HandshakeGate`](wsfirst_core::HandshakeGate) in their extensions (a 24-byte
+/// box), which says how they were admitted.
 ///
 /// The service remembers the last key it looked up together with a keyed hash of the credential
 /// header's value it came from (with a random seed of the service's, never the value: the
@@ -151,7 +150,7 @@ where
     // `always`: with the closed-state path inlined into the caller, the `closed_overhead`
     // benchmark measured about 10 ns less per call than with `#[inline]` (which LLVM declined).
     #[inline(always)]
-    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         // The closed-state path: a WebSocket request whose key is the remembered one and closed
         // (one load). Everything else is out of line, so that this stays small.
         let extensions = request.extensions();
@@ -176,11 +175,8 @@ where
                         slot: SlotRef::new(cached),
                         generation,
                     };
-                    let strict = route.mode() == TransportMode::WebSocket;
-                    // The WebSocket layer reports a failed handshake through it at once.
-                    if let Some(gate) = gate(cached, &ticket, strict) {
-                        request.extensions_mut().insert(gate);
-                    }
+                    // No gate in the request: the WebSocket layer asks the registry's
+                    // `HandshakeGates` if it is about to open a connection (see `gate`).
                     return ResponseFuture::tracked(self.inner.call(request), ticket);
                 }
             }

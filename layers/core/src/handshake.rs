@@ -1,8 +1,11 @@
-//! [`HandshakeGate`]: how a circuit breaker in front hears of a failed handshake at once.
+//! [`HandshakeGate`]: how a circuit breaker in front hears of a failed handshake at once, and
+//! [`HandshakeGates`]: where the WebSocket layer finds the gate of a request that carries none.
 
 use std::{fmt, sync::Arc};
 
-use crate::WsFailure;
+use http::HeaderMap;
+
+use crate::{Route, WsFailure};
 
 /// The side of a [`HandshakeGate`] that decides and counts: implemented by a circuit breaker
 /// for the key of a request. The `token` is the one the gate was made with (what the
@@ -67,8 +70,9 @@ pub trait HandshakeObserver: Send + Sync + fmt::Debug {
 /// assert!(!gate.may_open());
 /// ```
 ///
-/// Cloning it shares the observer. A request without one opens connections as it needs them
-/// and its failures travel unreported.
+/// Cloning it shares the observer. A request without one asks the layer's [`HandshakeGates`], if
+/// it was given some; without either it opens connections as it needs them and its failures
+/// travel unreported.
 #[derive(Clone, Debug)]
 pub struct HandshakeGate {
     observer: Arc<dyn HandshakeObserver>,
@@ -102,4 +106,50 @@ impl HandshakeGate {
             failure
         }
     }
+}
+
+/// Gates found when they are needed rather than carried by every request: handed to the
+/// WebSocket layer when the stack is built (a circuit breaker's registry implements it), and asked
+/// only for a request about to open a connection that carries no [`HandshakeGate`] of its own.
+///
+/// A request served on a pooled connection so costs nothing: a breaker in front puts a gate in
+/// the extensions only of the requests whose admission the registry cannot tell afterwards (a
+/// probe of a half-open key, a strict request on an open one); a request admitted on a closed
+/// key gets its gate from here, for its key as it is when the connection is about to be opened.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use http::HeaderMap;
+/// use wsfirst_core::{HandshakeGate, HandshakeGates, HandshakeObserver, Route, WsFailure};
+///
+/// /// Refuses every handshake of every key.
+/// #[derive(Debug)]
+/// struct Never;
+///
+/// impl HandshakeObserver for Never {
+///     fn may_open(&self, _token: u64) -> bool {
+///         false
+///     }
+///     fn failed(&self, _token: u64, _failure: &WsFailure) -> bool {
+///         false
+///     }
+/// }
+///
+/// impl HandshakeGates for Never {
+///     fn gate(&self, _route: &Route, _headers: &HeaderMap) -> Option<HandshakeGate> {
+///         Some(HandshakeGate::new(Arc::new(Never), 0))
+///     }
+/// }
+///
+/// let route = Route::builder("openai", "responses").http_url("http://x").build().unwrap();
+/// let gate = Never.gate(&route, &HeaderMap::new()).unwrap();
+/// assert!(!gate.may_open());
+/// ```
+pub trait HandshakeGates: Send + Sync + fmt::Debug {
+    /// The gate of a request on `route` with `headers` that is about to open a connection;
+    /// `None` when nothing watches its key (it opens as it needs and nobody hears of its
+    /// failures before its answer).
+    fn gate(&self, route: &Route, headers: &HeaderMap) -> Option<HandshakeGate>;
 }

@@ -60,18 +60,20 @@ mod resend;
 mod route;
 mod served;
 mod timeouts;
+mod websocket_only;
 
 pub use breaker_key::BreakerKey;
 pub use config_error::{ConfigError, ConfigErrorKind};
 pub use error::MissingExtension;
 pub use failure::{ErrorScope, FailureKind, Phase, WsFailure};
 pub use fingerprint::{Fingerprint, FingerprintKey, FingerprintKeyError};
-pub use handshake::{HandshakeGate, HandshakeObserver};
+pub use handshake::{HandshakeGate, HandshakeGates, HandshakeObserver};
 pub use intent::{HttpReason, Ineligible, Intent};
 pub use resend::{Delivery, Replay};
 pub use route::{Route, RouteBuilder, RouteError, TransportMode};
 pub use served::{Served, Transport};
 pub use timeouts::HttpTimeouts;
+pub use websocket_only::{WebSocketOnly, WebSocketRequired, find_websocket_required};
 
 /// The longest duration any wsfirst setting accepts (100 years): every timeout and pin is
 /// added to an `Instant`, and far larger values would overflow it. Builders reject longer ones.

@@ -6,7 +6,9 @@ use std::task::{Context, Poll};
 use http::Request;
 use http_body::Body;
 use tower_service::Service;
-use wsfirst_core::{BoxError, HttpReason, Intent, MissingExtension, Route, TransportMode};
+use wsfirst_core::{
+    BoxError, HttpReason, Intent, MissingExtension, Route, TransportMode, WebSocketOnly,
+};
 
 use crate::{EligibilityLayer, Policy, RequestHead, future::ResponseFuture};
 
@@ -18,7 +20,10 @@ pub const DECISIONS_METRIC: &str = "wsfirst_eligibility_decisions_total";
 /// The request must carry a [`Route`]; without one the response future fails with
 /// [`MissingExtension::ROUTE`] (boxed) and the inner service is not called. A route whose mode
 /// is [`TransportMode::Http`] gets [`HttpReason::ModeHttp`] without asking the policy; every
-/// other request gets the policy's decision, which replaces any `Intent` already present.
+/// other request gets the policy's decision, which replaces any `Intent` already present. A
+/// request marked [`WebSocketOnly`] that is decided for HTTP fails with its
+/// [`WebSocketRequired`](wsfirst_core::WebSocketRequired) error (boxed), and the inner service
+/// is not called.
 ///
 /// Every decision is a `tracing` DEBUG event (target `wsfirst_eligibility`, fields `provider`,
 /// `api`, `verdict`, `reason`) and an increment of the counter
@@ -118,6 +123,12 @@ where
             self.policy.decide(route, &head)
         };
         record(route, &intent);
+        if let (Intent::Http(reason), Some(only)) =
+            (&intent, request.extensions().get::<WebSocketOnly>())
+        {
+            // Never over HTTP: answered here, the inner service is not called.
+            return ResponseFuture::failed(Box::new(only.refuse(reason.clone())));
+        }
         request.extensions_mut().insert(intent);
         ResponseFuture::inner(self.inner.call(request))
     }

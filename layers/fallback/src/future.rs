@@ -40,7 +40,10 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_service::Service;
-use wsfirst_core::{BoxError, HttpReason, Intent, Route, Served, WsFailure, find_ws_failure};
+use wsfirst_core::{
+    BoxError, HttpReason, Intent, Route, Served, WebSocketOnly, WsFailure, find_websocket_required,
+    find_ws_failure,
+};
 
 use crate::{
     BodyBudget, BodyTooLarge, BudgetPermit, FallbackConfig, HttpAfterWebSocket, ReadBodyError,
@@ -199,8 +202,18 @@ where
                         Err(error) => error.into(),
                     };
                     let candidate = this.candidate.as_mut().expect(NO_CANDIDATE);
+                    let error = match candidate.websocket_only(error) {
+                        // Never over HTTP (a warm-up): the refusal is the caller's answer.
+                        Ok(refused) => {
+                            *this.candidate = None;
+                            return Poll::Ready(Err(refused));
+                        }
+                        Err(error) => error,
+                    };
                     match find_ws_failure(&*error) {
-                        Some(failure) if candidate.config.replay().allows(failure) => {
+                        Some(failure)
+                            if candidate.replays && candidate.config.replay().allows(failure) =>
+                        {
                             candidate.record_fallback(failure.clone());
                             this.state.set(State::WaitingReady);
                         }
@@ -300,6 +313,9 @@ pub(crate) struct Candidate<S> {
     config: FallbackConfig,
     warnings: Arc<Warnings>,
     budget: BodyBudget,
+    /// `false` in strict `websocket` mode: the body is buffered (within the budget) for the
+    /// WebSocket message, never replayed.
+    replays: bool,
     /// The budget's bytes for the buffered body, held until the candidate is done.
     held: Option<BudgetPermit>,
     /// The bytes buffered so far.
@@ -331,6 +347,7 @@ impl<S> Candidate<S> {
             config,
             warnings,
             budget,
+            replays: true,
             held: None,
             buffered: 0,
             data: Bytes::new(),
@@ -339,6 +356,12 @@ impl<S> Candidate<S> {
             failure: None,
             attempt: Duration::ZERO,
         }
+    }
+
+    /// Whether a failure the setting allows is replayed over HTTP (`false`: strict mode).
+    pub(crate) fn replays(mut self, replays: bool) -> Self {
+        self.replays = replays;
+        self
     }
 
     /// Keeps a frame of the caller's body: data within the body limit and the budget, trailers.
@@ -386,6 +409,27 @@ impl<S> Candidate<S> {
         parts.headers = head.headers.clone();
         parts.extensions = head.extensions.clone();
         Request::from_parts(parts, body)
+    }
+
+    /// The answer instead of a replay when the request must not go over HTTP: the error itself
+    /// when a layer below already refused it (the WebSocket layer, which reads the body), or a
+    /// [`WebSocketRequired`](wsfirst_core::WebSocketRequired) whose source is the attempt's
+    /// failure when the request is marked [`WebSocketOnly`]. `Err`: the error, for the replay
+    /// rules to decide.
+    fn websocket_only(&self, error: BoxError) -> Result<BoxError, BoxError> {
+        if find_websocket_required(&*error).is_some() {
+            return Ok(error);
+        }
+        let head = self.head.as_ref().expect(NO_CANDIDATE);
+        match (
+            head.extensions.get::<WebSocketOnly>(),
+            find_ws_failure(&*error),
+        ) {
+            (Some(only), Some(failure)) => {
+                Ok(Box::new(only.refuse(HttpReason::Fallback(failure.clone()))))
+            }
+            _ => Err(error),
+        }
     }
 
     /// The replay: the caller's request, intent rewritten to a fallback.

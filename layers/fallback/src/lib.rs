@@ -22,13 +22,20 @@
 //! - The setting has one owner, this layer's [`FallbackConfig`]: the layer puts it in the
 //!   extensions of every WebSocket-intended request it passes on, where the WebSocket layer reads
 //!   it to decide whether it may send the request again on a fresh connection.
-//! - Strict `websocket` mode and `Http` intents pass through, body untouched: failures reach the
-//!   caller.
+//! - `Http` intents pass through, body untouched. Strict `websocket` mode is never replayed
+//!   (failures reach the caller), but its body is read here like a candidate's, within the body
+//!   limit and the [`BodyBudget`] (its WebSocket message is the whole body in memory); a body
+//!   declared larger than the limit fails with [`BodyTooLarge`] at once.
 //! - A body is never truncated. It is read with [`http_body_util::Limited`] and
 //!   [`BodyExt::collect`](http_body_util::BodyExt::collect). A body declared larger than
 //!   [`FallbackConfig::body_limit`] (16 MiB by default, like every size limit: see the table in
 //!   [`wsfirst_core::limits`]) goes over HTTP at once (it could not be replayed); a body of unknown
 //!   size that turns out larger fails with [`BodyTooLarge`] before anything is sent upstream.
+//! - A request marked [`WebSocketOnly`](wsfirst_core::WebSocketOnly) (a warm-up,
+//!   `"generate": false`), or whose attempt failed with a
+//!   [`WebSocketRequired`](wsfirst_core::WebSocketRequired) (the WebSocket layer found the field
+//!   in the body), is never replayed: it fails with `WebSocketRequired`, whose source is the
+//!   attempt's failure (so a breaker above still counts it).
 //! - If the replay fails too, the error is [`HttpAfterWebSocket`], with both causes in its
 //!   source chain.
 //!

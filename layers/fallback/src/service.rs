@@ -15,7 +15,7 @@ use wsfirst_core::{
 };
 
 use crate::{
-    BodyBudget, FallbackConfig, FallbackLayer, ReplayBody,
+    BodyBudget, BodyTooLarge, FallbackConfig, FallbackLayer, ReplayBody,
     future::{Candidate, ResponseFuture},
     warn::Warnings,
 };
@@ -38,9 +38,11 @@ use crate::{
 ///    and trailers), its intent rewritten to `Intent::Http(HttpReason::Fallback(failure))`, and
 ///    stamps [`Served::fallback`](wsfirst_core::Served::fallback) on the response.
 ///
-/// Every other request (intent `Http`, strict `websocket` mode) goes to the inner service with
-/// its body streamed through untouched ([`ReplayBody::streaming`]; a strict-mode request gets the
-/// `Replay` extension too), and so does every error: a failure that the setting does not allow
+/// A request of strict `websocket` mode is read the same way (its WebSocket message is the
+/// whole body in memory: within the body limit, `BodyTooLarge` past it, and the budget), gets
+/// the `Replay` extension too, and its failure reaches the caller: it is never replayed over
+/// HTTP. A request with intent `Http` goes to the inner service with its body streamed through
+/// untouched ([`ReplayBody::streaming`]), and so does every error: a failure that the setting does not allow
 /// (one the upstream may have executed, such as
 /// [`Phase::MidStream`](wsfirst_core::Phase::MidStream)) reaches the caller unchanged. Once the
 /// inner future has answered with a response nothing is replayed: an error in the response body
@@ -122,14 +124,17 @@ where
         let Some(route) = request.extensions().get::<Route>() else {
             return ResponseFuture::error(MissingExtension::ROUTE.into());
         };
-        if route.mode() != TransportMode::Auto {
-            // Strict mode: the failure is the caller's to see, so there is nothing to replay.
-            return self.pass_through(request);
-        }
+        // Strict mode: the failure is the caller's to see, so there is nothing to replay; but
+        // the WebSocket message is the whole body in memory, so it is read here, within the
+        // same body limit and budget as a candidate's.
+        let replays = route.mode() == TransportMode::Auto;
         let route = route.clone();
 
         let limit = self.config.body_limit();
         let declared = declared_size(request.headers(), request.body());
+        if declared > limit as u64 && !replays {
+            return ResponseFuture::error(Box::new(BodyTooLarge::new(limit)));
+        }
         if declared > limit as u64 {
             // It could not be replayed, so it must not risk a WebSocket attempt.
             tracing::debug!(
@@ -163,7 +168,8 @@ where
                 self.config,
                 self.warnings.clone(),
                 self.budget.clone(),
-            ),
+            )
+            .replays(replays),
         )
     }
 }

@@ -68,3 +68,62 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connector that is never ready (its `poll_ready` fails) or never connects.
+    #[derive(Clone, Copy)]
+    enum Stuck {
+        Unready,
+        Silent,
+    }
+
+    impl Service<Uri> for Stuck {
+        type Response = ();
+        type Error = std::io::Error;
+        type Future = std::future::Pending<Result<(), std::io::Error>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            match self {
+                Stuck::Unready => Poll::Ready(Err(std::io::Error::other("connector closed"))),
+                Stuck::Silent => Poll::Ready(Ok(())),
+            }
+        }
+
+        fn call(&mut self, _uri: Uri) -> Self::Future {
+            std::future::pending()
+        }
+    }
+
+    #[test]
+    fn the_inner_connector_s_readiness_and_its_error_pass_through() {
+        let mut connector = TimeoutConnector {
+            inner: Stuck::Unready,
+            timeout: Duration::from_secs(1),
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match connector.poll_ready(&mut cx) {
+            Poll::Ready(Err(error)) => assert_eq!(error.to_string(), "connector closed"),
+            _ => panic!("the inner connector's failure was not passed on"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_not_set_up_in_time_fails_saying_what_took_too_long() {
+        let mut connector = TimeoutConnector {
+            inner: Stuck::Silent,
+            timeout: Duration::from_secs(3),
+        };
+        let error = connector
+            .call(Uri::from_static("https://api.example.com/"))
+            .await
+            .unwrap_err();
+        assert!(error.is::<ConnectTimedOut>(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "connection not set up (dns, tcp and tls) within 3s"
+        );
+    }
+}

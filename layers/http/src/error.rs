@@ -159,3 +159,68 @@ pub(crate) fn client_error(
     };
     HttpUpstreamError::new(kind, host, error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [HttpUpstreamErrorKind; 6] = [
+        HttpUpstreamErrorKind::Connect,
+        HttpUpstreamErrorKind::ConnectTimeout,
+        HttpUpstreamErrorKind::Timeout,
+        HttpUpstreamErrorKind::BodyTimeout,
+        HttpUpstreamErrorKind::Request,
+        HttpUpstreamErrorKind::InvalidRequest,
+    ];
+
+    #[test]
+    fn each_kind_has_its_own_stable_metric_label() {
+        let labels: Vec<_> = KINDS.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "connect",
+                "connect_timeout",
+                "timeout",
+                "body_timeout",
+                "request",
+                "invalid_request"
+            ]
+        );
+    }
+
+    /// Only the connect kinds are "connect" (nothing was sent: safe to try elsewhere), and only
+    /// the three timeouts are "timeout".
+    #[test]
+    fn connect_and_timeout_are_said_of_their_kinds_only() {
+        for kind in KINDS {
+            let error = HttpUpstreamError::without_source(kind, "api.example.com:443");
+            let connect = matches!(
+                kind,
+                HttpUpstreamErrorKind::Connect | HttpUpstreamErrorKind::ConnectTimeout
+            );
+            let timeout = matches!(
+                kind,
+                HttpUpstreamErrorKind::ConnectTimeout
+                    | HttpUpstreamErrorKind::Timeout
+                    | HttpUpstreamErrorKind::BodyTimeout
+            );
+            assert_eq!(error.is_connect(), connect, "{kind:?}");
+            assert_eq!(error.is_timeout(), timeout, "{kind:?}");
+            assert_eq!(error.kind(), kind);
+            assert_eq!(error.host(), "api.example.com:443");
+            assert!(Error::source(&error).is_none(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_host_and_what_went_wrong_and_keeps_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let error = HttpUpstreamError::new(HttpUpstreamErrorKind::Request, "10.0.0.1:8443", io);
+        assert_eq!(
+            error.to_string(),
+            "http upstream 10.0.0.1:8443: request failed"
+        );
+        assert_eq!(Error::source(&error).unwrap().to_string(), "reset by peer");
+    }
+}

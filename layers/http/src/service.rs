@@ -390,4 +390,55 @@ mod tests {
         check::<HttpUpstream>();
         check::<HttpUpstreamBuilder>();
     }
+
+    /// Each setter keeps what the ones before it set, and its own value.
+    #[test]
+    fn every_setting_is_kept_by_the_builder() {
+        let builder = HttpUpstream::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .response_timeout(Duration::from_secs(4))
+            .pool_idle_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(6)
+            .http2(false)
+            .tls(default_tls().clone())
+            .body_idle_timeout(Duration::from_secs(7));
+        assert_eq!(
+            format!("{builder:?}"),
+            "HttpUpstreamBuilder { connect_timeout: 3s, response_timeout: Some(4s), \
+             pool_idle_timeout: Some(5s), pool_max_idle_per_host: 6, http2: false, tls: true }"
+        );
+        let upstream = builder.build().unwrap();
+        assert_eq!(upstream.config.connect_timeout, Duration::from_secs(3));
+        assert_eq!(
+            upstream.config.response_timeout,
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            upstream.config.body_idle_timeout,
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn a_zero_body_idle_timeout_is_refused_by_name() {
+        let error = HttpUpstream::builder()
+            .body_idle_timeout(Duration::ZERO)
+            .check()
+            .unwrap_err();
+        assert_eq!(error.field(), "body_idle_timeout");
+    }
+
+    #[test]
+    fn with_tls_keeps_the_defaults() {
+        let upstream = HttpUpstream::with_tls(default_tls().clone());
+        assert_eq!(upstream.config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(
+            upstream.config.response_timeout,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            upstream.config.body_idle_timeout,
+            Some(Duration::from_secs(300))
+        );
+    }
 }

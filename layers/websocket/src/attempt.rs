@@ -17,6 +17,7 @@ use crate::{
     Codec, Decoded, Exchange, Pool, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
+    gate::RequestGate,
     metrics::{Resend, record_failure, record_rejection, record_resend},
     pool::{Opened, PoolKey, pooled::Pooled},
     read::read,
@@ -141,22 +142,26 @@ async fn run(
         .copied()
         .unwrap_or_default();
     // The breaker's, if one is in front: asked before a new connection is opened, told of a
-    // failed handshake at once (see `HandshakeGate`).
-    let gate = parts.extensions.get::<HandshakeGate>();
+    // failed handshake at once (see `HandshakeGate`); looked up only then.
+    let gate = RequestGate::new(
+        parts.extensions.get::<HandshakeGate>(),
+        config.handshake_gates().map(|gates| &**gates),
+        &route,
+        &parts.headers,
+    );
+    // With `min_idle`, the key is kept warm from now on (nothing when it is 0); the gate is
+    // looked up only when the warmer has none that may open.
+    pool.warm_key(&key, &url, &handshake, &config, || gate.handshake_gate().cloned());
     let connect = || async {
         // What the route's policy passes on of the handshake's answer stays with the
         // connection, for every response it serves.
-        let connected =
-            connector::connect(&url, &handshake, &config)
-                .await
-                .map(|(stream, answer)| Opened {
-                    stream,
-                    answer: route.headers().answer_for(&answer),
-                });
-        match gate {
-            Some(gate) => connected.map_err(|failure| gate.report(failure)),
-            None => connected,
-        }
+        connector::connect(&url, &handshake, &config)
+            .await
+            .map(|(stream, answer)| Opened {
+                stream,
+                answer: route.headers().answer_for(&answer),
+            })
+            .map_err(|failure| gate.report(failure))
     };
     // Once sent again, always on a fresh connection, and never a second time.
     let mut resent = false;
@@ -167,7 +172,7 @@ async fn run(
                 continues.as_deref(),
                 resent,
                 config.handshake_timeout(),
-                gate,
+                Some(&gate),
                 connect,
             )
             .await?;

@@ -146,6 +146,21 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
     fn unsupported(&self, _request: &http::request::Parts, _body: &Bytes) -> Option<&'static str> {
         None
     }
+
+    /// The name of a field of this request that only the API's WebSocket mode knows and that
+    /// makes the request WebSocket-only, if any (default: none; for the Responses API,
+    /// `"generate": false`, a warm-up). The layer then marks the request
+    /// [`WebSocketOnly`](wsfirst_core::WebSocketOnly): it is never sent to the inner HTTP
+    /// service, and a failed attempt fails with
+    /// [`WebSocketRequired`](wsfirst_core::WebSocketRequired), which a fallback layer does not
+    /// replay. Called on every WebSocket request before `encode`, so it should be quick.
+    fn websocket_only(
+        &self,
+        _request: &http::request::Parts,
+        _body: &Bytes,
+    ) -> Option<&'static str> {
+        None
+    }
 }
 
 /// What [`Codec::encode`] produced: the messages to send and the shape of the answer.

@@ -24,7 +24,10 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use http::HeaderName;
-use wsfirst_core::limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
+use wsfirst_core::{
+    HandshakeGates,
+    limits::{DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_MESSAGE_SIZE},
+};
 
 use crate::{Codec, ConfigError, ResponsesCodec, error::CONFIG, tls::ClientTls};
 
@@ -44,6 +47,8 @@ struct ConfigInner {
     affinity_header: Option<HeaderName>,
     codec: Arc<dyn Codec>,
     tls: Option<ClientTls>,
+    /// Not a setting: the breaker registry in front, handed over when the stack is built.
+    handshake_gates: Option<Arc<dyn HandshakeGates>>,
 }
 
 impl WebSocketConfig {
@@ -112,6 +117,42 @@ impl WebSocketConfig {
         inner.tls = Some(tls);
         Self(Arc::new(inner))
     }
+
+    /// Where a request that carries no [`HandshakeGate`](wsfirst_core::HandshakeGate) finds one
+    /// when it is about to open a connection; `None` (the default): such a request opens as it
+    /// needs.
+    pub fn handshake_gates(&self) -> Option<&Arc<dyn HandshakeGates>> {
+        self.0.handshake_gates.as_ref()
+    }
+
+    /// The same configuration asking `gates` (the breaker registry of the layer in front, which
+    /// the facade hands over when it builds a route) before a request without a gate of its own
+    /// opens a connection, and telling them of a failed handshake at once.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use http::HeaderMap;
+    /// use wsfirst_core::{HandshakeGate, HandshakeGates, Route};
+    /// use wsfirst_websocket::WebSocketConfig;
+    ///
+    /// /// Watches no key (a breaker registry is the real one).
+    /// #[derive(Debug)]
+    /// struct Nobody;
+    ///
+    /// impl HandshakeGates for Nobody {
+    ///     fn gate(&self, _route: &Route, _headers: &HeaderMap) -> Option<HandshakeGate> {
+    ///         None
+    ///     }
+    /// }
+    ///
+    /// let config = WebSocketConfig::default().with_handshake_gates(Arc::new(Nobody));
+    /// assert!(config.handshake_gates().is_some());
+    /// ```
+    pub fn with_handshake_gates(self, gates: Arc<dyn HandshakeGates>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.handshake_gates = Some(gates);
+        Self(Arc::new(inner))
+    }
 }
 
 impl Default for WebSocketConfig {
@@ -137,6 +178,7 @@ impl fmt::Debug for WebSocketConfig {
             .field("affinity_header", &self.0.affinity_header)
             .field("codec", &self.0.codec)
             .field("tls", &self.0.tls)
+            .field("handshake_gates", &self.0.handshake_gates)
             .finish()
     }
 }
@@ -282,6 +324,7 @@ impl WebSocketConfigBuilder {
             affinity_header,
             codec: self.codec,
             tls: self.tls,
+            handshake_gates: None,
         })))
     }
 }

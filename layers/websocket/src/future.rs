@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 use wsfirst_core::{
     BoxError, Delivery, FailureKind, HttpReason, Ineligible, Intent, Phase, Route, Served,
-    WsFailure,
+    WebSocketOnly, WsFailure, find_ws_failure,
 };
 
 use crate::{
@@ -221,14 +221,35 @@ where
     } else {
         config.codec().unsupported(&parts, &body)
     };
+    let only = parts
+        .extensions
+        .get::<WebSocketOnly>()
+        .copied()
+        .or_else(|| {
+            let field = config.codec().websocket_only(&parts, &body)?;
+            Some(WebSocketOnly::new(field))
+        });
     let Some(field) = unsupported else {
         // The ready inner service is not needed: dropping it now frees what its readiness holds.
         drop(inner);
+        let attempt = attempt(config, pool, route, parts, body);
         return State::WebSocket {
-            future: Box::pin(attempt(config, pool, route, parts, body)),
+            future: match only {
+                None => Box::pin(attempt),
+                Some(only) => Box::pin(async move {
+                    attempt
+                        .await
+                        .map_err(|error| websocket_only_failed(only, error))
+                }),
+            },
         };
     };
     let reason = HttpReason::Ineligible(Ineligible::UnsupportedField(field));
+    if let Some(only) = only {
+        return State::Failed {
+            error: Some(Box::new(only.refuse(reason))),
+        };
+    }
     tracing::debug!(
         provider = route.provider(),
         api = route.api(),
@@ -247,6 +268,19 @@ where
     State::Http {
         future: inner.call(Request::from_parts(parts, B::from(body))),
         reason: Some(reason),
+    }
+}
+
+/// The error of a WebSocket-only request's failed attempt: a failure before the first event
+/// (which a fallback layer could replay over HTTP) becomes
+/// [`WebSocketRequired`](wsfirst_core::WebSocketRequired), its source the failure; any other
+/// error is left as it is.
+fn websocket_only_failed(only: WebSocketOnly, error: BoxError) -> BoxError {
+    match find_ws_failure(&*error) {
+        Some(failure) if failure.phase().is_before_first_event() => {
+            Box::new(only.refuse(HttpReason::Fallback(failure.clone())))
+        }
+        _ => error,
     }
 }
 

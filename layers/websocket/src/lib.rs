@@ -124,6 +124,8 @@
 //!
 //! `wsfirst_ws_handshake_seconds` and `wsfirst_ws_first_event_seconds` (histograms),
 //! `wsfirst_ws_pool_connections{state="idle"|"in_use"}` (gauge),
+//! `wsfirst_ws_pool_warm_total{outcome}` (warm-up handshakes of
+//! [`min_idle`](PoolBuilder::min_idle), `opened` or `failed`),
 //! `wsfirst_ws_pool_holds_released_total{reason}` (a conversation's held connection given up,
 //! see [`Pool`], "Conversations own their socket"),
 //! `wsfirst_ws_failures_total{phase,kind}`, `wsfirst_ws_resends_total{reason}` (a request sent
@@ -145,6 +147,7 @@ mod config;
 mod connector;
 mod error;
 pub mod future;
+mod gate;
 mod layer;
 mod metrics;
 mod pool;

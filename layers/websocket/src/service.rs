@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use tower_service::Service;
-use wsfirst_core::{BoxError, Intent, MissingExtension, Route};
+use wsfirst_core::{BoxError, Intent, MissingExtension, Route, WebSocketOnly};
 
 use crate::{
     Body, Pool, WebSocketConfig,
@@ -30,6 +30,12 @@ use crate::{
 ///   attempt: no verdict, and a probe gives its slot back.
 ///   A request whose body has trailers (which a body rebuilt from bytes cannot carry) goes on
 ///   to the attempt instead, where the codec refuses the field with a replay-safe failure.
+/// - A request marked [`WebSocketOnly`] (a warm-up, `"generate": false`), or whose body the
+///   codec finds WebSocket-only ([`Codec::websocket_only`](crate::Codec::websocket_only)), is
+///   never passed to `inner`: with an `Http` intent (a breaker's pin) or an unsupported field it
+///   fails at once with [`WebSocketRequired`](wsfirst_core::WebSocketRequired), and when its
+///   attempt fails before the first event the failure comes wrapped in `WebSocketRequired`
+///   (its source), which a fallback layer does not replay.
 /// - A WebSocket answer is stamped `Served::websocket(attempt)`; the future resolves once the
 ///   first event arrived (a non-streaming answer: once it is complete).
 /// - A request that carries a [`HandshakeGate`](wsfirst_core::HandshakeGate) (a circuit
@@ -109,8 +115,15 @@ where
             Some(Intent::WebSocket) => None,
             Some(Intent::Http(reason)) => Some(reason.clone()),
         };
-        if reason.is_some() {
-            return ResponseFuture::http(self.inner.call(request), reason);
+        if let Some(reason) = reason {
+            if let Some(only) = request.extensions().get::<WebSocketOnly>() {
+                // The one place where a WebSocket-only request (a warm-up) that a layer above
+                // sent towards HTTP (a breaker's pin, an ineligible request in a stack without
+                // an eligibility layer) is answered instead: the seam where the pinned case can
+                // get an answer of its own.
+                return ResponseFuture::failed(Box::new(only.refuse(reason)));
+            }
+            return ResponseFuture::http(self.inner.call(request), Some(reason));
         }
         let Some(route) = request.extensions().get::<Route>().cloned() else {
             return ResponseFuture::failed(Box::new(MissingExtension::ROUTE));

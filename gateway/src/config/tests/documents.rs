@@ -148,7 +148,7 @@ fn sizes_and_hosts_in_every_form() {
 #[test]
 fn credential_headers_are_not_in_debug_output() {
     let config = Config::from_toml_str(&format!(
-        "{ROUTE}[routes.headers]\nAuthorization = \"Bearer sk-secret\"\nOpenAI-Beta = \"responses-websocket=v1\"\n"
+        "{ROUTE}open = true\n[routes.headers]\nAuthorization = \"Bearer sk-secret\"\nOpenAI-Beta = \"responses-websocket=v1\"\n"
     ))
     .unwrap();
     let debug = format!("{config:?}");
@@ -205,7 +205,7 @@ fn the_server_table_maps_onto_the_server_limits() {
 #[test]
 fn route_headers_make_the_route_s_header_policy() {
     let config = Config::from_toml_str(&format!(
-        "{ROUTE}forward_headers = [\"X-Team\", \"cookie\"]\n[routes.headers]\nAuthorization = \"Bearer sk-gateway\"\n"
+        "{ROUTE}forward_headers = [\"X-Team\", \"cookie\"]\nopen = true\n[routes.headers]\nAuthorization = \"Bearer sk-gateway\"\n"
     ))
     .unwrap();
     let layers = config.layers().unwrap();

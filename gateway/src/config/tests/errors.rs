@@ -68,7 +68,7 @@ fn values_that_do_not_parse_name_their_path() {
         ),
         (
             route_with("colour = \"blue\""),
-            "routes[0].colour: unknown field `colour`, expected one of `path`, `provider`, `api`, `http_url`, `ws_url`, `mode`, `body_limit`, `timeouts`, `breaker`, `pool`, `fallback`, `forward_headers`, `headers`, `client_websocket`",
+            "routes[0].colour: unknown field `colour`, expected one of `path`, `provider`, `api`, `http_url`, `ws_url`, `mode`, `body_limit`, `timeouts`, `breaker`, `pool`, `fallback`, `forward_headers`, `headers`, `client_websocket`, `client_tokens_env`, `open`",
         ),
         (
             "listen = \"localhost\"".to_owned(),

@@ -25,6 +25,7 @@ fn debug_redacts_the_redis_password_secret_urls_and_held_credentials() {
         api = "openai-responses"
         http_url = "https://api.example/v1/responses?key=sk-in-the-query"
         ws_url = "wss://user:userinfo-password@api.example/v1/responses"
+        open = true
 
         [routes.headers]
         Authorization = "Bearer sk-held-by-the-gateway"

@@ -2,12 +2,13 @@
 //! WebSocket layer reports it, once, and a request admitted while the key was closed opens no
 //! connection after the key tripped.
 
-use wsfirst_core::HandshakeGate;
+use wsfirst_core::{HandshakeGate, HandshakeGates};
 
 use super::*;
 
 /// Calls the service with a WebSocket request on `route`; returns its response future, the
-/// gate the inner service saw and the upstream's side of the exchange.
+/// gate the WebSocket layer would use (the one the request carries, else the registry's) and
+/// the upstream's side of the exchange.
 async fn start_gated(h: &mut Harness, route: &Route) -> (Future, HandshakeGate, Send) {
     let future = h
         .service
@@ -16,8 +17,72 @@ async fn start_gated(h: &mut Harness, route: &Route) -> (Future, HandshakeGate, 
         .unwrap()
         .call(request(route, Intent::WebSocket));
     let (seen, send) = h.upstream.next_request().await.unwrap();
-    let gate = seen.extensions().get::<HandshakeGate>().unwrap().clone();
+    let gate = match seen.extensions().get::<HandshakeGate>() {
+        Some(gate) => gate.clone(),
+        None => h.service.registry().gate(route, seen.headers()).unwrap(),
+    };
     (future, gate, send)
+}
+
+/// Calls the service with a WebSocket request on `route`; returns its response future, whether
+/// the request carried a gate, and the upstream's side.
+async fn start(h: &mut Harness, route: &Route) -> (Future, bool, Send) {
+    let future = h
+        .service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(route, Intent::WebSocket));
+    let (seen, send) = h.upstream.next_request().await.unwrap();
+    let carried = seen.extensions().get::<HandshakeGate>().is_some();
+    (future, carried, send)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_on_a_closed_key_carries_no_gate_and_the_registry_gates_it() {
+    let mut h = Harness::new(
+        config()
+            .consecutive_failures(1)
+            .no_failure_rate()
+            .build()
+            .unwrap(),
+    );
+    let route = route(TransportMode::Auto);
+    let headers = request(&route, Intent::WebSocket).headers().clone();
+    // No breaker has looked the key up yet: nothing gates it.
+    assert!(h.service.registry().gate(&route, &headers).is_none());
+    // The first request looks the key up, the second is on the remembered closed key: neither
+    // carries anything, the registry gates them.
+    let (first, carried, send) = start(&mut h, &route).await;
+    assert!(
+        !carried,
+        "a request admitted on a closed key carries no gate"
+    );
+    send.send_response(response(Some(Served::websocket(Duration::from_millis(5)))));
+    first.await.unwrap().into_body().collect().await.unwrap();
+    let (second, carried, send) = start(&mut h, &route).await;
+    assert!(
+        !carried,
+        "the closed-state path puts nothing in the request"
+    );
+    let gate = h.service.registry().gate(&route, &headers).unwrap();
+    assert!(gate.may_open());
+    assert!(gate.report(refused()).is_shared(), "counted at once");
+    assert_eq!(h.state(), BreakerState::Open);
+    // Once the key is open, a request admitted before may not open a connection; a strict
+    // request gets no gate from the registry (its failure goes back with its answer).
+    assert!(
+        !h.service
+            .registry()
+            .gate(&route, &headers)
+            .unwrap()
+            .may_open()
+    );
+    let strict = super::route(TransportMode::WebSocket);
+    assert!(h.service.registry().gate(&strict, &headers).is_none());
+    send.send_response(fallback(refused().shared()));
+    second.await.unwrap().into_body().collect().await.unwrap();
+    assert_eq!(h.only().trips, 1);
 }
 
 fn fallback(failure: WsFailure) -> Response<Body> {

@@ -295,3 +295,35 @@ fn every_decision_is_counted_with_its_labels() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_websocket_only_request_decided_for_http_is_refused_without_calling_inner() {
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Req, &'static str, _>(EligibilityLayer::new(table()));
+    assert!(service.poll_ready().is_ready());
+    let mode_http = route(
+        "openai",
+        "openai-responses",
+        Some(OPENAI_WS),
+        TransportMode::Http,
+    );
+    let mut request = request_for(mode_http);
+    request
+        .extensions_mut()
+        .insert(wsfirst_core::WebSocketOnly::new("generate"));
+    // Passed to the inner service instead, it would wait for an answer forever: say so.
+    let error = tokio::select! {
+        result = service.call(request) => result.unwrap_err(),
+        _ = handle.next_request() => panic!("the inner service was called"),
+    };
+    let refused = wsfirst_core::find_websocket_required(&*error).expect("a WebSocketRequired");
+    assert_eq!(refused.reason(), &HttpReason::ModeHttp);
+    assert!(!refused.is_temporary());
+
+    // Decided for the WebSocket, it goes on as usual.
+    let mut request = request_for(openai());
+    request
+        .extensions_mut()
+        .insert(wsfirst_core::WebSocketOnly::new("generate"));
+    assert_eq!(intent_seen(table(), request).await, Intent::WebSocket);
+}

@@ -105,3 +105,53 @@ async fn requests_that_do_not_buffer_take_nothing() {
     assert!(response.await.unwrap().is_ok());
     assert_eq!(budget.available(), 1);
 }
+
+/// Strict `websocket` mode is never replayed, but its WebSocket message is the whole body in
+/// memory: it is held from the same budget (and refused past it, nothing sent), and given back
+/// when the request is done.
+#[tokio::test(start_paused = true)]
+async fn a_strict_mode_body_is_held_from_the_budget_too() {
+    let budget = BodyBudget::new(10);
+    let (mut service, mut handle) = spawn_with(&budget);
+    let strict = || {
+        request(
+            TestBody::chunked(b"123456", 2),
+            Intent::WebSocket,
+            TransportMode::WebSocket,
+        )
+    };
+    let first = start(&mut service, strict());
+    let (websocket, reply) = next(&mut handle).await;
+    assert_eq!(
+        bytes_of(websocket.into_body()).await,
+        Bytes::from_static(b"123456")
+    );
+    assert_eq!(budget.available(), 4);
+    let second = start(&mut service, strict());
+    let error = second.await.unwrap().unwrap_err();
+    assert!(error.is::<BudgetExhausted>(), "{error}");
+    reply.send_response(Response::new("websocket"));
+    assert!(first.await.unwrap().is_ok());
+    assert_eq!(budget.available(), 10);
+    assert_no_more_requests(service, &mut handle).await;
+}
+
+/// A strict-mode body declared larger than the body limit is refused at once: it cannot go
+/// over HTTP instead.
+#[tokio::test(start_paused = true)]
+async fn a_strict_mode_body_declared_too_large_is_refused() {
+    let config = FallbackConfig::builder().body_limit(4).build().unwrap();
+    let (mut service, mut handle) =
+        mock::spawn_layer(FallbackLayer::new(config).with_budget(BodyBudget::new(100)));
+    let response = send(
+        &mut service,
+        request(
+            TestBody::exact(b"123456"),
+            Intent::WebSocket,
+            TransportMode::WebSocket,
+        ),
+    );
+    let error = response.await.unwrap().unwrap_err();
+    assert!(error.is::<BodyTooLarge>(), "{error}");
+    assert_no_more_requests(service, &mut handle).await;
+}

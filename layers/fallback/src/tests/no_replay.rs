@@ -30,7 +30,7 @@ async fn other_errors_reach_the_caller_unchanged() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn strict_mode_surfaces_the_failure_and_streams_the_body() {
+async fn strict_mode_surfaces_the_failure_of_a_body_read_within_the_budget() {
     let (mut service, mut handle) = spawn(FallbackConfig::default());
     let response = send(
         &mut service,
@@ -41,7 +41,7 @@ async fn strict_mode_surfaces_the_failure_and_streams_the_body() {
         ),
     );
     let (websocket, reply) = next(&mut handle).await;
-    assert!(!websocket.body().is_buffered());
+    assert!(websocket.body().is_buffered());
     reply.send_error(failure(Phase::Handshake));
 
     let error = response.await.unwrap().unwrap_err();

@@ -13,14 +13,14 @@ use tokio::{
     sync::{Notify, futures::Notified, watch},
     time::{Instant, timeout_at},
 };
-use wsfirst_core::{FailureKind, HandshakeGate, Phase, WsFailure};
+use wsfirst_core::{FailureKind, Phase, WsFailure};
 
 use super::{
     Outcome, Pool, PoolKey,
     connection::{Conn, Opened, Release, close_later, gauge, released},
     pooled::Pooled,
 };
-use crate::PoolExhausted;
+use crate::{PoolExhausted, gate::RequestGate};
 
 /// The announcer of a coalesced handshake: its id and the sender of its outcome.
 type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
@@ -58,7 +58,7 @@ impl Pool {
         continues: Option<&str>,
         fresh: bool,
         handshake_timeout: Duration,
-        gate: Option<&HandshakeGate>,
+        gate: Option<&RequestGate<'_>>,
         connect: C,
     ) -> Result<Pooled, WsFailure>
     where
@@ -94,6 +94,7 @@ impl Pool {
                 let now = Instant::now();
                 let next_id = state.next_handshake;
                 let mut expired = 0;
+                let warm = state.warm.is_warm(key);
                 let slot = state.keys.entry(key.clone()).or_default();
                 let mut reuse = None;
                 // The held connections returned longest ago (of a first turn, of a longer
@@ -105,7 +106,9 @@ impl Pool {
                     let mut index = slot.idle.len();
                     while index > 0 {
                         index -= 1;
-                        if self.inner.expired(&slot.idle[index], now) {
+                        // The newest `min_idle` of a warm key outlive the idle timeout.
+                        let kept_warm = warm && index + self.inner.min_idle >= slot.idle.len();
+                        if self.inner.expired(&slot.idle[index], now, kept_warm) {
                             let idle = slot.idle.remove(index);
                             gauge("idle", -1.0);
                             slot.open -= 1;
@@ -189,6 +192,8 @@ impl Pool {
                     // Whether the upstream closed it while idle is checked right before the
                     // request is written on it (`Pooled::closed_before_write`).
                     gauge("in_use", 1.0);
+                    // One idle fewer: the warmer tops the key up.
+                    self.wake_warmer();
                     return Ok(self.pooled(key, *conn, true, continues.is_some()));
                 }
                 Step::Open(announce) => {

@@ -160,7 +160,7 @@ impl Pool {
                         let idle = slot.idle.remove(index);
                         gauge("idle", -1.0);
                         state.idle -= 1;
-                        if self.inner.expired(&idle, Instant::now()) {
+                        if self.inner.expired(&idle, Instant::now(), false) {
                             drop(state);
                             self.retire(key, idle.conn);
                             return None;
@@ -181,6 +181,7 @@ impl Pool {
                 Step::Take(conn) => {
                     // Checked right before the request is written on it, like any reused one.
                     gauge("in_use", 1.0);
+                    self.wake_warmer();
                     let mut pooled = Pooled::new(self.clone(), key.clone(), *conn, true);
                     pooled.continuing = true;
                     return Some(pooled);
@@ -225,6 +226,7 @@ impl Pool {
                 self.inner.room.notify_waiters();
             }
         }
+        self.wake_warmer();
         close_later(conn);
     }
 }

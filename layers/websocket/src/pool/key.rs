@@ -54,6 +54,11 @@ impl PoolKey {
         }
     }
 
+    /// Whether the key carries an affinity value (a session's own connections).
+    pub(crate) fn has_affinity(&self) -> bool {
+        self.affinity.is_some()
+    }
+
     #[cfg(test)]
     pub(crate) fn for_test(url: &str, affinity: Option<&str>) -> Self {
         Self {

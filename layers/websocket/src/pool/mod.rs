@@ -8,7 +8,8 @@
 //! checkout of the one a request continues), [`pooled`] (a checked-out connection and its
 //! return, and the check before the write), [`connection`] (what waits on a connection, close,
 //! gauge), [`reaper`] (closing expired idle
-//! connections) and [`stall`] (closing the connection of an answer nobody reads).
+//! connections), [`stall`] (closing the connection of an answer nobody reads) and [`warm`]
+//! (keeping [`min_idle`](PoolBuilder::min_idle) connections per key open ahead of requests).
 //!
 //! # Example
 //!
@@ -43,6 +44,7 @@ mod shutdown;
 pub(crate) mod stall;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 use std::{
     collections::HashMap,
@@ -74,7 +76,7 @@ use crate::{ConfigError, error::CONFIG};
 ///
 /// Defaults: idle timeout 60 s, maximum age 55 min (before the upstream's 60-minute connection
 /// limit), 32 connections per key, 1024 connections in total, 256 idle connections in total,
-/// conversation wait 5 s, conversation hold 5 min, write-stall timeout 60 s. While the pool holds idle connections, a
+/// conversation wait 5 s, conversation hold 5 min, write-stall timeout 60 s, no warm connections. While the pool holds idle connections, a
 /// background task wakes every half idle timeout to close expired ones (under paused tokio
 /// time, that timer is one the clock can auto-advance to). [`Pool::close`] closes everything
 /// cleanly.
@@ -172,6 +174,24 @@ use crate::{ConfigError, error::CONFIG};
 /// endpoint) can continue them. A client that sends one-shot `store: false` requests makes the
 /// pool hold each of their connections: up to the per-key maximum, then the oldest holds go.
 ///
+/// **Warm connections.** With [`min_idle`](PoolBuilder::min_idle) (default 0: off), the pool
+/// keeps that many idle connections open per known key, so that the first request of a
+/// conversation pays no handshake. A key is known once registered with [`Pool::warm`] (the
+/// facade does it for each route whose credential is fixed, when the route is built) or once a
+/// request of it ran (keys with an affinity value excepted); at most
+/// `max_idle_connections / min_idle` keys are warm, the least recently used one is forgotten
+/// past that. A background task opens them at once and again whenever a key has fewer idle
+/// than `min_idle` (one was taken, retired at its maximum age, or closed by the upstream, seen
+/// by the reaper), within the key's, the pool's and the idle maximum (closing nothing to make
+/// room). The newest `min_idle` idle connections of a warm key do not expire at the idle
+/// timeout, only at the maximum age. Each warm-up asks the key's
+/// [`HandshakeGate`](wsfirst_core::HandshakeGate) (the one its latest request carried) first,
+/// so nothing is opened while the breaker keeps the key off the WebSocket; it asks again every
+/// second. A failed warm-up is not reported to the gate (no request failed) but backs the key
+/// off, 1 s doubling to 1 min, one handshake at a time until one succeeds. A request that finds
+/// a warm-up handshake in flight waits for it, as for a coalesced handshake. Counted in
+/// `wsfirst_ws_pool_warm_total{outcome="opened"|"failed"}`. Closing the pool stops warming.
+///
 /// **Closed while idle.** A checked-out connection is not tested by the pool: right before the
 /// request is written, the attempt checks without waiting whether the upstream's close (or the
 /// end of the stream, or anything but pings and pongs) already arrived, and if so drops the
@@ -191,6 +211,9 @@ struct PoolInner {
     conversation_wait: Duration,
     conversation_hold: Duration,
     write_stall: Duration,
+    min_idle: usize,
+    /// Woken when a warm key's idle count may have dropped (see [`warm`]).
+    warm_wake: Arc<Notify>,
     /// The number of the next connection opened.
     next_conn: AtomicU64,
     /// Woken (all waiters) when a connection stops counting or comes back idle: requests
@@ -214,6 +237,8 @@ struct State {
     open: usize,
     /// Idle connections: the sum of the keys' `idle` lengths.
     idle: usize,
+    /// The keys kept warm (see [`warm`]).
+    warm: warm::Warm,
 }
 
 impl State {
@@ -257,6 +282,7 @@ impl State {
         }
         self.open -= 1;
         self.idle -= 1;
+        inner.wake_warmer();
         Some(idle.conn)
     }
 
@@ -319,6 +345,7 @@ impl fmt::Debug for Pool {
             .field("conversation_wait", &self.inner.conversation_wait)
             .field("conversation_hold", &self.inner.conversation_hold)
             .field("write_stall_timeout", &self.inner.write_stall)
+            .field("min_idle", &self.inner.min_idle)
             .field("keys", &keys)
             .field("idle", &idle)
             .finish()
@@ -336,6 +363,7 @@ pub struct PoolBuilder {
     conversation_wait: Duration,
     conversation_hold: Duration,
     write_stall: Duration,
+    min_idle: usize,
 }
 
 impl PoolBuilder {
@@ -400,6 +428,34 @@ impl PoolBuilder {
         self
     }
 
+    /// How many idle connections to keep open per known key, ahead of requests (default 0:
+    /// connections are opened by requests only; at most
+    /// [`max_connections_per_key`](Self::max_connections_per_key)). A key is known once the
+    /// facade registers it ([`Pool::warm`]: a route whose credential is fixed, at start) or once
+    /// a request of it (without an affinity value) ran. The pool opens them in the background
+    /// at once, again when one is taken, closed by the upstream or retired at its maximum age,
+    /// and once the breaker lets the key open connections again after a pin; they are exempt
+    /// from the idle timeout. A failed warm-up backs off (1 s doubling to 1 min) and is not
+    /// counted by the breaker. See [`Pool`], "Warm connections".
+    ///
+    /// ```
+    /// use wsfirst_websocket::Pool;
+    ///
+    /// let pool = Pool::builder().min_idle(2).build()?;
+    /// assert_eq!(pool.min_idle(), 2);
+    /// let error = Pool::builder()
+    ///     .max_connections_per_key(1)
+    ///     .min_idle(2)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.field(), "min_idle");
+    /// # Ok::<(), wsfirst_websocket::ConfigError>(())
+    /// ```
+    pub fn min_idle(mut self, min: usize) -> Self {
+        self.min_idle = min;
+        self
+    }
+
     /// Checks the values and builds the pool.
     pub fn build(self) -> Result<Pool, ConfigError> {
         ConfigError::check_duration(CONFIG, "idle_timeout", self.idle_timeout)?;
@@ -414,6 +470,16 @@ impl PoolBuilder {
         }
         ConfigError::check_max_duration(CONFIG, "conversation_wait", self.conversation_wait)?;
         ConfigError::check_max_duration(CONFIG, "conversation_hold", self.conversation_hold)?;
+        if self.min_idle > self.max_per_key.min(self.max_idle) {
+            return Err(ConfigError::invalid(
+                CONFIG,
+                "min_idle",
+                format!(
+                    "{} is more than max_connections_per_key ({}) or max_idle_connections ({})",
+                    self.min_idle, self.max_per_key, self.max_idle
+                ),
+            ));
+        }
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 idle_timeout: self.idle_timeout,
@@ -424,6 +490,8 @@ impl PoolBuilder {
                 conversation_wait: self.conversation_wait,
                 conversation_hold: self.conversation_hold,
                 write_stall: self.write_stall,
+                min_idle: self.min_idle,
+                warm_wake: Arc::new(Notify::new()),
                 next_conn: AtomicU64::new(1),
                 room: Notify::new(),
                 closing: Arc::new(Notify::new()),
@@ -462,12 +530,19 @@ impl Pool {
             conversation_wait: Duration::from_secs(5),
             conversation_hold: DEFAULT_CONVERSATION_HOLD,
             write_stall: Duration::from_secs(60),
+            min_idle: 0,
         }
     }
 
     /// Whether two handles share the same pool.
     pub fn same_pool(&self, other: &Pool) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The [`min_idle`](PoolBuilder::min_idle) setting: idle connections kept open per known
+    /// key.
+    pub fn min_idle(&self) -> usize {
+        self.inner.min_idle
     }
 
     /// How many idle connections the pool holds, across keys.
@@ -498,6 +573,8 @@ impl Pool {
             state.open -= conns.len();
             state.idle -= conns.len();
             state.keys.retain(|_, slot| !slot.is_empty());
+            // Nothing more is warmed; the handshakes the keys' requests carried go.
+            state.warm.keys.clear();
             // Requests waiting for room find the pool closed; the reaper ends.
             self.inner.room.notify_waiters();
             self.inner.closing.notify_waiters();
@@ -523,6 +600,14 @@ impl Pool {
             state.open -= n;
             self.inner.room.notify_waiters();
         }
+        self.inner.wake_warmer();
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        // The warmer waits for this (or a wake) and ends.
+        self.closing.notify_waiters();
     }
 }
 
@@ -535,8 +620,12 @@ impl PoolInner {
     }
 
     /// Whether an idle connection is done: past the idle timeout (past its hold, when that is
-    /// longer, for a connection held for its conversation) or past the maximum age.
-    fn expired(&self, idle: &Idle, now: Instant) -> bool {
+    /// longer, for a connection held for its conversation; never for one of the `min_idle`
+    /// kept warm, `warm`) or past the maximum age.
+    fn expired(&self, idle: &Idle, now: Instant, warm: bool) -> bool {
+        if warm {
+            return now >= idle.conn.created + self.max_age;
+        }
         let keep = if idle.conn.hold {
             self.idle_timeout.max(self.conversation_hold)
         } else {

@@ -149,7 +149,7 @@ impl fmt::Debug for Pooled {
 impl Pool {
     /// Puts a connection back after a complete response; past the idle maximum, the idle
     /// connection returned longest ago is closed.
-    fn put_back(&self, key: &PoolKey, conn: Conn) {
+    pub(super) fn put_back(&self, key: &PoolKey, conn: Conn) {
         let now = Instant::now();
         let mut state = self.lock();
         let closed = state.closed;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{
     Pool, PoolInner,
-    connection::{Conn, close_gracefully, gauge},
+    connection::{Conn, close_gracefully, gauge, waiting},
 };
 
 impl Pool {
@@ -61,11 +61,18 @@ impl PoolInner {
     /// reaper stops, and the next returned connection starts it again).
     fn reap(&self, now: Instant) -> (Vec<Conn>, bool) {
         let mut state = self.lock();
+        let state = &mut *state;
         let mut expired = Vec::new();
-        for slot in state.keys.values_mut() {
-            let mut kept = Vec::with_capacity(slot.idle.len());
-            for idle in slot.idle.drain(..) {
-                if self.expired(&idle, now) {
+        for (key, slot) in &mut state.keys {
+            let warm = state.warm.is_warm(key);
+            let count = slot.idle.len();
+            let mut kept = Vec::with_capacity(count);
+            for (index, mut idle) in slot.idle.drain(..).enumerate() {
+                // The newest `min_idle` of a warm key outlive the idle timeout, and one the
+                // upstream closed meanwhile is replaced now rather than at the next request.
+                let kept_warm = warm && index + self.min_idle >= count;
+                let gone = warm && waiting(&mut idle.conn.stream).is_some();
+                if gone || self.expired(&idle, now, kept_warm) {
                     slot.open = slot.open.saturating_sub(1);
                     gauge("idle", -1.0);
                     slot.conversations.forget(&idle.conn);
@@ -80,6 +87,7 @@ impl PoolInner {
         state.idle -= expired.len();
         if !expired.is_empty() {
             self.room.notify_waiters();
+            self.wake_warmer();
         }
         state
             .keys

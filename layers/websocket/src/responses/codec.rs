@@ -443,6 +443,14 @@ impl Codec for ResponsesCodec {
     fn unsupported(&self, _request: &http::request::Parts, body: &Bytes) -> Option<&'static str> {
         unsupported::find(body)
     }
+
+    fn websocket_only(
+        &self,
+        _request: &http::request::Parts,
+        body: &Bytes,
+    ) -> Option<&'static str> {
+        super::websocket_only::find(body)
+    }
 }
 
 #[cfg(test)]

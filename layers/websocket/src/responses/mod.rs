@@ -66,6 +66,7 @@ mod headers;
 mod json_answer;
 pub mod lanes;
 pub mod unsupported;
+pub mod websocket_only;
 
 pub use codec::{ResponsesCodec, fields_in_order};
 pub use eligibility::{DENIED_PAIRS, PROVIDER_HOSTS, WEBSOCKET_PAIRS};
