@@ -151,7 +151,9 @@ async fn run(
     );
     // With `min_idle`, the key is kept warm from now on (nothing when it is 0); the gate is
     // looked up only when the warmer has none that may open.
-    pool.warm_key(&key, &url, &handshake, &config, || gate.handshake_gate().cloned());
+    pool.warm_key(&key, &url, &handshake, route.headers(), &config, || {
+        gate.handshake_gate().cloned()
+    });
     let connect = || async {
         // What the route's policy passes on of the handshake's answer stays with the
         // connection, for every response it serves.

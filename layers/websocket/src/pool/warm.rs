@@ -28,9 +28,12 @@ use tokio::{
     sync::watch,
     time::{Instant, sleep_until},
 };
-use wsfirst_core::{HandshakeGate, Route, WsFailure};
+use wsfirst_core::{HandshakeGate, Route, WsFailure, headers::HeaderPolicy};
 
-use super::{Pool, PoolInner, PoolKey, connection::Conn};
+use super::{
+    Pool, PoolInner, PoolKey,
+    connection::{Conn, Opened},
+};
 use crate::{WebSocketConfig, connector};
 
 /// The first back-off after a failed warm-up handshake, doubled with each failure in a row.
@@ -41,11 +44,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const GATE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What opens a connection for a warm key: the request's URL, handshake headers and
-/// configuration (the same `connect` a request of the key would run).
+/// configuration (the same `connect` a request of the key would run), and the route's header
+/// policy, which keeps what reaches the client of the handshake's answer.
 struct Target {
     url: Uri,
     headers: HeaderMap,
     config: WebSocketConfig,
+    policy: HeaderPolicy,
 }
 
 /// The books of one warm key.
@@ -112,7 +117,7 @@ impl Pool {
         let none = HeaderMap::new();
         let headers = connector::handshake_headers(route, &none);
         let key = PoolKey::new(url, route, &headers, config.affinity_header(), &none);
-        self.warm_key(&key, url, &headers, config, || None);
+        self.warm_key(&key, url, &headers, route.headers(), config, || None);
     }
 
     /// How many keys the pool keeps warm.
@@ -130,6 +135,7 @@ impl Pool {
         key: &PoolKey,
         url: &Uri,
         headers: &HeaderMap,
+        policy: &HeaderPolicy,
         config: &WebSocketConfig,
         gate: impl FnOnce() -> Option<HandshakeGate>,
     ) {
@@ -169,6 +175,7 @@ impl Pool {
                         url: url.clone(),
                         headers: headers.clone(),
                         config: config.clone(),
+                        policy: policy.clone(),
                     });
                     state.warm.keys.insert(
                         key.clone(),
@@ -331,7 +338,7 @@ impl Pool {
             tx
         });
         match result {
-            Some(Ok(stream)) => {
+            Some(Ok((stream, answer))) => {
                 metrics::counter!("wsfirst_ws_pool_warm_total", "outcome" => "opened")
                     .increment(1);
                 if let Some(warm) = self.lock().warm.keys.get_mut(&key) {
@@ -340,7 +347,8 @@ impl Pool {
                 }
                 let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
                 // Idle before the waiters are told, so they find it.
-                self.put_back(&key, Conn::new(stream, id));
+                let answer = target.policy.answer_for(&answer);
+                self.put_back(&key, Conn::new(Opened { stream, answer }, id));
                 if let Some(tx) = announce {
                     let _ = tx.send(Some(Ok(())));
                 }
