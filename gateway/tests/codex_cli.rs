@@ -135,7 +135,8 @@ async fn run_sessions(
         upstream.ws_requests(),
         upstream.http_requests(),
     );
-    drop(gateway);
+    let log = gateway.finish();
+    assert!(!log.contains("panicked"), "{log}");
     Some(executed)
 }
 

@@ -5,9 +5,16 @@
 //! (streaming and JSON) and from a WebSocket's handshake answer, on every response the
 //! connection serves; a header outside the policy is dropped either way.
 
+#[path = "codex/gateway.rs"]
+mod gateway;
+
 use axum::{Router, body::Body};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 use tower::ServiceExt;
 use wsfirst::websocket::testing::{CapturedRequest, TestUpstream, Transport};
 use wsfirst_gateway::{Configured, config::Config};
@@ -169,5 +176,50 @@ async fn the_upstream_s_turn_state_reaches_the_client_over_both_transports() {
         }
     }
     assert_eq!(upstream.handshakes(), 1);
+    upstream.shutdown().await;
+}
+
+/// A client WebSocket that brings a routing token back (Codex reconnecting within a turn) is
+/// logged at INFO: the token cannot pick a pooled upstream connection. One without is not.
+#[tokio::test]
+async fn an_upgrade_that_brings_back_a_turn_state_is_logged_at_info() {
+    let upstream = TestUpstream::start().await;
+    let gateway = gateway::Gateway::start(&upstream, "auto");
+    for turn_state in [None, Some("ts-from-an-earlier-answer")] {
+        let mut tcp = TcpStream::connect(&gateway.addr).await.unwrap();
+        let mut upgrade = String::from(
+            "GET /v1/responses HTTP/1.1\r\nhost: gateway\r\nconnection: upgrade\r\n\
+             upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        );
+        if let Some(token) = turn_state {
+            upgrade.push_str(&format!("x-codex-turn-state: {token}\r\n"));
+        }
+        upgrade.push_str("\r\n");
+        tcp.write_all(upgrade.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0_u8; 1];
+            assert_eq!(
+                tcp.read(&mut byte).await.unwrap(),
+                1,
+                "{}",
+                gateway.output()
+            );
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+    }
+    let log = gateway.finish();
+    let logged: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("brings back x-codex-turn-state"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{log}");
+    assert!(logged[0].contains("INFO"), "{log}");
     upstream.shutdown().await;
 }

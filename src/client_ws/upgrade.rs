@@ -77,7 +77,7 @@ pub struct ClientWebSocket {
     open: Arc<AtomicUsize>,
 }
 
-/// Codex's sticky routing token (see [`RESPONSES_SESSION_HEADERS`](wsfirst_core::headers::RESPONSES_SESSION_HEADERS)).
+/// Codex's sticky routing token (see [`RESPONSES_SESSION_HEADERS`](crate::core::headers::RESPONSES_SESSION_HEADERS)).
 const TURN_STATE: &str = "x-codex-turn-state";
 
 /// One connection of a [`ClientWebSocket`], counted until dropped.

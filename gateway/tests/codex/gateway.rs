@@ -8,6 +8,7 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, mpsc},
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -46,6 +47,8 @@ pub(crate) struct Gateway {
     /// `host:port` it listens on.
     pub(crate) addr: String,
     output: Arc<Mutex<String>>,
+    /// The threads copying its stdout and stderr; they end when it exits.
+    readers: Vec<JoinHandle<()>>,
     config: PathBuf,
 }
 
@@ -71,31 +74,33 @@ impl Gateway {
         let output = Arc::new(Mutex::new(String::new()));
         let (listening, addr) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
+        let mut readers = Vec::new();
         {
             let output = Arc::clone(&output);
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Some(addr) = line.trim().strip_prefix("listening on http://") {
                         let _ = listening.send(addr.to_owned());
                     }
                     push(&output, &line);
                 }
-            });
+            }));
         }
         let mut stderr = child.stderr.take().expect("piped stderr");
         {
             let output = Arc::clone(&output);
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 let mut buffer = [0_u8; 4096];
                 while let Ok(read @ 1..) = stderr.read(&mut buffer) {
                     push(&output, &String::from_utf8_lossy(&buffer[..read]));
                 }
-            });
+            }));
         }
         let mut gateway = Gateway {
             child,
             addr: String::new(),
             output,
+            readers,
             config,
         };
         match addr.recv_timeout(START_DEADLINE) {
@@ -114,6 +119,16 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
+    }
+
+    /// Stops it and gives everything it printed.
+    pub(crate) fn finish(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = reader.join();
+        }
+        self.output()
     }
 }
 
