@@ -384,6 +384,7 @@ mod tests {
             .header(header::AUTHORIZATION, "Bearer sk-client-own-key")
             .body(())
             .unwrap();
+        assert!(open.tokens().is_none());
         assert!(open.validate(&mut request).is_ok());
         assert_eq!(
             request.headers()[header::AUTHORIZATION],
@@ -399,6 +400,8 @@ mod tests {
         assert!(!twice.is_empty());
         assert!(twice.allows(&headers(&["Bearer first-token-0123456789"])));
         assert_eq!(format!("{twice:?}"), "ClientTokens { count: 2, .. }");
+        let check = RequireClientToken::from_tokens(Some(twice));
+        assert_eq!(check.tokens().map(ClientTokens::len), Some(2));
     }
 
     #[test]
