@@ -1,5 +1,5 @@
-//! The per-route stack, from public pieces: RequireJson -> Respond -> SetRoute -> Eligibility ->
-//! CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream.
+//! The per-route stack, from public pieces: RequireClientToken -> RequireJson -> Respond ->
+//! SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HTTP upstream.
 //!
 //! [`Wsfirst`] holds what every route shares: the eligibility policy, one breaker registry, one
 //! WebSocket pool, one TLS configuration, one HTTP client and one budget of buffered body bytes.
@@ -14,6 +14,7 @@
 //!
 //! | piece | what it does |
 //! |---|---|
+//! | [`RequireClientTokenLayer`](crate::guard::RequireClientTokenLayer) | on a route whose upstream credential the gateway holds: answers `401` without one of the route's client tokens, takes the token off ([`RouteOptions::client_tokens`]) |
 //! | [`RequireJsonLayer`] | answers `415` to a `POST` that is not `application/json` (a web page cannot send one without a CORS preflight: see [`guard`](crate::guard)) |
 //! | [`RespondLayer`] | turns failures into responses (`502` JSON, `413`, ...) and adds `x-wsfirst-transport` / `x-wsfirst-reason`: `Error = Infallible` for axum |
 //! | [`RouteLayer`] | stamps the [`Route`] (URLs, mode, breaker key, header policy, HTTP timeouts) on each request |
@@ -198,7 +199,7 @@ impl Wsfirst {
     /// [module docs](self),
     ///
     /// ```text
-    /// RequireJson -> Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
+    /// RequireClientToken -> RequireJson -> Respond -> SetRoute -> Eligibility -> CircuitBreaker -> Fallback -> WebSocket -> HttpUpstream
     /// ```
     ///
     /// with the shared eligibility policy, breaker registry, pool (unless
@@ -209,7 +210,8 @@ impl Wsfirst {
     /// warning is off (the breaker's WARN on pin replaces it); a WebSocket configuration without
     /// TLS settings of its own gets the shared [`ClientTls`] ([`websocket_layer`](Self::websocket_layer));
     /// the route's header policy loses the eligibility table's override header
-    /// ([`route_layer`](Self::route_layer)).
+    /// ([`route_layer`](Self::route_layer)). With [`RouteOptions::client_tokens`], a request
+    /// without one of the tokens is answered `401` before everything else.
     pub fn route_with(&self, route: Route, options: RouteOptions) -> RouteService {
         let RouteOptions {
             breaker,
@@ -577,7 +579,8 @@ impl RouteOptions {
 
 /// The service of one route, as [`Wsfirst::route`] builds it: a [`GuardedStack`] (with a
 /// circuit breaker) or an [`UnguardedStack`] (without one), behind a [`RequireJsonLayer`] (a
-/// `POST` that is not JSON is `415`). It answers with a response in every case (failures
+/// `POST` that is not JSON is `415`) and the route's client token check (`401`, see
+/// [`RouteOptions::client_tokens`]; none on an open route). It answers with a response in every case (failures
 /// become `502` with a small JSON body, see [`Respond`]), so an axum router accepts it.
 ///
 /// Responses carry `x-wsfirst-transport` (`websocket` / `http`) and `x-wsfirst-reason` headers

@@ -340,7 +340,7 @@ mod tests {
         ])));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_layer_answers_401_or_passes_the_request_without_the_token() {
         use tower::ServiceExt;
         use tower_test::mock;
@@ -351,7 +351,14 @@ mod tests {
         handle.allow(1);
 
         let anonymous = Request::post("/").body(()).unwrap();
-        let refused = service.clone().oneshot(anonymous).await.unwrap();
+        // Bounded: a check that let it through would wait for the mock's answer forever.
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            service.clone().oneshot(anonymous),
+        )
+        .await
+        .expect("refused at once, without the inner service")
+        .unwrap();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer");
 
@@ -377,11 +384,24 @@ mod tests {
             .header(header::AUTHORIZATION, "Bearer sk-client-own-key")
             .body(())
             .unwrap();
+        assert!(open.tokens().is_none());
         assert!(open.validate(&mut request).is_ok());
         assert_eq!(
             request.headers()[header::AUTHORIZATION],
             "Bearer sk-client-own-key"
         );
+    }
+
+    #[test]
+    fn a_token_listed_twice_still_passes_and_debug_shows_only_the_count() {
+        let twice =
+            ClientTokens::new(["first-token-0123456789", "first-token-0123456789"]).unwrap();
+        assert_eq!(twice.len(), 2);
+        assert!(!twice.is_empty());
+        assert!(twice.allows(&headers(&["Bearer first-token-0123456789"])));
+        assert_eq!(format!("{twice:?}"), "ClientTokens { count: 2, .. }");
+        let check = RequireClientToken::from_tokens(Some(twice));
+        assert_eq!(check.tokens().map(ClientTokens::len), Some(2));
     }
 
     #[test]

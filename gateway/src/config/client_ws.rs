@@ -62,3 +62,23 @@ impl ClientWebSocketConfig {
             .map_err(|error| ConfigError::invalid(error.field(), error.to_string()))
     }
 }
+
+impl super::RouteConfig {
+    /// A client message limit above the route's `body_limit` would never apply: the route's
+    /// limit caps it ([`ClientWebSocket::max_message_size`](wsfirst::client_ws::ClientWebSocket::max_message_size)),
+    /// so the file must not say otherwise.
+    pub(super) fn check_client_message_limit(&self) -> Result<(), ConfigError> {
+        let body_limit = self
+            .body_limit
+            .unwrap_or(wsfirst::core::limits::DEFAULT_MAX_MESSAGE_SIZE as u64);
+        match self.client_websocket.max_message_size {
+            Some(size) if size > body_limit => Err(ConfigError::invalid(
+                "client_websocket.max_message_size",
+                format!(
+                    "{size} bytes is more than the route's body_limit ({body_limit} bytes), which caps it: raise body_limit or lower max_message_size"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}

@@ -75,6 +75,7 @@ impl RouteConfig {
         }
         self.to_route()?;
         self.client_tokens()?;
+        self.check_client_message_limit()?;
         self.client_websocket
             .to_config()
             .map_err(|error| error.prefixed("client_websocket"))?;

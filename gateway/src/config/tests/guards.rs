@@ -189,3 +189,35 @@ async fn allowed_hosts_guard_every_route() {
     let local = router.oneshot(post("localhost:8080")).await.unwrap();
     assert_eq!(local.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+/// The route's `body_limit` caps a client WebSocket message (tungstenite reads no more of
+/// one): a larger `max_message_size` in the file would never apply.
+#[test]
+fn a_client_message_limit_above_the_body_limit_is_refused() {
+    assert_errors(&[
+        (
+            route_with(
+                "body_limit = \"1MiB\"\n[routes.client_websocket]\nmax_message_size = \"2MiB\"",
+            ),
+            "routes[0].client_websocket.max_message_size: 2097152 bytes is more than the route's body_limit (1048576 bytes), which caps it: raise body_limit or lower max_message_size",
+        ),
+        (
+            route_with("[routes.client_websocket]\nmax_message_size = \"32MiB\""),
+            "routes[0].client_websocket.max_message_size: 33554432 bytes is more than the route's body_limit (16777216 bytes), which caps it: raise body_limit or lower max_message_size",
+        ),
+    ]);
+    let config = Config::from_toml_str(&route_with(
+        "body_limit = \"1MiB\"\n[routes.client_websocket]\nmax_message_size = \"1MiB\"",
+    ))
+    .unwrap();
+    let clients = Configured::from_config(&config).unwrap().client_websockets[0]
+        .clone()
+        .unwrap();
+    assert_eq!(clients.max_message_size(), 1 << 20);
+    // Left out: the route's body limit.
+    let config = Config::from_toml_str(&route_with("body_limit = \"64KiB\"")).unwrap();
+    let clients = Configured::from_config(&config).unwrap().client_websockets[0]
+        .clone()
+        .unwrap();
+    assert_eq!(clients.max_message_size(), 64 << 10);
+}
