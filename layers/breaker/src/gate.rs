@@ -99,9 +99,11 @@ impl HandshakeObserver for Slot {
 }
 
 impl HandshakeGates for BreakerRegistry {
-    /// The gate of a request on `route` whose key a breaker watches, as the key is now (see the
-    /// [module docs](self)). Asked only when a connection is about to be opened: it computes
-    /// the key (the credential's fingerprint) and reads the registry.
+    /// The gate of a request on `route` whose key a breaker watches, as the key is now: closed,
+    /// it may open and its failure counts in the key's current generation; not closed, it may
+    /// not (a strict request gets no gate). Never creates a key. Asked only when a connection is
+    /// about to be opened: it computes the key (the credential's fingerprint) and reads the
+    /// registry.
     fn gate(&self, route: &Route, headers: &HeaderMap) -> Option<HandshakeGate> {
         let slot = self.existing(&route.breaker_key_for(headers))?;
         let strict = route.mode() == TransportMode::WebSocket;
