@@ -14,8 +14,9 @@
 //!   now: closed, it may open and its failure counts in the key's current generation; not closed,
 //!   it may not (a strict request gets no gate: its failure goes back with its answer);
 //! - a [`HandshakeGate`] in the request's extensions, from [`gate`]: for what the registry cannot
-//!   tell afterwards (a probe of a half-open key, a strict request on an open key). It holds the request's hold on its key ([`Cached`]) and a
-//!   token with how it was admitted, so making one allocates nothing but the extension's box.
+//!   tell afterwards (a probe of a half-open key, a strict request on an open key). It holds the
+//!   request's hold on its key ([`Cached`]) and a token with how it was admitted, so making one
+//!   allocates nothing but the extension's box.
 //!
 //! A failure the gate counted travels back marked [`shared`](WsFailure::shared): the response
 //! future does not count it again (a shared failure's verdict is always
