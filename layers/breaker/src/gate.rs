@@ -14,8 +14,9 @@
 //!   now: closed, it may open and its failure counts in the key's current generation; not closed,
 //!   it may not (a strict request gets no gate: its failure goes back with its answer);
 //! - a [`HandshakeGate`] in the request's extensions, from [`gate`]: for what the registry cannot
-//!   tell afterwards (a probe of a half-open key, a strict request on an open key). It holds the request's hold on its key ([`Cached`]) and a
-//!   token with how it was admitted, so making one allocates nothing but the extension's box.
+//!   tell afterwards (a probe of a half-open key, a strict request on an open key). It holds the
+//!   request's hold on its key ([`Cached`]) and a token with how it was admitted, so making one
+//!   allocates nothing but the extension's box.
 //!
 //! A failure the gate counted travels back marked [`shared`](WsFailure::shared): the response
 //! future does not count it again (a shared failure's verdict is always
@@ -99,9 +100,11 @@ impl HandshakeObserver for Slot {
 }
 
 impl HandshakeGates for BreakerRegistry {
-    /// The gate of a request on `route` whose key a breaker watches, as the key is now (see the
-    /// [module docs](self)). Asked only when a connection is about to be opened: it computes
-    /// the key (the credential's fingerprint) and reads the registry.
+    /// The gate of a request on `route` whose key a breaker watches, as the key is now: closed,
+    /// it may open and its failure counts in the key's current generation; not closed, it may
+    /// not (a strict request gets no gate). Never creates a key. Asked only when a connection is
+    /// about to be opened: it computes the key (the credential's fingerprint) and reads the
+    /// registry.
     fn gate(&self, route: &Route, headers: &HeaderMap) -> Option<HandshakeGate> {
         let slot = self.existing(&route.breaker_key_for(headers))?;
         let strict = route.mode() == TransportMode::WebSocket;

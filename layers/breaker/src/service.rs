@@ -102,7 +102,11 @@ fn credential_value<'a, B>(
 /// The ticket of a request on a key that is not closed, or the deadline of its pin.
 #[cold]
 #[inline(never)]
-fn not_closed(cached: &Arc<Cached>, admission: Admission) -> Result<Ticket, Option<Instant>> {
+fn not_closed(
+    cached: &Arc<Cached>,
+    route: &Route,
+    admission: Admission,
+) -> Result<Ticket, Option<Instant>> {
     let key = &cached.key;
     match admission {
         Admission::Closed { generation } => Ok(Ticket::Closed {
@@ -124,7 +128,8 @@ fn not_closed(cached: &Arc<Cached>, admission: Admission) -> Result<Ticket, Opti
             tracing::debug!(key = %key, "request routed around an open breaker to http");
             metrics::counter!(
                 "wsfirst_breaker_pinned_requests_total",
-                "provider" => key.provider().to_owned()
+                // The route's shared copy: no allocation per pinned request.
+                "provider" => route.provider_shared()
             )
             .increment(1);
             Err(until)
@@ -207,7 +212,7 @@ impl<S> CircuitBreaker<S> {
                 slot: SlotRef::new(cached),
                 generation,
             },
-            admission => match not_closed(cached, admission) {
+            admission => match not_closed(cached, route, admission) {
                 Ok(ticket) => ticket,
                 Err(until) => {
                     request

@@ -8,7 +8,6 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -20,7 +19,7 @@ use std::future::Future;
 use tokio::time::{Instant, Sleep};
 use wsfirst_core::BoxError;
 
-use crate::{HttpUpstreamError, HttpUpstreamErrorKind};
+use crate::{HttpUpstreamError, HttpUpstreamErrorKind, service::Upstream};
 
 /// The body of an [`HttpUpstream`](crate::HttpUpstream) response: the upstream's body,
 /// unchanged, that ends with an [`HttpUpstreamError`] of kind
@@ -32,11 +31,11 @@ pub struct UpstreamBody {
     inner: Incoming,
     idle: Option<Pin<Box<Sleep>>>,
     timeout: Option<Duration>,
-    host: Arc<str>,
+    host: Upstream,
 }
 
 impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, timeout: Option<Duration>, host: Arc<str>) -> Self {
+    pub(crate) fn new(inner: Incoming, timeout: Option<Duration>, host: Upstream) -> Self {
         Self {
             inner,
             idle: timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout))),
@@ -74,7 +73,7 @@ impl Body for UpstreamBody {
             tracing::debug!(upstream = %this.host, "http upstream body idle timeout elapsed");
             return Poll::Ready(Some(Err(Box::new(HttpUpstreamError::without_source(
                 HttpUpstreamErrorKind::BodyTimeout,
-                &*this.host,
+                this.host.host(),
             )))));
         }
         Poll::Pending

@@ -3,7 +3,6 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -13,7 +12,9 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use wsfirst_core::BoxError;
 
-use crate::{HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody, error::client_error};
+use crate::{
+    HttpUpstreamError, HttpUpstreamErrorKind, UpstreamBody, error::client_error, service::Upstream,
+};
 
 pin_project! {
     /// The response future of [`HttpUpstream`](crate::HttpUpstream).
@@ -34,7 +35,7 @@ pin_project! {
             #[pin]
             deadline: Option<Sleep>,
             idle: Option<Duration>,
-            host: Arc<str>,
+            host: Upstream,
         },
     }
 }
@@ -44,7 +45,7 @@ impl ResponseFuture {
         response: hyper_util::client::legacy::ResponseFuture,
         timeout: Option<Duration>,
         idle: Option<Duration>,
-        host: Arc<str>,
+        host: Upstream,
     ) -> Self {
         Self {
             state: State::Waiting {
@@ -84,13 +85,13 @@ impl Future for ResponseFuture {
                         .map(|response| {
                             response.map(|body| UpstreamBody::new(body, *idle, host.clone()))
                         })
-                        .map_err(|error| Box::new(client_error(error, host)) as BoxError)
+                        .map_err(|error| Box::new(client_error(error, &host.host())) as BoxError)
                 } else if let Some(deadline) = deadline.as_pin_mut() {
                     ready!(deadline.poll(cx));
                     tracing::debug!(upstream = %host, "http upstream response timeout elapsed");
                     Err(Box::new(HttpUpstreamError::without_source(
                         HttpUpstreamErrorKind::Timeout,
-                        &**host,
+                        host.host(),
                     )) as BoxError)
                 } else {
                     return Poll::Pending;

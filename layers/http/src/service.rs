@@ -116,7 +116,8 @@ where
             return ResponseFuture::failed(Box::new(MissingExtension::ROUTE));
         };
         let url = route.http_url().clone();
-        let host = host_of(&url);
+        // Its `host:port` is written out only for an error or a log line.
+        let host = Upstream(route.clone());
         let timeouts = route.http_timeouts();
         let headers = route
             .headers()
@@ -140,8 +141,25 @@ where
     }
 }
 
+/// The upstream of a request, for errors and logs: displayed as its `host:port`.
+#[derive(Clone)]
+pub(crate) struct Upstream(Route);
+
+impl Upstream {
+    /// `host:port` of the route's HTTP URL.
+    pub(crate) fn host(&self) -> String {
+        host_of(self.0.http_url())
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.host())
+    }
+}
+
 /// `host:port` of a URL, for errors and logs (never the URL's user info).
-fn host_of(url: &Uri) -> Arc<str> {
+fn host_of(url: &Uri) -> String {
     let host = url.host().unwrap_or("unknown-host");
     let port = url
         .port_u16()
@@ -150,7 +168,7 @@ fn host_of(url: &Uri) -> Arc<str> {
         } else {
             80
         });
-    format!("{host}:{port}").into()
+    format!("{host}:{port}")
 }
 
 /// Configures an [`HttpUpstream`]; see [`HttpUpstream::builder`].

@@ -39,8 +39,10 @@ use crate::{
 /// - A WebSocket answer is stamped `Served::websocket(attempt)`; the future resolves once the
 ///   first event arrived (a non-streaming answer: once it is complete).
 /// - A request that carries a [`HandshakeGate`](wsfirst_core::HandshakeGate) (a circuit
-///   breaker in front puts one there) opens a new connection only if the gate allows it, asked
-///   under the pool's lock (otherwise it fails at once with a replay-safe
+///   breaker in front puts one in a probe), or else gets one from the configuration's
+///   [`handshake_gates`](crate::WebSocketConfig::handshake_gates) (the breaker registry, asked
+///   only when the request is about to open a connection), opens a connection only if the gate
+///   allows it, asked under the pool's lock (otherwise it fails at once with a replay-safe
 ///   [`Local`](wsfirst_core::FailureKind::Local) failure in `Connect`, marked
 ///   [`shared`](wsfirst_core::WsFailure::shared): the key already counted what closed it), and a
 ///   handshake it opened that fails is reported to the gate before the requests that waited for
