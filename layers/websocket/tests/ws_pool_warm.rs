@@ -286,5 +286,5 @@ async fn min_idle_above_the_per_key_maximum_is_refused() {
         .build()
         .unwrap_err();
     assert_eq!(error.field(), "min_idle");
-    assert!(error.to_string().contains("max_connections_per_key (2)"), "{error}");
+    assert!(error.to_string().contains("min_idle must be at most 2, got 3"), "{error}");
 }
