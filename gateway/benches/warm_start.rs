@@ -110,7 +110,10 @@ async fn one_request(sender: &mut SendRequest<Full<Bytes>>) {
     assert_eq!(response.status(), StatusCode::OK);
     let transport = response.headers().get("x-wsfirst-transport").cloned();
     let body = response.into_body().collect().await.expect("the body");
-    assert_eq!(transport.as_ref().map(|value| value.as_bytes()), Some(&b"websocket"[..]));
+    assert_eq!(
+        transport.as_ref().map(|value| value.as_bytes()),
+        Some(&b"websocket"[..])
+    );
     assert!(!body.to_bytes().is_empty());
 }
 
@@ -155,7 +158,13 @@ fn warm_start(c: &mut Criterion) {
     group.finish();
 }
 
-fn run(runtime: &Runtime, upstream: &TestUpstream, min_idle: usize, second: bool, iters: u64) -> Duration {
+fn run(
+    runtime: &Runtime,
+    upstream: &TestUpstream,
+    min_idle: usize,
+    second: bool,
+    iters: u64,
+) -> Duration {
     runtime.block_on(measure(upstream, min_idle, second, iters))
 }
 

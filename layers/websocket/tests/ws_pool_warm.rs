@@ -87,7 +87,10 @@ impl HandshakeObserver for Breaker {
 }
 
 /// A request of `route` carrying the gate of `breaker`.
-fn gated(route: &Route, breaker: &Arc<Breaker>) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+fn gated(
+    route: &Route,
+    breaker: &Arc<Breaker>,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     let mut request = request(route, true);
     let observer: Arc<dyn HandshakeObserver> = breaker.clone();
     request
@@ -247,14 +250,16 @@ async fn failed_warm_ups_back_off_and_are_not_reported_to_the_breaker() {
     // Two wanted, both refused (the back-off doubles with each failure: 2 s now), then one at a
     // time, 2 s, 4 s, 8 s apart.
     until(|| upstream.handshakes() == before + 2).await;
-    let mut seen = before + 2;
-    for wait in [2, 4, 8] {
+    for (seen, wait) in (before + 2..).zip([2, 4, 8]) {
         time_passes(Duration::from_millis(wait * 1000 - 100)).await;
         settle().await;
-        assert_eq!(upstream.handshakes(), seen, "before the {wait} s back-off ends");
+        assert_eq!(
+            upstream.handshakes(),
+            seen,
+            "before the {wait} s back-off ends"
+        );
         time_passes(Duration::from_millis(100)).await;
         until(|| upstream.handshakes() == seen + 1).await;
-        seen += 1;
     }
     assert_eq!(breaker.reported.load(Ordering::SeqCst), 0);
 }
@@ -286,5 +291,10 @@ async fn min_idle_above_the_per_key_maximum_is_refused() {
         .build()
         .unwrap_err();
     assert_eq!(error.field(), "min_idle");
-    assert!(error.to_string().contains("min_idle must be at most 2, got 3"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("min_idle must be at most 2, got 3"),
+        "{error}"
+    );
 }

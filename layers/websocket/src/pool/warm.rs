@@ -28,9 +28,9 @@ use tokio::{
     sync::watch,
     time::{Instant, sleep_until},
 };
-use wsfirst_core::{HandshakeGate, Route, WsFailure};
+use wsfirst_core::{HandshakeGate, Route};
 
-use super::{Pool, PoolInner, PoolKey, connection::Conn};
+use super::{Pool, PoolInner, PoolKey, checkout::Announce, connection::Conn};
 use crate::{WebSocketConfig, connector};
 
 /// The first back-off after a failed warm-up handshake, doubled with each failure in a row.
@@ -307,12 +307,7 @@ impl Pool {
 
     /// Opens one warm connection for `key` (already counted in its books) and puts it idle, or
     /// backs the key off; dropped (not counted any more) when the pool closes meanwhile.
-    async fn open_warm(
-        self,
-        key: PoolKey,
-        target: Arc<Target>,
-        announce: Option<(u64, watch::Sender<Option<Result<(), WsFailure>>>)>,
-    ) {
+    async fn open_warm(self, key: PoolKey, target: Arc<Target>, announce: Option<Announce>) {
         let closing = Arc::clone(&self.inner.closing);
         let closed = closing.notified();
         tokio::pin!(closed);
@@ -332,8 +327,7 @@ impl Pool {
         });
         match result {
             Some(Ok(stream)) => {
-                metrics::counter!("wsfirst_ws_pool_warm_total", "outcome" => "opened")
-                    .increment(1);
+                metrics::counter!("wsfirst_ws_pool_warm_total", "outcome" => "opened").increment(1);
                 if let Some(warm) = self.lock().warm.keys.get_mut(&key) {
                     warm.opening -= 1;
                     warm.failures = 0;
