@@ -249,7 +249,8 @@ async fn failed_warm_ups_back_off_and_are_not_reported_to_the_breaker() {
     time_passes(Duration::from_secs(31)).await;
     // Two wanted, both refused (the back-off doubles with each failure: 2 s now), then one at a
     // time, 2 s, 4 s, 8 s apart.
-    until(|| upstream.handshakes() == before + 2).await;
+    // (Each refusal is back in the pool's books when it counts no connection.)
+    until(|| upstream.handshakes() == before + 2 && pool.connections() == 0).await;
     for (seen, wait) in (before + 2..).zip([2, 4, 8]) {
         time_passes(Duration::from_millis(wait * 1000 - 100)).await;
         settle().await;
@@ -259,7 +260,7 @@ async fn failed_warm_ups_back_off_and_are_not_reported_to_the_breaker() {
             "before the {wait} s back-off ends"
         );
         time_passes(Duration::from_millis(100)).await;
-        until(|| upstream.handshakes() == seen + 1).await;
+        until(|| upstream.handshakes() == seen + 1 && pool.connections() == 0).await;
     }
     assert_eq!(breaker.reported.load(Ordering::SeqCst), 0);
 }
