@@ -102,6 +102,7 @@ async fn fresh_gateway(
 
 /// One streaming request, read to the end; checked, not timed here.
 async fn one_request(sender: &mut SendRequest<Full<Bytes>>) {
+    sender.ready().await.expect("the connection is ready");
     let request = Request::post("/v1/responses")
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(STREAM.as_bytes())))

@@ -95,3 +95,31 @@ fn invalid_bounds_name_their_field() {
         ),
     ]);
 }
+
+#[test]
+fn min_idle_reaches_the_route_pool() {
+    let config = Config::from_toml_str(&route_with("[routes.pool]\nmin_idle = 2")).unwrap();
+    let layers = config.layers().unwrap();
+    let pool = layers.routes[0]
+        .pool
+        .as_ref()
+        .expect("min_idle alone gives the route a pool of its own")
+        .to_builder()
+        .build()
+        .unwrap();
+    assert_eq!(pool.min_idle(), 2);
+}
+
+#[test]
+fn min_idle_above_the_per_key_maximum_names_its_field() {
+    assert_errors(&[
+        (
+            route_with("[routes.pool]\nmax_connections_per_key = 2\nmin_idle = 3"),
+            "routes[0].pool.min_idle: invalid websocket config: min_idle must be at most 2, got 3",
+        ),
+        (
+            route_with("[routes.pool]\nmin_idle = -1"),
+            "routes[0].pool.min_idle: invalid value: integer `-1`, expected u32",
+        ),
+    ]);
+}

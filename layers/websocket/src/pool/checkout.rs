@@ -23,7 +23,7 @@ use super::{
 use crate::{PoolExhausted, gate::RequestGate};
 
 /// The announcer of a coalesced handshake: its id and the sender of its outcome.
-type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
+pub(super) type Announce = (u64, watch::Sender<Option<Result<(), WsFailure>>>);
 
 impl Pool {
     /// [`Pool::checkout_gated`] without a gate (tests).

@@ -63,7 +63,7 @@ pub(crate) use self::connection::Opened;
 use self::connection::{Conn, Idle, Release, close_gracefully, gauge, released};
 use self::conversation::Conversations;
 pub(crate) use self::key::PoolKey;
-use crate::{ConfigError, error::CONFIG};
+use crate::{ConfigError, ConfigErrorKind, error::CONFIG};
 
 /// A shared pool of WebSocket connections.
 ///
@@ -470,14 +470,16 @@ impl PoolBuilder {
         }
         ConfigError::check_max_duration(CONFIG, "conversation_wait", self.conversation_wait)?;
         ConfigError::check_max_duration(CONFIG, "conversation_hold", self.conversation_hold)?;
-        if self.min_idle > self.max_per_key.min(self.max_idle) {
-            return Err(ConfigError::invalid(
+        // Never more warm connections than a key or the pool's idle ones may hold.
+        let most = self.max_per_key.min(self.max_idle);
+        if self.min_idle > most {
+            return Err(ConfigError::new(
                 CONFIG,
                 "min_idle",
-                format!(
-                    "{} is more than max_connections_per_key ({}) or max_idle_connections ({})",
-                    self.min_idle, self.max_per_key, self.max_idle
-                ),
+                ConfigErrorKind::TooLarge {
+                    value: self.min_idle as u64,
+                    max: most as u64,
+                },
             ));
         }
         Ok(Pool {

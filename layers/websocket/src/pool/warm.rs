@@ -28,10 +28,11 @@ use tokio::{
     sync::watch,
     time::{Instant, sleep_until},
 };
-use wsfirst_core::{HandshakeGate, Route, WsFailure, headers::HeaderPolicy};
+use wsfirst_core::{HandshakeGate, Route, headers::HeaderPolicy};
 
 use super::{
     Pool, PoolInner, PoolKey,
+    checkout::Announce,
     connection::{Conn, Opened},
 };
 use crate::{WebSocketConfig, connector};
@@ -117,7 +118,9 @@ impl Pool {
         let none = HeaderMap::new();
         let headers = connector::handshake_headers(route, &none);
         let key = PoolKey::new(url, route, &headers, config.affinity_header(), &none);
-        self.warm_key(&key, url, &headers, config, route.headers(), || None);
+        // The breaker's gate of the key, when it already watches it (a hand pin at start).
+        let gate = || config.handshake_gates()?.gate(route, &none);
+        self.warm_key(&key, url, &headers, config, route.headers(), gate);
     }
 
     /// How many keys the pool keeps warm.
@@ -314,12 +317,7 @@ impl Pool {
 
     /// Opens one warm connection for `key` (already counted in its books) and puts it idle, or
     /// backs the key off; dropped (not counted any more) when the pool closes meanwhile.
-    async fn open_warm(
-        self,
-        key: PoolKey,
-        target: Arc<Target>,
-        announce: Option<(u64, watch::Sender<Option<Result<(), WsFailure>>>)>,
-    ) {
+    async fn open_warm(self, key: PoolKey, target: Arc<Target>, announce: Option<Announce>) {
         let closing = Arc::clone(&self.inner.closing);
         let closed = closing.notified();
         tokio::pin!(closed);
