@@ -265,7 +265,7 @@ impl Streaming {
             }
         }
         if self.unflushed {
-            if let Poll::Ready(_) = Pin::new(&mut *stream).poll_flush(cx) {
+            if Pin::new(&mut *stream).poll_flush(cx).is_ready() {
                 self.unflushed = false;
             }
         }
