@@ -264,10 +264,8 @@ impl Streaming {
                 }
             }
         }
-        if self.unflushed {
-            if Pin::new(&mut *stream).poll_flush(cx).is_ready() {
-                self.unflushed = false;
-            }
+        if self.unflushed && Pin::new(&mut *stream).poll_flush(cx).is_ready() {
+            self.unflushed = false;
         }
     }
 
