@@ -13,6 +13,8 @@ use std::{
 use http::StatusCode;
 use serde_json::json;
 
+use wsfirst_websocket::Steering;
+
 use super::convert::{Create, Lane, error_event, with_lane};
 
 /// The lanes' queues and which lanes run a response.
@@ -106,25 +108,27 @@ impl Lanes {
 }
 
 /// The responses running on a client connection, by id (learned from each answer's first
-/// event), with their lane and whether the upstream's WebSocket serves them.
+/// event), with their lane and, when the upstream's WebSocket serves them, the [`Steering`]
+/// handle of the upstream connection that runs them.
 #[derive(Debug, Default)]
-pub(crate) struct Running(Mutex<HashMap<String, (Lane, bool)>>);
+pub(crate) struct Running(Mutex<HashMap<String, (Lane, Option<Steering>)>>);
 
 impl Running {
-    pub(crate) fn started(&self, id: String, lane: &Lane, websocket: bool) {
-        self.lock().insert(id, (lane.clone(), websocket));
+    pub(crate) fn started(&self, id: String, lane: &Lane, steering: Option<Steering>) {
+        self.lock().insert(id, (lane.clone(), steering));
     }
 
     pub(crate) fn ended(&self, id: &str) {
         self.lock().remove(id);
     }
 
-    /// The lane of the running response `id`, and whether the upstream's WebSocket serves it.
-    pub(crate) fn find(&self, id: &str) -> Option<(Lane, bool)> {
+    /// The lane of the running response `id`, and its steering handle when the upstream's
+    /// WebSocket serves it.
+    pub(crate) fn find(&self, id: &str) -> Option<(Lane, Option<Steering>)> {
         self.lock().get(id).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Lane, bool)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Lane, Option<Steering>)>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

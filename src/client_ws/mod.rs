@@ -22,16 +22,18 @@
 //!   and error event of the lane. Requests waiting, all lanes together, are bounded by
 //!   [`max_queued`](ClientWsConfigBuilder::max_queued).
 //! - **Every client event has an answer.** `response.create` as above; `response.processed`
-//!   (Codex's acknowledgement) is acknowledged silently (each response runs on a pooled
-//!   upstream connection that the client's session does not hold, so there is no upstream
-//!   socket to pass it to); `response.steer` gets `response.steer.failed` at once, with its
-//!   input and the SDK's error code: `steering_not_supported` (on the target's lane) when the
-//!   target runs on this connection, `response_not_found` otherwise (steering is not forwarded
-//!   to the upstream yet); a warm-up (`"generate": false`) is served by the upstream's
-//!   WebSocket only, and answered with a 400 error event (code `websocket_required`) when the
-//!   route's mode is `http` (nothing is sent) or when the stack served it over HTTP (pinned,
-//!   or a fallback; the HTTP endpoint refuses the WebSocket-only field without executing the
-//!   request); any other message gets a 400 error event.
+//!   (Codex's acknowledgement, sent after a response ended) is acknowledged silently (the
+//!   upstream connection that produced the response is back in the pool, which the session
+//!   does not own); `response.steer` is handed to the upstream WebSocket connection that runs
+//!   the target (its answer's [`Steering`](wsfirst_websocket::Steering) handle), whose
+//!   `response.steer.*` events and the steered response's successor come back on the target's
+//!   lane; a target running over HTTP gets `response.steer.failed` at once
+//!   (`steering_not_supported`, on its lane), an unknown one `response_not_found`, both with the
+//!   input returned; a warm-up (`"generate": false`) is marked
+//!   [`WebSocketOnly`](wsfirst_core::WebSocketOnly) and never sent over HTTP: a 400 error event
+//!   (`websocket_required`) on a route in mode `http`, a 503 (`websocket_unavailable`) while
+//!   the key is pinned or when its WebSocket attempt failed; any other message gets a 400 error
+//!   event.
 //! - **Conversations.** A request with a `previous_response_id` follows the upstream connection
 //!   that produced that response (the pool's conversation rules), so `store: false` chains work
 //!   while the upstream's WebSocket serves them. When the route is pinned to HTTP, a

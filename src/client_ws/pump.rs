@@ -16,8 +16,8 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use tokio::time::Instant;
 use tower::ServiceExt;
-use wsfirst_core::{Route, Served, Transport};
-use wsfirst_websocket::{Message, responses::conversation};
+use wsfirst_core::{Route, Served};
+use wsfirst_websocket::{Message, Steering, responses::conversation};
 
 use super::{
     convert::{Lane, SseEvents, error_event, error_from_answer, event_message, with_lane},
@@ -51,8 +51,8 @@ pub(crate) async fn pump(
         Ok(response) => response,
         Err(never) => match never {},
     };
+    let steering = response.extensions().get::<Steering>().cloned();
     let served = response.extensions().get::<Served>();
-    let websocket = served.is_some_and(|served| served.transport() == Transport::WebSocket);
     let (transport, reason) = served
         .map(|served| (served.transport().as_str(), served.reason_label()))
         .unwrap_or(("none", "error"));
@@ -63,7 +63,7 @@ pub(crate) async fn pump(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
     let (ok, events) = if status.is_success() && is_stream {
-        stream_events(response.into_body(), outbox, job, websocket).await?
+        stream_events(response.into_body(), outbox, job, steering).await?
     } else {
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, MAX_ERROR_BODY)
@@ -105,7 +105,7 @@ async fn stream_events(
     mut body: axum::body::Body,
     outbox: &Outbox,
     job: Job<'_>,
-    websocket: bool,
+    steering: Option<Steering>,
 ) -> Result<(bool, u64), Overflow> {
     let mut sse = SseEvents::default();
     let mut events = 0u64;
@@ -113,13 +113,21 @@ async fn stream_events(
     let mut booked = Booked(job.running, None);
     let mut send = |data: String, events: &mut u64, ended: &mut Option<bool>| {
         let message = event_message(data);
-        if let Some(ends) = terminal(&message) {
-            *ended = Some(ends);
+        // An event after a terminal one: the upstream runs the steered response's successor
+        // (its answer goes on until the successor ends).
+        let successor = *events > 0 && ended.is_some();
+        match terminal(&message) {
+            Some(ends) => *ended = Some(ends),
+            None if successor => *ended = None,
+            None => {}
         }
-        if *events == 0 {
+        if *events == 0 || successor {
             // The response runs: steering finds it by its id.
             if let Some(id) = conversation::response_id(&Message::text(message.as_str())) {
-                job.running.started(id.clone(), job.lane, websocket);
+                if let Some(previous) = booked.1.take() {
+                    job.running.ended(&previous);
+                }
+                job.running.started(id.clone(), job.lane, steering.clone());
                 booked.1 = Some(id);
             }
         }

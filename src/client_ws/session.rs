@@ -203,7 +203,7 @@ impl Session {
                         None => return client_end(state),
                         Some(Incoming::Refused(event)) => Some(event),
                         Some(Incoming::Processed) => None,
-                        Some(Incoming::Steer(steer)) => Some(steered(&steer, &running)),
+                        Some(Incoming::Steer(steer)) => steered(&steer, &running),
                         Some(Incoming::Create(create)) => lanes.push(create).err(),
                     };
                     if let Some(event) = event {
@@ -345,31 +345,47 @@ fn refuse_queued(
     cause
 }
 
-/// The answer to a `response.steer`: `response.steer.failed` at once, with the input returned
-/// (the `openai` SDK's `response.steer.failed`). This gateway serves each response through
-/// its route's stack, so it cannot hand steering input to the upstream connection running
-/// the target: a target running on this connection gets `steering_not_supported` on its lane,
-/// any other `response_not_found`.
-fn steered(steer: &serde_json::Value, running: &Running) -> String {
+/// The answer to a `response.steer` (the `openai` SDK's `ResponseSteer`): handed to the
+/// upstream WebSocket connection that runs the target response (its [`Steering`] handle; the
+/// upstream's `response.steer.accepted` / `.pending` / `.failed` then come back among the
+/// target's events, on its lane), without `stream_id` (the upstream runs the target on its
+/// default lane). Otherwise `response.steer.failed` at once, with the input returned and the
+/// SDK's error code: `steering_not_supported` (on the target's lane) when the target runs over
+/// HTTP, `response_not_found` when no response of that id runs on this connection.
+///
+/// [`Steering`]: wsfirst_websocket::Steering
+fn steered(steer: &serde_json::Value, running: &Running) -> Option<String> {
     let target = steer
         .get("previous_response_id")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
-    match running.find(target) {
-        Some((lane, websocket)) => {
-            let message = if websocket {
-                "this gateway does not forward steering to the upstream's websocket"
-            } else {
-                "the response runs over http, which cannot be steered"
-            };
-            steer_failed(steer, "steering_not_supported", message, &lane)
-        }
-        None => steer_failed(
+    let not_running = || {
+        steer_failed(
             steer,
             "response_not_found",
             "the target response is not running on this connection",
             &None,
-        ),
+        )
+    };
+    let Some((lane, steering)) = running.find(target) else {
+        return Some(not_running());
+    };
+    let Some(steering) = steering else {
+        return Some(steer_failed(
+            steer,
+            "steering_not_supported",
+            "the response runs over http, which cannot be steered",
+            &lane,
+        ));
+    };
+    let mut upstream = steer.clone();
+    if let Some(object) = upstream.as_object_mut() {
+        object.remove("stream_id");
+    }
+    match steering.send(Message::text(upstream.to_string())) {
+        Ok(()) => None,
+        // It ended in the meantime.
+        Err(_) => Some(not_running()),
     }
 }
 

@@ -22,10 +22,12 @@ impl ClientWebSocketConfig {
     ///     [routes.client_websocket]
     ///     idle_timeout = "2m"
     ///     send_buffer = "1MiB"
+    ///     max_lanes = 4
     /// "#)?;
     /// let limits = config.routes[0].client_websocket.to_config()?;
     /// assert_eq!(limits.idle_timeout(), std::time::Duration::from_secs(120));
     /// assert_eq!(limits.send_buffer(), 1 << 20);
+    /// assert_eq!(limits.max_lanes(), 4);
     /// # Ok::<(), wsfirst_gateway::config::ConfigError>(())
     /// ```
     pub fn to_config(&self) -> Result<ClientWsConfig, ConfigError> {
@@ -50,6 +52,9 @@ impl ClientWebSocketConfig {
         }
         if let Some(bytes) = self.max_queued_bytes {
             builder = builder.max_queued_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        if let Some(max) = self.max_lanes {
+            builder = builder.max_lanes(max as usize);
         }
         if let Some(max) = self.max_connections {
             builder = builder.max_connections(max as usize);
@@ -80,5 +85,31 @@ impl super::RouteConfig {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    fn client_websocket(table: &str) -> Result<wsfirst::client_ws::ClientWsConfig, String> {
+        let text = format!(
+            "[[routes]]\npath = \"/v1/responses\"\nprovider = \"openai\"\n\
+             api = \"openai-responses\"\nhttp_url = \"https://api.openai.com/v1/responses\"\n\
+             [routes.client_websocket]\n{table}"
+        );
+        let config = Config::from_toml_str(&text).map_err(|error| error.to_string())?;
+        config.routes[0]
+            .client_websocket
+            .to_config()
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn max_lanes_is_handed_to_the_builder_which_refuses_zero() {
+        assert_eq!(client_websocket("max_lanes = 3").unwrap().max_lanes(), 3);
+        assert_eq!(client_websocket("").unwrap().max_lanes(), 8);
+        let error = client_websocket("max_lanes = 0").unwrap_err();
+        assert!(error.contains("max_lanes must not be zero"), "{error}");
     }
 }

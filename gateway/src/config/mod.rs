@@ -140,6 +140,7 @@
 //! | `routes[].client_websocket.max_queued` | integer, > 0 | 16 | `response.create` messages waiting while one runs |
 //! | `routes[].client_websocket.max_queued_bytes` | byte size, > 0 | 16 MiB | the bytes of those messages (one always fits an empty queue); past it the client's next messages wait in TCP |
 //! | `routes[].client_websocket.allowed_origins` | list of `scheme://host[:port]` | `[]` | web pages of these origins may connect besides the gateway's own ([`AllowedOrigins`](wsfirst::guard::AllowedOrigins)); an upgrade with another `Origin` is `403`; clients without `Origin` (SDKs) always may |
+//! | `routes[].client_websocket.max_lanes` | integer, > 0 | 8 | lanes (`stream_id`, the default lane included) with a response running or queued at once on one client connection; a `response.create` opening another gets a 400 error event (`too_many_lanes`) |
 //! | `routes[].client_websocket.max_connections` | integer, > 0 | 1024 | client connections open on the route at once; past it an upgrade is `503` |
 //! | `routes[].client_websocket.shutdown_grace` | duration | 10s | on shutdown, the time a running response has to finish |
 

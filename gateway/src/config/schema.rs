@@ -302,6 +302,8 @@ pub struct ClientWebSocketConfig {
     /// The most bytes of those waiting messages.
     #[serde(deserialize_with = "de_bytes")]
     pub max_queued_bytes: Option<u64>,
+    /// The most lanes (`stream_id`) with work at once on one client connection.
+    pub max_lanes: Option<u32>,
     /// The most client connections open on the route at once.
     pub max_connections: Option<u32>,
     /// How long a running response may take to finish once shutdown began.

@@ -14,7 +14,7 @@ use wsfirst_core::{
 };
 
 use crate::{
-    Codec, Decoded, Exchange, Pool, WebSocketConfig,
+    Codec, Decoded, Exchange, Pool, Steering, WebSocketConfig,
     body::{Streaming, WsBody},
     connector::{self, map_error},
     gate::RequestGate,
@@ -385,6 +385,12 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
             } else {
                 Some(conn)
             };
+            // A streaming answer that holds its connection can be steered while it runs.
+            let steering = (job.streaming && conn.is_some()).then(Steering::channel);
+            let (steering, receiver) = match steering {
+                Some((steering, receiver)) => (Some(steering), Some(receiver)),
+                None => (None, None),
+            };
             let body = if job.streaming {
                 WsBody::stream(Streaming {
                     conn,
@@ -398,6 +404,12 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                     // runs until it polls.
                     handed_out: Some(now),
                     stalled: None,
+                    steering: receiver,
+                    unsent: None,
+                    unflushed: false,
+                    successors: 0,
+                    successor_started: false,
+                    holds: job.holds,
                 })
             } else {
                 WsBody::Full(Some(concat(gathered).unwrap_or_default()))
@@ -408,6 +420,9 @@ async fn exchange(job: &Job, mut conn: Pooled) -> Exchanged {
                 .insert(CONTENT_TYPE, job.content_type.clone());
             add_answer(response.headers_mut(), &answer);
             response.extensions_mut().insert(Served::websocket(attempt));
+            if let Some(steering) = steering {
+                response.extensions_mut().insert(steering);
+            }
             return Exchanged::Done(response);
         }
     }

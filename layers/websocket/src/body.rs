@@ -24,14 +24,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Sink, StreamExt};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use wsfirst_core::{BoxError, FailureKind, Phase, WsFailure};
 
 use crate::{
-    Codec, Decoded, Exchange,
+    Codec, Decoded, Exchange, Message,
     metrics::{record_failure, record_stream_error},
     pool::{
         pooled::Pooled,
@@ -179,6 +180,20 @@ pub(crate) struct Streaming {
     pub(crate) handed_out: Option<Instant>,
     /// The failure the watchdog ended the answer with, for the next poll.
     pub(crate) stalled: Option<WsFailure>,
+    /// Messages for the connection from the answer's [`Steering`](crate::Steering) handle.
+    pub(crate) steering: Option<mpsc::Receiver<Message>>,
+    /// A steering message taken from the handle and not yet written.
+    pub(crate) unsent: Option<Message>,
+    /// Whether written steering messages still need a flush.
+    pub(crate) unflushed: bool,
+    /// Responses the upstream said it will run after the current one
+    /// ([`Codec::extends_answer`]): the answer ends only after them.
+    pub(crate) successors: usize,
+    /// Set at the end of a response followed by a successor: the successor's id is the
+    /// connection's latest response (for the conversation's next turn).
+    pub(crate) successor_started: bool,
+    /// Whether the request's responses live only in the connection's memory.
+    pub(crate) holds: bool,
 }
 
 impl Watchable for Streaming {
@@ -213,8 +228,50 @@ impl Streaming {
         failure
     }
 
+    /// Writes the messages of the [`Steering`](crate::Steering) handle to the connection
+    /// without waiting: what cannot be written now waits for the next poll (the receiver and
+    /// the socket wake the caller). A write that fails is left to the read side, which sees
+    /// the broken connection.
+    fn write_steering(&mut self, cx: &mut Context<'_>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let stream = conn.stream();
+        loop {
+            if self.unsent.is_none() {
+                match self
+                    .steering
+                    .as_mut()
+                    .map(|steering| steering.poll_recv(cx))
+                {
+                    Some(Poll::Ready(Some(message))) => self.unsent = Some(message),
+                    Some(Poll::Ready(None)) => self.steering = None,
+                    Some(Poll::Pending) | None => {}
+                }
+            }
+            let Some(message) = self.unsent.take() else {
+                break;
+            };
+            match Pin::new(&mut *stream).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    let _ = Pin::new(&mut *stream).start_send(message);
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending => {
+                    self.unsent = Some(message);
+                    break;
+                }
+            }
+        }
+        if self.unflushed && Pin::new(&mut *stream).poll_flush(cx).is_ready() {
+            self.unflushed = false;
+        }
+    }
+
     fn end(&mut self) {
         self.done = true;
+        self.steering = None;
         if let Some(conn) = self.conn.take() {
             if !self.codec.ends_on_close() {
                 conn.release();
@@ -237,6 +294,7 @@ impl Streaming {
         // The caller is reading: until a frame is handed out, the stall deadline does not run.
         self.handed_out = None;
         loop {
+            self.write_steering(cx);
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };
@@ -251,8 +309,33 @@ impl Streaming {
                 }
                 Poll::Ready(incoming) => incoming,
             };
+            if let Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) = &incoming {
+                if self.codec.extends_answer(message) {
+                    self.successors += 1;
+                }
+                if self.successor_started {
+                    if let Some(id) = self.codec.response_id(message) {
+                        self.successor_started = false;
+                        if let Some(conn) = self.conn.as_mut() {
+                            conn.produced(&id, self.holds);
+                        }
+                    }
+                }
+            }
             match read(incoming, &*self.codec, &self.exchange, Phase::MidStream) {
                 Ok(Decoded::Ignore) => continue,
+                Ok(Decoded::End { frame }) if self.successors > 0 => {
+                    // The upstream runs another response for this request: read on to its end.
+                    self.successors -= 1;
+                    self.successor_started = true;
+                    self.exchange.record_event();
+                    let now = Instant::now();
+                    self.idle.as_mut().reset(now + self.idle_timeout);
+                    if let Some(frame) = frame {
+                        self.handed_out = Some(now);
+                        return Poll::Ready(Some(Ok(Frame::data(frame))));
+                    }
+                }
                 Ok(Decoded::Event { frame }) => {
                     self.exchange.record_event();
                     let now = Instant::now();

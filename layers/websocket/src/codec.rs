@@ -147,6 +147,16 @@ pub trait Codec: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// Whether this message of a streaming answer says that the upstream will run another
+    /// response on this exchange once the current one ends (for the Responses API,
+    /// `response.steer.accepted`: the steering input runs as the target's successor on its
+    /// lane); default: `false`. The body then reads on past the next end of an answer, so that
+    /// the connection goes back to the pool only when nothing more comes for this request. See
+    /// [`Steering`](crate::Steering).
+    fn extends_answer(&self, _message: &Message) -> bool {
+        false
+    }
+
     /// The name of a field of this request that only the API's WebSocket mode knows and that
     /// makes the request WebSocket-only, if any (default: none; for the Responses API,
     /// `"generate": false`, a warm-up). The layer then marks the request

@@ -155,6 +155,7 @@ mod raw;
 mod read;
 pub mod responses;
 mod service;
+mod steering;
 pub mod tls;
 
 #[cfg(feature = "testing")]
@@ -170,4 +171,5 @@ pub use pool::{Pool, PoolBuilder};
 pub use raw::RawCodec;
 pub use responses::ResponsesCodec;
 pub use service::WebSocket;
+pub use steering::{Steering, SteeringClosed};
 pub use wsfirst_core::{ConfigError, ConfigErrorKind};

@@ -47,7 +47,7 @@ fn bad_values_name_their_path() {
         ),
         (
             route_with("[routes.client_websocket]\nsend_bufer = 1"),
-            "routes[0].client_websocket.send_bufer: unknown field `send_bufer`, expected one of `enabled`, `max_message_size`, `idle_timeout`, `ping_interval`, `max_lifetime`, `send_buffer`, `max_queued`, `max_queued_bytes`, `max_connections`, `shutdown_grace`, `allowed_origins`",
+            "routes[0].client_websocket.send_bufer: unknown field `send_bufer`, expected one of `enabled`, `max_message_size`, `idle_timeout`, `ping_interval`, `max_lifetime`, `send_buffer`, `max_queued`, `max_queued_bytes`, `max_lanes`, `max_connections`, `shutdown_grace`, `allowed_origins`",
         ),
     ]);
 }

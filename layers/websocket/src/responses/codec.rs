@@ -444,6 +444,16 @@ impl Codec for ResponsesCodec {
         unsupported::find(body)
     }
 
+    fn extends_answer(&self, message: &Message) -> bool {
+        let Message::Text(text) = message else {
+            return false;
+        };
+        // Most events are not about steering: a search is cheaper than parsing them.
+        text.contains("response.steer.accepted")
+            && serde_json::from_str::<Value>(text.as_str())
+                .is_ok_and(|event| event["type"] == "response.steer.accepted")
+    }
+
     fn websocket_only(
         &self,
         _request: &http::request::Parts,
