@@ -171,3 +171,47 @@ async fn write<S>(
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outbox whose writer never runs: nothing leaves the buffer.
+    fn stalled(limit: usize) -> Outbox {
+        let (outbox, _writer) = Outbox::new(futures_util::sink::drain(), limit);
+        outbox
+    }
+
+    #[test]
+    fn one_message_always_fits_an_empty_buffer() {
+        let outbox = stalled(10);
+        assert!(outbox.push("x".repeat(20)).is_ok());
+        assert_eq!(outbox.buffered(), 20);
+        assert!(outbox.push("x".to_owned()).is_err());
+    }
+
+    #[test]
+    fn the_buffer_fills_to_its_limit_exactly_and_not_a_byte_past_it() {
+        let outbox = stalled(10);
+        assert!(outbox.push("x".repeat(4)).is_ok());
+        assert!(
+            outbox.push("x".repeat(6)).is_ok(),
+            "4 + 6 bytes is the limit, not past it"
+        );
+        assert_eq!(outbox.buffered(), 10);
+        assert!(
+            outbox.push("x".to_owned()).is_err(),
+            "one byte past the limit"
+        );
+        assert_eq!(outbox.buffered(), 10, "a refused message is not counted");
+    }
+
+    #[tokio::test]
+    async fn what_the_writer_sent_leaves_the_count() {
+        let (outbox, writer) = Outbox::new(futures_util::sink::drain(), 10);
+        outbox.push("x".repeat(8)).unwrap();
+        outbox.close(CloseCode::Normal, "done");
+        writer.await;
+        assert_eq!(outbox.buffered(), 0);
+    }
+}
