@@ -143,6 +143,7 @@ pub mod future;
 pub mod guard;
 pub mod logging;
 pub mod respond;
+mod route_options;
 pub mod serve;
 pub mod set_route;
 pub mod stack;
